@@ -139,6 +139,9 @@ mod tests {
             decode(&[0x0A, 1, 2, 3, 4, 5, 6, 7, 8, 9], &mut dst),
             Err(CobsError::BufferTooSmall)
         );
-        assert_eq!(encode(&[1, 2, 3], &mut dst[..3]), Err(CobsError::BufferTooSmall));
+        assert_eq!(
+            encode(&[1, 2, 3], &mut dst[..3]),
+            Err(CobsError::BufferTooSmall)
+        );
     }
 }

@@ -61,9 +61,14 @@ pub enum LedPattern {
     Off,
     Steady,
     /// Square wave; a zero `on_ms` or `off_ms` is treated as steady on / off by the panel.
-    Blink { on_ms: u16, off_ms: u16 },
+    Blink {
+        on_ms: u16,
+        off_ms: u16,
+    },
     /// Smooth rise and fall over `period_ms` (PWM on the RP2040).
-    Breathe { period_ms: u16 },
+    Breathe {
+        period_ms: u16,
+    },
     /// The panel's own fault pattern (the same one it shows when the box goes silent).
     Fault,
 }
@@ -73,7 +78,10 @@ pub enum LedPattern {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BoxToPanel {
     /// Show these patterns from now on.
-    SetLeds { lock: LedPattern, status: LedPattern },
+    SetLeds {
+        lock: LedPattern,
+        status: LedPattern,
+    },
     /// "The box software is alive." The panel answers with [`PanelToBox::HeartbeatReply`].
     Heartbeat { seq: u16 },
     /// Flash both LEDs so a technician can find this box in a corridor of identical ones.
@@ -115,13 +123,21 @@ pub enum FaultCode {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PanelToBox {
     /// Sent at start-up and in answer to [`BoxToPanel::QueryVersion`].
-    Hello { protocol: u8, firmware: FirmwareVersion },
+    Hello {
+        protocol: u8,
+        firmware: FirmwareVersion,
+    },
     /// The lock button was pressed and released quickly.
     ButtonPressed,
     /// The lock button has been held down past the long-press threshold (sent while still held).
     ButtonLongPressed,
-    HeartbeatReply { seq: u16 },
-    Fault { code: FaultCode, count: u16 },
+    HeartbeatReply {
+        seq: u16,
+    },
+    Fault {
+        code: FaultCode,
+        count: u16,
+    },
 }
 
 /// A message type that can be framed; the direction byte keeps the two apart on the wire.

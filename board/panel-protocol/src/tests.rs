@@ -297,7 +297,10 @@ fn random_garbage_never_panics_and_never_blocks_the_next_frame() {
             if let Ok(msg) = item {
                 accepted_noise += 1;
                 let again = encode(&msg).unwrap();
-                assert_eq!(decode_frame::<PanelToBox>(&again[..again.len() - 1]), Ok(msg));
+                assert_eq!(
+                    decode_frame::<PanelToBox>(&again[..again.len() - 1]),
+                    Ok(msg)
+                );
             }
         }
         assert!(dec.pending() <= MAX_FRAME_LEN, "case {case}");
@@ -307,5 +310,8 @@ fn random_garbage_never_panics_and_never_blocks_the_next_frame() {
         assert_eq!(got.last(), Some(&Ok(marker)), "case {case}: lost sync");
     }
     // Pure noise passing a CRC-16 should be rare; damaged real frames a bit less so.
-    assert!(accepted_noise < 100, "{accepted_noise} noise frames accepted");
+    assert!(
+        accepted_noise < 100,
+        "{accepted_noise} noise frames accepted"
+    );
 }
