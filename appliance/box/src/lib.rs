@@ -1,1 +1,239 @@
-//! Placeholder.
+//! The Lanterne box daemon: the classroom appliance that stations stream to and teachers
+//! watch from their tablets.
+//!
+//! `run` wires the parts together: the database ([`store`]), the box CA ([`pki`]), the room
+//! state task ([`room`]), the station link listener ([`station_link`]), the mosaic
+//! (`lanterne-media`) and the HTTPS server ([`web`]). Each part owns its state; they talk
+//! through channels.
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod config;
+pub mod pki;
+pub mod room;
+pub mod station_link;
+pub mod store;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing::info;
+
+pub use config::Config;
+
+/// Start-up options that come from the command line rather than the room config.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    pub config: Config,
+    /// When set, a JSON file written once the box accepts connections: addresses actually
+    /// bound (useful with port 0), the CA fingerprint and, on first start only, the admin
+    /// password. Mode 0600. For scripts and tests that start the box.
+    pub ready_file: Option<PathBuf>,
+}
+
+#[derive(serde::Serialize)]
+struct Ready<'a> {
+    https_url: String,
+    station_link: SocketAddr,
+    ca_cert: PathBuf,
+    ca_fingerprint: String,
+    admin_password: Option<&'a str>,
+    codec: String,
+}
+
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let cfg = &opts.config;
+    create_private_dir(&opts.data_dir)?;
+    let store = store::Store::open(&opts.data_dir.join("box.sqlite"))
+        .with_context(|| format!("opening the database in {}", opts.data_dir.display()))?;
+    let first_password = accounts::ensure_first_admin(&store)?;
+    if let Some(pw) = &first_password {
+        // Printed once, on standard output only: never to the log.
+        println!("First start: created account 'admin' with password: {pw}");
+        println!("Write it down now; it is not shown again.");
+    }
+    let ca = Arc::new(pki::BoxCa::load_or_create(&opts.data_dir, &cfg.room.name)?);
+    let mut names: Vec<String> = ["lanterne-box", "localhost", "127.0.0.1", "::1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+        let h = h.trim();
+        if !h.is_empty() && !names.iter().any(|n| n == h) {
+            names.push(h.to_string());
+        }
+    }
+    names.extend(cfg.network.server_names.iter().cloned());
+    let server = ca.issue_server_cert(&names)?;
+    let https_identity = match (&cfg.network.tls_cert, &cfg.network.tls_key) {
+        (Some(c), Some(k)) => pki::ServerIdentity::from_pem_files(c, k)?,
+        _ => server.clone(),
+    };
+
+    let probe = lanterne_media::init().context("starting GStreamer")?;
+    let (mosaic, _first_rx) = lanterne_media::Mosaic::start(
+        lanterne_media::MosaicConfig {
+            width: cfg.mosaic.width,
+            height: cfg.mosaic.height,
+            fps: cfg.mosaic.fps,
+            bitrate_kbps: cfg.mosaic.bitrate_kbps,
+        },
+        &probe,
+    )
+    .context("starting the mosaic")?;
+    let mosaic = Arc::new(mosaic);
+
+    let stations = store.with(store::stations)?;
+    info!(count = stations.len(), "enrolled stations");
+    let room = room::spawn(
+        cfg.room.name.clone(),
+        stations,
+        mosaic.clone(),
+        room::StreamPlan {
+            thumbnail: cfg.thumbnails.stream_settings(),
+            focus: cfg.focus.stream_settings(),
+        },
+    );
+
+    let link_listener = TcpListener::bind(cfg.network.station_link)
+        .await
+        .with_context(|| format!("binding the station link on {}", cfg.network.station_link))?;
+    let https_listener = TcpListener::bind(cfg.network.https)
+        .await
+        .with_context(|| format!("binding HTTPS on {}", cfg.network.https))?;
+    let link_addr = link_listener.local_addr()?;
+    let https_addr = https_listener.local_addr()?;
+
+    let link_ctx = station_link::LinkContext {
+        tls: tokio_rustls::TlsAcceptor::from(pki::station_link_config(&ca, &server)?),
+        store: store.clone(),
+        room: room.clone(),
+        mosaic: mosaic.clone(),
+    };
+    let app = web::router(web::AppState {
+        store: store.clone(),
+        room,
+        mosaic,
+        ca: ca.clone(),
+        station_link_port: link_addr.port(),
+        throttle: Arc::new(Mutex::new(accounts::Throttle::new())),
+    });
+    let https_cfg = pki::https_config(&https_identity)?;
+
+    let url_host = if https_addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        https_addr.ip().to_string()
+    };
+    let https_url = format!("https://{url_host}:{}", https_addr.port());
+    info!(%https_url, station_link = %link_addr, encoder = ?probe.encoder, decoder = ?probe.decoder, "box ready");
+    if let Some(path) = &opts.ready_file {
+        let ready = Ready {
+            https_url,
+            station_link: link_addr,
+            ca_cert: opts.data_dir.join("ca.cert.pem"),
+            ca_fingerprint: ca.fingerprint(),
+            admin_password: first_password.as_deref(),
+            codec: format!("{:?}/{:?}", probe.encoder, probe.decoder),
+        };
+        write_private_file(path, serde_json::to_string_pretty(&ready)?.as_bytes())?;
+    }
+
+    tokio::select! {
+        r = station_link::serve(link_listener, link_ctx) => r.context("station link listener")?,
+        r = web::serve(https_listener, https_cfg, app) => r.context("HTTPS listener")?,
+        _ = shutdown_signal() => info!("shutting down"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Generates `count` one-time enrolment codes and returns them as `CODE@CA-FINGERPRINT`
+/// tokens: the code authorises one enrolment, the fingerprint lets the station pin the box
+/// CA before it trusts anything the box says.
+pub fn create_enrol_codes(
+    data_dir: &Path,
+    room_name: &str,
+    count: u32,
+    ttl: std::time::Duration,
+) -> anyhow::Result<Vec<String>> {
+    create_private_dir(data_dir)?;
+    let store = store::Store::open(&data_dir.join("box.sqlite"))?;
+    let ca = pki::BoxCa::load_or_create(data_dir, room_name)?;
+    let now = lanterne_wire::now_us() as i64;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let code = random_code();
+        store.with(|c| store::insert_enrol_code(c, &code, now, ttl.as_micros() as i64))?;
+        out.push(format!("{code}@{}", ca.fingerprint()));
+    }
+    Ok(out)
+}
+
+/// 12 characters from an alphabet without look-alikes (60 bits), grouped by four.
+fn random_code() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    let chars: Vec<char> = (0..12)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting {}", dir.display()))?;
+    Ok(())
+}
+
+fn write_private_file(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    // Rename so a reader never sees half a file.
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn codes_have_the_documented_shape() {
+        let c = super::random_code();
+        assert_eq!(c.len(), 14);
+        assert_eq!(c.matches('-').count(), 2);
+        assert!(c
+            .chars()
+            .all(|ch| ch == '-' || ch.is_ascii_uppercase() || ch.is_ascii_digit()));
+        assert_ne!(c, super::random_code());
+    }
+}

@@ -1,0 +1,353 @@
+//! The room configuration: one TOML file per box.
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a default), and every
+//! semantic check names the field it is about, e.g. `'mosaic.fps' must be between 1 and 30`.
+//! `images/config/lanterne.toml` is the commented sample; a test proves it parses and
+//! validates.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: '{field}' {problem}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        problem: String,
+    },
+}
+
+/// Largest config file accepted; a real one is a few KiB.
+const MAX_CONFIG_BYTES: u64 = 256 * 1024;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub room: Room,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default = "Video::mosaic_default")]
+    pub mosaic: Video,
+    #[serde(default = "Video::thumbnail_default")]
+    pub thumbnails: Video,
+    #[serde(default = "Video::focus_default")]
+    pub focus: Video,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Room {
+    /// Shown on the tablet and the poster.
+    pub name: String,
+    #[serde(default)]
+    pub kind: RoomKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomKind {
+    #[default]
+    Classroom,
+    /// A library / CDI, whose poster wording differs (DESIGN P2).
+    Library,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// HTTPS for tablets and enrolment.
+    #[serde(default = "Network::default_https")]
+    pub https: SocketAddr,
+    /// Mutually authenticated TLS for station agents.
+    #[serde(default = "Network::default_station_link")]
+    pub station_link: SocketAddr,
+    /// Extra names or addresses put in the box's server certificate (besides `lanterne-box`,
+    /// `localhost`, the loopback addresses and the host name).
+    #[serde(default)]
+    pub server_names: Vec<String>,
+    /// A certificate the school provides for HTTPS instead of the box CA's (PEM chain).
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Network {
+    fn default_https() -> SocketAddr {
+        "0.0.0.0:443".parse().expect("static address")
+    }
+    fn default_station_link() -> SocketAddr {
+        "0.0.0.0:7443".parse().expect("static address")
+    }
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            https: Self::default_https(),
+            station_link: Self::default_station_link(),
+            server_names: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// Size, rate and bitrate of one video stream.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Video {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+}
+
+impl Video {
+    fn mosaic_default() -> Self {
+        Video {
+            width: 1280,
+            height: 720,
+            fps: 10,
+            bitrate_kbps: 2000,
+        }
+    }
+    fn thumbnail_default() -> Self {
+        Video {
+            width: 480,
+            height: 270,
+            fps: 5,
+            bitrate_kbps: 250,
+        }
+    }
+    fn focus_default() -> Self {
+        Video {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 3000,
+        }
+    }
+
+    fn validate(&self, section: &str, max_fps: u32) -> Result<(), (String, String)> {
+        let field = |name: &str| format!("{section}.{name}");
+        if !(64..=3840).contains(&self.width) || self.width % 2 != 0 {
+            return Err((
+                field("width"),
+                "must be an even number from 64 to 3840".into(),
+            ));
+        }
+        if !(64..=2160).contains(&self.height) || self.height % 2 != 0 {
+            return Err((
+                field("height"),
+                "must be an even number from 64 to 2160".into(),
+            ));
+        }
+        if !(1..=max_fps).contains(&self.fps) {
+            return Err((field("fps"), format!("must be between 1 and {max_fps}")));
+        }
+        if !(50..=20_000).contains(&self.bitrate_kbps) {
+            return Err((field("bitrate_kbps"), "must be between 50 and 20000".into()));
+        }
+        Ok(())
+    }
+
+    pub fn stream_settings(&self) -> lanterne_wire::StreamSettings {
+        lanterne_wire::StreamSettings {
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+            bitrate_kbps: self.bitrate_kbps,
+        }
+    }
+}
+
+impl Config {
+    /// The configuration used when no file is given: a development room on high ports.
+    pub fn development(name: &str) -> Self {
+        Config {
+            room: Room {
+                name: name.to_string(),
+                kind: RoomKind::Classroom,
+            },
+            network: Network {
+                https: "127.0.0.1:8443".parse().expect("static address"),
+                station_link: "127.0.0.1:7443".parse().expect("static address"),
+                ..Network::default()
+            },
+            mosaic: Video::mosaic_default(),
+            thumbnails: Video::thumbnail_default(),
+            focus: Video::focus_default(),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let read_err = |source| ConfigError::Read {
+            path: path.into(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(read_err)?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::Parse {
+                path: path.into(),
+                message: format!(
+                    "file is {} bytes, more than the {MAX_CONFIG_BYTES} allowed",
+                    meta.len()
+                ),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: describe_toml_error(&e),
+        })?;
+        cfg.validate()
+            .map_err(|(field, problem)| ConfigError::Invalid {
+                path: path.into(),
+                field,
+                problem,
+            })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let name = self.room.name.trim();
+        if name.is_empty() || name.chars().count() > 80 {
+            return Err(("room.name".into(), "must be 1 to 80 characters long".into()));
+        }
+        if self.room.name.chars().any(char::is_control) {
+            return Err((
+                "room.name".into(),
+                "must not contain control characters".into(),
+            ));
+        }
+        if self.network.https == self.network.station_link {
+            return Err((
+                "network.station_link".into(),
+                "must differ from 'network.https'".into(),
+            ));
+        }
+        for (i, n) in self.network.server_names.iter().enumerate() {
+            let ok = n.parse::<std::net::IpAddr>().is_ok()
+                || (!n.is_empty()
+                    && n.len() <= 253
+                    && n.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    }));
+            if !ok {
+                return Err((
+                    format!("network.server_names[{i}]"),
+                    format!("'{n}' is not a host name or IP address"),
+                ));
+            }
+        }
+        match (&self.network.tls_cert, &self.network.tls_key) {
+            (Some(_), None) => {
+                return Err((
+                    "network.tls_key".into(),
+                    "is required when 'network.tls_cert' is set".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err((
+                    "network.tls_cert".into(),
+                    "is required when 'network.tls_key' is set".into(),
+                ))
+            }
+            _ => {}
+        }
+        self.mosaic.validate("mosaic", 30)?;
+        self.thumbnails.validate("thumbnails", 15)?;
+        self.focus.validate("focus", 60)?;
+        Ok(())
+    }
+}
+
+/// toml's messages already name the key (e.g. "unknown field `fsp`, expected one of …") and
+/// the line; keep them but on one line, since they end up in logs and systemd status.
+fn describe_toml_error(e: &toml::de::Error) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn the_shipped_sample_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images/config/lanterne.toml");
+        let cfg = Config::load(&path).expect("sample config is valid");
+        assert_eq!(cfg.room.kind, RoomKind::Classroom);
+        assert_eq!(cfg.thumbnails.fps, 5);
+    }
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let cfg = parse("[room]\nname = \"Salle 12\"\n").unwrap();
+        assert_eq!(cfg.mosaic, Video::mosaic_default());
+        assert_eq!(cfg.network.station_link.port(), 7443);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = parse("[room]\nname = \"A\"\n[mosaic]\nwidth = 1280\nheight = 720\nfsp = 10\nbitrate_kbps = 100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fsp"), "{err}");
+        assert!(err.contains("test.toml"), "{err}");
+    }
+
+    #[test]
+    fn garbage_file_gives_a_parse_error_not_a_panic() {
+        let err = parse("\u{0}\u{1}[[[ not toml").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        let err = parse("[room]\nname = 12\n").unwrap_err().to_string();
+        assert!(err.contains("name"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field() {
+        let err = parse("[room]\nname = \"A\"\n[thumbnails]\nwidth = 480\nheight = 270\nfps = 0\nbitrate_kbps = 250\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'thumbnails.fps' must be between 1 and 15"),
+            "{err}"
+        );
+        let err =
+            parse("[room]\nname = \"A\"\n[network]\nserver_names = [\"ok.local\", \"bad name\"]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("'network.server_names[1]'"), "{err}");
+        let err = parse("[room]\nname = \"  \"\n").unwrap_err().to_string();
+        assert!(err.contains("'room.name'"), "{err}");
+        let err = parse("[room]\nname = \"A\"\n[network]\ntls_cert = \"/x.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'network.tls_key'"), "{err}");
+    }
+}

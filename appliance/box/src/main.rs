@@ -1,0 +1,105 @@
+//! `lanterne-box`: the classroom box daemon.
+//!
+//! ```text
+//! lanterne-box run --data-dir /var/lib/lanterne --config /etc/lanterne/lanterne.toml
+//! lanterne-box enrol-codes --data-dir /var/lib/lanterne --count 30
+//! ```
+//! Without `--config`, a development room is used (HTTPS on 127.0.0.1:8443, station link on
+//! 127.0.0.1:7443). `RUST_LOG` sets the log filter (default `info`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use lanterne_box::{Config, Options};
+
+#[derive(Parser)]
+#[command(version, about = "Lanterne classroom box")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the box.
+    Run {
+        #[arg(long, default_value = "/var/lib/lanterne")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override the config's HTTPS address (e.g. 127.0.0.1:0 in tests).
+        #[arg(long)]
+        https: Option<SocketAddr>,
+        /// Override the config's station link address.
+        #[arg(long)]
+        station_link: Option<SocketAddr>,
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
+    /// Print one-time station enrolment tokens (`CODE@CA-FINGERPRINT`), one per line.
+    EnrolCodes {
+        #[arg(long, default_value = "/var/lib/lanterne")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::development("Salle de démonstration"),
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Run {
+            data_dir,
+            config,
+            https,
+            station_link,
+            ready_file,
+        } => {
+            let mut config = load_config(config.as_ref())?;
+            if let Some(a) = https {
+                config.network.https = a;
+            }
+            if let Some(a) = station_link {
+                config.network.station_link = a;
+            }
+            lanterne_box::run(Options {
+                data_dir,
+                config,
+                ready_file,
+            })
+            .await
+        }
+        Cmd::EnrolCodes {
+            data_dir,
+            config,
+            count,
+            ttl_hours,
+        } => {
+            let config = load_config(config.as_ref())?;
+            let ttl = std::time::Duration::from_secs(ttl_hours.clamp(1, 24 * 30) * 3600);
+            for token in
+                lanterne_box::create_enrol_codes(&data_dir, &config.room.name, count.min(500), ttl)?
+            {
+                println!("{token}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The box end of the station link: a TLS 1.3 listener that requires a client certificate
+//! signed by the box CA and still listed in the database, then one task pair per station.
+//!
+//! Per connection: the reader task decodes frames (bounded by `lanterne-wire`) and pushes
+//! thumbnails into the mosaic and full frames to focus viewers without waiting on anyone;
+//! the writer task sends control messages and heartbeats. Any protocol violation — bad frame,
+//! oversized frame, media before the hello — disconnects that station alone, with a log line
+//! naming it; every other station keeps streaming.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use lanterne_media::{EncodedFrame, Mosaic};
+use lanterne_wire::{Control, Frame, FrameCodec, Stream, WireError, PROTOCOL_VERSION};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::codec::Framed;
+use tracing::{debug, info, warn};
+
+use crate::room::RoomHandle;
+use crate::store::{self, StationRow, Store};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// Silence (no frame at all) after which a station is considered gone.
+const SILENCE_LIMIT: Duration = Duration::from_secs(20);
+/// More simultaneous connections than a room could ever have means something is wrong.
+const MAX_CONNECTIONS: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    #[error("TLS handshake timed out")]
+    HandshakeTimeout,
+    #[error("peer presented no client certificate")]
+    NoCertificate,
+    #[error("certificate {0} is not an enrolled station (revoked or unknown)")]
+    NotEnrolled(String),
+    #[error("station sent no hello within {0:?}")]
+    NoHello(Duration),
+    #[error("expected a hello, got {0}")]
+    NotHello(&'static str),
+    #[error("station speaks protocol {theirs}, the box speaks {PROTOCOL_VERSION}")]
+    Version { theirs: u16 },
+    #[error("protocol error: {0}")]
+    Wire(#[from] WireError),
+    #[error("station silent for {0:?}")]
+    Silent(Duration),
+    #[error("box database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("station sent a box-only message: {0}")]
+    WrongDirection(&'static str),
+}
+
+/// Everything a station connection needs from the box.
+#[derive(Clone)]
+pub struct LinkContext {
+    pub tls: TlsAcceptor,
+    pub store: Store,
+    pub room: RoomHandle,
+    pub mosaic: Arc<Mosaic>,
+}
+
+/// Accepts stations until the listener fails.
+pub async fn serve(listener: TcpListener, ctx: LinkContext) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (tcp, peer) = listener.accept().await?;
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            warn!(%peer, "too many station connections; refusing");
+            continue;
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match handle(tcp, peer, ctx).await {
+                Ok(()) => {}
+                Err(e @ (LinkError::Handshake(_) | LinkError::HandshakeTimeout)) => {
+                    warn!(%peer, "station link refused: {e}")
+                }
+                Err(e @ (LinkError::NoCertificate | LinkError::NotEnrolled(_))) => {
+                    warn!(%peer, "station link refused: {e}")
+                }
+                Err(e) => warn!(%peer, "station link closed: {e}"),
+            }
+        });
+    }
+}
+
+fn control_name(c: &Control) -> &'static str {
+    match c {
+        Control::Hello { .. } => "hello",
+        Control::Welcome { .. } => "welcome",
+        Control::Refused { .. } => "refused",
+        Control::SetStream { .. } => "set-stream",
+        Control::RequestKeyframe { .. } => "request-keyframe",
+        Control::Heartbeat { .. } => "heartbeat",
+        Control::HeartbeatAck { .. } => "heartbeat-ack",
+        Control::StationError { .. } => "station-error",
+    }
+}
+
+async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<(), LinkError> {
+    let _ = tcp.set_nodelay(true);
+    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, ctx.tls.accept(tcp))
+        .await
+        .map_err(|_| LinkError::HandshakeTimeout)?
+        .map_err(LinkError::Handshake)?;
+    let cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or(LinkError::NoCertificate)?;
+    let fp = crate::pki::fingerprint(cert);
+    let lookup = fp.clone();
+    let station: StationRow = ctx
+        .store
+        .run(move |c| store::station_by_fingerprint(c, &lookup))
+        .await?
+        .ok_or_else(|| LinkError::NotEnrolled(fp[..16].to_string()))?;
+
+    let mut framed = Framed::new(tls, FrameCodec);
+    let hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next())
+        .await
+        .map_err(|_| LinkError::NoHello(HANDSHAKE_TIMEOUT))?;
+    let (agent_version, hostname, caps) = match hello {
+        None => return Err(LinkError::NoHello(HANDSHAKE_TIMEOUT)),
+        Some(Err(e)) => return Err(e.into()),
+        Some(Ok(Frame::Media { .. })) => return Err(LinkError::NotHello("media")),
+        Some(Ok(Frame::Control(Control::Hello {
+            protocol,
+            agent_version,
+            hostname,
+            capabilities,
+        }))) => {
+            if protocol != PROTOCOL_VERSION {
+                let _ = framed
+                    .send(Frame::Control(Control::Refused {
+                        reason: format!(
+                            "protocol {protocol} not supported; this box speaks {PROTOCOL_VERSION}"
+                        ),
+                    }))
+                    .await;
+                return Err(LinkError::Version { theirs: protocol });
+            }
+            (agent_version, hostname, capabilities)
+        }
+        Some(Ok(Frame::Control(other))) => return Err(LinkError::NotHello(control_name(&other))),
+    };
+    framed
+        .send(Frame::Control(Control::Welcome {
+            protocol: PROTOCOL_VERSION,
+            station_id: station.id,
+            name: station.name.clone(),
+        }))
+        .await?;
+    info!(
+        station = %station.name, id = station.id, %peer, %hostname, %agent_version,
+        capture = %caps.capture, encoder = %caps.encoder, "station online"
+    );
+
+    let (control_tx, control_rx) = mpsc::channel::<Control>(64);
+    let Some(reg) = ctx.room.online(station.clone(), control_tx.clone()).await else {
+        return Ok(()); // the box is shutting down
+    };
+    let (sink, mut stream) = framed.split();
+    let writer = tokio::spawn(write_loop(sink, control_rx));
+
+    let result = async {
+        let mut gaps = GapCheck::default();
+        loop {
+            let frame = match tokio::time::timeout(SILENCE_LIMIT, stream.next()).await {
+                Err(_) => return Err(LinkError::Silent(SILENCE_LIMIT)),
+                Ok(None) => return Ok(()),
+                Ok(Some(f)) => f?,
+            };
+            match frame {
+                Frame::Media { header, data } => {
+                    let frame = EncodedFrame {
+                        data,
+                        keyframe: header.keyframe,
+                        capture_us: header.capture_us,
+                        seq: header.seq,
+                    };
+                    if gaps.missed(header.stream, header.seq) {
+                        debug!(station = %station.name, ?header.stream, "gap in station sequence");
+                    }
+                    match header.stream {
+                        Stream::Thumb => ctx.mosaic.push(station.id, frame),
+                        // No receivers is normal between focus views; not an error.
+                        Stream::Full => {
+                            let _ = reg.full_tx.send(Arc::new(frame));
+                        }
+                    }
+                }
+                Frame::Control(Control::Heartbeat { sent_us }) => {
+                    let _ = control_tx.try_send(Control::HeartbeatAck { sent_us });
+                }
+                Frame::Control(Control::HeartbeatAck { .. }) => {}
+                Frame::Control(Control::StationError { message }) => {
+                    warn!(station = %station.name, "station reports: {message}");
+                }
+                Frame::Control(
+                    other @ (Control::Hello { .. }
+                    | Control::Welcome { .. }
+                    | Control::Refused { .. }
+                    | Control::SetStream { .. }
+                    | Control::RequestKeyframe { .. }),
+                ) => {
+                    return Err(LinkError::WrongDirection(control_name(&other)));
+                }
+            }
+        }
+    }
+    .await;
+
+    writer.abort();
+    ctx.room.offline(station.id, reg.conn).await;
+    ctx.mosaic.set_online(station.id, false);
+    match &result {
+        Ok(()) => info!(station = %station.name, "station offline (closed the link)"),
+        Err(e) => warn!(station = %station.name, "station disconnected: {e}"),
+    }
+    result.map(|_| ())
+}
+
+/// Sends queued control messages and a heartbeat every few seconds. Only control flows this
+/// way, so there is nothing for it to wait behind.
+async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Control>)
+where
+    S: futures_util::Sink<Frame, Error = WireError> + Unpin,
+{
+    let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => return },
+            _ = beat.tick() => Control::Heartbeat { sent_us: lanterne_wire::now_us() },
+        };
+        if let Err(e) = sink.send(Frame::Control(msg)).await {
+            debug!("station link write failed: {e}");
+            return;
+        }
+    }
+}
+
+/// Tracks per-stream sequence numbers to count frames a station dropped.
+#[derive(Default)]
+struct GapCheck {
+    last: [Option<u64>; 2],
+}
+
+impl GapCheck {
+    fn missed(&mut self, stream: Stream, seq: u64) -> bool {
+        let i = match stream {
+            Stream::Thumb => 0,
+            Stream::Full => 1,
+        };
+        let gap = self.last[i].is_some_and(|l| seq != l.wrapping_add(1));
+        self.last[i] = Some(seq);
+        gap
+    }
+}

@@ -1,0 +1,516 @@
+//! The box database (SQLite, WAL): enrolled stations, one-time enrolment codes, accounts,
+//! web sessions and the append-only audit log.
+//!
+//! One connection behind a mutex: every statement is short and the box does a handful per
+//! second, so a single writer is simpler than a pool and SQLite serialises writers anyway.
+//! Async code calls through [`Store::run`], which moves the work onto the blocking pool.
+//! `synchronous=FULL` with WAL: a committed enrolment or audit line survives a power cut.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database task failed: {0}")]
+    Join(String),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// Schema version this binary writes; migrations run in order up to it.
+const SCHEMA: &[&str] = &[r#"
+    CREATE TABLE stations (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        hostname TEXT NOT NULL,
+        mac TEXT,
+        cert_fingerprint TEXT NOT NULL UNIQUE,
+        enrolled_at INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE enrol_codes (
+        code_hash TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        station_id INTEGER REFERENCES stations(id)
+    );
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'teacher', 'technician')),
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at_us INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        result TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    -- Append-only: the audit trail is evidence for the school's GDPR record.
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    "#];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationRow {
+    pub id: u32,
+    pub name: String,
+    pub hostname: String,
+    pub mac: Option<String>,
+    pub cert_fingerprint: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Teacher,
+    Technician,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Teacher => "teacher",
+            Role::Technician => "technician",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "teacher" => Some(Role::Teacher),
+            "technician" => Some(Role::Technician),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+/// Outcome of redeeming an enrolment code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Redeem {
+    Ok,
+    Unknown,
+    Expired,
+    AlreadyUsed,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    #[cfg(test)]
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, step) in SCHEMA.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(&format!(
+                "BEGIN; {step}; PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))?;
+        }
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&guard).map_err(StoreError::from)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Synchronous access, for start-up and the command line.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&guard)?)
+    }
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+// ---- stations ----
+
+pub fn station_by_fingerprint(c: &Connection, fp: &str) -> rusqlite::Result<Option<StationRow>> {
+    c.query_row(
+        "SELECT id, name, hostname, mac, cert_fingerprint FROM stations
+         WHERE cert_fingerprint = ?1 AND revoked = 0",
+        [fp],
+        station_row,
+    )
+    .optional()
+}
+
+pub fn stations(c: &Connection) -> rusqlite::Result<Vec<StationRow>> {
+    let mut st = c.prepare(
+        "SELECT id, name, hostname, mac, cert_fingerprint FROM stations
+         WHERE revoked = 0 ORDER BY name, id",
+    )?;
+    let rows = st.query_map([], station_row)?;
+    rows.collect()
+}
+
+fn station_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationRow> {
+    Ok(StationRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        hostname: r.get(2)?,
+        mac: r.get(3)?,
+        cert_fingerprint: r.get(4)?,
+    })
+}
+
+/// A free station name based on `wanted`: `poste-03`, then `poste-03-2`, …
+pub fn unique_station_name(c: &Connection, wanted: &str) -> rusqlite::Result<String> {
+    let mut name = wanted.to_string();
+    let mut n = 2;
+    while c
+        .query_row(
+            "SELECT 1 FROM stations WHERE name = ?1",
+            [&name],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some()
+    {
+        name = format!("{wanted}-{n}");
+        n += 1;
+    }
+    Ok(name)
+}
+
+/// Reserves a station row (id) before its certificate exists; the fingerprint is filled in
+/// by [`finish_station`] in the same transaction.
+pub fn insert_station(
+    c: &Connection,
+    name: &str,
+    hostname: &str,
+    mac: Option<&str>,
+    now_us: i64,
+) -> rusqlite::Result<u32> {
+    c.execute(
+        "INSERT INTO stations (name, hostname, mac, cert_fingerprint, enrolled_at)
+         VALUES (?1, ?2, ?3, 'pending-' || hex(randomblob(16)), ?4)",
+        params![name, hostname, mac, now_us],
+    )?;
+    Ok(c.last_insert_rowid() as u32)
+}
+
+pub fn finish_station(c: &Connection, id: u32, fingerprint: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE stations SET cert_fingerprint = ?1 WHERE id = ?2",
+        params![fingerprint, id],
+    )?;
+    Ok(())
+}
+
+// ---- enrolment codes ----
+
+pub fn insert_enrol_code(
+    c: &Connection,
+    code: &str,
+    now_us: i64,
+    ttl_us: i64,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO enrol_codes (code_hash, created_at, expires_at) VALUES (?1, ?2, ?3)",
+        params![sha256_hex(&normalise_code(code)), now_us, now_us + ttl_us],
+    )?;
+    Ok(())
+}
+
+/// Marks a code used if it is valid; callers run this inside the enrolment transaction.
+pub fn redeem_enrol_code(
+    c: &Connection,
+    code: &str,
+    now_us: i64,
+    station_id: u32,
+) -> rusqlite::Result<Redeem> {
+    let hash = sha256_hex(&normalise_code(code));
+    let row: Option<(i64, Option<i64>)> = c
+        .query_row(
+            "SELECT expires_at, used_at FROM enrol_codes WHERE code_hash = ?1",
+            [&hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        None => Redeem::Unknown,
+        Some((_, Some(_))) => Redeem::AlreadyUsed,
+        Some((exp, None)) if exp < now_us => Redeem::Expired,
+        Some(_) => {
+            c.execute(
+                "UPDATE enrol_codes SET used_at = ?1, station_id = ?2 WHERE code_hash = ?3",
+                params![now_us, station_id, hash],
+            )?;
+            Redeem::Ok
+        }
+    })
+}
+
+/// Codes are typed by people: ignore case, spaces and dashes.
+pub fn normalise_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+// ---- accounts and sessions ----
+
+pub fn account_count(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
+}
+
+pub fn insert_account(
+    c: &Connection,
+    username: &str,
+    role: Role,
+    password_hash: &str,
+    now_us: i64,
+) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO accounts (username, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![username, role.as_str(), password_hash, now_us],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    let role: String = r.get(2)?;
+    Ok(Account {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        role: Role::parse(&role).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                format!("unknown role {role}").into(),
+            )
+        })?,
+        password_hash: r.get(3)?,
+        disabled: r.get::<_, i64>(4)? != 0,
+    })
+}
+
+pub fn account_by_name(c: &Connection, username: &str) -> rusqlite::Result<Option<Account>> {
+    c.query_row(
+        "SELECT id, username, role, password_hash, disabled FROM accounts WHERE username = ?1",
+        [username],
+        account_row,
+    )
+    .optional()
+}
+
+pub fn insert_session(
+    c: &Connection,
+    token: &str,
+    account_id: i64,
+    now_us: i64,
+    ttl_us: i64,
+) -> rusqlite::Result<()> {
+    c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now_us])?;
+    c.execute(
+        "INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![sha256_hex(token), account_id, now_us, now_us + ttl_us],
+    )?;
+    Ok(())
+}
+
+/// The account behind a session token, if the session is live and the account enabled.
+pub fn session_account(
+    c: &Connection,
+    token: &str,
+    now_us: i64,
+) -> rusqlite::Result<Option<Account>> {
+    c.query_row(
+        "SELECT a.id, a.username, a.role, a.password_hash, a.disabled
+         FROM sessions s JOIN accounts a ON a.id = s.account_id
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND a.disabled = 0",
+        params![sha256_hex(token), now_us],
+        account_row,
+    )
+    .optional()
+}
+
+pub fn delete_session(c: &Connection, token: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "DELETE FROM sessions WHERE token_hash = ?1",
+        [sha256_hex(token)],
+    )?;
+    Ok(())
+}
+
+// ---- audit ----
+
+/// One line of the audit trail: who did what to which target, and how it went.
+pub struct AuditEntry<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub result: &'a str,
+    pub detail: &'a str,
+}
+
+pub fn audit(c: &Connection, now_us: i64, e: &AuditEntry<'_>) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO audit (at_us, actor, action, target, result, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now_us, e.actor, e.action, e.target, e.result, e.detail],
+    )?;
+    Ok(())
+}
+
+pub fn audit_count(c: &Connection, action: &str) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT count(*) FROM audit WHERE action = ?1",
+        [action],
+        |r| r.get(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enrol_code_is_single_use_and_expires() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            insert_enrol_code(c, "ABCD-EFGH-JKLM", 1_000, 500)?;
+            insert_enrol_code(c, "ZZZZ-ZZZZ-ZZZZ", 1_000, 500)?;
+            let id = insert_station(c, "poste-01", "pc1", None, 1_000)?;
+            assert_eq!(redeem_enrol_code(c, "nope", 1_100, id)?, Redeem::Unknown);
+            assert_eq!(
+                redeem_enrol_code(c, "abcd efgh jklm", 1_100, id)?,
+                Redeem::Ok
+            );
+            assert_eq!(
+                redeem_enrol_code(c, "ABCDEFGHJKLM", 1_200, id)?,
+                Redeem::AlreadyUsed
+            );
+            assert_eq!(
+                redeem_enrol_code(c, "ZZZZ-ZZZZ-ZZZZ", 2_000, id)?,
+                Redeem::Expired
+            );
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn audit_rows_cannot_be_rewritten() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            audit(
+                c,
+                1,
+                &AuditEntry {
+                    actor: "admin",
+                    action: "login",
+                    target: "-",
+                    result: "ok",
+                    detail: "",
+                },
+            )
+        })
+        .unwrap();
+        let err = s
+            .with(|c| c.execute("UPDATE audit SET result = 'forged'", []))
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+
+    #[test]
+    fn unique_names_get_a_suffix() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            insert_station(c, "poste", "h", None, 0)?;
+            assert_eq!(unique_station_name(c, "poste")?, "poste-2");
+            insert_station(c, "poste-2", "h", None, 0)?;
+            assert_eq!(unique_station_name(c, "poste")?, "poste-3");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn sessions_expire_and_die_with_a_disabled_account() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let id = insert_account(c, "prof", Role::Teacher, "hash", 0)?;
+            insert_session(c, "tok", id, 100, 1_000)?;
+            assert!(session_account(c, "tok", 500)?.is_some());
+            assert!(session_account(c, "tok", 1_200)?.is_none());
+            assert!(session_account(c, "other", 500)?.is_none());
+            c.execute("UPDATE accounts SET disabled = 1", [])?;
+            assert!(session_account(c, "tok", 500)?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn reopening_a_file_keeps_data_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("box.sqlite");
+        {
+            let s = Store::open(&p).unwrap();
+            s.with(|c| insert_account(c, "a", Role::Admin, "h", 0))
+                .unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.with(account_count).unwrap(), 1);
+    }
+}

@@ -1,0 +1,908 @@
+//! The box's HTTPS server: the teacher's web UI, its JSON API, the live video WebSockets and
+//! station enrolment.
+//!
+//! Routes (everything but the login page, static assets, login and enrolment needs a session):
+//!
+//! ```text
+//! GET  /login                  login page                      public
+//! GET  /assets/*               static assets                   public
+//! POST /api/login              {username,password} → cookie    public, throttled, Origin-checked
+//! POST /api/enrol              station CSR + one-time code     public, code-authenticated
+//! GET  /  /room                pages                           session, else 303 → /login
+//! GET  /api/me  /api/room      JSON                            session, else 401
+//! POST /api/logout                                             session + Origin check
+//! GET  /api/mosaic             WebSocket: the composed class   session + Origin check
+//! GET  /api/stations/{id}/focus WebSocket: one full stream     session + Origin check
+//! ```
+//!
+//! Video messages on the WebSockets (big endian): version u8 = 1, flags u8 (bit 0 keyframe),
+//! seq u64, capture_us u64, n u16, n × (tile u16, capture_us u64), then one H.264 access unit
+//! in Annex B form. A text message `{"type":"config","codec":…}` precedes the first keyframe
+//! and any codec change; `{"type":"layout",…}` describes the tiles; `{"type":"ended",…}` tells
+//! a focus viewer that the station left.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use include_dir::{include_dir, Dir};
+use lanterne_media::Mosaic;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_rustls::TlsAcceptor;
+use tracing::{error, info, warn};
+
+use crate::accounts::{self, Throttle};
+use crate::pki::BoxCa;
+use crate::room::{FocusError, RoomHandle, RoomView};
+use crate::store::{self, Account, AuditEntry, Redeem, Store};
+
+static WEB_UI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web-ui");
+
+pub const SESSION_COOKIE: &str = "lanterne_session";
+/// A teacher's session lasts a school day; they log in again the next morning.
+const SESSION_TTL: Duration = Duration::from_secs(10 * 3600);
+/// Enrolment codes are valid for a day.
+pub const ENROL_CODE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub room: RoomHandle,
+    pub mosaic: Arc<Mosaic>,
+    pub ca: Arc<BoxCa>,
+    pub station_link_port: u16,
+    pub throttle: Arc<Mutex<Throttle>>,
+}
+
+/// One error type for every handler: 4xx carry a precise message, 5xx a generic one (the
+/// detail is logged, never sent).
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    Conflict(String),
+    TooManyRequests(String),
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, m),
+            ApiError::Internal(detail) => {
+                error!("internal error: {detail}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the box log".to_string(),
+                )
+            }
+        };
+        (status, Json(serde_json::json!({ "error": msg }))).into_response()
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let pages = Router::new()
+        .route("/", get(|| async { Redirect::to("/room") }))
+        .route("/room", get(|| async { asset("room.html") }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_page_session,
+        ));
+    let api = Router::new()
+        .route("/api/me", get(me))
+        .route("/api/room", get(room_view))
+        .route("/api/logout", post(logout))
+        .route("/api/mosaic", get(mosaic_ws))
+        .route("/api/stations/{id}/focus", get(focus_ws))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_session,
+        ));
+    let public = Router::new()
+        .route("/login", get(|| async { asset("login.html") }))
+        .route(
+            "/assets/{*path}",
+            get(|Path(p): Path<String>| async move { asset(&format!("assets/{p}")) }),
+        )
+        .route("/api/login", post(login))
+        .route("/api/enrol", post(enrol));
+    Router::new()
+        .merge(pages)
+        .merge(api)
+        .merge(public)
+        .fallback(|| async { ApiError::NotFound("no such page".into()) })
+        .layer(DefaultBodyLimit::max(32 * 1024))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Serves the HTTPS listener until it fails. HTTP/1.1 only: WebSockets over HTTP/2 need
+/// extended CONNECT, which Safari and Chrome handle differently; one protocol keeps every
+/// tablet on the same path.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+) -> std::io::Result<()> {
+    let acceptor = TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = listener.accept().await?;
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        info!(%peer, "HTTPS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let app = app.clone();
+                    async move {
+                        use tower::ServiceExt;
+                        app.oneshot(req.map(Body::new)).await
+                    }
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(15))
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                info!(%peer, "HTTPS connection ended: {e}");
+            }
+        });
+    }
+}
+
+fn asset(path: &str) -> Response {
+    let Some(file) = WEB_UI.get_file(path) else {
+        return ApiError::NotFound(format!("no asset {path}")).into_response();
+    };
+    let mime = match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        Some("ico") => "image/x-icon",
+        Some("woff2") => "font/woff2",
+        _ => "application/octet-stream",
+    };
+    (
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Bytes::from_static(file.contents()),
+    )
+        .into_response()
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+async fn account_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Account>, ApiError> {
+    let Some(token) = session_token(headers) else {
+        return Ok(None);
+    };
+    let now = lanterne_wire::now_us() as i64;
+    Ok(state
+        .store
+        .run(move |c| store::session_account(c, &token, now))
+        .await?)
+}
+
+/// Cross-site request forgery and cross-site WebSocket hijacking: a state-changing request
+/// or a WebSocket must come from a page of this box. Browsers always send `Origin` on those.
+fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::Forbidden("missing Origin header".into()))?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::BadRequest("missing Host header".into()))?;
+    if origin != format!("https://{host}") {
+        return Err(ApiError::Forbidden(format!(
+            "cross-origin request from {origin} refused"
+        )));
+    }
+    Ok(())
+}
+
+async fn require_page_session(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match account_of(&state, req.headers()).await {
+        Ok(Some(acc)) => {
+            req.extensions_mut().insert(acc);
+            next.run(req).await
+        }
+        Ok(None) => Redirect::to("/login").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn require_api_session(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match account_of(&state, req.headers()).await {
+        Ok(Some(acc)) => {
+            let is_ws = req.headers().contains_key(header::UPGRADE);
+            if (req.method() != Method::GET && req.method() != Method::HEAD) || is_ws {
+                if let Err(e) = same_origin(req.headers()) {
+                    return e.into_response();
+                }
+            }
+            req.extensions_mut().insert(acc);
+            next.run(req).await
+        }
+        Ok(None) => ApiError::Unauthorized("login required".into()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn audit(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    target: &str,
+    result: &str,
+    detail: &str,
+) {
+    let (actor, action, target, result, detail) = (
+        actor.to_string(),
+        action.to_string(),
+        target.to_string(),
+        result.to_string(),
+        detail.to_string(),
+    );
+    let now = lanterne_wire::now_us() as i64;
+    if let Err(e) = state
+        .store
+        .run(move |c| {
+            store::audit(
+                c,
+                now,
+                &AuditEntry {
+                    actor: &actor,
+                    action: &action,
+                    target: &target,
+                    result: &result,
+                    detail: &detail,
+                },
+            )
+        })
+        .await
+    {
+        // An access that cannot be recorded is still logged; the operator must see it.
+        error!("audit write failed: {e}");
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct Me {
+    username: String,
+    role: store::Role,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    same_origin(&headers)?;
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if req.username.is_empty() || req.username.len() > 64 || req.password.len() > 256 {
+        return Err(ApiError::BadRequest(
+            "username or password has a bad length".into(),
+        ));
+    }
+    let now = Instant::now();
+    let locked = state
+        .throttle
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .check(&req.username, now);
+    if let Err(left) = locked {
+        audit(&state, &req.username, "login", "-", "locked-out", "").await;
+        return Err(ApiError::TooManyRequests(format!(
+            "too many failed attempts; try again in {} min",
+            left.as_secs().div_ceil(60)
+        )));
+    }
+    let name = req.username.clone();
+    let account = state
+        .store
+        .run(move |c| store::account_by_name(c, &name))
+        .await?;
+    // Verify against a dummy hash when the user does not exist, so timing does not reveal
+    // which user names are real.
+    let ok = match &account {
+        Some(a) if !a.disabled => {
+            let (pw, hash) = (req.password.clone(), a.password_hash.clone());
+            tokio::task::spawn_blocking(move || accounts::verify_password(&pw, &hash))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+        }
+        _ => {
+            let pw = req.password.clone();
+            tokio::task::spawn_blocking(move || {
+                accounts::verify_password(&pw, dummy_hash());
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            false
+        }
+    };
+    let Some(account) = account.filter(|_| ok) else {
+        state
+            .throttle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed(&req.username, now);
+        audit(
+            &state,
+            &req.username,
+            "login",
+            "-",
+            "refused",
+            "bad credentials",
+        )
+        .await;
+        return Err(ApiError::Unauthorized("wrong username or password".into()));
+    };
+    state
+        .throttle
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .succeeded(&req.username);
+    let token = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        rand::random::<[u8; 32]>(),
+    );
+    let (tok, id) = (token.clone(), account.id);
+    let now_us = lanterne_wire::now_us() as i64;
+    state
+        .store
+        .run(move |c| store::insert_session(c, &tok, id, now_us, SESSION_TTL.as_micros() as i64))
+        .await?;
+    audit(&state, &account.username, "login", "-", "ok", "").await;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_TTL.as_secs()
+    );
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(Me {
+            username: account.username,
+            role: account.role,
+        }),
+    )
+        .into_response())
+}
+
+fn dummy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| accounts::hash_password("not-a-real-password-1A!"))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(token) = session_token(&headers) {
+        state
+            .store
+            .run(move |c| store::delete_session(c, &token))
+            .await?;
+    }
+    audit(&state, &acc.username, "logout", "-", "ok", "").await;
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+async fn me(Extension(acc): Extension<Account>) -> Json<Me> {
+    Json(Me {
+        username: acc.username,
+        role: acc.role,
+    })
+}
+
+async fn room_view(State(state): State<AppState>) -> Json<RoomView> {
+    Json(state.room.view().borrow().clone())
+}
+
+// ---- enrolment ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    pub code: String,
+    pub csr_pem: String,
+    pub hostname: String,
+    pub mac: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct EnrolResponse {
+    pub station_id: u32,
+    pub name: String,
+    pub cert_pem: String,
+    pub ca_pem: String,
+    pub station_link_port: u16,
+}
+
+fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+async fn enrol(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<EnrolRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<EnrolResponse>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let key = format!("enrol:{}", peer.ip());
+    let now = Instant::now();
+    if let Err(left) = state
+        .throttle
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .check(&key, now)
+    {
+        return Err(ApiError::TooManyRequests(format!(
+            "too many bad enrolment codes from {}; wait {} s",
+            peer.ip(),
+            left.as_secs()
+        )));
+    }
+    let hostname: String = req
+        .hostname
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(48)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if hostname.is_empty() {
+        return Err(ApiError::BadRequest(
+            "'hostname' must contain letters or digits".into(),
+        ));
+    }
+    let mac = match req.mac.as_deref() {
+        Some(m) if valid_mac(m) => Some(m.to_ascii_lowercase()),
+        Some(m) => {
+            return Err(ApiError::BadRequest(format!(
+                "'mac' must look like aa:bb:cc:dd:ee:ff, got '{}'",
+                m.chars().take(32).collect::<String>()
+            )))
+        }
+        None => None,
+    };
+    let ca = state.ca.clone();
+    let now_us = lanterne_wire::now_us() as i64;
+    let code = req.code.clone();
+    let csr = req.csr_pem.clone();
+    let outcome = state
+        .store
+        .run(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let name = store::unique_station_name(&tx, &hostname)?;
+            let id = store::insert_station(&tx, &name, &hostname, mac.as_deref(), now_us)?;
+            match store::redeem_enrol_code(&tx, &code, now_us, id)? {
+                Redeem::Ok => {}
+                other => return Ok(Err(other)),
+            }
+            let (cert_pem, fp) = match ca.sign_station_csr(&csr, id) {
+                Ok(x) => x,
+                Err(e) => return Ok(Ok(Err(e.to_string()))),
+            };
+            store::finish_station(&tx, id, &fp)?;
+            tx.commit()?;
+            Ok(Ok(Ok((id, name, hostname, mac, cert_pem, fp))))
+        })
+        .await?;
+    let (id, name, hostname, mac, cert_pem, fp) = match outcome {
+        Err(redeem) => {
+            state
+                .throttle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .failed(&key, now);
+            let why = match redeem {
+                Redeem::Unknown => "unknown enrolment code",
+                Redeem::Expired => "this enrolment code has expired",
+                Redeem::AlreadyUsed => "this enrolment code was already used",
+                Redeem::Ok => unreachable!("Ok is not an error"),
+            };
+            audit(
+                &state,
+                &format!("station@{}", peer.ip()),
+                "enrol",
+                &req.hostname,
+                "refused",
+                why,
+            )
+            .await;
+            return Err(ApiError::Forbidden(why.into()));
+        }
+        Ok(Err(bad_csr)) => return Err(ApiError::BadRequest(bad_csr)),
+        Ok(Ok(x)) => x,
+    };
+    info!(station = %name, id, %peer, "station enrolled");
+    audit(
+        &state,
+        &format!("station@{}", peer.ip()),
+        "enrol",
+        &name,
+        "ok",
+        &fp[..16],
+    )
+    .await;
+    state
+        .room
+        .enrolled(store::StationRow {
+            id,
+            name: name.clone(),
+            hostname,
+            mac,
+            cert_fingerprint: fp,
+        })
+        .await;
+    Ok(Json(EnrolResponse {
+        station_id: id,
+        name,
+        cert_pem,
+        ca_pem: state.ca.cert_pem().to_string(),
+        station_link_port: state.station_link_port,
+    }))
+}
+
+// ---- video WebSockets ----
+
+/// Largest message a tablet may send us; it only sends pings and closes.
+const WS_MAX_IN: usize = 4 * 1024;
+/// Minimum time between keyframe requests caused by one slow viewer.
+const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
+
+pub fn video_message(
+    keyframe: bool,
+    seq: u64,
+    capture_us: u64,
+    updates: &[(u16, u64)],
+    au: &[u8],
+) -> Bytes {
+    let mut b = BytesMut::with_capacity(20 + updates.len() * 10 + au.len());
+    b.put_u8(1);
+    b.put_u8(u8::from(keyframe));
+    b.put_u64(seq);
+    b.put_u64(capture_us);
+    b.put_u16(updates.len() as u16);
+    for (tile, ts) in updates {
+        b.put_u16(*tile);
+        b.put_u64(*ts);
+    }
+    b.put_slice(au);
+    b.freeze()
+}
+
+fn config_message(codec: &str) -> Message {
+    Message::Text(
+        serde_json::json!({ "type": "config", "codec": codec })
+            .to_string()
+            .into(),
+    )
+}
+
+fn layout_message(view: &RoomView) -> Message {
+    Message::Text(
+        serde_json::json!({
+            "type": "layout",
+            "width": view.mosaic.width,
+            "height": view.mosaic.height,
+            "tiles": view.mosaic.tiles,
+        })
+        .to_string()
+        .into(),
+    )
+}
+
+async fn mosaic_ws(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(WS_MAX_IN)
+        .on_upgrade(move |socket| mosaic_session(socket, state, acc))
+}
+
+async fn mosaic_session(socket: WebSocket, state: AppState, acc: Account) {
+    audit(&state, &acc.username, "view-mosaic", "room", "started", "").await;
+    let mut frames = state.mosaic.subscribe();
+    state.mosaic.request_keyframe();
+    let mut view = state.room.view();
+    let (mut tx, mut rx) = socket.split();
+    let mut codec: Option<String> = None;
+    let mut need_key = true;
+    let mut last_key_request = Instant::now();
+    let first = layout_message(&view.borrow_and_update());
+    let mut alive = tx.send(first).await.is_ok();
+    while alive {
+        tokio::select! {
+            changed = view.changed() => {
+                if changed.is_err() { break; }
+                let msg = layout_message(&view.borrow_and_update());
+                alive = tx.send(msg).await.is_ok();
+            }
+            f = frames.recv() => match f {
+                Ok(f) => {
+                    if need_key && !f.keyframe { continue; }
+                    if f.keyframe {
+                        if let Some(c) = lanterne_media::codec_string(&f.data) {
+                            if codec.as_deref() != Some(c.as_str()) {
+                                alive = tx.send(config_message(&c)).await.is_ok();
+                                codec = Some(c);
+                            }
+                        }
+                    }
+                    if codec.is_none() { continue; }
+                    need_key = false;
+                    let newest = f.updates.iter().map(|u| u.1).max().unwrap_or(0);
+                    let msg = video_message(f.keyframe, f.seq, newest, &f.updates, &f.data);
+                    alive = alive && tx.send(Message::Binary(msg)).await.is_ok();
+                }
+                Err(RecvError::Lagged(n)) => {
+                    // This tablet is slower than the stream: skip to the next keyframe.
+                    warn!(user = %acc.username, skipped = n, "mosaic viewer lagging; resyncing at next keyframe");
+                    need_key = true;
+                    if last_key_request.elapsed() >= KEYFRAME_REQUEST_GAP {
+                        state.mosaic.request_keyframe();
+                        last_key_request = Instant::now();
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
+            m = rx.next() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    audit(&state, &acc.username, "view-mosaic", "room", "ended", "").await;
+}
+
+async fn focus_ws(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    Path(id): Path<u32>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let sub = match state.room.open_focus(id).await {
+        Ok(s) => s,
+        Err(FocusError::Unknown) => return Err(ApiError::NotFound(format!("no station {id}"))),
+        Err(FocusError::Offline) => {
+            return Err(ApiError::Conflict(format!("station {id} is offline")))
+        }
+    };
+    Ok(ws
+        .max_message_size(WS_MAX_IN)
+        .on_upgrade(move |socket| focus_session(socket, state, acc, sub)))
+}
+
+async fn focus_session(
+    socket: WebSocket,
+    state: AppState,
+    acc: Account,
+    mut sub: crate::room::FocusSubscription,
+) {
+    let target = sub.station_name.clone();
+    audit(
+        &state,
+        &acc.username,
+        "view-station",
+        &target,
+        "started",
+        "",
+    )
+    .await;
+    let (mut tx, mut rx) = socket.split();
+    let mut codec: Option<String> = None;
+    let mut need_key = true;
+    let mut last_key_request = Instant::now();
+    let mut alive = true;
+    while alive {
+        tokio::select! {
+            ended = sub.ended.changed() => {
+                if ended.is_err() || *sub.ended.borrow() {
+                    let msg = serde_json::json!({"type": "ended", "reason": "station-offline"});
+                    let _ = tx.send(Message::Text(msg.to_string().into())).await;
+                    break;
+                }
+            }
+            f = sub.frames.recv() => match f {
+                Ok(f) => {
+                    if need_key && !f.keyframe { continue; }
+                    if f.keyframe {
+                        if let Some(c) = lanterne_media::codec_string(&f.data) {
+                            if codec.as_deref() != Some(c.as_str()) {
+                                alive = tx.send(config_message(&c)).await.is_ok();
+                                codec = Some(c);
+                            }
+                        }
+                    }
+                    if codec.is_none() { continue; }
+                    need_key = false;
+                    let msg = video_message(f.keyframe, f.seq, f.capture_us, &[], &f.data);
+                    alive = alive && tx.send(Message::Binary(msg)).await.is_ok();
+                }
+                Err(RecvError::Lagged(n)) => {
+                    warn!(user = %acc.username, station = %target, skipped = n, "focus viewer lagging; resyncing at next keyframe");
+                    need_key = true;
+                    if last_key_request.elapsed() >= KEYFRAME_REQUEST_GAP {
+                        sub.request_keyframe();
+                        last_key_request = Instant::now();
+                    }
+                }
+                Err(RecvError::Closed) => {
+                    let msg = serde_json::json!({"type": "ended", "reason": "station-offline"});
+                    let _ = tx.send(Message::Text(msg.to_string().into())).await;
+                    break;
+                }
+            },
+            m = rx.next() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    audit(&state, &acc.username, "view-station", &target, "ended", "").await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_message_layout_matches_the_documented_format() {
+        let m = video_message(true, 7, 99, &[(3, 1234)], &[0, 0, 0, 1, 0x65]);
+        assert_eq!(m[0], 1);
+        assert_eq!(m[1], 1);
+        assert_eq!(u64::from_be_bytes(m[2..10].try_into().unwrap()), 7);
+        assert_eq!(u64::from_be_bytes(m[10..18].try_into().unwrap()), 99);
+        assert_eq!(u16::from_be_bytes(m[18..20].try_into().unwrap()), 1);
+        assert_eq!(u16::from_be_bytes(m[20..22].try_into().unwrap()), 3);
+        assert_eq!(u64::from_be_bytes(m[22..30].try_into().unwrap()), 1234);
+        assert_eq!(&m[30..], &[0, 0, 0, 1, 0x65]);
+    }
+
+    #[test]
+    fn session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; lanterne_session=tok123; c=d"),
+        );
+        assert_eq!(session_token(&h).as_deref(), Some("tok123"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("lanterne_session="),
+        );
+        assert_eq!(session_token(&h), None);
+    }
+
+    #[test]
+    fn origin_must_match_host() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("box.local:8443"));
+        assert!(same_origin(&h).is_err());
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(same_origin(&h).is_err());
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://box.local:8443"),
+        );
+        assert!(same_origin(&h).is_ok());
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://box.local:8443"),
+        );
+        assert!(same_origin(&h).is_err());
+    }
+
+    #[test]
+    fn mac_validation() {
+        assert!(valid_mac("aa:bb:cc:dd:ee:ff"));
+        assert!(valid_mac("AA:01:cc:dd:ee:ff"));
+        assert!(!valid_mac("aa:bb:cc:dd:ee"));
+        assert!(!valid_mac("aa:bb:cc:dd:ee:fg"));
+        assert!(!valid_mac("aabb.ccdd.eeff"));
+    }
+}

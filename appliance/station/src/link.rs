@@ -1,0 +1,366 @@
+//! The station end of the station link: connect, say hello, then carry the box's orders to
+//! the video source and the source's frames to the box, reconnecting with backoff forever.
+//!
+//! Priorities: the loop always serves control (orders from the box, acks, heartbeats) before
+//! media, and the media queue between the encoder and this loop is short and lossy, so an
+//! order never waits behind more than the one frame being written. When frames were lost on
+//! the way (queue overflow), the loop drops the stream's frames until the next keyframe and
+//! asks the encoder for one, so the box never receives a stream it cannot decode.
+//!
+//! Whenever the link is down, both streams are switched off: nobody is watching, so nothing
+//! is captured.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use lanterne_media::{EncodedFrame, StreamKind};
+use lanterne_wire::{
+    Capabilities, Control, Frame, FrameCodec, MediaHeader, Stream, StreamSettings, WireError,
+    PROTOCOL_VERSION,
+};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+use tracing::{debug, info, warn};
+
+use crate::identity::{Identity, BOX_SERVER_NAME};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+const SILENCE_LIMIT: Duration = Duration::from_secs(20);
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
+
+/// What the link drives: a live screen encoder or a replayed file.
+pub trait VideoSource: Send + Sync {
+    /// Start (Some) or stop (None) a stream. Err explains why it cannot be done.
+    fn set_stream(&self, stream: Stream, settings: Option<StreamSettings>) -> Result<(), String>;
+    fn request_keyframe(&self, stream: Stream);
+    fn capabilities(&self) -> Capabilities;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connection timed out")]
+    Timeout,
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
+    #[error("the box refused this station: {0}")]
+    Refused(String),
+    #[error("the box closed the link")]
+    Closed,
+    #[error("the box was silent for {0:?}")]
+    Silent(Duration),
+    #[error("protocol error: {0}")]
+    Wire(#[from] WireError),
+    #[error("unexpected message from the box: {0}")]
+    Unexpected(String),
+    #[error("TLS setup: {0}")]
+    Identity(#[from] crate::identity::IdentityError),
+}
+
+/// Observable state of the link, for logs, tests and the agent's status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub connected: bool,
+    pub station_id: Option<u32>,
+    pub thumb_on: bool,
+    pub full_on: bool,
+    pub frames_sent: u64,
+    pub frames_dropped: u64,
+}
+
+pub struct Link {
+    identity: Arc<Identity>,
+    source: Arc<dyn VideoSource>,
+    media: mpsc::Receiver<(StreamKind, EncodedFrame)>,
+    status: tokio::sync::watch::Sender<LinkStatus>,
+    hostname: String,
+}
+
+impl Link {
+    pub fn new(
+        identity: Arc<Identity>,
+        source: Arc<dyn VideoSource>,
+        media: mpsc::Receiver<(StreamKind, EncodedFrame)>,
+        hostname: String,
+    ) -> (Self, tokio::sync::watch::Receiver<LinkStatus>) {
+        let (status, rx) = tokio::sync::watch::channel(LinkStatus::default());
+        (
+            Link {
+                identity,
+                source,
+                media,
+                status,
+                hostname,
+            },
+            rx,
+        )
+    }
+
+    /// Runs until the task is dropped: connect, serve, back off, again.
+    pub async fn run(mut self) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let started = Instant::now();
+            let result = self.session().await;
+            self.stop_streams();
+            self.status.send_modify(|s| {
+                s.connected = false;
+                s.thumb_on = false;
+                s.full_on = false;
+            });
+            match &result {
+                Err(LinkError::Refused(r)) => {
+                    warn!("box refused this station: {r}");
+                    backoff = BACKOFF_MAX;
+                }
+                Err(e) => info!("station link down: {e}"),
+                Ok(()) => {}
+            }
+            // A session that lasted a while was healthy: start over with a short delay.
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = BACKOFF_MIN;
+            }
+            let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
+            tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    fn stop_streams(&mut self) {
+        for s in [Stream::Thumb, Stream::Full] {
+            let _ = self.source.set_stream(s, None);
+        }
+        // Frames captured for the previous session are stale: drop them.
+        while self.media.try_recv().is_ok() {}
+    }
+
+    async fn session(&mut self) -> Result<(), LinkError> {
+        let addr = self.identity.enrolment.link.clone();
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
+            .await
+            .map_err(|_| LinkError::Timeout)?
+            .map_err(|source| LinkError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let connector = tokio_rustls::TlsConnector::from(self.identity.link_tls()?);
+        let name = ServerName::try_from(BOX_SERVER_NAME).expect("static DNS name");
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
+            .await
+            .map_err(|_| LinkError::Timeout)?
+            .map_err(LinkError::Tls)?;
+        let mut framed = Framed::new(tls, FrameCodec);
+        framed
+            .send(Frame::Control(Control::Hello {
+                protocol: PROTOCOL_VERSION,
+                agent_version: env!("CARGO_PKG_VERSION").to_string(),
+                hostname: self.hostname.clone(),
+                capabilities: self.source.capabilities(),
+            }))
+            .await?;
+        let welcome = tokio::time::timeout(CONNECT_TIMEOUT, framed.next())
+            .await
+            .map_err(|_| LinkError::Timeout)?;
+        let station_id = match welcome {
+            None => return Err(LinkError::Closed),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(Frame::Control(Control::Welcome {
+                station_id, name, ..
+            }))) => {
+                info!(%name, station_id, "connected to the box");
+                station_id
+            }
+            Some(Ok(Frame::Control(Control::Refused { reason }))) => {
+                return Err(LinkError::Refused(reason))
+            }
+            Some(Ok(other)) => return Err(LinkError::Unexpected(format!("{other:?}"))),
+        };
+        self.status.send_modify(|s| {
+            s.connected = true;
+            s.station_id = Some(station_id);
+        });
+
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        let mut last_heard = Instant::now();
+        let mut resync = [Resync::default(), Resync::default()];
+        let (ctl_tx, mut ctl_rx) = mpsc::channel::<Control>(32);
+        loop {
+            tokio::select! {
+                biased;
+                out = ctl_rx.recv() => {
+                    let out = out.expect("sender held by this loop");
+                    framed.send(Frame::Control(out)).await?;
+                }
+                incoming = framed.next() => {
+                    last_heard = Instant::now();
+                    match incoming {
+                        None => return Err(LinkError::Closed),
+                        Some(Err(e)) => return Err(e.into()),
+                        Some(Ok(Frame::Control(c))) => self.on_control(c, &ctl_tx, &mut resync),
+                        Some(Ok(Frame::Media { .. })) => {
+                            return Err(LinkError::Unexpected("media from the box".into()))
+                        }
+                    }
+                }
+                _ = beat.tick() => {
+                    if last_heard.elapsed() > SILENCE_LIMIT {
+                        return Err(LinkError::Silent(SILENCE_LIMIT));
+                    }
+                    framed.send(Frame::Control(Control::Heartbeat { sent_us: lanterne_wire::now_us() })).await?;
+                }
+                m = self.media.recv() => {
+                    let Some((kind, frame)) = m else { return Err(LinkError::Closed) };
+                    let stream = crate::sources::wire_stream(kind);
+                    let r = &mut resync[stream_index(stream)];
+                    if !r.accept(&frame) {
+                        self.status.send_modify(|s| s.frames_dropped += 1);
+                        if r.should_request_keyframe() {
+                            self.source.request_keyframe(stream);
+                        }
+                        continue;
+                    }
+                    framed.send(Frame::Media {
+                        header: MediaHeader {
+                            stream,
+                            keyframe: frame.keyframe,
+                            seq: frame.seq,
+                            capture_us: frame.capture_us,
+                        },
+                        data: frame.data,
+                    }).await?;
+                    self.status.send_modify(|s| s.frames_sent += 1);
+                }
+            }
+        }
+    }
+
+    fn on_control(&mut self, c: Control, ctl_tx: &mpsc::Sender<Control>, resync: &mut [Resync; 2]) {
+        match c {
+            Control::SetStream { stream, settings } => {
+                let result = match settings {
+                    Some(s) => s
+                        .validate()
+                        .and_then(|_| self.source.set_stream(stream, Some(s))),
+                    None => self.source.set_stream(stream, None),
+                };
+                match result {
+                    Ok(()) => {
+                        debug!(?stream, ?settings, "stream settings applied");
+                        // A (re)started stream begins with a keyframe; wait for it.
+                        resync[stream_index(stream)] = Resync::default();
+                        let on = settings.is_some();
+                        self.status.send_modify(|s| match stream {
+                            Stream::Thumb => s.thumb_on = on,
+                            Stream::Full => s.full_on = on,
+                        });
+                    }
+                    Err(message) => {
+                        warn!(?stream, "cannot apply stream settings: {message}");
+                        let _ = ctl_tx.try_send(Control::StationError { message });
+                    }
+                }
+            }
+            Control::RequestKeyframe { stream } => self.source.request_keyframe(stream),
+            Control::Heartbeat { sent_us } => {
+                let _ = ctl_tx.try_send(Control::HeartbeatAck { sent_us });
+            }
+            Control::HeartbeatAck { .. } => {}
+            other => debug!("ignoring {other:?} from the box"),
+        }
+    }
+}
+
+fn stream_index(s: Stream) -> usize {
+    match s {
+        Stream::Thumb => 0,
+        Stream::Full => 1,
+    }
+}
+
+/// Per-stream gate: passes frames while the sequence is contiguous; after a gap (frames lost
+/// before reaching the link) or at stream start, waits for a keyframe.
+#[derive(Debug)]
+struct Resync {
+    last_seq: Option<u64>,
+    waiting_for_key: bool,
+    last_request: Option<Instant>,
+}
+
+impl Default for Resync {
+    fn default() -> Self {
+        Resync {
+            last_seq: None,
+            waiting_for_key: true,
+            last_request: None,
+        }
+    }
+}
+
+impl Resync {
+    fn accept(&mut self, f: &EncodedFrame) -> bool {
+        if let Some(last) = self.last_seq {
+            if f.seq != last.wrapping_add(1) {
+                self.waiting_for_key = true;
+            }
+        }
+        self.last_seq = Some(f.seq);
+        if f.keyframe {
+            self.waiting_for_key = false;
+        }
+        !self.waiting_for_key
+    }
+
+    fn should_request_keyframe(&mut self) -> bool {
+        let due = self
+            .last_request
+            .is_none_or(|t| t.elapsed() >= KEYFRAME_REQUEST_GAP);
+        if due {
+            self.last_request = Some(Instant::now());
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(seq: u64, keyframe: bool) -> EncodedFrame {
+        EncodedFrame {
+            data: bytes::Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            keyframe,
+            capture_us: 0,
+            seq,
+        }
+    }
+
+    #[test]
+    fn resync_waits_for_a_keyframe_at_start_and_after_a_gap() {
+        let mut r = Resync::default();
+        assert!(!r.accept(&f(1, false)), "stream must start at a keyframe");
+        assert!(r.accept(&f(2, true)));
+        assert!(r.accept(&f(3, false)));
+        assert!(!r.accept(&f(5, false)), "gap: 4 was lost");
+        assert!(!r.accept(&f(6, false)));
+        assert!(r.accept(&f(7, true)));
+        assert!(r.accept(&f(8, false)));
+    }
+
+    #[test]
+    fn keyframe_requests_are_rate_limited() {
+        let mut r = Resync::default();
+        assert!(r.should_request_keyframe());
+        assert!(!r.should_request_keyframe());
+    }
+}

@@ -1,0 +1,282 @@
+//! `lanterne-station`: the station agent.
+//!
+//! ```text
+//! lanterne-station enrol --box https://box:443 --token CODE@FINGERPRINT   # once, as admin
+//! lanterne-station run                                                     # the agent
+//! lanterne-station classroom --box https://127.0.0.1:8443 --tokens t.txt --count 8
+//! lanterne-station record --out thumb.lrp --frames 150                     # replay file
+//! ```
+//! `RUST_LOG` sets the log filter (default `info`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use lanterne_media::{CaptureSource, StreamParams};
+use lanterne_station::enrol::Token;
+use lanterne_station::identity::Identity;
+use lanterne_station::{spawn_station, SourceSpec, PALETTE};
+
+#[derive(Parser)]
+#[command(version, about = "Lanterne station agent")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Source {
+    /// The X11 display in $DISPLAY (or --display).
+    X11,
+    /// The Wayland screen through the ScreenCast portal.
+    Pipewire,
+    /// A moving test pattern with the station's name and colour.
+    Synthetic,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Enrol this station with a box, using a one-time token from the box's admin.
+    Enrol {
+        #[arg(long, default_value = "/var/lib/lanterne-station")]
+        data_dir: PathBuf,
+        /// The box's HTTPS address, e.g. https://lanterne-salle12.lycee.local
+        #[arg(long = "box")]
+        box_url: String,
+        #[arg(long)]
+        token: Token,
+        /// Name to ask for (default: this machine's host name).
+        #[arg(long)]
+        hostname: Option<String>,
+    },
+    /// Run the agent.
+    Run {
+        #[arg(long, default_value = "/var/lib/lanterne-station")]
+        data_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Source::X11)]
+        source: Source,
+        /// X11 display (default: $DISPLAY).
+        #[arg(long)]
+        display: Option<String>,
+        /// Label and colour of the synthetic source.
+        #[arg(long, default_value = "station")]
+        label: String,
+        #[arg(long, default_value = "3c64c8", value_parser = parse_rgb)]
+        rgb: [u8; 3],
+    },
+    /// Run a simulated classroom: many stations in this one process, each enrolled with one
+    /// token from --tokens on first start.
+    Classroom {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long = "box")]
+        box_url: String,
+        /// File with one enrolment token per line (needed for stations not yet enrolled).
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        #[arg(long, default_value_t = 8)]
+        count: usize,
+        /// Replay this file on every station instead of encoding a test pattern live.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+        /// Write the stations (id, name, colour) as JSON here once they are started.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
+    /// Record a synthetic thumbnail stream to a replay file.
+    Record {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 150)]
+        frames: u32,
+        #[arg(long, default_value = "replay")]
+        label: String,
+        #[arg(long, default_value = "3c64c8", value_parser = parse_rgb)]
+        rgb: [u8; 3],
+        #[arg(long, default_value_t = 480)]
+        width: u32,
+        #[arg(long, default_value_t = 270)]
+        height: u32,
+        #[arg(long, default_value_t = 5)]
+        fps: u32,
+        #[arg(long, default_value_t = 250)]
+        bitrate_kbps: u32,
+    },
+}
+
+fn parse_rgb(s: &str) -> Result<[u8; 3], String> {
+    let s = s.trim_start_matches('#');
+    if s.len() != 6 {
+        return Err("colour must be 6 hex digits, e.g. c83214".into());
+    }
+    let v = u32::from_str_radix(s, 16).map_err(|e| e.to_string())?;
+    Ok([(v >> 16) as u8, (v >> 8) as u8, v as u8])
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "station".into())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Enrol {
+            data_dir,
+            box_url,
+            token,
+            hostname: name,
+        } => {
+            let name = name.unwrap_or_else(hostname);
+            let mac = lanterne_station::primary_mac();
+            let e =
+                lanterne_station::enrol::enrol(&data_dir, &box_url, &token, &name, mac.as_deref())
+                    .await?;
+            println!(
+                "Enrolled as '{}' (station {}); box link {}",
+                e.name, e.station_id, e.link
+            );
+            Ok(())
+        }
+        Cmd::Run {
+            data_dir,
+            source,
+            display,
+            label,
+            rgb,
+        } => {
+            let probe = lanterne_media::init()?;
+            let capture = match source {
+                Source::X11 => CaptureSource::X11 { display },
+                Source::Pipewire => CaptureSource::PipeWire,
+                Source::Synthetic => CaptureSource::Synthetic { label, rgb },
+            };
+            let st = spawn_station(&data_dir, SourceSpec::Live(capture), &probe, hostname())?;
+            tracing::info!(name = %st.name, "station agent running");
+            tokio::select! {
+                r = st.task => r.context("station link task")?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(())
+        }
+        Cmd::Classroom {
+            data_dir,
+            box_url,
+            tokens,
+            count,
+            replay,
+            manifest,
+        } => classroom(data_dir, box_url, tokens, count, replay, manifest).await,
+        Cmd::Record {
+            out,
+            frames,
+            label,
+            rgb,
+            width,
+            height,
+            fps,
+            bitrate_kbps,
+        } => {
+            let probe = lanterne_media::init()?;
+            lanterne_media::replay::record(
+                CaptureSource::Synthetic { label, rgb },
+                &probe,
+                StreamParams {
+                    width,
+                    height,
+                    fps,
+                    bitrate_kbps,
+                },
+                frames,
+                &out,
+            )?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ManifestEntry {
+    id: u32,
+    name: String,
+    rgb: [u8; 3],
+}
+
+async fn classroom(
+    data_dir: PathBuf,
+    box_url: String,
+    tokens: Option<PathBuf>,
+    count: usize,
+    replay: Option<PathBuf>,
+    manifest: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if count == 0 || count > 200 {
+        bail!("--count must be between 1 and 200");
+    }
+    let tokens: Vec<Token> = match &tokens {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.parse())
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let probe = lanterne_media::init()?;
+    let replay = match replay {
+        Some(p) => Some(Arc::new(
+            lanterne_media::replay::ReplayFile::open(&p)
+                .with_context(|| format!("opening replay file {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let mut tokens = tokens.into_iter();
+    let mut running = Vec::new();
+    let mut entries = Vec::new();
+    for i in 0..count {
+        let dir = data_dir.join(format!("station-{:02}", i + 1));
+        let host = format!("poste-{:02}", i + 1);
+        let rgb = PALETTE[i % PALETTE.len()];
+        if !Identity::is_enrolled(&dir) {
+            let token = tokens
+                .next()
+                .with_context(|| format!("{host} is not enrolled and no token is left for it"))?;
+            let mac = format!("02:00:00:00:00:{:02x}", i + 1);
+            lanterne_station::enrol::enrol(&dir, &box_url, &token, &host, Some(&mac))
+                .await
+                .with_context(|| format!("enrolling {host}"))?;
+        }
+        let spec = match &replay {
+            Some(f) => SourceSpec::Replay(f.clone()),
+            None => SourceSpec::Live(CaptureSource::Synthetic {
+                label: host.clone(),
+                rgb,
+            }),
+        };
+        let st = spawn_station(&dir, spec, &probe, host)?;
+        entries.push(ManifestEntry {
+            id: st.station_id,
+            name: st.name.clone(),
+            rgb,
+        });
+        running.push(st);
+    }
+    if let Some(path) = manifest {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&entries)?)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    tracing::info!(count, "simulated classroom running");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
