@@ -90,7 +90,9 @@ impl Panel {
             button: Button::new(cfg.button),
             watch: HeartbeatWatch::new(cfg.heartbeat_timeout_ms),
             lock: LedPattern::Off,
-            status: LedPattern::Off,
+            // Until the box says otherwise we do not know whether anyone is watching, so the
+            // status LED must not claim "nobody" (a rebooted panel next to a live box would).
+            status: LedPattern::Fault,
             identify_until: None,
             alive: false,
             losses: 0,
@@ -322,6 +324,16 @@ mod tests {
             ]
         );
         assert_eq!(p.tick(10_002).0.status, 0);
+    }
+
+    #[test]
+    fn rebooted_panel_does_not_show_off_before_set_leds() {
+        let mut p = Panel::new(PanelConfig::new(FW));
+        p.on_frame(0, Ok(BoxToPanel::Heartbeat { seq: 1 }));
+        assert!(p.box_alive(0));
+        assert_eq!(p.displayed_status(0), LedPattern::Fault);
+        let (lo, _) = status_levels(&mut p, 0, 1000);
+        assert!(lo >= GLOW);
     }
 
     #[test]
