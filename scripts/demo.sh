@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs a Lanterne box with a simulated classroom on this machine, then prints where to look.
+#
+#   sudo scripts/demo.sh            # 8 simulated stations
+#   sudo scripts/demo.sh 16         # 16
+#
+# Everything lives under run/demo/ (SQLite database, the box's self-signed CA, station
+# identities). The box listens on https://<this machine>:8443, stations on 127.0.0.1:7443;
+# each simulated station encodes a moving test pattern in its own colour with its name.
+# Ctrl-C stops everything. Running it again reuses the same box and stations.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNT=${1:-8}
+HTTPS_ADDR=${LANTERNE_HTTPS:-0.0.0.0:8443}
+LINK_ADDR=${LANTERNE_LINK:-127.0.0.1:7443}
+RUN=run/demo
+
+scripts/setup.sh
+cargo build --release -p lanterne-box -p lanterne-station
+BIN=target/release
+
+mkdir -p "$RUN"
+rm -f "$RUN/ready.json"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+RUST_LOG=${RUST_LOG:-info} "$BIN/lanterne-box" run --data-dir "$RUN/box" \
+  --https "$HTTPS_ADDR" --station-link "$LINK_ADDR" --ready-file "$RUN/ready.json" \
+  > >(tee "$RUN/box.out") 2> "$RUN/box.log" &
+pids+=($!)
+for _ in $(seq 1 300); do
+  [ -f "$RUN/ready.json" ] && break
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "the box failed to start:"; tail -n 20 "$RUN/box.log"; exit 1; }
+  sleep 0.1
+done
+[ -f "$RUN/ready.json" ] || { echo "the box did not become ready"; exit 1; }
+
+# The admin password is shown once, on the first start; the demo keeps it for later runs.
+pw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_password"] or "")' "$RUN/ready.json")
+if [ -n "$pw" ]; then
+  (umask 077; echo "$pw" > "$RUN/admin-password")
+fi
+pw=$(cat "$RUN/admin-password" 2>/dev/null || echo "(see the first run's output)")
+port=${HTTPS_ADDR##*:}
+
+# Tokens for stations that are not enrolled yet.
+need=0
+for i in $(seq 1 "$COUNT"); do
+  [ -f "$RUN/stations/station-$(printf %02d "$i")/station.json" ] || need=$((need + 1))
+done
+: > "$RUN/tokens.txt"
+if [ "$need" -gt 0 ]; then
+  "$BIN/lanterne-box" enrol-codes --data-dir "$RUN/box" --count "$need" > "$RUN/tokens.txt"
+fi
+RUST_LOG=${RUST_LOG:-info} "$BIN/lanterne-station" classroom --data-dir "$RUN/stations" \
+  --box "https://127.0.0.1:$port" --tokens "$RUN/tokens.txt" --count "$COUNT" \
+  --manifest "$RUN/stations.json" 2> "$RUN/stations.log" &
+pids+=($!)
+
+host_ip=$(hostname -I 2>/dev/null | awk '{print $1}')
+cat <<MSG
+
+  Lanterne is running with $COUNT simulated stations.
+
+    Open:      https://localhost:$port/   (or https://${host_ip:-this-machine}:$port/ from a tablet)
+    Login:     admin
+    Password:  $pw
+
+  The certificate is issued by the box's own CA: $RUN/box/ca.cert.pem
+  (trust it on the tablet, see docs/operations.md, or accept the browser warning).
+  Logs: $RUN/box.log, $RUN/stations.log.  Ctrl-C stops everything.
+
+MSG
+wait -n "${pids[@]}"
+echo "a process stopped; see $RUN/box.log and $RUN/stations.log"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs everything Lanterne needs to build, run and test on Debian 12 (run as root):
+# apt packages (GStreamer with software codecs, Xvfb, Chromium), the Rust components and
+# targets, and the npm packages of the browser tests. Safe to run again: it only installs
+# what is missing.
+#
+#   sudo scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential pkg-config git ca-certificates
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-tools
+  xvfb x11-utils x11-xserver-utils xdotool
+  chromium fonts-dejavu-core
+  nodejs npm
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages and not root; run as root: sudo $0" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust with rustup first" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null 2>&1; then
+  installed_components=$(rustup component list --installed 2>/dev/null || true)
+  for c in clippy rustfmt; do
+    grep -q "^$c" <<<"$installed_components" || rustup component add "$c"
+  done
+  rustup target list --installed | grep -q '^thumbv6m-none-eabi$' || rustup target add thumbv6m-none-eabi
+fi
+
+if [ -f tests/e2e/package-lock.json ]; then
+  # npm ci only when the lock file changed since the last install.
+  stamp=tests/e2e/node_modules/.lanterne-lock-sha
+  want=$(sha256sum tests/e2e/package-lock.json | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$stamp"
+  fi
+fi
+echo "setup: ok"

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs every Lanterne test on this machine: formatting and lints, the Rust unit and scenario
+# tests (station link, enrolment, X11 capture under Xvfb, bad input), the firmware build and
+# its host-side logic tests, and the browser tests in headless Chromium.
+#
+#   sudo scripts/test.sh
+#
+# Installs what it needs first (scripts/setup.sh). Ends with "N passed, M failed" and fails
+# if any test failed or if no test ran at all.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+scripts/setup.sh || exit 1
+
+LOG_DIR=$(mktemp -d)
+passed=0
+failed=0
+problems=()
+
+count_cargo() { # adds up the "test result:" lines of a cargo test log
+  local p f
+  read -r p f < <(awk '/^test result:/ { for (i = 1; i < NF; i++) {
+      if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+      END { print p + 0, f + 0 }' "$1")
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
+run_step() { # name, command...
+  local name=$1; shift
+  echo "==> $name"
+  if ! "$@"; then
+    problems+=("$name")
+    return 1
+  fi
+}
+
+run_step "cargo fmt --check" cargo fmt --all --check
+run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+# The scenario tests and the browser tests start the real binaries.
+run_step "cargo build" cargo build --workspace --bins
+
+echo "==> cargo test"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/cargo.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || problems+=("cargo test")
+count_cargo "$LOG_DIR/cargo.log"
+
+if [ -x scripts/test-firmware.sh ]; then
+  echo "==> firmware"
+  scripts/test-firmware.sh 2>&1 | tee "$LOG_DIR/firmware.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || problems+=("firmware")
+  count_cargo "$LOG_DIR/firmware.log"
+fi
+
+if [ -f tests/e2e/package.json ]; then
+  echo "==> browser tests"
+  (cd tests/e2e && node --test --test-reporter=tap) 2>&1 | tee "$LOG_DIR/e2e.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || problems+=("browser tests")
+  p=$(grep -E '^# pass [0-9]+' "$LOG_DIR/e2e.log" | tail -1 | awk '{print $3}')
+  f=$(grep -E '^# fail [0-9]+' "$LOG_DIR/e2e.log" | tail -1 | awk '{print $3}')
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+fi
+
+echo
+if [ ${#problems[@]} -gt 0 ]; then
+  echo "failed steps: ${problems[*]}"
+fi
+echo "$passed passed, $failed failed"
+if [ "$passed" -eq 0 ]; then
+  echo "no test ran: failing" >&2
+  exit 1
+fi
+[ "$failed" -eq 0 ] && [ ${#problems[@]} -eq 0 ]
