@@ -238,7 +238,7 @@ pub fn decode_frame<M: Message>(encoded: &[u8]) -> Result<M, DecodeError> {
     }
     match postcard::take_from_bytes::<M>(&covered[2..]) {
         // Trailing bytes mean the sender and we disagree about the message layout.
-        Ok((msg, rest)) if rest.is_empty() => Ok(msg),
+        Ok((msg, [])) => Ok(msg),
         _ => Err(DecodeError::Malformed),
     }
 }

@@ -11,11 +11,9 @@ use libfuzzer_sys::fuzz_target;
 
 fn check<M: Message + Copy + PartialEq + core::fmt::Debug>(data: &[u8], marker: M) {
     let mut dec = FrameDecoder::<M>::new();
-    for item in dec.feed(data) {
-        if let Ok(msg) = item {
-            let frame = encode(&msg).expect("accepted message must re-encode");
-            assert_eq!(decode_frame::<M>(&frame[..frame.len() - 1]), Ok(msg));
-        }
+    for msg in dec.feed(data).flatten() {
+        let frame = encode(&msg).expect("accepted message must re-encode");
+        assert_eq!(decode_frame::<M>(&frame[..frame.len() - 1]), Ok(msg));
     }
     assert!(dec.pending() <= MAX_FRAME_LEN);
     let mut tail = vec![DELIMITER];
