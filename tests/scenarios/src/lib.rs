@@ -1,0 +1,464 @@
+//! Harness for cross-process scenarios: starts the real `lanterne-box` binary in a temporary
+//! directory, enrols stations through its HTTPS API, logs in like a tablet, reads the video
+//! WebSockets and decodes what arrives.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`; `scripts/test.sh` does
+//! it). They are looked up next to the test executable (`target/<profile>/`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full, Limited};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+pub type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+pub type Ws = tokio_tungstenite::WebSocketStream<Tls>;
+
+/// Path of a workspace binary built in the same profile as this test.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ready {
+    pub https_url: String,
+    pub station_link: std::net::SocketAddr,
+    pub ca_cert: PathBuf,
+    pub ca_fingerprint: String,
+    pub admin_password: Option<String>,
+}
+
+/// A running `lanterne-box run`, killed on drop.
+pub struct BoxProcess {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub ready: Ready,
+    log: PathBuf,
+}
+
+impl BoxProcess {
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        Self::start_in(dir).await
+    }
+
+    /// Starts the box on an existing data directory (for restart scenarios).
+    pub async fn start_in(dir: tempfile::TempDir) -> anyhow::Result<Self> {
+        let ready_path = dir.path().join("ready.json");
+        let _ = std::fs::remove_file(&ready_path);
+        let log = dir.path().join("box.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let child = Command::new(bin("lanterne-box"))
+            .args(["run", "--data-dir"])
+            .arg(dir.path().join("box"))
+            .args(["--https", "127.0.0.1:0", "--station-link", "127.0.0.1:0"])
+            .arg("--ready-file")
+            .arg(&ready_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .context("starting lanterne-box")?;
+        let mut me = BoxProcess {
+            child,
+            dir,
+            ready: Ready {
+                https_url: String::new(),
+                station_link: "0.0.0.0:0".parse().expect("static"),
+                ca_cert: PathBuf::new(),
+                ca_fingerprint: String::new(),
+                admin_password: None,
+            },
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = me.child.try_wait()? {
+                bail!("lanterne-box exited with {status}:\n{}", me.log());
+            }
+            if let Ok(text) = std::fs::read_to_string(&ready_path) {
+                if let Ok(r) = serde_json::from_str::<Ready>(&text) {
+                    me.ready = r;
+                    return Ok(me);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("lanterne-box not ready after 60 s:\n{}", me.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn box_dir(&self) -> PathBuf {
+        self.dir.path().join("box")
+    }
+
+    /// Everything the box logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the box log contains every one of `needles` on one line.
+    pub async fn wait_log_line(
+        &self,
+        needles: &[&str],
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self
+                .log()
+                .lines()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return Ok(line.to_string());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "no log line with {needles:?} within {timeout:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn enrol_tokens(&self, count: u32) -> anyhow::Result<Vec<lanterne_station::enrol::Token>> {
+        let out = Command::new(bin("lanterne-box"))
+            .args(["enrol-codes", "--data-dir"])
+            .arg(self.box_dir())
+            .args(["--count", &count.to_string()])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "enrol-codes failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        String::from_utf8(out.stdout)?
+            .lines()
+            .map(|l| l.parse().map_err(|e| anyhow!("{e}")))
+            .collect()
+    }
+
+    /// Enrols a station identity into `dir` (as `hostname`) with a fresh token.
+    pub async fn enrol(
+        &self,
+        dir: &Path,
+        hostname: &str,
+    ) -> anyhow::Result<lanterne_station::identity::Enrolment> {
+        let token = self.enrol_tokens(1)?.remove(0);
+        Ok(
+            lanterne_station::enrol::enrol(dir, &self.ready.https_url, &token, hostname, None)
+                .await?,
+        )
+    }
+
+    pub fn https(&self) -> anyhow::Result<Https> {
+        Https::new(&self.ready.https_url, &self.ready.ca_cert)
+    }
+
+    /// Stops the box with SIGTERM-like kill and returns its data directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+}
+
+impl Drop for BoxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTPS client that trusts only the box CA, like a tablet that installed it.
+pub struct Https {
+    host: String,
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Https {
+    pub fn new(url: &str, ca: &Path) -> anyhow::Result<Self> {
+        let rest = url.strip_prefix("https://").context("https URL")?;
+        let (host, port) = rest.rsplit_once(':').context("host:port")?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_file(ca)?)?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Https {
+            host: host.to_string(),
+            port: port.trim_end_matches('/').parse()?,
+            tls: Arc::new(tls),
+        })
+    }
+
+    pub fn origin(&self) -> String {
+        format!("https://{}:{}", self.host, self.port)
+    }
+
+    async fn connect(&self) -> anyhow::Result<Tls> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let name = ServerName::try_from(self.host.clone())?;
+        Ok(tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await?)
+    }
+
+    /// One request on a fresh connection. `headers` are added as given (e.g. Origin, Cookie).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Response> {
+        let stream = self.connect().await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("{}:{}", self.host, self.port));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(&v)?)
+            }
+            None => Bytes::new(),
+        };
+        let res = sender.send_request(req.body(Full::new(body))?).await?;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = Limited::new(res.into_body(), 4 << 20)
+            .collect()
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+            .to_bytes();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Logs in and returns the `Cookie` header value of the session.
+    pub async fn login(&self, user: &str, password: &str) -> anyhow::Result<String> {
+        let origin = self.origin();
+        let res = self
+            .request(
+                "POST",
+                "/api/login",
+                Some(serde_json::json!({ "username": user, "password": password })),
+                &[("origin", origin.as_str())],
+            )
+            .await?;
+        if res.status != 200 {
+            bail!(
+                "login failed: {} {}",
+                res.status,
+                String::from_utf8_lossy(&res.body)
+            );
+        }
+        let set = res
+            .headers
+            .get("set-cookie")
+            .context("no session cookie")?
+            .to_str()?;
+        Ok(set.split(';').next().unwrap_or_default().to_string())
+    }
+
+    /// Opens a WebSocket with the session cookie and a same-origin `Origin`.
+    pub async fn websocket(&self, path: &str, cookie: &str) -> anyhow::Result<Ws> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let stream = self.connect().await?;
+        let mut req = format!("wss://{}:{}{}", self.host, self.port, path).into_client_request()?;
+        req.headers_mut().insert("cookie", cookie.parse()?);
+        req.headers_mut().insert("origin", self.origin().parse()?);
+        let (ws, _) = tokio_tungstenite::client_async(req, stream).await?;
+        Ok(ws)
+    }
+}
+
+/// One video message from a box WebSocket, parsed per the documented layout.
+#[derive(Debug, Clone)]
+pub struct VideoMessage {
+    pub keyframe: bool,
+    pub seq: u64,
+    pub capture_us: u64,
+    pub updates: Vec<(u16, u64)>,
+    pub au: Bytes,
+}
+
+pub fn parse_video_message(b: &[u8]) -> anyhow::Result<VideoMessage> {
+    if b.len() < 20 || b[0] != 1 {
+        bail!("bad video message header");
+    }
+    let n = u16::from_be_bytes([b[18], b[19]]) as usize;
+    let start = 20 + n * 10;
+    if b.len() <= start {
+        bail!("video message shorter than its updates");
+    }
+    let updates = (0..n)
+        .map(|i| {
+            let o = 20 + i * 10;
+            (
+                u16::from_be_bytes([b[o], b[o + 1]]),
+                u64::from_be_bytes(b[o + 2..o + 10].try_into().expect("8 bytes")),
+            )
+        })
+        .collect();
+    Ok(VideoMessage {
+        keyframe: b[1] & 1 != 0,
+        seq: u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")),
+        capture_us: u64::from_be_bytes(b[10..18].try_into().expect("8 bytes")),
+        updates,
+        au: Bytes::copy_from_slice(&b[start..]),
+    })
+}
+
+/// What a WebSocket delivered: text (JSON) or video.
+pub enum WsItem {
+    Json(serde_json::Value),
+    Video(VideoMessage),
+}
+
+pub async fn next_item(ws: &mut Ws, timeout: Duration) -> anyhow::Result<WsItem> {
+    loop {
+        let msg = tokio::time::timeout(timeout, ws.next())
+            .await
+            .map_err(|_| anyhow!("nothing on the WebSocket within {timeout:?}"))?
+            .context("WebSocket closed")??;
+        match msg {
+            Message::Text(t) => return Ok(WsItem::Json(serde_json::from_str(t.as_str())?)),
+            Message::Binary(b) => return Ok(WsItem::Video(parse_video_message(&b)?)),
+            Message::Close(_) => bail!("WebSocket closed by the box"),
+            _ => {}
+        }
+    }
+}
+
+/// Decodes Annex B access units (starting at a keyframe) and returns the last picture as
+/// packed RGB: (width, height, pixels).
+pub fn decode_last_rgb(aus: &[Bytes]) -> anyhow::Result<(u32, u32, Vec<u8>)> {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init()?;
+    let pipeline = gst::parse::launch(
+        "appsrc name=src format=time caps=video/x-h264,stream-format=byte-stream,alignment=au \
+         ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+    )?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| anyhow!("not a pipeline"))?;
+    let src = pipeline
+        .by_name("src")
+        .context("src")?
+        .downcast::<gstreamer_app::AppSrc>()
+        .map_err(|_| anyhow!("appsrc"))?;
+    let sink = pipeline
+        .by_name("sink")
+        .context("sink")?
+        .downcast::<gstreamer_app::AppSink>()
+        .map_err(|_| anyhow!("appsink"))?;
+    pipeline.set_state(gst::State::Playing)?;
+    for (i, au) in aus.iter().enumerate() {
+        let mut buf = gst::Buffer::from_slice(au.clone());
+        buf.get_mut()
+            .expect("fresh buffer")
+            .set_pts(gst::ClockTime::from_mseconds(i as u64 * 40));
+        src.push_buffer(buf)?;
+    }
+    src.end_of_stream()?;
+    let mut last = None;
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+        last = Some(sample);
+    }
+    pipeline.set_state(gst::State::Null)?;
+    let sample = last.context("the decoder produced no picture")?;
+    let caps = sample.caps().context("caps")?;
+    let s = caps.structure(0).context("structure")?;
+    let (w, h) = (
+        s.get::<i32>("width")? as u32,
+        s.get::<i32>("height")? as u32,
+    );
+    let map = sample
+        .buffer()
+        .context("buffer")?
+        .map_readable()
+        .map_err(|_| anyhow!("map"))?;
+    // RGB rows are padded to 4 bytes by GStreamer's default stride.
+    let stride = ((w * 3).div_ceil(4) * 4) as usize;
+    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+    for row in 0..h as usize {
+        rgb.extend_from_slice(&map[row * stride..row * stride + w as usize * 3]);
+    }
+    Ok((w, h, rgb))
+}
+
+/// Mean colour of a square of `r` pixels around (x, y).
+pub fn mean_rgb(img: &(u32, u32, Vec<u8>), x: u32, y: u32, r: u32) -> [u8; 3] {
+    let (w, h, px) = img;
+    let mut sum = [0u64; 3];
+    let mut n = 0u64;
+    for yy in y.saturating_sub(r)..(y + r).min(*h) {
+        for xx in x.saturating_sub(r)..(x + r).min(*w) {
+            let o = ((yy * w + xx) * 3) as usize;
+            for c in 0..3 {
+                sum[c] += px[o + c] as u64;
+            }
+            n += 1;
+        }
+    }
+    let n = n.max(1);
+    [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8]
+}
+
+pub fn close_to(a: [u8; 3], b: [u8; 3], tolerance: u8) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tolerance)
+}
