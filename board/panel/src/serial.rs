@@ -18,7 +18,7 @@ use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{timeout, Instant, MissedTickBehavior};
-use tokio_serial::{SerialPortBuilderExt, SerialStream};
+use tokio_serial::{SerialPort, SerialPortBuilderExt, SerialStream};
 use tracing::{debug, info, warn};
 
 use crate::{emit, event_channel, patterns, LedState, PanelError, PanelEvent, PanelHandle};
@@ -157,9 +157,14 @@ async fn run(
 }
 
 fn open(path: &Path, cfg: &SerialConfig) -> Result<SerialStream, LinkError> {
-    let port = tokio_serial::new(path.to_string_lossy(), cfg.baud_rate)
+    let mut port = tokio_serial::new(path.to_string_lossy(), cfg.baud_rate)
         .timeout(cfg.write_timeout)
         .open_native_async()?;
+    // The firmware only talks while DTR is up ("someone has the port open"). Linux raises it
+    // on open already; asserting it again is for adapters that do not. Ptys refuse the ioctl.
+    if let Err(e) = port.write_data_terminal_ready(true) {
+        debug!(error = %e, "cannot assert DTR (fine on a pty)");
+    }
     Ok(port)
 }
 
