@@ -216,9 +216,12 @@ async fn usb_rx(mut rx: Receiver<'static, UsbDriver>) -> ! {
         // A partial frame from before a re-enumeration must not be glued to new bytes.
         decoder.reset();
         loop {
+            let read = with_timeout(Duration::from_millis(250), rx.read_packet(&mut buf)).await;
+            // Refresh before handing frames over, so the answer to the host's first request
+            // (sent right after it raised DTR) is not discarded as "nobody listening". The
+            // timeout exists only to notice DTR changes while the host is quiet.
             HOST_LISTENING.store(rx.dtr(), Ordering::Relaxed);
-            match with_timeout(Duration::from_millis(250), rx.read_packet(&mut buf)).await {
-                // Timeout only refreshes the DTR view above.
+            match read {
                 Err(_) => continue,
                 Ok(Ok(n)) => {
                     for frame in decoder.feed(&buf[..n]) {

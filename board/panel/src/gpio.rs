@@ -24,11 +24,7 @@ pub const GPIO_FIRMWARE: &str = "rpi-gpio";
 /// Starts the direct-GPIO backend. Fails if the GPIO character device is unavailable or a pin
 /// is already in use. Must be called within a tokio runtime.
 pub fn spawn_gpio(pins: GpioPins) -> Result<(PanelHandle, mpsc::Receiver<PanelEvent>), PanelError> {
-    let gpio = Gpio::new().map_err(|source| PanelError::Gpio {
-        pin: pins.lock_button,
-        role: "GPIO controller",
-        source,
-    })?;
+    let gpio = Gpio::new().map_err(PanelError::GpioUnavailable)?;
     let get = |pin: u8, role: &'static str| {
         gpio.get(pin)
             .map_err(|source| PanelError::Gpio { pin, role, source })

@@ -101,6 +101,9 @@ pub enum PanelError {
     #[error("invalid panel configuration: {0}")]
     Config(String),
     #[cfg(feature = "rpi-gpio")]
+    #[error("cannot open the GPIO controller: {0}")]
+    GpioUnavailable(#[source] rppal::gpio::Error),
+    #[cfg(feature = "rpi-gpio")]
     #[error("GPIO pin {pin} ({role}): {source}")]
     Gpio {
         pin: u8,
