@@ -5,7 +5,10 @@
 #   3. converts it to UF2 with scripts/firmware-uf2.sh (which verifies the result);
 #   4. runs the host tests of the no_std logic the firmware is made of
 #      (lanterne-panel-protocol and lanterne-panel-logic) and checks that the protocol crate
-#      builds for the thumb target on its own.
+#      builds for the thumb target on its own;
+#   5. if node is installed: runs the firmware ELF in the rp2040js emulator against the box's
+#      real serial backend (board/panel/tests/emulated_firmware.rs). LANTERNE_SKIP_EMULATOR=1
+#      skips this step.
 #
 # Run from anywhere:  scripts/test-firmware.sh
 # Outputs: firmware/target/thumbv6m-none-eabi/release/lanterne-panel-firmware{,.uf2}
@@ -46,5 +49,19 @@ step "host tests of the panel protocol and logic"
     cargo test -p lanterne-panel-protocol -p lanterne-panel-logic
     cargo build -p lanterne-panel-protocol -p lanterne-panel-logic --target thumbv6m-none-eabi
 )
+
+if [[ "${LANTERNE_SKIP_EMULATOR:-0}" == 1 ]]; then
+    step "emulator: skipped (LANTERNE_SKIP_EMULATOR=1)"
+elif ! command -v node >/dev/null; then
+    step "emulator: skipped (node not installed)"
+else
+    step "firmware in the rp2040js emulator, driven by the box's serial backend"
+    (cd "$repo/firmware/emulator" && npm ci --no-audit --no-fund --silent)
+    (
+        cd "$repo"
+        export CARGO_TARGET_DIR="$host_target_dir"
+        cargo test -p lanterne-panel --test emulated_firmware -- --ignored
+    )
+fi
 
 step "firmware checks passed"
