@@ -8,6 +8,8 @@
 // stderr:       one line per event: "usb configured", "pwm lock=<0..1000> status=<0..1000>"
 //               whenever the LED duty levels change, "rtt <hex>" for raw defmt log bytes.
 // --control:    a Unix socket accepting lines "button down" / "button up".
+// --rtt <file>:  append the raw defmt (RTT channel 0) bytes to <file>; decode with
+//                `defmt-print -e <firmware.elf> < <file>`.
 //
 // No boot ROM is loaded (it is not redistributed with rp2040js): the core starts directly at
 // the firmware's vector table, skipping the second-stage boot loader, which only configures
@@ -15,12 +17,14 @@
 
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { unlinkSync } from 'node:fs';
+import { appendFileSync, unlinkSync } from 'node:fs';
 import { Simulator, USBCDC, createSetupPacket, DataDirection, SetupType, SetupRecipient } from 'rp2040js';
 
 const args = process.argv.slice(2);
 const elfPath = args[0];
-const controlPath = args.includes('--control') ? args[args.indexOf('--control') + 1] : null;
+const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : null);
+const controlPath = option('--control');
+const rttPath = option('--rtt');
 if (!elfPath) {
   console.error('usage: run-panel.mjs <firmware.elf> [--control <socket>]');
   process.exit(2);
@@ -180,7 +184,8 @@ function drainRtt() {
     rd = (rd + 1) % size;
   }
   mcu.writeUint32(up + 16, rd);
-  console.error(`rtt ${Buffer.from(bytes).toString('hex')}`);
+  if (rttPath) appendFileSync(rttPath, Buffer.from(bytes));
+  else console.error(`rtt ${Buffer.from(bytes).toString('hex')}`);
 }
 
 // --- run, paced to the wall clock ------------------------------------------------------------
