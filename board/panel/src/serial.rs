@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lanterne_panel_protocol::{
-    encode, BoxToPanel, EncodeError, FaultCode, FrameDecoder, PanelToBox, DELIMITER,
+    encode, BoxToPanel, DecodeError, EncodeError, FaultCode, FrameDecoder, PanelToBox, DELIMITER,
     PROTOCOL_VERSION,
 };
 use thiserror::Error;
@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 use tokio_serial::{SerialPort, SerialPortBuilderExt, SerialStream};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{emit, event_channel, patterns, LedState, PanelError, PanelEvent, PanelHandle};
 
@@ -179,6 +179,7 @@ async fn session(
         seq: 0,
         last_heard: Instant::now(),
         bad_frames: 0,
+        version_mismatch_reported: false,
     };
     let end = link.drive(&mut port, cfg, requested, events).await;
     if link.connected {
@@ -193,6 +194,7 @@ struct Link {
     seq: u16,
     last_heard: Instant,
     bad_frames: u64,
+    version_mismatch_reported: bool,
 }
 
 impl Link {
@@ -223,13 +225,7 @@ impl Link {
                         for item in decoder.feed(&buf[..n]) {
                             match item {
                                 Ok(msg) => self.on_message(msg, events),
-                                Err(e) => {
-                                    self.bad_frames += 1;
-                                    // The first one is interesting; a flood is one line per 100.
-                                    if self.bad_frames % 100 == 1 {
-                                        warn!(error = %e, total = self.bad_frames, "bad frame from panel");
-                                    }
-                                }
+                                Err(e) => self.on_bad_frame(e),
                             }
                         }
                         Ok(())
@@ -273,6 +269,27 @@ impl Link {
             send(port, &BoxToPanel::QueryVersion, cfg).await?;
         }
         Ok(())
+    }
+
+    fn on_bad_frame(&mut self, e: DecodeError) {
+        self.bad_frames += 1;
+        if let DecodeError::UnsupportedVersion(theirs) = e {
+            // Not line noise: the panel runs firmware for another protocol and will never be
+            // understood. Say so plainly, once per session.
+            if !self.version_mismatch_reported {
+                self.version_mismatch_reported = true;
+                error!(
+                    panel_protocol = theirs,
+                    box_protocol = PROTOCOL_VERSION,
+                    "panel firmware speaks another protocol version; flash matching firmware (firmware/README.md)"
+                );
+            }
+            return;
+        }
+        // The first one is interesting; a flood is one line per 100.
+        if self.bad_frames % 100 == 1 {
+            warn!(error = %e, total = self.bad_frames, "bad frame from panel");
+        }
     }
 
     fn on_message(&mut self, msg: PanelToBox, events: &mpsc::Sender<PanelEvent>) {
