@@ -145,13 +145,17 @@ async fn run(
             }
             SessionEnd::Lost(e) => warn!(path = %path.display(), error = %e, "panel link lost"),
         }
-        // Wait before retrying, but stop at once if the daemon lets go of the panel.
-        let stop = tokio::select! {
-            _ = tokio::time::sleep(cfg.reconnect_delay) => false,
-            changed = requested.changed() => changed.is_err(),
-        };
-        if stop {
-            return;
+        // Wait before retrying, but stop at once if the daemon lets go of the panel. LED
+        // changes meanwhile are picked up by the next session, which starts with the state.
+        let retry = tokio::time::sleep(cfg.reconnect_delay);
+        tokio::pin!(retry);
+        loop {
+            tokio::select! {
+                _ = &mut retry => break,
+                changed = requested.changed() => if changed.is_err() {
+                    return;
+                },
+            }
         }
     }
 }
