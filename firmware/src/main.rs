@@ -98,7 +98,7 @@ async fn main(spawner: Spawner) {
     let mut pwm_cfg = pwm::Config::default();
     pwm_cfg.top = PWM_TOP;
     pwm_cfg.divider = PWM_DIVIDER.into();
-    // Both LEDs start in the fault pattern's glow rather than dark (see panel logic).
+    // Duty starts at zero; the first tick, 5 ms later, shows the logic's boot pattern (fault).
     let mut leds = Pwm::new_output_ab(
         board.led_pwm,
         board.lock_led,
