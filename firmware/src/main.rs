@@ -36,7 +36,7 @@ use embassy_usb::class::cdc_acm::{CdcAcmClass, Receiver, Sender, State};
 use embassy_usb::UsbDevice;
 use lanterne_panel_logic::panel::Transition;
 use lanterne_panel_logic::pattern::LEVEL_MAX;
-use lanterne_panel_logic::{LedLevels, Panel, PanelConfig};
+use lanterne_panel_logic::{ButtonConfig, LedLevels, Panel, PanelConfig};
 use lanterne_panel_protocol::{
     encode, BoxToPanel, DecodeError, FirmwareVersion, FrameDecoder, PanelToBox,
 };
@@ -71,6 +71,17 @@ const FIRMWARE: FirmwareVersion = FirmwareVersion {
     major: parse_u8(env!("CARGO_PKG_VERSION_MAJOR")),
     minor: parse_u8(env!("CARGO_PKG_VERSION_MINOR")),
     patch: parse_u8(env!("CARGO_PKG_VERSION_PATCH")),
+};
+
+/// The panel's behaviour settings. The box heartbeats every second (lanterne-panel's
+/// `SerialConfig`), so 3 s of silence means two heartbeats were lost: show the fault pattern.
+const PANEL_CONFIG: PanelConfig = PanelConfig {
+    button: ButtonConfig {
+        debounce_ms: 20,
+        long_press_ms: 1500,
+    },
+    heartbeat_timeout_ms: 3000,
+    firmware: FIRMWARE,
 };
 
 /// Frames (or decode failures) from the box, for the main loop.
@@ -111,7 +122,7 @@ async fn main(spawner: Spawner) {
     spawner.spawn(defmt::unwrap!(usb_rx(rx)));
     spawner.spawn(defmt::unwrap!(usb_tx(tx)));
 
-    let mut panel = Panel::new(PanelConfig::new(FIRMWARE));
+    let mut panel = Panel::new(PANEL_CONFIG);
     if watchdog_rebooted {
         warn!("previous boot ended in a watchdog reset");
         panel.note_watchdog_reset();
