@@ -8,7 +8,7 @@
 //!   [`lanterne_panel_protocol`]. It heartbeats the panel, re-sends the LED state every
 //!   heartbeat, and reopens the port whenever the panel is unplugged, replugged, rebooted or
 //!   stops answering. If the daemon dies, the panel itself switches to its fault pattern.
-//! * [`spawn_gpio`] (feature `rpi-gpio`) — a button and two LEDs straight on the Pi's GPIO via
+//! * `spawn_gpio` (feature `rpi-gpio`) — a button and two LEDs straight on the Pi's GPIO via
 //!   rppal. No independent watchdog: see `board/README.md`.
 //! * [`spawn_simulated`] — an in-process panel for tests, the dev web page and the CLI.
 //!
