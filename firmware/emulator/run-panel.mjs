@@ -8,6 +8,8 @@
 // stderr:       one line per event: "usb configured", "pwm lock=<0..1000> status=<0..1000>"
 //               whenever the LED duty levels change, "rtt <hex>" for raw defmt log bytes.
 // --control:    a Unix socket accepting lines "button down" / "button up".
+// --uf2 <file>:  load flash from this UF2 (as scripts/firmware-uf2.sh made it) instead of the
+//                ELF's segments; the ELF still supplies symbols. Proves the UF2 boots.
 // --rtt <file>:  append the raw defmt (RTT channel 0) bytes to <file>; decode with
 //                `defmt-print -e <firmware.elf> < <file>`.
 //
@@ -25,6 +27,7 @@ const elfPath = args[0];
 const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : null);
 const controlPath = option('--control');
 const rttPath = option('--rtt');
+const uf2Path = option('--uf2');
 if (!elfPath) {
   console.error('usage: run-panel.mjs <firmware.elf> [--control <socket>]');
   process.exit(2);
@@ -68,7 +71,22 @@ function findSymbol(name) {
 const sim = new Simulator();
 const mcu = sim.rp2040;
 mcu.logger = { debug() {}, info() {}, warn(c, m) { console.error(`emu warn ${c}: ${m}`); }, error(c, m) { console.error(`emu error ${c}: ${m}`); } };
-for (let i = 0; i < phnum; i++) {
+function loadUf2(path) {
+  const uf2 = readFileSync(path);
+  if (uf2.length === 0 || uf2.length % 512 !== 0) throw new Error('UF2 size is not a multiple of 512');
+  for (let off = 0; off < uf2.length; off += 512) {
+    const magic = [uf2.readUInt32LE(off), uf2.readUInt32LE(off + 4), uf2.readUInt32LE(off + 508)];
+    if (magic[0] !== 0x0a324655 || magic[1] !== 0x9e5d5157 || magic[2] !== 0x0ab16f30) {
+      throw new Error(`UF2 block at ${off} has bad magic`);
+    }
+    if (uf2.readUInt32LE(off + 28) !== 0xe48bff56) throw new Error('UF2 block is not for the RP2040');
+    const target = uf2.readUInt32LE(off + 12);
+    const size = uf2.readUInt32LE(off + 16);
+    mcu.flash.set(uf2.subarray(off + 32, off + 32 + size), target - FLASH_START);
+  }
+}
+if (uf2Path) loadUf2(uf2Path);
+for (let i = 0; i < phnum && !uf2Path; i++) {
   const ph = phoff + i * phentsize;
   const type = elf.readUInt32LE(ph);
   const offset = elf.readUInt32LE(ph + 4);

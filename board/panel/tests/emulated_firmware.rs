@@ -91,7 +91,10 @@ async fn real_firmware_in_the_emulator() {
         .try_init();
     let elf = repo().join("firmware/target/thumbv6m-none-eabi/release/lanterne-panel-firmware");
     let harness = repo().join("firmware/emulator/run-panel.mjs");
+    // Boot the UF2 (the artefact that gets flashed), using the ELF only for symbols.
+    let uf2 = elf.with_extension("uf2");
     assert!(elf.exists(), "build the firmware first: {}", elf.display());
+    assert!(uf2.exists(), "make the UF2 first: scripts/firmware-uf2.sh");
 
     let dir = std::env::temp_dir().join(format!("lanterne-panel-emu-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -106,6 +109,8 @@ async fn real_firmware_in_the_emulator() {
     let mut child = Command::new("node")
         .arg(&harness)
         .arg(&elf)
+        .arg("--uf2")
+        .arg(&uf2)
         .arg("--control")
         .arg(&control_path)
         .stdin(Stdio::piped())
