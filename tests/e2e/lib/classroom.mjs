@@ -2,7 +2,8 @@
 // process with N synthetic stations) in a fresh temporary directory, for the browser tests.
 //
 //   const room = await startClassroom({ stations: 8 });
-//   // room.url, room.username, room.password, room.stations[i] = { id, name, rgb }
+//   // room.url, room.username, room.password, room.stations[i] = { id, name, rgb },
+//   room.boxPid, room.classroomPid (for the benchmarks' CPU and memory readings)
 //   await room.stop();
 //
 // Needs the binaries built first (`cargo build --workspace --bins`, which scripts/test.sh
@@ -84,6 +85,8 @@ export async function startClassroom({ stations = 8, replay = null } = {}) {
       caCert: ready.ca_cert,
       stations: manifest,
       dir,
+      boxPid: box.pid,
+      classroomPid: classroom.pid,
       stop,
     };
   } catch (e) {

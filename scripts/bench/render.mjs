@@ -1,0 +1,58 @@
+// Regenerates docs/benchmarks.md from the machine-readable results in docs/bench/*.json,
+// so the prose and the figures never disagree. Run by each scripts/bench-*.sh.
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const dir = path.join(root, 'docs/bench');
+
+const ABOUT = {
+  mosaic: {
+    title: 'Mosaic: replayed stations → one composed stream → browser',
+    what: `Each simulated station replays a pre-encoded 480×270, 5 fps H.264 thumbnail at real-time
+pace over its own mutually authenticated TLS link (one \`lanterne-station classroom --replay\`
+process). The box decodes every thumbnail, composes the grid, encodes it once and sends it over
+a secure WebSocket to headless Chromium, which decodes it with WebCodecs on the real room page.
+Latency is measured per station frame: from its capture timestamp (stamped by the station when
+the frame is sent) to the moment the browser has decoded the first mosaic frame that shows it.
+Box CPU is utime+stime of the box process over each window (100 % = one core); RSS is VmRSS.
+The baseline, measured in the same run, is the same box with the same stations and nobody
+watching; the ratio is what a viewer adds.`,
+    rows: (r) => [
+      ['mosaic frames/s delivered to the browser (median of windows)', r.mosaic_fps_median, '≥ 5'],
+      ['station frame → browser decoded, p50 (ms)', r.latency_ms_p50, '< 150'],
+      ['station frame → browser decoded, p99 (ms)', r.latency_ms_p99, '< 300'],
+      ['box CPU with one viewer (% of a core, median)', r.box_cpu_pct_median, 'reported'],
+      ['box CPU with no viewer, baseline (% of a core, median)', r.box_cpu_pct_no_viewer_median, 'reported'],
+      ['ratio viewer / baseline', r.viewer_cpu_ratio, 'reported'],
+      ['box RSS (MB, max)', r.box_rss_mb_max, '< 200'],
+      ['station simulator CPU (% of a core, median; load generator)', r.stations_process_cpu_pct_median, '—'],
+      ['latency samples', r.latency_samples, '—'],
+    ],
+  },
+};
+
+const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+let md = `# Benchmarks
+
+Figures measured by the benchmark scripts, regenerated from \`docs/bench/*.json\` (one file per
+benchmark, with the date and the machine) by \`node scripts/bench/render.mjs\`. These are
+benchmarks, not tests: the shared machines they run on are noisy, so each reports medians over
+several windows and a baseline measured in the same run.
+`;
+for (const f of files) {
+  const b = JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
+  const about = ABOUT[b.benchmark];
+  if (!about) continue;
+  md += `\n## ${about.title}\n\n${about.what}\n\nReproduce: \`${b.command}\`\n\n`;
+  md += `Measured ${b.date} on ${b.machine.cpu} (${b.machine.cores} cores, ${b.machine.memory_gb} GB), ${b.machine.os}; box codecs ${b.machine.box_codecs}; parameters ${JSON.stringify(b.params)}.\n\n`;
+  md += '| figure | measured | target |\n|---|---|---|\n';
+  for (const [name, v, t] of about.rows(b.results)) md += `| ${name} | ${v} | ${t} |\n`;
+  if (b.met) {
+    const missed = Object.entries(b.met).filter(([, ok]) => !ok).map(([k]) => k);
+    md += `\nTargets ${missed.length ? `missed: ${missed.join(', ')}` : 'all met'}.\n`;
+  }
+}
+writeFileSync(path.join(root, 'docs/benchmarks.md'), md);
+console.log('wrote docs/benchmarks.md');
