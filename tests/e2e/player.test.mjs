@@ -1,0 +1,245 @@
+// Browser test of the teacher UI's live player without the box: a fake box (lib/fake-box.mjs)
+// serves web-ui/ and streams real x264 output in the box's framing; headless Chromium logs
+// in through the form and the test checks decoded frames, pixels, overlays, focus view,
+// reconnect, language and the "ended" message.
+//
+//   cd tests/e2e && npm ci && node --test player.test.mjs
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeMosaic, encodeSolid } from './lib/h264.mjs';
+import { startFakeBox } from './lib/fake-box.mjs';
+import { launch, waitForFrames, waitForColour, TABLET } from './lib/browser.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const webRoot = path.resolve(here, '../../web-ui');
+const results = path.join(here, 'test-results');
+
+const FPS = 15;
+const TILE = { w: 320, h: 180 };
+const USER = { username: 'prof.martin', password: 'Lanterne-2024!' };
+// Ids deliberately differ from tile indexes, so mixing the two up fails the test.
+const STATIONS = [
+  { id: 11, name: 'poste-01', rgb: [200, 40, 40], online: true },
+  { id: 12, name: 'poste-02', rgb: [40, 170, 70], online: true },
+  { id: 13, name: 'poste-03', rgb: [40, 80, 200], online: true },
+  { id: 14, name: 'poste-04', rgb: [230, 190, 40], online: false },
+];
+
+describe('web UI player against a fake box streaming real H.264', { timeout: 180_000 }, () => {
+  let tmp;
+  let box;
+  let browser;
+  let page;
+
+  before(async () => {
+    tmp = await mkdtemp(path.join(tmpdir(), 'lanterne-player-'));
+    await mkdir(results, { recursive: true });
+    const clip = { fps: FPS, frames: 30 };
+    const [mosaic, ...focus] = await Promise.all([
+      encodeMosaic(tmp, { colours: STATIONS.map((s) => s.rgb), cols: 2, tileW: TILE.w, tileH: TILE.h, ...clip }),
+      ...STATIONS.map((s) => encodeSolid(tmp, `station-${s.id}`, { rgb: s.rgb, width: 480, height: 270, ...clip })),
+    ]);
+    box = await startFakeBox({
+      webRoot,
+      roomName: 'Salle 12',
+      user: USER,
+      fps: FPS,
+      mosaic: { ...mosaic, width: 2 * TILE.w, height: 2 * TILE.h },
+      stations: STATIONS.map((s, i) => ({
+        ...s,
+        tile: { x: (i % 2) * TILE.w, y: Math.floor(i / 2) * TILE.h, ...TILE },
+        clip: { ...focus[i], width: 480, height: 270 },
+      })),
+    });
+    browser = await launch({ viewport: TABLET, hasTouch: true });
+    page = browser.context.pages()[0] ?? await browser.context.newPage();
+    page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') console.error(`console: ${m.text()}`); });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await box?.close();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('sends a visitor without a session from /room to /login', async () => {
+    await page.goto(`${box.url}/room`);
+    assert.equal(new URL(page.url()).pathname, '/login');
+    await page.locator('#username').waitFor();
+    assert.equal(await page.locator('h1').textContent(), 'Connexion', 'French by default');
+  });
+
+  it('shows the box\'s error message for a wrong password', async () => {
+    await page.fill('#username', USER.username);
+    await page.fill('#password', 'not-the-password');
+    await page.click('#login-submit');
+    const error = page.locator('#login-error');
+    await error.waitFor({ state: 'visible' });
+    assert.equal(await error.textContent(), 'Identifiant ou mot de passe incorrect.');
+    assert.equal(new URL(page.url()).pathname, '/login');
+  });
+
+  it('logs in through the form and opens the room', async () => {
+    await page.fill('#password', USER.password);
+    await page.click('#login-submit');
+    await page.waitForURL(/\/room$/);
+    await page.waitForFunction(() => document.getElementById('room-name').textContent === 'Salle 12');
+    assert.equal(await page.title(), 'Salle 12 — Lanterne');
+  });
+
+  it('decodes mosaic frames continuously', async () => {
+    const first = await waitForFrames(page, 'mosaic', 0);
+    // Ten more frames is under a second of video: proof the stream keeps flowing.
+    const later = await waitForFrames(page, 'mosaic', first + 10);
+    assert.ok(later > first + 10);
+    const s = await page.evaluate(() => ({ ...window.lanterneStats, latencyMs: undefined }));
+    assert.ok(s.keyframesDecoded >= 1, 'decoding started at a keyframe');
+    assert.equal(s.decodeErrors, 0);
+    assert.equal(await page.locator('#conn').getAttribute('data-state'), 'live');
+    assert.equal(await page.locator('#conn-text').textContent(), 'En direct');
+  });
+
+  it('paints each station\'s colour at its tile centre', async () => {
+    for (const [i, s] of STATIONS.entries()) {
+      const fx = ((i % 2) * TILE.w + TILE.w / 2) / (2 * TILE.w);
+      const fy = (Math.floor(i / 2) * TILE.h + TILE.h / 2) / (2 * TILE.h);
+      await waitForColour(page, '#mosaic-canvas', fx, fy, s.rgb);
+    }
+  });
+
+  it('overlays tile names and online state where the tiles are drawn', async () => {
+    const tiles = page.locator('#tiles .tile');
+    assert.equal(await tiles.count(), STATIONS.length);
+    const canvas = await page.locator('#mosaic-canvas').boundingBox();
+    for (const [i, s] of STATIONS.entries()) {
+      const tile = page.locator(`#tiles .tile[data-station-id="${s.id}"]`);
+      assert.equal(await tile.locator('.tile-name').textContent(), s.name);
+      assert.equal(await tile.evaluate((el) => el.classList.contains('offline')), !s.online);
+      // Overlays are laid out in mosaic coordinates and must land on the scaled canvas.
+      const box2 = await tile.boundingBox();
+      const scale = canvas.width / (2 * TILE.w);
+      assert.ok(Math.abs(box2.x - (canvas.x + (i % 2) * TILE.w * scale)) < 2, `tile ${s.name} x`);
+      assert.ok(Math.abs(box2.y - (canvas.y + Math.floor(i / 2) * TILE.h * scale)) < 2, `tile ${s.name} y`);
+      assert.ok(Math.abs(box2.width - TILE.w * scale) < 2, `tile ${s.name} width`);
+    }
+    assert.ok(canvas.width > TABLET.width * 0.6, `mosaic uses the screen (${canvas.width} px wide)`);
+    assert.equal(await page.locator('.tile[data-station-id="14"] .tile-offline').textContent(), 'Hors ligne');
+    assert.equal(await page.locator('#summary').textContent(), '3 / 4 postes en ligne');
+
+    // A station coming online arrives as a layout message on the live stream.
+    box.setOnline(14, true);
+    await page.waitForFunction(() => !document.querySelector('.tile[data-station-id="14"]').classList.contains('offline'));
+    assert.equal(await page.locator('#summary').textContent(), '4 / 4 postes en ligne');
+  });
+
+  it('records capture-to-decode latency for every tile update', async () => {
+    await page.waitForFunction(() => window.lanterneStats.latencyMs.length >= 40, null, { timeout: 10_000 });
+    const lat = await page.evaluate(() => window.lanterneStats.latencyMs);
+    assert.ok(lat.every((v) => Number.isFinite(v) && v > -50 && v < 5000), `plausible latencies: ${lat.slice(0, 10)}`);
+  });
+
+  it('takes screenshots of the room on a tablet, landscape and portrait', async () => {
+    await page.screenshot({ path: path.join(results, 'room-landscape.png') });
+    await page.setViewportSize({ width: TABLET.height, height: TABLET.width });
+    await page.waitForFunction(() => document.getElementById('mosaic-stage').getBoundingClientRect().width <= 820);
+    await page.screenshot({ path: path.join(results, 'room-portrait.png') });
+    await page.setViewportSize(TABLET);
+    await page.waitForFunction(() => document.getElementById('mosaic-stage').getBoundingClientRect().width > 820);
+  });
+
+  it('reconnects by itself after the connection drops', async () => {
+    box.dropMosaic();
+    await page.waitForFunction(() => window.lanterneStats.reconnects >= 1, null, { timeout: 5_000 });
+    await page.waitForFunction(() => window.lanterneStats.connection === 'live', null, { timeout: 15_000 });
+    const n = await page.evaluate(() => window.lanterneStats.framesDecoded);
+    await waitForFrames(page, 'mosaic', n + 5);
+    assert.equal(box.openSockets().mosaic, 1, 'exactly one mosaic connection after reconnecting');
+  });
+
+  it('opens the focus view of a tapped station and decodes its own stream', async () => {
+    await page.locator('.tile[data-station-id="12"]').tap();
+    await page.waitForURL(/#station\/12$/);
+    assert.ok(await page.locator('#focus-view').isVisible());
+    assert.ok(await page.locator('#mosaic-view').isHidden());
+    assert.equal(await page.locator('#focus-title').textContent(), 'Écran de poste-02');
+    const first = await waitForFrames(page, 'focus', 0);
+    await waitForFrames(page, 'focus', first + 10);
+    await waitForColour(page, '#focus-canvas', 0.5, 0.5, STATIONS[1].rgb);
+    assert.deepEqual(await page.evaluate(() => [document.getElementById('focus-canvas').width,
+      document.getElementById('focus-canvas').height]), [480, 270], 'canvas takes the station\'s resolution');
+    await page.waitForFunction(() => window.lanterneStats.latencyMs.length >= 5);
+    assert.deepEqual(box.openSockets(), { mosaic: 0, focus: 1 }, 'the mosaic stream is closed while focused');
+    await page.screenshot({ path: path.join(results, 'focus-landscape.png') });
+  });
+
+  it('goes back to the class mosaic with the back button', async () => {
+    await page.locator('#back').tap();
+    await page.waitForFunction(() => location.hash === '' && window.lanterneStats.view === 'mosaic');
+    assert.ok(await page.locator('#mosaic-view').isVisible());
+    await waitForFrames(page, 'mosaic', 5);
+    await waitForColour(page, '#mosaic-canvas', 0.25, 0.25, STATIONS[0].rgb);
+    assert.deepEqual(box.openSockets(), { mosaic: 1, focus: 0 });
+  });
+
+  it('shows why a focused station ended and offers the way back', async () => {
+    await page.locator('.tile[data-station-id="13"]').tap();
+    await waitForFrames(page, 'focus', 3);
+    box.endFocus(13, 'Le poste a été éteint.');
+    const ended = page.locator('#focus-ended');
+    await ended.waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#ended-reason').textContent(), 'Le poste a été éteint.');
+    assert.equal(await page.locator('#conn').getAttribute('data-state'), 'ended');
+    await page.screenshot({ path: path.join(results, 'focus-ended.png') });
+    await page.locator('#ended-back').tap();
+    await waitForFrames(page, 'mosaic', 3);
+  });
+
+  it('switches to English, remembers it, and honours ?lang=', async () => {
+    await page.locator('#lang-switch button[data-lang="en"]').tap();
+    assert.equal(await page.locator('#logout').textContent(), 'Log out');
+    assert.equal(await page.locator('#conn-text').textContent(), 'Live');
+    assert.equal(await page.locator('#summary').textContent(), '4 / 4 stations online');
+    assert.equal(await page.locator('.tile[data-station-id="11"]').getAttribute('aria-label'), 'Open the screen of poste-01');
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+
+    await page.reload();
+    await waitForFrames(page, 'mosaic', 0);
+    assert.equal(await page.locator('#logout').textContent(), 'Log out', 'choice kept across reloads');
+    await page.screenshot({ path: path.join(results, 'room-english.png') });
+
+    await page.goto(`${box.url}/room?lang=fr`);
+    await page.locator('#logout').waitFor();
+    await page.waitForFunction(() => document.getElementById('logout').textContent === 'Déconnexion');
+  });
+
+  it('logs out and locks the room again', async () => {
+    await page.locator('#logout').tap();
+    await page.waitForURL(/\/login$/);
+    await page.goto(`${box.url}/room`);
+    assert.equal(new URL(page.url()).pathname, '/login');
+    const api = await page.request.get(`${box.url}/api/room`);
+    assert.equal(api.status(), 401);
+  });
+
+  it('tells the teacher plainly when the browser cannot decode video', async () => {
+    const p = await browser.context.newPage();
+    // Simulates Safari before 16.4 / an old Android WebView, which lack WebCodecs.
+    await p.addInitScript(() => { delete window.VideoDecoder; });
+    await p.goto(`${box.url}/login`);
+    await p.fill('#username', USER.username);
+    await p.fill('#password', USER.password);
+    await p.click('#login-submit');
+    await p.waitForURL(/\/room$/);
+    const msg = p.locator('#unsupported');
+    await msg.waitFor({ state: 'visible' });
+    assert.match(await p.locator('#unsupported-text').textContent(), /Safari.*16\.4/);
+    assert.equal(await p.locator('#unsupported h1').textContent(), 'Navigateur trop ancien');
+    assert.equal(box.openSockets().mosaic, 0, 'no stream is opened that could not be shown');
+    await p.close();
+  });
+});

@@ -1,0 +1,188 @@
+// Every string the teacher sees, in French (default) and English, plus the language choice.
+//
+// Pages mark translatable elements with data-i18n="key" (text content) or
+// data-i18n-attr="attr:key,attr:key" (attributes such as aria-label); scripts call t().
+
+const STRINGS = {
+  fr: {
+    'app.name': 'Lanterne',
+    'lang.label': 'Langue',
+    'lang.fr': 'Français',
+    'lang.en': 'English',
+
+    'login.title': 'Connexion — Lanterne',
+    'login.heading': 'Connexion',
+    'login.intro': 'Connectez-vous pour voir les écrans de la salle.',
+    'login.username': 'Identifiant',
+    'login.password': 'Mot de passe',
+    'login.submit': 'Se connecter',
+    'login.busy': 'Connexion…',
+    'login.failed': 'La connexion a échoué (erreur {status}).',
+    'login.network': 'Le boîtier ne répond pas. Vérifiez le réseau puis réessayez.',
+    'login.notice': 'Chaque consultation d’écran est enregistrée dans le journal de la salle.',
+
+    'room.title': '{room} — Lanterne',
+    'room.loading': 'Chargement de la salle…',
+    'room.logout': 'Déconnexion',
+    'room.back': 'Retour à la classe',
+    'room.empty': 'Aucun poste n’est inscrit dans cette salle.',
+    'room.stations': '{online} / {total} postes en ligne',
+    'room.open': 'Ouvrir l’écran de {name}',
+    'room.offline': 'Hors ligne',
+    'room.online': 'En ligne',
+    'room.focusOf': 'Écran de {name}',
+    'room.station': 'Poste {id}',
+    'room.ended': 'Ce poste n’est plus disponible.',
+    'room.loadFailed': 'Impossible de charger la salle. Nouvel essai dans quelques secondes…',
+
+    'conn.connecting': 'Connexion…',
+    'conn.live': 'En direct',
+    'conn.reconnecting': 'Reconnexion…',
+    'conn.ended': 'Terminé',
+
+    'unsupported.title': 'Navigateur trop ancien',
+    'unsupported.body': 'Ce navigateur ne sait pas afficher la vidéo en direct (WebCodecs). Utilisez Safari sur iPadOS 16.4 ou plus récent, ou une version récente de Chrome.',
+    'unsupported.insecure': 'La page doit être ouverte en HTTPS pour afficher la vidéo. Utilisez l’adresse https:// du boîtier.',
+  },
+  en: {
+    'app.name': 'Lanterne',
+    'lang.label': 'Language',
+    'lang.fr': 'Français',
+    'lang.en': 'English',
+
+    'login.title': 'Sign in — Lanterne',
+    'login.heading': 'Sign in',
+    'login.intro': 'Sign in to see the screens of the room.',
+    'login.username': 'Username',
+    'login.password': 'Password',
+    'login.submit': 'Sign in',
+    'login.busy': 'Signing in…',
+    'login.failed': 'Sign-in failed (error {status}).',
+    'login.network': 'The box is not answering. Check the network and try again.',
+    'login.notice': 'Every time a screen is viewed, it is recorded in the room’s log.',
+
+    'room.title': '{room} — Lanterne',
+    'room.loading': 'Loading the room…',
+    'room.logout': 'Log out',
+    'room.back': 'Back to the class',
+    'room.empty': 'No station is enrolled in this room.',
+    'room.stations': '{online} / {total} stations online',
+    'room.open': 'Open the screen of {name}',
+    'room.offline': 'Offline',
+    'room.online': 'Online',
+    'room.focusOf': 'Screen of {name}',
+    'room.station': 'Station {id}',
+    'room.ended': 'This station is no longer available.',
+    'room.loadFailed': 'Could not load the room. Trying again in a few seconds…',
+
+    'conn.connecting': 'Connecting…',
+    'conn.live': 'Live',
+    'conn.reconnecting': 'Reconnecting…',
+    'conn.ended': 'Ended',
+
+    'unsupported.title': 'Browser too old',
+    'unsupported.body': 'This browser cannot show live video (WebCodecs). Use Safari on iPadOS 16.4 or later, or a recent version of Chrome.',
+    'unsupported.insecure': 'The page must be opened over HTTPS to show video. Use the box’s https:// address.',
+  },
+};
+
+export const LANGUAGES = Object.keys(STRINGS);
+const DEFAULT_LANG = 'fr';
+const STORAGE_KEY = 'lanterne.lang';
+
+function storedLang() {
+  // Private browsing on older Safari throws on localStorage access; French is still right.
+  try {
+    return localStorage.getItem(STORAGE_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function pickInitialLang() {
+  const fromUrl = new URLSearchParams(location.search).get('lang');
+  if (fromUrl && STRINGS[fromUrl]) {
+    // A shared link with ?lang=en should stick for the rest of the visit (login → room).
+    saveLang(fromUrl);
+    return fromUrl;
+  }
+  const stored = storedLang();
+  return stored && STRINGS[stored] ? stored : DEFAULT_LANG;
+}
+
+function saveLang(lang) {
+  try {
+    localStorage.setItem(STORAGE_KEY, lang);
+  } catch {
+    // Not persisted; the choice still applies to this page.
+  }
+}
+
+let current = pickInitialLang();
+const listeners = new Set();
+
+export function getLang() {
+  return current;
+}
+
+/** Looks a key up in the current language; {name} placeholders are filled from vars. */
+export function t(key, vars = {}) {
+  const table = STRINGS[current];
+  let s = table[key] ?? STRINGS[DEFAULT_LANG][key];
+  if (s === undefined) {
+    console.warn(`i18n: missing string ${key}`);
+    return key;
+  }
+  return s.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+}
+
+/** Fills every data-i18n / data-i18n-attr element under root with the current language. */
+export function applyTranslations(root = document) {
+  document.documentElement.lang = current;
+  for (const el of root.querySelectorAll('[data-i18n]')) {
+    el.textContent = t(el.dataset.i18n);
+  }
+  for (const el of root.querySelectorAll('[data-i18n-attr]')) {
+    for (const pair of el.dataset.i18nAttr.split(',')) {
+      const [attr, key] = pair.split(':').map((s) => s.trim());
+      el.setAttribute(attr, t(key));
+    }
+  }
+}
+
+export function setLang(lang) {
+  if (!STRINGS[lang] || lang === current) return;
+  current = lang;
+  saveLang(lang);
+  // Drop ?lang= from the address so a reload honours the new choice, not the old link.
+  const url = new URL(location.href);
+  if (url.searchParams.has('lang')) {
+    url.searchParams.delete('lang');
+    history.replaceState(history.state, '', url);
+  }
+  applyTranslations();
+  for (const fn of listeners) fn(lang);
+}
+
+/** Calls fn(lang) after every language change, for strings built by scripts. */
+export function onLangChange(fn) {
+  listeners.add(fn);
+}
+
+/**
+ * Wires a language switcher: every button with data-lang inside container selects that
+ * language, and the pressed state follows the current choice.
+ */
+export function bindSwitcher(container) {
+  const sync = () => {
+    for (const b of container.querySelectorAll('button[data-lang]')) {
+      b.setAttribute('aria-pressed', String(b.dataset.lang === current));
+    }
+  };
+  container.addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-lang]');
+    if (b) setLang(b.dataset.lang);
+  });
+  onLangChange(sync);
+  sync();
+}
