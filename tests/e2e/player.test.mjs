@@ -58,7 +58,10 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     browser = await launch({ viewport: TABLET, hasTouch: true });
     page = browser.context.pages()[0] ?? await browser.context.newPage();
     page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-    page.on('console', (m) => { if (m.type() === 'error') console.error(`console: ${m.text()}`); });
+    // The login page's session probe (401) is expected; anything else is worth seeing.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !m.text().includes('401')) console.error(`console: ${m.text()}`);
+    });
   });
 
   after(async () => {
@@ -72,6 +75,7 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     assert.equal(new URL(page.url()).pathname, '/login');
     await page.locator('#username').waitFor();
     assert.equal(await page.locator('h1').textContent(), 'Connexion', 'French by default');
+    await page.screenshot({ path: path.join(results, 'login.png') });
   });
 
   it('shows the box\'s error message for a wrong password', async () => {
@@ -130,6 +134,7 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     assert.ok(canvas.width > TABLET.width * 0.6, `mosaic uses the screen (${canvas.width} px wide)`);
     assert.equal(await page.locator('.tile[data-station-id="14"] .tile-offline').textContent(), 'Hors ligne');
     assert.equal(await page.locator('#summary').textContent(), '3 / 4 postes en ligne');
+    await page.screenshot({ path: path.join(results, 'room-landscape.png') });
 
     // A station coming online arrives as a layout message on the live stream.
     box.setOnline(14, true);
@@ -143,10 +148,12 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     assert.ok(lat.every((v) => Number.isFinite(v) && v > -50 && v < 5000), `plausible latencies: ${lat.slice(0, 10)}`);
   });
 
-  it('takes screenshots of the room on a tablet, landscape and portrait', async () => {
-    await page.screenshot({ path: path.join(results, 'room-landscape.png') });
+  it('fits the mosaic to a portrait tablet', async () => {
     await page.setViewportSize({ width: TABLET.height, height: TABLET.width });
     await page.waitForFunction(() => document.getElementById('mosaic-stage').getBoundingClientRect().width <= 820);
+    const stage = await page.locator('#mosaic-stage').boundingBox();
+    assert.ok(stage.width > 0.9 * TABLET.height, `mosaic spans the portrait width (${stage.width} px)`);
+    assert.ok(Math.abs(stage.width / stage.height - 16 / 9) < 0.02, 'mosaic keeps its aspect ratio');
     await page.screenshot({ path: path.join(results, 'room-portrait.png') });
     await page.setViewportSize(TABLET);
     await page.waitForFunction(() => document.getElementById('mosaic-stage').getBoundingClientRect().width > 820);
