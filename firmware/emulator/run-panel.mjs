@@ -7,7 +7,8 @@
 //               /dev/lanterne-panel).
 // stderr:       one line per event: "usb configured", "pwm lock=<0..1000> status=<0..1000>"
 //               whenever the LED duty levels change, "rtt <hex>" for raw defmt log bytes.
-// --control:    a Unix socket accepting lines "button down" / "button up".
+// --control:    a Unix socket accepting lines "button down" / "button up" / "freeze" (the CPU
+//                stops, everything else runs on, until the watchdog resets the chip).
 // --uf2 <file>:  load flash from this UF2 (as scripts/firmware-uf2.sh made it) instead of the
 //                ELF's segments; the ELF still supplies symbols. Proves the UF2 boots.
 // --rtt <file>:  append the raw defmt (RTT channel 0) bytes to <file>; decode with
@@ -101,6 +102,40 @@ const rttAddress = findSymbol('_SEGGER_RTT');
 mcu.core.VTOR = VECTOR_TABLE;
 mcu.core.reset();
 
+// --- watchdog --------------------------------------------------------------------------------
+// "freeze" (control socket) stops the CPU while time, timers, PWM and the watchdog run on: a
+// wedged firmware. rp2040js only logs a watchdog expiry, so perform the reset here: the core
+// restarts from the vector table (peripherals keep their registers, which the firmware
+// re-initialises; WATCHDOG.REASON says TIMER) and the USB host re-enumerates.
+let frozen = false;
+let resetPending = false;
+// rp2040js has no named field for it; it sits in the peripheral map at its base address.
+const watchdog = mcu.peripherals[0x40058];
+watchdog.onWatchdogTrigger = () => {
+  // A chip reset disables the watchdog until the firmware starts it again; stopping it here
+  // also keeps rp2040js's expired countdown from re-firing at the same instant forever.
+  watchdog.enable = false;
+  watchdog.timer.enable = false;
+  watchdog.alarm.enable = false;
+  resetPending = true;
+};
+function watchdogReset() {
+  resetPending = false;
+  frozen = false;
+  const core = mcu.core;
+  core.registers.fill(0);
+  Object.assign(core, {
+    waiting: false, eventRegistered: false, PM: false, SPSEL: 0, nPRIV: false,
+    currentMode: 0, IPSR: 0, pendingInterrupts: 0, enabledInterrupts: 0,
+    pendingNMI: false, pendingPendSV: false, pendingSVCall: false, pendingSystick: false,
+    interruptsUpdated: false, SHPR2: 0, SHPR3: 0, VTOR: VECTOR_TABLE,
+  });
+  core.interruptPriorities = [0xffffffff, 0, 0, 0];
+  core.reset();
+  attachUsbHost();
+  console.error('watchdog reset');
+}
+
 // --- button ------------------------------------------------------------------------------
 // Pulled up, closed to ground when pressed.
 mcu.gpio[PIN_BUTTON].setInputValue(true);
@@ -114,7 +149,10 @@ if (controlPath) {
       while ((nl = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, nl).trim();
         pending = pending.slice(nl + 1);
-        if (line === 'button down') mcu.gpio[PIN_BUTTON].setInputValue(false);
+        if (line === 'freeze') {
+          frozen = true;
+          console.error('cpu frozen');
+        } else if (line === 'button down') mcu.gpio[PIN_BUTTON].setInputValue(false);
         else if (line === 'button up') mcu.gpio[PIN_BUTTON].setInputValue(true);
         else console.error(`control: unknown command ${JSON.stringify(line)}`);
       }
@@ -123,22 +161,6 @@ if (controlPath) {
 }
 
 // --- USB ---------------------------------------------------------------------------------
-const cdc = new USBCDC(mcu.usbCtrl);
-cdc.onDeviceConnected = () => {
-  // rp2040js addresses SET_CONTROL_LINE_STATE to the device; the CDC spec (and embassy-usb)
-  // want it addressed to the communication interface. Raise DTR|RTS properly.
-  mcu.usbCtrl.sendSetupPacket(createSetupPacket({
-    dataDirection: DataDirection.HostToDevice,
-    type: SetupType.Class,
-    recipient: SetupRecipient.Interface,
-    bRequest: 0x22,
-    wValue: 0x3,
-    wIndex: 0,
-    wLength: 0,
-  }));
-  console.error('usb configured');
-};
-cdc.onSerialData = (buffer) => process.stdout.write(Buffer.from(buffer));
 // Two emulator gaps around OUT transfers (host -> panel), bridged here:
 // * rp2040js clears a buffer's AVAILABLE bit as soon as the firmware arms it, where real
 //   hardware keeps it set until the host has filled the buffer; embassy-rp polls that bit, so
@@ -153,6 +175,7 @@ function setAvailable(endpoint, on) {
   const value = mcu.usbDPRAMView.getUint32(offset, true);
   mcu.usbDPRAMView.setUint32(offset, on ? value | BUF_AVAILABLE : value & ~BUF_AVAILABLE, true);
 }
+let cdc = null;
 let pendingRead = null;
 function completeRead() {
   if (!pendingRead || cdc.txFIFO.itemCount === 0) return;
@@ -163,12 +186,33 @@ function completeRead() {
   setAvailable(endpoint, false);
   mcu.usbCtrl.finishRead(endpoint, buffer);
 }
-mcu.usbCtrl.onEndpointRead = (endpoint, size) => {
-  if (endpoint !== cdc.outEndpoint) return;
-  setAvailable(endpoint, true);
-  pendingRead = { endpoint, size };
-  completeRead();
-};
+// A fresh emulated host, as when the panel re-enumerates after a reset.
+function attachUsbHost() {
+  cdc = new USBCDC(mcu.usbCtrl);
+  pendingRead = null;
+  cdc.onDeviceConnected = () => {
+    // rp2040js addresses SET_CONTROL_LINE_STATE to the device; the CDC spec (and
+    // embassy-usb) want it addressed to the communication interface. Raise DTR|RTS properly.
+    mcu.usbCtrl.sendSetupPacket(createSetupPacket({
+      dataDirection: DataDirection.HostToDevice,
+      type: SetupType.Class,
+      recipient: SetupRecipient.Interface,
+      bRequest: 0x22,
+      wValue: 0x3,
+      wIndex: 0,
+      wLength: 0,
+    }));
+    console.error('usb configured');
+  };
+  cdc.onSerialData = (buffer) => process.stdout.write(Buffer.from(buffer));
+  mcu.usbCtrl.onEndpointRead = (endpoint, size) => {
+    if (endpoint !== cdc.outEndpoint) return;
+    setAvailable(endpoint, true);
+    pendingRead = { endpoint, size };
+    completeRead();
+  };
+}
+attachUsbHost();
 process.stdin.on('data', (chunk) => {
   for (const b of chunk) cdc.sendSerialByte(b);
   completeRead();
@@ -215,7 +259,11 @@ function run() {
   const wall = Number(process.hrtime.bigint() - t0);
   let budget = 2_000_000;
   while (clock.nanos < wall && budget-- > 0) {
-    if (mcu.core.waiting) {
+    if (resetPending) watchdogReset();
+    if (frozen) {
+      const next = clock.nanosToNextAlarm;
+      clock.tick(next > 0 ? Math.min(next, wall - clock.nanos) : wall - clock.nanos);
+    } else if (mcu.core.waiting) {
       const next = clock.nanosToNextAlarm;
       // Sleep until the next timer alarm, but never past "now".
       clock.tick(next > 0 ? Math.min(next, wall - clock.nanos) : wall - clock.nanos);
@@ -226,7 +274,7 @@ function run() {
   reportPwm();
   drainRtt();
   if (process.env.EMU_TRACE && ++traceCount % 500 === 0) {
-    console.error(`trace pc=${mcu.core.PC.toString(16)} waiting=${mcu.core.waiting} t=${(clock.nanos / 1e6).toFixed(1)}ms wall=${(wall / 1e6).toFixed(1)}ms`);
+    console.error(`trace frozen=${frozen} pc=${mcu.core.PC.toString(16)} waiting=${mcu.core.waiting} t=${(clock.nanos / 1e6).toFixed(1)}ms wall=${(wall / 1e6).toFixed(1)}ms`);
   }
   setTimeout(run, 1);
 }

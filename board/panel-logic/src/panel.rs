@@ -76,6 +76,8 @@ pub struct Panel {
     alive: bool,
     /// Heartbeat losses not yet reported to the box.
     losses: u16,
+    /// This boot follows a watchdog reset, not yet reported.
+    watchdog_reset: bool,
     bad_frames: u16,
     outbox: Deque<PanelToBox, OUTBOX_LEN>,
     dropped: u32,
@@ -96,6 +98,7 @@ impl Panel {
             identify_until: None,
             alive: false,
             losses: 0,
+            watchdog_reset: false,
             bad_frames: 0,
             outbox: Deque::new(),
             dropped: 0,
@@ -111,12 +114,10 @@ impl Panel {
         }
     }
 
-    /// The last boot was caused by the watchdog: tell the box once it listens.
+    /// The last boot was caused by the watchdog: tell the box once it listens (with the first
+    /// frame it sends; anything queued before that would be discarded unheard).
     pub fn note_watchdog_reset(&mut self) {
-        self.queue(PanelToBox::Fault {
-            code: FaultCode::WatchdogReset,
-            count: 1,
-        });
+        self.watchdog_reset = true;
     }
 
     /// A frame arrived (or failed to decode) at `now`.
@@ -131,6 +132,12 @@ impl Panel {
             }
         };
         self.watch.heard(now);
+        if core::mem::take(&mut self.watchdog_reset) {
+            self.queue(PanelToBox::Fault {
+                code: FaultCode::WatchdogReset,
+                count: 1,
+            });
+        }
         if self.losses > 0 {
             let count = core::mem::take(&mut self.losses);
             self.queue(PanelToBox::Fault {
@@ -324,6 +331,33 @@ mod tests {
             ]
         );
         assert_eq!(p.tick(10_002).0.status, 0);
+    }
+
+    #[test]
+    fn watchdog_reset_is_reported_once_the_box_speaks() {
+        let mut p = Panel::new(PanelConfig::new(FW));
+        p.note_watchdog_reset();
+        // Nobody listening yet: the USB side discards what is queued now.
+        p.discard_outgoing();
+        p.on_frame(10, Ok(BoxToPanel::QueryVersion));
+        assert_eq!(
+            drain(&mut p).as_slice(),
+            &[
+                PanelToBox::Fault {
+                    code: FaultCode::WatchdogReset,
+                    count: 1
+                },
+                PanelToBox::Hello {
+                    protocol: PROTOCOL_VERSION,
+                    firmware: FW
+                },
+            ]
+        );
+        p.on_frame(20, Ok(BoxToPanel::Heartbeat { seq: 1 }));
+        assert_eq!(
+            drain(&mut p).as_slice(),
+            &[PanelToBox::HeartbeatReply { seq: 1 }]
+        );
     }
 
     #[test]

@@ -231,6 +231,34 @@ async fn real_firmware_in_the_emulator() {
         PanelEvent::LockButtonLongPressed
     );
 
+    // A wedged firmware: the CPU stops while PWM and the watchdog run on. The watchdog must
+    // reboot the chip, which comes back in the fault pattern and then follows the box again.
+    // The box had said "nobody watching" (dark), and a frozen CPU leaves the PWM dark; only the
+    // rebooted firmware's fault pattern lights it (it may last just until the box's next frame).
+    control.write_all(b"freeze\n").await.unwrap();
+    leds.wait(
+        "fault pattern after the watchdog reset",
+        Duration::from_secs(6),
+        |_, s| s == GLOW || s == FULL,
+    )
+    .await;
+    leds.wait(
+        "the box back in control after the reboot",
+        Duration::from_secs(6),
+        |_, s| s == 0,
+    )
+    .await;
+    // Depending on timing the box may have declared the link lost and found it again; either
+    // way the button must work end to end afterwards.
+    button(&mut control, Duration::from_millis(200)).await;
+    loop {
+        match next_event(&mut events, Duration::from_secs(5)).await {
+            PanelEvent::LockButtonPressed => break,
+            PanelEvent::Connected { .. } | PanelEvent::Disconnected => {}
+            other => panic!("unexpected event after the watchdog reset: {other:?}"),
+        }
+    }
+
     // The box software goes away while the LED says "nobody watching": the firmware must
     // switch to the fault pattern by itself, and never stay dark.
     drop(panel);
