@@ -1,1 +1,129 @@
-//! Placeholder; filled in by the media work.
+//! Lanterne media: everything that touches pixels or H.264.
+//!
+//! * Station side — [`ScreenEncoder`] captures the screen (X11, or a synthetic test pattern;
+//!   PipeWire is reported as unsupported until the ScreenCast portal is wired in) and encodes
+//!   two independent H.264 streams from one capture: a thumbnail for the mosaic and a full
+//!   stream for the focus view. The box switches each one on and off; an OFF stream costs no
+//!   encoding at all.
+//! * Box side — [`Mosaic`] decodes every station's thumbnail, composes the tiles into one
+//!   canvas in Rust and encodes that canvas once, so the teacher's tablet decodes one stream
+//!   whatever the class size. A full stream is never decoded here: the box forwards its access
+//!   units untouched.
+//! * [`replay`] — a small, versioned file of pre-encoded access units, played back at the
+//!   recorded pace, so a benchmark can simulate 30+ stations without running 30 encoders.
+//! * [`codec_string`] — the WebCodecs `avc1.PPCCLL` string for the browser's `VideoDecoder`.
+//!
+//! Every stream leaves here as Annex B access units with SPS/PPS in front of each IDR and no
+//! B-frames, because the browser decodes with WebCodecs and must never wait for reordering.
+//! Hardware codecs (Raspberry Pi 4 V4L2, VA-API) are used when [`init`] finds them working;
+//! otherwise x264 / libav, then OpenH264.
+
+#![forbid(unsafe_code)]
+
+mod bus;
+mod encoder;
+mod h264;
+mod probe;
+
+#[cfg(test)]
+mod testutil;
+
+use bytes::Bytes;
+
+pub use bus::PipelineError;
+pub use encoder::{CaptureSource, ScreenEncoder};
+pub use h264::codec_string;
+pub use probe::{init, CodecProbe, DecoderKind, EncoderKind};
+
+/// One H.264 access unit, Annex B byte stream, with SPS/PPS in front of every IDR.
+#[derive(Clone, Debug)]
+pub struct EncodedFrame {
+    pub data: Bytes,
+    pub keyframe: bool,
+    /// Unix-epoch microseconds when the screen was captured.
+    pub capture_us: u64,
+    /// Increases by one for every frame handed to the consumer of one stream.
+    pub seq: u64,
+}
+
+/// The two streams a station can send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    Thumb,
+    Full,
+}
+
+/// What the box asks one stream to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamParams {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+}
+
+impl StreamParams {
+    /// Rejects sizes the encoders cannot take (zero, odd, absurdly large).
+    pub fn validate(&self) -> Result<(), MediaError> {
+        let bad = |what: String| Err(MediaError::InvalidParams(what));
+        if !(16..=7680).contains(&self.width) || !(16..=4320).contains(&self.height) {
+            return bad(format!(
+                "size {}x{} outside 16x16..7680x4320",
+                self.width, self.height
+            ));
+        }
+        if self.width % 2 != 0 || self.height % 2 != 0 {
+            return bad(format!(
+                "size {}x{} must be even (4:2:0 video)",
+                self.width, self.height
+            ));
+        }
+        if !(1..=120).contains(&self.fps) {
+            return bad(format!("fps {} outside 1..=120", self.fps));
+        }
+        if !(16..=100_000).contains(&self.bitrate_kbps) {
+            return bad(format!(
+                "bitrate {} kbit/s outside 16..=100000",
+                self.bitrate_kbps
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("GStreamer initialisation failed: {0}")]
+    Init(String),
+    #[error("no usable H.264 {0} found (tried hardware, x264/libav and OpenH264)")]
+    NoCodec(&'static str),
+    #[error("GStreamer element '{0}' is missing (install the plugin package that provides it)")]
+    MissingElement(String),
+    #[error("building the {what} pipeline failed: {detail}")]
+    Build { what: &'static str, detail: String },
+    #[error("the {what} pipeline refused to start: {detail}")]
+    Start { what: &'static str, detail: String },
+    #[error("{0}")]
+    Pipeline(#[from] PipelineError),
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("invalid stream parameters: {0}")]
+    InvalidParams(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("I/O on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Microseconds since the Unix epoch, from the system's realtime clock.
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,541 @@
+//! Station side: one screen capture, two independently switched H.264 streams.
+//!
+//! ```text
+//! source ─▶ tee ─┬─▶ queue(leaky) ─▶ videorate ─▶ valve ─▶ videoscale ─▶ videoconvert ─▶ caps ─▶ enc ─▶ caps ─▶ h264parse ─▶ caps ─▶ appsink   (thumb)
+//!                └─▶ queue(leaky) ─▶ videorate ─▶ valve ─▶ videoscale ─▶ videoconvert ─▶ caps ─▶ enc ─▶ caps ─▶ h264parse ─▶ caps ─▶ appsink   (full)
+//! ```
+//!
+//! A stream that is OFF has its valve closed, so its branch neither scales nor encodes; only
+//! the queue and videorate (which drops without touching pixels) keep seeing frames. videorate
+//! sits before the valve on purpose: behind a valve it would see a gap of minutes when the
+//! stream comes back and pass a burst of frames at capture rate while catching up.
+//! Colour conversion happens per branch *after* scaling: the usual case is thumbnail only,
+//! and converting a 480×270 picture is much cheaper than converting the 1080p capture once.
+//! `videorate drop-only` only ever drops: a screen that stalls must not be padded with copies.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tokio::sync::{mpsc, watch};
+
+use crate::bus::{make, BusWatch};
+use crate::probe::{self, EncoderKind};
+use crate::{CodecProbe, EncodedFrame, MediaError, PipelineError, StreamKind, StreamParams};
+
+/// What a station captures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaptureSource {
+    /// A generated picture: solid `rgb` background, a moving ball, `label` in the top left and
+    /// a running clock in the bottom right. Used for simulated stations and tests.
+    Synthetic { label: String, rgb: [u8; 3] },
+    /// An X11 screen; `display` defaults to `$DISPLAY`.
+    X11 { display: Option<String> },
+    /// Wayland through PipeWire: needs the ScreenCast portal (not available yet).
+    PipeWire,
+}
+
+/// Size and rate of the synthetic picture before each branch scales it.
+const SYNTHETIC: (i32, i32, i32) = (1280, 720, 30);
+/// Capture rate asked of real screens; each branch's videorate brings it down.
+const CAPTURE_FPS: i32 = 30;
+/// A keyframe at least this often, whatever the encoder's own GOP (which cannot change
+/// while playing), so a tablet that lost a frame recovers within ~2 s.
+const KEYFRAME_EVERY_US: u64 = 2_000_000;
+
+/// Defaults a branch is built with; it stays OFF until [`ScreenEncoder::set_stream`].
+fn default_params(kind: StreamKind) -> StreamParams {
+    match kind {
+        StreamKind::Thumb => StreamParams {
+            width: 480,
+            height: 270,
+            fps: 5,
+            bitrate_kbps: 250,
+        },
+        StreamKind::Full => StreamParams {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 2500,
+        },
+    }
+}
+
+/// State the appsink callback shares with the controlling side (lock-free: the callback runs
+/// on the streaming thread and must never wait).
+struct BranchShared {
+    on: AtomicBool,
+    /// Drop frames until the next keyframe (after switching on, a caps change or a drop).
+    need_key: AtomicBool,
+    seq: AtomicU64,
+    dropped: AtomicU64,
+    last_key_us: AtomicU64,
+}
+
+struct Branch {
+    valve: gst::Element,
+    rate: gst::Element,
+    raw_caps: gst::Element,
+    encoder: gst::Element,
+    appsink: gst_app::AppSink,
+    shared: Arc<BranchShared>,
+    params: Mutex<Option<StreamParams>>,
+}
+
+/// Captures the screen and encodes the thumbnail and full streams on demand.
+/// Dropping it (or [`ScreenEncoder::stop`]) sets the pipeline to `Null`.
+pub struct ScreenEncoder {
+    pipeline: gst::Pipeline,
+    thumb: Branch,
+    full: Branch,
+    encoder_kind: EncoderKind,
+    bus: BusWatch,
+}
+
+impl ScreenEncoder {
+    /// Builds and starts the capture; both streams start OFF. Frames go to `out` with
+    /// `try_send`: when the receiver is full the frame is dropped and that stream waits for
+    /// (and asks for) the next keyframe.
+    pub fn start(
+        source: CaptureSource,
+        probe: &CodecProbe,
+        out: mpsc::Sender<(StreamKind, EncodedFrame)>,
+    ) -> Result<Self, MediaError> {
+        let pipeline = gst::Pipeline::with_name("station-encoder");
+        // Wall-clock capture times: base_time + PTS is then Unix time.
+        pipeline.use_clock(Some(&crate::bus::realtime_clock()));
+        let tee = build_source(&pipeline, &source)?;
+        let thumb = build_branch(&pipeline, &tee, StreamKind::Thumb, probe.encoder, out.clone())?;
+        let full = build_branch(&pipeline, &tee, StreamKind::Full, probe.encoder, out)?;
+        crate::bus::start_pipeline("station encoder", &pipeline)?;
+        let bus = BusWatch::spawn("station encoder", &pipeline);
+        tracing::info!(source = ?source_name(&source), encoder = ?probe.encoder, "screen encoder started");
+        Ok(ScreenEncoder {
+            pipeline,
+            thumb,
+            full,
+            encoder_kind: probe.encoder,
+            bus,
+        })
+    }
+
+    fn branch(&self, kind: StreamKind) -> &Branch {
+        match kind {
+            StreamKind::Thumb => &self.thumb,
+            StreamKind::Full => &self.full,
+        }
+    }
+
+    /// Switches one stream on with these parameters, changes them, or (`None`) switches it
+    /// off: nothing is encoded or sent for an OFF stream. Invalid parameters are logged and
+    /// ignored (the stream keeps its previous state).
+    pub fn set_stream(&self, kind: StreamKind, params: Option<StreamParams>) {
+        let b = self.branch(kind);
+        let mut current = b.params.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = params else {
+            if current.take().is_some() {
+                b.shared.on.store(false, Ordering::SeqCst);
+                b.valve.set_property("drop", true);
+                tracing::debug!(?kind, "stream off");
+            }
+            return;
+        };
+        if let Err(e) = p.validate() {
+            tracing::warn!(?kind, error = %e, "ignoring stream parameters");
+            return;
+        }
+        if *current == Some(p) {
+            return;
+        }
+        let was_on = current.is_some();
+        let old = current.unwrap_or_else(|| default_params(kind));
+        *current = Some(p);
+        if (old.width, old.height, old.fps) != (p.width, p.height, p.fps) {
+            b.rate.set_property("max-rate", p.fps as i32);
+            b.raw_caps.set_property("caps", probe::raw_caps(&p));
+            b.shared.need_key.store(true, Ordering::SeqCst);
+        }
+        if old.bitrate_kbps != p.bitrate_kbps {
+            probe::set_bitrate(self.encoder_kind, &b.encoder, &p);
+        }
+        if !was_on {
+            b.shared.need_key.store(true, Ordering::SeqCst);
+            b.shared.on.store(true, Ordering::SeqCst);
+            b.valve.set_property("drop", false);
+        }
+        send_keyframe_request(&b.appsink);
+        tracing::debug!(?kind, ?p, "stream on");
+    }
+
+    /// Asks for an IDR (with SPS/PPS) on one stream as soon as possible.
+    pub fn request_keyframe(&self, kind: StreamKind) {
+        send_keyframe_request(&self.branch(kind).appsink);
+    }
+
+    /// The current parameters of a stream (`None` = OFF).
+    pub fn stream(&self, kind: StreamKind) -> Option<StreamParams> {
+        *self.branch(kind).params.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Frames dropped because the receiver was full, per stream.
+    pub fn dropped(&self, kind: StreamKind) -> u64 {
+        self.branch(kind).shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Becomes `Some` when the pipeline failed (it is then stopped for good).
+    pub fn errors(&self) -> watch::Receiver<Option<PipelineError>> {
+        self.bus.errors()
+    }
+
+    /// Resolves when the pipeline fails.
+    pub async fn wait_error(&self) -> PipelineError {
+        let mut rx = self.bus.errors();
+        loop {
+            if let Some(e) = rx.borrow_and_update().clone() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                // The watch ended without an error: only happens while dropping.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Stops capturing and encoding.
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for ScreenEncoder {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn source_name(s: &CaptureSource) -> &'static str {
+    match s {
+        CaptureSource::Synthetic { .. } => "synthetic",
+        CaptureSource::X11 { .. } => "x11",
+        CaptureSource::PipeWire => "pipewire",
+    }
+}
+
+fn build_err(what: &'static str) -> impl Fn(gst::glib::BoolError) -> MediaError {
+    move |e| MediaError::Build {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+fn element(factory: &str) -> gst::element_factory::ElementBuilder<'_> {
+    gst::ElementFactory::make(factory)
+}
+
+fn built(r: Result<gst::Element, gst::glib::BoolError>, factory: &str) -> Result<gst::Element, MediaError> {
+    r.map_err(|_| MediaError::MissingElement(factory.to_string()))
+}
+
+/// Adds the capture part and returns the tee the branches hang off.
+///
+/// Synthetic: `videotestsrc is-live pattern=ball ! video/x-raw,I420,1280x720,30/1 ! textoverlay ! timeoverlay ! tee`
+/// X11:       `ximagesrc use-damage=false show-pointer=true ! video/x-raw,framerate=30/1 ! tee`
+fn build_source(pipeline: &gst::Pipeline, source: &CaptureSource) -> Result<gst::Element, MediaError> {
+    let tee = built(element("tee").name("capture-tee").build(), "tee")?;
+    let chain: Vec<gst::Element> = match source {
+        CaptureSource::Synthetic { label, rgb } => {
+            let argb = 0xff00_0000u32 | (rgb[0] as u32) << 16 | (rgb[1] as u32) << 8 | rgb[2] as u32;
+            // White ball on the station colour; a contrasting ball keeps motion visible.
+            let src = built(
+                element("videotestsrc")
+                    .property("is-live", true)
+                    .property_from_str("pattern", "ball")
+                    .property_from_str("animation-mode", "running-time")
+                    .property_from_str("motion", "wavy")
+                    .property("background-color", argb)
+                    .property("foreground-color", 0xffff_ffffu32)
+                    .build(),
+                "videotestsrc",
+            )?;
+            let (w, h, fps) = SYNTHETIC;
+            let caps = built(
+                element("capsfilter")
+                    .property(
+                        "caps",
+                        gst::Caps::builder("video/x-raw")
+                            .field("format", "I420")
+                            .field("width", w)
+                            .field("height", h)
+                            .field("framerate", gst::Fraction::new(fps, 1))
+                            .build(),
+                    )
+                    .build(),
+                "capsfilter",
+            )?;
+            let text = built(
+                element("textoverlay")
+                    .property("text", label.as_str())
+                    .property_from_str("valignment", "top")
+                    .property_from_str("halignment", "left")
+                    .property("font-desc", "Sans 32")
+                    .property("shaded-background", true)
+                    .build(),
+                "textoverlay",
+            )?;
+            let clock = built(
+                element("timeoverlay")
+                    .property_from_str("valignment", "bottom")
+                    .property_from_str("halignment", "right")
+                    .property("font-desc", "Sans 24")
+                    .property("shaded-background", true)
+                    .build(),
+                "timeoverlay",
+            )?;
+            vec![src, caps, text, clock]
+        }
+        CaptureSource::X11 { display } => {
+            let display = display
+                .clone()
+                .or_else(|| std::env::var("DISPLAY").ok())
+                .ok_or_else(|| {
+                    MediaError::Unsupported(
+                        "X11 capture needs a display: none given and $DISPLAY is unset".into(),
+                    )
+                })?;
+            let src = built(
+                element("ximagesrc")
+                    .property("display-name", display.as_str())
+                    .property("use-damage", false)
+                    .property("show-pointer", true)
+                    .build(),
+                "ximagesrc",
+            )?;
+            let caps = built(
+                element("capsfilter")
+                    .property(
+                        "caps",
+                        gst::Caps::builder("video/x-raw")
+                            .field("framerate", gst::Fraction::new(CAPTURE_FPS, 1))
+                            .build(),
+                    )
+                    .build(),
+                "capsfilter",
+            )?;
+            vec![src, caps]
+        }
+        CaptureSource::PipeWire => {
+            return Err(MediaError::Unsupported(
+                "PipeWire capture needs the ScreenCast portal (org.freedesktop.portal.ScreenCast) \
+                 to hand over a PipeWire fd and node id; this build does not negotiate the portal \
+                 yet — on Wayland run the station under an X11 session or XWayland"
+                    .into(),
+            ));
+        }
+    };
+    let err = build_err("station capture");
+    pipeline.add_many(&chain).map_err(&err)?;
+    pipeline.add(&tee).map_err(&err)?;
+    gst::Element::link_many(&chain).map_err(&err)?;
+    chain.last().expect("non-empty chain").link(&tee).map_err(&err)?;
+    Ok(tee)
+}
+
+/// One stream branch.
+///
+/// `tee ! queue leaky=downstream max-size-buffers=2 ! videorate drop-only=true max-rate=F
+///  ! valve drop=true ! videoscale ! videoconvert ! video/x-raw,I420,W×H,F/1 ! <encoder> ! <profile caps>
+///  ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink`
+fn build_branch(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
+    kind: StreamKind,
+    encoder_kind: EncoderKind,
+    out: mpsc::Sender<(StreamKind, EncodedFrame)>,
+) -> Result<Branch, MediaError> {
+    let params = default_params(kind);
+    let valve = built(element("valve").property("drop", true).build(), "valve")?;
+    let queue = built(
+        element("queue")
+            .property_from_str("leaky", "downstream")
+            .property("max-size-buffers", 2u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 0u64)
+            .build(),
+        "queue",
+    )?;
+    let rate = built(
+        element("videorate")
+            .property("drop-only", true)
+            .property("max-rate", params.fps as i32)
+            .build(),
+        "videorate",
+    )?;
+    let scale = make("videoscale")?;
+    let convert = make("videoconvert")?;
+    let raw_caps = built(
+        element("capsfilter").property("caps", probe::raw_caps(&params)).build(),
+        "capsfilter",
+    )?;
+    let encoder = probe::make_encoder(encoder_kind, &params, kind == StreamKind::Thumb)?;
+    let enc_caps = built(
+        element("capsfilter")
+            .property("caps", probe::encoder_output_caps(encoder_kind))
+            .build(),
+        "capsfilter",
+    )?;
+    let parse = built(
+        element("h264parse").property("config-interval", -1i32).build(),
+        "h264parse",
+    )?;
+    let au_caps = built(
+        element("capsfilter").property("caps", probe::annexb_au_caps()).build(),
+        "capsfilter",
+    )?;
+    // async=false: an OFF branch never prerolls, and a sink that prerolls minutes after the
+    // pipeline reached PLAYING would make the bin recalculate state and stall every branch.
+    let appsink = gst_app::AppSink::builder()
+        .sync(false)
+        .async_(false)
+        .max_buffers(2)
+        .drop(true)
+        .enable_last_sample(false)
+        .build();
+    let shared = Arc::new(BranchShared {
+        on: AtomicBool::new(false),
+        need_key: AtomicBool::new(true),
+        seq: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+        last_key_us: AtomicU64::new(0),
+    });
+    let cb_shared = shared.clone();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                on_encoded(sink, kind, &sample, &cb_shared, &out);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let elems: Vec<gst::Element> = vec![
+        queue.clone(),
+        rate.clone(),
+        valve.clone(),
+        scale,
+        convert,
+        raw_caps.clone(),
+        encoder.clone(),
+        enc_caps,
+        parse,
+        au_caps,
+        appsink.clone().upcast(),
+    ];
+    let err = build_err("station stream branch");
+    pipeline.add_many(&elems).map_err(&err)?;
+    gst::Element::link_many(&elems).map_err(&err)?;
+    tee.link(&queue).map_err(&err)?;
+    Ok(Branch {
+        valve,
+        rate,
+        raw_caps,
+        encoder,
+        appsink,
+        shared,
+        params: Mutex::new(None),
+    })
+}
+
+/// Runs on the streaming thread for every encoded access unit: never blocks.
+fn on_encoded(
+    sink: &gst_app::AppSink,
+    kind: StreamKind,
+    sample: &gst::Sample,
+    shared: &BranchShared,
+    out: &mpsc::Sender<(StreamKind, EncodedFrame)>,
+) {
+    if !shared.on.load(Ordering::SeqCst) {
+        // Encoded just before the valve closed: an OFF stream sends nothing.
+        return;
+    }
+    let Some(buffer) = sample.buffer_owned() else {
+        return;
+    };
+    let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+    tracing::trace!(?kind, keyframe, pts = ?buffer.pts(), "encoded");
+    if !keyframe && shared.need_key.load(Ordering::SeqCst) {
+        return;
+    }
+    let capture_us = crate::bus::wallclock_us(sink.base_time(), running_time(sample, buffer.pts()));
+    if keyframe {
+        shared.last_key_us.store(capture_us, Ordering::Relaxed);
+    } else if capture_us.saturating_sub(shared.last_key_us.load(Ordering::Relaxed))
+        > KEYFRAME_EVERY_US
+    {
+        // Count from now so the request is not repeated for every frame until the IDR arrives.
+        shared.last_key_us.store(capture_us, Ordering::Relaxed);
+        send_keyframe_request(sink);
+    }
+    let Ok(mapped) = buffer.into_mapped_buffer_readable() else {
+        return;
+    };
+    let frame = EncodedFrame {
+        data: Bytes::from_owner(mapped),
+        keyframe,
+        capture_us,
+        seq: shared.seq.load(Ordering::Relaxed),
+    };
+    match out.try_send((kind, frame)) {
+        Ok(()) => {
+            shared.seq.fetch_add(1, Ordering::Relaxed);
+            if keyframe {
+                shared.need_key.store(false, Ordering::SeqCst);
+            }
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // The receiver missed a reference frame: resync at a keyframe, asked for once.
+            if !shared.need_key.swap(true, Ordering::SeqCst) {
+                send_keyframe_request(sink);
+                tracing::warn!(?kind, dropped_total = n, "receiver full; dropping until the next keyframe");
+            }
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+/// Buffer PTS → running time. Encoders shift PTS by 1000 h (to keep DTS positive) and move the
+/// segment to match, so the raw PTS is not a running time.
+pub(crate) fn running_time(sample: &gst::Sample, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
+    let pts = pts?;
+    match sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>()) {
+        Some(seg) => seg.to_running_time(pts),
+        None => Some(pts),
+    }
+}
+
+/// An upstream force-key-unit event from the appsink reaches h264parse (which then repeats
+/// SPS/PPS) and the encoder.
+fn send_keyframe_request(sink: &gst_app::AppSink) {
+    let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+        .all_headers(true)
+        .build();
+    if !sink.send_event(ev) {
+        tracing::debug!("keyframe request not handled (pipeline stopped?)");
+    }
+}
+
+impl std::fmt::Debug for ScreenEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScreenEncoder")
+            .field("encoder", &self.encoder_kind)
+            .field("thumb", &self.stream(StreamKind::Thumb))
+            .field("full", &self.stream(StreamKind::Full))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! Test helpers: decoding H.264 back to RGB to check what a stream shows.
+
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+/// One decoded RGB picture.
+pub struct Picture {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<u8>,
+}
+
+impl Picture {
+    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        assert!(x < self.width && y < self.height, "({x},{y}) outside {}x{}", self.width, self.height);
+        let i = (y * self.width + x) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+
+    /// The most common colour (quantised to 8 levels per channel, then averaged) of a region:
+    /// robust against a ball, text or compression noise covering part of it.
+    pub fn dominant(&self, x0: usize, y0: usize, w: usize, h: usize) -> [u8; 3] {
+        let mut buckets: std::collections::HashMap<[u8; 3], (u64, [u64; 3])> = Default::default();
+        for y in (y0..y0 + h).step_by(2) {
+            for x in (x0..x0 + w).step_by(2) {
+                let p = self.pixel(x, y);
+                let e = buckets.entry([p[0] >> 5, p[1] >> 5, p[2] >> 5]).or_default();
+                e.0 += 1;
+                for c in 0..3 {
+                    e.1[c] += p[c] as u64;
+                }
+            }
+        }
+        let (n, sum) = buckets.values().max_by_key(|(n, _)| *n).copied().expect("empty region");
+        [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8]
+    }
+}
+
+/// True when every channel is within `tol` of the expected colour.
+pub fn close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
+    a.iter().zip(b.iter()).all(|(x, y)| x.abs_diff(*y) <= tol)
+}
+
+/// Decodes a sequence of Annex B access units (first one a keyframe) and returns every picture.
+pub fn decode(aus: &[bytes::Bytes]) -> Vec<Picture> {
+    crate::init().expect("gstreamer");
+    let pipeline = gst::parse::launch(
+        "appsrc name=src format=time caps=video/x-h264,stream-format=byte-stream,alignment=au \
+         ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB \
+         ! appsink name=sink sync=false",
+    )
+    .expect("test decode pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    for (i, au) in aus.iter().enumerate() {
+        let mut buf = gst::Buffer::from_slice(au.clone());
+        buf.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
+        src.push_buffer(buf).expect("push");
+    }
+    src.end_of_stream().expect("eos");
+    let mut out = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+        let caps = sample.caps().expect("caps");
+        let s = caps.structure(0).unwrap();
+        let width = s.get::<i32>("width").unwrap() as usize;
+        let height = s.get::<i32>("height").unwrap() as usize;
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        // RGB rows are padded to 4 bytes.
+        let stride = (width * 3).div_ceil(4) * 4;
+        let mut rgb = Vec::with_capacity(width * height * 3);
+        for y in 0..height {
+            rgb.extend_from_slice(&map[y * stride..y * stride + width * 3]);
+        }
+        out.push(Picture { width, height, rgb });
+        if sink.is_eos() {
+            break;
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    out
+}
+
+/// Receives the next item or fails the test after `secs`.
+pub async fn recv_within<T>(rx: &mut tokio::sync::mpsc::Receiver<T>, secs: u64, what: &str) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), rx.recv()).await {
+        Ok(Some(v)) => v,
+        Ok(None) => panic!("{what}: channel closed"),
+        Err(_) => panic!("{what}: nothing within {secs} s"),
+    }
+}
+
+pub fn tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+}
