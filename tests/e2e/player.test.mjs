@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeMosaic, encodeSolid } from './lib/h264.mjs';
-import { startFakeBox } from './lib/fake-box.mjs';
+import { startFakeBox, frameMessage } from './lib/fake-box.mjs';
 import { launch, waitForFrames, waitForColour, TABLET } from './lib/browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -159,6 +159,26 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     await page.waitForFunction(() => document.getElementById('mosaic-stage').getBoundingClientRect().width > 820);
   });
 
+  it('survives malformed messages and a broken keyframe, resuming at the next keyframe', async () => {
+    const before = await page.evaluate(() => ({ ...window.lanterneStats, latencyMs: undefined }));
+    // A truncated header, an unknown version, and a "keyframe" of noise the decoder must reject.
+    const noise = Buffer.alloc(4000);
+    for (let i = 0; i < noise.length; i++) noise[i] = (i * 7919 + 13) & 0xff;
+    const broken = Buffer.concat([Buffer.from([0, 0, 0, 1, 0x65]), noise]);
+    const badVersion = frameMessage({ keyframe: true, seq: 1, captureUs: 0, data: broken });
+    badVersion[0] = 2;
+    box.injectMosaic(Buffer.from([1, 1, 0]), badVersion,
+      frameMessage({ keyframe: true, seq: 1e9, captureUs: 0, data: broken }));
+    await page.waitForFunction((b) => window.lanterneStats.droppedFrames >= b.droppedFrames + 2
+      && window.lanterneStats.decodeErrors >= b.decodeErrors + 1, before, { timeout: 10_000 });
+    // Decoding resumes on its own once the stream's next keyframe arrives.
+    const after = await page.evaluate(() => window.lanterneStats.keyframesDecoded);
+    await page.waitForFunction((k) => window.lanterneStats.keyframesDecoded > k, after, { timeout: 10_000 });
+    const n = await page.evaluate(() => window.lanterneStats.framesDecoded);
+    await waitForFrames(page, 'mosaic', n + 5);
+    await waitForColour(page, '#mosaic-canvas', 0.75, 0.75, STATIONS[3].rgb);
+  });
+
   it('reconnects by itself after the connection drops', async () => {
     box.dropMosaic();
     await page.waitForFunction(() => window.lanterneStats.reconnects >= 1, null, { timeout: 5_000 });
@@ -222,6 +242,32 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     await page.goto(`${box.url}/room?lang=fr`);
     await page.locator('#logout').waitFor();
     await page.waitForFunction(() => document.getElementById('logout').textContent === 'Déconnexion');
+  });
+
+  it('skips delta frames to the next keyframe when the decoder falls behind', async () => {
+    const p = await browser.context.newPage();
+    // Lets the test pretend the decoder has a backlog, as on a slow tablet.
+    await p.addInitScript(() => {
+      const real = Object.getOwnPropertyDescriptor(VideoDecoder.prototype, 'decodeQueueSize').get;
+      Object.defineProperty(VideoDecoder.prototype, 'decodeQueueSize', {
+        get() { return window.fakeDecodeBacklog ?? real.call(this); },
+      });
+    });
+    await p.goto(`${box.url}/room`);
+    await waitForFrames(p, 'mosaic', 5);
+    await p.evaluate(() => { window.fakeDecodeBacklog = 8; });
+    const keyframe = (above) => p.waitForFunction((k) => window.lanterneStats.keyframesDecoded > k
+      && { frames: window.lanterneStats.framesDecoded, keys: window.lanterneStats.keyframesDecoded,
+        dropped: window.lanterneStats.droppedFrames }, above, { timeout: 10_000 }).then((h) => h.jsonValue());
+    const k0 = await p.evaluate(() => window.lanterneStats.keyframesDecoded);
+    const a = await keyframe(k0);
+    const b = await keyframe(a.keys);
+    assert.equal(b.frames - a.frames, b.keys - a.keys, 'only keyframes are decoded while behind');
+    assert.ok(b.dropped - a.dropped >= 5, `delta frames were dropped (${b.dropped - a.dropped})`);
+    await p.evaluate(() => { window.fakeDecodeBacklog = undefined; });
+    const n = await p.evaluate(() => window.lanterneStats.framesDecoded);
+    await waitForFrames(p, 'mosaic', n + 12);
+    await p.close();
   });
 
   it('logs out and locks the room again', async () => {

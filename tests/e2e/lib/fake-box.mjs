@@ -228,6 +228,10 @@ export async function startFakeBox({ webRoot, roomName, mosaic, stations, user, 
         ws.close();
       }
     },
+    /** Sends raw binary messages to every mosaic viewer, between the paced frames. */
+    injectMosaic(...messages) {
+      for (const ws of sockets.mosaic) for (const m of messages) ws.send(m);
+    },
     /** Cuts every mosaic connection abruptly, like a Wi-Fi drop. */
     dropMosaic() {
       for (const ws of sockets.mosaic) ws.terminate();
