@@ -42,6 +42,70 @@ pub struct Config {
     pub thumbnails: Video,
     #[serde(default = "Video::focus_default")]
     pub focus: Video,
+    #[serde(default)]
+    pub panel: Panel,
+    #[serde(default)]
+    pub lock: Lock,
+}
+
+/// The box's front panel: lock button and status LEDs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Panel {
+    #[serde(default)]
+    pub backend: PanelBackend,
+    /// Serial device of the RP2040 panel (see images/udev for the stable name).
+    #[serde(default = "Panel::default_device")]
+    pub device: PathBuf,
+}
+
+impl Panel {
+    fn default_device() -> PathBuf {
+        PathBuf::from("/dev/lanterne-panel")
+    }
+}
+
+impl Default for Panel {
+    fn default() -> Self {
+        Panel {
+            backend: PanelBackend::default(),
+            device: Self::default_device(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PanelBackend {
+    /// The RP2040 front panel over USB serial (production).
+    #[default]
+    Serial,
+    /// Button and LEDs wired to the Pi's GPIO (needs a box built with `rpi-gpio`).
+    Gpio,
+    /// An in-memory panel for development; pressed from the web UI's developer page.
+    Simulated,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    /// Shown on every locked screen.
+    #[serde(default = "Lock::default_message")]
+    pub message: String,
+}
+
+impl Lock {
+    fn default_message() -> String {
+        "Écrans verrouillés — regardez le tableau".to_string()
+    }
+}
+
+impl Default for Lock {
+    fn default() -> Self {
+        Lock {
+            message: Self::default_message(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -187,6 +251,11 @@ impl Config {
             mosaic: Video::mosaic_default(),
             thumbnails: Video::thumbnail_default(),
             focus: Video::focus_default(),
+            panel: Panel {
+                backend: PanelBackend::Simulated,
+                ..Panel::default()
+            },
+            lock: Lock::default(),
         }
     }
 
@@ -270,6 +339,22 @@ impl Config {
                 ))
             }
             _ => {}
+        }
+        let msg = self.lock.message.trim();
+        if msg.is_empty() || msg.chars().count() > lanterne_wire::MAX_TEXT_CHARS {
+            return Err((
+                "lock.message".into(),
+                format!(
+                    "must be 1 to {} characters long",
+                    lanterne_wire::MAX_TEXT_CHARS
+                ),
+            ));
+        }
+        if self.panel.backend == PanelBackend::Gpio && !cfg!(feature = "rpi-gpio") {
+            return Err((
+                "panel.backend".into(),
+                "\"gpio\" needs a box built with the rpi-gpio feature".into(),
+            ));
         }
         self.mosaic.validate("mosaic", 30)?;
         self.thumbnails.validate("thumbnails", 15)?;

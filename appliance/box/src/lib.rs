@@ -14,6 +14,7 @@ pub mod room;
 pub mod station_link;
 pub mod store;
 pub mod web;
+pub mod wol;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     .context("starting the mosaic")?;
     let mosaic = Arc::new(mosaic);
 
+    let (panel, panel_events, simulated_panel) = start_panel(&cfg.panel)?;
     let stations = store.with(store::stations)?;
     info!(count = stations.len(), "enrolled stations");
     let room = room::spawn(
@@ -98,7 +100,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             thumbnail: cfg.thumbnails.stream_settings(),
             focus: cfg.focus.stream_settings(),
         },
-    );
+        store.clone(),
+        panel,
+        room::LockSettings {
+            message: cfg.lock.message.clone(),
+        },
+    )?;
+    tokio::spawn(forward_panel_events(panel_events, room.clone()));
 
     let link_listener = TcpListener::bind(cfg.network.station_link)
         .await
@@ -122,6 +130,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         ca: ca.clone(),
         station_link_port: link_addr.port(),
         throttle: Arc::new(Mutex::new(accounts::Throttle::new())),
+        simulated_panel: simulated_panel.map(Arc::new),
     });
     let https_cfg = pki::https_config(&https_identity)?;
 
@@ -150,6 +159,65 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         _ = shutdown_signal() => info!("shutting down"),
     }
     Ok(())
+}
+
+type PanelParts = (
+    lanterne_panel::PanelHandle,
+    tokio::sync::mpsc::Receiver<lanterne_panel::PanelEvent>,
+    Option<lanterne_panel::SimulatedPanel>,
+);
+
+fn start_panel(cfg: &config::Panel) -> anyhow::Result<PanelParts> {
+    Ok(match cfg.backend {
+        config::PanelBackend::Simulated => {
+            let (h, rx, sim) = lanterne_panel::spawn_simulated();
+            info!("front panel: simulated");
+            (h, rx, Some(sim))
+        }
+        config::PanelBackend::Serial => {
+            let (h, rx) = lanterne_panel::spawn_serial(
+                cfg.device.clone(),
+                lanterne_panel::SerialConfig::default(),
+            )?;
+            info!(device = %cfg.device.display(), "front panel: USB serial");
+            (h, rx, None)
+        }
+        config::PanelBackend::Gpio => {
+            #[cfg(feature = "rpi-gpio")]
+            {
+                let (h, rx) =
+                    lanterne_panel::spawn_gpio(lanterne_panel::board::GpioPins::default())?;
+                info!("front panel: Raspberry Pi GPIO");
+                (h, rx, None)
+            }
+            #[cfg(not(feature = "rpi-gpio"))]
+            anyhow::bail!("panel.backend = \"gpio\" needs a box built with the rpi-gpio feature")
+        }
+    })
+}
+
+/// The lock button toggles the room lock, exactly like the tablet's lock button.
+async fn forward_panel_events(
+    mut events: tokio::sync::mpsc::Receiver<lanterne_panel::PanelEvent>,
+    room: room::RoomHandle,
+) {
+    use lanterne_panel::PanelEvent;
+    while let Some(ev) = events.recv().await {
+        match ev {
+            PanelEvent::LockButtonPressed => {
+                if let Err(e) = room.set_lock(None, "panel-button").await {
+                    tracing::error!("lock button: {e}");
+                }
+            }
+            PanelEvent::LockButtonLongPressed => {
+                // Reserved (e.g. "identify" or a future action); a long press never unlocks
+                // by surprise.
+                info!("lock button long press (no action)");
+            }
+            PanelEvent::Connected { firmware } => info!(%firmware, "front panel connected"),
+            PanelEvent::Disconnected => tracing::warn!("front panel disconnected"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -12,11 +12,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lanterne_media::{EncodedFrame, Mosaic, TileInfo};
-use lanterne_wire::{Control, Stream, StreamSettings};
+use lanterne_panel::{LedState, PanelHandle, StatusLed};
+use lanterne_wire::{Control, Shown, Stream, StreamSettings};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::store::StationRow;
+use crate::store::{self, StationRow, Store};
 
 /// A station's full-size frame as forwarded to focus viewers (never re-encoded).
 pub type FullFrame = Arc<EncodedFrame>;
@@ -25,6 +26,10 @@ pub type FullFrame = Arc<EncodedFrame>;
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RoomView {
     pub name: String,
+    /// The room lock as requested (persisted); each tile says what its station shows.
+    pub locked: bool,
+    /// Some screen is being watched right now (what the status LED shows).
+    pub watched: bool,
     pub mosaic: MosaicView,
 }
 
@@ -41,6 +46,8 @@ pub struct TileView {
     pub station_id: u32,
     pub name: String,
     pub online: bool,
+    /// The station reports its lock overlay is up.
+    pub locked: bool,
     pub x: u32,
     pub y: u32,
     pub w: u32,
@@ -122,6 +129,27 @@ enum Cmd {
         station_id: u32,
         conn: u64,
     },
+    Shown {
+        station_id: u32,
+        conn: u64,
+        shown: Shown,
+    },
+    SetLock {
+        /// None toggles (the panel button).
+        locked: Option<bool>,
+        actor: String,
+        reply: oneshot::Sender<Result<LockReport, String>>,
+    },
+}
+
+/// What a lock or unlock reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockReport {
+    pub locked: bool,
+    /// Stations the order was sent to.
+    pub sent_to: Vec<String>,
+    /// Enrolled stations that are offline: they get the lock when they come back.
+    pub offline: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -168,11 +196,44 @@ impl RoomHandle {
     pub fn view(&self) -> watch::Receiver<RoomView> {
         self.view.clone()
     }
+
+    pub async fn shown(&self, station_id: u32, conn: u64, shown: Shown) {
+        let _ = self
+            .tx
+            .send(Cmd::Shown {
+                station_id,
+                conn,
+                shown,
+            })
+            .await;
+    }
+
+    /// Locks (true), unlocks (false) or toggles (None) every station of the room. The state is
+    /// stored before any station is told, so it survives a box restart.
+    pub async fn set_lock(&self, locked: Option<bool>, actor: &str) -> Result<LockReport, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::SetLock {
+                locked,
+                actor: actor.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| "the room task has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the room task has stopped".to_string())?
+    }
 }
 
 struct StationState {
     row: StationRow,
     link: Option<Link>,
+}
+
+impl StationState {
+    fn offline(row: StationRow) -> Self {
+        StationState { row, link: None }
+    }
 }
 
 struct Link {
@@ -181,6 +242,8 @@ struct Link {
     full_tx: broadcast::Sender<FullFrame>,
     ended: watch::Sender<bool>,
     focus_viewers: usize,
+    thumb_on: bool,
+    shown: Shown,
 }
 
 /// Settings the room hands to stations.
@@ -190,8 +253,17 @@ pub struct StreamPlan {
     pub focus: StreamSettings,
 }
 
+/// How the room starts: its persisted lock and what locked screens say.
+pub struct LockSettings {
+    pub message: String,
+}
+
 struct Room {
     name: String,
+    store: Store,
+    panel: PanelHandle,
+    locked: bool,
+    lock_message: String,
     stations: BTreeMap<u32, StationState>,
     mosaic: Arc<Mosaic>,
     plan: StreamPlan,
@@ -206,14 +278,24 @@ pub fn spawn(
     stations: Vec<StationRow>,
     mosaic: Arc<Mosaic>,
     plan: StreamPlan,
-) -> RoomHandle {
+    store: Store,
+    panel: PanelHandle,
+    lock: LockSettings,
+) -> Result<RoomHandle, store::StoreError> {
     let (tx, rx) = mpsc::channel(256);
     let (view_tx, view_rx) = watch::channel(RoomView::default());
+    let locked = store
+        .with(|c| store::room_state(c, "locked"))?
+        .is_some_and(|v| v == "true");
     let mut room = Room {
         name,
+        store,
+        panel,
+        locked,
+        lock_message: lock.message,
         stations: stations
             .into_iter()
-            .map(|row| (row.id, StationState { row, link: None }))
+            .map(|row| (row.id, StationState::offline(row)))
             .collect(),
         mosaic,
         plan,
@@ -223,7 +305,7 @@ pub fn spawn(
     };
     room.relayout();
     tokio::spawn(room.run(rx));
-    RoomHandle { tx, view: view_rx }
+    Ok(RoomHandle { tx, view: view_rx })
 }
 
 impl Room {
@@ -239,10 +321,10 @@ impl Room {
                     self.next_conn += 1;
                     let (full_tx, _) = broadcast::channel(64);
                     let id = station.id;
-                    let entry = self.stations.entry(id).or_insert(StationState {
-                        row: station.clone(),
-                        link: None,
-                    });
+                    let entry = self
+                        .stations
+                        .entry(id)
+                        .or_insert_with(|| StationState::offline(station.clone()));
                     entry.row = station;
                     if let Some(old) = entry.link.take() {
                         // A station that reconnects before its old link timed out: the old
@@ -256,12 +338,21 @@ impl Room {
                         stream: Stream::Thumb,
                         settings: Some(self.plan.thumbnail),
                     });
+                    // The room lock outlives connections: a station that comes back (or a
+                    // restarted box) puts the lock straight back up.
+                    if self.locked {
+                        let _ = control.try_send(Control::Lock {
+                            message: self.lock_message.clone(),
+                        });
+                    }
                     entry.link = Some(Link {
                         conn,
                         control,
                         full_tx: full_tx.clone(),
                         ended,
                         focus_viewers: 0,
+                        thumb_on: true,
+                        shown: Shown::default(),
                     });
                     let _ = reply.send(Registered { conn, full_tx });
                     self.relayout();
@@ -276,14 +367,34 @@ impl Room {
                     }
                 }
                 Cmd::Enrolled { station } => {
-                    self.stations.entry(station.id).or_insert(StationState {
-                        row: station,
-                        link: None,
-                    });
+                    self.stations
+                        .entry(station.id)
+                        .or_insert_with(|| StationState::offline(station));
                     self.relayout();
+                }
+                Cmd::Shown {
+                    station_id,
+                    conn,
+                    shown,
+                } => {
+                    if let Some(link) = self.link_mut(station_id, conn) {
+                        if link.shown != shown {
+                            link.shown = shown;
+                            self.publish();
+                        }
+                    }
+                }
+                Cmd::SetLock {
+                    locked,
+                    actor,
+                    reply,
+                } => {
+                    let want = locked.unwrap_or(!self.locked);
+                    let _ = reply.send(self.set_lock(want, &actor).await);
                 }
                 Cmd::OpenFocus { station_id, reply } => {
                     let _ = reply.send(self.open_focus(station_id));
+                    self.publish();
                 }
                 Cmd::CloseFocus { station_id, conn } => {
                     if let Some(link) = self.link_mut(station_id, conn) {
@@ -294,6 +405,7 @@ impl Room {
                                 settings: None,
                             });
                         }
+                        self.publish();
                     }
                 }
                 Cmd::Keyframe { station_id, conn } => {
@@ -344,7 +456,73 @@ impl Room {
         })
     }
 
-    /// Recomputes the mosaic grid and publishes the view.
+    async fn set_lock(&mut self, locked: bool, actor: &str) -> Result<LockReport, String> {
+        let value = if locked { "true" } else { "false" };
+        let action = if locked { "lock" } else { "unlock" };
+        let now = lanterne_wire::now_us() as i64;
+        let actor_owned = actor.to_string();
+        self.store
+            .run(move |c| {
+                store::set_room_state(c, "locked", value)?;
+                store::audit(
+                    c,
+                    now,
+                    &store::AuditEntry {
+                        actor: &actor_owned,
+                        action,
+                        target: "room",
+                        result: "ok",
+                        detail: "",
+                    },
+                )
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!("cannot store the room lock: {e}");
+                "the lock state could not be saved; nothing was changed".to_string()
+            })?;
+        self.locked = locked;
+        let mut report = LockReport {
+            locked,
+            sent_to: Vec::new(),
+            offline: Vec::new(),
+        };
+        for st in self.stations.values() {
+            match &st.link {
+                Some(link) => {
+                    let msg = if locked {
+                        Control::Lock {
+                            message: self.lock_message.clone(),
+                        }
+                    } else {
+                        Control::Unlock
+                    };
+                    // The control queue holds 64 orders; a station that far behind is dead
+                    // and will get the room state again when it reconnects.
+                    if link.control.try_send(msg).is_ok() {
+                        report.sent_to.push(st.row.name.clone());
+                    } else {
+                        report.offline.push(st.row.name.clone());
+                    }
+                }
+                None => report.offline.push(st.row.name.clone()),
+            }
+        }
+        tracing::info!(%actor, locked, sent = report.sent_to.len(), offline = report.offline.len(), "room {action}");
+        self.publish();
+        Ok(report)
+    }
+
+    /// Is any screen being watched right now? The single source of truth for the status LED:
+    /// a station is watched while it sends thumbnails or someone has it open.
+    fn watched(&self) -> bool {
+        self.stations
+            .values()
+            .filter_map(|s| s.link.as_ref())
+            .any(|l| l.thumb_on || l.focus_viewers > 0)
+    }
+
+    /// Recomputes the mosaic grid, then publishes.
     fn relayout(&mut self) {
         let ids: Vec<u32> = self.stations.values().map(|s| s.row.id).collect();
         self.mosaic
@@ -352,6 +530,20 @@ impl Room {
         for st in self.stations.values() {
             self.mosaic.set_online(st.row.id, st.link.is_some());
         }
+        self.publish();
+    }
+
+    /// Publishes the view to tablets and drives the panel LEDs from it.
+    fn publish(&mut self) {
+        let watched = self.watched();
+        self.panel.set_leds(LedState {
+            lock: self.locked,
+            status: if watched {
+                StatusLed::Watching
+            } else {
+                StatusLed::Off
+            },
+        });
         let layout = self.mosaic.layout();
         let tiles = layout
             .tiles
@@ -364,6 +556,7 @@ impl Room {
                     station_id: t.id,
                     name: st.row.name.clone(),
                     online: st.link.is_some(),
+                    locked: st.link.as_ref().is_some_and(|l| l.shown.locked),
                     x: t.x,
                     y: t.y,
                     w: t.w,
@@ -373,6 +566,8 @@ impl Room {
             .collect();
         self.view.send_replace(RoomView {
             name: self.name.clone(),
+            locked: self.locked,
+            watched,
             mosaic: MosaicView {
                 width: layout.width,
                 height: layout.height,

@@ -101,6 +101,9 @@ fn control_name(c: &Control) -> &'static str {
         Control::Heartbeat { .. } => "heartbeat",
         Control::HeartbeatAck { .. } => "heartbeat-ack",
         Control::StationError { .. } => "station-error",
+        Control::Lock { .. } => "lock",
+        Control::Unlock => "unlock",
+        Control::Shown(_) => "shown",
     }
 }
 
@@ -205,12 +208,17 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                 Frame::Control(Control::StationError { message }) => {
                     warn!(station = %station.name, "station reports: {message}");
                 }
+                Frame::Control(Control::Shown(shown)) => {
+                    ctx.room.shown(station.id, reg.conn, shown).await;
+                }
                 Frame::Control(
                     other @ (Control::Hello { .. }
                     | Control::Welcome { .. }
                     | Control::Refused { .. }
                     | Control::SetStream { .. }
-                    | Control::RequestKeyframe { .. }),
+                    | Control::RequestKeyframe { .. }
+                    | Control::Lock { .. }
+                    | Control::Unlock),
                 ) => {
                     return Err(LinkError::WrongDirection(control_name(&other)));
                 }

@@ -26,7 +26,8 @@ pub struct Store {
 }
 
 /// Schema version this binary writes; migrations run in order up to it.
-const SCHEMA: &[&str] = &[r#"
+const SCHEMA: &[&str] = &[
+    r#"
     CREATE TABLE stations (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
@@ -69,7 +70,15 @@ const SCHEMA: &[&str] = &[r#"
     -- Append-only: the audit trail is evidence for the school's GDPR record.
     CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-    "#];
+    "#,
+    r#"
+    -- Room state that must survive a box restart (e.g. the lock).
+    CREATE TABLE room_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StationRow {
@@ -389,6 +398,24 @@ pub fn delete_session(c: &Connection, token: &str) -> rusqlite::Result<()> {
     c.execute(
         "DELETE FROM sessions WHERE token_hash = ?1",
         [sha256_hex(token)],
+    )?;
+    Ok(())
+}
+
+// ---- room state ----
+
+pub fn room_state(c: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    c.query_row("SELECT value FROM room_state WHERE key = ?1", [key], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+pub fn set_room_state(c: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO room_state (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
     )?;
     Ok(())
 }

@@ -64,6 +64,8 @@ pub struct AppState {
     pub ca: Arc<BoxCa>,
     pub station_link_port: u16,
     pub throttle: Arc<Mutex<Throttle>>,
+    /// Present when the box runs with the simulated front panel (development, tests).
+    pub simulated_panel: Option<Arc<lanterne_panel::SimulatedPanel>>,
 }
 
 /// One error type for every handler: 4xx carry a precise message, 5xx a generic one (the
@@ -118,6 +120,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(me))
         .route("/api/room", get(room_view))
         .route("/api/logout", post(logout))
+        .route("/api/room/lock", post(lock_room))
+        .route("/api/dev/panel", get(dev_panel))
+        .route("/api/dev/panel/press", post(dev_panel_press))
         .route("/api/mosaic", get(mosaic_ws))
         .route("/api/stations/{id}/focus", get(focus_ws))
         .layer(middleware::from_fn_with_state(
@@ -213,18 +218,34 @@ fn asset(path: &str) -> Response {
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
+    // Safari before 17 does not let 'self' cover wss:, so the WebSocket origin is named.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.len() <= 255
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        })
+        .map(str::to_string);
     let mut res = next.run(req).await;
+    let connect = match host {
+        Some(h) => format!("'self' wss://{h}"),
+        None => "'self'".to_string(),
+    };
+    let csp = format!(
+        "default-src 'self'; img-src 'self' data:; connect-src {connect}; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    );
     let h = res.headers_mut();
     h.insert(
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
-    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -492,6 +513,79 @@ async fn me(Extension(acc): Extension<Account>) -> Json<Me> {
 
 async fn room_view(State(state): State<AppState>) -> Json<RoomView> {
     Json(state.room.view().borrow().clone())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockRequest {
+    locked: bool,
+}
+
+/// Locks or unlocks every station of the room (the tablet's counterpart of the panel button).
+async fn lock_room(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    body: Result<Json<LockRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::room::LockReport>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if acc.role == store::Role::Technician {
+        return Err(ApiError::Forbidden(
+            "technicians give remote help; locking the room is for teachers".into(),
+        ));
+    }
+    state
+        .room
+        .set_lock(Some(req.locked), &acc.username)
+        .await
+        .map(Json)
+        .map_err(ApiError::Internal)
+}
+
+#[derive(Serialize)]
+struct PanelView {
+    lock_led: bool,
+    status_led: &'static str,
+}
+
+fn simulated_panel(
+    state: &AppState,
+    acc: &Account,
+) -> Result<Arc<lanterne_panel::SimulatedPanel>, ApiError> {
+    if acc.role != store::Role::Admin {
+        return Err(ApiError::Forbidden(
+            "the developer panel is for admins".into(),
+        ));
+    }
+    state
+        .simulated_panel
+        .clone()
+        .ok_or_else(|| ApiError::NotFound("this box has a real front panel".into()))
+}
+
+/// What the simulated panel's LEDs show (developer page).
+async fn dev_panel(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<Json<PanelView>, ApiError> {
+    let leds = simulated_panel(&state, &acc)?.leds();
+    Ok(Json(PanelView {
+        lock_led: leds.lock,
+        status_led: match leds.status {
+            lanterne_panel::StatusLed::Off => "off",
+            lanterne_panel::StatusLed::Watching => "watching",
+            lanterne_panel::StatusLed::RemoteControl => "remote-control",
+            lanterne_panel::StatusLed::Fault => "fault",
+        },
+    }))
+}
+
+/// Presses the simulated lock button (developer page).
+async fn dev_panel_press(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<StatusCode, ApiError> {
+    simulated_panel(&state, &acc)?.press();
+    Ok(StatusCode::ACCEPTED)
 }
 
 // ---- enrolment ----

@@ -184,6 +184,39 @@ pub enum Control {
     StationError {
         message: String,
     },
+    /// Box → station: cover every screen with the lock overlay showing `message` and capture
+    /// keyboard and mouse, until [`Control::Unlock`].
+    Lock {
+        message: String,
+    },
+    /// Box → station: remove the lock overlay.
+    Unlock,
+    /// Station → box: what the station shows right now. Sent after the welcome and after
+    /// every change, so the box (and the teacher) see the state actually on screen, not the
+    /// state requested.
+    Shown(Shown),
+}
+
+/// The station's on-screen state, as reported to the box.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shown {
+    /// The lock overlay is up and input is captured.
+    pub locked: bool,
+    /// The "your screen is being watched" indicator is visible.
+    pub watched_indicator: bool,
+}
+
+/// Longest lock or message text a station accepts; longer text is cut by the sender.
+pub const MAX_TEXT_CHARS: usize = 500;
+
+/// Cuts `text` to [`MAX_TEXT_CHARS`] characters, ending with an ellipsis when cut.
+pub fn bounded_text(text: &str) -> String {
+    if text.chars().count() <= MAX_TEXT_CHARS {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(MAX_TEXT_CHARS - 1).collect();
+    s.push('…');
+    s
 }
 
 /// Per-frame media metadata.
@@ -399,6 +432,14 @@ mod tests {
                 stream: Stream::Full,
                 settings: None,
             }),
+            Frame::Control(Control::Lock {
+                message: "Écrans verrouillés — regardez le tableau".into(),
+            }),
+            Frame::Control(Control::Unlock),
+            Frame::Control(Control::Shown(Shown {
+                locked: true,
+                watched_indicator: false,
+            })),
             Frame::Media {
                 header: MediaHeader {
                     stream: Stream::Full,
@@ -542,6 +583,15 @@ mod tests {
             Err(WireError::TooLarge { .. })
         ));
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn long_text_is_cut_with_an_ellipsis() {
+        assert_eq!(bounded_text("court"), "court");
+        let long = "é".repeat(MAX_TEXT_CHARS + 10);
+        let cut = bounded_text(&long);
+        assert_eq!(cut.chars().count(), MAX_TEXT_CHARS);
+        assert!(cut.ends_with('…'));
     }
 
     #[test]
