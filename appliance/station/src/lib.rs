@@ -11,6 +11,7 @@
 pub mod enrol;
 pub mod identity;
 pub mod link;
+pub mod screen;
 pub mod sources;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::identity::Identity;
 use crate::link::{Link, LinkStatus, VideoSource};
+use crate::screen::Screen;
 
 /// What a station shows.
 pub enum SourceSpec {
@@ -47,6 +49,7 @@ const MEDIA_QUEUE: usize = 8;
 pub fn spawn_station(
     dir: &Path,
     spec: SourceSpec,
+    screen: Arc<dyn Screen>,
     probe: &CodecProbe,
     hostname: String,
 ) -> anyhow::Result<RunningStation> {
@@ -56,7 +59,7 @@ pub fn spawn_station(
         SourceSpec::Live(capture) => Arc::new(sources::LiveSource::start(capture, probe, tx)?),
         SourceSpec::Replay(file) => Arc::new(sources::ReplaySource::new(file, tx)),
     };
-    let (link, status) = Link::new(identity.clone(), source.clone(), rx, hostname);
+    let (link, status) = Link::new(identity.clone(), source.clone(), screen, rx, hostname);
     Ok(RunningStation {
         name: identity.enrolment.name.clone(),
         station_id: identity.enrolment.station_id,

@@ -26,6 +26,7 @@ use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
 use crate::identity::{Identity, BOX_SERVER_NAME};
+use crate::screen::Screen;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -81,6 +82,7 @@ pub struct LinkStatus {
 pub struct Link {
     identity: Arc<Identity>,
     source: Arc<dyn VideoSource>,
+    screen: Arc<dyn Screen>,
     media: mpsc::Receiver<(StreamKind, EncodedFrame)>,
     status: tokio::sync::watch::Sender<LinkStatus>,
     hostname: String,
@@ -90,6 +92,7 @@ impl Link {
     pub fn new(
         identity: Arc<Identity>,
         source: Arc<dyn VideoSource>,
+        screen: Arc<dyn Screen>,
         media: mpsc::Receiver<(StreamKind, EncodedFrame)>,
         hostname: String,
     ) -> (Self, tokio::sync::watch::Receiver<LinkStatus>) {
@@ -98,6 +101,7 @@ impl Link {
             Link {
                 identity,
                 source,
+                screen,
                 media,
                 status,
                 hostname,
@@ -195,6 +199,10 @@ impl Link {
         let mut last_heard = Instant::now();
         let mut resync = [Resync::default(), Resync::default()];
         let (ctl_tx, mut ctl_rx) = mpsc::channel::<Control>(32);
+        // The box learns what this screen shows (e.g. still locked from before a restart).
+        framed
+            .send(Frame::Control(Control::Shown(self.screen.shown())))
+            .await?;
         loop {
             tokio::select! {
                 biased;
@@ -272,12 +280,37 @@ impl Link {
                 }
             }
             Control::RequestKeyframe { stream } => self.source.request_keyframe(stream),
+            Control::Lock { message } => {
+                let message = lanterne_wire::bounded_text(&message);
+                self.apply_screen(ctl_tx, move |s| s.lock(&message));
+            }
+            Control::Unlock => self.apply_screen(ctl_tx, |s| s.unlock()),
             Control::Heartbeat { sent_us } => {
                 let _ = ctl_tx.try_send(Control::HeartbeatAck { sent_us });
             }
             Control::HeartbeatAck { .. } => {}
             other => debug!("ignoring {other:?} from the box"),
         }
+    }
+}
+
+impl Link {
+    /// Runs a screen change off the link task (grabbing input may take a moment), then
+    /// reports what the screen shows, or the error.
+    fn apply_screen(
+        &self,
+        ctl_tx: &mpsc::Sender<Control>,
+        change: impl FnOnce(&dyn Screen) -> Result<(), String> + Send + 'static,
+    ) {
+        let screen = self.screen.clone();
+        let tx = ctl_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(message) = change(screen.as_ref()) {
+                warn!("screen change failed: {message}");
+                let _ = tx.blocking_send(Control::StationError { message });
+            }
+            let _ = tx.blocking_send(Control::Shown(screen.shown()));
+        });
     }
 }
 

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lanterne_media::{CaptureSource, StreamParams};
 use lanterne_station::enrol::Token;
 use lanterne_station::identity::Identity;
+use lanterne_station::screen::{NoScreen, Screen, SimulatedScreen};
 use lanterne_station::{spawn_station, SourceSpec, PALETTE};
 
 #[derive(Parser)]
@@ -160,7 +161,16 @@ async fn main() -> anyhow::Result<()> {
                 Source::Pipewire => CaptureSource::PipeWire,
                 Source::Synthetic => CaptureSource::Synthetic { label, rgb },
             };
-            let st = spawn_station(&data_dir, SourceSpec::Live(capture), &probe, hostname())?;
+            let screen: Arc<dyn Screen> = Arc::new(NoScreen {
+                reason: "this agent build has no overlay support yet".into(),
+            });
+            let st = spawn_station(
+                &data_dir,
+                SourceSpec::Live(capture),
+                screen,
+                &probe,
+                hostname(),
+            )?;
             tracing::info!(name = %st.name, "station agent running");
             tokio::select! {
                 r = st.task => r.context("station link task")?,
@@ -263,7 +273,14 @@ async fn classroom(
                 rgb,
             }),
         };
-        let st = spawn_station(&dir, spec, &probe, host)?;
+        // Simulated stations have no display: their screen state is kept in memory.
+        let st = spawn_station(
+            &dir,
+            spec,
+            Arc::new(SimulatedScreen::default()),
+            &probe,
+            host,
+        )?;
         entries.push(ManifestEntry {
             id: st.station_id,
             name: st.name.clone(),

@@ -213,6 +213,7 @@ async fn malformed_or_oversized_frames_disconnect_only_that_station() {
             label: "poste-bon".into(),
             rgb: [40, 160, 60],
         }),
+        std::sync::Arc::new(lanterne_station::screen::SimulatedScreen::default()),
         &probe,
         "poste-bon".into(),
     )

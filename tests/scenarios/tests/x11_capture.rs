@@ -84,6 +84,7 @@ async fn x11_screen_content_arrives_at_the_box() {
         SourceSpec::Live(CaptureSource::X11 {
             display: Some(display.clone()),
         }),
+        std::sync::Arc::new(lanterne_station::screen::SimulatedScreen::default()),
         &probe,
         "poste-x11".into(),
     )
