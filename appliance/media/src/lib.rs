@@ -24,6 +24,7 @@ mod bus;
 mod encoder;
 mod h264;
 mod probe;
+pub mod replay;
 
 #[cfg(test)]
 mod testutil;
@@ -112,6 +113,8 @@ pub enum MediaError {
     InvalidParams(String),
     #[error("timed out: {0}")]
     Timeout(String),
+    #[error("replay file: {0}")]
+    Replay(#[from] replay::ReplayError),
     #[error("I/O on {path}: {source}")]
     Io {
         path: String,
