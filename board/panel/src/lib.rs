@@ -111,8 +111,6 @@ pub enum PanelError {
         #[source]
         source: rppal::gpio::Error,
     },
-    #[error("the panel task has stopped")]
-    Stopped,
 }
 
 /// The daemon's side of the panel. Clones share the same panel; when the last clone is
