@@ -58,9 +58,10 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     browser = await launch({ viewport: TABLET, hasTouch: true });
     page = browser.context.pages()[0] ?? await browser.context.newPage();
     page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-    // The login page's session probe (401) is expected; anything else is worth seeing.
+    // The login page's session probe (401) and the refused offline focus (409) are expected;
+    // anything else is worth seeing.
     page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().includes('401')) console.error(`console: ${m.text()}`);
+      if (m.type() === 'error' && !/\b(401|409)\b/.test(m.text())) console.error(`console: ${m.text()}`);
     });
   });
 
@@ -224,6 +225,22 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     await page.screenshot({ path: path.join(results, 'focus-ended.png') });
     await page.locator('#ended-back').tap();
     await waitForFrames(page, 'mosaic', 3);
+  });
+
+  it('says a station is offline when its focus link is opened, instead of retrying', async () => {
+    box.setOnline(14, false);
+    await page.waitForFunction(() => document.querySelector('.tile[data-station-id="14"]').classList.contains('offline'));
+    // Offline tiles cannot be tapped; a saved link or a race with the layout still lands here.
+    await page.locator('.tile[data-station-id="14"]').tap({ force: true });
+    assert.equal(await page.evaluate(() => location.hash), '', 'an offline tile does not open');
+    await page.evaluate(() => { location.hash = '#station/14'; });
+    await page.locator('#focus-ended').waitFor({ state: 'visible', timeout: 10_000 });
+    assert.equal(await page.locator('#ended-reason').textContent(), 'Le poste s’est déconnecté ou a été éteint.');
+    assert.equal(await page.locator('#conn').getAttribute('data-state'), 'ended');
+    await page.locator('#ended-back').tap();
+    await waitForFrames(page, 'mosaic', 3);
+    box.setOnline(14, true);
+    await page.waitForFunction(() => !document.querySelector('.tile[data-station-id="14"]').classList.contains('offline'));
   });
 
   it('switches to English, remembers it, and honours ?lang=', async () => {

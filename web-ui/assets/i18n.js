@@ -34,6 +34,9 @@ const STRINGS = {
     'room.station': 'Poste {id}',
     'room.ended': 'Ce poste n’est plus disponible.',
     'room.loadFailed': 'Impossible de charger la salle. Nouvel essai dans quelques secondes…',
+    // Reasons the box gives in an "ended" message, by code; unknown codes are shown as sent.
+    'reason.station-offline': 'Le poste s’est déconnecté ou a été éteint.',
+    'reason.station-unknown': 'Ce poste n’existe plus dans cette salle.',
 
     'conn.connecting': 'Connexion…',
     'conn.live': 'En direct',
@@ -74,6 +77,8 @@ const STRINGS = {
     'room.station': 'Station {id}',
     'room.ended': 'This station is no longer available.',
     'room.loadFailed': 'Could not load the room. Trying again in a few seconds…',
+    'reason.station-offline': 'The station disconnected or was switched off.',
+    'reason.station-unknown': 'This station is no longer part of this room.',
 
     'conn.connecting': 'Connecting…',
     'conn.live': 'Live',
@@ -134,6 +139,11 @@ export function t(key, vars = {}) {
     return key;
   }
   return s.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+}
+
+/** True when key exists, for strings chosen by data from the box (reason codes). */
+export function has(key) {
+  return key in STRINGS[current] || key in STRINGS[DEFAULT_LANG];
 }
 
 /** Fills every data-i18n / data-i18n-attr element under root with the current language. */

@@ -1,7 +1,7 @@
 // The room page: the live class mosaic with one tappable overlay per station, the focus view
 // of one station (#station/<id> in the address, so the tablet's back gesture returns to the
 // class), the connection state, the language switcher and logout.
-import { t, applyTranslations, bindSwitcher, onLangChange } from './i18n.js';
+import { t, has, applyTranslations, bindSwitcher, onLangChange } from './i18n.js';
 import { VideoStream, resetStats, webCodecsAvailable } from './video-stream.js';
 
 const $ = (id) => document.getElementById(id);
@@ -40,6 +40,8 @@ const ui = {
   stream: null,
   /** True when the focus view was opened from our own mosaic, so back can pop history. */
   pushedFocus: false,
+  /** Why the box ended the focus stream (code or sentence), shown until the view changes. */
+  endedReason: null,
 };
 
 // ---- stage sizing ------------------------------------------------------------------------
@@ -204,6 +206,7 @@ function showFocus(id) {
   els.mosaicView.hidden = true;
   els.focusView.hidden = false;
   els.focusEnded.hidden = true;
+  ui.endedReason = null;
   // Never show the previous station's last picture under this station's name.
   const ctx = els.focusCanvas.getContext('2d', { alpha: false });
   ctx.fillStyle = '#000';
@@ -215,15 +218,41 @@ function showFocus(id) {
     canvas: els.focusCanvas,
     onState: (s) => { ui.connState = s; renderConn(); },
     onEnded: (reason) => {
-      els.endedReason.textContent = reason;
+      ui.endedReason = reason;
+      renderEndedReason();
       els.focusEnded.hidden = false;
       els.endedBack.focus();
     },
+    onRefused: () => whyFocusRefused(id),
     onAuthLost,
   });
   ui.stream.start();
   fitFocus();
   els.back.focus({ preventScroll: true });
+}
+
+/** The box sends reason codes ("station-offline") or sentences; codes are translated. */
+function renderEndedReason() {
+  const r = ui.endedReason ?? '';
+  els.endedReason.textContent = has(`reason.${r}`) ? t(`reason.${r}`) : r;
+}
+
+/**
+ * The box refuses a focus handshake (404/409) for an unknown or offline station, and a page
+ * cannot read that status; the room's layout tells which it was, and otherwise we retry.
+ */
+async function whyFocusRefused(id) {
+  try {
+    const room = await getJson('/api/room');
+    if (!room) return null;
+    setLayout(room.mosaic);
+    const tile = room.mosaic.tiles.find((x) => x.station_id === id);
+    if (!tile) return 'station-unknown';
+    if (!tile.online) return 'station-offline';
+  } catch {
+    // Cannot tell; keep retrying.
+  }
+  return null;
 }
 
 function route() {
@@ -309,6 +338,7 @@ onLangChange(() => {
   renderHeader();
   renderTiles();
   renderFocusTitle();
+  renderEndedReason();
   if (!els.unsupported.hidden) showUnsupported();
 });
 

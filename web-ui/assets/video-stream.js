@@ -87,10 +87,12 @@ function nowUs() {
  *
  * Callbacks: onState(state) with 'connecting' | 'live' | 'reconnecting' | 'ended';
  * onLayout(layout) for mosaic layout messages; onEnded(reason) when the box says the stream
- * is over (no reconnect then); onAuthLost() when the session is gone.
+ * is over (no reconnect then); onAuthLost() when the session is gone; onRefused() when the
+ * box refused the connection outright (the handshake failed), which may resolve to a reason
+ * to end with instead of retrying (an offline or unknown station, say).
  */
 export class VideoStream {
-  constructor({ path, canvas, onState = () => {}, onLayout = () => {}, onEnded = () => {}, onAuthLost = () => {} }) {
+  constructor({ path, canvas, onState = () => {}, onLayout = () => {}, onEnded = () => {}, onAuthLost = () => {}, onRefused = async () => null }) {
     this.path = path;
     this.canvas = canvas;
     this.ctx = canvas.getContext('2d', { alpha: false });
@@ -98,6 +100,7 @@ export class VideoStream {
     this.onLayout = onLayout;
     this.onEnded = onEnded;
     this.onAuthLost = onAuthLost;
+    this.onRefused = onRefused;
     this.ws = null;
     this.decoder = null;
     this.config = null;
@@ -148,6 +151,8 @@ export class VideoStream {
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     this.liveSinceConnect = false;
+    this.opened = false;
+    ws.onopen = () => { this.opened = true; };
     ws.onmessage = (ev) => this.onMessage(ev.data);
     ws.onclose = () => this.onClose();
     // onerror is always followed by onclose, which does the work.
@@ -156,6 +161,7 @@ export class VideoStream {
   async onClose() {
     this.ws = null;
     if (this.stopped) return;
+    const refused = !this.opened;
     // A fresh connection starts with a keyframe; anything the decoder holds is stale.
     this.closeDecoder();
     this.config = null;
@@ -168,6 +174,14 @@ export class VideoStream {
         this.stopped = true;
         this.onAuthLost();
         return;
+      }
+      if (me.ok && refused) {
+        const reason = await this.onRefused();
+        if (this.stopped) return;
+        if (reason !== null) {
+          this.end(reason);
+          return;
+        }
       }
     } catch {
       // Box unreachable: keep retrying with backoff.
@@ -214,14 +228,18 @@ export class VideoStream {
         this.onLayout(msg);
         break;
       case 'ended':
-        this.stop();
-        this.setState('ended');
-        this.onEnded(typeof msg.reason === 'string' ? msg.reason : '');
+        this.end(typeof msg.reason === 'string' ? msg.reason : '');
         break;
       default:
         // Newer boxes may send more; an older page must keep working.
         break;
     }
+  }
+
+  end(reason) {
+    this.stop();
+    this.setState('ended');
+    this.onEnded(reason);
   }
 
   configure(cfg) {

@@ -157,7 +157,9 @@ export async function startFakeBox({ webRoot, roomName, mosaic, stations, user, 
     if (req.headers.origin !== origin) return refuse('403 Forbidden');
     const focus = /^\/api\/stations\/(\d+)\/focus$/.exec(p);
     const station = focus && stations.find((s) => s.id === Number(focus[1]));
+    // Like the box: an unknown station is a 404 and an offline one a 409, before the upgrade.
     if (p !== '/api/mosaic' && !station) return refuse('404 Not Found');
+    if (station && !station.online) return refuse('409 Conflict');
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (station) streamFocus(ws, station);
       else streamMosaic(ws);
@@ -195,11 +197,6 @@ export async function startFakeBox({ webRoot, roomName, mosaic, stations, user, 
   }
 
   function streamFocus(ws, station) {
-    if (!station.online) {
-      ws.send(JSON.stringify({ type: 'ended', reason: `${station.name} est hors ligne.` }));
-      ws.close();
-      return;
-    }
     if (!sockets.focus.has(station.id)) sockets.focus.set(station.id, new Set());
     const set = sockets.focus.get(station.id);
     set.add(ws);
