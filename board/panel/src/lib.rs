@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 
 pub mod board;
+#[cfg(feature = "fake-panel")]
+pub mod fake;
 #[cfg(feature = "rpi-gpio")]
 mod gpio;
 mod serial;
