@@ -63,7 +63,16 @@ impl BoxProcess {
         Self::start_in(dir).await
     }
 
-    /// Starts the box on an existing data directory (for restart scenarios).
+    /// Starts the box with this room configuration (TOML); addresses are still overridden
+    /// to free loopback ports.
+    pub async fn start_with_config(toml: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("lanterne.toml"), toml)?;
+        Self::start_in(dir).await
+    }
+
+    /// Starts the box on an existing data directory (for restart scenarios). A
+    /// `lanterne.toml` in it is used as the configuration.
     pub async fn start_in(dir: tempfile::TempDir) -> anyhow::Result<Self> {
         let ready_path = dir.path().join("ready.json");
         let _ = std::fs::remove_file(&ready_path);
@@ -72,9 +81,13 @@ impl BoxProcess {
             .create(true)
             .append(true)
             .open(&log)?;
-        let child = Command::new(bin("lanterne-box"))
-            .args(["run", "--data-dir"])
-            .arg(dir.path().join("box"))
+        let mut cmd = Command::new(bin("lanterne-box"));
+        cmd.args(["run", "--data-dir"]).arg(dir.path().join("box"));
+        let config = dir.path().join("lanterne.toml");
+        if config.exists() {
+            cmd.arg("--config").arg(config);
+        }
+        let child = cmd
             .args(["--https", "127.0.0.1:0", "--station-link", "127.0.0.1:0"])
             .arg("--ready-file")
             .arg(&ready_path)
