@@ -161,3 +161,14 @@ pub(crate) fn wallclock_us(base_time: Option<gst::ClockTime>, pts: Option<gst::C
         _ => crate::now_us(),
     }
 }
+
+/// Buffer PTS → running time. Encoders shift PTS by 1000 h (to keep DTS positive) and move the
+/// segment to match, so the raw PTS is not a running time.
+pub(crate) fn running_time(sample: &gst::Sample, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
+    let pts = pts?;
+    match sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>()) {
+        Some(seg) => seg.to_running_time(pts),
+        None => Some(pts),
+    }
+}
+

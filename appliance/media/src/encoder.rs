@@ -468,7 +468,7 @@ fn on_encoded(
     if !keyframe && shared.need_key.load(Ordering::SeqCst) {
         return;
     }
-    let capture_us = crate::bus::wallclock_us(sink.base_time(), running_time(sample, buffer.pts()));
+    let capture_us = crate::bus::wallclock_us(sink.base_time(), crate::bus::running_time(sample, buffer.pts()));
     if keyframe {
         shared.last_key_us.store(capture_us, Ordering::Relaxed);
     } else if capture_us.saturating_sub(shared.last_key_us.load(Ordering::Relaxed))
@@ -506,19 +506,9 @@ fn on_encoded(
     }
 }
 
-/// Buffer PTS → running time. Encoders shift PTS by 1000 h (to keep DTS positive) and move the
-/// segment to match, so the raw PTS is not a running time.
-pub(crate) fn running_time(sample: &gst::Sample, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
-    let pts = pts?;
-    match sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>()) {
-        Some(seg) => seg.to_running_time(pts),
-        None => Some(pts),
-    }
-}
-
 /// An upstream force-key-unit event from the appsink reaches h264parse (which then repeats
 /// SPS/PPS) and the encoder.
-fn send_keyframe_request(sink: &gst_app::AppSink) {
+pub(crate) fn send_keyframe_request(sink: &gst_app::AppSink) {
     let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
         .all_headers(true)
         .build();

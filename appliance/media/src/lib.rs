@@ -23,6 +23,7 @@
 mod bus;
 mod encoder;
 mod h264;
+mod mosaic;
 mod probe;
 pub mod replay;
 
@@ -34,6 +35,9 @@ use bytes::Bytes;
 pub use bus::PipelineError;
 pub use encoder::{CaptureSource, ScreenEncoder};
 pub use h264::codec_string;
+pub use mosaic::{
+    Mosaic, MosaicConfig, MosaicFrame, MosaicLayout, MosaicStats, TileInfo, TileRect, TileStats,
+};
 pub use probe::{init, CodecProbe, DecoderKind, EncoderKind};
 
 /// One H.264 access unit, Annex B byte stream, with SPS/PPS in front of every IDR.

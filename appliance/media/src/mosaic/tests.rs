@@ -1,0 +1,216 @@
+use super::*;
+use crate::testutil::{close, decode, recv_within, tracing};
+use crate::{CaptureSource, ScreenEncoder, StreamKind};
+use tokio::sync::mpsc;
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn mosaic_is_shareable_between_tasks() {
+    assert_send_sync::<Mosaic>();
+}
+
+#[test]
+fn layout_is_a_centred_grid_of_even_16_9_tiles_in_id_order() {
+    assert!(compute_layout(1280, 720, &[]).tiles.is_empty());
+    for n in [1u32, 2, 3, 4, 5, 9, 10, 32, 40] {
+        let ids: Vec<u32> = (100..100 + n).collect();
+        let l = compute_layout(1280, 720, &ids);
+        assert_eq!(l.tiles.len(), n as usize);
+        assert_eq!(l.tiles.iter().map(|t| t.id).collect::<Vec<_>>(), ids);
+        let cols = (n as f64).sqrt().ceil() as usize;
+        for (i, t) in l.tiles.iter().enumerate() {
+            assert!(t.x % 2 == 0 && t.y % 2 == 0 && t.w % 2 == 0 && t.h % 2 == 0, "{t:?}");
+            assert!(t.x + t.w <= 1280 && t.y + t.h <= 720, "{t:?} outside the canvas");
+            assert!((t.w as i64 * 9 - t.h as i64 * 16).abs() <= 32, "{t:?} is not 16:9");
+            assert_eq!((t.w, t.h), (l.tiles[0].w, l.tiles[0].h));
+            // Row-major: same row ⇒ same y, next column to the right.
+            if i % cols != 0 {
+                let left = &l.tiles[i - 1];
+                assert_eq!(t.y, left.y);
+                assert_eq!(t.x, left.x + left.w + GAP);
+            }
+            for u in &l.tiles[..i] {
+                let apart = t.x >= u.x + u.w || u.x >= t.x + t.w || t.y >= u.y + u.h || u.y >= t.y + t.h;
+                assert!(apart, "{t:?} overlaps {u:?}");
+            }
+        }
+        // Centred: equal margins left/right and top/bottom (±2 for even rounding).
+        let right = l.tiles.iter().map(|t| t.x + t.w).max().unwrap();
+        let bottom = l.tiles.iter().map(|t| t.y + t.h).max().unwrap();
+        assert!((l.tiles[0].x as i64 - (1280 - right) as i64).abs() <= 2);
+        assert!((l.tiles[0].y as i64 - (720 - bottom) as i64).abs() <= 2);
+    }
+    // 4 stations: a 2×2 grid of 628×352 tiles.
+    let l = compute_layout(1280, 720, &[1, 2, 3, 4]);
+    assert_eq!((l.tiles[0].w, l.tiles[0].h), (628, 352));
+    assert_eq!(l.tiles[2].y, l.tiles[0].y + 352 + GAP);
+    // 32 stations: 6 columns.
+    let l = compute_layout(1280, 720, &(0..32).collect::<Vec<_>>());
+    assert_eq!(l.tiles[6].y, l.tiles[0].y + l.tiles[0].h + GAP);
+}
+
+const COLOURS: [[u8; 3]; 4] = [[200, 40, 40], [40, 170, 60], [40, 60, 200], [220, 200, 40]];
+
+fn thumb() -> StreamParams {
+    StreamParams {
+        width: 320,
+        height: 180,
+        fps: 5,
+        bitrate_kbps: 200,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_show_their_station_colour_offline_is_dark_grey_and_updates_carry_capture_times() {
+    tracing();
+    let probe = crate::init().unwrap();
+    let (mosaic, _rx) = Mosaic::start(
+        MosaicConfig {
+            width: 640,
+            height: 360,
+            fps: 10,
+            bitrate_kbps: 800,
+        },
+        &probe,
+    )
+    .unwrap();
+    let mosaic = Arc::new(mosaic);
+    // Given out of order on purpose: tiles come back in id order.
+    mosaic.set_tiles([5, 3, 1, 4, 2].map(|id| TileInfo { id }).to_vec());
+    mosaic.set_online(5, false);
+    let layout = mosaic.layout();
+    assert_eq!(layout.tiles.iter().map(|t| t.id).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(layout.tiles[3].y, layout.tiles[0].y + layout.tiles[0].h + GAP, "3 columns");
+
+    let mut encoders = Vec::new();
+    for (i, rgb) in COLOURS.iter().enumerate() {
+        let id = i as u32 + 1;
+        let (tx, mut rx) = mpsc::channel(16);
+        let enc = ScreenEncoder::start(
+            CaptureSource::Synthetic {
+                label: format!("S{id}"),
+                rgb: *rgb,
+            },
+            &probe,
+            tx,
+        )
+        .unwrap();
+        enc.set_stream(StreamKind::Thumb, Some(thumb()));
+        let m = mosaic.clone();
+        tokio::spawn(async move {
+            while let Some((_, f)) = rx.recv().await {
+                m.push(id, f);
+            }
+        });
+        encoders.push(enc);
+    }
+
+    // Wait until every online tile has shown a few station frames.
+    let mut frames = mosaic.subscribe();
+    let mut seen = [0u32; 5];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen[..4].iter().any(|&n| n < 3) {
+        let f = tokio::time::timeout_at(deadline, frames.recv())
+            .await
+            .unwrap_or_else(|_| panic!("tiles not all updated: {seen:?}"))
+            .unwrap();
+        for &(index, capture_us) in &f.updates {
+            seen[index as usize] += 1;
+            assert!(capture_us <= f.encoded_us, "shown before captured");
+            assert!(
+                f.encoded_us - capture_us < 3_000_000,
+                "station frame {} µs old when encoded into the mosaic",
+                f.encoded_us - capture_us
+            );
+        }
+    }
+    assert_eq!(seen[4], 0, "an offline tile got updates");
+
+    // A viewer joins: decode from the next keyframe.
+    mosaic.request_keyframe();
+    let mut aus = Vec::new();
+    while aus.len() < 3 {
+        let f = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+            .await
+            .expect("mosaic frames stopped")
+            .unwrap();
+        if aus.is_empty() && !f.keyframe {
+            continue;
+        }
+        if aus.is_empty() {
+            assert!(crate::h264::idr_with_parameter_sets(&f.data));
+            let codec = crate::codec_string(&f.data).unwrap();
+            assert!(codec.starts_with("avc1.42"), "{codec}: constrained baseline expected");
+        }
+        aus.push(f.data.clone());
+    }
+    let pics = decode(&aus);
+    let pic = pics.last().unwrap();
+    assert_eq!((pic.width, pic.height), (640, 360));
+    for (i, t) in layout.tiles.iter().enumerate() {
+        let (x, y, w, h) = (t.x as usize, t.y as usize, t.w as usize, t.h as usize);
+        // The middle band of the tile: the label and clock sit in its corners.
+        let c = pic.dominant(x + w / 4, y + h / 3, w / 2, h / 3);
+        let want = if i < 4 { COLOURS[i] } else { [48, 48, 48] };
+        assert!(close(c, want, 30), "tile {i} (station {}) shows {c:?}, want {want:?}", t.id);
+    }
+    // Between tiles: the black background.
+    assert!(close(pic.pixel(1, 1), [0, 0, 0], 20), "background {:?}", pic.pixel(1, 1));
+
+    let stats = mosaic.stats();
+    assert!(stats.frames_out >= 3);
+    for t in &stats.tiles[..4] {
+        assert!(t.frames_in > 0 && t.frames_shown > 0, "{t:?}");
+    }
+    assert_eq!(stats.tiles[4].frames_shown, 0);
+    assert!(mosaic.errors().borrow().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_never_waits_for_the_decoder_and_drops_until_a_keyframe_when_behind() {
+    tracing();
+    let probe = crate::init().unwrap();
+    // A short real stream to feed: one keyframe then inter frames.
+    let (tx, mut rx) = mpsc::channel(64);
+    let enc = ScreenEncoder::start(
+        CaptureSource::Synthetic {
+            label: "burst".into(),
+            rgb: COLOURS[0],
+        },
+        &probe,
+        tx,
+    )
+    .unwrap();
+    enc.set_stream(
+        StreamKind::Thumb,
+        Some(StreamParams {
+            fps: 15,
+            ..thumb()
+        }),
+    );
+    let mut gop = Vec::new();
+    while gop.len() < 8 {
+        let (_, f) = recv_within(&mut rx, 10, "encoded frame").await;
+        gop.push(f);
+    }
+    drop(enc);
+    assert!(gop[0].keyframe);
+
+    let (mosaic, _rx) = Mosaic::start(MosaicConfig::default(), &probe).unwrap();
+    mosaic.set_tiles(vec![TileInfo { id: 7 }]);
+    let t0 = Instant::now();
+    for _ in 0..50 {
+        for f in &gop {
+            mosaic.push(7, f.clone());
+        }
+    }
+    let took = t0.elapsed();
+    // 400 pushes are far faster than 400 decodes: the queue must have overflowed.
+    let s = mosaic.stats().tiles[0];
+    assert_eq!(s.frames_in, 400);
+    assert!(s.dropped > 0, "no drops counted: {s:?}");
+    assert!(took < Duration::from_millis(300), "push waited: {took:?} for 400 frames");
+    // Unknown stations are ignored, not panics.
+    mosaic.push(99, gop[0].clone());
+}
