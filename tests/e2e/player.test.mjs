@@ -203,6 +203,18 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     await page.waitForFunction(() => window.lanterneStats.latencyMs.length >= 5);
     assert.deepEqual(box.openSockets(), { mosaic: 0, focus: 1 }, 'the mosaic stream is closed while focused');
     await page.screenshot({ path: path.join(results, 'focus-landscape.png') });
+    // Portrait, one-handed: the way back sits at the bottom, under the thumb.
+    await page.setViewportSize({ width: TABLET.height, height: TABLET.width });
+    await page.waitForFunction(() => {
+      const back = document.getElementById('back').getBoundingClientRect();
+      const stage = document.getElementById('focus-stage').getBoundingClientRect();
+      return back.top > stage.bottom && stage.width > 700;
+    });
+    const back = await page.locator('#back').boundingBox();
+    assert.ok(back.y + back.height > TABLET.width * 0.85, `back button near the bottom (y=${back.y})`);
+    assert.ok(back.height >= 48, 'back button is a comfortable touch target');
+    await page.screenshot({ path: path.join(results, 'focus-portrait.png') });
+    await page.setViewportSize(TABLET);
   });
 
   it('goes back to the class mosaic with the back button', async () => {
