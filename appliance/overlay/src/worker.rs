@@ -1,0 +1,959 @@
+//! The overlay thread: owns the X connection's windows, grabs and state, and applies
+//! commands from [`crate::Overlay`] handles and events from the reader thread in order.
+
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc as tmpsc, watch};
+use x11rb::connection::{Connection, RequestConnection};
+use x11rb::protocol::randr::{self, ConnectionExt as _};
+use x11rb::protocol::shape::{self, ConnectionExt as _};
+use x11rb::protocol::xproto::{
+    AtomEnum, ClientMessageEvent, ConfigureWindowAux, ConnectionExt as _, CreateGCAux,
+    CreateWindowAux, EventMask, GrabMode, GrabStatus, ImageFormat, InputFocus, PropMode,
+    StackMode, Visibility, Window, WindowClass,
+};
+use x11rb::protocol::Event;
+use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
+use x11rb::{CURRENT_TIME, NONE};
+
+use crate::pixels::PixelFormat;
+use crate::scene::{self, Rect};
+use crate::text::{Canvas, Fonts};
+use crate::{OverlayError, OverlayEvent, OverlayState, MAX_OPEN_MESSAGES};
+
+pub type Reply = mpsc::SyncSender<Result<(), OverlayError>>;
+
+pub enum Command {
+    Lock { message: String, reply: Reply },
+    Unlock { reply: Reply },
+    ShowMessage { id: u64, from: String, text: String, reply: Reply },
+    SetWatched { on: bool, label: String, reply: Reply },
+}
+
+pub enum Input {
+    Command(Command),
+    Subscribe(tmpsc::UnboundedSender<OverlayEvent>),
+    Event(Event),
+    Lost(String),
+    Shutdown,
+}
+
+/// How long lock() keeps retrying grabs another client holds.
+const GRAB_RETRY_FOR: Duration = Duration::from_secs(1);
+const GRAB_RETRY_EVERY: Duration = Duration::from_millis(20);
+/// While locked, grabs are re-asserted this often: a grab silently ends if our window stops
+/// being viewable, and re-grabbing a grab we hold is harmless.
+const REGRAB_EVERY: Duration = Duration::from_secs(1);
+/// Two always-on-top programs re-raising over each other would spin; restack at most this often.
+const RESTACK_MIN_INTERVAL: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(250);
+
+const XK_RETURN: u32 = 0xff0d;
+const XK_KP_ENTER: u32 = 0xff8d;
+
+/// Connects, prepares everything that can fail early (font, visual), and starts the threads.
+pub fn start(
+    display: Option<&str>,
+) -> Result<(mpsc::Sender<Input>, watch::Receiver<OverlayState>), OverlayError> {
+    let (conn, screen_num) =
+        RustConnection::connect(display).map_err(|source| OverlayError::Connect {
+            display: display
+                .map(str::to_string)
+                .or_else(|| std::env::var("DISPLAY").ok())
+                .unwrap_or_default(),
+            source,
+        })?;
+    let conn = Arc::new(conn);
+    let fonts = Fonts::load()?;
+    let format = PixelFormat::for_root_visual(conn.setup(), screen_num)?;
+    let screen = &conn.setup().roots[screen_num];
+    let root = screen.root;
+    let visual = screen.root_visual;
+
+    let has_randr = match conn.extension_information(randr::X11_EXTENSION_NAME)? {
+        Some(_) => {
+            // RandR answers GetMonitors only to clients that announced ≥ 1.5.
+            let v = conn.randr_query_version(1, 5)?.reply()?;
+            let ok = (v.major_version, v.minor_version) >= (1, 5);
+            if ok {
+                conn.randr_select_input(
+                    root,
+                    randr::NotifyMask::SCREEN_CHANGE
+                        | randr::NotifyMask::CRTC_CHANGE
+                        | randr::NotifyMask::OUTPUT_CHANGE,
+                )?;
+            } else {
+                tracing::info!(
+                    major = v.major_version,
+                    minor = v.minor_version,
+                    "RandR older than 1.5: the lock spans the whole root window"
+                );
+            }
+            ok
+        }
+        None => false,
+    };
+    let has_shape = conn.extension_information(shape::X11_EXTENSION_NAME)?.is_some();
+    // Other clients' restacking and mapping tell us when to re-raise.
+    conn.change_window_attributes(
+        root,
+        &x11rb::protocol::xproto::ChangeWindowAttributesAux::new()
+            .event_mask(EventMask::SUBSTRUCTURE_NOTIFY | EventMask::STRUCTURE_NOTIFY),
+    )?;
+    let gc = conn.generate_id()?;
+    conn.create_gc(gc, root, &CreateGCAux::new().graphics_exposures(0))?;
+    // An unmapped InputOnly window we send ourselves a ClientMessage on, to wake the reader
+    // thread out of wait_for_event at shutdown.
+    let wake = conn.generate_id()?;
+    conn.create_window(
+        0,
+        wake,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_ONLY,
+        0,
+        &CreateWindowAux::new(),
+    )?;
+    let enter_keycodes = enter_keycodes(&conn)?;
+    conn.flush()?;
+    tracing::info!(
+        screen = screen_num,
+        depth = format.depth,
+        bpp = format.bits_per_pixel,
+        has_randr,
+        has_shape,
+        "overlay connected to X display"
+    );
+
+    let (tx, rx) = mpsc::channel();
+    let (state_tx, state_rx) = watch::channel(OverlayState::default());
+    let reader_conn = conn.clone();
+    let reader_tx = tx.clone();
+    std::thread::Builder::new()
+        .name("overlay-x11-reader".into())
+        .spawn(move || read_events(reader_conn, reader_tx))
+        .map_err(|e| OverlayError::DisplayLost(format!("cannot start reader thread: {e}")))?;
+    let mut worker = Worker {
+        conn,
+        root,
+        visual,
+        format,
+        gc,
+        wake,
+        fonts,
+        enter_keycodes,
+        has_randr,
+        has_shape,
+        lock: None,
+        messages: Vec::new(),
+        badges: Vec::new(),
+        watched_label: None,
+        subscribers: Vec::new(),
+        state: state_tx,
+        restack_pending: false,
+        last_restack: Instant::now() - RESTACK_MIN_INTERVAL,
+        last_grab: Instant::now(),
+        input_captured: false,
+    };
+    std::thread::Builder::new()
+        .name("overlay-x11".into())
+        .spawn(move || worker.run(rx))
+        .map_err(|e| OverlayError::DisplayLost(format!("cannot start overlay thread: {e}")))?;
+    Ok((tx, state_rx))
+}
+
+fn read_events(conn: Arc<RustConnection>, tx: mpsc::Sender<Input>) {
+    loop {
+        match conn.wait_for_event() {
+            Ok(event) => {
+                if tx.send(Input::Event(event)).is_err() {
+                    return; // the overlay thread has shut down
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Input::Lost(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+/// Keycodes whose first keysyms include Return or keypad Enter, whatever the layout.
+fn enter_keycodes(conn: &RustConnection) -> Result<Vec<u8>, OverlayError> {
+    let setup = conn.setup();
+    let (min, max) = (setup.min_keycode, setup.max_keycode);
+    let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
+    let per = map.keysyms_per_keycode.max(1) as usize;
+    Ok(map
+        .keysyms
+        .chunks(per)
+        .enumerate()
+        .filter(|(_, syms)| syms.iter().any(|s| *s == XK_RETURN || *s == XK_KP_ENTER))
+        .map(|(i, _)| min + i as u8)
+        .collect())
+}
+
+/// One window with the pixels we paint into it on every Expose.
+struct Panel {
+    window: Window,
+    image: Canvas,
+    image_x: i16,
+    image_y: i16,
+}
+
+struct LockScreen {
+    message: String,
+    panels: Vec<Panel>,
+}
+
+struct MessageBox {
+    id: u64,
+    panel: Panel,
+    ok: Rect,
+    pressed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Monitor {
+    x: i16,
+    y: i16,
+    width: u16,
+    height: u16,
+    primary: bool,
+}
+
+struct Worker {
+    conn: Arc<RustConnection>,
+    root: Window,
+    visual: u32,
+    format: PixelFormat,
+    gc: u32,
+    wake: Window,
+    fonts: Fonts,
+    enter_keycodes: Vec<u8>,
+    has_randr: bool,
+    has_shape: bool,
+    lock: Option<LockScreen>,
+    messages: Vec<MessageBox>,
+    badges: Vec<Panel>,
+    watched_label: Option<String>,
+    subscribers: Vec<tmpsc::UnboundedSender<OverlayEvent>>,
+    state: watch::Sender<OverlayState>,
+    restack_pending: bool,
+    last_restack: Instant,
+    last_grab: Instant,
+    input_captured: bool,
+}
+
+impl Worker {
+    fn run(&mut self, rx: mpsc::Receiver<Input>) {
+        loop {
+            let input = if self.lock.is_some() || self.restack_pending {
+                match rx.recv_timeout(TICK) {
+                    Ok(input) => Some(input),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(input) => Some(input),
+                    Err(_) => return,
+                }
+            };
+            match input {
+                Some(Input::Command(cmd)) => self.command(cmd),
+                Some(Input::Subscribe(tx)) => self.subscribers.push(tx),
+                Some(Input::Event(ev)) => {
+                    if let Err(e) = self.event(ev) {
+                        tracing::warn!(error = %e, "overlay: handling an X event failed");
+                    }
+                }
+                Some(Input::Lost(reason)) => {
+                    self.display_lost(reason);
+                    return;
+                }
+                Some(Input::Shutdown) => {
+                    self.shutdown();
+                    return;
+                }
+                None => {}
+            }
+            if let Err(e) = self.tick() {
+                tracing::warn!(error = %e, "overlay: periodic upkeep failed");
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let (result, reply) = match cmd {
+            Command::Lock { message, reply } => (self.lock(message), reply),
+            Command::Unlock { reply } => (self.unlock(), reply),
+            Command::ShowMessage {
+                id,
+                from,
+                text,
+                reply,
+            } => (self.show_message(id, &from, &text), reply),
+            Command::SetWatched { on, label, reply } => (self.set_watched(on, label), reply),
+        };
+        self.publish();
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "overlay command failed");
+        }
+        // The caller may have timed out and gone; nothing to do then.
+        let _ = reply.try_send(result);
+    }
+
+    fn publish(&self) {
+        let state = OverlayState {
+            locked: self.lock.is_some(),
+            input_captured: self.lock.is_some() && self.input_captured,
+            lock_message: self.lock.as_ref().map(|l| l.message.clone()),
+            lock_monitors: self.lock.as_ref().map_or(0, |l| l.panels.len()),
+            open_messages: self.messages.iter().map(|m| m.id).collect(),
+            watched: !self.badges.is_empty(),
+            watched_label: self.watched_label.clone(),
+            display_lost: None,
+        };
+        self.state.send_replace(state);
+    }
+
+    fn emit(&mut self, event: OverlayEvent) {
+        self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+    }
+
+    /// Every monitor RandR reports (clipped to the root), or the whole root when RandR is
+    /// missing or reports none (e.g. a bare Xvfb without RandR).
+    fn monitors(&self) -> Result<Vec<Monitor>, OverlayError> {
+        let geo = self.conn.get_geometry(self.root)?.reply()?;
+        let whole = Monitor {
+            x: 0,
+            y: 0,
+            width: geo.width,
+            height: geo.height,
+            primary: true,
+        };
+        if !self.has_randr {
+            return Ok(vec![whole]);
+        }
+        let reply = self.conn.randr_get_monitors(self.root, true)?.reply()?;
+        let mut monitors: Vec<Monitor> = reply
+            .monitors
+            .iter()
+            .filter_map(|m| {
+                let x0 = m.x.max(0);
+                let y0 = m.y.max(0);
+                let x1 = (m.x as i32 + m.width as i32).min(geo.width as i32);
+                let y1 = (m.y as i32 + m.height as i32).min(geo.height as i32);
+                (x1 > x0 as i32 && y1 > y0 as i32).then_some(Monitor {
+                    x: x0,
+                    y: y0,
+                    width: (x1 - x0 as i32) as u16,
+                    height: (y1 - y0 as i32) as u16,
+                    primary: m.primary,
+                })
+            })
+            .collect();
+        monitors.dedup();
+        if monitors.is_empty() {
+            monitors.push(whole);
+        }
+        Ok(monitors)
+    }
+
+    fn primary_monitor(&self) -> Result<Monitor, OverlayError> {
+        let monitors = self.monitors()?;
+        Ok(monitors
+            .iter()
+            .copied()
+            .find(|m| m.primary)
+            .unwrap_or(monitors[0]))
+    }
+
+    fn create_window(
+        &self,
+        x: i16,
+        y: i16,
+        width: u16,
+        height: u16,
+        background: crate::theme::Rgb,
+        events: EventMask,
+        name: &str,
+    ) -> Result<Window, OverlayError> {
+        let win = self.conn.generate_id()?;
+        self.conn.create_window(
+            self.format.depth,
+            win,
+            self.root,
+            x,
+            y,
+            width.max(1),
+            height.max(1),
+            0,
+            WindowClass::INPUT_OUTPUT,
+            self.visual,
+            &CreateWindowAux::new()
+                .background_pixel(self.format.pixel(background))
+                .border_pixel(0)
+                // No window manager may move, decorate, minimise or restack these.
+                .override_redirect(1)
+                .event_mask(events),
+        )?;
+        // Names let compositors' rules and a person with xwininfo recognise our windows.
+        self.conn.change_property8(
+            PropMode::REPLACE,
+            win,
+            AtomEnum::WM_CLASS,
+            AtomEnum::STRING,
+            b"lanterne-overlay\0Lanterne\0",
+        )?;
+        self.conn.change_property8(
+            PropMode::REPLACE,
+            win,
+            AtomEnum::WM_NAME,
+            AtomEnum::STRING,
+            name.as_bytes(),
+        )?;
+        Ok(win)
+    }
+
+    /// Uploads a panel's image, in slices that fit the server's maximum request size.
+    fn paint(&self, panel: &Panel) -> Result<(), OverlayError> {
+        let stride = self.format.stride(panel.image.width);
+        let budget = self.conn.maximum_request_bytes().saturating_sub(64).max(stride);
+        let rows_per_request = ((budget / stride) as u32).clamp(1, panel.image.height);
+        let mut first = 0;
+        while first < panel.image.height {
+            let rows = rows_per_request.min(panel.image.height - first);
+            let data = self.format.encode_rows(&panel.image, first, rows);
+            self.conn.put_image(
+                ImageFormat::Z_PIXMAP,
+                panel.window,
+                self.gc,
+                panel.image.width as u16,
+                rows as u16,
+                panel.image_x,
+                panel.image_y + first as i16,
+                0,
+                self.format.depth,
+                &data,
+            )?;
+            first += rows;
+        }
+        Ok(())
+    }
+
+    /// Waits until the server has processed everything we sent, so a reply means "done".
+    fn sync(&self) -> Result<(), OverlayError> {
+        self.conn.get_input_focus()?.reply()?;
+        Ok(())
+    }
+
+    fn lock(&mut self, message: String) -> Result<(), OverlayError> {
+        let message = if message.is_empty() {
+            crate::DEFAULT_LOCK_MESSAGE.to_string()
+        } else {
+            message
+        };
+        if let Some(old) = self.lock.take() {
+            // Re-lock: build the new windows first, then drop the old ones, so the screen is
+            // never uncovered in between.
+            let result = self.build_lock(message);
+            self.destroy_panels(&old.panels)?;
+            return result;
+        }
+        self.build_lock(message)
+    }
+
+    fn build_lock(&mut self, message: String) -> Result<(), OverlayError> {
+        let monitors = self.monitors()?;
+        let mut panels = Vec::with_capacity(monitors.len());
+        let events = EventMask::EXPOSURE
+            | EventMask::KEY_PRESS
+            | EventMask::BUTTON_PRESS
+            | EventMask::BUTTON_RELEASE
+            | EventMask::VISIBILITY_CHANGE
+            | EventMask::STRUCTURE_NOTIFY
+            | EventMask::FOCUS_CHANGE;
+        for m in &monitors {
+            let (image, ix, iy) =
+                scene::lock_block(&self.fonts, m.width as u32, m.height as u32, &message);
+            let window = self.create_window(
+                m.x,
+                m.y,
+                m.width,
+                m.height,
+                crate::theme::LOCK_BACKGROUND,
+                events,
+                "Lanterne — écran verrouillé",
+            )?;
+            panels.push(Panel {
+                window,
+                image,
+                image_x: ix as i16,
+                image_y: iy as i16,
+            });
+        }
+        for p in &panels {
+            self.conn.map_window(p.window)?;
+        }
+        for p in &panels {
+            self.paint(p)?;
+        }
+        tracing::info!(monitors = monitors.len(), "lock screen shown");
+        self.lock = Some(LockScreen { message, panels });
+        self.restack()?;
+        self.sync()?;
+        self.grab_with_retry()
+    }
+
+    fn grab_window(&self) -> Option<Window> {
+        self.lock.as_ref().and_then(|l| l.panels.first()).map(|p| p.window)
+    }
+
+    /// One attempt at both grabs. `owner_events` is true so our own message cards still get
+    /// their clicks and keys while locked; every other client gets nothing.
+    fn try_grab(&self, window: Window) -> Result<Option<(&'static str, GrabStatus)>, OverlayError> {
+        let kb = self
+            .conn
+            .grab_keyboard(true, window, CURRENT_TIME, GrabMode::ASYNC, GrabMode::ASYNC)?
+            .reply()?
+            .status;
+        if kb != GrabStatus::SUCCESS {
+            return Ok(Some(("keyboard", kb)));
+        }
+        let ptr = self
+            .conn
+            .grab_pointer(
+                true,
+                window,
+                EventMask::BUTTON_PRESS | EventMask::BUTTON_RELEASE,
+                GrabMode::ASYNC,
+                GrabMode::ASYNC,
+                NONE,
+                NONE,
+                CURRENT_TIME,
+            )?
+            .reply()?
+            .status;
+        if ptr != GrabStatus::SUCCESS {
+            return Ok(Some(("pointer", ptr)));
+        }
+        Ok(None)
+    }
+
+    fn grab_with_retry(&mut self) -> Result<(), OverlayError> {
+        let Some(window) = self.grab_window() else {
+            return Ok(());
+        };
+        let start = Instant::now();
+        loop {
+            match self.try_grab(window)? {
+                None => {
+                    self.input_captured = true;
+                    self.last_grab = Instant::now();
+                    // Focus too, so that when a grab is briefly broken keys still come to us.
+                    self.conn
+                        .set_input_focus(InputFocus::POINTER_ROOT, window, CURRENT_TIME)?;
+                    self.sync()?;
+                    tracing::debug!(waited = ?start.elapsed(), "keyboard and pointer grabbed");
+                    return Ok(());
+                }
+                Some((device, status)) if start.elapsed() >= GRAB_RETRY_FOR => {
+                    self.input_captured = false;
+                    self.last_grab = Instant::now();
+                    return Err(OverlayError::GrabFailed {
+                        device,
+                        status: format!("{status:?}"),
+                        waited_ms: start.elapsed().as_millis(),
+                    });
+                }
+                Some(_) => std::thread::sleep(GRAB_RETRY_EVERY),
+            }
+        }
+    }
+
+    fn unlock(&mut self) -> Result<(), OverlayError> {
+        let Some(lock) = self.lock.take() else {
+            return Ok(());
+        };
+        self.input_captured = false;
+        self.conn.ungrab_keyboard(CURRENT_TIME)?;
+        self.conn.ungrab_pointer(CURRENT_TIME)?;
+        self.destroy_panels(&lock.panels)?;
+        self.sync()?;
+        tracing::info!("lock screen removed");
+        Ok(())
+    }
+
+    fn destroy_panels(&self, panels: &[Panel]) -> Result<(), OverlayError> {
+        for p in panels {
+            self.conn.destroy_window(p.window)?;
+        }
+        Ok(())
+    }
+
+    fn show_message(&mut self, id: u64, from: &str, text: &str) -> Result<(), OverlayError> {
+        if let Some(pos) = self.messages.iter().position(|m| m.id == id) {
+            let old = self.messages.remove(pos);
+            self.conn.destroy_window(old.panel.window)?;
+        }
+        if self.messages.len() >= MAX_OPEN_MESSAGES {
+            let oldest = self.messages.remove(0);
+            tracing::warn!(id = oldest.id, "too many open messages: closing the oldest unread");
+            self.conn.destroy_window(oldest.panel.window)?;
+        }
+        let m = self.primary_monitor()?;
+        let (image, ok) =
+            scene::message_card(&self.fonts, m.width as u32, m.height as u32, from, text);
+        // Each further open card is offset so the ones below stay visible.
+        let offset = (self.messages.len() as i32 * 28).min(m.height as i32 / 4);
+        let x = m.x as i32 + (m.width as i32 - image.width as i32) / 2 + offset;
+        let y = m.y as i32 + (m.height as i32 - image.height as i32) / 2 + offset;
+        let window = self.create_window(
+            x as i16,
+            y as i16,
+            image.width as u16,
+            image.height as u16,
+            crate::theme::MESSAGE_BACKGROUND,
+            EventMask::EXPOSURE
+                | EventMask::KEY_PRESS
+                | EventMask::BUTTON_PRESS
+                | EventMask::BUTTON_RELEASE
+                | EventMask::VISIBILITY_CHANGE
+                | EventMask::STRUCTURE_NOTIFY,
+            "Lanterne — message",
+        )?;
+        self.conn.configure_window(
+            window,
+            &ConfigureWindowAux::new().border_width(1),
+        )?;
+        self.conn.change_window_attributes(
+            window,
+            &x11rb::protocol::xproto::ChangeWindowAttributesAux::new()
+                .border_pixel(self.format.pixel(crate::theme::MESSAGE_BORDER)),
+        )?;
+        self.conn.map_window(window)?;
+        let panel = Panel {
+            window,
+            image,
+            image_x: 0,
+            image_y: 0,
+        };
+        self.paint(&panel)?;
+        self.messages.push(MessageBox {
+            id,
+            panel,
+            ok,
+            pressed: false,
+        });
+        self.restack()?;
+        if self.lock.is_none() {
+            // Focus the card so Enter reads it; while locked the keyboard grab already
+            // routes keys to us.
+            self.conn
+                .set_input_focus(InputFocus::POINTER_ROOT, window, CURRENT_TIME)?;
+        }
+        self.sync()?;
+        tracing::info!(id, "message shown");
+        Ok(())
+    }
+
+    fn dismiss(&mut self, index: usize) -> Result<(), OverlayError> {
+        let m = self.messages.remove(index);
+        self.conn.destroy_window(m.panel.window)?;
+        if let Some(next) = self.messages.last() {
+            if self.lock.is_none() {
+                self.conn
+                    .set_input_focus(InputFocus::POINTER_ROOT, next.panel.window, CURRENT_TIME)?;
+            }
+        }
+        self.conn.flush()?;
+        tracing::info!(id = m.id, "message dismissed by the student");
+        self.publish();
+        self.emit(OverlayEvent::MessageDismissed { id: m.id });
+        Ok(())
+    }
+
+    fn set_watched(&mut self, on: bool, label: String) -> Result<(), OverlayError> {
+        let old = std::mem::take(&mut self.badges);
+        self.destroy_panels(&old)?;
+        self.watched_label = None;
+        if !on {
+            self.sync()?;
+            return Ok(());
+        }
+        let label = if label.is_empty() {
+            crate::DEFAULT_WATCHED_LABEL.to_string()
+        } else {
+            label
+        };
+        for m in self.monitors()? {
+            let image = scene::badge(&self.fonts, m.height as u32, &label);
+            let margin = (12.0 * scene::scale_for(m.height as u32)) as i32;
+            let x = m.x as i32 + m.width as i32 - image.width as i32 - margin;
+            let y = m.y as i32 + margin;
+            let window = self.create_window(
+                x.max(m.x as i32) as i16,
+                y as i16,
+                image.width as u16,
+                image.height as u16,
+                crate::theme::BADGE_BACKGROUND,
+                EventMask::EXPOSURE | EventMask::VISIBILITY_CHANGE | EventMask::STRUCTURE_NOTIFY,
+                "Lanterne — écran observé",
+            )?;
+            if self.has_shape {
+                // An empty input region: clicks fall through to whatever is below.
+                self.conn.shape_rectangles(
+                    shape::SO::SET,
+                    shape::SK::INPUT,
+                    x11rb::protocol::xproto::ClipOrdering::UNSORTED,
+                    window,
+                    0,
+                    0,
+                    &[],
+                )?;
+            }
+            self.conn.map_window(window)?;
+            let panel = Panel {
+                window,
+                image,
+                image_x: 0,
+                image_y: 0,
+            };
+            self.paint(&panel)?;
+            self.badges.push(panel);
+        }
+        self.watched_label = Some(label);
+        self.restack()?;
+        self.sync()?;
+        tracing::info!(monitors = self.badges.len(), "watched badge shown");
+        Ok(())
+    }
+
+    fn is_ours(&self, window: Window) -> bool {
+        self.all_windows().any(|w| w == window) || window == self.wake
+    }
+
+    fn all_windows(&self) -> impl Iterator<Item = Window> + '_ {
+        self.lock
+            .iter()
+            .flat_map(|l| l.panels.iter().map(|p| p.window))
+            .chain(self.messages.iter().map(|m| m.panel.window))
+            .chain(self.badges.iter().map(|b| b.window))
+    }
+
+    /// Raises our windows in order: lock, then messages, then the badge on top.
+    fn restack(&mut self) -> Result<(), OverlayError> {
+        let windows: Vec<Window> = self.all_windows().collect();
+        for w in windows {
+            self.conn
+                .configure_window(w, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?;
+        }
+        self.conn.flush()?;
+        self.last_restack = Instant::now();
+        self.restack_pending = false;
+        Ok(())
+    }
+
+    fn request_restack(&mut self) -> Result<(), OverlayError> {
+        if self.all_windows().next().is_none() {
+            return Ok(());
+        }
+        if self.last_restack.elapsed() >= RESTACK_MIN_INTERVAL {
+            self.restack()
+        } else {
+            self.restack_pending = true;
+            Ok(())
+        }
+    }
+
+    fn tick(&mut self) -> Result<(), OverlayError> {
+        if self.restack_pending && self.last_restack.elapsed() >= RESTACK_MIN_INTERVAL {
+            self.restack()?;
+        }
+        if self.lock.is_some() && self.last_grab.elapsed() >= REGRAB_EVERY {
+            self.regrab()?;
+        }
+        Ok(())
+    }
+
+    fn regrab(&mut self) -> Result<(), OverlayError> {
+        let Some(window) = self.grab_window() else {
+            return Ok(());
+        };
+        self.last_grab = Instant::now();
+        let captured = self.try_grab(window)?.is_none();
+        if captured != self.input_captured {
+            if captured {
+                tracing::info!("lock regained the keyboard and pointer grabs");
+            } else {
+                tracing::warn!("lock lost its input grab; retrying");
+            }
+            self.input_captured = captured;
+            self.publish();
+        }
+        Ok(())
+    }
+
+    fn panel(&self, window: Window) -> Option<&Panel> {
+        self.lock
+            .iter()
+            .flat_map(|l| l.panels.iter())
+            .chain(self.messages.iter().map(|m| &m.panel))
+            .chain(self.badges.iter())
+            .find(|p| p.window == window)
+    }
+
+    fn event(&mut self, event: Event) -> Result<(), OverlayError> {
+        match event {
+            Event::Expose(e) if e.count == 0 => {
+                if let Some(p) = self.panel(e.window) {
+                    self.paint(p)?;
+                    self.conn.flush()?;
+                }
+            }
+            Event::KeyPress(e) if self.enter_keycodes.contains(&e.detail) => {
+                // The card that got the key, else (keys routed to the lock window) the newest.
+                let index = self
+                    .messages
+                    .iter()
+                    .position(|m| m.panel.window == e.event)
+                    .or_else(|| self.messages.len().checked_sub(1));
+                if let Some(i) = index {
+                    self.dismiss(i)?;
+                }
+            }
+            Event::ButtonPress(e) if e.detail == 1 => {
+                if let Some(m) = self.messages.iter_mut().find(|m| m.panel.window == e.event) {
+                    m.pressed = m.ok.contains(e.event_x as i32, e.event_y as i32);
+                }
+            }
+            Event::ButtonRelease(e) if e.detail == 1 => {
+                let hit = self.messages.iter().position(|m| {
+                    m.panel.window == e.event
+                        && m.pressed
+                        && m.ok.contains(e.event_x as i32, e.event_y as i32)
+                });
+                for m in &mut self.messages {
+                    m.pressed = false;
+                }
+                if let Some(i) = hit {
+                    self.dismiss(i)?;
+                }
+            }
+            Event::VisibilityNotify(e)
+                if e.state != Visibility::UNOBSCURED && self.is_ours(e.window) =>
+            {
+                self.request_restack()?;
+            }
+            Event::ConfigureNotify(e) if e.event == self.root && e.window == self.root => {
+                self.monitors_changed()?;
+            }
+            Event::ConfigureNotify(e) if e.event == self.root && !self.is_ours(e.window) => {
+                self.request_restack()?;
+            }
+            Event::MapNotify(e) if e.event == self.root && !self.is_ours(e.window) => {
+                self.request_restack()?;
+            }
+            Event::UnmapNotify(e) if e.event == e.window && self.is_ours(e.window) => {
+                // Another client unmapped one of our windows (X has no access control
+                // between clients): put it back, and the grab that ended with it.
+                tracing::warn!(window = e.window, "an overlay window was unmapped by someone else");
+                self.conn.map_window(e.window)?;
+                if let Some(p) = self.panel(e.window) {
+                    self.paint(p)?;
+                }
+                self.restack()?;
+                if self.lock.is_some() {
+                    self.regrab()?;
+                }
+            }
+            Event::FocusOut(e)
+                if self.grab_window() == Some(e.event)
+                    && e.mode == x11rb::protocol::xproto::NotifyMode::UNGRAB =>
+            {
+                self.regrab()?;
+            }
+            Event::RandrScreenChangeNotify(_) | Event::RandrNotify(_) => {
+                self.monitors_changed()?;
+            }
+            Event::Error(e) => {
+                // Mostly a focus request on a window that just went away; worth a trace.
+                tracing::debug!(error = ?e, "X error on an overlay request");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A monitor was plugged, unplugged or resized: rebuild what covers monitors.
+    fn monitors_changed(&mut self) -> Result<(), OverlayError> {
+        let Some(lock) = self.lock.as_ref() else {
+            return self.rebuild_badges();
+        };
+        // Rebuilding even when the count is unchanged: geometry may differ, and it is cheap.
+        let now = self.monitors()?;
+        tracing::info!(monitors = now.len(), "monitor layout changed: rebuilding the lock");
+        let message = lock.message.clone();
+        if let Err(e) = self.lock(message) {
+            tracing::warn!(error = %e, "re-lock after a monitor change");
+        }
+        self.rebuild_badges()?;
+        self.publish();
+        Ok(())
+    }
+
+    fn rebuild_badges(&mut self) -> Result<(), OverlayError> {
+        if let Some(label) = self.watched_label.clone() {
+            self.set_watched(true, label)?;
+            self.publish();
+        }
+        Ok(())
+    }
+
+    fn display_lost(&mut self, reason: String) {
+        tracing::error!(%reason, "X display lost: overlays are gone");
+        self.lock = None;
+        self.messages.clear();
+        self.badges.clear();
+        self.watched_label = None;
+        self.emit(OverlayEvent::DisplayLost {
+            reason: reason.clone(),
+        });
+        let mut state = OverlayState::default();
+        state.display_lost = Some(reason);
+        self.state.send_replace(state);
+    }
+
+    fn shutdown(&mut self) {
+        let windows: Vec<Window> = self.all_windows().collect();
+        let result = (|| -> Result<(), OverlayError> {
+            if self.lock.is_some() {
+                self.conn.ungrab_keyboard(CURRENT_TIME)?;
+                self.conn.ungrab_pointer(CURRENT_TIME)?;
+            }
+            for w in windows {
+                self.conn.destroy_window(w)?;
+            }
+            let wake = ClientMessageEvent::new(32, self.wake, AtomEnum::NOTICE, [0u32; 5]);
+            self.conn
+                .send_event(false, self.wake, EventMask::NO_EVENT, wake)?;
+            self.conn.flush()?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "overlay shutdown on a broken connection");
+        }
+        self.lock = None;
+        self.messages.clear();
+        self.badges.clear();
+        tracing::debug!("overlay thread stopped");
+    }
+}
