@@ -149,13 +149,22 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     assert.ok(lat.every((v) => Number.isFinite(v) && v > -50 && v < 5000), `plausible latencies: ${lat.slice(0, 10)}`);
   });
 
-  it('fits the mosaic to a portrait tablet', async () => {
+  it('fits the mosaic to a portrait tablet and a phone', async () => {
     await page.setViewportSize({ width: TABLET.height, height: TABLET.width });
     await page.waitForFunction(() => document.getElementById('mosaic-stage').getBoundingClientRect().width <= 820);
     const stage = await page.locator('#mosaic-stage').boundingBox();
     assert.ok(stage.width > 0.9 * TABLET.height, `mosaic spans the portrait width (${stage.width} px)`);
     assert.ok(Math.abs(stage.width / stage.height - 16 / 9) < 0.02, 'mosaic keeps its aspect ratio');
     await page.screenshot({ path: path.join(results, 'room-portrait.png') });
+    // A phone still gets a usable page: nothing overflows sideways, controls stay reachable.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForFunction(() => document.getElementById('mosaic-stage').getBoundingClientRect().width <= 390);
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling');
+    for (const sel of ['#logout', '#lang-switch', '#conn']) {
+      const b = await page.locator(sel).boundingBox();
+      assert.ok(b.x >= 0 && b.x + b.width <= 390, `${sel} fits the phone's width`);
+    }
+    await page.screenshot({ path: path.join(results, 'room-phone.png') });
     await page.setViewportSize(TABLET);
     await page.waitForFunction(() => document.getElementById('mosaic-stage').getBoundingClientRect().width > 820);
   });
