@@ -31,6 +31,28 @@ watching; the ratio is what a viewer adds.`,
       ['latency samples', r.latency_samples, '—'],
     ],
   },
+  lock: {
+    title: 'Lock: order → shown on every station',
+    what: `N real station agents (each with its own mutually authenticated TLS link, replaying
+thumbnail video) run in the benchmark process with the simulated screen that display-less
+stations use. Each round sends a lock or unlock order — alternately through the tablet API
+(\`POST /api/room/lock\`) and the simulated panel button — and times (a) each station showing
+the new state, (b) the last of the N stations showing it, and (c) the box having every
+station's acknowledgement (seen by a tablet WebSocket as a layout in which every tile reports
+the state). The baseline, in the same run, is an authenticated \`GET /api/me\` on a fresh HTTPS
+connection, which every order also pays.`,
+    rows: (r) => [
+      ['one station shows the lock, p50 (ms)', r.shown_ms_p50, 'reported'],
+      ['one station shows the lock, p99 (ms)', r.shown_ms_p99, 'reported'],
+      ['all stations show the lock, p50 (ms)', r.all_stations_shown_ms_p50, 'reported'],
+      ['all stations show the lock, p99 (ms)', r.all_stations_shown_ms_p99, '< 250'],
+      ['box has every acknowledgement, p50 (ms)', r.box_acknowledged_all_ms_p50, 'reported'],
+      ['box has every acknowledgement, p99 (ms)', r.box_acknowledged_all_ms_p99, '< 250'],
+      ['baseline: authenticated request round trip, median (ms)', r.baseline_request_ms_median, '—'],
+      ['ratio all-shown p50 / baseline', r.ratio_all_shown_p50_to_baseline, 'reported'],
+      ['samples (stations × rounds)', r.samples, '—'],
+    ],
+  },
 };
 
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();

@@ -19,12 +19,26 @@ pub trait Screen: Send + Sync {
 }
 
 /// A display-less station's screen state (simulated classrooms, benchmarks).
-#[derive(Default)]
 pub struct SimulatedScreen {
     state: Mutex<(Shown, String)>,
+    changes: tokio::sync::watch::Sender<Shown>,
+}
+
+impl Default for SimulatedScreen {
+    fn default() -> Self {
+        SimulatedScreen {
+            state: Mutex::default(),
+            changes: tokio::sync::watch::channel(Shown::default()).0,
+        }
+    }
 }
 
 impl SimulatedScreen {
+    /// Follows what the screen shows (tests and benchmarks wait on it instead of polling).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Shown> {
+        self.changes.subscribe()
+    }
+
     /// The lock message currently "displayed".
     pub fn lock_message(&self) -> Option<String> {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -37,6 +51,7 @@ impl Screen for SimulatedScreen {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.0.locked = true;
         s.1 = message.to_string();
+        self.changes.send_replace(s.0.clone());
         Ok(())
     }
 
@@ -44,6 +59,7 @@ impl Screen for SimulatedScreen {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.0.locked = false;
         s.1.clear();
+        self.changes.send_replace(s.0.clone());
         Ok(())
     }
 

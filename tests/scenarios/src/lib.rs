@@ -23,18 +23,18 @@ use tokio_tungstenite::tungstenite::Message;
 pub type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 pub type Ws = tokio_tungstenite::WebSocketStream<Tls>;
 
-/// Path of a workspace binary built in the same profile as this test.
+/// Path of a workspace binary built in the same profile as this test or benchmark.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
+    let exe = std::env::current_exe().expect("own executable path");
+    // Tests live in target/<profile>/deps/, benchmark binaries in target/<profile>/.
+    let mut dir = exe.parent().expect("executable has a directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("deps has a parent");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
+        "{} is missing: run `cargo build --workspace --bins` (same profile) first",
         path.display()
     );
     path
