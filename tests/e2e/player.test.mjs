@@ -25,7 +25,7 @@ const USER = { username: 'prof.martin', password: 'Lanterne-2024!' };
 const STATIONS = [
   { id: 11, name: 'poste-01', rgb: [200, 40, 40], online: true },
   { id: 12, name: 'poste-02', rgb: [40, 170, 70], online: true },
-  { id: 13, name: 'poste-03', rgb: [40, 80, 200], online: true },
+  { id: 13, name: 'poste-03', rgb: [40, 80, 200], online: true, locked: true },
   { id: 14, name: 'poste-04', rgb: [230, 190, 40], online: false },
 ];
 
@@ -134,6 +134,8 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     }
     assert.ok(canvas.width > TABLET.width * 0.6, `mosaic uses the screen (${canvas.width} px wide)`);
     assert.equal(await page.locator('.tile[data-station-id="14"] .tile-offline').textContent(), 'Hors ligne');
+    assert.deepEqual(await page.locator('.tile-locked').evaluateAll((els) => els.map((e) => [e.closest('.tile').dataset.stationId, e.textContent])),
+      [['13', 'Verrouillé']], 'only the locked station says so');
     assert.equal(await page.locator('#summary').textContent(), '3 / 4 postes en ligne');
     await page.screenshot({ path: path.join(results, 'room-landscape.png') });
 

@@ -140,6 +140,13 @@ function renderTiles() {
     name.textContent = tile.name;
     label.append(dot, name);
     b.append(label);
+    if (tile.locked === true) {
+      // Optional in the contract: the box reports when a station shows its lock screen.
+      const lock = document.createElement('span');
+      lock.className = 'tile-locked';
+      lock.textContent = t('room.locked');
+      b.append(lock);
+    }
     if (!tile.online) {
       const off = document.createElement('span');
       off.className = 'tile-offline';

@@ -56,7 +56,7 @@ export async function startFakeBox({ webRoot, roomName, mosaic, stations, user, 
   const layout = () => ({
     width: mosaic.width,
     height: mosaic.height,
-    tiles: stations.map((s, index) => ({ index, station_id: s.id, name: s.name, online: s.online, ...s.tile })),
+    tiles: stations.map((s, index) => ({ index, station_id: s.id, name: s.name, online: s.online, locked: Boolean(s.locked), ...s.tile })),
   });
 
   const sessionOf = (req) => {
