@@ -237,6 +237,18 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     assert.deepEqual(box.openSockets(), { mosaic: 1, focus: 0 });
   });
 
+  it('leaves the focus view with Escape or the browser\'s back gesture', async () => {
+    await page.locator('.tile[data-station-id="11"]').tap();
+    await waitForFrames(page, 'focus', 2);
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => window.lanterneStats.view === 'mosaic' && location.hash === '');
+    await page.locator('.tile[data-station-id="11"]').tap();
+    await waitForFrames(page, 'focus', 2);
+    await page.goBack();
+    await page.waitForFunction(() => window.lanterneStats.view === 'mosaic' && location.hash === '');
+    await waitForFrames(page, 'mosaic', 2);
+  });
+
   it('shows why a focused station ended and offers the way back', async () => {
     await page.locator('.tile[data-station-id="13"]').tap();
     await waitForFrames(page, 'focus', 3);

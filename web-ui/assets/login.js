@@ -1,5 +1,5 @@
 // The sign-in page: posts the credentials as JSON to /api/login and goes to the room.
-import { t, applyTranslations, bindSwitcher } from './i18n.js';
+import { t, applyTranslations, bindSwitcher, onLangChange } from './i18n.js';
 
 const form = document.getElementById('login-form');
 const username = document.getElementById('username');
@@ -9,6 +9,7 @@ const submit = document.getElementById('login-submit');
 
 applyTranslations();
 document.title = t('login.title');
+onLangChange(() => { document.title = t('login.title'); });
 bindSwitcher(document.getElementById('lang-switch'));
 
 function showError(message) {

@@ -282,6 +282,10 @@ function backToClass() {
 els.back.addEventListener('click', backToClass);
 els.endedBack.addEventListener('click', backToClass);
 window.addEventListener('hashchange', route);
+// With a keyboard (a teacher's laptop), Escape is the natural way out of one screen.
+document.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape' && ui.view === 'focus') backToClass();
+});
 
 // A tablet that slept has lost its socket; reconnect as soon as the teacher looks again.
 document.addEventListener('visibilitychange', () => {
