@@ -41,7 +41,7 @@ pub const MESSAGE_ACCENT: Rgb = Rgb(0x1d, 0x4e, 0xd8);
 pub const MESSAGE_TITLE: Rgb = Rgb(0x0b, 0x14, 0x26);
 pub const MESSAGE_TEXT: Rgb = Rgb(0x1f, 0x29, 0x37);
 /// The OK button's fill; tests look for it on screenshots to click it.
-pub const MESSAGE_BUTTON: Rgb = Rgb(0x1d, 0x4e, 0xd8);
+pub const MESSAGE_BUTTON: Rgb = Rgb(0x25, 0x63, 0xeb);
 pub const MESSAGE_BUTTON_TEXT: Rgb = Rgb(0xff, 0xff, 0xff);
 
 pub const BADGE_BACKGROUND: Rgb = Rgb(0xb9, 0x1c, 0x1c);

@@ -160,6 +160,7 @@ pub fn start(
         last_restack: Instant::now() - RESTACK_MIN_INTERVAL,
         last_grab: Instant::now(),
         input_captured: false,
+        focus_before: None,
     };
     std::thread::Builder::new()
         .name("overlay-x11".into())
@@ -249,6 +250,9 @@ struct Worker {
     last_restack: Instant,
     last_grab: Instant,
     input_captured: bool,
+    /// Who had the keyboard focus before we took it, given back when our windows close so
+    /// the student's text field does not lose its focus to a lock or a message.
+    focus_before: Option<Window>,
 }
 
 impl Worker {
@@ -472,6 +476,7 @@ impl Worker {
     }
 
     fn build_lock(&mut self, message: String) -> Result<(), OverlayError> {
+        self.remember_focus()?;
         let monitors = self.monitors()?;
         let mut panels = Vec::with_capacity(monitors.len());
         let events = EventMask::EXPOSURE
@@ -587,6 +592,14 @@ impl Worker {
         self.conn.ungrab_keyboard(CURRENT_TIME)?;
         self.conn.ungrab_pointer(CURRENT_TIME)?;
         self.destroy_panels(&lock.panels)?;
+        match self.messages.last() {
+            Some(m) => {
+                let w = m.panel.window;
+                self.conn
+                    .set_input_focus(InputFocus::POINTER_ROOT, w, CURRENT_TIME)?;
+            }
+            None => self.restore_focus()?,
+        }
         self.sync()?;
         tracing::info!("lock screen removed");
         Ok(())
@@ -657,6 +670,7 @@ impl Worker {
         if self.lock.is_none() {
             // Focus the card so Enter reads it; while locked the keyboard grab already
             // routes keys to us.
+            self.remember_focus()?;
             self.conn
                 .set_input_focus(InputFocus::POINTER_ROOT, window, CURRENT_TIME)?;
         }
@@ -668,10 +682,14 @@ impl Worker {
     fn dismiss(&mut self, index: usize) -> Result<(), OverlayError> {
         let m = self.messages.remove(index);
         self.conn.destroy_window(m.panel.window)?;
-        if let Some(next) = self.messages.last() {
-            if self.lock.is_none() {
-                self.conn
-                    .set_input_focus(InputFocus::POINTER_ROOT, next.panel.window, CURRENT_TIME)?;
+        if self.lock.is_none() {
+            match self.messages.last() {
+                Some(next) => {
+                    let w = next.panel.window;
+                    self.conn
+                        .set_input_focus(InputFocus::POINTER_ROOT, w, CURRENT_TIME)?;
+                }
+                None => self.restore_focus()?,
             }
         }
         self.conn.flush()?;
@@ -734,6 +752,25 @@ impl Worker {
         self.restack()?;
         self.sync()?;
         tracing::info!(monitors = self.badges.len(), "watched badge shown");
+        Ok(())
+    }
+
+    fn remember_focus(&mut self) -> Result<(), OverlayError> {
+        let focus = self.conn.get_input_focus()?.reply()?.focus;
+        // Only a real client window is worth restoring (not None/PointerRoot, not ours).
+        if focus > 1 && focus != self.root && !self.is_ours(focus) {
+            self.focus_before = Some(focus);
+        }
+        Ok(())
+    }
+
+    fn restore_focus(&mut self) -> Result<(), OverlayError> {
+        if let Some(w) = self.focus_before.take() {
+            // The window may have been closed meanwhile: the server then answers with an
+            // error event, which we only log.
+            self.conn
+                .set_input_focus(InputFocus::POINTER_ROOT, w, CURRENT_TIME)?;
+        }
         Ok(())
     }
 
