@@ -34,6 +34,7 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
   let box;
   let browser;
   let page;
+  const cspViolations = [];
 
   before(async () => {
     tmp = await mkdtemp(path.join(tmpdir(), 'lanterne-player-'));
@@ -62,6 +63,7 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     // anything else is worth seeing.
     page.on('console', (m) => {
       if (m.type() === 'error' && !/\b(401|409)\b/.test(m.text())) console.error(`console: ${m.text()}`);
+      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
     });
   });
 
@@ -329,6 +331,10 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     assert.equal(new URL(page.url()).pathname, '/login');
     const api = await page.request.get(`${box.url}/api/room`);
     assert.equal(api.status(), 401);
+  });
+
+  it('breaks no rule of the box\'s Content-Security-Policy on any page', () => {
+    assert.deepEqual(cspViolations, []);
   });
 
   it('tells the teacher plainly when the browser cannot decode video', async () => {

@@ -15,13 +15,15 @@ const MIME = {
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
 };
-// The box's policy: anything inline (script or style) is refused, so the UI must not rely on it.
-const SECURITY_HEADERS = {
-  'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+// The box's policy: anything inline (script or style) is refused, so the UI must not rely on
+// it. Like the box, the WebSocket origin is named (here ws: rather than wss:).
+const securityHeaders = (host) => ({
+  'Content-Security-Policy': `default-src 'self'; img-src 'self' data:; connect-src 'self' ws://${host}; `
+    + "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'no-referrer',
-};
+});
 const COOKIE = 'lanterne_session';
 
 /** The box's video message: header, per-tile updates, then the access unit. */
@@ -65,7 +67,7 @@ export async function startFakeBox({ webRoot, roomName, mosaic, stations, user, 
   };
 
   const send = (res, status, body, headers = {}) => {
-    res.writeHead(status, { ...SECURITY_HEADERS, ...headers });
+    res.writeHead(status, { ...securityHeaders(new URL(origin).host), ...headers });
     res.end(body);
   };
   const json = (res, status, obj, headers = {}) => send(res, status, JSON.stringify(obj),
