@@ -134,7 +134,10 @@ pub(crate) fn start_pipeline(
     // The reason is on the bus (e.g. "Could not open X display").
     let bus = pipeline.bus().expect("a pipeline always has a bus");
     let detail = bus
-        .timed_pop_filtered(gst::ClockTime::from_mseconds(500), &[gst::MessageType::Error])
+        .timed_pop_filtered(
+            gst::ClockTime::from_mseconds(500),
+            &[gst::MessageType::Error],
+        )
         .and_then(|m| match m.view() {
             gst::MessageView::Error(e) => Some(PipelineError::from_message(what, e).to_string()),
             _ => None,
@@ -164,11 +167,16 @@ pub(crate) fn wallclock_us(base_time: Option<gst::ClockTime>, pts: Option<gst::C
 
 /// Buffer PTS → running time. Encoders shift PTS by 1000 h (to keep DTS positive) and move the
 /// segment to match, so the raw PTS is not a running time.
-pub(crate) fn running_time(sample: &gst::Sample, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
+pub(crate) fn running_time(
+    sample: &gst::Sample,
+    pts: Option<gst::ClockTime>,
+) -> Option<gst::ClockTime> {
     let pts = pts?;
-    match sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>()) {
+    match sample
+        .segment()
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+    {
         Some(seg) => seg.to_running_time(pts),
         None => Some(pts),
     }
 }
-

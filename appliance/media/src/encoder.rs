@@ -108,7 +108,13 @@ impl ScreenEncoder {
         // Wall-clock capture times: base_time + PTS is then Unix time.
         pipeline.use_clock(Some(&crate::bus::realtime_clock()));
         let tee = build_source(&pipeline, &source)?;
-        let thumb = build_branch(&pipeline, &tee, StreamKind::Thumb, probe.encoder, out.clone())?;
+        let thumb = build_branch(
+            &pipeline,
+            &tee,
+            StreamKind::Thumb,
+            probe.encoder,
+            out.clone(),
+        )?;
         let full = build_branch(&pipeline, &tee, StreamKind::Full, probe.encoder, out)?;
         crate::bus::start_pipeline("station encoder", &pipeline)?;
         let bus = BusWatch::spawn("station encoder", &pipeline);
@@ -177,7 +183,11 @@ impl ScreenEncoder {
 
     /// The current parameters of a stream (`None` = OFF).
     pub fn stream(&self, kind: StreamKind) -> Option<StreamParams> {
-        *self.branch(kind).params.lock().unwrap_or_else(|p| p.into_inner())
+        *self
+            .branch(kind)
+            .params
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Frames dropped because the receiver was full, per stream.
@@ -235,7 +245,10 @@ fn element(factory: &str) -> gst::element_factory::ElementBuilder<'_> {
     gst::ElementFactory::make(factory)
 }
 
-fn built(r: Result<gst::Element, gst::glib::BoolError>, factory: &str) -> Result<gst::Element, MediaError> {
+fn built(
+    r: Result<gst::Element, gst::glib::BoolError>,
+    factory: &str,
+) -> Result<gst::Element, MediaError> {
     r.map_err(|_| MediaError::MissingElement(factory.to_string()))
 }
 
@@ -243,11 +256,15 @@ fn built(r: Result<gst::Element, gst::glib::BoolError>, factory: &str) -> Result
 ///
 /// Synthetic: `videotestsrc is-live pattern=ball ! video/x-raw,I420,1280x720,30/1 ! textoverlay ! timeoverlay ! tee`
 /// X11:       `ximagesrc use-damage=false show-pointer=true ! video/x-raw,framerate=30/1 ! tee`
-fn build_source(pipeline: &gst::Pipeline, source: &CaptureSource) -> Result<gst::Element, MediaError> {
+fn build_source(
+    pipeline: &gst::Pipeline,
+    source: &CaptureSource,
+) -> Result<gst::Element, MediaError> {
     let tee = built(element("tee").name("capture-tee").build(), "tee")?;
     let chain: Vec<gst::Element> = match source {
         CaptureSource::Synthetic { label, rgb } => {
-            let argb = 0xff00_0000u32 | (rgb[0] as u32) << 16 | (rgb[1] as u32) << 8 | rgb[2] as u32;
+            let argb =
+                0xff00_0000u32 | (rgb[0] as u32) << 16 | (rgb[1] as u32) << 8 | rgb[2] as u32;
             // White ball on the station colour; a contrasting ball keeps motion visible.
             let src = built(
                 element("videotestsrc")
@@ -339,7 +356,11 @@ fn build_source(pipeline: &gst::Pipeline, source: &CaptureSource) -> Result<gst:
     pipeline.add_many(&chain).map_err(&err)?;
     pipeline.add(&tee).map_err(&err)?;
     gst::Element::link_many(&chain).map_err(&err)?;
-    chain.last().expect("non-empty chain").link(&tee).map_err(&err)?;
+    chain
+        .last()
+        .expect("non-empty chain")
+        .link(&tee)
+        .map_err(&err)?;
     Ok(tee)
 }
 
@@ -376,7 +397,9 @@ fn build_branch(
     let scale = make("videoscale")?;
     let convert = make("videoconvert")?;
     let raw_caps = built(
-        element("capsfilter").property("caps", probe::raw_caps(&params)).build(),
+        element("capsfilter")
+            .property("caps", probe::raw_caps(&params))
+            .build(),
         "capsfilter",
     )?;
     let encoder = probe::make_encoder(encoder_kind, &params, kind == StreamKind::Thumb)?;
@@ -387,11 +410,15 @@ fn build_branch(
         "capsfilter",
     )?;
     let parse = built(
-        element("h264parse").property("config-interval", -1i32).build(),
+        element("h264parse")
+            .property("config-interval", -1i32)
+            .build(),
         "h264parse",
     )?;
     let au_caps = built(
-        element("capsfilter").property("caps", probe::annexb_au_caps()).build(),
+        element("capsfilter")
+            .property("caps", probe::annexb_au_caps())
+            .build(),
         "capsfilter",
     )?;
     // async=false: an OFF branch never prerolls, and a sink that prerolls minutes after the
@@ -468,7 +495,10 @@ fn on_encoded(
     if !keyframe && shared.need_key.load(Ordering::SeqCst) {
         return;
     }
-    let capture_us = crate::bus::wallclock_us(sink.base_time(), crate::bus::running_time(sample, buffer.pts()));
+    let capture_us = crate::bus::wallclock_us(
+        sink.base_time(),
+        crate::bus::running_time(sample, buffer.pts()),
+    );
     if keyframe {
         shared.last_key_us.store(capture_us, Ordering::Relaxed);
     } else if capture_us.saturating_sub(shared.last_key_us.load(Ordering::Relaxed))
@@ -499,7 +529,11 @@ fn on_encoded(
             // The receiver missed a reference frame: resync at a keyframe, asked for once.
             if !shared.need_key.swap(true, Ordering::SeqCst) {
                 send_keyframe_request(sink);
-                tracing::warn!(?kind, dropped_total = n, "receiver full; dropping until the next keyframe");
+                tracing::warn!(
+                    ?kind,
+                    dropped_total = n,
+                    "receiver full; dropping until the next keyframe"
+                );
             }
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {}

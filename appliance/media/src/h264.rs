@@ -2,8 +2,10 @@
 //! unit into NAL units and reading the three profile/level bytes of an SPS.
 
 /// NAL unit types this crate cares about.
+#[cfg(test)]
 pub(crate) const NAL_IDR: u8 = 5;
 pub(crate) const NAL_SPS: u8 = 7;
+#[cfg(test)]
 pub(crate) const NAL_PPS: u8 = 8;
 
 /// Iterates over the NAL units (without start codes) of an Annex B byte stream.
@@ -39,6 +41,7 @@ fn next_start(data: &[u8], from: usize) -> Option<(usize, usize)> {
 }
 
 /// The NAL unit types of an access unit, in order.
+#[cfg(test)]
 pub(crate) fn nal_types(au: &[u8]) -> Vec<u8> {
     nal_units(au).map(|n| n[0] & 0x1f).collect()
 }
@@ -70,10 +73,14 @@ pub fn codec_string(au_or_sps: &[u8]) -> Option<String> {
     if rbsp.len() < 3 || rbsp[0] == 0 || rbsp[2] == 0 {
         return None;
     }
-    Some(format!("avc1.{:02x}{:02x}{:02x}", rbsp[0], rbsp[1], rbsp[2]))
+    Some(format!(
+        "avc1.{:02x}{:02x}{:02x}",
+        rbsp[0], rbsp[1], rbsp[2]
+    ))
 }
 
 /// True when an access unit holds an IDR slice preceded by an SPS and a PPS.
+#[cfg(test)]
 pub(crate) fn idr_with_parameter_sets(au: &[u8]) -> bool {
     let types = nal_types(au);
     let idr = types.iter().position(|&t| t == NAL_IDR);
@@ -88,7 +95,9 @@ mod tests {
 
     #[test]
     fn splits_nal_units_with_three_and_four_byte_start_codes() {
-        let au = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5];
+        let au = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5,
+        ];
         let nals: Vec<&[u8]> = nal_units(&au).collect();
         assert_eq!(
             nals,

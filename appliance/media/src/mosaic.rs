@@ -406,7 +406,11 @@ impl Mosaic {
     /// Sets the stations shown, in id order. New stations get a decoder; removed ones lose
     /// theirs; the grid is recomputed at once (see [`Mosaic::layout`]).
     pub fn set_tiles(&self, tiles: Vec<TileInfo>) {
-        let _serial = self.inner.relayout.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = self
+            .inner
+            .relayout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut ids: Vec<u32> = tiles.iter().map(|t| t.id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -452,9 +456,10 @@ impl Mosaic {
             removed
         };
         for f in removed {
-            self.inner
-                .retired_errors
-                .fetch_add(f.counters.decode_errors.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.inner.retired_errors.fetch_add(
+                f.counters.decode_errors.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
             // Dropping the last Arc sets the pipeline to Null (outside the grid lock).
         }
         tracing::debug!(tiles = ids.len(), "mosaic relayout");
@@ -482,7 +487,11 @@ impl Mosaic {
         if feed.appsrc.current_level_buffers() >= TILE_QUEUE {
             let n = c.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if !feed.need_key.swap(true, Ordering::SeqCst) {
-                tracing::warn!(station = station_id, dropped_total = n, "tile decoder behind; dropping until the next keyframe");
+                tracing::warn!(
+                    station = station_id,
+                    dropped_total = n,
+                    "tile decoder behind; dropping until the next keyframe"
+                );
             }
             return;
         }
@@ -705,7 +714,10 @@ impl Canvas {
         let Ok(info) = gst_video::VideoInfo::from_caps(caps) else {
             return false;
         };
-        if info.width() != r.w || info.height() != r.h || info.format() != gst_video::VideoFormat::I420 {
+        if info.width() != r.w
+            || info.height() != r.h
+            || info.format() != gst_video::VideoFormat::I420
+        {
             return false;
         }
         let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info) else {
@@ -765,7 +777,13 @@ fn compose_loop(inner: &Inner, pending: &Mutex<VecDeque<Pending>>) {
             }
             let newest = feed.appsink.try_pull_sample(gst::ClockTime::ZERO);
             if !feed.online.load(Ordering::SeqCst) {
-                canvas.fill(rect.x as usize, rect.y as usize, rect.w as usize, rect.h as usize, OFFLINE_YUV);
+                canvas.fill(
+                    rect.x as usize,
+                    rect.y as usize,
+                    rect.w as usize,
+                    rect.h as usize,
+                    OFFLINE_YUV,
+                );
                 continue;
             }
             let Some(sample) = newest else {

@@ -73,7 +73,9 @@ fn probe_encoder() -> Option<EncoderKind> {
         if encoder_factory(kind).is_some() {
             match encode_test(kind) {
                 Ok(()) => return Some(kind),
-                Err(e) => tracing::info!(?kind, error = %e, "hardware encoder present but unusable"),
+                Err(e) => {
+                    tracing::info!(?kind, error = %e, "hardware encoder present but unusable")
+                }
             }
         }
     }
@@ -160,14 +162,14 @@ fn encode_test(kind: EncoderKind) -> Result<(), MediaError> {
     ) {
         Some(m) => match m.view() {
             gst::MessageView::Eos(_) => Ok(()),
-            gst::MessageView::Error(e) => Err(crate::PipelineError::from_message(
-                "encoder probe",
-                e,
-            )
-            .into()),
+            gst::MessageView::Error(e) => {
+                Err(crate::PipelineError::from_message("encoder probe", e).into())
+            }
             _ => unreachable!("filtered to EOS and errors"),
         },
-        None => Err(MediaError::Timeout("encoder probe got no EOS in 5 s".into())),
+        None => Err(MediaError::Timeout(
+            "encoder probe got no EOS in 5 s".into(),
+        )),
     };
     let _ = pipeline.set_state(gst::State::Null);
     result
@@ -218,7 +220,8 @@ pub(crate) fn make_encoder(
     p: &crate::StreamParams,
     light: bool,
 ) -> Result<gst::Element, MediaError> {
-    let factory = encoder_factory(kind).ok_or_else(|| MediaError::MissingElement(format!("{kind:?} encoder")))?;
+    let factory = encoder_factory(kind)
+        .ok_or_else(|| MediaError::MissingElement(format!("{kind:?} encoder")))?;
     let enc = make(factory)?;
     match (kind, factory) {
         (EncoderKind::X264, _) => {
@@ -286,7 +289,10 @@ fn configure_encoder(kind: EncoderKind, enc: &gst::Element, p: &crate::StreamPar
 /// SPS/PPS in front of every IDR.
 fn configure_v4l2(enc: &gst::Element, p: &crate::StreamParams) {
     let controls = gst::Structure::builder("controls")
-        .field("video_bitrate", (p.bitrate_kbps.saturating_mul(1000)) as i32)
+        .field(
+            "video_bitrate",
+            (p.bitrate_kbps.saturating_mul(1000)) as i32,
+        )
         .field("h264_i_frame_period", gop(p.fps) as i32)
         .field("repeat_sequence_header", 1i32)
         .build();

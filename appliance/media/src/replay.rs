@@ -31,7 +31,9 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use tokio::sync::mpsc;
 
-use crate::{CaptureSource, CodecProbe, EncodedFrame, MediaError, ScreenEncoder, StreamKind, StreamParams};
+use crate::{
+    CaptureSource, CodecProbe, EncodedFrame, MediaError, ScreenEncoder, StreamKind, StreamParams,
+};
 
 pub const MAGIC: &[u8; 8] = b"LNTRPLAY";
 pub const VERSION: u16 = 1;
@@ -162,8 +164,9 @@ impl ReplayFile {
 
         let mut pos = HEADER_LEN;
         // Never trust frame_count for the allocation: each frame needs at least 14 bytes.
-        let mut frames =
-            Vec::with_capacity((frame_count as usize).min((data.len() - pos) / (FRAME_HEADER_LEN + 1)));
+        let mut frames = Vec::with_capacity(
+            (frame_count as usize).min((data.len() - pos) / (FRAME_HEADER_LEN + 1)),
+        );
         let mut previous_us = 0u64;
         for index in 0..frame_count {
             let left = data.len() - pos;
@@ -340,8 +343,8 @@ fn capture_frames(
     let mut out: Vec<ReplayFrame> = Vec::with_capacity(frames as usize);
     let mut first_us = None;
     // The whole recording must finish within its duration plus a generous margin.
-    let deadline = std::time::Instant::now()
-        + Duration::from_secs(10 + 2 * frames as u64 / params.fps as u64);
+    let deadline =
+        std::time::Instant::now() + Duration::from_secs(10 + 2 * frames as u64 / params.fps as u64);
     while out.len() < frames as usize {
         if let Some(e) = errors.borrow().clone() {
             return Err(e.into());
@@ -357,7 +360,10 @@ fn capture_frames(
         };
         let start = *first_us.get_or_insert(f.capture_us);
         out.push(ReplayFrame {
-            pts_us: f.capture_us.saturating_sub(start).max(out.last().map_or(0, |p| p.pts_us)),
+            pts_us: f
+                .capture_us
+                .saturating_sub(start)
+                .max(out.last().map_or(0, |p| p.pts_us)),
             keyframe: f.keyframe,
             data: f.data,
         });

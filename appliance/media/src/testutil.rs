@@ -15,7 +15,12 @@ pub struct Picture {
 
 impl Picture {
     pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
-        assert!(x < self.width && y < self.height, "({x},{y}) outside {}x{}", self.width, self.height);
+        assert!(
+            x < self.width && y < self.height,
+            "({x},{y}) outside {}x{}",
+            self.width,
+            self.height
+        );
         let i = (y * self.width + x) * 3;
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
     }
@@ -27,14 +32,20 @@ impl Picture {
         for y in (y0..y0 + h).step_by(2) {
             for x in (x0..x0 + w).step_by(2) {
                 let p = self.pixel(x, y);
-                let e = buckets.entry([p[0] >> 5, p[1] >> 5, p[2] >> 5]).or_default();
+                let e = buckets
+                    .entry([p[0] >> 5, p[1] >> 5, p[2] >> 5])
+                    .or_default();
                 e.0 += 1;
-                for c in 0..3 {
-                    e.1[c] += p[c] as u64;
+                for (sum, v) in e.1.iter_mut().zip(p) {
+                    *sum += v as u64;
                 }
             }
         }
-        let (n, sum) = buckets.values().max_by_key(|(n, _)| *n).copied().expect("empty region");
+        let (n, sum) = buckets
+            .values()
+            .max_by_key(|(n, _)| *n)
+            .copied()
+            .expect("empty region");
         [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8]
     }
 }

@@ -1,7 +1,7 @@
 use super::*;
-use std::time::Duration;
 use crate::h264::idr_with_parameter_sets;
 use crate::testutil::{close, decode, recv_within, tracing};
+use std::time::Duration;
 
 const ORANGE: [u8; 3] = [200, 50, 20];
 
@@ -72,12 +72,22 @@ async fn thumb_stream_starts_with_idr_counts_up_switches_off_and_on_and_honours_
     );
     for w in frames.windows(2) {
         assert_eq!(w[1].seq, w[0].seq + 1);
-        assert!(w[1].capture_us > w[0].capture_us, "capture times must increase");
-        // 5 fps: about 200 ms apart (loosely: the capture runs at 30 fps and videorate picks).
+        assert!(
+            w[1].capture_us > w[0].capture_us,
+            "capture times must increase"
+        );
+        // 5 fps: never closer than ~200 ms (the capture runs at 30 fps and videorate drops);
+        // a loaded machine may drop more, so only the lower bound is tight.
         let gap = w[1].capture_us - w[0].capture_us;
-        assert!((100_000..=400_000).contains(&gap), "frame gap {gap} µs at 5 fps");
+        assert!(
+            (150_000..=1_500_000).contains(&gap),
+            "frame gap {gap} µs at 5 fps"
+        );
     }
-    assert!(!frames[1].keyframe && !frames[2].keyframe, "inter frames expected");
+    assert!(
+        !frames[1].keyframe && !frames[2].keyframe,
+        "inter frames expected"
+    );
 
     enc.request_keyframe(StreamKind::Thumb);
     let after = frames_of(&mut rx, StreamKind::Thumb, 5).await;
@@ -96,14 +106,21 @@ async fn thumb_stream_starts_with_idr_counts_up_switches_off_and_on_and_honours_
         .is_ok()
     {
         late += 1;
-        assert!(late <= 2, "frames keep coming after the stream was switched off");
+        assert!(
+            late <= 2,
+            "frames keep coming after the stream was switched off"
+        );
     }
 
     // ON again: a keyframe first, soon, and the sequence continues.
     enc.set_stream(StreamKind::Thumb, Some(params(320, 180, 5)));
     let t0 = std::time::Instant::now();
     let again = frames_of(&mut rx, StreamKind::Thumb, 1).await;
-    assert!(t0.elapsed() < Duration::from_secs(3), "slow restart: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "slow restart: {:?}",
+        t0.elapsed()
+    );
     assert!(again[0].keyframe && idr_with_parameter_sets(&again[0].data));
     assert!(again[0].seq > last_seq);
     assert!(enc.errors().borrow().is_none());
@@ -135,24 +152,49 @@ async fn decoded_streams_show_the_station_colour_at_the_asked_sizes_and_follow_s
         // The middle band: away from the label (top left) and the clock (bottom right); the
         // ball may cross it, which `dominant` tolerates.
         let c = p.dominant(w / 4, h / 3, w / 2, h / 3);
-        assert!(close(c, ORANGE, 24), "{w}x{h}: centre shows {c:?}, want {ORANGE:?}");
+        assert!(
+            close(c, ORANGE, 24),
+            "{w}x{h}: centre shows {c:?}, want {ORANGE:?}"
+        );
     }
 
     // Resize at runtime: the next frames come at the new size, starting with a keyframe.
     enc.set_stream(StreamKind::Full, None);
     enc.set_stream(StreamKind::Thumb, Some(params(256, 144, 10)));
-    let mut resized = Vec::new();
-    while resized.len() < 4 {
-        let (k, f) = recv_within(&mut rx, 10, "frame").await;
-        if k != StreamKind::Thumb || (resized.is_empty() && !f.keyframe) {
-            continue; // still in flight from before the change
+    // Frames encoded before the change may still be in flight (many, on a loaded machine):
+    // decode each group from a keyframe until one shows the new size, within a deadline.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut group: Vec<Bytes> = Vec::new();
+    loop {
+        let (k, f) = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("no resized frames within 10 s")
+            .unwrap();
+        if k != StreamKind::Thumb {
+            continue; // the full stream, still draining
         }
-        resized.push(f.data);
+        if f.keyframe {
+            group.clear();
+        }
+        if group.is_empty() && !f.keyframe {
+            continue;
+        }
+        group.push(f.data);
+        if group.len() == 3 {
+            let pics = decode(&group);
+            let p = pics.last().unwrap();
+            if (p.width, p.height) == (256, 144) {
+                let c = p.dominant(64, 48, 128, 48);
+                assert!(close(c, ORANGE, 24), "resized picture shows {c:?}");
+                break;
+            }
+            assert_eq!(
+                (p.width, p.height),
+                (320, 180),
+                "neither the old nor the new size"
+            );
+        }
     }
-    let pics = decode(&resized);
-    let p = pics.last().unwrap();
-    // Frames encoded just before the caps change may lead; the last one must be resized.
-    assert_eq!((p.width, p.height), (256, 144));
 }
 
 #[test]
@@ -178,4 +220,109 @@ fn x11_without_a_reachable_display_fails_to_start_with_the_reason() {
     )
     .unwrap_err();
     assert!(matches!(err, MediaError::Start { .. }), "{err:?}");
+}
+
+/// A private X server for one test, stopped on drop.
+struct Xvfb {
+    child: std::process::Child,
+    display: String,
+}
+
+impl Xvfb {
+    /// Starts `Xvfb` on the first free display number from a per-process offset and waits
+    /// (bounded) until its socket exists. Fails loudly when Xvfb is not installed: this test
+    /// must not pass by skipping. `-noreset`: otherwise the server resets (and forgets the
+    /// root colour) when xsetroot, its only client, disconnects.
+    fn start() -> Xvfb {
+        let first = 90 + std::process::id() % 100;
+        for n in first..first + 50 {
+            let socket = std::path::PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+            if socket.exists() || std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+                continue;
+            }
+            let mut child = match std::process::Command::new("Xvfb")
+                .args([
+                    &format!(":{n}"),
+                    "-screen",
+                    "0",
+                    "1280x720x24",
+                    "-nolisten",
+                    "tcp",
+                    "-noreset",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+            {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    panic!("Xvfb is not installed (apt-get install xvfb, see scripts/setup.sh): the X11 capture test needs it")
+                }
+                Err(e) => panic!("starting Xvfb: {e}"),
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if socket.exists() {
+                    return Xvfb {
+                        child,
+                        display: format!(":{n}"),
+                    };
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break; // lost a race for this display number: try the next
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "Xvfb :{n} has no socket after 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("no free X display number in 50 tries");
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn x11_capture_of_an_xvfb_screen_shows_its_root_colour() {
+    tracing();
+    let x = Xvfb::start();
+    let status = std::process::Command::new("xsetroot")
+        .args(["-display", &x.display, "-solid", "#C83214"])
+        .status()
+        .expect("xsetroot is missing (apt-get install x11-xserver-utils)");
+    assert!(status.success(), "xsetroot failed: {status}");
+
+    let probe = crate::init().unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let enc = ScreenEncoder::start(
+        CaptureSource::X11 {
+            display: Some(x.display.clone()),
+        },
+        &probe,
+        tx,
+    )
+    .unwrap();
+    enc.set_stream(StreamKind::Thumb, Some(params(320, 180, 5)));
+    let frames = frames_of(&mut rx, StreamKind::Thumb, 4).await;
+    assert!(frames[0].keyframe);
+    let aus: Vec<Bytes> = frames.into_iter().map(|f| f.data).collect();
+    let pics = decode(&aus);
+    let p = pics.last().unwrap();
+    assert_eq!((p.width, p.height), (320, 180));
+    // The whole root window is the colour; the pointer sits somewhere as a few pixels.
+    for (x0, y0) in [(10, 10), (200, 20), (20, 120), (200, 120)] {
+        let c = p.dominant(x0, y0, 60, 40);
+        assert!(
+            close(c, [0xc8, 0x32, 0x14], 24),
+            "X11 capture at ({x0},{y0}) shows {c:?}"
+        );
+    }
+    assert!(enc.errors().borrow().is_none());
 }

@@ -20,9 +20,18 @@ fn layout_is_a_centred_grid_of_even_16_9_tiles_in_id_order() {
         assert_eq!(l.tiles.iter().map(|t| t.id).collect::<Vec<_>>(), ids);
         let cols = (n as f64).sqrt().ceil() as usize;
         for (i, t) in l.tiles.iter().enumerate() {
-            assert!(t.x % 2 == 0 && t.y % 2 == 0 && t.w % 2 == 0 && t.h % 2 == 0, "{t:?}");
-            assert!(t.x + t.w <= 1280 && t.y + t.h <= 720, "{t:?} outside the canvas");
-            assert!((t.w as i64 * 9 - t.h as i64 * 16).abs() <= 32, "{t:?} is not 16:9");
+            assert!(
+                t.x % 2 == 0 && t.y % 2 == 0 && t.w % 2 == 0 && t.h % 2 == 0,
+                "{t:?}"
+            );
+            assert!(
+                t.x + t.w <= 1280 && t.y + t.h <= 720,
+                "{t:?} outside the canvas"
+            );
+            assert!(
+                (t.w as i64 * 9 - t.h as i64 * 16).abs() <= 32,
+                "{t:?} is not 16:9"
+            );
             assert_eq!((t.w, t.h), (l.tiles[0].w, l.tiles[0].h));
             // Row-major: same row ⇒ same y, next column to the right.
             if i % cols != 0 {
@@ -31,7 +40,8 @@ fn layout_is_a_centred_grid_of_even_16_9_tiles_in_id_order() {
                 assert_eq!(t.x, left.x + left.w + GAP);
             }
             for u in &l.tiles[..i] {
-                let apart = t.x >= u.x + u.w || u.x >= t.x + t.w || t.y >= u.y + u.h || u.y >= t.y + t.h;
+                let apart =
+                    t.x >= u.x + u.w || u.x >= t.x + t.w || t.y >= u.y + u.h || u.y >= t.y + t.h;
                 assert!(apart, "{t:?} overlaps {u:?}");
             }
         }
@@ -80,8 +90,15 @@ async fn tiles_show_their_station_colour_offline_is_dark_grey_and_updates_carry_
     mosaic.set_tiles([5, 3, 1, 4, 2].map(|id| TileInfo { id }).to_vec());
     mosaic.set_online(5, false);
     let layout = mosaic.layout();
-    assert_eq!(layout.tiles.iter().map(|t| t.id).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
-    assert_eq!(layout.tiles[3].y, layout.tiles[0].y + layout.tiles[0].h + GAP, "3 columns");
+    assert_eq!(
+        layout.tiles.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        layout.tiles[3].y,
+        layout.tiles[0].y + layout.tiles[0].h + GAP,
+        "3 columns"
+    );
 
     let mut encoders = Vec::new();
     for (i, rgb) in COLOURS.iter().enumerate() {
@@ -141,7 +158,10 @@ async fn tiles_show_their_station_colour_offline_is_dark_grey_and_updates_carry_
         if aus.is_empty() {
             assert!(crate::h264::idr_with_parameter_sets(&f.data));
             let codec = crate::codec_string(&f.data).unwrap();
-            assert!(codec.starts_with("avc1.42"), "{codec}: constrained baseline expected");
+            assert!(
+                codec.starts_with("avc1.42"),
+                "{codec}: constrained baseline expected"
+            );
         }
         aus.push(f.data.clone());
     }
@@ -153,10 +173,18 @@ async fn tiles_show_their_station_colour_offline_is_dark_grey_and_updates_carry_
         // The middle band of the tile: the label and clock sit in its corners.
         let c = pic.dominant(x + w / 4, y + h / 3, w / 2, h / 3);
         let want = if i < 4 { COLOURS[i] } else { [48, 48, 48] };
-        assert!(close(c, want, 30), "tile {i} (station {}) shows {c:?}, want {want:?}", t.id);
+        assert!(
+            close(c, want, 30),
+            "tile {i} (station {}) shows {c:?}, want {want:?}",
+            t.id
+        );
     }
     // Between tiles: the black background.
-    assert!(close(pic.pixel(1, 1), [0, 0, 0], 20), "background {:?}", pic.pixel(1, 1));
+    assert!(
+        close(pic.pixel(1, 1), [0, 0, 0], 20),
+        "background {:?}",
+        pic.pixel(1, 1)
+    );
 
     let stats = mosaic.stats();
     assert!(stats.frames_out >= 3);
@@ -182,13 +210,7 @@ async fn push_never_waits_for_the_decoder_and_drops_until_a_keyframe_when_behind
         tx,
     )
     .unwrap();
-    enc.set_stream(
-        StreamKind::Thumb,
-        Some(StreamParams {
-            fps: 15,
-            ..thumb()
-        }),
-    );
+    enc.set_stream(StreamKind::Thumb, Some(StreamParams { fps: 15, ..thumb() }));
     let mut gop = Vec::new();
     while gop.len() < 8 {
         let (_, f) = recv_within(&mut rx, 10, "encoded frame").await;
@@ -210,7 +232,10 @@ async fn push_never_waits_for_the_decoder_and_drops_until_a_keyframe_when_behind
     let s = mosaic.stats().tiles[0];
     assert_eq!(s.frames_in, 400);
     assert!(s.dropped > 0, "no drops counted: {s:?}");
-    assert!(took < Duration::from_millis(300), "push waited: {took:?} for 400 frames");
+    assert!(
+        took < Duration::from_millis(300),
+        "push waited: {took:?} for 400 frames"
+    );
     // Unknown stations are ignored, not panics.
     mosaic.push(99, gop[0].clone());
 }

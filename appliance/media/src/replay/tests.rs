@@ -64,14 +64,20 @@ async fn record_open_play_round_trip_is_paced_and_loops_from_a_keyframe() {
     assert!(crate::h264::idr_with_parameter_sets(&first.data));
     // Recorded at 10 fps: 20 frames span about 1.9 s.
     let last_pts = file.frames().last().unwrap().pts_us;
-    assert!((1_500_000..=2_400_000).contains(&last_pts), "last pts {last_pts}");
+    assert!(
+        (1_500_000..=2_400_000).contains(&last_pts),
+        "last pts {last_pts}"
+    );
 
     // What was recorded decodes to the station colour.
     let aus: Vec<Bytes> = file.frames().map(|f| f.data.clone()).collect();
     let pics = decode(&aus);
     assert_eq!(pics.len(), 20);
     let c = pics[19].dominant(80, 60, 160, 60);
-    assert!(close(c, TEAL, 24), "replayed picture shows {c:?}, want {TEAL:?}");
+    assert!(
+        close(c, TEAL, 24),
+        "replayed picture shows {c:?}, want {TEAL:?}"
+    );
 
     // One pass: paced like the recording, fresh capture times, increasing seq.
     let (tx, mut rx) = mpsc::channel(4);
@@ -120,7 +126,10 @@ fn rejects_bad_files_with_precise_errors() {
     let good = fake_file(6);
     assert_eq!(parse(&good).unwrap().frames().len(), 6);
 
-    assert_eq!(parse(&good[..10]).unwrap_err(), ReplayError::ShortHeader(10));
+    assert_eq!(
+        parse(&good[..10]).unwrap_err(),
+        ReplayError::ShortHeader(10)
+    );
     let mut bad = good.clone();
     bad[0] = b'X';
     assert_eq!(parse(&bad).unwrap_err(), ReplayError::BadMagic);
@@ -131,13 +140,20 @@ fn rejects_bad_files_with_precise_errors() {
     bad[10..14].copy_from_slice(&0u32.to_le_bytes());
     assert!(matches!(
         parse(&bad).unwrap_err(),
-        ReplayError::BadHeader { field: "width", value: 0, .. }
+        ReplayError::BadHeader {
+            field: "width",
+            value: 0,
+            ..
+        }
     ));
     let mut bad = good.clone();
     bad[26..30].copy_from_slice(&(MAX_FRAMES + 1).to_le_bytes());
     assert!(matches!(
         parse(&bad).unwrap_err(),
-        ReplayError::BadHeader { field: "frame_count", .. }
+        ReplayError::BadHeader {
+            field: "frame_count",
+            ..
+        }
     ));
 
     // Truncated in the middle of frame 3's access unit, and of frame 4's header.
@@ -145,12 +161,20 @@ fn rejects_bad_files_with_precise_errors() {
     let cut = HEADER_LEN + 3 * frame_len + FRAME_HEADER_LEN + 2;
     assert_eq!(
         parse(&good[..cut]).unwrap_err(),
-        ReplayError::Truncated { index: 3, needed: 8, left: 2 }
+        ReplayError::Truncated {
+            index: 3,
+            needed: 8,
+            left: 2
+        }
     );
     let cut = HEADER_LEN + 4 * frame_len + 5;
     assert_eq!(
         parse(&good[..cut]).unwrap_err(),
-        ReplayError::Truncated { index: 4, needed: FRAME_HEADER_LEN, left: 5 }
+        ReplayError::Truncated {
+            index: 4,
+            needed: FRAME_HEADER_LEN,
+            left: 5
+        }
     );
 
     // Oversized access unit: rejected from the length field, before any allocation.
@@ -159,15 +183,27 @@ fn rejects_bad_files_with_precise_errors() {
     bad[at..at + 4].copy_from_slice(&(MAX_AU_BYTES + 1).to_le_bytes());
     assert_eq!(
         parse(&bad).unwrap_err(),
-        ReplayError::BadLength { index: 1, len: MAX_AU_BYTES + 1 }
+        ReplayError::BadLength {
+            index: 1,
+            len: MAX_AU_BYTES + 1
+        }
     );
     let mut bad = good.clone();
     bad[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
-    assert_eq!(parse(&bad).unwrap_err(), ReplayError::BadLength { index: 1, len: 0 });
+    assert_eq!(
+        parse(&bad).unwrap_err(),
+        ReplayError::BadLength { index: 1, len: 0 }
+    );
 
     let mut bad = good.clone();
     bad[at + 12] = 0x81;
-    assert_eq!(parse(&bad).unwrap_err(), ReplayError::BadFlags { index: 1, flags: 0x81 });
+    assert_eq!(
+        parse(&bad).unwrap_err(),
+        ReplayError::BadFlags {
+            index: 1,
+            flags: 0x81
+        }
+    );
     let mut bad = good.clone();
     bad[HEADER_LEN + 12] = 0;
     assert_eq!(parse(&bad).unwrap_err(), ReplayError::FirstNotKeyframe);
@@ -176,11 +212,18 @@ fn rejects_bad_files_with_precise_errors() {
     bad[HEADER_LEN + 4..HEADER_LEN + 12].copy_from_slice(&5u64.to_le_bytes());
     assert_eq!(
         parse(&bad).unwrap_err(),
-        ReplayError::PtsBackwards { index: 1, pts_us: 0, previous_us: 5 }
+        ReplayError::PtsBackwards {
+            index: 1,
+            pts_us: 0,
+            previous_us: 5
+        }
     );
     let mut bad = good.clone();
     bad[at + FRAME_HEADER_LEN + 3] = 7;
-    assert_eq!(parse(&bad).unwrap_err(), ReplayError::NotAnnexB { index: 1 });
+    assert_eq!(
+        parse(&bad).unwrap_err(),
+        ReplayError::NotAnnexB { index: 1 }
+    );
     let mut bad = good.clone();
     bad.extend_from_slice(&[1, 2, 3]);
     assert_eq!(parse(&bad).unwrap_err(), ReplayError::TrailingBytes(3));
@@ -214,7 +257,7 @@ fn survives_thousands_of_mutations() {
             let r = next();
             let at = (r >> 8) as usize % m.len();
             match r % 6 {
-                0 => m[at] ^= 1 << (r >> 40) % 8,
+                0 => m[at] ^= 1 << ((r >> 40) % 8),
                 1 => m[at] = (r >> 32) as u8,
                 2 => m.truncate(at),
                 3 => m.insert(at, (r >> 24) as u8),
