@@ -1,0 +1,539 @@
+//! "May this user do this to this station now?" — the one answer every path of the box asks.
+//!
+//! [`decide`] combines three rules, checked in this order so that the reason given is the
+//! one the user can act on:
+//! 1. the **role** (P6 and §3.3 of the design): a teacher uses the room, a technician only
+//!    helps remotely, an admin may do everything;
+//! 2. **screenshots** need `screenshots_enabled` (off by default, P4);
+//! 3. **monitoring actions** (thumbnails, focus, screenshot, demo of a student's screen,
+//!    remote help) are refused outside the schedule's monitoring windows (P3), for every
+//!    role including admins, and the refusal carries the next time they are allowed.
+//!
+//! An `Allow` for [`Action::RemoteHelp`] is only the box's half: the student must still
+//! accept the prompt on the station (P5); that consent is checked by the station link, not
+//! here. The station also checks the schedule itself before it sends any video.
+//!
+//! Time comes from a [`Clock`] so that tests (and the box's own scenario tests) control it.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+use crate::schedule::{Lang, Schedule};
+
+/// What a user asks to do to a station or to the box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// See the live thumbnail mosaic.
+    Thumbnails,
+    /// Open one station's full stream.
+    Focus,
+    /// Save a still image of a station's screen.
+    Screenshot,
+    /// Show one student's screen to the others.
+    DemoOfStudent,
+    /// Take control of a station to help (also needs the student's consent, P5).
+    RemoteHelp,
+    /// Lock or unlock screens.
+    Lock,
+    /// Send a text message.
+    Message,
+    /// Wake, shut down or restart stations.
+    Power,
+    /// Run an admin-approved command.
+    RunCommand,
+    /// Change the box's configuration (schedule, retention, screenshots…).
+    AdminConfig,
+    /// Export the audit log or the GDPR record.
+    AuditExport,
+    /// Approve station enrolment.
+    Enrol,
+    /// Create, disable and reset accounts.
+    ManageAccounts,
+}
+
+impl Action {
+    /// Every action, for exhaustive tests and admin pages.
+    pub const ALL: [Action; 13] = [
+        Action::Thumbnails,
+        Action::Focus,
+        Action::Screenshot,
+        Action::DemoOfStudent,
+        Action::RemoteHelp,
+        Action::Lock,
+        Action::Message,
+        Action::Power,
+        Action::RunCommand,
+        Action::AdminConfig,
+        Action::AuditExport,
+        Action::Enrol,
+        Action::ManageAccounts,
+    ];
+
+    /// Whether this action lets someone see a student's screen, and so falls under the
+    /// monitoring windows (P3) and lights the status LED (P2).
+    pub fn is_monitoring(self) -> bool {
+        matches!(
+            self,
+            Action::Thumbnails
+                | Action::Focus
+                | Action::Screenshot
+                | Action::DemoOfStudent
+                | Action::RemoteHelp
+        )
+    }
+}
+
+/// An account's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Config, enrolment, accounts, audit export, and everything a teacher does.
+    Admin,
+    /// Room use: monitoring, demo, lock, message, power, commands, remote help.
+    Teacher,
+    /// Remote help only, with the student's consent.
+    Technician,
+}
+
+impl Role {
+    /// Role rules alone, ignoring time and settings.
+    pub fn permits(self, action: Action) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::Teacher => !matches!(
+                action,
+                Action::AdminConfig | Action::AuditExport | Action::Enrol | Action::ManageAccounts
+            ),
+            Role::Technician => action == Action::RemoteHelp,
+        }
+    }
+}
+
+/// Policy settings from the box config (`[policy]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Screenshots are personal data kept on the box (P4): off unless the admin enables them.
+    #[serde(default)]
+    pub screenshots_enabled: bool,
+}
+
+/// Why an action is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum DenyReason {
+    /// The role may never do this.
+    RoleNotPermitted { role: Role, action: Action },
+    /// Screenshots are disabled in the config.
+    ScreenshotsDisabled,
+    /// A monitoring action outside the monitoring windows.
+    OutsideMonitoringHours,
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DenyReason::RoleNotPermitted { role, action } => {
+                write!(f, "the {role:?} role may not use {action:?}")
+            }
+            DenyReason::ScreenshotsDisabled => f.write_str("screenshots are disabled"),
+            DenyReason::OutsideMonitoringHours => {
+                f.write_str("screens may not be watched outside the monitoring hours")
+            }
+        }
+    }
+}
+
+/// The answer of [`decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead.
+    Allow,
+    /// Refused; `next_allowed` is when the same request would next be allowed by the
+    /// schedule, when waiting helps at all (`None` for role and settings refusals, and when
+    /// the schedule has no monitoring window).
+    Deny {
+        reason: DenyReason,
+        next_allowed: Option<PrimitiveDateTime>,
+    },
+}
+
+impl Decision {
+    /// Whether the action may go ahead.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow)
+    }
+
+    /// A sentence for the user, saying when monitoring is next allowed where it applies.
+    /// `None` for `Allow`.
+    pub fn explain(&self, lang: Lang) -> Option<String> {
+        let Decision::Deny {
+            reason,
+            next_allowed,
+        } = self
+        else {
+            return None;
+        };
+        let base = match (reason, lang) {
+            (DenyReason::RoleNotPermitted { .. }, Lang::Fr) => {
+                "Votre rôle ne permet pas cette action.".to_owned()
+            }
+            (DenyReason::RoleNotPermitted { .. }, Lang::En) => {
+                "Your role does not allow this action.".to_owned()
+            }
+            (DenyReason::ScreenshotsDisabled, Lang::Fr) => {
+                "Les captures d'écran sont désactivées sur ce boîtier.".to_owned()
+            }
+            (DenyReason::ScreenshotsDisabled, Lang::En) => {
+                "Screenshots are disabled on this box.".to_owned()
+            }
+            (DenyReason::OutsideMonitoringHours, Lang::Fr) => {
+                "Les écrans ne peuvent pas être visionnés en dehors des plages horaires de surveillance.".to_owned()
+            }
+            (DenyReason::OutsideMonitoringHours, Lang::En) => {
+                "Screens may not be watched outside the monitoring hours.".to_owned()
+            }
+        };
+        Some(match (next_allowed, lang) {
+            (Some(t), Lang::Fr) => format!(
+                "{base} Prochaine plage : {} {} à {} h {:02}.",
+                day_fr(*t),
+                t.day(),
+                t.hour(),
+                t.minute()
+            ),
+            (Some(t), Lang::En) => format!(
+                "{base} Next allowed: {} {} at {}:{:02}.",
+                t.weekday(),
+                t.day(),
+                t.hour(),
+                t.minute()
+            ),
+            (None, _) => base,
+        })
+    }
+}
+
+fn day_fr(t: PrimitiveDateTime) -> &'static str {
+    [
+        "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
+    ][usize::from(t.weekday().number_days_from_monday())]
+}
+
+/// Decides whether `role` may perform `action` at local time `now`.
+pub fn decide(
+    role: Role,
+    action: Action,
+    now: PrimitiveDateTime,
+    schedule: &Schedule,
+    config: &PolicyConfig,
+) -> Decision {
+    if !role.permits(action) {
+        return Decision::Deny {
+            reason: DenyReason::RoleNotPermitted { role, action },
+            next_allowed: None,
+        };
+    }
+    if action == Action::Screenshot && !config.screenshots_enabled {
+        return Decision::Deny {
+            reason: DenyReason::ScreenshotsDisabled,
+            next_allowed: None,
+        };
+    }
+    if action.is_monitoring() && !schedule.is_monitoring_at(now) {
+        return Decision::Deny {
+            reason: DenyReason::OutsideMonitoringHours,
+            next_allowed: schedule.next_monitoring_start(now),
+        };
+    }
+    Decision::Allow
+}
+
+/// The box's local wall-clock time, which the schedule is written in.
+pub trait Clock {
+    /// Current local date and time.
+    fn now(&self) -> PrimitiveDateTime;
+}
+
+/// The system clock in the box's local time zone.
+///
+/// `time` reads the local UTC offset only while the process is single-threaded (on Linux
+/// reading it from other threads is unsound, so `now_local()` returns an error in a
+/// multi-threaded program such as the tokio daemon or `cargo test`). So:
+/// - [`SystemClock::new`] captures the offset once; call it in `main` before starting the
+///   runtime. If even that fails (no `/etc/localtime`), it captures UTC.
+/// - [`Clock::now`] uses `now_local()` when it works and the captured offset otherwise.
+///
+/// Limit: in a multi-threaded daemon a daylight-saving change is only picked up at the next
+/// restart; a box that must follow DST without restarting should restart at the change or
+/// set its clock's offset from a zone database.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    fallback: UtcOffset,
+}
+
+impl SystemClock {
+    /// Captures the current local offset (UTC if it cannot be determined).
+    pub fn new() -> Self {
+        SystemClock {
+            fallback: UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC),
+        }
+    }
+
+    /// The offset used when the local offset cannot be read at call time.
+    pub fn fallback_offset(&self) -> UtcOffset {
+        self.fallback
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> PrimitiveDateTime {
+        let now = OffsetDateTime::now_local()
+            .unwrap_or_else(|_| OffsetDateTime::now_utc().to_offset(self.fallback));
+        PrimitiveDateTime::new(now.date(), now.time())
+    }
+}
+
+/// A clock that only moves when told to: for tests of this crate and of the box.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<PrimitiveDateTime>,
+}
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: PrimitiveDateTime) -> Self {
+        ManualClock {
+            now: Mutex::new(start),
+        }
+    }
+
+    /// Sets the time.
+    pub fn set(&self, t: PrimitiveDateTime) {
+        *self.lock() = t;
+    }
+
+    /// Moves the time forward (or back, with a negative duration).
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.lock();
+        *now += by;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PrimitiveDateTime> {
+        // A panic while holding this lock cannot leave a half-written time behind.
+        self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> PrimitiveDateTime {
+        *self.lock()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::tests::cdi;
+    use time::macros::datetime;
+
+    #[test]
+    fn thumbnails_allowed_inside_a_window_and_refused_outside_with_next_start() {
+        let schedule = cdi();
+        let config = PolicyConfig::default();
+        // Monday 2026-11-23, 10:00: inside 9:15–11:45.
+        let clock = ManualClock::new(datetime!(2026-11-23 10:00));
+        assert_eq!(
+            decide(
+                Role::Teacher,
+                Action::Thumbnails,
+                clock.now(),
+                &schedule,
+                &config
+            ),
+            Decision::Allow
+        );
+
+        clock.advance(Duration::hours(2)); // 12:00, lunch break
+        let d = decide(
+            Role::Teacher,
+            Action::Thumbnails,
+            clock.now(),
+            &schedule,
+            &config,
+        );
+        assert_eq!(
+            d,
+            Decision::Deny {
+                reason: DenyReason::OutsideMonitoringHours,
+                next_allowed: Some(datetime!(2026-11-23 13:15)),
+            }
+        );
+        assert_eq!(
+            d.explain(Lang::En).unwrap(),
+            "Screens may not be watched outside the monitoring hours. Next allowed: Monday 23 at 13:15."
+        );
+        assert!(d
+            .explain(Lang::Fr)
+            .unwrap()
+            .ends_with("lundi 23 à 13 h 15."));
+
+        clock.set(datetime!(2026-11-23 13:15));
+        assert!(decide(
+            Role::Teacher,
+            Action::Thumbnails,
+            clock.now(),
+            &schedule,
+            &config
+        )
+        .is_allowed());
+    }
+
+    #[test]
+    fn every_monitoring_action_is_refused_outside_windows_even_for_admins() {
+        let schedule = cdi();
+        let config = PolicyConfig {
+            screenshots_enabled: true,
+        };
+        let saturday = datetime!(2026-11-28 10:00);
+        for action in Action::ALL {
+            let d = decide(Role::Admin, action, saturday, &schedule, &config);
+            if action.is_monitoring() {
+                assert_eq!(
+                    d,
+                    Decision::Deny {
+                        reason: DenyReason::OutsideMonitoringHours,
+                        next_allowed: Some(datetime!(2026-11-30 09:15))
+                    },
+                    "{action:?}"
+                );
+            } else {
+                // Lock, messages, power, admin work: not monitoring, allowed any time.
+                assert_eq!(d, Decision::Allow, "{action:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn screenshots_need_the_setting() {
+        let schedule = cdi();
+        let inside = datetime!(2026-11-23 10:00);
+        let off = PolicyConfig::default();
+        assert!(
+            !off.screenshots_enabled,
+            "screenshots must be off by default"
+        );
+        assert_eq!(
+            decide(Role::Teacher, Action::Screenshot, inside, &schedule, &off),
+            Decision::Deny {
+                reason: DenyReason::ScreenshotsDisabled,
+                next_allowed: None
+            }
+        );
+        let on = PolicyConfig {
+            screenshots_enabled: true,
+        };
+        assert!(decide(Role::Teacher, Action::Screenshot, inside, &schedule, &on).is_allowed());
+    }
+
+    #[test]
+    fn role_limits() {
+        let schedule = cdi();
+        let config = PolicyConfig {
+            screenshots_enabled: true,
+        };
+        let inside = datetime!(2026-11-23 10:00);
+        let allowed = |role, action| decide(role, action, inside, &schedule, &config);
+
+        let teacher_denied = [
+            Action::AdminConfig,
+            Action::AuditExport,
+            Action::Enrol,
+            Action::ManageAccounts,
+        ];
+        for action in Action::ALL {
+            assert!(
+                allowed(Role::Admin, action).is_allowed(),
+                "admin {action:?}"
+            );
+            assert_eq!(
+                allowed(Role::Teacher, action).is_allowed(),
+                !teacher_denied.contains(&action),
+                "teacher {action:?}"
+            );
+            assert_eq!(
+                allowed(Role::Technician, action).is_allowed(),
+                action == Action::RemoteHelp,
+                "technician {action:?}"
+            );
+        }
+        assert_eq!(
+            allowed(Role::Teacher, Action::AuditExport),
+            Decision::Deny {
+                reason: DenyReason::RoleNotPermitted {
+                    role: Role::Teacher,
+                    action: Action::AuditExport
+                },
+                next_allowed: None
+            }
+        );
+        // The role refusal wins over the schedule: waiting would not help a technician lock.
+        let outside = datetime!(2026-11-28 10:00);
+        assert_eq!(
+            decide(Role::Technician, Action::Lock, outside, &schedule, &config),
+            Decision::Deny {
+                reason: DenyReason::RoleNotPermitted {
+                    role: Role::Technician,
+                    action: Action::Lock
+                },
+                next_allowed: None
+            }
+        );
+        // Remote help is a monitoring action: the technician also waits for a window.
+        assert!(matches!(
+            decide(
+                Role::Technician,
+                Action::RemoteHelp,
+                outside,
+                &schedule,
+                &config
+            ),
+            Decision::Deny {
+                reason: DenyReason::OutsideMonitoringHours,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn policy_config_refuses_unknown_fields() {
+        let err = toml::from_str::<PolicyConfig>("screenshot_enabled = true").unwrap_err();
+        assert!(err.to_string().contains("screenshot_enabled"), "{err}");
+        let ok: PolicyConfig = toml::from_str("screenshots_enabled = true").unwrap();
+        assert!(ok.screenshots_enabled);
+    }
+
+    #[test]
+    fn system_clock_is_close_to_utc_plus_its_offset() {
+        let clock = SystemClock::new();
+        let utc = OffsetDateTime::now_utc();
+        let local = clock.now();
+        let as_utc = local.assume_offset(clock.fallback_offset());
+        // Either now_local worked (same offset as captured, on a box without a DST change in
+        // between) or the fallback was used: both give the same instant within a second.
+        assert!(
+            (as_utc - utc).abs() < Duration::seconds(2),
+            "{as_utc} vs {utc}"
+        );
+    }
+}
