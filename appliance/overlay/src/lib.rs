@@ -183,7 +183,12 @@ impl Overlay {
     /// happened before the call are not replayed, so subscribe before showing messages.
     pub fn events(&self) -> tmpsc::UnboundedReceiver<OverlayEvent> {
         let (tx, rx) = tmpsc::unbounded_channel();
-        if self.inner.commands.send(worker::Input::Subscribe(tx)).is_err() {
+        if self
+            .inner
+            .commands
+            .send(worker::Input::Subscribe(tx))
+            .is_err()
+        {
             tracing::debug!("events() after the overlay thread stopped: receiver is closed");
         }
         rx
@@ -228,6 +233,8 @@ impl Overlay {
 
 impl std::fmt::Debug for Overlay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Overlay").field("state", &self.state()).finish()
+        f.debug_struct("Overlay")
+            .field("state", &self.state())
+            .finish()
     }
 }

@@ -49,7 +49,10 @@ impl PixelFormat {
             .iter()
             .find(|f| f.depth == s.root_depth)
             .ok_or_else(|| {
-                OverlayError::UnsupportedVisual(format!("no pixmap format for depth {}", s.root_depth))
+                OverlayError::UnsupportedVisual(format!(
+                    "no pixmap format for depth {}",
+                    s.root_depth
+                ))
             })?;
         let pf = PixelFormat {
             depth: s.root_depth,
@@ -85,7 +88,9 @@ impl PixelFormat {
 
     /// The pixel value of an RGB colour (also what `background_pixel` takes).
     pub fn pixel(&self, rgb: crate::theme::Rgb) -> u32 {
-        channel(rgb.0, self.red_mask) | channel(rgb.1, self.green_mask) | channel(rgb.2, self.blue_mask)
+        channel(rgb.0, self.red_mask)
+            | channel(rgb.1, self.green_mask)
+            | channel(rgb.2, self.blue_mask)
     }
 
     /// Bytes per image row including the scanline padding.
@@ -158,7 +163,10 @@ mod tests {
     #[test]
     fn depth24_big_endian_is_xrgb() {
         let c = Canvas::new(1, 1, Rgb(0x11, 0x22, 0x33));
-        assert_eq!(rgb888(true).encode_rows(&c, 0, 1), vec![0, 0x11, 0x22, 0x33]);
+        assert_eq!(
+            rgb888(true).encode_rows(&c, 0, 1),
+            vec![0, 0x11, 0x22, 0x33]
+        );
     }
 
     #[test]

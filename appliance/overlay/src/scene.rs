@@ -30,7 +30,12 @@ pub fn scale_for(monitor_height: u32) -> f32 {
 /// The lock screen's content block (padlock, message, footer) for a monitor of the given
 /// size, and where its top-left goes in the window. The rest of the window is the plain
 /// background colour, painted by the server, so we upload only this block.
-pub fn lock_block(fonts: &Fonts, monitor_w: u32, monitor_h: u32, message: &str) -> (Canvas, i32, i32) {
+pub fn lock_block(
+    fonts: &Fonts,
+    monitor_w: u32,
+    monitor_h: u32,
+    message: &str,
+) -> (Canvas, i32, i32) {
     let scale = scale_for(monitor_h);
     let width = ((monitor_w as f32) * 0.88).max(1.0);
     let icon = (monitor_h as f32 * 0.11).clamp(24.0, 200.0);
@@ -38,7 +43,15 @@ pub fn lock_block(fonts: &Fonts, monitor_w: u32, monitor_h: u32, message: &str) 
     let preferred = (monitor_h as f32 / 13.0).clamp(20.0, 110.0);
     let min = (16.0 * scale).min(preferred);
     let max_text_h = monitor_h as f32 * 0.5;
-    let block = TextBlock::fit(&fonts.bold, message, preferred, min, width * 0.95, max_text_h);
+    let block = TextBlock::fit(
+        &fonts.bold,
+        message,
+        preferred,
+        min,
+        width * 0.95,
+        max_text_h,
+    )
+    .balanced(&fonts.bold, message, width * 0.95);
     let footer = "Lanterne · verrouillé par l'enseignant";
     let footer_size = (14.0 * scale).round();
     let footer_h = text::line_height(&fonts.regular, footer_size);
@@ -48,17 +61,36 @@ pub fn lock_block(fonts: &Fonts, monitor_w: u32, monitor_h: u32, message: &str) 
     let cx = width / 2.0;
     canvas.draw_padlock(cx - icon / 2.0, 0.0, icon, LOCK_ICON, LOCK_BACKGROUND);
     let text_top = shackle + icon * 0.78 + gap;
-    block.draw(&mut canvas, &fonts.bold, Align::Centre(cx), text_top, LOCK_TEXT);
+    block.draw(
+        &mut canvas,
+        &fonts.bold,
+        Align::Centre(cx),
+        text_top,
+        LOCK_TEXT,
+    );
     let fw = text::line_width(&fonts.regular, footer_size, footer);
     let baseline = text_top + block.height() + gap + text::ascent(&fonts.regular, footer_size);
-    canvas.draw_line(&fonts.regular, footer_size, (cx - fw / 2.0).round(), baseline.round(), footer, LOCK_FOOTER);
+    canvas.draw_line(
+        &fonts.regular,
+        footer_size,
+        (cx - fw / 2.0).round(),
+        baseline.round(),
+        footer,
+        LOCK_FOOTER,
+    );
     let x = (monitor_w as i32 - canvas.width as i32) / 2;
     let y = (monitor_h as i32 - canvas.height as i32) / 2;
     (canvas, x, y.max(0))
 }
 
 /// A teacher message card and the OK button's rectangle inside it.
-pub fn message_card(fonts: &Fonts, monitor_w: u32, monitor_h: u32, from: &str, body: &str) -> (Canvas, Rect) {
+pub fn message_card(
+    fonts: &Fonts,
+    monitor_w: u32,
+    monitor_h: u32,
+    from: &str,
+    body: &str,
+) -> (Canvas, Rect) {
     let scale = scale_for(monitor_h);
     let width = (560.0 * scale).min(monitor_w as f32 * 0.9).max(200.0);
     let pad = 28.0 * scale;
@@ -69,18 +101,45 @@ pub fn message_card(fonts: &Fonts, monitor_w: u32, monitor_h: u32, from: &str, b
         format!("Message de {from}")
     };
     let inner_w = width - 2.0 * pad;
-    let title_block = TextBlock::fit(&fonts.bold, &title, 22.0 * scale, 16.0 * scale, inner_w, 60.0 * scale);
+    let title_block = TextBlock::fit(
+        &fonts.bold,
+        &title,
+        22.0 * scale,
+        16.0 * scale,
+        inner_w,
+        60.0 * scale,
+    );
     let max_body_h = monitor_h as f32 * 0.6;
-    let body_block = TextBlock::fit(&fonts.regular, body, 20.0 * scale, 15.0 * scale, inner_w, max_body_h);
+    let body_block = TextBlock::fit(
+        &fonts.regular,
+        body,
+        20.0 * scale,
+        15.0 * scale,
+        inner_w,
+        max_body_h,
+    );
     let button_w = 120.0 * scale;
     let button_h = 44.0 * scale;
-    let height = accent + pad + title_block.height() + 14.0 * scale + body_block.height() + pad + button_h + pad;
+    let height = accent
+        + pad
+        + title_block.height()
+        + 14.0 * scale
+        + body_block.height()
+        + pad
+        + button_h
+        + pad;
     let mut canvas = Canvas::new(width as u32, height.ceil() as u32, MESSAGE_BACKGROUND);
     canvas.fill_rounded_rect(0.0, 0.0, width, accent, 0.0, MESSAGE_ACCENT);
     let mut y = accent + pad;
     title_block.draw(&mut canvas, &fonts.bold, Align::Left(pad), y, MESSAGE_TITLE);
     y += title_block.height() + 14.0 * scale;
-    body_block.draw(&mut canvas, &fonts.regular, Align::Left(pad), y, MESSAGE_TEXT);
+    body_block.draw(
+        &mut canvas,
+        &fonts.regular,
+        Align::Left(pad),
+        y,
+        MESSAGE_TEXT,
+    );
     y += body_block.height() + pad;
     let bx = width - pad - button_w;
     canvas.fill_rounded_rect(bx, y, button_w, button_h, 8.0 * scale, MESSAGE_BUTTON);
@@ -118,7 +177,14 @@ pub fn badge(fonts: &Fonts, monitor_h: u32, label: &str) -> Canvas {
     canvas.fill_disc(pad + dot, h / 2.0, dot, BADGE_TEXT);
     let asc = text::ascent(&fonts.bold, size);
     let baseline = (h - text::line_height(&fonts.bold, size)) / 2.0 + asc;
-    canvas.draw_line(&fonts.bold, size, (pad + dot * 2.0 + 8.0 * scale).round(), baseline.round(), label, BADGE_TEXT);
+    canvas.draw_line(
+        &fonts.bold,
+        size,
+        (pad + dot * 2.0 + 8.0 * scale).round(),
+        baseline.round(),
+        label,
+        BADGE_TEXT,
+    );
     canvas
 }
 
@@ -135,10 +201,19 @@ mod tests {
         let f = fonts();
         for (w, h) in [(1280, 720), (1920, 1080), (800, 600), (3840, 2160)] {
             let (c, x, y) = lock_block(&f, w, h, crate::DEFAULT_LOCK_MESSAGE);
-            assert!(c.width <= w && c.height <= h, "{w}x{h}: block {}x{}", c.width, c.height);
+            assert!(
+                c.width <= w && c.height <= h,
+                "{w}x{h}: block {}x{}",
+                c.width,
+                c.height
+            );
             assert!((x + c.width as i32 / 2 - w as i32 / 2).abs() <= 1);
             assert!((y + c.height as i32 / 2 - h as i32 / 2).abs() <= 1);
-            let light = c.pixels.iter().filter(|p| Rgb::from_word(**p).luma() > 160).count();
+            let light = c
+                .pixels
+                .iter()
+                .filter(|p| Rgb::from_word(**p).luma() > 160)
+                .count();
             assert!(light > 1000, "{w}x{h}: only {light} light pixels");
         }
     }
@@ -154,7 +229,13 @@ mod tests {
     #[test]
     fn message_card_has_its_ok_button_inside() {
         let f = fonts();
-        let (c, ok) = message_card(&f, 1280, 720, "Mme Martin", "Rangez vos affaires, s'il vous plaît.");
+        let (c, ok) = message_card(
+            &f,
+            1280,
+            720,
+            "Mme Martin",
+            "Rangez vos affaires, s'il vous plaît.",
+        );
         assert!(ok.x >= 0 && ok.y >= 0);
         assert!(ok.x as u32 + ok.width <= c.width && ok.y as u32 + ok.height <= c.height);
         let centre = c.get(ok.x as u32 + 4, ok.y as u32 + ok.height / 2);

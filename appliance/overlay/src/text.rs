@@ -184,7 +184,10 @@ impl Canvas {
         let cx = x + size / 2.0;
         let body_y = y + shackle_r + thick;
         // Shackle: a half ring on two legs going down into the body.
-        let (x0, x1) = ((cx - shackle_r - thick) as i32, (cx + shackle_r + thick) as i32 + 1);
+        let (x0, x1) = (
+            (cx - shackle_r - thick) as i32,
+            (cx + shackle_r + thick) as i32 + 1,
+        );
         let (y0, y1) = (y as i32, (body_y + thick) as i32 + 1);
         for py in y0..y1 {
             for px in x0..x1 {
@@ -229,7 +232,15 @@ impl Canvas {
     }
 
     /// Draws one line of text with its baseline at `baseline`, starting at `x`.
-    pub fn draw_line(&mut self, font: &FontArc, size: f32, x: f32, baseline: f32, text: &str, c: Rgb) {
+    pub fn draw_line(
+        &mut self,
+        font: &FontArc,
+        size: f32,
+        x: f32,
+        baseline: f32,
+        text: &str,
+        c: Rgb,
+    ) {
         let scaled = font.as_scaled(PxScale::from(size));
         let mut caret = x;
         let mut previous: Option<GlyphId> = None;
@@ -367,6 +378,29 @@ impl TextBlock {
         }
     }
 
+    /// Re-wraps to the narrowest width that keeps the same number of lines, so a centred
+    /// two-line title splits near the middle instead of leaving one orphan word below.
+    pub fn balanced(mut self, font: &FontArc, text: &str, max_width: f32) -> TextBlock {
+        let n = self.lines.len();
+        if n < 2 || self.lines.last().is_some_and(|l| l.ends_with(ELLIPSIS)) {
+            return self;
+        }
+        let (mut lo, mut hi) = (max_width / n as f32, max_width);
+        for _ in 0..12 {
+            let mid = (lo + hi) / 2.0;
+            if wrap(font, self.size, text, mid).len() <= n {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        let lines = wrap(font, self.size, text, hi);
+        if lines.len() == n {
+            self.lines = lines;
+        }
+        self
+    }
+
     pub fn height(&self) -> f32 {
         self.lines.len() as f32 * self.line_height
     }
@@ -467,6 +501,20 @@ mod tests {
     }
 
     #[test]
+    fn balanced_wrap_splits_near_the_middle() {
+        let f = fonts();
+        let text = "Écrans verrouillés — regardez le tableau";
+        let full = line_width(&f.bold, 50.0, text);
+        let block = TextBlock::fit(&f.bold, text, 50.0, 50.0, full * 0.8, 1000.0);
+        assert_eq!(block.lines.len(), 2);
+        let block = block.balanced(&f.bold, text, full * 0.8);
+        assert_eq!(
+            block.lines,
+            vec!["Écrans verrouillés —", "regardez le tableau"]
+        );
+    }
+
+    #[test]
     fn accented_text_puts_ink_on_the_canvas() {
         let f = fonts();
         let mut c = Canvas::new(400, 80, Rgb(0, 0, 0));
@@ -493,7 +541,10 @@ mod tests {
         for y in 0..120 {
             for x in 0..100 {
                 if c.get(x, y) != Rgb(0, 0, 0) {
-                    assert!((19..=81).contains(&x) && (9..=100).contains(&y), "ink at {x},{y}");
+                    assert!(
+                        (19..=81).contains(&x) && (9..=100).contains(&y),
+                        "ink at {x},{y}"
+                    );
                 }
             }
         }

@@ -10,8 +10,8 @@ use x11rb::protocol::randr::{self, ConnectionExt as _};
 use x11rb::protocol::shape::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{
     AtomEnum, ClientMessageEvent, ConfigureWindowAux, ConnectionExt as _, CreateGCAux,
-    CreateWindowAux, EventMask, GrabMode, GrabStatus, ImageFormat, InputFocus, PropMode,
-    StackMode, Visibility, Window, WindowClass,
+    CreateWindowAux, EventMask, GrabMode, GrabStatus, ImageFormat, InputFocus, PropMode, StackMode,
+    Visibility, Window, WindowClass,
 };
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
@@ -26,10 +26,24 @@ use crate::{OverlayError, OverlayEvent, OverlayState, MAX_OPEN_MESSAGES};
 pub type Reply = mpsc::SyncSender<Result<(), OverlayError>>;
 
 pub enum Command {
-    Lock { message: String, reply: Reply },
-    Unlock { reply: Reply },
-    ShowMessage { id: u64, from: String, text: String, reply: Reply },
-    SetWatched { on: bool, label: String, reply: Reply },
+    Lock {
+        message: String,
+        reply: Reply,
+    },
+    Unlock {
+        reply: Reply,
+    },
+    ShowMessage {
+        id: u64,
+        from: String,
+        text: String,
+        reply: Reply,
+    },
+    SetWatched {
+        on: bool,
+        label: String,
+        reply: Reply,
+    },
 }
 
 pub enum Input {
@@ -95,7 +109,9 @@ pub fn start(
         }
         None => false,
     };
-    let has_shape = conn.extension_information(shape::X11_EXTENSION_NAME)?.is_some();
+    let has_shape = conn
+        .extension_information(shape::X11_EXTENSION_NAME)?
+        .is_some();
     // Other clients' restacking and mapping tell us when to re-raise.
     conn.change_window_attributes(
         root,
@@ -382,10 +398,7 @@ impl Worker {
 
     fn create_window(
         &self,
-        x: i16,
-        y: i16,
-        width: u16,
-        height: u16,
+        (x, y, width, height): (i16, i16, u16, u16),
         background: crate::theme::Rgb,
         events: EventMask,
         name: &str,
@@ -430,7 +443,11 @@ impl Worker {
     /// Uploads a panel's image, in slices that fit the server's maximum request size.
     fn paint(&self, panel: &Panel) -> Result<(), OverlayError> {
         let stride = self.format.stride(panel.image.width);
-        let budget = self.conn.maximum_request_bytes().saturating_sub(64).max(stride);
+        let budget = self
+            .conn
+            .maximum_request_bytes()
+            .saturating_sub(64)
+            .max(stride);
         let rows_per_request = ((budget / stride) as u32).clamp(1, panel.image.height);
         let mut first = 0;
         while first < panel.image.height {
@@ -490,10 +507,7 @@ impl Worker {
             let (image, ix, iy) =
                 scene::lock_block(&self.fonts, m.width as u32, m.height as u32, &message);
             let window = self.create_window(
-                m.x,
-                m.y,
-                m.width,
-                m.height,
+                (m.x, m.y, m.width, m.height),
                 crate::theme::LOCK_BACKGROUND,
                 events,
                 "Lanterne — écran verrouillé",
@@ -508,18 +522,24 @@ impl Worker {
         for p in &panels {
             self.conn.map_window(p.window)?;
         }
-        for p in &panels {
-            self.paint(p)?;
-        }
         tracing::info!(monitors = monitors.len(), "lock screen shown");
         self.lock = Some(LockScreen { message, panels });
         self.restack()?;
+        // Paint after the final stacking so the call returns with the pixels in place.
+        if let Some(lock) = &self.lock {
+            for p in &lock.panels {
+                self.paint(p)?;
+            }
+        }
         self.sync()?;
         self.grab_with_retry()
     }
 
     fn grab_window(&self) -> Option<Window> {
-        self.lock.as_ref().and_then(|l| l.panels.first()).map(|p| p.window)
+        self.lock
+            .as_ref()
+            .and_then(|l| l.panels.first())
+            .map(|p| p.window)
     }
 
     /// One attempt at both grabs. `owner_events` is true so our own message cards still get
@@ -619,7 +639,10 @@ impl Worker {
         }
         if self.messages.len() >= MAX_OPEN_MESSAGES {
             let oldest = self.messages.remove(0);
-            tracing::warn!(id = oldest.id, "too many open messages: closing the oldest unread");
+            tracing::warn!(
+                id = oldest.id,
+                "too many open messages: closing the oldest unread"
+            );
             self.conn.destroy_window(oldest.panel.window)?;
         }
         let m = self.primary_monitor()?;
@@ -630,10 +653,7 @@ impl Worker {
         let x = m.x as i32 + (m.width as i32 - image.width as i32) / 2 + offset;
         let y = m.y as i32 + (m.height as i32 - image.height as i32) / 2 + offset;
         let window = self.create_window(
-            x as i16,
-            y as i16,
-            image.width as u16,
-            image.height as u16,
+            (x as i16, y as i16, image.width as u16, image.height as u16),
             crate::theme::MESSAGE_BACKGROUND,
             EventMask::EXPOSURE
                 | EventMask::KEY_PRESS
@@ -643,10 +663,8 @@ impl Worker {
                 | EventMask::STRUCTURE_NOTIFY,
             "Lanterne — message",
         )?;
-        self.conn.configure_window(
-            window,
-            &ConfigureWindowAux::new().border_width(1),
-        )?;
+        self.conn
+            .configure_window(window, &ConfigureWindowAux::new().border_width(1))?;
         self.conn.change_window_attributes(
             window,
             &x11rb::protocol::xproto::ChangeWindowAttributesAux::new()
@@ -659,7 +677,6 @@ impl Worker {
             image_x: 0,
             image_y: 0,
         };
-        self.paint(&panel)?;
         self.messages.push(MessageBox {
             id,
             panel,
@@ -667,6 +684,9 @@ impl Worker {
             pressed: false,
         });
         self.restack()?;
+        if let Some(m) = self.messages.last() {
+            self.paint(&m.panel)?;
+        }
         if self.lock.is_none() {
             // Focus the card so Enter reads it; while locked the keyboard grab already
             // routes keys to us.
@@ -718,10 +738,12 @@ impl Worker {
             let x = m.x as i32 + m.width as i32 - image.width as i32 - margin;
             let y = m.y as i32 + margin;
             let window = self.create_window(
-                x.max(m.x as i32) as i16,
-                y as i16,
-                image.width as u16,
-                image.height as u16,
+                (
+                    x.max(m.x as i32) as i16,
+                    y as i16,
+                    image.width as u16,
+                    image.height as u16,
+                ),
                 crate::theme::BADGE_BACKGROUND,
                 EventMask::EXPOSURE | EventMask::VISIBILITY_CHANGE | EventMask::STRUCTURE_NOTIFY,
                 "Lanterne — écran observé",
@@ -739,17 +761,18 @@ impl Worker {
                 )?;
             }
             self.conn.map_window(window)?;
-            let panel = Panel {
+            self.badges.push(Panel {
                 window,
                 image,
                 image_x: 0,
                 image_y: 0,
-            };
-            self.paint(&panel)?;
-            self.badges.push(panel);
+            });
         }
         self.watched_label = Some(label);
         self.restack()?;
+        for b in &self.badges {
+            self.paint(b)?;
+        }
         self.sync()?;
         tracing::info!(monitors = self.badges.len(), "watched badge shown");
         Ok(())
@@ -786,12 +809,23 @@ impl Worker {
             .chain(self.badges.iter().map(|b| b.window))
     }
 
-    /// Raises our windows in order: lock, then messages, then the badge on top.
+    /// Puts our windows on top in order: badge, then messages, then the lock. Done top-down
+    /// (the top one raised, each next one placed just below the previous) so our windows
+    /// never pass over each other on the way: raising the lock first would cover the cards
+    /// for a moment and wipe their pixels, which only come back after an Expose round.
     fn restack(&mut self) -> Result<(), OverlayError> {
-        let windows: Vec<Window> = self.all_windows().collect();
-        for w in windows {
-            self.conn
-                .configure_window(w, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?;
+        let mut top_down: Vec<Window> = self.all_windows().collect();
+        top_down.reverse();
+        let mut above: Option<Window> = None;
+        for w in top_down {
+            let aux = match above {
+                None => ConfigureWindowAux::new().stack_mode(StackMode::ABOVE),
+                Some(sibling) => ConfigureWindowAux::new()
+                    .sibling(sibling)
+                    .stack_mode(StackMode::BELOW),
+            };
+            self.conn.configure_window(w, &aux)?;
+            above = Some(w);
         }
         self.conn.flush()?;
         self.last_restack = Instant::now();
@@ -902,7 +936,10 @@ impl Worker {
             Event::UnmapNotify(e) if e.event == e.window && self.is_ours(e.window) => {
                 // Another client unmapped one of our windows (X has no access control
                 // between clients): put it back, and the grab that ended with it.
-                tracing::warn!(window = e.window, "an overlay window was unmapped by someone else");
+                tracing::warn!(
+                    window = e.window,
+                    "an overlay window was unmapped by someone else"
+                );
                 self.conn.map_window(e.window)?;
                 if let Some(p) = self.panel(e.window) {
                     self.paint(p)?;
@@ -937,7 +974,10 @@ impl Worker {
         };
         // Rebuilding even when the count is unchanged: geometry may differ, and it is cheap.
         let now = self.monitors()?;
-        tracing::info!(monitors = now.len(), "monitor layout changed: rebuilding the lock");
+        tracing::info!(
+            monitors = now.len(),
+            "monitor layout changed: rebuilding the lock"
+        );
         let message = lock.message.clone();
         if let Err(e) = self.lock(message) {
             tracing::warn!(error = %e, "re-lock after a monitor change");
@@ -961,12 +1001,12 @@ impl Worker {
         self.messages.clear();
         self.badges.clear();
         self.watched_label = None;
-        self.emit(OverlayEvent::DisplayLost {
-            reason: reason.clone(),
+        // State first: a subscriber reacting to the event must already see it.
+        self.state.send_replace(OverlayState {
+            display_lost: Some(reason.clone()),
+            ..OverlayState::default()
         });
-        let mut state = OverlayState::default();
-        state.display_lost = Some(reason);
-        self.state.send_replace(state);
+        self.emit(OverlayEvent::DisplayLost { reason });
     }
 
     fn shutdown(&mut self) {

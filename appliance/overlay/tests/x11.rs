@@ -131,10 +131,19 @@ fn lock_waits_for_a_brief_foreign_grab_and_reports_a_lasting_one() {
     let started = Instant::now();
     let err = overlay.lock("").unwrap_err();
     assert!(
-        matches!(err, OverlayError::GrabFailed { device: "keyboard", .. }),
+        matches!(
+            err,
+            OverlayError::GrabFailed {
+                device: "keyboard",
+                ..
+            }
+        ),
         "{err}"
     );
-    assert!(started.elapsed() >= Duration::from_millis(900), "gave up too early");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "gave up too early"
+    );
     let state = overlay.state();
     assert!(state.locked && !state.input_captured, "{state:?}");
     // The lock is still shown although input is not captured yet.
@@ -198,7 +207,10 @@ fn message_dismissed_with_enter_reports_its_id() {
     );
     assert!(overlay.state().open_messages.is_empty());
     let shot = client.screenshot();
-    assert_eq!(shot.count(0, 0, 1280, 720, |c| c == theme::MESSAGE_BACKGROUND), 0);
+    assert_eq!(
+        shot.count(0, 0, 1280, 720, |c| c == theme::MESSAGE_BACKGROUND),
+        0
+    );
     // The key that read the message went to the card, not to the app; the app has its
     // focus back afterwards.
     let b = client.keycode(XK_B);
@@ -213,8 +225,12 @@ fn message_dismissed_by_clicking_ok_even_while_locked() {
     let overlay = Overlay::connect(Some(&x.display)).unwrap();
     let mut events = overlay.events();
     overlay.lock("").unwrap();
-    overlay.show_message(7, "M. Diallo", "Premier message").unwrap();
-    overlay.show_message(8, "M. Diallo", "Second message").unwrap();
+    overlay
+        .show_message(7, "M. Diallo", "Premier message")
+        .unwrap();
+    overlay
+        .show_message(8, "M. Diallo", "Second message")
+        .unwrap();
     assert_eq!(overlay.state().open_messages, vec![7, 8]);
 
     // A click outside the button does nothing.
@@ -266,7 +282,10 @@ fn watched_badge_sits_top_right_on_every_monitor_and_lets_clicks_through() {
             }
             b.unwrap_or_else(|| panic!("no badge on the {name} monitor"))
         };
-        assert!(x1 > left + 1280 - 40 && y0 < 40, "{name}: badge not top-right");
+        assert!(
+            x1 > left + 1280 - 40 && y0 < 40,
+            "{name}: badge not top-right"
+        );
         assert!(x1 - x0 < 300 && y1 - y0 < 60, "{name}: badge too big");
     }
 
@@ -278,7 +297,10 @@ fn watched_badge_sits_top_right_on_every_monitor_and_lets_clicks_through() {
     overlay.set_watched(false, "").unwrap();
     assert!(!overlay.state().watched);
     let shot = client.screenshot();
-    assert_eq!(shot.count(0, 0, 2560, 720, |c| c == theme::BADGE_BACKGROUND), 0);
+    assert_eq!(
+        shot.count(0, 0, 2560, 720, |c| c == theme::BADGE_BACKGROUND),
+        0
+    );
 }
 
 #[test]
@@ -294,7 +316,10 @@ fn losing_the_display_is_reported_not_a_panic() {
     }
     let state = overlay.state();
     assert!(!state.locked && state.display_lost.is_some(), "{state:?}");
-    assert!(matches!(overlay.unlock(), Err(OverlayError::DisplayLost(_))));
+    assert!(matches!(
+        overlay.unlock(),
+        Err(OverlayError::DisplayLost(_))
+    ));
     assert!(matches!(
         overlay.show_message(1, "x", "y"),
         Err(OverlayError::DisplayLost(_))

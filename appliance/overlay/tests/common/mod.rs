@@ -68,7 +68,10 @@ impl Xvfb {
             panic!("Xvfb failed to start (printed {line:?}, status {status:?})")
         });
         let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
-        assert!(socket.exists(), "Xvfb reported :{number} but {socket:?} is missing");
+        assert!(
+            socket.exists(),
+            "Xvfb reported :{number} but {socket:?} is missing"
+        );
         Xvfb {
             child,
             display: format!(":{number}"),
@@ -139,8 +142,16 @@ impl Client {
     /// `xrandr --setmonitor` would. The left monitor claims Xvfb's only output so the
     /// server drops its automatic whole-screen monitor.
     pub fn two_monitors(&self) {
-        let v = self.conn.randr_query_version(1, 5).unwrap().reply().unwrap();
-        assert!((v.major_version, v.minor_version) >= (1, 5), "Xvfb lacks RandR 1.5");
+        let v = self
+            .conn
+            .randr_query_version(1, 5)
+            .unwrap()
+            .reply()
+            .unwrap();
+        assert!(
+            (v.major_version, v.minor_version) >= (1, 5),
+            "Xvfb lacks RandR 1.5"
+        );
         let res = self
             .conn
             .randr_get_screen_resources(self.root)
@@ -195,7 +206,10 @@ impl Client {
         geo.sort();
         assert_eq!(
             geo,
-            vec![(0, 0, half, self.height), (half as i16, 0, half, self.height)],
+            vec![
+                (0, 0, half, self.height),
+                (half as i16, 0, half, self.height)
+            ],
             "Xvfb did not accept the two-monitor layout"
         );
     }
