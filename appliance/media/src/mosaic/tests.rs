@@ -239,3 +239,101 @@ async fn push_never_waits_for_the_decoder_and_drops_until_a_keyframe_when_behind
     // Unknown stations are ignored, not panics.
     mosaic.push(99, gop[0].clone());
 }
+
+/// CPU time (user + system) this process has used so far.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+/// The design target: 32 stations' 480×270 thumbnails composed into 1280×720 at ≥ 5 fps on
+/// a 2-core machine. Ignored by default (it is a load measurement, and a shared CI machine
+/// would make its timing meaningless); run with
+/// `cargo test -p lanterne-media --release -- --ignored --nocapture mosaic_32`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load measurement; run on an otherwise idle machine"]
+async fn mosaic_32_replayed_stations_sustain_the_configured_rate() {
+    tracing();
+    let probe = crate::init().unwrap();
+    let dir = std::env::temp_dir().join(format!("lanterne-mosaic32-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("thumb.lrp");
+    let params = StreamParams {
+        width: 480,
+        height: 270,
+        fps: 5,
+        bitrate_kbps: 250,
+    };
+    tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || {
+            crate::replay::record(
+                CaptureSource::Synthetic {
+                    label: "load".into(),
+                    rgb: [90, 120, 200],
+                },
+                &probe,
+                params,
+                50,
+                &path,
+            )
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let file = Arc::new(crate::replay::ReplayFile::open(&path).unwrap());
+
+    let config = MosaicConfig::default();
+    let (mosaic, mut rx) = Mosaic::start(config, &probe).unwrap();
+    let mosaic = Arc::new(mosaic);
+    mosaic.set_tiles((1..=32).map(|id| TileInfo { id }).collect());
+    for id in 1..=32u32 {
+        let (tx, mut frames) = mpsc::channel(4);
+        tokio::spawn(crate::replay::play(file.clone(), tx, true));
+        let m = mosaic.clone();
+        tokio::spawn(async move {
+            while let Some(f) = frames.recv().await {
+                m.push(id, f);
+            }
+        });
+    }
+    // Warm up (decoders start, every tile gets its first keyframe), then measure.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (cpu0, t0, out0) = (process_cpu(), Instant::now(), mosaic.stats().frames_out);
+    let mut latency_us = Vec::new();
+    let measure = Duration::from_secs(15);
+    while t0.elapsed() < measure {
+        match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+            Ok(Ok(f)) => latency_us.extend(f.updates.iter().map(|u| f.encoded_us.saturating_sub(u.1))),
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            other => panic!("mosaic stream stopped: {other:?}"),
+        }
+    }
+    let wall = t0.elapsed();
+    let cpu = process_cpu() - cpu0;
+    let stats = mosaic.stats();
+    let fps = (stats.frames_out - out0) as f64 / wall.as_secs_f64();
+    latency_us.sort_unstable();
+    let pct = |p: usize| latency_us.get(latency_us.len() * p / 100).copied().unwrap_or(0);
+    println!(
+        "32 tiles: {fps:.1} mosaic fps (target {}), CPU {:.0}% of one core, ticks skipped {}, \
+         station→mosaic-encoded latency p50 {} ms p99 {} ms, dropped {}, decode errors {}",
+        config.fps,
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+        stats.ticks_skipped,
+        pct(50) / 1000,
+        pct(99) / 1000,
+        stats.tiles.iter().map(|t| t.dropped).sum::<u64>(),
+        stats.decode_errors,
+    );
+    assert!(fps >= 5.0, "only {fps:.1} fps");
+    for t in &stats.tiles {
+        assert!(t.frames_shown > 0, "tile {} never shown: {t:?}", t.id);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
