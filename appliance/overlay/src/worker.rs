@@ -712,7 +712,9 @@ impl Worker {
                 None => self.restore_focus()?,
             }
         }
-        self.conn.flush()?;
+        // A round trip, not just a flush: whoever reacts to the event must find the card
+        // gone and the focus back where it was.
+        self.sync()?;
         tracing::info!(id = m.id, "message dismissed by the student");
         self.publish();
         self.emit(OverlayEvent::MessageDismissed { id: m.id });
@@ -1012,12 +1014,13 @@ impl Worker {
     fn shutdown(&mut self) {
         let windows: Vec<Window> = self.all_windows().collect();
         let result = (|| -> Result<(), OverlayError> {
+            // Windows first: once another client can grab again, nothing of ours is left.
+            for w in windows {
+                self.conn.destroy_window(w)?;
+            }
             if self.lock.is_some() {
                 self.conn.ungrab_keyboard(CURRENT_TIME)?;
                 self.conn.ungrab_pointer(CURRENT_TIME)?;
-            }
-            for w in windows {
-                self.conn.destroy_window(w)?;
             }
             let wake = ClientMessageEvent::new(32, self.wake, AtomEnum::NOTICE, [0u32; 5]);
             self.conn

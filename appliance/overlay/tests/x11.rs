@@ -232,6 +232,13 @@ fn message_dismissed_by_clicking_ok_even_while_locked() {
         .show_message(8, "M. Diallo", "Second message")
         .unwrap();
     assert_eq!(overlay.state().open_messages, vec![7, 8]);
+    // Re-sending an open id replaces its card rather than adding one.
+    overlay
+        .show_message(8, "M. Diallo", "Second message, corrigé")
+        .unwrap();
+    assert_eq!(overlay.state().open_messages, vec![7, 8]);
+    overlay.set_watched(true, "").unwrap();
+    client.screenshot().save_png("lock-message-badge.png");
 
     // A click outside the button does nothing.
     client.click(5, 5);
@@ -343,4 +350,53 @@ fn network_text_is_bounded() {
 fn connecting_to_a_missing_display_is_an_error() {
     let err = Overlay::connect(Some(":4999")).unwrap_err();
     assert!(matches!(err, OverlayError::Connect { .. }), "{err}");
+}
+
+#[test]
+fn dropping_the_overlay_removes_it_and_releases_input() {
+    let x = Xvfb::start("1280x720x24");
+    let client = Client::connect(&x.display);
+    client.set_desktop(DESKTOP);
+    let app = client.app_window(100, 100, 400, 300);
+    let overlay = Overlay::connect(Some(&x.display)).unwrap();
+    let clone = overlay.clone();
+    overlay.lock("").unwrap();
+    overlay.set_watched(true, "").unwrap();
+    drop(overlay);
+    // A clone keeps it alive.
+    assert!(clone.state().locked);
+    let a = client.keycode(XK_A);
+    client.tap_key(a);
+    assert_eq!(client.presses(app), vec![]);
+    drop(clone);
+    // The overlay thread tears down asynchronously: wait for the grab to be released.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = client
+            .conn
+            .grab_keyboard(false, app, CURRENT_TIME, GrabMode::ASYNC, GrabMode::ASYNC)
+            .unwrap()
+            .reply()
+            .unwrap()
+            .status;
+        if status == GrabStatus::SUCCESS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the grab outlived the overlay");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    client.conn.ungrab_keyboard(CURRENT_TIME).unwrap();
+    let shot = client.screenshot();
+    assert_eq!(
+        shot.count(0, 0, 1280, 720, |c| c == theme::LOCK_BACKGROUND
+            || c == theme::BADGE_BACKGROUND),
+        0,
+        "overlay windows outlived the handle"
+    );
+}
+
+#[test]
+fn the_handle_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<Overlay>();
 }
