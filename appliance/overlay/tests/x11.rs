@@ -400,3 +400,123 @@ fn the_handle_can_be_shared_between_threads() {
     fn send_sync<T: Send + Sync + Clone>() {}
     send_sync::<Overlay>();
 }
+
+/// Polls `check` until it holds or `secs` pass; for effects the overlay applies in reaction
+/// to other clients' events, which have no reply to wait on.
+fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn lock_stays_on_top_of_other_clients_and_survives_being_unmapped() {
+    use x11rb::protocol::xproto::{
+        AtomEnum, ConfigureWindowAux, CreateWindowAux, StackMode, WindowClass,
+    };
+    let x = Xvfb::start("1280x720x24");
+    let client = Client::connect(&x.display);
+    let overlay = Overlay::connect(Some(&x.display)).unwrap();
+    overlay.lock("").unwrap();
+
+    // Another client maps an override-redirect window over the middle and raises it.
+    let intruder = client.conn.generate_id().unwrap();
+    client
+        .conn
+        .create_window(
+            24,
+            intruder,
+            client.root,
+            0,
+            0,
+            1280,
+            720,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            0,
+            &CreateWindowAux::new()
+                .background_pixel(Rgb(0xff, 0, 0xff).word())
+                .override_redirect(1),
+        )
+        .unwrap();
+    client.conn.map_window(intruder).unwrap();
+    client
+        .conn
+        .configure_window(
+            intruder,
+            &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE),
+        )
+        .unwrap();
+    client.sync();
+    eventually(5, "lock re-raised over the intruder", || {
+        let shot = client.screenshot();
+        shot.count(0, 0, 1280, 720, |c| c == Rgb(0xff, 0, 0xff)) == 0
+            && shot.count(0, 0, 1280, 720, |c| c == theme::LOCK_TEXT) > 500
+    });
+
+    // X lets any client unmap any window: find ours by WM_CLASS and unmap it.
+    let tree = client
+        .conn
+        .query_tree(client.root)
+        .unwrap()
+        .reply()
+        .unwrap();
+    let ours: Vec<_> = tree
+        .children
+        .iter()
+        .copied()
+        .filter(|&w| {
+            let p = client
+                .conn
+                .get_property(false, w, AtomEnum::WM_CLASS, AtomEnum::STRING, 0, 64)
+                .unwrap()
+                .reply()
+                .unwrap();
+            p.value.starts_with(b"lanterne-overlay\0")
+        })
+        .collect();
+    assert_eq!(ours.len(), 1, "expected one lock window");
+    client.conn.unmap_window(ours[0]).unwrap();
+    client.sync();
+    eventually(5, "lock window mapped and painted again", || {
+        let shot = client.screenshot();
+        shot.count(0, 0, 1280, 720, |c| c == theme::LOCK_TEXT) > 500
+            && shot.count(0, 0, 1280, 720, |c| c == Rgb(0xff, 0, 0xff)) == 0
+    });
+    // And it holds the keyboard again (unmapping the grab window had ended the grab).
+    let app = client.app_window(0, 0, 10, 10);
+    eventually(5, "grab re-taken", || {
+        client
+            .conn
+            .grab_keyboard(false, app, CURRENT_TIME, GrabMode::ASYNC, GrabMode::ASYNC)
+            .unwrap()
+            .reply()
+            .unwrap()
+            .status
+            == GrabStatus::ALREADY_GRABBED
+    });
+    assert!(overlay.state().input_captured);
+}
+
+#[test]
+fn a_monitor_added_while_locked_gets_covered_too() {
+    let x = Xvfb::start("2560x720x24");
+    let client = Client::connect(&x.display);
+    client.set_desktop(DESKTOP);
+    let overlay = Overlay::connect(Some(&x.display)).unwrap();
+    overlay.lock("").unwrap();
+    assert_eq!(overlay.state().lock_monitors, 1);
+    client.two_monitors();
+    eventually(5, "lock rebuilt for two monitors", || {
+        overlay.state().lock_monitors == 2
+    });
+    let shot = client.screenshot();
+    assert_eq!(shot.count(0, 0, 2560, 720, |c| c == DESKTOP), 0);
+    for left in [0u32, 1280] {
+        let text = shot.count(left + 100, 250, left + 1180, 560, is_light);
+        assert!(text > 3000, "monitor at {left}: only {text} text pixels");
+    }
+    assert!(overlay.state().input_captured);
+}
