@@ -63,6 +63,8 @@ const REGRAB_EVERY: Duration = Duration::from_secs(1);
 /// Two always-on-top programs re-raising over each other would spin; restack at most this often.
 const RESTACK_MIN_INTERVAL: Duration = Duration::from_millis(100);
 const TICK: Duration = Duration::from_millis(250);
+/// A hot-plug arrives as a burst of RandR events; rebuild once the burst has settled.
+const LAYOUT_SETTLE: Duration = Duration::from_millis(100);
 
 const XK_RETURN: u32 = 0xff0d;
 const XK_KP_ENTER: u32 = 0xff8d;
@@ -177,6 +179,8 @@ pub fn start(
         last_grab: Instant::now(),
         input_captured: false,
         focus_before: None,
+        badge_monitors: Vec::new(),
+        layout_dirty_since: None,
     };
     std::thread::Builder::new()
         .name("overlay-x11".into())
@@ -226,6 +230,7 @@ struct Panel {
 
 struct LockScreen {
     message: String,
+    monitors: Vec<Monitor>,
     panels: Vec<Panel>,
 }
 
@@ -269,23 +274,29 @@ struct Worker {
     /// Who had the keyboard focus before we took it, given back when our windows close so
     /// the student's text field does not lose its focus to a lock or a message.
     focus_before: Option<Window>,
+    /// Monitors the badges were laid out for.
+    badge_monitors: Vec<Monitor>,
+    /// When a RandR or root-size event was first seen since the last layout check.
+    layout_dirty_since: Option<Instant>,
 }
 
 impl Worker {
     fn run(&mut self, rx: mpsc::Receiver<Input>) {
         loop {
-            let input = if self.lock.is_some() || self.restack_pending {
-                match rx.recv_timeout(TICK) {
-                    Ok(input) => Some(input),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-            } else {
-                match rx.recv() {
-                    Ok(input) => Some(input),
-                    Err(_) => return,
-                }
-            };
+            let input =
+                if self.lock.is_some() || self.restack_pending || self.layout_dirty_since.is_some()
+                {
+                    match rx.recv_timeout(TICK) {
+                        Ok(input) => Some(input),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                } else {
+                    match rx.recv() {
+                        Ok(input) => Some(input),
+                        Err(_) => return,
+                    }
+                };
             match input {
                 Some(Input::Command(cmd)) => self.command(cmd),
                 Some(Input::Subscribe(tx)) => self.subscribers.push(tx),
@@ -523,7 +534,11 @@ impl Worker {
             self.conn.map_window(p.window)?;
         }
         tracing::info!(monitors = monitors.len(), "lock screen shown");
-        self.lock = Some(LockScreen { message, panels });
+        self.lock = Some(LockScreen {
+            message,
+            monitors,
+            panels,
+        });
         self.restack()?;
         // Paint after the final stacking so the call returns with the pixels in place.
         if let Some(lock) = &self.lock {
@@ -725,6 +740,7 @@ impl Worker {
         let old = std::mem::take(&mut self.badges);
         self.destroy_panels(&old)?;
         self.watched_label = None;
+        self.badge_monitors.clear();
         if !on {
             self.sync()?;
             return Ok(());
@@ -734,7 +750,8 @@ impl Worker {
         } else {
             label
         };
-        for m in self.monitors()? {
+        let monitors = self.monitors()?;
+        for m in &monitors {
             let image = scene::badge(&self.fonts, m.height as u32, &label);
             let margin = (12.0 * scene::scale_for(m.height as u32)) as i32;
             let x = m.x as i32 + m.width as i32 - image.width as i32 - margin;
@@ -771,6 +788,7 @@ impl Worker {
             });
         }
         self.watched_label = Some(label);
+        self.badge_monitors = monitors;
         self.restack()?;
         for b in &self.badges {
             self.paint(b)?;
@@ -854,6 +872,13 @@ impl Worker {
         if self.lock.is_some() && self.last_grab.elapsed() >= REGRAB_EVERY {
             self.regrab()?;
         }
+        if self
+            .layout_dirty_since
+            .is_some_and(|t| t.elapsed() >= LAYOUT_SETTLE)
+        {
+            self.layout_dirty_since = None;
+            self.monitors_changed()?;
+        }
         Ok(())
     }
 
@@ -927,7 +952,7 @@ impl Worker {
                 self.request_restack()?;
             }
             Event::ConfigureNotify(e) if e.event == self.root && e.window == self.root => {
-                self.monitors_changed()?;
+                self.layout_dirty_since.get_or_insert_with(Instant::now);
             }
             Event::ConfigureNotify(e) if e.event == self.root && !self.is_ours(e.window) => {
                 self.request_restack()?;
@@ -951,14 +976,21 @@ impl Worker {
                     self.regrab()?;
                 }
             }
+            // Rate-limited: should re-grabbing itself ever produce such an event, we must
+            // not spin; the periodic re-grab catches anything skipped here.
             Event::FocusOut(e)
                 if self.grab_window() == Some(e.event)
-                    && e.mode == x11rb::protocol::xproto::NotifyMode::UNGRAB =>
+                    && e.mode == x11rb::protocol::xproto::NotifyMode::UNGRAB
+                    && self.last_grab.elapsed() >= RESTACK_MIN_INTERVAL =>
             {
                 self.regrab()?;
             }
             Event::RandrScreenChangeNotify(_) | Event::RandrNotify(_) => {
-                self.monitors_changed()?;
+                self.layout_dirty_since.get_or_insert_with(Instant::now);
+            }
+            Event::MappingNotify(_) => {
+                // The keyboard layout changed: Enter may sit on another keycode now.
+                self.enter_keycodes = enter_keycodes(&self.conn)?;
             }
             Event::Error(e) => {
                 // Mostly a focus request on a window that just went away; worth a trace.
@@ -969,31 +1001,26 @@ impl Worker {
         Ok(())
     }
 
-    /// A monitor was plugged, unplugged or resized: rebuild what covers monitors.
+    /// A monitor was plugged, unplugged or resized: rebuild what covers monitors, if the
+    /// layout really differs from the one it was built for.
     fn monitors_changed(&mut self) -> Result<(), OverlayError> {
-        let Some(lock) = self.lock.as_ref() else {
-            return self.rebuild_badges();
-        };
-        // Rebuilding even when the count is unchanged: geometry may differ, and it is cheap.
         let now = self.monitors()?;
-        tracing::info!(
-            monitors = now.len(),
-            "monitor layout changed: rebuilding the lock"
-        );
-        let message = lock.message.clone();
-        if let Err(e) = self.lock(message) {
-            tracing::warn!(error = %e, "re-lock after a monitor change");
+        if let Some(lock) = self.lock.as_ref().filter(|l| l.monitors != now) {
+            tracing::info!(
+                monitors = now.len(),
+                "monitor layout changed: rebuilding the lock"
+            );
+            let message = lock.message.clone();
+            if let Err(e) = self.lock(message) {
+                tracing::warn!(error = %e, "re-lock after a monitor change");
+            }
         }
-        self.rebuild_badges()?;
-        self.publish();
-        Ok(())
-    }
-
-    fn rebuild_badges(&mut self) -> Result<(), OverlayError> {
         if let Some(label) = self.watched_label.clone() {
-            self.set_watched(true, label)?;
-            self.publish();
+            if self.badge_monitors != now {
+                self.set_watched(true, label)?;
+            }
         }
+        self.publish();
         Ok(())
     }
 

@@ -501,12 +501,13 @@ fn lock_stays_on_top_of_other_clients_and_survives_being_unmapped() {
 }
 
 #[test]
-fn a_monitor_added_while_locked_gets_covered_too() {
+fn a_monitor_added_while_locked_gets_the_lock_and_the_badge_too() {
     let x = Xvfb::start("2560x720x24");
     let client = Client::connect(&x.display);
     client.set_desktop(DESKTOP);
     let overlay = Overlay::connect(Some(&x.display)).unwrap();
     overlay.lock("").unwrap();
+    overlay.set_watched(true, "").unwrap();
     assert_eq!(overlay.state().lock_monitors, 1);
     client.two_monitors();
     eventually(5, "lock rebuilt for two monitors", || {
@@ -517,6 +518,10 @@ fn a_monitor_added_while_locked_gets_covered_too() {
     for left in [0u32, 1280] {
         let text = shot.count(left + 100, 250, left + 1180, 560, is_light);
         assert!(text > 3000, "monitor at {left}: only {text} text pixels");
+        let badge = shot.count(left + 1000, 0, left + 1280, 60, |c| {
+            c == theme::BADGE_BACKGROUND
+        });
+        assert!(badge > 1000, "monitor at {left}: no badge ({badge})");
     }
     assert!(overlay.state().input_captured);
 }
