@@ -12,7 +12,7 @@
 //!
 //! The only I/O is reading a TrueType font file for the PDF ([`documents::PdfFont::load`]).
 
-
+pub mod documents;
 pub mod policy;
 pub mod schedule;
 pub mod totp;

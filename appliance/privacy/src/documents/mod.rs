@@ -1,0 +1,389 @@
+//! Documents generated from the live room config: the room poster (P2) as an HTML print
+//! page and as an A4 PDF, and the GDPR processing record (P4) as Markdown and JSON.
+//!
+//! Both are built from the same [`DocumentConfig`], so what the poster promises (hours,
+//! retention, screenshots) is exactly what the box enforces. The poster uses the wording of
+//! the school's policy documents for each room kind; that text must not be paraphrased.
+//!
+//! The poster's content is assembled once ([`Poster`]) and rendered twice, so the HTML and
+//! the PDF cannot drift apart.
+
+mod gdpr;
+mod pdf;
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::schedule::{Lang, Schedule};
+
+pub use gdpr::{gdpr_record, DataCategory, GdprRecord};
+pub use pdf::{PdfFont, PosterFonts, DEJAVU_SANS, DEJAVU_SANS_BOLD};
+
+/// Policy wording for classrooms (required text, keep verbatim).
+pub const CLASSROOM_WORDING_FR: &str = "Les postes informatiques de cette salle peuvent être pris en main à distance depuis le poste enseignant à des fins pédagogiques.";
+/// Policy wording for libraries / CDI (required text, keep verbatim); the hours follow it.
+pub const LIBRARY_WORDING_FR: &str = "Les postes informatiques de cette salle peuvent faire l'objet d'un contrôle visuel de leur utilisation sur les plages horaires suivantes :";
+/// English rendering of the classroom wording, for bilingual posters.
+pub const CLASSROOM_WORDING_EN: &str = "The computers in this room may be controlled remotely from the teacher's computer for teaching purposes.";
+/// English rendering of the library wording.
+pub const LIBRARY_WORDING_EN: &str =
+    "The use of the computers in this room may be visually checked during the following hours:";
+
+/// The kind of room, which selects the policy wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomKind {
+    /// A classroom: remote control from the teacher's station.
+    Classroom,
+    /// A library / CDI (centre de documentation et d'information): visual checks in set hours.
+    #[serde(alias = "cdi")]
+    Library,
+}
+
+/// Everything the documents say, taken from the live config by the caller.
+#[derive(Debug, Clone)]
+pub struct DocumentConfig {
+    /// The school (the data controller), e.g. "Lycée Jean Moulin".
+    pub school_name: String,
+    /// The room, e.g. "CDI" or "Salle B204".
+    pub room_name: String,
+    /// Selects the policy wording.
+    pub room_kind: RoomKind,
+    /// The validated schedule in force.
+    pub schedule: Schedule,
+    /// Days the audit log keeps an entry before purging it.
+    pub audit_retention_days: u32,
+    /// Days a screenshot is kept before purging it (only meaningful when enabled).
+    pub screenshot_retention_days: u32,
+    /// Whether screenshots are enabled (off by default).
+    pub screenshots_enabled: bool,
+}
+
+/// Errors while producing documents.
+#[derive(Debug, Error)]
+pub enum DocumentError {
+    /// The font file could not be read.
+    #[error("cannot read font file '{path}': {source}")]
+    FontRead {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The font file is not a usable TrueType font.
+    #[error("'{path}' is not a TrueType font Lanterne can embed: {reason}")]
+    FontParse { path: String, reason: String },
+    /// A text (room or school name, usually) has a character the PDF font encoding lacks.
+    #[error("'{field}' contains {ch:?}, which the poster PDF cannot print (Western European characters only)")]
+    Unprintable { field: String, ch: char },
+    /// JSON serialisation failed (cannot happen with these types, kept to avoid a panic path).
+    #[error("GDPR record to JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// One titled block of the poster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PosterSection {
+    /// Heading.
+    pub heading: String,
+    /// Bullet points (hours, one line per group of days; or short statements).
+    pub items: Vec<String>,
+}
+
+/// The poster's content in one language, shared by the HTML and PDF renderers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poster {
+    /// Language of this text.
+    pub lang: Lang,
+    /// Big title.
+    pub title: String,
+    /// Subtitle under the title.
+    pub subtitle: String,
+    /// School and room line.
+    pub place: String,
+    /// The policy wording for the room kind.
+    pub statement: String,
+    /// Heading above the monitoring hours, when the statement does not lead into them.
+    pub hours_heading: Option<String>,
+    /// The monitoring hours, shown right under the statement.
+    pub monitoring_hours: Vec<String>,
+    /// Further sections: free hours, access hours, indicators, data.
+    pub sections: Vec<PosterSection>,
+    /// Small print at the bottom.
+    pub footer: String,
+}
+
+fn tr(lang: Lang, fr: &str, en: &str) -> String {
+    match lang {
+        Lang::Fr => fr.to_owned(),
+        Lang::En => en.to_owned(),
+    }
+}
+
+fn or_none(lines: Vec<String>, lang: Lang) -> Vec<String> {
+    if lines.is_empty() {
+        vec![tr(lang, "aucune", "none")]
+    } else {
+        lines
+    }
+}
+
+impl Poster {
+    /// Assembles the poster text for `lang` from the config.
+    pub fn new(config: &DocumentConfig, lang: Lang) -> Poster {
+        let schedule = &config.schedule;
+        let statement = match (config.room_kind, lang) {
+            (RoomKind::Classroom, Lang::Fr) => CLASSROOM_WORDING_FR,
+            (RoomKind::Library, Lang::Fr) => LIBRARY_WORDING_FR,
+            (RoomKind::Classroom, Lang::En) => CLASSROOM_WORDING_EN,
+            (RoomKind::Library, Lang::En) => LIBRARY_WORDING_EN,
+        }
+        .to_owned();
+
+        // The library wording ends with "suivantes :" and the hours follow it directly; a
+        // classroom poster needs a heading of its own for them (P2: hours are always shown).
+        let hours_heading = (config.room_kind == RoomKind::Classroom).then(|| {
+            tr(
+                lang,
+                "Plages horaires pendant lesquelles les écrans peuvent être visionnés :",
+                "Hours during which screens may be watched:",
+            )
+        });
+        let mut sections = Vec::new();
+        sections.push(PosterSection {
+            heading: tr(
+                lang,
+                "Plages sans aucune surveillance",
+                "Hours without any monitoring",
+            ),
+            items: or_none(schedule.free_lines(lang), lang),
+        });
+        sections.push(PosterSection {
+            heading: tr(
+                lang,
+                "Heures d'accès aux postes",
+                "Hours when the computers may be used",
+            ),
+            items: or_none(schedule.access_lines(lang), lang),
+        });
+        sections.push(PosterSection {
+            heading: tr(
+                lang,
+                "Comment savoir si votre écran est visionné",
+                "How to tell that your screen is being watched",
+            ),
+            items: vec![
+                tr(
+                    lang,
+                    "Le voyant du boîtier mural de la salle est allumé tant qu'au moins un écran est visionné ; un clignotement particulier signale une prise en main à distance en cours.",
+                    "The light on the room's wall box is on while any screen is being watched; a distinct blinking shows that a remote-control session is running.",
+                ),
+                tr(
+                    lang,
+                    "Sur votre poste, un indicateur reste affiché en permanence tant que l'image de votre écran est transmise.",
+                    "On your computer, an indicator stays on screen for as long as your screen's image is being sent.",
+                ),
+                tr(
+                    lang,
+                    "Aucune prise en main à distance sans votre accord : une demande s'affiche sur votre poste et vous pouvez y mettre fin à tout moment.",
+                    "No remote control without your consent: a request appears on your computer, and you can end the session at any time.",
+                ),
+            ],
+        });
+        let screenshots = if config.screenshots_enabled {
+            match lang {
+                Lang::Fr => format!(
+                    "Des captures d'écran peuvent être enregistrées ; elles sont conservées {} jours puis effacées.",
+                    config.screenshot_retention_days
+                ),
+                Lang::En => format!(
+                    "Screenshots may be saved; they are kept for {} days and then erased.",
+                    config.screenshot_retention_days
+                ),
+            }
+        } else {
+            tr(
+                lang,
+                "Les écrans sont visionnés en direct, sans enregistrement : aucune capture d'écran n'est conservée.",
+                "Screens are watched live and never recorded: no screenshot is kept.",
+            )
+        };
+        sections.push(PosterSection {
+            heading: tr(lang, "Vos données", "Your data"),
+            items: vec![
+                screenshots,
+                match lang {
+                    Lang::Fr => format!(
+                        "Chaque accès à un poste est inscrit dans un journal conservé {} jours.",
+                        config.audit_retention_days
+                    ),
+                    Lang::En => format!(
+                        "Every access to a computer is written to a log kept for {} days.",
+                        config.audit_retention_days
+                    ),
+                },
+                tr(
+                    lang,
+                    "Toutes les données restent sur le boîtier, dans l'établissement : rien n'est envoyé à l'extérieur.",
+                    "All data stays on the box, inside the school: nothing is sent outside.",
+                ),
+                tr(
+                    lang,
+                    "Pour toute question, ou pour exercer vos droits, adressez-vous à l'administration de l'établissement.",
+                    "For any question, or to exercise your rights, ask the school's administration.",
+                ),
+            ],
+        });
+
+        Poster {
+            lang,
+            title: tr(lang, "Information des usagers", "Notice to users"),
+            subtitle: tr(
+                lang,
+                "Surveillance des postes informatiques",
+                "Monitoring of the computers",
+            ),
+            place: match lang {
+                Lang::Fr => format!(
+                    "{} — salle : {}",
+                    config.school_name.trim(),
+                    config.room_name.trim()
+                ),
+                Lang::En => format!(
+                    "{} — room: {}",
+                    config.school_name.trim(),
+                    config.room_name.trim()
+                ),
+            },
+            statement,
+            hours_heading,
+            monitoring_hours: or_none(schedule.monitoring_lines(lang), lang),
+            sections,
+            footer: tr(
+                lang,
+                "Affiche générée par le boîtier Lanterne de la salle à partir de sa configuration : elle change avec les horaires.",
+                "Notice generated by the room's Lanterne box from its configuration: it changes with the hours.",
+            ),
+        }
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+fn html_list(out: &mut String, items: &[String]) {
+    out.push_str("<ul>\n");
+    for item in items {
+        let _ = writeln!(out, "  <li>{}</li>", html_escape(item));
+    }
+    out.push_str("</ul>\n");
+}
+
+fn html_poster_section(out: &mut String, poster: &Poster) {
+    let lang = match poster.lang {
+        Lang::Fr => "fr",
+        Lang::En => "en",
+    };
+    let _ = writeln!(out, "<section class=\"poster\" lang=\"{lang}\">");
+    let _ = writeln!(
+        out,
+        "<header><h1>{}</h1><p class=\"subtitle\">{}</p></header>",
+        html_escape(&poster.title),
+        html_escape(&poster.subtitle)
+    );
+    let _ = writeln!(out, "<p class=\"place\">{}</p>", html_escape(&poster.place));
+    let (open, close) = match poster.lang {
+        Lang::Fr => ("« ", " »"),
+        Lang::En => ("“", "”"),
+    };
+    let _ = writeln!(
+        out,
+        "<blockquote class=\"statement\">{open}{}{close}</blockquote>",
+        html_escape(&poster.statement)
+    );
+    if let Some(heading) = &poster.hours_heading {
+        let _ = writeln!(out, "<h2>{}</h2>", html_escape(heading));
+    }
+    out.push_str("<div class=\"hours\">\n");
+    html_list(out, &poster.monitoring_hours);
+    out.push_str("</div>\n");
+    for section in &poster.sections {
+        let _ = writeln!(out, "<h2>{}</h2>", html_escape(&section.heading));
+        html_list(out, &section.items);
+    }
+    let _ = writeln!(
+        out,
+        "<footer>{}</footer>\n</section>",
+        html_escape(&poster.footer)
+    );
+}
+
+/// The poster as a self-contained HTML print page (A4, no external resources), in French,
+/// followed by an English page when `with_english`.
+pub fn poster_html(config: &DocumentConfig, with_english: bool) -> String {
+    let fr = Poster::new(config, Lang::Fr);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"fr\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{} — {}</title>\n<style>\n{}</style>\n</head>\n<body>\n",
+        html_escape(&fr.title),
+        html_escape(config.room_name.trim()),
+        POSTER_CSS
+    );
+    html_poster_section(&mut out, &fr);
+    if with_english {
+        html_poster_section(&mut out, &Poster::new(config, Lang::En));
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// Print-first styling: one A4 page per language, readable from a few metres away.
+const POSTER_CSS: &str = "\
+@page { size: A4; margin: 15mm; }
+* { box-sizing: border-box; }
+body { margin: 0; font-family: 'DejaVu Sans', 'Helvetica Neue', Arial, sans-serif; color: #1a1a1a; }
+.poster { max-width: 180mm; margin: 0 auto; padding: 0 0 10mm; page-break-after: always; break-after: page; }
+.poster:last-child { page-break-after: auto; break-after: auto; }
+header { background: #1f3a5f; color: #fff; padding: 8mm 10mm; border-radius: 3mm; }
+h1 { margin: 0; font-size: 26pt; letter-spacing: 0.02em; }
+.subtitle { margin: 2mm 0 0; font-size: 14pt; }
+.place { font-size: 13pt; font-weight: bold; margin: 6mm 0 4mm; }
+.statement { margin: 0 0 5mm; padding: 6mm 8mm; font-size: 16pt; font-weight: bold; line-height: 1.35;
+  background: #fff4d6; border-left: 3mm solid #e0a100; }
+h2 { font-size: 13pt; color: #1f3a5f; border-bottom: 0.4mm solid #1f3a5f; margin: 6mm 0 2mm; padding-bottom: 1mm; }
+.hours li { font-size: 15pt; font-weight: bold; }
+li { font-size: 11.5pt; line-height: 1.4; margin: 1mm 0; }
+footer { margin-top: 8mm; font-size: 8.5pt; color: #666; }
+@media screen { body { background: #ddd; } .poster { background: #fff; margin: 10mm auto; padding: 10mm; } }
+";
+
+/// The poster as an A4 PDF: French on page 1, English on page 2 when `with_english`.
+pub fn poster_pdf(
+    config: &DocumentConfig,
+    with_english: bool,
+    fonts: &PosterFonts,
+) -> Result<Vec<u8>, DocumentError> {
+    let mut posters = vec![Poster::new(config, Lang::Fr)];
+    if with_english {
+        posters.push(Poster::new(config, Lang::En));
+    }
+    pdf::render_posters(&posters, fonts, &config.room_name)
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

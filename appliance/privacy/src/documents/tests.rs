@@ -1,0 +1,287 @@
+//! Poster and GDPR record checks. The PDF tests read the file back with poppler's
+//! `pdftotext` (an independent PDF reader, so a broken writer cannot pass) and render page 1
+//! to PNG with `pdftoppm` for a human to look at.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::*;
+use crate::schedule::tests::cdi;
+
+pub(crate) fn config(kind: RoomKind) -> DocumentConfig {
+    DocumentConfig {
+        school_name: "Lycée Marie Curie".into(),
+        room_name: match kind {
+            RoomKind::Classroom => "Salle B204".into(),
+            RoomKind::Library => "CDI".into(),
+        },
+        room_kind: kind,
+        schedule: cdi(),
+        audit_retention_days: 180,
+        screenshot_retention_days: 7,
+        screenshots_enabled: false,
+    }
+}
+
+/// Collapses all whitespace (line breaks from wrapping, non-breaking spaces) to one space.
+fn flatten(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c == '\u{a0}')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("-v").output().is_ok()
+}
+
+/// Makes sure poppler-utils is there, installing it only when missing; fails the test with
+/// the reason when it cannot.
+fn poppler() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        if have("pdftotext") && have("pdftoppm") {
+            return Ok(());
+        }
+        let status = Command::new("apt-get")
+            .args(["install", "-y", "-q", "poppler-utils"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        if status.success() && have("pdftotext") && have("pdftoppm") {
+            Ok(())
+        } else {
+            Err(format!(
+                "poppler-utils (pdftotext, pdftoppm) is missing and `apt-get install -y poppler-utils` failed ({status})"
+            ))
+        }
+    });
+    if let Err(reason) = ready {
+        panic!("{reason}");
+    }
+}
+
+fn out_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("lanterne-privacy-test");
+    std::fs::create_dir_all(&dir).expect("create test output directory");
+    dir
+}
+
+fn pdftotext(pdf: &Path) -> String {
+    let out = Command::new("pdftotext")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("run pdftotext");
+    assert!(
+        out.status.success(),
+        "pdftotext failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("pdftotext prints UTF-8")
+}
+
+/// Writes the PDF, checks poppler reads it without complaint, renders page 1 to PNG and
+/// returns the extracted text.
+fn write_and_read(name: &str, pdf: &[u8], pages: usize) -> String {
+    poppler();
+    let dir = out_dir();
+    let path = dir.join(format!("{name}.pdf"));
+    std::fs::write(&path, pdf).expect("write PDF");
+    let info = Command::new("pdfinfo")
+        .arg(&path)
+        .output()
+        .expect("pdfinfo");
+    let stderr = String::from_utf8_lossy(&info.stderr);
+    assert!(
+        info.status.success() && stderr.trim().is_empty(),
+        "pdfinfo: {stderr}"
+    );
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("595.276 x 841.89 pts (A4)"), "{info}");
+    // Each language fits on one sheet.
+    let page_count = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .map(|n| n.trim().parse::<usize>().expect("page count"));
+    assert_eq!(page_count, Some(pages), "{info}");
+
+    let png_prefix = dir.join(name);
+    let render = Command::new("pdftoppm")
+        .args(["-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&path)
+        .arg(&png_prefix)
+        .output()
+        .expect("run pdftoppm");
+    let stderr = String::from_utf8_lossy(&render.stderr);
+    assert!(
+        render.status.success() && stderr.trim().is_empty(),
+        "pdftoppm: {stderr}"
+    );
+    let png = png_prefix.with_extension("png");
+    assert!(std::fs::metadata(&png).expect("PNG written").len() > 10_000);
+    eprintln!("poster rendered to {}", png.display());
+    pdftotext(&path)
+}
+
+/// Loaded once: compressing two whole fonts is the slow part in a debug build.
+fn fonts() -> &'static PosterFonts {
+    static FONTS: OnceLock<PosterFonts> = OnceLock::new();
+    FONTS.get_or_init(|| PosterFonts::dejavu().expect("fonts-dejavu-core is installed"))
+}
+
+#[test]
+fn classroom_poster_pdf_has_wording_and_hours() {
+    let cfg = config(RoomKind::Classroom);
+    let pdf = poster_pdf(&cfg, true, fonts()).unwrap();
+    assert!(pdf.starts_with(b"%PDF-1.4"));
+    let text = flatten(&write_and_read("poster-classroom", &pdf, 2));
+    // pdftotext separates pages with a form feed; split to check each language's page.
+    let (fr, en) = text
+        .split_once("Notice to users")
+        .expect("English page present");
+
+    assert!(fr.contains(CLASSROOM_WORDING_FR), "{fr}");
+    assert!(!fr.contains(LIBRARY_WORDING_FR));
+    for line in cfg.schedule.monitoring_lines(Lang::Fr) {
+        assert!(fr.contains(&line), "missing {line:?} in {fr}");
+    }
+    assert!(fr.contains("lundi, mardi, jeudi, vendredi : 9 h 15 – 11 h 45 et 13 h 15 – 16 h 45"));
+    assert!(
+        fr.contains("mercredi : 8 h – 9 h 15 et 11 h 45 – 12 h 30"),
+        "free hours"
+    );
+    assert!(fr.contains("Plages sans aucune surveillance"));
+    assert!(fr.contains("Le voyant du boîtier mural"));
+    assert!(fr.contains("conservé 180 jours"));
+    assert!(fr.contains("aucune capture d'écran n'est conservée"));
+    assert!(fr.contains("Lycée Marie Curie — salle : Salle B204"));
+
+    assert!(en.contains(CLASSROOM_WORDING_EN), "{en}");
+    assert!(en.contains("Monday, Tuesday, Thursday, Friday: 9:15–11:45 and 13:15–16:45"));
+}
+
+#[test]
+fn library_poster_pdf_has_wording_followed_by_hours() {
+    let mut cfg = config(RoomKind::Library);
+    cfg.screenshots_enabled = true;
+    let pdf = poster_pdf(&cfg, false, fonts()).unwrap();
+    let text = flatten(&write_and_read("poster-library", &pdf, 1));
+    assert!(!text.contains("Notice to users"), "French only");
+    let expected = format!(
+        "« {} » {}",
+        LIBRARY_WORDING_FR,
+        cfg.schedule.monitoring_lines(Lang::Fr).join(" ")
+    );
+    assert!(text.contains(&expected), "{text}");
+    assert!(!text.contains(CLASSROOM_WORDING_FR));
+    assert!(text.contains("elles sont conservées 7 jours puis effacées"));
+}
+
+#[test]
+fn poster_pdf_changes_with_the_schedule() {
+    let mut cfg = config(RoomKind::Library);
+    let other = crate::schedule::ScheduleConfig {
+        access: vec![crate::schedule::tests::window(&["sat"], "10:00", "12:00")],
+        monitoring: vec![crate::schedule::tests::window(&["sat"], "10:30", "11:00")],
+        min_free_minutes: 30,
+    };
+    cfg.schedule = other.validate().unwrap();
+    let text = flatten(&write_and_read(
+        "poster-saturday",
+        &poster_pdf(&cfg, false, fonts()).unwrap(),
+        1,
+    ));
+    assert!(text.contains("samedi : 10 h 30 – 11 h"), "{text}");
+    assert!(!text.contains("lundi"), "{text}");
+}
+
+#[test]
+fn poster_pdf_refuses_an_unprintable_room_name() {
+    let mut cfg = config(RoomKind::Classroom);
+    cfg.room_name = "Salle 🙂".into();
+    let err = poster_pdf(&cfg, false, fonts()).unwrap_err();
+    assert!(
+        matches!(err, DocumentError::Unprintable { ch: '🙂', .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn poster_html_for_both_room_kinds() {
+    let classroom = poster_html(&config(RoomKind::Classroom), false);
+    assert!(classroom.starts_with("<!DOCTYPE html>"));
+    assert!(classroom.contains("size: A4"));
+    // Apostrophes are escaped in HTML; compare against the escaped wording.
+    assert!(classroom.contains(&html_escape(CLASSROOM_WORDING_FR)));
+    assert!(classroom.contains(
+        "<li>lundi, mardi, jeudi, vendredi : 9 h 15 – 11 h 45 et 13 h 15 – 16 h 45</li>"
+    ));
+    assert!(classroom.contains("<li>mercredi : 9 h 15 – 11 h 45</li>"));
+    assert!(!classroom.contains("lang=\"en\""));
+    // Self-contained: nothing fetched from elsewhere.
+    assert!(!classroom.contains("http://") && !classroom.contains("https://"));
+    assert!(!classroom.contains("<script"));
+
+    let library = poster_html(&config(RoomKind::Library), true);
+    let wording = html_escape(LIBRARY_WORDING_FR);
+    let at = library.find(&wording).expect("library wording");
+    let hours = library
+        .find("<li>lundi, mardi, jeudi, vendredi : 9 h 15")
+        .expect("hours");
+    assert!(
+        hours > at,
+        "the hours follow the wording ('sur les plages horaires suivantes :')"
+    );
+    assert!(library.contains("lang=\"en\""));
+    assert!(library.contains("Monday, Tuesday, Thursday, Friday: 9:15–11:45"));
+}
+
+#[test]
+fn poster_html_escapes_config_text() {
+    let mut cfg = config(RoomKind::Classroom);
+    cfg.room_name = "<script>alert(1)</script>".into();
+    let html = poster_html(&cfg, false);
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("&lt;script&gt;"));
+}
+
+#[test]
+fn gdpr_record_states_retention_and_no_outside_recipient() {
+    let mut cfg = config(RoomKind::Library);
+    cfg.audit_retention_days = 365;
+    let record = gdpr_record(&cfg, Lang::En);
+    let md = record.to_markdown();
+    assert!(md.contains("No recipient outside the school"), "{md}");
+    assert!(md.contains("| Audit log |"));
+    assert!(md.contains("| 365 days |"), "{md}");
+    assert!(md.contains("Disabled: no screenshot is taken or kept."));
+    assert!(md.contains("Education") || md.contains("education"));
+    assert!(md.contains("Lycée Marie Curie"));
+    assert!(md.contains("Monday, Tuesday, Thursday, Friday: 9:15–11:45 and 13:15–16:45"));
+
+    let json: serde_json::Value = serde_json::from_str(&record.to_json().unwrap()).unwrap();
+    assert_eq!(json["recipients_outside_school"], serde_json::json!([]));
+    assert_eq!(json["cloud_or_telemetry"], serde_json::json!(false));
+    assert_eq!(json["data_categories"][1]["retention_days"], 365);
+    assert_eq!(
+        json["data_categories"][2]["retention_days"],
+        serde_json::Value::Null
+    );
+    assert!(json["security_measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m.as_str().unwrap().contains("TLS 1.3")));
+
+    cfg.screenshots_enabled = true;
+    let fr = gdpr_record(&cfg, Lang::Fr);
+    let md = fr.to_markdown();
+    assert!(md.contains("Aucun destinataire extérieur à l'établissement"));
+    assert!(md.contains("| Captures d'écran |"));
+    assert!(md.contains("| 7 jours |"), "{md}");
+    assert!(md.contains("| 365 jours |"));
+    assert!(md.contains("mission d'intérêt public"));
+    assert_eq!(fr.data_categories[2].retention_days, Some(7));
+}
