@@ -198,6 +198,50 @@ fn poster_pdf_changes_with_the_schedule() {
 }
 
 #[test]
+fn poster_with_different_hours_every_day_still_fits_one_page() {
+    use crate::schedule::tests::window;
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let cfg = DocumentConfig {
+        schedule: crate::schedule::ScheduleConfig {
+            access: days
+                .iter()
+                .enumerate()
+                .map(|(i, d)| window(&[d], &format!("0{}:00", 7 + i % 3), "19:00"))
+                .collect(),
+            monitoring: days
+                .iter()
+                .enumerate()
+                .flat_map(|(i, d)| {
+                    [
+                        window(&[d], &format!("10:{:02}", i * 5), "11:30"),
+                        window(&[d], "12:00", &format!("13:{:02}", i * 5)),
+                        window(&[d], "14:00", &format!("16:{:02}", i * 5)),
+                    ]
+                })
+                .collect(),
+            min_free_minutes: 30,
+        }
+        .validate()
+        .unwrap(),
+        ..config(RoomKind::Classroom)
+    };
+    assert_eq!(cfg.schedule.monitoring_lines(Lang::Fr).len(), 7);
+    let text = flatten(&write_and_read(
+        "poster-every-day",
+        &poster_pdf(&cfg, false, fonts()).unwrap(),
+        1,
+    ));
+    assert!(
+        text.contains("dimanche : 10 h 30 – 11 h 30 et 12 h – 13 h 30 et 14 h – 16 h 30"),
+        "{text}"
+    );
+    assert!(
+        text.contains("l'administration de l'établissement"),
+        "last line present"
+    );
+}
+
+#[test]
 fn poster_pdf_refuses_an_unprintable_room_name() {
     let mut cfg = config(RoomKind::Classroom);
     cfg.room_name = "Salle 🙂".into();
