@@ -12,6 +12,9 @@
 //! Colour conversion happens per branch *after* scaling: the usual case is thumbnail only,
 //! and converting a 480×270 picture is much cheaper than converting the 1080p capture once.
 //! `videorate drop-only` only ever drops: a screen that stalls must not be padded with copies.
+//! In front of it a pad probe thins frames to the target interval by PTS: after a stall
+//! (a busy machine) videorate alone would pass a burst at capture rate to catch up with its
+//! timestamp grid; the probe lets through at most one frame per interval.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,11 +76,14 @@ struct BranchShared {
     seq: AtomicU64,
     dropped: AtomicU64,
     last_key_us: AtomicU64,
+    /// Target frame interval (ns) and PTS of the last frame let through, for the thinning
+    /// probe in front of videorate.
+    interval_ns: AtomicU64,
+    last_pts_ns: AtomicU64,
 }
 
 struct Branch {
     valve: gst::Element,
-    rate: gst::Element,
     raw_caps: gst::Element,
     encoder: gst::Element,
     appsink: gst_app::AppSink,
@@ -117,6 +123,7 @@ impl ScreenEncoder {
         )?;
         let full = build_branch(&pipeline, &tee, StreamKind::Full, probe.encoder, out)?;
         crate::bus::start_pipeline("station encoder", &pipeline)?;
+        wait_negotiated(&pipeline, &tee)?;
         let bus = BusWatch::spawn("station encoder", &pipeline);
         tracing::info!(source = ?source_name(&source), encoder = ?probe.encoder, "screen encoder started");
         Ok(ScreenEncoder {
@@ -159,9 +166,14 @@ impl ScreenEncoder {
         let was_on = current.is_some();
         let old = current.unwrap_or_else(|| default_params(kind));
         *current = Some(p);
-        if (old.width, old.height, old.fps) != (p.width, p.height, p.fps) {
-            b.rate.set_property("max-rate", p.fps as i32);
-            b.raw_caps.set_property("caps", probe::raw_caps(&p));
+        // videorate drop-only cannot make frames: never ask for more than the capture gives.
+        let fps = p.fps.min(CAPTURE_FPS as u32);
+        b.shared
+            .interval_ns
+            .store(1_000_000_000 / fps as u64, Ordering::SeqCst);
+        if (old.width, old.height, old.fps.min(CAPTURE_FPS as u32)) != (p.width, p.height, fps) {
+            b.raw_caps
+                .set_property("caps", probe::raw_caps(&StreamParams { fps, ..p }));
             b.shared.need_key.store(true, Ordering::SeqCst);
         }
         if old.bitrate_kbps != p.bitrate_kbps {
@@ -224,6 +236,32 @@ impl Drop for ScreenEncoder {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Waits (at most 5 s) until the capture has fixed its caps. Changing a branch's caps while
+/// the source is still in its first negotiation can make that negotiation fail.
+fn wait_negotiated(pipeline: &gst::Pipeline, tee: &gst::Element) -> Result<(), MediaError> {
+    let pad = tee.static_pad("sink").expect("tee has a sink pad");
+    let bus = pipeline.bus().expect("a pipeline always has a bus");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pad.current_caps().is_none() {
+        if let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(10),
+            &[gst::MessageType::Error],
+        ) {
+            let _ = pipeline.set_state(gst::State::Null);
+            if let gst::MessageView::Error(e) = msg.view() {
+                return Err(PipelineError::from_message("station encoder", e).into());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(MediaError::Timeout(
+                "the capture produced no picture within 5 s".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn source_name(s: &CaptureSource) -> &'static str {
@@ -366,7 +404,7 @@ fn build_source(
 
 /// One stream branch.
 ///
-/// `tee ! queue leaky=downstream max-size-buffers=2 ! videorate drop-only=true max-rate=F
+/// `tee ! queue leaky=downstream max-size-buffers=2 ! [thinning probe] videorate drop-only=true
 ///  ! valve drop=true ! videoscale ! videoconvert ! video/x-raw,I420,W×H,F/1 ! <encoder> ! <profile caps>
 ///  ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink`
 fn build_branch(
@@ -388,10 +426,7 @@ fn build_branch(
         "queue",
     )?;
     let rate = built(
-        element("videorate")
-            .property("drop-only", true)
-            .property("max-rate", params.fps as i32)
-            .build(),
+        element("videorate").property("drop-only", true).build(),
         "videorate",
     )?;
     let scale = make("videoscale")?;
@@ -436,7 +471,25 @@ fn build_branch(
         seq: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
         last_key_us: AtomicU64::new(0),
+        interval_ns: AtomicU64::new(1_000_000_000 / params.fps as u64),
+        last_pts_ns: AtomicU64::new(u64::MAX),
     });
+    let thin = shared.clone();
+    rate.static_pad("sink")
+        .expect("videorate has a sink pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(pts) = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let interval = thin.interval_ns.load(Ordering::Relaxed);
+            let last = thin.last_pts_ns.load(Ordering::Relaxed);
+            // A tenth of an interval of slack for capture jitter.
+            if last != u64::MAX && pts >= last && pts - last < interval - interval / 10 {
+                return gst::PadProbeReturn::Drop;
+            }
+            thin.last_pts_ns.store(pts, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
     let cb_shared = shared.clone();
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -449,7 +502,7 @@ fn build_branch(
     );
     let elems: Vec<gst::Element> = vec![
         queue.clone(),
-        rate.clone(),
+        rate,
         valve.clone(),
         scale,
         convert,
@@ -466,7 +519,6 @@ fn build_branch(
     tee.link(&queue).map_err(&err)?;
     Ok(Branch {
         valve,
-        rate,
         raw_caps,
         encoder,
         appsink,

@@ -101,8 +101,11 @@ pub struct TileStats {
     pub frames_shown: u64,
     /// Access units dropped because the tile's queue was full (or while resyncing after that).
     pub dropped: u64,
-    /// Decoder warnings and errors (a failed tile pipeline is restarted).
+    /// Errors and warnings posted by the tile's pipeline (libav conceals most bitstream
+    /// damage without reporting it, so this counts failures, not damaged frames).
     pub decode_errors: u64,
+    /// Times the tile's pipeline was restarted after an error.
+    pub restarts: u64,
 }
 
 /// Counters for the whole mosaic.
@@ -167,6 +170,7 @@ struct TileCounters {
     frames_shown: AtomicU64,
     dropped: AtomicU64,
     decode_errors: AtomicU64,
+    restarts: AtomicU64,
     /// Set by the bus handler; the composer restarts the pipeline.
     failed: AtomicBool,
 }
@@ -261,6 +265,7 @@ impl TileFeed {
     }
 
     fn restart(&self) {
+        self.counters.restarts.fetch_add(1, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
         self.need_key.store(true, Ordering::SeqCst);
         if let Err(e) = crate::bus::start_pipeline("mosaic tile", &self.pipeline) {
@@ -277,6 +282,7 @@ impl TileFeed {
             frames_shown: c.frames_shown.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             decode_errors: c.decode_errors.load(Ordering::Relaxed),
+            restarts: c.restarts.load(Ordering::Relaxed),
         }
     }
 }

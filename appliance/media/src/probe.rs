@@ -311,9 +311,7 @@ pub(crate) fn make_decoder(kind: DecoderKind) -> Result<gst::Element, MediaError
         }
         DecoderKind::OpenH264 => make("openh264dec")?,
     };
-    // A station's corrupt frame is a warning (counted by the mosaic), not a dead tile.
-    if dec.find_property("max-errors").is_some() {
-        dec.set_property("max-errors", -1i32);
-    }
+    // The decoder's own max-errors default stays: a station that keeps sending undecodable
+    // data ends in a bus error, which the mosaic counts and answers by restarting the tile.
     Ok(dec)
 }
