@@ -15,10 +15,10 @@
 //!
 //! Time comes from a [`Clock`] so that tests (and the box's own scenario tests) control it.
 
-use std::fmt;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::schedule::{Lang, Schedule};
@@ -123,28 +123,40 @@ pub struct PolicyConfig {
 }
 
 /// Why an action is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Error)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum DenyReason {
     /// The role may never do this.
+    #[error("the {role:?} role may not use {action:?}")]
     RoleNotPermitted { role: Role, action: Action },
     /// Screenshots are disabled in the config.
+    #[error("screenshots are disabled ('policy.screenshots_enabled' is false)")]
     ScreenshotsDisabled,
     /// A monitoring action outside the monitoring windows.
+    #[error("screens may not be watched outside the monitoring hours ('schedule.monitoring')")]
     OutsideMonitoringHours,
 }
 
-impl fmt::Display for DenyReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DenyReason::RoleNotPermitted { role, action } => {
-                write!(f, "the {role:?} role may not use {action:?}")
-            }
-            DenyReason::ScreenshotsDisabled => f.write_str("screenshots are disabled"),
-            DenyReason::OutsideMonitoringHours => {
-                f.write_str("screens may not be watched outside the monitoring hours")
-            }
-        }
+/// A refusal as an error, for callers that want `decide(..).into_result()?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("{reason}{}", next_allowed_suffix(.next_allowed))]
+pub struct Denied {
+    /// Why.
+    pub reason: DenyReason,
+    /// When the schedule next allows it, if waiting helps.
+    pub next_allowed: Option<PrimitiveDateTime>,
+}
+
+fn next_allowed_suffix(next: &Option<PrimitiveDateTime>) -> String {
+    match next {
+        Some(t) => format!(
+            "; next allowed {} {} {:02}:{:02} (box local time)",
+            t.weekday(),
+            t.date(),
+            t.hour(),
+            t.minute()
+        ),
+        None => String::new(),
     }
 }
 
@@ -166,6 +178,20 @@ impl Decision {
     /// Whether the action may go ahead.
     pub fn is_allowed(&self) -> bool {
         matches!(self, Decision::Allow)
+    }
+
+    /// `Ok(())` for `Allow`, the refusal as an error otherwise.
+    pub fn into_result(self) -> Result<(), Denied> {
+        match self {
+            Decision::Allow => Ok(()),
+            Decision::Deny {
+                reason,
+                next_allowed,
+            } => Err(Denied {
+                reason,
+                next_allowed,
+            }),
+        }
     }
 
     /// A sentence for the user, saying when monitoring is next allowed where it applies.
@@ -387,6 +413,12 @@ mod tests {
             .explain(Lang::Fr)
             .unwrap()
             .ends_with("lundi 23 à 13 h 15."));
+
+        assert_eq!(
+            d.into_result().unwrap_err().to_string(),
+            "screens may not be watched outside the monitoring hours ('schedule.monitoring'); \
+             next allowed Monday 2026-11-23 13:15 (box local time)"
+        );
 
         clock.set(datetime!(2026-11-23 13:15));
         assert!(decide(

@@ -27,7 +27,7 @@
 
 use std::fmt::Write as _;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::{Duration, PrimitiveDateTime, Time, Weekday};
 
@@ -38,7 +38,7 @@ const DAY_MINUTES: u16 = 24 * 60;
 pub const DEFAULT_MIN_FREE_MINUTES: u16 = 30;
 
 /// A language the human-readable texts are produced in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     /// French, the language of the school's policy documents.
@@ -50,7 +50,10 @@ pub enum Lang {
 /// `[schedule]` as written in the box's TOML config. Times and days are kept as text here
 /// so that validation can name the exact field that is wrong (serde's own errors cannot
 /// say `schedule.monitoring[1].end`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+///
+/// It is also `Serialize` so the box can hand the same text to its stations, which validate
+/// and enforce it themselves (defence in depth).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// When the stations may be used at all.
@@ -68,7 +71,7 @@ fn default_min_free_minutes() -> u16 {
 }
 
 /// One `{ days = [...], start = "HH:MM", end = "HH:MM" }` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
     /// Lower-case day names: `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`.
@@ -807,6 +810,17 @@ pub(crate) mod tests {
         assert!(
             matches!(cfg.validate().unwrap_err(), ScheduleError::DuplicateDay { field, .. } if field == "schedule.access[1].days")
         );
+    }
+
+    #[test]
+    fn config_round_trips_for_the_stations() {
+        // The box sends its config text to stations, which validate it again: the same
+        // text must give the same schedule.
+        let cfg = cdi_config();
+        let json = serde_json::to_string(&cfg).unwrap();
+        let back: ScheduleConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cfg);
+        assert_eq!(back.validate().unwrap(), cdi());
     }
 
     #[test]
