@@ -13,7 +13,7 @@ APT_PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-tools
-  xvfb x11-utils x11-xserver-utils xdotool
+  xvfb x11-utils x11-xserver-utils x11-apps xdotool
   chromium fonts-dejavu-core
   nodejs npm
 )

@@ -41,6 +41,17 @@ pub struct RunningStation {
     pub source: Arc<dyn VideoSource>,
 }
 
+impl RunningStation {
+    /// Stops the link and the video source, and waits until both are gone (the capture
+    /// pipeline is stopped when the last reference to the source is dropped).
+    pub async fn shutdown(self) {
+        let RunningStation { task, source, .. } = self;
+        task.abort();
+        let _ = task.await;
+        drop(source);
+    }
+}
+
 /// Frames waiting between the encoder and the link. Short on purpose: a late frame is worth
 /// less than the next one, and a long queue would be latency.
 const MEDIA_QUEUE: usize = 8;

@@ -81,6 +81,19 @@ impl BoxProcess {
             .create(true)
             .append(true)
             .open(&log)?;
+        // A restarted box takes the ports it had, as a real box does: enrolled stations keep
+        // the station link address they were given.
+        let ports_file = dir.path().join("ports.json");
+        let (https, link) = match std::fs::read_to_string(&ports_file) {
+            Ok(text) => {
+                let v: serde_json::Value = serde_json::from_str(&text)?;
+                (
+                    v["https"].as_str().unwrap_or("127.0.0.1:0").to_string(),
+                    v["link"].as_str().unwrap_or("127.0.0.1:0").to_string(),
+                )
+            }
+            Err(_) => ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string()),
+        };
         let mut cmd = Command::new(bin("lanterne-box"));
         cmd.args(["run", "--data-dir"]).arg(dir.path().join("box"));
         let config = dir.path().join("lanterne.toml");
@@ -88,7 +101,7 @@ impl BoxProcess {
             cmd.arg("--config").arg(config);
         }
         let child = cmd
-            .args(["--https", "127.0.0.1:0", "--station-link", "127.0.0.1:0"])
+            .args(["--https", &https, "--station-link", &link])
             .arg("--ready-file")
             .arg(&ready_path)
             .env("RUST_LOG", "info")
@@ -115,6 +128,15 @@ impl BoxProcess {
             }
             if let Ok(text) = std::fs::read_to_string(&ready_path) {
                 if let Ok(r) = serde_json::from_str::<Ready>(&text) {
+                    let https_port = r.https_url.rsplit(':').next().unwrap_or("0");
+                    std::fs::write(
+                        &ports_file,
+                        serde_json::json!({
+                            "https": format!("127.0.0.1:{https_port}"),
+                            "link": r.station_link.to_string(),
+                        })
+                        .to_string(),
+                    )?;
                     me.ready = r;
                     return Ok(me);
                 }

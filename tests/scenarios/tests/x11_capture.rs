@@ -1,5 +1,5 @@
-//! A real X11 screen (Xvfb) captured by the station agent arrives at the box: the test paints
-//! the screen a colour, opens the station's focus view through the box like a tablet, decodes
+//! A real X11 screen (Xvfb) captured by the station agent arrives at the box: the test covers
+//! the screen with a window of one colour, opens the station's focus view through the box like a tablet, decodes
 //! what the box forwards and finds that colour.
 
 use std::path::Path;
@@ -69,17 +69,34 @@ fn start_xvfb() -> (Xvfb, String) {
 async fn x11_screen_content_arrives_at_the_box() {
     let (_xvfb, display) = start_xvfb();
     let painted = [200u8, 50, 20];
-    let status = Command::new("xsetroot")
-        .args(["-display", &display, "-solid", "#C83214"])
+    // A full-screen window of one colour (xlogo with the same fore- and background).
+    let _window = Xvfb(
+        Command::new("xlogo")
+            .args(["-display", &display, "-bg", "#C83214", "-fg", "#C83214"])
+            .args(["-geometry", "1280x720+0+0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xlogo (x11-apps) must be installed: run scripts/setup.sh"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !Command::new("xwininfo")
+        .args(["-display", &display, "-name", "xlogo"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
-        .expect("xsetroot (x11-xserver-utils) must be installed");
-    assert!(status.success());
+        .expect("xwininfo (x11-utils) must be installed")
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the xlogo window never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     let b = BoxProcess::start().await.unwrap();
     let probe = lanterne_media::init().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let enrolment = b.enrol(dir.path(), "poste-x11").await.unwrap();
-    let _station = spawn_station(
+    let station = spawn_station(
         dir.path(),
         SourceSpec::Live(CaptureSource::X11 {
             display: Some(display.clone()),
@@ -116,7 +133,8 @@ async fn x11_screen_content_arrives_at_the_box() {
 
     let mut aus: Vec<Bytes> = Vec::new();
     let mut codec = None;
-    while aus.len() < 10 {
+    // Two seconds of video: the encoder's rate control settles after the first keyframe.
+    while aus.len() < 60 {
         match next_item(&mut ws, Duration::from_secs(20)).await.unwrap() {
             WsItem::Json(j) if j["type"] == "config" => {
                 codec = j["codec"].as_str().map(String::from)
@@ -141,10 +159,16 @@ async fn x11_screen_content_arrives_at_the_box() {
 
     let img = decode_last_rgb(&aus).unwrap();
     let (w, h, _) = img;
-    let seen = mean_rgb(&img, w / 2, h / 2, 8);
+    if let Ok(path) = std::env::var("LANTERNE_DUMP_PPM") {
+        let mut ppm = format!("P6\n{w} {h}\n255\n").into_bytes();
+        ppm.extend_from_slice(&img.2);
+        std::fs::write(path, ppm).unwrap();
+    }
+    // Away from the centre, where the captured mouse pointer sits.
+    let seen = mean_rgb(&img, w / 4, h / 4, 8);
     assert!(
         close_to(seen, painted, 30),
-        "the centre of the forwarded screen is {seen:?}, expected about {painted:?}"
+        "the forwarded screen is {seen:?}, expected about {painted:?}"
     );
     b.wait_log_line(
         &["station online", "poste-x11", "capture=x11"],
@@ -152,4 +176,7 @@ async fn x11_screen_content_arrives_at_the_box() {
     )
     .await
     .unwrap();
+    // Stop capturing before Xvfb goes away: Xlib ends the process when its display dies.
+    drop(ws);
+    station.shutdown().await;
 }
