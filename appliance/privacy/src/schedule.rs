@@ -13,13 +13,16 @@
 //! # The P3 rule (proportionality)
 //!
 //! Policy P3 requires "a minimum time slot with no monitoring at all within station access
-//! hours". As implemented: on **every weekday that has access hours**, take the access
+//! hours". As implemented: on **every weekday that has access hours** (and any monitoring
+//! window), take the access
 //! time of that day (touching access windows join into one stretch), remove the monitoring
 //! windows, and look at what is left. At least one *contiguous* free stretch must last
 //! `min_free_minutes` or more (default 30). A day with access hours and no such stretch
 //! makes the whole configuration invalid, and the error names the day and the longest free
-//! stretch found. Days without access hours need nothing. Stretches are measured within one
-//! day; a free stretch never continues across midnight, so each day must stand on its own.
+//! stretch found. Days without access hours need nothing, and neither do days without any
+//! monitoring window (they are free from end to end, even when open for less than
+//! `min_free_minutes`). Stretches are measured within one day; a free stretch never
+//! continues across midnight, so each day must stand on its own.
 //!
 //! Windows are half-open: `start = "09:15", end = "11:45"` covers 09:15:00 up to 11:44:59;
 //! at 11:45:00 monitoring has stopped. `"24:00"` is accepted as an end (midnight at the end
@@ -222,7 +225,9 @@ impl ScheduleConfig {
         }
 
         for day in 0..7 {
-            if access_days[day].is_empty() {
+            // A day without access needs no free slot; a day without any monitoring window
+            // is free from end to end, however short its access hours.
+            if access_days[day].is_empty() || monitoring_days[day].is_empty() {
                 continue;
             }
             let longest = free_spans(&access_days[day], &monitoring_days[day])
@@ -719,18 +724,48 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn short_day_without_monitoring_needs_no_free_slot() {
+        // Saturday morning opens only 20 minutes, unmonitored: P3 holds that day.
+        let mut cfg = cdi_config();
+        cfg.access.push(window(&["sat"], "10:00", "10:20"));
+        assert!(cfg.validate().is_ok());
+        // The same 20 minutes with 5 of them monitored leave 15 free: refused.
+        cfg.monitoring.push(window(&["sat"], "10:00", "10:05"));
+        assert_eq!(
+            cfg.validate().unwrap_err(),
+            ScheduleError::NoFreeSlot {
+                day: "Saturday".into(),
+                required: 30,
+                longest: 15
+            }
+        );
+    }
+
+    #[test]
     fn touching_access_windows_form_one_free_slot() {
-        // Two access windows 08:00–08:20 and 08:20–08:40 with no monitoring: one 40-minute
-        // stretch, so P3 holds even though each window alone is shorter than 30 minutes.
-        let cfg = ScheduleConfig {
+        // Access 08:00–08:20 and 08:20–08:40, monitoring 08:40–10:00 in a third access
+        // window: the first two form one 40-minute free stretch, so P3 holds even though
+        // each of them alone is shorter than 30 minutes.
+        let mut cfg = ScheduleConfig {
             access: vec![
                 window(&["mon"], "08:00", "08:20"),
                 window(&["mon"], "08:20", "08:40"),
+                window(&["mon"], "08:40", "10:00"),
             ],
-            monitoring: vec![],
+            monitoring: vec![window(&["mon"], "08:40", "10:00")],
             min_free_minutes: 30,
         };
         assert!(cfg.validate().is_ok());
+        // With a gap between them (08:20–08:25 closed), the longest stretch is 20 minutes.
+        cfg.access[1].start = "08:25".into();
+        assert_eq!(
+            cfg.validate().unwrap_err(),
+            ScheduleError::NoFreeSlot {
+                day: "Monday".into(),
+                required: 30,
+                longest: 20
+            }
+        );
     }
 
     #[test]
