@@ -14,9 +14,8 @@
 //!
 //! Policy P3 requires "a minimum time slot with no monitoring at all within station access
 //! hours". As implemented: on **every weekday that has access hours** (and any monitoring
-//! window), take the access
-//! time of that day (touching access windows join into one stretch), remove the monitoring
-//! windows, and look at what is left. At least one *contiguous* free stretch must last
+//! window), take the access time of that day (touching access windows join into one
+//! stretch), remove the monitoring windows, and look at what is left. At least one *contiguous* free stretch must last
 //! `min_free_minutes` or more (default 30). A day with access hours and no such stretch
 //! makes the whole configuration invalid, and the error names the day and the longest free
 //! stretch found. Days without access hours need nothing, and neither do days without any
