@@ -64,6 +64,14 @@ async fn thumb_stream_starts_with_idr_counts_up_switches_off_and_on_and_honours_
         "SPS/PPS must precede the IDR: NAL types {:?}",
         crate::h264::nal_types(&first.data)
     );
+    // codec_string on a real x264 SPS: constrained baseline (0x42, constraint flags 0xc0),
+    // level 1.2 (x264's choice for 320x180 at 5 fps and 300 kbit/s).
+    assert_eq!(
+        crate::codec_string(&first.data).as_deref(),
+        Some("avc1.42c00c"),
+        "NAL types {:?}",
+        crate::h264::nal_types(&first.data)
+    );
     let now = crate::now_us();
     assert!(
         first.capture_us <= now && now - first.capture_us < 3_000_000,
@@ -325,4 +333,12 @@ async fn x11_capture_of_an_xvfb_screen_shows_its_root_colour() {
         );
     }
     assert!(enc.errors().borrow().is_none());
+}
+
+#[test]
+fn encoder_and_replay_file_are_shareable_between_tasks() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ScreenEncoder>();
+    assert_send_sync::<crate::replay::ReplayFile>();
+    assert_send_sync::<MediaError>();
 }
