@@ -57,8 +57,20 @@ pub fn lock_block(
     let footer_h = text::line_height(&fonts.regular, footer_size);
     let shackle = icon * 0.41;
     let height = shackle + icon * 0.78 + gap + block.height() + gap + footer_h;
-    let mut canvas = Canvas::new(width as u32, height.ceil() as u32, LOCK_BACKGROUND);
-    let cx = width / 2.0;
+    let fw = text::line_width(&fonts.regular, footer_size, footer);
+    // As wide as the content, not the monitor: less to keep in memory and to upload.
+    let text_w = block
+        .lines
+        .iter()
+        .map(|l| text::line_width(&fonts.bold, block.size, l))
+        .fold(0.0f32, f32::max);
+    let content_w = (text_w.max(fw).max(icon) + 16.0 * scale).min(width);
+    let mut canvas = Canvas::new(
+        content_w.ceil() as u32,
+        height.ceil() as u32,
+        LOCK_BACKGROUND,
+    );
+    let cx = canvas.width as f32 / 2.0;
     canvas.draw_padlock(cx - icon / 2.0, 0.0, icon, LOCK_ICON, LOCK_BACKGROUND);
     let text_top = shackle + icon * 0.78 + gap;
     block.draw(
@@ -68,7 +80,6 @@ pub fn lock_block(
         text_top,
         LOCK_TEXT,
     );
-    let fw = text::line_width(&fonts.regular, footer_size, footer);
     let baseline = text_top + block.height() + gap + text::ascent(&fonts.regular, footer_size);
     canvas.draw_line(
         &fonts.regular,

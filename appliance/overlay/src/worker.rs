@@ -65,6 +65,8 @@ const RESTACK_MIN_INTERVAL: Duration = Duration::from_millis(100);
 const TICK: Duration = Duration::from_millis(250);
 /// A hot-plug arrives as a burst of RandR events; rebuild once the burst has settled.
 const LAYOUT_SETTLE: Duration = Duration::from_millis(100);
+/// Rendered lock blocks kept (each the size of the text block: ~1 MB at 1080p).
+const LOCK_IMAGE_CACHE: usize = 4;
 
 const XK_RETURN: u32 = 0xff0d;
 const XK_KP_ENTER: u32 = 0xff8d;
@@ -179,6 +181,7 @@ pub fn start(
         last_grab: Instant::now(),
         input_captured: false,
         focus_before: None,
+        lock_images: Vec::new(),
         badge_monitors: Vec::new(),
         layout_dirty_since: None,
     };
@@ -223,10 +226,16 @@ fn enter_keycodes(conn: &RustConnection) -> Result<Vec<u8>, OverlayError> {
 /// One window with the pixels we paint into it on every Expose.
 struct Panel {
     window: Window,
-    image: Canvas,
+    /// Shared with the lock-image cache, hence the Arc.
+    image: Arc<Canvas>,
     image_x: i16,
     image_y: i16,
 }
+
+/// (message, monitor width, monitor height).
+type LockKey = (String, u32, u32);
+/// The rendered block and where it goes in the monitor's window.
+type LockImage = (Arc<Canvas>, i32, i32);
 
 struct LockScreen {
     message: String,
@@ -271,6 +280,8 @@ struct Worker {
     last_restack: Instant,
     last_grab: Instant,
     input_captured: bool,
+    /// Lock blocks already rendered, by (message, monitor width, height); bounded.
+    lock_images: Vec<(LockKey, LockImage)>,
     /// Who had the keyboard focus before we took it, given back when our windows close so
     /// the student's text field does not lose its focus to a lock or a message.
     focus_before: Option<Window>,
@@ -282,6 +293,17 @@ struct Worker {
 
 impl Worker {
     fn run(&mut self, rx: mpsc::Receiver<Input>) {
+        // Lock latency is what the room notices: render the default lock for the current
+        // monitors now, so the usual lock only has to create windows and upload pixels.
+        match self.monitors() {
+            Ok(monitors) => {
+                for m in monitors {
+                    let message = crate::DEFAULT_LOCK_MESSAGE;
+                    self.lock_image(message, m.width as u32, m.height as u32);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot pre-render the lock screen"),
+        }
         loop {
             let input =
                 if self.lock.is_some() || self.restack_pending || self.layout_dirty_since.is_some()
@@ -515,8 +537,7 @@ impl Worker {
             | EventMask::STRUCTURE_NOTIFY
             | EventMask::FOCUS_CHANGE;
         for m in &monitors {
-            let (image, ix, iy) =
-                scene::lock_block(&self.fonts, m.width as u32, m.height as u32, &message);
+            let (image, ix, iy) = self.lock_image(&message, m.width as u32, m.height as u32);
             let window = self.create_window(
                 (m.x, m.y, m.width, m.height),
                 crate::theme::LOCK_BACKGROUND,
@@ -548,6 +569,24 @@ impl Worker {
         }
         self.sync()?;
         self.grab_with_retry()
+    }
+
+    /// The lock block for `message` on a monitor of this size, rendered once and reused.
+    fn lock_image(&mut self, message: &str, width: u32, height: u32) -> LockImage {
+        let key = (message.to_string(), width, height);
+        if let Some((_, found)) = self.lock_images.iter().find(|(k, _)| *k == key) {
+            return found.clone();
+        }
+        let started = Instant::now();
+        let (canvas, x, y) = scene::lock_block(&self.fonts, width, height, message);
+        let rendered = (Arc::new(canvas), x, y);
+        tracing::debug!(width, height, took = ?started.elapsed(), "lock screen rendered");
+        // A few entries cover the default and the last custom message on every monitor.
+        if self.lock_images.len() >= LOCK_IMAGE_CACHE {
+            self.lock_images.remove(0);
+        }
+        self.lock_images.push((key, rendered.clone()));
+        rendered
     }
 
     fn grab_window(&self) -> Option<Window> {
@@ -688,7 +727,7 @@ impl Worker {
         self.conn.map_window(window)?;
         let panel = Panel {
             window,
-            image,
+            image: Arc::new(image),
             image_x: 0,
             image_y: 0,
         };
@@ -782,7 +821,7 @@ impl Worker {
             self.conn.map_window(window)?;
             self.badges.push(Panel {
                 window,
-                image,
+                image: Arc::new(image),
                 image_x: 0,
                 image_y: 0,
             });
