@@ -269,6 +269,39 @@ impl Poster {
     }
 }
 
+/// Joins the parts of a French time ("13 h 15") and of a range ("9 h 15 – 11 h 45") with
+/// non-breaking spaces so that word wrapping never splits them across lines.
+pub(crate) fn keep_times_together(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let before = |n: usize| i.checked_sub(n).map(|j| chars[j]);
+        let after = |n: usize| chars.get(i + n).copied();
+        let digit_then_h = before(1).is_some_and(|c| c.is_ascii_digit())
+            && after(1) == Some('h')
+            && after(2).is_none_or(|c| c == ' ');
+        let h_then_digit = before(1) == Some('h')
+            && before(2) == Some(' ')
+            && before(3).is_some_and(|c| c.is_ascii_digit())
+            && after(1).is_some_and(|c| c.is_ascii_digit());
+        // A range "9 h 15 – 11 h 45" stays whole too; lines break between ranges.
+        let around_dash = before(1) == Some('–') || after(1) == Some('–');
+        if c == ' ' && (digit_then_h || h_then_digit || around_dash) {
+            out.push('\u{a0}');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`keep_times_together`] for browsers: they may still break after an en dash even when a
+/// no-break space follows (UAX #14 allows a break before a no-break space after a dash), so a
+/// word joiner goes after each dash inside a range.
+pub(crate) fn html_unbreakable(text: &str) -> String {
+    keep_times_together(text).replace("–\u{a0}", "–\u{2060}\u{a0}")
+}
+
 fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
@@ -287,7 +320,7 @@ fn html_escape(text: &str) -> String {
 fn html_list(out: &mut String, items: &[String]) {
     out.push_str("<ul>\n");
     for item in items {
-        let _ = writeln!(out, "  <li>{}</li>", html_escape(item));
+        let _ = writeln!(out, "  <li>{}</li>", html_escape(&html_unbreakable(item)));
     }
     out.push_str("</ul>\n");
 }
@@ -354,22 +387,24 @@ pub fn poster_html(config: &DocumentConfig, with_english: bool) -> String {
 
 /// Print-first styling: one A4 page per language, readable from a few metres away.
 const POSTER_CSS: &str = "\
-@page { size: A4; margin: 15mm; }
+@page { size: A4; margin: 14mm; }
 * { box-sizing: border-box; }
 body { margin: 0; font-family: 'DejaVu Sans', 'Helvetica Neue', Arial, sans-serif; color: #1a1a1a; }
-.poster { max-width: 180mm; margin: 0 auto; padding: 0 0 10mm; page-break-after: always; break-after: page; }
-.poster:last-child { page-break-after: auto; break-after: auto; }
-header { background: #1f3a5f; color: #fff; padding: 8mm 10mm; border-radius: 3mm; }
-h1 { margin: 0; font-size: 26pt; letter-spacing: 0.02em; }
-.subtitle { margin: 2mm 0 0; font-size: 14pt; }
-.place { font-size: 13pt; font-weight: bold; margin: 6mm 0 4mm; }
-.statement { margin: 0 0 5mm; padding: 6mm 8mm; font-size: 16pt; font-weight: bold; line-height: 1.35;
+.poster { max-width: 182mm; margin: 0 auto; break-after: page; page-break-after: always; }
+.poster:last-child { break-after: auto; page-break-after: auto; }
+header { background: #1f3a5f; color: #fff; padding: 6mm 9mm; border-left: 3mm solid #e0a100; }
+h1 { margin: 0; font-size: 24pt; }
+.subtitle { margin: 1.5mm 0 0; font-size: 13pt; }
+.place { font-size: 12pt; font-weight: bold; margin: 5mm 0 4mm; }
+.statement { margin: 0 0 4mm; padding: 4.5mm 7mm; font-size: 14.5pt; font-weight: bold; line-height: 1.3;
   background: #fff4d6; border-left: 3mm solid #e0a100; }
-h2 { font-size: 13pt; color: #1f3a5f; border-bottom: 0.4mm solid #1f3a5f; margin: 6mm 0 2mm; padding-bottom: 1mm; }
-.hours li { font-size: 15pt; font-weight: bold; }
-li { font-size: 11.5pt; line-height: 1.4; margin: 1mm 0; }
-footer { margin-top: 8mm; font-size: 8.5pt; color: #666; }
-@media screen { body { background: #ddd; } .poster { background: #fff; margin: 10mm auto; padding: 10mm; } }
+h2 { font-size: 12pt; color: #1f3a5f; border-bottom: 0.35mm solid #1f3a5f; margin: 4.5mm 0 1.5mm; padding-bottom: 0.8mm; }
+ul { margin: 0; padding-left: 6mm; }
+li { font-size: 10.5pt; line-height: 1.3; margin: 0.8mm 0; }
+li::marker { color: #e0a100; }
+.hours li { font-size: 14pt; font-weight: bold; }
+footer { margin-top: 6mm; font-size: 8pt; color: #666; }
+@media screen { body { background: #ddd; } .poster { background: #fff; margin: 10mm auto; padding: 12mm; } }
 ";
 
 /// The poster as an A4 PDF: French on page 1, English on page 2 when `with_english`.

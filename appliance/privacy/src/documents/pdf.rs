@@ -17,7 +17,7 @@ use std::path::Path;
 use miniz_oxide::deflate::compress_to_vec_zlib;
 use ttf_parser::{name_id, Face};
 
-use super::{DocumentError, Poster};
+use super::{keep_times_together, DocumentError, Poster};
 
 /// Where Debian's `fonts-dejavu-core` puts the regular face.
 pub const DEJAVU_SANS: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -522,32 +522,6 @@ impl<'a> Layout<'a> {
     }
 }
 
-/// Joins the parts of a French time ("13 h 15") and of a range ("9 h 15 – 11 h 45") with
-/// non-breaking spaces so that word wrapping never splits them across lines.
-fn keep_times_together(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    for (i, &c) in chars.iter().enumerate() {
-        let before = |n: usize| i.checked_sub(n).map(|j| chars[j]);
-        let after = |n: usize| chars.get(i + n).copied();
-        let digit_then_h = before(1).is_some_and(|c| c.is_ascii_digit())
-            && after(1) == Some('h')
-            && after(2).is_none_or(|c| c == ' ');
-        let h_then_digit = before(1) == Some('h')
-            && before(2) == Some(' ')
-            && before(3).is_some_and(|c| c.is_ascii_digit())
-            && after(1).is_some_and(|c| c.is_ascii_digit());
-        // A range "9 h 15 – 11 h 45" stays whole too; lines break between ranges.
-        let around_dash = before(1) == Some('–') || after(1) == Some('–');
-        if c == ' ' && (digit_then_h || h_then_digit || around_dash) {
-            out.push('\u{a0}');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn pdf_utf16_string(text: &str) -> String {
     // Document info strings: UTF-16BE with a byte-order mark, as hex, so any name is fine.
     let mut out = String::from("<FEFF");
@@ -722,19 +696,6 @@ pub(super) fn render_posters(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_stay_together() {
-        assert_eq!(
-            keep_times_together("lundi : 9 h 15 – 11 h et 13 h 15"),
-            "lundi : 9\u{a0}h\u{a0}15\u{a0}–\u{a0}11\u{a0}h et 13\u{a0}h\u{a0}15"
-        );
-        assert_eq!(
-            keep_times_together("Monday: 9:15–11:45"),
-            "Monday: 9:15–11:45"
-        );
-        assert_eq!(keep_times_together("3 heures"), "3 heures");
-    }
 
     #[test]
     fn winansi_round_trips_french_letters() {

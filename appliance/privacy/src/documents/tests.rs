@@ -107,6 +107,19 @@ fn write_and_read(name: &str, pdf: &[u8], pages: usize) -> String {
         .map(|n| n.trim().parse::<usize>().expect("page count"));
     assert_eq!(page_count, Some(pages), "{info}");
 
+    // Fonts really embedded, as TrueType with the one-byte WinAnsi encoding.
+    let fonts = Command::new("pdffonts")
+        .arg(&path)
+        .output()
+        .expect("pdffonts");
+    let fonts = String::from_utf8_lossy(&fonts.stdout);
+    let font_rows: Vec<&str> = fonts.lines().skip(2).collect();
+    assert!(!font_rows.is_empty(), "{fonts}");
+    for row in font_rows {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[1..5], ["TrueType", "WinAnsi", "yes", "no"], "{fonts}");
+    }
+
     let png_prefix = dir.join(name);
     let render = Command::new("pdftoppm")
         .args(["-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile"])
@@ -253,16 +266,40 @@ fn poster_pdf_refuses_an_unprintable_room_name() {
 }
 
 #[test]
+fn times_stay_together() {
+    assert_eq!(
+        keep_times_together("lundi : 9 h 15 – 11 h et 13 h 15"),
+        "lundi : 9\u{a0}h\u{a0}15\u{a0}–\u{a0}11\u{a0}h et 13\u{a0}h\u{a0}15"
+    );
+    assert_eq!(
+        keep_times_together("Monday: 9:15–11:45"),
+        "Monday: 9:15–11:45"
+    );
+    assert_eq!(keep_times_together("3 heures"), "3 heures");
+}
+
+fn cfg_lines(kind: RoomKind) -> Vec<String> {
+    config(kind)
+        .schedule
+        .monitoring_lines(Lang::Fr)
+        .iter()
+        .map(|l| html_unbreakable(l))
+        .collect()
+}
+
+#[test]
 fn poster_html_for_both_room_kinds() {
     let classroom = poster_html(&config(RoomKind::Classroom), false);
     assert!(classroom.starts_with("<!DOCTYPE html>"));
     assert!(classroom.contains("size: A4"));
     // Apostrophes are escaped in HTML; compare against the escaped wording.
     assert!(classroom.contains(&html_escape(CLASSROOM_WORDING_FR)));
-    assert!(classroom.contains(
-        "<li>lundi, mardi, jeudi, vendredi : 9 h 15 – 11 h 45 et 13 h 15 – 16 h 45</li>"
-    ));
-    assert!(classroom.contains("<li>mercredi : 9 h 15 – 11 h 45</li>"));
+    // Times and ranges are bound with no-break spaces so a line never splits "13 h | 15".
+    for line in cfg_lines(RoomKind::Classroom) {
+        assert!(classroom.contains(&format!("<li>{line}</li>")), "{line}");
+    }
+    assert!(classroom
+        .contains("<li>mercredi : 9\u{a0}h\u{a0}15\u{a0}–\u{2060}\u{a0}11\u{a0}h\u{a0}45</li>"));
     assert!(!classroom.contains("lang=\"en\""));
     // Self-contained: nothing fetched from elsewhere.
     assert!(!classroom.contains("http://") && !classroom.contains("https://"));
@@ -272,13 +309,15 @@ fn poster_html_for_both_room_kinds() {
     let wording = html_escape(LIBRARY_WORDING_FR);
     let at = library.find(&wording).expect("library wording");
     let hours = library
-        .find("<li>lundi, mardi, jeudi, vendredi : 9 h 15")
+        .find("<li>lundi, mardi, jeudi, vendredi : 9\u{a0}h\u{a0}15")
         .expect("hours");
     assert!(
         hours > at,
         "the hours follow the wording ('sur les plages horaires suivantes :')"
     );
     assert!(library.contains("lang=\"en\""));
+    // Kept for a person to open or print.
+    std::fs::write(out_dir().join("poster-library.html"), &library).expect("write HTML");
     assert!(library.contains("Monday, Tuesday, Thursday, Friday: 9:15–11:45"));
 }
 
