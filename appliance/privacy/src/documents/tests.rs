@@ -322,6 +322,33 @@ fn poster_html_for_both_room_kinds() {
 }
 
 #[test]
+fn room_kind_reads_cdi_as_library() {
+    #[derive(serde::Deserialize)]
+    struct Room {
+        kind: RoomKind,
+    }
+    let parse = |text: &str| toml::from_str::<Room>(text).map(|r| r.kind);
+    assert_eq!(parse("kind = 'library'").unwrap(), RoomKind::Library);
+    assert_eq!(parse("kind = 'cdi'").unwrap(), RoomKind::Library);
+    assert_eq!(parse("kind = 'classroom'").unwrap(), RoomKind::Classroom);
+    assert!(parse("kind = 'gym'").is_err());
+}
+
+#[test]
+fn only_the_classroom_poster_needs_its_own_hours_heading() {
+    // The library wording ends with "suivantes :" and leads straight into the hours.
+    assert!(Poster::new(&config(RoomKind::Library), Lang::Fr)
+        .hours_heading
+        .is_none());
+    let classroom = Poster::new(&config(RoomKind::Classroom), Lang::Fr);
+    assert_eq!(
+        classroom.hours_heading.as_deref(),
+        Some("Plages horaires pendant lesquelles les écrans peuvent être visionnés :")
+    );
+    assert_eq!(classroom.monitoring_hours.len(), 2);
+}
+
+#[test]
 fn poster_html_escapes_config_text() {
     let mut cfg = config(RoomKind::Classroom);
     cfg.room_name = "<script>alert(1)</script>".into();
