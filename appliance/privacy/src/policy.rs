@@ -287,16 +287,15 @@ pub trait Clock {
 
 /// The system clock in the box's local time zone.
 ///
-/// `time` reads the local UTC offset only while the process is single-threaded (on Linux
-/// reading it from other threads is unsound, so `now_local()` returns an error in a
-/// multi-threaded program such as the tokio daemon or `cargo test`). So:
-/// - [`SystemClock::new`] captures the offset once; call it in `main` before starting the
-///   runtime. If even that fails (no `/etc/localtime`), it captures UTC.
-/// - [`Clock::now`] uses `now_local()` when it works and the captured offset otherwise.
+/// [`Clock::now`] uses `OffsetDateTime::now_local()`. Since `time` 0.3.37 that reads the
+/// offset through the C library's `localtime_r` from any thread (the tokio daemon, `cargo
+/// test`), so daylight-saving changes apply as they happen. The zone itself (`/etc/localtime`,
+/// `TZ`) is loaded once per process: after changing the box's time zone, restart the daemon.
 ///
-/// Limit: in a multi-threaded daemon a daylight-saving change is only picked up at the next
-/// restart; a box that must follow DST without restarting should restart at the change or
-/// set its clock's offset from a zone database.
+/// Fallback, for a platform where the offset cannot be read at all: the offset captured by
+/// [`SystemClock::new`] (call it in `main`, before starting threads, where reading it is most
+/// likely to succeed), and UTC if even that failed. A box whose schedule looks shifted by
+/// whole hours is running on this fallback; [`SystemClock::fallback_offset`] shows it.
 #[derive(Debug, Clone, Copy)]
 pub struct SystemClock {
     fallback: UtcOffset,
@@ -553,6 +552,16 @@ mod tests {
         assert!(err.to_string().contains("screenshot_enabled"), "{err}");
         let ok: PolicyConfig = toml::from_str("screenshots_enabled = true").unwrap();
         assert!(ok.screenshots_enabled);
+    }
+
+    /// The docs above rely on this: `time` must read the local offset in a multi-threaded
+    /// process (the test harness runs tests on several threads, and this spawns another).
+    #[test]
+    fn local_offset_is_readable_from_another_thread() {
+        let read = std::thread::spawn(|| OffsetDateTime::now_local().is_ok())
+            .join()
+            .unwrap();
+        assert!(read, "time::OffsetDateTime::now_local() failed in a thread");
     }
 
     #[test]
