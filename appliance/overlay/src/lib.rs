@@ -76,6 +76,8 @@ pub enum OverlayError {
     FontNotFound { tried: String },
     #[error("unsupported X visual: {0}")]
     UnsupportedVisual(String),
+    #[error("this is a Wayland session ({0}): the X11 overlay cannot cover native Wayland windows or capture their input, so it refuses rather than show a lock that does not lock")]
+    Wayland(String),
     #[error("the X display is gone: {0}")]
     DisplayLost(String),
     #[error("the overlay thread did not answer within {0:?}")]
@@ -133,7 +135,9 @@ impl Drop for Inner {
 
 impl Overlay {
     /// Connects to `display` (`None`: `$DISPLAY`), loads the font and starts the overlay
-    /// thread. Nothing is shown yet.
+    /// thread. Nothing is shown yet. Refuses a Wayland session ([`OverlayError::Wayland`]):
+    /// with `None`, when `WAYLAND_DISPLAY` is set or `XDG_SESSION_TYPE=wayland`; always, when
+    /// the server is Xwayland.
     pub fn connect(display: Option<&str>) -> Result<Overlay, OverlayError> {
         let (commands, state) = worker::start(display)?;
         Ok(Overlay {

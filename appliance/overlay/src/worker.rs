@@ -75,6 +75,13 @@ const XK_KP_ENTER: u32 = 0xff8d;
 pub fn start(
     display: Option<&str>,
 ) -> Result<(mpsc::Sender<Input>, watch::Receiver<OverlayState>), OverlayError> {
+    // The environment describes the session's own display only; a display named
+    // explicitly (a test's Xvfb, a kiosk's second server) is judged by the server probe below.
+    if display.is_none() {
+        if let Some(why) = wayland_session(|k| std::env::var(k).ok()) {
+            return Err(OverlayError::Wayland(why));
+        }
+    }
     let (conn, screen_num) =
         RustConnection::connect(display).map_err(|source| OverlayError::Connect {
             display: display
@@ -84,6 +91,11 @@ pub fn start(
             source,
         })?;
     let conn = Arc::new(conn);
+    if conn.extension_information("XWAYLAND")?.is_some() {
+        return Err(OverlayError::Wayland(
+            "the X server is Xwayland (it advertises the XWAYLAND extension)".into(),
+        ));
+    }
     let fonts = Fonts::load()?;
     let format = PixelFormat::for_root_visual(conn.setup(), screen_num)?;
     let screen = &conn.setup().roots[screen_num];
@@ -113,6 +125,21 @@ pub fn start(
         }
         None => false,
     };
+    if has_randr {
+        // Older Xwayland has no XWAYLAND extension but names its outputs XWAYLAND<n>.
+        let res = conn.randr_get_screen_resources_current(root)?.reply()?;
+        for output in res.outputs {
+            let info = conn
+                .randr_get_output_info(output, res.config_timestamp)?
+                .reply()?;
+            if info.name.starts_with(b"XWAYLAND") {
+                return Err(OverlayError::Wayland(format!(
+                    "the X server is Xwayland (RandR output {})",
+                    String::from_utf8_lossy(&info.name)
+                )));
+            }
+        }
+    }
     let has_shape = conn
         .extension_information(shape::X11_EXTENSION_NAME)?
         .is_some();
@@ -190,6 +217,20 @@ pub fn start(
         .spawn(move || worker.run(rx))
         .map_err(|e| OverlayError::DisplayLost(format!("cannot start overlay thread: {e}")))?;
     Ok((tx, state_rx))
+}
+
+/// Why this looks like a Wayland session, if it does. Under Xwayland our windows would only
+/// sit above other X clients and our grabs would not stop native Wayland applications: a
+/// lock that looks locked but is not. Refusing is the honest answer until a Wayland backend
+/// exists (README.md).
+pub(crate) fn wayland_session(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(w) = env("WAYLAND_DISPLAY").filter(|w| !w.is_empty()) {
+        return Some(format!("WAYLAND_DISPLAY is set ({w})"));
+    }
+    if env("XDG_SESSION_TYPE").is_some_and(|t| t.eq_ignore_ascii_case("wayland")) {
+        return Some("XDG_SESSION_TYPE is wayland".into());
+    }
+    None
 }
 
 fn read_events(conn: Arc<RustConnection>, tx: mpsc::Sender<Input>) {
@@ -1101,5 +1142,26 @@ impl Worker {
         self.messages.clear();
         self.badges.clear();
         tracing::debug!("overlay thread stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wayland_sessions_are_recognised() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(wayland_session(env(&[("WAYLAND_DISPLAY", "wayland-0")])).is_some());
+        assert!(wayland_session(env(&[("XDG_SESSION_TYPE", "wayland")])).is_some());
+        assert!(wayland_session(env(&[("XDG_SESSION_TYPE", "x11"), ("DISPLAY", ":0")])).is_none());
+        assert!(wayland_session(env(&[("WAYLAND_DISPLAY", "")])).is_none());
     }
 }
