@@ -549,4 +549,45 @@ mod tests {
             }
         }
     }
+
+    /// A cheap fuzz: random mixes of what a hostile or broken box could send (controls,
+    /// combining marks, emoji, right-to-left text, huge words, newline runs) must come out
+    /// bounded and laid out inside the box.
+    #[test]
+    fn random_network_text_is_bounded_and_fits() {
+        const POOL: &[char] = &[
+            'a', 'É', 'é', ' ', ' ', '\n', '\t', '\r', '\u{0}', '\u{7}', '\u{1b}', '\u{301}',
+            '\u{200f}', 'ش', '中', '😀', '—', 'W', 'i', '…', '\u{feff}',
+        ];
+        let f = fonts();
+        let mut seed: u64 = 0x5eed_1a57_e4e0;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for round in 0..300 {
+            let len = next() % 1500;
+            let raw: String = (0..len).map(|_| POOL[next() % POOL.len()]).collect();
+            let max = 1 + next() % 500;
+            let out = bounded(&raw, max, round % 2 == 0);
+            assert!(out.chars().count() <= max, "{round}: too long");
+            assert!(
+                out.chars()
+                    .all(|c| !c.is_control() || (c == '\n' && round % 2 == 0)),
+                "{round}: control character kept"
+            );
+            if round % 30 == 0 {
+                let block = TextBlock::fit(&f.bold, &out, 60.0, 16.0, 600.0, 300.0);
+                assert!(block.height() <= 300.0, "{round}: block too tall");
+                for line in &block.lines {
+                    assert!(
+                        line_width(&f.bold, block.size, line) <= 600.0,
+                        "{round}: {line:?}"
+                    );
+                }
+            }
+        }
+    }
 }
