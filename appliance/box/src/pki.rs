@@ -284,14 +284,14 @@ pub fn station_link_config(
     Ok(Arc::new(cfg))
 }
 
-/// TLS for the web server: TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1.
+/// TLS for the web server: TLS 1.2 and 1.3, HTTP/1.1 (see `web::serve` for why not h2).
 pub fn https_config(server: &ServerIdentity) -> Result<Arc<ServerConfig>, PkiError> {
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_single_cert(server.chain.clone(), server.key.clone_key())?;
     cfg.ignore_client_order = true;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
 
