@@ -151,6 +151,8 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     await page.waitForFunction(() => window.lanterneStats.latencyMs.length >= 40, null, { timeout: 10_000 });
     const lat = await page.evaluate(() => window.lanterneStats.latencyMs);
     assert.ok(lat.every((v) => Number.isFinite(v) && v > -50 && v < 5000), `plausible latencies: ${lat.slice(0, 10)}`);
+    const dec = await page.evaluate(() => window.lanterneStats.decodeMs);
+    assert.ok(dec.length > 0 && dec.every((v) => v >= 0 && v < 5000), `browser decode times: ${dec.slice(0, 10)}`);
   });
 
   it('fits the mosaic to a portrait tablet and a phone', async () => {

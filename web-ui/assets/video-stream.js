@@ -24,6 +24,7 @@ export const stats = (window.lanterneStats = {
   reconnects: 0,
   connection: 'connecting',
   latencyMs: [],
+  decodeMs: [],
 });
 
 /** Starts counting afresh for a new view, so numbers never mix mosaic and focus frames. */
@@ -36,11 +37,11 @@ export function resetStats(view) {
     droppedFrames: 0,
     reconnects: 0,
     latencyMs: [],
+    decodeMs: [],
   });
 }
 
-function pushLatency(ms) {
-  const ring = stats.latencyMs;
+function pushSample(ring, ms) {
   if (ring.length >= LATENCY_SAMPLES) ring.splice(0, ring.length - LATENCY_SAMPLES + 1);
   ring.push(ms);
 }
@@ -310,7 +311,9 @@ export class VideoStream {
     this.needKeyframe = false;
     // seq as the timestamp lets the output callback find this frame's capture times.
     const timestamp = Number(frame.seq);
-    this.meta.set(timestamp, { keyframe: frame.keyframe, captureUs: frame.captureUs, updates: frame.updates });
+    this.meta.set(timestamp, {
+      keyframe: frame.keyframe, captureUs: frame.captureUs, updates: frame.updates, receivedUs: nowUs(),
+    });
     if (this.meta.size > MAX_PENDING_META) {
       // Frames the decoder silently dropped never come out; forget the oldest entry.
       this.meta.delete(this.meta.keys().next().value);
@@ -342,11 +345,13 @@ export class VideoStream {
       stats.framesDecoded++;
       if (meta) {
         if (meta.keyframe) stats.keyframesDecoded++;
+        // The browser's share of the latency, to tell it apart from the box's and network's.
+        pushSample(stats.decodeMs, (now - meta.receivedUs) / 1000);
         if (meta.updates.length > 0) {
-          for (const u of meta.updates) if (u.captureUs > 0) pushLatency((now - u.captureUs) / 1000);
+          for (const u of meta.updates) if (u.captureUs > 0) pushSample(stats.latencyMs, (now - u.captureUs) / 1000);
         } else if (meta.captureUs > 0) {
           // A focus frame (no per-tile updates) carries its station frame's capture time.
-          pushLatency((now - meta.captureUs) / 1000);
+          pushSample(stats.latencyMs, (now - meta.captureUs) / 1000);
         }
       }
     } finally {
