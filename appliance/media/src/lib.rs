@@ -17,6 +17,19 @@
 //! B-frames, because the browser decodes with WebCodecs and must never wait for reordering.
 //! Hardware codecs (Raspberry Pi 4 V4L2, VA-API) are used when [`init`] finds them working;
 //! otherwise x264 / libav, then OpenH264.
+//!
+//! Capture times: station pipelines run on a realtime (Unix-epoch) clock, so a frame's
+//! `capture_us` is base time + PTS; the mosaic carries each station frame's `capture_us`
+//! through its decoder as the PTS and reports it in [`MosaicFrame::updates`].
+//!
+//! # Tests
+//!
+//! `CARGO_TARGET_DIR=/work/target-media cargo test -p lanterne-media` runs every test,
+//! including X11 capture under a private `Xvfb` (needs `xvfb` and `x11-xserver-utils`, as
+//! installed by `scripts/setup.sh`; the test fails, never skips, without them). The 32-tile
+//! load measurement is ignored by default:
+//! `cargo test -p lanterne-media --release -- --ignored --nocapture mosaic_32`.
+//! The replay parser's fuzz target lives in `fuzz/` (cargo-fuzz).
 
 #![forbid(unsafe_code)]
 

@@ -342,3 +342,45 @@ fn encoder_and_replay_file_are_shareable_between_tasks() {
     assert_send_sync::<crate::replay::ReplayFile>();
     assert_send_sync::<MediaError>();
 }
+
+/// Station cost of the common case (thumbnail only) and of both streams, with the synthetic
+/// 1280×720@30 source. A measurement, ignored by default:
+/// `cargo test -p lanterne-media --release -- --ignored --nocapture station_encoder_cpu`.
+#[tokio::test]
+#[ignore = "load measurement; run on an otherwise idle machine"]
+async fn station_encoder_cpu() {
+    let probe = crate::init().unwrap();
+    let (tx, mut rx) = mpsc::channel(256);
+    let enc = ScreenEncoder::start(synthetic("cpu", ORANGE), &probe, tx).unwrap();
+    let mut measure = async |what: &str| {
+        frames_of_any(&mut rx, 5).await; // warmed up
+        let (cpu0, t0) = (crate::testutil::process_cpu(), std::time::Instant::now());
+        let mut n = 0;
+        while t0.elapsed() < Duration::from_secs(10) {
+            recv_within(&mut rx, 10, "frame").await;
+            n += 1;
+        }
+        let cpu = crate::testutil::process_cpu() - cpu0;
+        println!(
+            "{what}: {:.0}% of one core, {:.1} frames/s",
+            100.0 * cpu.as_secs_f64() / t0.elapsed().as_secs_f64(),
+            n as f64 / t0.elapsed().as_secs_f64()
+        );
+    };
+    enc.set_stream(StreamKind::Thumb, Some(params(480, 270, 5)));
+    measure("thumb 480x270@5").await;
+    enc.set_stream(
+        StreamKind::Full,
+        Some(StreamParams {
+            bitrate_kbps: 3000,
+            ..params(1280, 720, 30)
+        }),
+    );
+    measure("thumb 480x270@5 + full 1280x720@30").await;
+}
+
+async fn frames_of_any(rx: &mut mpsc::Receiver<(StreamKind, EncodedFrame)>, n: usize) {
+    for _ in 0..n {
+        recv_within(rx, 10, "frame").await;
+    }
+}

@@ -240,16 +240,6 @@ async fn push_never_waits_for_the_decoder_and_drops_until_a_keyframe_when_behind
     mosaic.push(99, gop[0].clone());
 }
 
-/// CPU time (user + system) this process has used so far.
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
-}
-
 /// The design target: 32 stations' 480×270 thumbnails composed into 1280×720 at ≥ 5 fps on
 /// a 2-core machine. Ignored by default (it is a load measurement, and a shared CI machine
 /// would make its timing meaningless); run with
@@ -304,7 +294,11 @@ async fn mosaic_32_replayed_stations_sustain_the_configured_rate() {
     }
     // Warm up (decoders start, every tile gets its first keyframe), then measure.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (cpu0, t0, out0) = (process_cpu(), Instant::now(), mosaic.stats().frames_out);
+    let (cpu0, t0, out0) = (
+        crate::testutil::process_cpu(),
+        Instant::now(),
+        mosaic.stats().frames_out,
+    );
     let mut latency_us = Vec::new();
     let measure = Duration::from_secs(15);
     while t0.elapsed() < measure {
@@ -317,7 +311,7 @@ async fn mosaic_32_replayed_stations_sustain_the_configured_rate() {
         }
     }
     let wall = t0.elapsed();
-    let cpu = process_cpu() - cpu0;
+    let cpu = crate::testutil::process_cpu() - cpu0;
     let stats = mosaic.stats();
     let fps = (stats.frames_out - out0) as f64 / wall.as_secs_f64();
     latency_us.sort_unstable();
