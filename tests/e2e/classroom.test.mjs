@@ -90,9 +90,10 @@ describe(`web UI against the real box with ${STATIONS} simulated stations`, { ti
     await page.waitForFunction(() => window.lanterneStats.latencyMs.length >= 50, null, { timeout: 30_000 });
     const lat = (await page.evaluate(() => window.lanterneStats.latencyMs)).sort((a, b) => a - b);
     const pct = (q) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
-    // Not a benchmark (see docs/benchmarks), but capture_us must be Unix-epoch microseconds
-    // taken on the stations: a monotonic clock or milliseconds would land far outside this.
-    assert.ok(pct(0.5) > -50 && pct(0.5) < 5000, `median capture→decode latency ${pct(0.5)} ms`);
+    // Not a benchmark (see docs/benchmarks): on a loaded 2-core machine running 8 synthetic
+    // 720p30 encoders seconds are possible. But capture_us must be Unix-epoch microseconds:
+    // a monotonic clock or milliseconds would land days or decades outside this window.
+    assert.ok(pct(0.5) > -50 && pct(0.5) < 60_000, `median capture→decode latency ${pct(0.5)} ms`);
     const dec = (await page.evaluate(() => window.lanterneStats.decodeMs)).sort((a, b) => a - b);
     t.diagnostic(`capture→decode latency over ${lat.length} tile updates: p50 ${pct(0.5).toFixed(0)} ms, `
       + `p99 ${pct(0.99).toFixed(0)} ms; of which receive→decode in the browser p50 `
