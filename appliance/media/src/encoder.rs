@@ -99,6 +99,8 @@ pub struct ScreenEncoder {
     full: Branch,
     encoder_kind: EncoderKind,
     bus: BusWatch,
+    /// Serialises `set_stream`, which decides the pipeline state from both branches.
+    control: Mutex<()>,
 }
 
 impl ScreenEncoder {
@@ -124,6 +126,8 @@ impl ScreenEncoder {
         let full = build_branch(&pipeline, &tee, StreamKind::Full, probe.encoder, out)?;
         crate::bus::start_pipeline("station encoder", &pipeline)?;
         wait_negotiated(&pipeline, &tee)?;
+        // Both streams are OFF: stop capturing until one is switched on.
+        let _ = pipeline.set_state(gst::State::Paused);
         let bus = BusWatch::spawn("station encoder", &pipeline);
         tracing::info!(source = ?source_name(&source), encoder = ?probe.encoder, "screen encoder started");
         Ok(ScreenEncoder {
@@ -132,7 +136,26 @@ impl ScreenEncoder {
             full,
             encoder_kind: probe.encoder,
             bus,
+            control: Mutex::new(()),
         })
+    }
+
+    /// Captures only while a stream is ON: a live source in PAUSED grabs nothing, so an
+    /// idle station (outside monitoring hours) spends no CPU on its screen.
+    fn apply_capture_state(&self) {
+        let any_on = self.thumb.shared.on.load(Ordering::SeqCst)
+            || self.full.shared.on.load(Ordering::SeqCst);
+        let target = if any_on {
+            gst::State::Playing
+        } else {
+            gst::State::Paused
+        };
+        if self.bus.errors().borrow().is_some() {
+            return; // failed for good; stays in Null
+        }
+        if self.pipeline.set_state(target).is_err() {
+            tracing::warn!(?target, "capture state change refused");
+        }
     }
 
     fn branch(&self, kind: StreamKind) -> &Branch {
@@ -146,12 +169,14 @@ impl ScreenEncoder {
     /// off: nothing is encoded or sent for an OFF stream. Invalid parameters are logged and
     /// ignored (the stream keeps its previous state).
     pub fn set_stream(&self, kind: StreamKind, params: Option<StreamParams>) {
+        let _serial = self.control.lock().unwrap_or_else(|p| p.into_inner());
         let b = self.branch(kind);
         let mut current = b.params.lock().unwrap_or_else(|p| p.into_inner());
         let Some(p) = params else {
             if current.take().is_some() {
                 b.shared.on.store(false, Ordering::SeqCst);
                 b.valve.set_property("drop", true);
+                self.apply_capture_state();
                 tracing::debug!(?kind, "stream off");
             }
             return;
@@ -183,6 +208,7 @@ impl ScreenEncoder {
             b.shared.need_key.store(true, Ordering::SeqCst);
             b.shared.on.store(true, Ordering::SeqCst);
             b.valve.set_property("drop", false);
+            self.apply_capture_state();
         }
         send_keyframe_request(&b.appsink);
         tracing::debug!(?kind, ?p, "stream on");
@@ -191,6 +217,11 @@ impl ScreenEncoder {
     /// Asks for an IDR (with SPS/PPS) on one stream as soon as possible.
     pub fn request_keyframe(&self, kind: StreamKind) {
         send_keyframe_request(&self.branch(kind).appsink);
+    }
+
+    /// True while the screen is being captured (some stream is ON).
+    pub fn capturing(&self) -> bool {
+        self.pipeline.current_state() == gst::State::Playing
     }
 
     /// The current parameters of a stream (`None` = OFF).

@@ -44,6 +44,7 @@ async fn thumb_stream_starts_with_idr_counts_up_switches_off_and_on_and_honours_
     let (tx, mut rx) = mpsc::channel(64);
     let enc = ScreenEncoder::start(synthetic("station 1", ORANGE), &probe, tx).unwrap();
     assert_eq!(enc.stream(StreamKind::Thumb), None);
+    assert!(!enc.capturing(), "capturing with every stream off");
 
     // Both streams start OFF: nothing may arrive.
     assert!(
@@ -106,8 +107,10 @@ async fn thumb_stream_starts_with_idr_counts_up_switches_off_and_on_and_honours_
     assert!(idr_with_parameter_sets(&key.data));
     let last_seq = after.last().unwrap().seq;
 
-    // OFF: at most what was already in flight, then silence.
+    assert!(enc.capturing());
+    // OFF: at most what was already in flight, then silence, and no capture at all.
     enc.set_stream(StreamKind::Thumb, None);
+    assert!(!enc.capturing(), "still capturing with every stream off");
     let mut late = 0;
     while tokio::time::timeout(Duration::from_millis(1500), rx.recv())
         .await
@@ -131,6 +134,13 @@ async fn thumb_stream_starts_with_idr_counts_up_switches_off_and_on_and_honours_
     );
     assert!(again[0].keyframe && idr_with_parameter_sets(&again[0].data));
     assert!(again[0].seq > last_seq);
+    // Capture paused and resumed: capture times are still wall-clock times.
+    let now = crate::now_us();
+    assert!(
+        again[0].capture_us <= now && now - again[0].capture_us < 3_000_000,
+        "capture_us {} after resuming is not close to now {now}",
+        again[0].capture_us
+    );
     assert!(enc.errors().borrow().is_none());
 }
 
