@@ -100,6 +100,8 @@ async fn tiles_show_their_station_colour_offline_is_dark_grey_and_updates_carry_
         "3 columns"
     );
 
+    // Every (station, capture_us) pushed, to check the updates report real station frames.
+    let pushed: Arc<Mutex<std::collections::HashSet<(u32, u64)>>> = Arc::default();
     let mut encoders = Vec::new();
     for (i, rgb) in COLOURS.iter().enumerate() {
         let id = i as u32 + 1;
@@ -115,8 +117,10 @@ async fn tiles_show_their_station_colour_offline_is_dark_grey_and_updates_carry_
         .unwrap();
         enc.set_stream(StreamKind::Thumb, Some(thumb()));
         let m = mosaic.clone();
+        let sent = pushed.clone();
         tokio::spawn(async move {
             while let Some((_, f)) = rx.recv().await {
+                sent.lock().unwrap().insert((id, f.capture_us));
                 m.push(id, f);
             }
         });
@@ -134,6 +138,11 @@ async fn tiles_show_their_station_colour_offline_is_dark_grey_and_updates_carry_
             .unwrap();
         for &(index, capture_us) in &f.updates {
             seen[index as usize] += 1;
+            let station = layout.tiles[index as usize].id;
+            assert!(
+                pushed.lock().unwrap().contains(&(station, capture_us)),
+                "tile {index} reports capture_us {capture_us}, which station {station} never sent"
+            );
             assert!(capture_us <= f.encoded_us, "shown before captured");
             assert!(
                 f.encoded_us - capture_us < 3_000_000,
