@@ -144,6 +144,12 @@ impl Link {
         for s in [Stream::Thumb, Stream::Full] {
             let _ = self.source.set_stream(s, None);
         }
+        let screen = self.screen.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = screen.set_watched(false) {
+                warn!("cannot remove the watched indicator: {e}");
+            }
+        });
         // Frames captured for the previous session are stale: drop them.
         while self.media.try_recv().is_ok() {}
     }
@@ -272,6 +278,12 @@ impl Link {
                             Stream::Thumb => s.thumb_on = on,
                             Stream::Full => s.full_on = on,
                         });
+                        // The student sees an indicator whenever video leaves the station.
+                        let watched = {
+                            let st = self.status.borrow();
+                            st.thumb_on || st.full_on
+                        };
+                        self.apply_screen(ctl_tx, move |s| s.set_watched(watched));
                     }
                     Err(message) => {
                         warn!(?stream, "cannot apply stream settings: {message}");

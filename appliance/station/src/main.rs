@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lanterne_media::{CaptureSource, StreamParams};
 use lanterne_station::enrol::Token;
 use lanterne_station::identity::Identity;
-use lanterne_station::screen::{NoScreen, Screen, SimulatedScreen};
+use lanterne_station::screen::{NoScreen, Screen, SimulatedScreen, X11Screen};
 use lanterne_station::{spawn_station, SourceSpec, PALETTE};
 
 #[derive(Parser)]
@@ -161,14 +161,21 @@ async fn main() -> anyhow::Result<()> {
             rgb,
         } => {
             let probe = lanterne_media::init()?;
+            let display_for_overlay = display.clone();
             let capture = match source {
                 Source::X11 => CaptureSource::X11 { display },
                 Source::Pipewire => CaptureSource::PipeWire,
                 Source::Synthetic => CaptureSource::Synthetic { label, rgb },
             };
-            let screen: Arc<dyn Screen> = Arc::new(NoScreen {
-                reason: "this agent build has no overlay support yet".into(),
-            });
+            let screen: Arc<dyn Screen> = match X11Screen::connect(display_for_overlay.as_deref()) {
+                Ok(s) => Arc::new(s),
+                Err(reason) => {
+                    tracing::warn!(
+                        "no lock overlay or watched indicator on this station: {reason}"
+                    );
+                    Arc::new(NoScreen { reason })
+                }
+            };
             let st = spawn_station(
                 &data_dir,
                 SourceSpec::Live(capture),

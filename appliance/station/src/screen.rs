@@ -2,7 +2,9 @@
 //! the "watched" indicator). The link drives a [`Screen`]; the state it reports to the box is
 //! what the screen says it shows, not what was asked.
 //!
-//! Two implementations: the real X11 overlay (`lanterne-overlay`), and [`SimulatedScreen`]
+//! Implementations: the real X11 overlay ([`X11Screen`], `lanterne-overlay`), [`NoScreen`]
+//! where no overlay can be shown (it refuses, so nobody believes a screen is locked when it
+//! is not), and [`SimulatedScreen`]
 //! for the simulated classroom's stations, which have no display of their own: it keeps the
 //! state a real screen would show so the box, the tablet and the benchmarks see the same
 //! protocol traffic as with real stations.
@@ -15,7 +17,61 @@ pub trait Screen: Send + Sync {
     /// Puts the lock overlay up and captures input; returns once that is done.
     fn lock(&self, message: &str) -> Result<(), String>;
     fn unlock(&self) -> Result<(), String>;
+    /// Shows (or removes) the persistent "your screen is being watched" indicator. The link
+    /// turns it on whenever video leaves the station.
+    fn set_watched(&self, on: bool) -> Result<(), String>;
     fn shown(&self) -> Shown;
+}
+
+/// The real screen of an X11 session: `lanterne-overlay` draws the lock on every monitor,
+/// grabs keyboard and pointer, and shows the watched badge.
+pub struct X11Screen {
+    overlay: lanterne_overlay::Overlay,
+}
+
+impl X11Screen {
+    /// Connects to `display` (None: `$DISPLAY`). Refuses Wayland sessions, where an X11 lock
+    /// would not block native applications.
+    pub fn connect(display: Option<&str>) -> Result<Self, String> {
+        let overlay = lanterne_overlay::Overlay::connect(display).map_err(|e| e.to_string())?;
+        let mut events = overlay.events();
+        // Losing the display ends the session's screen; the agent keeps running and says so.
+        std::thread::Builder::new()
+            .name("overlay-events".into())
+            .spawn(move || {
+                while let Some(ev) = events.blocking_recv() {
+                    if let lanterne_overlay::OverlayEvent::DisplayLost { reason } = ev {
+                        tracing::warn!("the X11 display went away: {reason}");
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(X11Screen { overlay })
+    }
+}
+
+impl Screen for X11Screen {
+    fn lock(&self, message: &str) -> Result<(), String> {
+        self.overlay.lock(message).map_err(|e| e.to_string())
+    }
+
+    fn unlock(&self) -> Result<(), String> {
+        self.overlay.unlock().map_err(|e| e.to_string())
+    }
+
+    fn set_watched(&self, on: bool) -> Result<(), String> {
+        self.overlay
+            .set_watched(on, lanterne_overlay::DEFAULT_WATCHED_LABEL)
+            .map_err(|e| e.to_string())
+    }
+
+    fn shown(&self) -> Shown {
+        let s = self.overlay.state();
+        Shown {
+            locked: s.locked,
+            watched_indicator: s.watched,
+        }
+    }
 }
 
 /// A display-less station's screen state (simulated classrooms, benchmarks).
@@ -63,6 +119,13 @@ impl Screen for SimulatedScreen {
         Ok(())
     }
 
+    fn set_watched(&self, on: bool) -> Result<(), String> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.0.watched_indicator = on;
+        self.changes.send_replace(s.0.clone());
+        Ok(())
+    }
+
     fn shown(&self) -> Shown {
         self.state
             .lock()
@@ -84,6 +147,11 @@ impl Screen for NoScreen {
     }
 
     fn unlock(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn set_watched(&self, _on: bool) -> Result<(), String> {
+        // Nothing to draw on; the box still knows the station streams and lights its LED.
         Ok(())
     }
 

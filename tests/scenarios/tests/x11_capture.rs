@@ -20,59 +20,50 @@ impl Drop for Xvfb {
     }
 }
 
-/// Starts Xvfb on a free display number and waits for its socket.
+/// Starts Xvfb on a display number it picks itself (`-displayfd`: printed once the server
+/// accepts connections, so parallel tests never race for a number and nothing sleeps).
 fn start_xvfb() -> (Xvfb, String) {
-    assert!(
-        Command::new("Xvfb")
-            .arg("-help")
-            .stderr(Stdio::null())
-            .status()
-            .is_ok(),
-        "Xvfb is not installed: run scripts/setup.sh"
-    );
-    for n in 90..140 {
-        if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        {
-            continue;
-        }
-        let child = Command::new("Xvfb")
-            .args([
-                format!(":{n}"),
-                "-screen".into(),
-                "0".into(),
-                "1280x720x24".into(),
-                "-nolisten".into(),
-                "tcp".into(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting Xvfb");
-        let mut x = Xvfb(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-                return (x, format!(":{n}"));
-            }
-            if x.0.try_wait().unwrap().is_some() {
-                break; // lost a race for this display number; try the next
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = x.0.kill();
-    }
-    panic!("could not start Xvfb on any display :90..:139");
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x720x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb is not installed: run scripts/setup.sh");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let x = Xvfb(child);
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("Xvfb did not report a display within 30 s");
+    let n: u32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("Xvfb failed to start (printed {line:?})"));
+    assert!(Path::new(&format!("/tmp/.X11-unix/X{n}")).exists());
+    (x, format!(":{n}"))
 }
 
-#[tokio::test]
-async fn x11_screen_content_arrives_at_the_box() {
-    let (_xvfb, display) = start_xvfb();
-    let painted = [200u8, 50, 20];
-    // A full-screen window of one colour (xlogo with the same fore- and background).
-    let _window = Xvfb(
+/// Covers the screen with a window of one colour (xlogo with equal fore- and background) and
+/// waits until it is mapped.
+fn colour_window(display: &str, hex: &str) -> Xvfb {
+    let window = Xvfb(
         Command::new("xlogo")
-            .args(["-display", &display, "-bg", "#C83214", "-fg", "#C83214"])
+            .args(["-display", display, "-bg", hex, "-fg", hex])
             .args(["-geometry", "1280x720+0+0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -81,7 +72,7 @@ async fn x11_screen_content_arrives_at_the_box() {
     );
     let deadline = Instant::now() + Duration::from_secs(15);
     while !Command::new("xwininfo")
-        .args(["-display", &display, "-name", "xlogo"])
+        .args(["-display", display, "-name", "xlogo"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -91,7 +82,127 @@ async fn x11_screen_content_arrives_at_the_box() {
         assert!(Instant::now() < deadline, "the xlogo window never appeared");
         std::thread::sleep(Duration::from_millis(50));
     }
+    window
+}
 
+/// Opens the station's focus view (retrying until the station is online) and returns the
+/// last picture of `frames` forwarded frames.
+async fn focus_picture(
+    https: &lanterne_scenarios::Https,
+    cookie: &str,
+    station_id: u32,
+    frames: usize,
+) -> (u32, u32, Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ws = loop {
+        match https
+            .websocket(&format!("/api/stations/{station_id}/focus"), cookie)
+            .await
+        {
+            Ok(ws) => break ws,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "focus view never opened: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let mut aus: Vec<Bytes> = Vec::new();
+    while aus.len() < frames {
+        match next_item(&mut ws, Duration::from_secs(20)).await.unwrap() {
+            WsItem::Video(v) => aus.push(v.au),
+            WsItem::Json(j) => assert_ne!(j["type"], "ended", "focus ended early: {j}"),
+        }
+    }
+    decode_last_rgb(&aus).unwrap()
+}
+
+#[tokio::test]
+async fn a_real_x11_station_shows_the_lock_overlay_when_the_room_is_locked() {
+    let (_xvfb, display) = start_xvfb();
+    let _window = colour_window(&display, "#28A03C");
+    let b = BoxProcess::start().await.unwrap();
+    let probe = lanterne_media::init().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let enrolment = b.enrol(dir.path(), "poste-x11").await.unwrap();
+    let screen =
+        std::sync::Arc::new(lanterne_station::screen::X11Screen::connect(Some(&display)).unwrap());
+    let station = spawn_station(
+        dir.path(),
+        SourceSpec::Live(CaptureSource::X11 {
+            display: Some(display.clone()),
+        }),
+        screen.clone(),
+        &probe,
+        "poste-x11".into(),
+    )
+    .unwrap();
+    let https = b.https().unwrap();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+
+    // Unlocked: the student's green window is what the teacher sees.
+    let img = focus_picture(&https, &cookie, enrolment.station_id, 45).await;
+    let seen = mean_rgb(&img, img.0 / 4, img.1 / 4, 8);
+    assert!(
+        close_to(seen, [40, 160, 60], 30),
+        "before the lock: {seen:?}"
+    );
+
+    let origin = https.origin();
+    let res = https
+        .request(
+            "POST",
+            "/api/room/lock",
+            Some(serde_json::json!({ "locked": true })),
+            &[("cookie", &cookie), ("origin", &origin)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status, 200);
+    // The station reports the overlay up, and the box shows it on the tablet's view.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let room = https
+            .request("GET", "/api/room", None, &[("cookie", &cookie)])
+            .await
+            .unwrap()
+            .json();
+        if room["mosaic"]["tiles"][0]["locked"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the station never reported the lock: {room}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    use lanterne_station::screen::Screen;
+    assert!(screen.shown().locked);
+
+    // And the screen itself now shows the lock overlay, seen through the station's own stream.
+    let img = focus_picture(&https, &cookie, enrolment.station_id, 45).await;
+    let seen = mean_rgb(&img, img.0 / 4, img.1 / 4, 8);
+    let bg = lanterne_overlay_background();
+    assert!(
+        close_to(seen, bg, 30),
+        "locked screen shows {seen:?}, expected the overlay {bg:?}"
+    );
+
+    station.shutdown().await;
+}
+
+fn lanterne_overlay_background() -> [u8; 3] {
+    let c = lanterne_overlay::theme::LOCK_BACKGROUND;
+    [c.0, c.1, c.2]
+}
+
+#[tokio::test]
+async fn x11_screen_content_arrives_at_the_box() {
+    let (_xvfb, display) = start_xvfb();
+    let painted = [200u8, 50, 20];
+    let _window = colour_window(&display, "#C83214");
     let b = BoxProcess::start().await.unwrap();
     let probe = lanterne_media::init().unwrap();
     let dir = tempfile::tempdir().unwrap();
