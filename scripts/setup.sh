@@ -15,8 +15,11 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-tools
   xvfb x11-utils x11-xserver-utils x11-apps xdotool
   chromium fonts-dejavu-core
-  nodejs npm
 )
+# Node.js may come from elsewhere than Debian (with its own npm, which conflicts with
+# Debian's npm package): install Debian's only when there is no node or npm at all.
+command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
