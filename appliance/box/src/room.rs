@@ -321,6 +321,7 @@ impl Room {
                     self.next_conn += 1;
                     let (full_tx, _) = broadcast::channel(64);
                     let id = station.id;
+                    let thumbnail = self.thumbnail_settings();
                     let entry = self
                         .stations
                         .entry(id)
@@ -336,7 +337,7 @@ impl Room {
                     // ask for thumbnails right away.
                     let _ = control.try_send(Control::SetStream {
                         stream: Stream::Thumb,
-                        settings: Some(self.plan.thumbnail),
+                        settings: Some(thumbnail),
                     });
                     // The room lock outlives connections: a station that comes back (or a
                     // restarted box) puts the lock straight back up.
@@ -524,13 +525,45 @@ impl Room {
 
     /// Recomputes the mosaic grid, then publishes.
     fn relayout(&mut self) {
+        let before = self.thumbnail_settings();
         let ids: Vec<u32> = self.stations.values().map(|s| s.row.id).collect();
         self.mosaic
             .set_tiles(ids.iter().map(|&id| TileInfo { id }).collect());
         for st in self.stations.values() {
             self.mosaic.set_online(st.row.id, st.link.is_some());
         }
+        let after = self.thumbnail_settings();
+        if after != before {
+            // Tiles changed size: stations send what the new grid shows, no more.
+            for link in self.stations.values().filter_map(|s| s.link.as_ref()) {
+                if link.thumb_on {
+                    let _ = link.control.try_send(Control::SetStream {
+                        stream: Stream::Thumb,
+                        settings: Some(after),
+                    });
+                }
+            }
+        }
         self.publish();
+    }
+
+    /// What stations are asked to send for the mosaic: the configured thumbnail, but never
+    /// larger than a tile of the current grid. A class of 32 on a 1280×720 mosaic has tiles of
+    /// about 208×116: asking for 480×270 would make every station encode, the network carry
+    /// and the box decode four times the pixels it shows (and each of the box's decoders
+    /// holds its frames in memory).
+    fn thumbnail_settings(&self) -> StreamSettings {
+        let cfg = self.plan.thumbnail;
+        let layout = self.mosaic.layout();
+        let Some(tile) = layout.tiles.first() else {
+            return cfg;
+        };
+        let even_up = |v: u32| (v + 1) & !1;
+        StreamSettings {
+            width: even_up(tile.w).clamp(64, cfg.width.max(64)),
+            height: even_up(tile.h).clamp(36, cfg.height.max(36)),
+            ..cfg
+        }
     }
 
     /// Publishes the view to tablets and drives the panel LEDs from it.
@@ -574,5 +607,116 @@ impl Room {
                 tiles,
             },
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u32) -> StationRow {
+        StationRow {
+            id,
+            name: format!("poste-{id:02}"),
+            hostname: format!("poste-{id:02}"),
+            mac: None,
+            cert_fingerprint: format!("fp{id}"),
+        }
+    }
+
+    async fn room_with(n: u32) -> (RoomHandle, Arc<Mosaic>, lanterne_panel::SimulatedPanel) {
+        let probe = lanterne_media::init().unwrap();
+        let (mosaic, _rx) = Mosaic::start(
+            lanterne_media::MosaicConfig {
+                width: 1280,
+                height: 720,
+                fps: 10,
+                bitrate_kbps: 1500,
+            },
+            &probe,
+        )
+        .unwrap();
+        let mosaic = Arc::new(mosaic);
+        let (panel, _events, sim) = lanterne_panel::spawn_simulated();
+        let video = |w, h, fps| StreamSettings {
+            width: w,
+            height: h,
+            fps,
+            bitrate_kbps: 250,
+        };
+        let room = spawn(
+            "Salle 12".into(),
+            (1..=n).map(row).collect(),
+            mosaic.clone(),
+            StreamPlan {
+                thumbnail: video(480, 270, 5),
+                focus: video(1280, 720, 30),
+            },
+            Store::in_memory().unwrap(),
+            panel,
+            LockSettings {
+                message: "Regardez le tableau".into(),
+            },
+        )
+        .unwrap();
+        (room, mosaic, sim)
+    }
+
+    async fn thumb_order(rx: &mut mpsc::Receiver<Control>) -> StreamSettings {
+        loop {
+            match rx.recv().await.expect("control open") {
+                Control::SetStream {
+                    stream: Stream::Thumb,
+                    settings: Some(s),
+                } => return s,
+                _ => continue,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn thumbnails_are_asked_no_larger_than_a_tile() {
+        let (room, mosaic, _sim) = room_with(32).await;
+        let (tx, mut rx) = mpsc::channel(64);
+        room.online(row(1), tx).await.unwrap();
+        let s = thumb_order(&mut rx).await;
+        let tile = mosaic.layout().tiles[0];
+        assert!(
+            s.width <= tile.w + 1 && s.height <= tile.h + 1,
+            "{s:?} for tile {}x{}",
+            tile.w,
+            tile.h
+        );
+        assert!(s.width < 480 && s.height < 270);
+        assert_eq!((s.width % 2, s.height % 2), (0, 0));
+        assert_eq!(s.fps, 5);
+
+        // A small class keeps the configured size.
+        let (room, _mosaic, _sim) = room_with(2).await;
+        let (tx, mut rx) = mpsc::channel(64);
+        room.online(row(1), tx).await.unwrap();
+        let s = thumb_order(&mut rx).await;
+        assert_eq!((s.width, s.height), (480, 270));
+    }
+
+    async fn leds(sim: &lanterne_panel::SimulatedPanel, status: StatusLed) -> bool {
+        let want = LedState {
+            lock: false,
+            status,
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), sim.wait_for_leds(want))
+            .await
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn the_status_led_is_lit_while_a_station_streams_and_off_after() {
+        let (room, _mosaic, sim) = room_with(2).await;
+        assert!(leds(&sim, StatusLed::Off).await);
+        let (tx, _rx) = mpsc::channel(64);
+        let reg = room.online(row(1), tx).await.unwrap();
+        assert!(leds(&sim, StatusLed::Watching).await);
+        room.offline(1, reg.conn).await;
+        assert!(leds(&sim, StatusLed::Off).await);
     }
 }
