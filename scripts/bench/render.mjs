@@ -11,10 +11,10 @@ const ABOUT = {
   mosaic: {
     title: 'Mosaic: replayed stations → one composed stream → browser',
     what: `Each simulated station replays a pre-encoded 256×144, 5 fps H.264 thumbnail at real-time
-pace over its own mutually authenticated TLS link (the box asks real stations for thumbnails no
+pace over its own mutually authenticated TLS link, all from one
+\`lanterne-station classroom --replay\` process. (The box asks real stations for thumbnails no
 larger than their tile, about 208×116 for 32 stations on a 1280×720 mosaic; a replay cannot
-rescale, so the file is slightly larger than what real stations send) (one \`lanterne-station classroom --replay\`
-process). The box decodes every thumbnail, composes the grid, encodes it once and sends it over
+rescale, so the file is slightly larger than what real stations send.) The box decodes every thumbnail, composes the grid, encodes it once and sends it over
 a secure WebSocket to headless Chromium, which decodes it with WebCodecs on the real room page.
 Latency is measured per station frame: from its capture timestamp (stamped by the station when
 the frame is sent) to the moment the browser has decoded the first mosaic frame that shows it.
