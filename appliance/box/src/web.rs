@@ -765,6 +765,66 @@ pub fn video_message(
     b.freeze()
 }
 
+/// What one viewer's decoder can take next. A browser decoder must be configured with the
+/// codec (from the SPS) before its first keyframe and again when the codec changes, and after
+/// a gap it can only restart at a keyframe.
+struct ViewerGate {
+    codec: Option<String>,
+    need_key: bool,
+    last_key_request: Option<Instant>,
+}
+
+enum Admit {
+    Skip,
+    /// Send the frame, preceded by this config message when there is one.
+    Send {
+        config: Option<Message>,
+    },
+}
+
+impl ViewerGate {
+    fn new() -> Self {
+        ViewerGate {
+            codec: None,
+            need_key: true,
+            last_key_request: None,
+        }
+    }
+
+    fn admit(&mut self, keyframe: bool, au: &[u8]) -> Admit {
+        if self.need_key && !keyframe {
+            return Admit::Skip;
+        }
+        let mut config = None;
+        if keyframe {
+            if let Some(c) = lanterne_media::codec_string(au) {
+                if self.codec.as_deref() != Some(c.as_str()) {
+                    config = Some(config_message(&c));
+                    self.codec = Some(c);
+                }
+            }
+        }
+        if self.codec.is_none() {
+            return Admit::Skip;
+        }
+        self.need_key = false;
+        Admit::Send { config }
+    }
+
+    /// The viewer fell behind: wait for a keyframe. True when one should be requested now
+    /// (at most every [`KEYFRAME_REQUEST_GAP`]).
+    fn lagged(&mut self) -> bool {
+        self.need_key = true;
+        let due = self
+            .last_key_request
+            .is_none_or(|t| t.elapsed() >= KEYFRAME_REQUEST_GAP);
+        if due {
+            self.last_key_request = Some(Instant::now());
+        }
+        due
+    }
+}
+
 fn config_message(codec: &str) -> Message {
     Message::Text(
         serde_json::json!({ "type": "config", "codec": codec })
@@ -801,9 +861,7 @@ async fn mosaic_session(socket: WebSocket, state: AppState, acc: Account) {
     state.mosaic.request_keyframe();
     let mut view = state.room.view();
     let (mut tx, mut rx) = socket.split();
-    let mut codec: Option<String> = None;
-    let mut need_key = true;
-    let mut last_key_request = Instant::now();
+    let mut gate = ViewerGate::new();
     let first = layout_message(&view.borrow_and_update());
     let mut alive = tx.send(first).await.is_ok();
     while alive {
@@ -815,17 +873,10 @@ async fn mosaic_session(socket: WebSocket, state: AppState, acc: Account) {
             }
             f = frames.recv() => match f {
                 Ok(f) => {
-                    if need_key && !f.keyframe { continue; }
-                    if f.keyframe {
-                        if let Some(c) = lanterne_media::codec_string(&f.data) {
-                            if codec.as_deref() != Some(c.as_str()) {
-                                alive = tx.send(config_message(&c)).await.is_ok();
-                                codec = Some(c);
-                            }
-                        }
+                    let Admit::Send { config } = gate.admit(f.keyframe, &f.data) else { continue };
+                    if let Some(config) = config {
+                        alive = tx.send(config).await.is_ok();
                     }
-                    if codec.is_none() { continue; }
-                    need_key = false;
                     let newest = f.updates.iter().map(|u| u.1).max().unwrap_or(0);
                     let msg = video_message(f.keyframe, f.seq, newest, &f.updates, &f.data);
                     alive = alive && tx.send(Message::Binary(msg)).await.is_ok();
@@ -833,10 +884,8 @@ async fn mosaic_session(socket: WebSocket, state: AppState, acc: Account) {
                 Err(RecvError::Lagged(n)) => {
                     // This tablet is slower than the stream: skip to the next keyframe.
                     warn!(user = %acc.username, skipped = n, "mosaic viewer lagging; resyncing at next keyframe");
-                    need_key = true;
-                    if last_key_request.elapsed() >= KEYFRAME_REQUEST_GAP {
+                    if gate.lagged() {
                         state.mosaic.request_keyframe();
-                        last_key_request = Instant::now();
                     }
                 }
                 Err(RecvError::Closed) => break,
@@ -885,9 +934,7 @@ async fn focus_session(
     )
     .await;
     let (mut tx, mut rx) = socket.split();
-    let mut codec: Option<String> = None;
-    let mut need_key = true;
-    let mut last_key_request = Instant::now();
+    let mut gate = ViewerGate::new();
     let mut alive = true;
     while alive {
         tokio::select! {
@@ -900,26 +947,17 @@ async fn focus_session(
             }
             f = sub.frames.recv() => match f {
                 Ok(f) => {
-                    if need_key && !f.keyframe { continue; }
-                    if f.keyframe {
-                        if let Some(c) = lanterne_media::codec_string(&f.data) {
-                            if codec.as_deref() != Some(c.as_str()) {
-                                alive = tx.send(config_message(&c)).await.is_ok();
-                                codec = Some(c);
-                            }
-                        }
+                    let Admit::Send { config } = gate.admit(f.keyframe, &f.data) else { continue };
+                    if let Some(config) = config {
+                        alive = tx.send(config).await.is_ok();
                     }
-                    if codec.is_none() { continue; }
-                    need_key = false;
                     let msg = video_message(f.keyframe, f.seq, f.capture_us, &[], &f.data);
                     alive = alive && tx.send(Message::Binary(msg)).await.is_ok();
                 }
                 Err(RecvError::Lagged(n)) => {
                     warn!(user = %acc.username, station = %target, skipped = n, "focus viewer lagging; resyncing at next keyframe");
-                    need_key = true;
-                    if last_key_request.elapsed() >= KEYFRAME_REQUEST_GAP {
+                    if gate.lagged() {
                         sub.request_keyframe();
-                        last_key_request = Instant::now();
                     }
                 }
                 Err(RecvError::Closed) => {
@@ -952,6 +990,30 @@ mod tests {
         assert_eq!(u16::from_be_bytes(m[20..22].try_into().unwrap()), 3);
         assert_eq!(u64::from_be_bytes(m[22..30].try_into().unwrap()), 1234);
         assert_eq!(&m[30..], &[0, 0, 0, 1, 0x65]);
+    }
+
+    #[test]
+    fn viewer_gate_starts_at_a_keyframe_and_resyncs_after_a_lag() {
+        // SPS (constrained baseline, level 3.0) + IDR slice.
+        let idr = [
+            0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xd9, 0, 0, 0, 1, 0x65, 0x88,
+        ];
+        let p = [0, 0, 0, 1, 0x41, 0x9a];
+        let mut g = ViewerGate::new();
+        assert!(matches!(g.admit(false, &p), Admit::Skip));
+        match g.admit(true, &idr) {
+            Admit::Send {
+                config: Some(Message::Text(t)),
+            } => {
+                assert!(t.as_str().contains("avc1.42c01e"), "{}", t.as_str())
+            }
+            _ => panic!("the first keyframe comes with its config"),
+        }
+        assert!(matches!(g.admit(false, &p), Admit::Send { config: None }));
+        assert!(g.lagged(), "first lag asks for a keyframe");
+        assert!(!g.lagged(), "but not again right away");
+        assert!(matches!(g.admit(false, &p), Admit::Skip));
+        assert!(matches!(g.admit(true, &idr), Admit::Send { config: None }));
     }
 
     #[test]
