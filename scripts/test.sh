@@ -48,7 +48,8 @@ count_cargo "$LOG_DIR/cargo.log"
 
 if [ -x scripts/test-firmware.sh ]; then
   echo "==> firmware"
-  scripts/test-firmware.sh 2>&1 | tee "$LOG_DIR/firmware.log"
+  # Host-side panel tests share this build's target directory.
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" scripts/test-firmware.sh 2>&1 | tee "$LOG_DIR/firmware.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || problems+=("firmware")
   count_cargo "$LOG_DIR/firmware.log"
 fi
