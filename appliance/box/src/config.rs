@@ -143,6 +143,9 @@ pub struct Network {
     pub tls_cert: Option<PathBuf>,
     /// Its private key (PEM).
     pub tls_key: Option<PathBuf>,
+    /// Where Wake-on-LAN magic packets go: the stations' subnet broadcast address, port 9.
+    #[serde(default = "Network::default_wol")]
+    pub wol_broadcast: SocketAddr,
 }
 
 impl Network {
@@ -151,6 +154,9 @@ impl Network {
     }
     fn default_station_link() -> SocketAddr {
         "0.0.0.0:7443".parse().expect("static address")
+    }
+    fn default_wol() -> SocketAddr {
+        "255.255.255.255:9".parse().expect("static address")
     }
 }
 
@@ -162,6 +168,7 @@ impl Default for Network {
             server_names: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            wol_broadcast: Self::default_wol(),
         }
     }
 }

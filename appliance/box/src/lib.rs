@@ -131,6 +131,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         station_link_port: link_addr.port(),
         throttle: Arc::new(Mutex::new(accounts::Throttle::new())),
         simulated_panel: simulated_panel.map(Arc::new),
+        wol_target: cfg.network.wol_broadcast,
     });
     let https_cfg = pki::https_config(&https_identity)?;
 

@@ -140,6 +140,38 @@ enum Cmd {
         actor: String,
         reply: oneshot::Sender<Result<LockReport, String>>,
     },
+    SendMessage {
+        /// None: every station of the room.
+        stations: Option<Vec<u32>>,
+        from: String,
+        text: String,
+        reply: oneshot::Sender<Result<MessageReport, SendError>>,
+    },
+    MessageRead {
+        station_id: u32,
+        conn: u64,
+        id: u64,
+    },
+}
+
+/// Where a message went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageReport {
+    pub id: u64,
+    pub sent_to: Vec<String>,
+    /// Targeted stations that are offline: they do not get the message.
+    pub offline: Vec<String>,
+}
+
+/// Why an order to stations was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("no station with id {0} in this room")]
+    UnknownStation(u32),
+    #[error("the list of stations is empty")]
+    NoTarget,
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// What a lock or unlock reached.
@@ -204,6 +236,39 @@ impl RoomHandle {
                 station_id,
                 conn,
                 shown,
+            })
+            .await;
+    }
+
+    /// Sends a message to `stations` (None: all). The message is recorded with, per station,
+    /// whether it was delivered; the station reports when the student has read it.
+    pub async fn send_message(
+        &self,
+        stations: Option<Vec<u32>>,
+        from: &str,
+        text: &str,
+    ) -> Result<MessageReport, SendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::SendMessage {
+                stations,
+                from: from.to_string(),
+                text: text.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| SendError::Internal("the room task has stopped".into()))?;
+        rx.await
+            .map_err(|_| SendError::Internal("the room task has stopped".into()))?
+    }
+
+    pub async fn message_read(&self, station_id: u32, conn: u64, id: u64) {
+        let _ = self
+            .tx
+            .send(Cmd::MessageRead {
+                station_id,
+                conn,
+                id,
             })
             .await;
     }
@@ -393,6 +458,35 @@ impl Room {
                     let want = locked.unwrap_or(!self.locked);
                     let _ = reply.send(self.set_lock(want, &actor).await);
                 }
+                Cmd::SendMessage {
+                    stations,
+                    from,
+                    text,
+                    reply,
+                } => {
+                    let _ = reply.send(self.send_message(stations, from, text).await);
+                }
+                Cmd::MessageRead {
+                    station_id,
+                    conn,
+                    id,
+                } => {
+                    if self.link_mut(station_id, conn).is_some() {
+                        let now = lanterne_wire::now_us() as i64;
+                        let name = self.stations[&station_id].row.name.clone();
+                        let res = self
+                            .store
+                            .run(move |c| store::mark_message_read(c, id, station_id, now))
+                            .await;
+                        match res {
+                            Ok(true) => tracing::debug!(station = %name, id, "message read"),
+                            Ok(false) => {
+                                tracing::warn!(station = %name, id, "station reports reading a message it was not sent")
+                            }
+                            Err(e) => tracing::error!("cannot record a read message: {e}"),
+                        }
+                    }
+                }
                 Cmd::OpenFocus { station_id, reply } => {
                     let _ = reply.send(self.open_focus(station_id));
                     self.publish();
@@ -511,6 +605,75 @@ impl Room {
         }
         tracing::info!(%actor, locked, sent = report.sent_to.len(), offline = report.offline.len(), "room {action}");
         self.publish();
+        Ok(report)
+    }
+
+    async fn send_message(
+        &mut self,
+        stations: Option<Vec<u32>>,
+        from: String,
+        text: String,
+    ) -> Result<MessageReport, SendError> {
+        let targets: Vec<u32> = match stations {
+            None => self.stations.keys().copied().collect(),
+            Some(ids) => {
+                if ids.is_empty() {
+                    return Err(SendError::NoTarget);
+                }
+                if let Some(bad) = ids.iter().find(|id| !self.stations.contains_key(id)) {
+                    return Err(SendError::UnknownStation(*bad));
+                }
+                let mut ids = ids;
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            }
+        };
+        let text = lanterne_wire::bounded_text(&text);
+        let delivered: Vec<(u32, bool)> = targets
+            .iter()
+            .map(|id| (*id, self.stations[id].link.is_some()))
+            .collect();
+        let now = lanterne_wire::now_us() as i64;
+        let (f, t, d) = (from.clone(), text.clone(), delivered.clone());
+        let id = self
+            .store
+            .run(move |c| {
+                let id = store::insert_message(c, &f, &t, now, &d)?;
+                store::audit(
+                    c,
+                    now,
+                    &store::AuditEntry {
+                        actor: &f,
+                        action: "message",
+                        target: &format!("{} station(s)", d.len()),
+                        result: "ok",
+                        detail: &format!("message {id}"),
+                    },
+                )?;
+                Ok(id)
+            })
+            .await
+            .map_err(|e| SendError::Internal(e.to_string()))?;
+        let mut report = MessageReport {
+            id,
+            sent_to: Vec::new(),
+            offline: Vec::new(),
+        };
+        for (station, online) in delivered {
+            let st = &self.stations[&station];
+            match (&st.link, online) {
+                (Some(link), true) => {
+                    let _ = link.control.try_send(Control::ShowMessage {
+                        id,
+                        from: from.clone(),
+                        text: text.clone(),
+                    });
+                    report.sent_to.push(st.row.name.clone());
+                }
+                _ => report.offline.push(st.row.name.clone()),
+            }
+        }
         Ok(report)
     }
 

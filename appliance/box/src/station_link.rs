@@ -104,6 +104,8 @@ fn control_name(c: &Control) -> &'static str {
         Control::Lock { .. } => "lock",
         Control::Unlock => "unlock",
         Control::Shown(_) => "shown",
+        Control::ShowMessage { .. } => "show-message",
+        Control::MessageRead { .. } => "message-read",
     }
 }
 
@@ -211,6 +213,9 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                 Frame::Control(Control::Shown(shown)) => {
                     ctx.room.shown(station.id, reg.conn, shown).await;
                 }
+                Frame::Control(Control::MessageRead { id }) => {
+                    ctx.room.message_read(station.id, reg.conn, id).await;
+                }
                 Frame::Control(
                     other @ (Control::Hello { .. }
                     | Control::Welcome { .. }
@@ -218,7 +223,8 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                     | Control::SetStream { .. }
                     | Control::RequestKeyframe { .. }
                     | Control::Lock { .. }
-                    | Control::Unlock),
+                    | Control::Unlock
+                    | Control::ShowMessage { .. }),
                 ) => {
                     return Err(LinkError::WrongDirection(control_name(&other)));
                 }

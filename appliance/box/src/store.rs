@@ -78,6 +78,22 @@ const SCHEMA: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    r#"
+    -- Teachers' messages to stations and who has read them.
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL,
+        sent_at_us INTEGER NOT NULL
+    );
+    CREATE TABLE message_targets (
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        station_id INTEGER NOT NULL REFERENCES stations(id),
+        delivered INTEGER NOT NULL,
+        read_at_us INTEGER,
+        PRIMARY KEY (message_id, station_id)
+    );
+    "#,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -420,6 +436,102 @@ pub fn set_room_state(c: &Connection, key: &str, value: &str) -> rusqlite::Resul
     Ok(())
 }
 
+// ---- messages ----
+
+/// A message with its per-station delivery and read state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MessageRow {
+    pub id: u64,
+    pub text: String,
+    pub from: String,
+    pub sent_at_us: i64,
+    pub targets: Vec<MessageTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MessageTarget {
+    pub station_id: u32,
+    pub name: String,
+    /// The station was online and got the message.
+    pub delivered: bool,
+    pub read: bool,
+}
+
+/// Records a message and, per target station, whether it was delivered.
+pub fn insert_message(
+    c: &Connection,
+    sender: &str,
+    text: &str,
+    now_us: i64,
+    targets: &[(u32, bool)],
+) -> rusqlite::Result<u64> {
+    let tx = c.unchecked_transaction()?;
+    tx.execute(
+        "INSERT INTO messages (sender, text, sent_at_us) VALUES (?1, ?2, ?3)",
+        params![sender, text, now_us],
+    )?;
+    let id = tx.last_insert_rowid();
+    for (station, delivered) in targets {
+        tx.execute(
+            "INSERT INTO message_targets (message_id, station_id, delivered) VALUES (?1, ?2, ?3)",
+            params![id, station, *delivered as i64],
+        )?;
+    }
+    tx.commit()?;
+    Ok(id as u64)
+}
+
+/// Marks a message read by a station. False when that station was never sent it (a station
+/// cannot mark other stations' messages).
+pub fn mark_message_read(
+    c: &Connection,
+    message_id: u64,
+    station_id: u32,
+    now_us: i64,
+) -> rusqlite::Result<bool> {
+    let n = c.execute(
+        "UPDATE message_targets SET read_at_us = coalesce(read_at_us, ?3)
+         WHERE message_id = ?1 AND station_id = ?2 AND delivered = 1",
+        params![message_id as i64, station_id, now_us],
+    )?;
+    Ok(n == 1)
+}
+
+/// The most recent messages, newest first.
+pub fn recent_messages(c: &Connection, limit: u32) -> rusqlite::Result<Vec<MessageRow>> {
+    let mut st =
+        c.prepare("SELECT id, text, sender, sent_at_us FROM messages ORDER BY id DESC LIMIT ?1")?;
+    let mut rows: Vec<MessageRow> = st
+        .query_map([limit], |r| {
+            Ok(MessageRow {
+                id: r.get::<_, i64>(0)? as u64,
+                text: r.get(1)?,
+                from: r.get(2)?,
+                sent_at_us: r.get(3)?,
+                targets: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut t = c.prepare(
+        "SELECT t.station_id, s.name, t.delivered, t.read_at_us IS NOT NULL
+         FROM message_targets t JOIN stations s ON s.id = t.station_id
+         WHERE t.message_id = ?1 ORDER BY s.name",
+    )?;
+    for row in &mut rows {
+        row.targets = t
+            .query_map([row.id as i64], |r| {
+                Ok(MessageTarget {
+                    station_id: r.get(0)?,
+                    name: r.get(1)?,
+                    delivered: r.get::<_, i64>(2)? != 0,
+                    read: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(rows)
+}
+
 // ---- audit ----
 
 /// One line of the audit trail: who did what to which target, and how it went.
@@ -497,6 +609,35 @@ mod tests {
             .with(|c| c.execute("UPDATE audit SET result = 'forged'", []))
             .unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");
+    }
+
+    #[test]
+    fn messages_record_delivery_and_reads_per_station() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let a = insert_station(c, "poste-01", "h", None, 0)?;
+            let b = insert_station(c, "poste-02", "h", None, 0)?;
+            let id = insert_message(c, "prof", "Bonjour", 10, &[(a, true), (b, false)])?;
+            assert!(mark_message_read(c, id, a, 20)?);
+            assert!(
+                !mark_message_read(c, id, b, 20)?,
+                "never delivered, cannot be read"
+            );
+            assert!(!mark_message_read(c, id + 1, a, 20)?, "unknown message");
+            let rows = recent_messages(c, 20)?;
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].text, "Bonjour");
+            assert_eq!(
+                rows[0]
+                    .targets
+                    .iter()
+                    .map(|t| (t.name.as_str(), t.delivered, t.read))
+                    .collect::<Vec<_>>(),
+                vec![("poste-01", true, true), ("poste-02", false, false)]
+            );
+            Ok(())
+        })
+        .unwrap();
     }
 
     #[test]

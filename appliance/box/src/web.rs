@@ -66,6 +66,8 @@ pub struct AppState {
     pub throttle: Arc<Mutex<Throttle>>,
     /// Present when the box runs with the simulated front panel (development, tests).
     pub simulated_panel: Option<Arc<lanterne_panel::SimulatedPanel>>,
+    /// Where Wake-on-LAN packets are sent.
+    pub wol_target: SocketAddr,
 }
 
 /// One error type for every handler: 4xx carry a precise message, 5xx a generic one (the
@@ -112,6 +114,7 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/room") }))
         .route("/room", get(|| async { asset("room.html") }))
+        .route("/dev", get(|| async { asset("dev.html") }))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_page_session,
@@ -121,6 +124,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/room", get(room_view))
         .route("/api/logout", post(logout))
         .route("/api/room/lock", post(lock_room))
+        .route("/api/messages", post(send_message).get(list_messages))
+        .route("/api/stations/wake", post(wake_stations))
         .route("/api/dev/panel", get(dev_panel))
         .route("/api/dev/panel/press", post(dev_panel_press))
         .route("/api/mosaic", get(mosaic_ws))
@@ -539,6 +544,149 @@ async fn lock_room(
         .await
         .map(Json)
         .map_err(ApiError::Internal)
+}
+
+fn refuse_technician(acc: &Account, what: &str) -> Result<(), ApiError> {
+    if acc.role == store::Role::Technician {
+        return Err(ApiError::Forbidden(format!(
+            "technicians give remote help; {what} is for teachers"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageRequest {
+    text: String,
+    /// None: the whole room.
+    stations: Option<Vec<u32>>,
+}
+
+/// Sends a text message to the whole room or to some stations.
+async fn send_message(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    body: Result<Json<MessageRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::room::MessageReport>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    refuse_technician(&acc, "sending messages")?;
+    let text = req.text.trim();
+    if text.is_empty() {
+        return Err(ApiError::BadRequest("'text' must not be empty".into()));
+    }
+    if text.chars().count() > lanterne_wire::MAX_TEXT_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "'text' is longer than {} characters",
+            lanterne_wire::MAX_TEXT_CHARS
+        )));
+    }
+    if req.stations.as_ref().is_some_and(|s| s.len() > 1000) {
+        return Err(ApiError::BadRequest(
+            "'stations' lists too many stations".into(),
+        ));
+    }
+    use crate::room::SendError;
+    state
+        .room
+        .send_message(req.stations, &acc.username, text)
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            SendError::UnknownStation(_) | SendError::NoTarget => {
+                ApiError::BadRequest(format!("'stations': {e}"))
+            }
+            SendError::Internal(m) => ApiError::Internal(m),
+        })
+}
+
+/// The latest messages with, per station, whether they were delivered and read.
+async fn list_messages(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<Json<Vec<store::MessageRow>>, ApiError> {
+    refuse_technician(&acc, "reading the class messages")?;
+    Ok(Json(
+        state.store.run(|c| store::recent_messages(c, 20)).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WakeRequest {
+    /// None: every offline station.
+    stations: Option<Vec<u32>>,
+}
+
+#[derive(Serialize)]
+struct WakeReport {
+    sent_to: Vec<String>,
+    /// Stations whose MAC address is unknown (enrolled without one).
+    no_mac: Vec<String>,
+}
+
+/// Powers stations on with Wake-on-LAN magic packets sent by the box.
+async fn wake_stations(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    body: Result<Json<WakeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<WakeReport>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    refuse_technician(&acc, "powering stations on")?;
+    let rows = state.store.run(store::stations).await?;
+    let online: std::collections::HashSet<u32> = state
+        .room
+        .view()
+        .borrow()
+        .mosaic
+        .tiles
+        .iter()
+        .filter(|t| t.online)
+        .map(|t| t.station_id)
+        .collect();
+    let targets: Vec<&store::StationRow> = match &req.stations {
+        None => rows.iter().filter(|r| !online.contains(&r.id)).collect(),
+        Some(ids) => {
+            if ids.is_empty() {
+                return Err(ApiError::BadRequest("'stations' is empty".into()));
+            }
+            let mut out = Vec::new();
+            for id in ids {
+                let row = rows.iter().find(|r| r.id == *id).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "'stations': no station with id {id} in this room"
+                    ))
+                })?;
+                out.push(row);
+            }
+            out
+        }
+    };
+    let mut report = WakeReport {
+        sent_to: Vec::new(),
+        no_mac: Vec::new(),
+    };
+    for row in targets {
+        match row.mac.as_deref().map(crate::wol::parse_mac) {
+            Some(Ok(mac)) => {
+                crate::wol::wake(mac, state.wol_target)
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                report.sent_to.push(row.name.clone());
+            }
+            _ => report.no_mac.push(row.name.clone()),
+        }
+    }
+    audit(
+        &state,
+        &acc.username,
+        "wake",
+        &format!("{} station(s)", report.sent_to.len()),
+        "ok",
+        "",
+    )
+    .await;
+    Ok(Json(report))
 }
 
 #[derive(Serialize)]

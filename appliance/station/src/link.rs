@@ -209,6 +209,8 @@ impl Link {
         framed
             .send(Frame::Control(Control::Shown(self.screen.shown())))
             .await?;
+        let mut dismissed = self.screen.dismissals();
+        let mut dismissals_open = true;
         loop {
             tokio::select! {
                 biased;
@@ -227,6 +229,16 @@ impl Link {
                         }
                     }
                 }
+                d = dismissed.recv(), if dismissals_open => match d {
+                    Ok(id) => framed.send(Frame::Control(Control::MessageRead { id })).await?,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(lost = n, "message dismissals were lost");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        // The screen is gone; nothing more will be dismissed.
+                        dismissals_open = false;
+                    }
+                },
                 _ = beat.tick() => {
                     if last_heard.elapsed() > SILENCE_LIMIT {
                         return Err(LinkError::Silent(SILENCE_LIMIT));
@@ -297,6 +309,13 @@ impl Link {
                 self.apply_screen(ctl_tx, move |s| s.lock(&message));
             }
             Control::Unlock => self.apply_screen(ctl_tx, |s| s.unlock()),
+            Control::ShowMessage { id, from, text } => {
+                let (from, text) = (
+                    lanterne_wire::bounded_text(&from),
+                    lanterne_wire::bounded_text(&text),
+                );
+                self.apply_screen(ctl_tx, move |s| s.show_message(id, &from, &text));
+            }
             Control::Heartbeat { sent_us } => {
                 let _ = ctl_tx.try_send(Control::HeartbeatAck { sent_us });
             }

@@ -173,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
                     tracing::warn!(
                         "no lock overlay or watched indicator on this station: {reason}"
                     );
-                    Arc::new(NoScreen { reason })
+                    Arc::new(NoScreen::new(reason))
                 }
             };
             let st = spawn_station(

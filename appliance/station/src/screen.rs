@@ -20,13 +20,21 @@ pub trait Screen: Send + Sync {
     /// Shows (or removes) the persistent "your screen is being watched" indicator. The link
     /// turns it on whenever video leaves the station.
     fn set_watched(&self, on: bool) -> Result<(), String>;
+    /// Shows a teacher's message until the student dismisses it.
+    fn show_message(&self, id: u64, from: &str, text: &str) -> Result<(), String>;
+    /// Ids of messages as the student dismisses them.
+    fn dismissals(&self) -> tokio::sync::broadcast::Receiver<u64>;
     fn shown(&self) -> Shown;
 }
+
+/// Dismissals are rare (a person clicks OK); a small buffer is plenty.
+const DISMISSALS: usize = 16;
 
 /// The real screen of an X11 session: `lanterne-overlay` draws the lock on every monitor,
 /// grabs keyboard and pointer, and shows the watched badge.
 pub struct X11Screen {
     overlay: lanterne_overlay::Overlay,
+    dismissed: tokio::sync::broadcast::Sender<u64>,
 }
 
 impl X11Screen {
@@ -35,18 +43,26 @@ impl X11Screen {
     pub fn connect(display: Option<&str>) -> Result<Self, String> {
         let overlay = lanterne_overlay::Overlay::connect(display).map_err(|e| e.to_string())?;
         let mut events = overlay.events();
-        // Losing the display ends the session's screen; the agent keeps running and says so.
+        let (dismissed, _) = tokio::sync::broadcast::channel(DISMISSALS);
+        let tx = dismissed.clone();
         std::thread::Builder::new()
             .name("overlay-events".into())
             .spawn(move || {
                 while let Some(ev) = events.blocking_recv() {
-                    if let lanterne_overlay::OverlayEvent::DisplayLost { reason } = ev {
-                        tracing::warn!("the X11 display went away: {reason}");
+                    match ev {
+                        lanterne_overlay::OverlayEvent::MessageDismissed { id } => {
+                            let _ = tx.send(id);
+                        }
+                        // Losing the display ends the session's screen; the agent keeps
+                        // running and says so.
+                        lanterne_overlay::OverlayEvent::DisplayLost { reason } => {
+                            tracing::warn!("the X11 display went away: {reason}");
+                        }
                     }
                 }
             })
             .map_err(|e| e.to_string())?;
-        Ok(X11Screen { overlay })
+        Ok(X11Screen { overlay, dismissed })
     }
 }
 
@@ -65,6 +81,16 @@ impl Screen for X11Screen {
             .map_err(|e| e.to_string())
     }
 
+    fn show_message(&self, id: u64, from: &str, text: &str) -> Result<(), String> {
+        self.overlay
+            .show_message(id, from, text)
+            .map_err(|e| e.to_string())
+    }
+
+    fn dismissals(&self) -> tokio::sync::broadcast::Receiver<u64> {
+        self.dismissed.subscribe()
+    }
+
     fn shown(&self) -> Shown {
         let s = self.overlay.state();
         Shown {
@@ -78,6 +104,8 @@ impl Screen for X11Screen {
 pub struct SimulatedScreen {
     state: Mutex<(Shown, String)>,
     changes: tokio::sync::watch::Sender<Shown>,
+    messages: Mutex<Vec<(u64, String, String)>>,
+    dismissed: tokio::sync::broadcast::Sender<u64>,
 }
 
 impl Default for SimulatedScreen {
@@ -85,11 +113,33 @@ impl Default for SimulatedScreen {
         SimulatedScreen {
             state: Mutex::default(),
             changes: tokio::sync::watch::channel(Shown::default()).0,
+            messages: Mutex::default(),
+            dismissed: tokio::sync::broadcast::channel(DISMISSALS).0,
         }
     }
 }
 
 impl SimulatedScreen {
+    /// Messages on screen: (id, from, text), oldest first.
+    pub fn open_messages(&self) -> Vec<(u64, String, String)> {
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What a student does by clicking OK: closes message `id` and reports it read.
+    pub fn dismiss(&self, id: u64) -> bool {
+        let mut m = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        let before = m.len();
+        m.retain(|(i, _, _)| *i != id);
+        let closed = m.len() != before;
+        if closed {
+            let _ = self.dismissed.send(id);
+        }
+        closed
+    }
+
     /// Follows what the screen shows (tests and benchmarks wait on it instead of polling).
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Shown> {
         self.changes.subscribe()
@@ -126,6 +176,18 @@ impl Screen for SimulatedScreen {
         Ok(())
     }
 
+    fn show_message(&self, id: u64, from: &str, text: &str) -> Result<(), String> {
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, from.to_string(), text.to_string()));
+        Ok(())
+    }
+
+    fn dismissals(&self) -> tokio::sync::broadcast::Receiver<u64> {
+        self.dismissed.subscribe()
+    }
+
     fn shown(&self) -> Shown {
         self.state
             .lock()
@@ -139,6 +201,17 @@ impl Screen for SimulatedScreen {
 /// reason, which the box logs and shows, instead of pretending the screen is locked.
 pub struct NoScreen {
     pub reason: String,
+    /// Never sends: nothing can be dismissed where nothing is shown.
+    pub dismissed: tokio::sync::broadcast::Sender<u64>,
+}
+
+impl NoScreen {
+    pub fn new(reason: String) -> Self {
+        NoScreen {
+            reason,
+            dismissed: tokio::sync::broadcast::channel(1).0,
+        }
+    }
 }
 
 impl Screen for NoScreen {
@@ -155,6 +228,17 @@ impl Screen for NoScreen {
         Ok(())
     }
 
+    fn show_message(&self, _id: u64, _from: &str, _text: &str) -> Result<(), String> {
+        Err(format!(
+            "cannot show a message on this screen: {}",
+            self.reason
+        ))
+    }
+
+    fn dismissals(&self) -> tokio::sync::broadcast::Receiver<u64> {
+        self.dismissed.subscribe()
+    }
+
     fn shown(&self) -> Shown {
         Shown::default()
     }
@@ -168,6 +252,12 @@ mod tests {
     fn simulated_screen_reports_what_it_shows() {
         let s = SimulatedScreen::default();
         assert!(!s.shown().locked);
+        let mut dismissed = s.dismissals();
+        s.show_message(4, "prof", "Bonjour").unwrap();
+        assert_eq!(s.open_messages().len(), 1);
+        assert!(s.dismiss(4));
+        assert!(!s.dismiss(4), "already closed");
+        assert_eq!(dismissed.try_recv().unwrap(), 4);
         s.lock("Regardez le tableau").unwrap();
         assert!(s.shown().locked);
         assert_eq!(s.lock_message().as_deref(), Some("Regardez le tableau"));
@@ -178,9 +268,7 @@ mod tests {
 
     #[test]
     fn a_station_without_overlay_says_so() {
-        let s = NoScreen {
-            reason: "no X11 display".into(),
-        };
+        let s = NoScreen::new("no X11 display".into());
         let err = s.lock("x").unwrap_err();
         assert!(err.contains("no X11 display"));
         assert!(!s.shown().locked);

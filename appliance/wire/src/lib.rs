@@ -195,6 +195,16 @@ pub enum Control {
     /// every change, so the box (and the teacher) see the state actually on screen, not the
     /// state requested.
     Shown(Shown),
+    /// Box → station: show a teacher's message until the student dismisses it.
+    ShowMessage {
+        id: u64,
+        from: String,
+        text: String,
+    },
+    /// Station → box: the student dismissed (read) message `id`.
+    MessageRead {
+        id: u64,
+    },
 }
 
 /// The station's on-screen state, as reported to the box.
@@ -436,6 +446,12 @@ mod tests {
                 message: "Écrans verrouillés — regardez le tableau".into(),
             }),
             Frame::Control(Control::Unlock),
+            Frame::Control(Control::ShowMessage {
+                id: 7,
+                from: "Mme Lefèvre".into(),
+                text: "Enregistrez votre travail.".into(),
+            }),
+            Frame::Control(Control::MessageRead { id: 7 }),
             Frame::Control(Control::Shown(Shown {
                 locked: true,
                 watched_indicator: false,

@@ -1,0 +1,266 @@
+//! Teacher actions besides the lock: a message reaches the stations and the box learns who
+//! has read it; Wake-on-LAN packets leave the box for offline stations; bad requests are
+//! refused with a message naming the problem.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lanterne_media::CaptureSource;
+use lanterne_scenarios::{BoxProcess, Https};
+use lanterne_station::screen::SimulatedScreen;
+use lanterne_station::{spawn_station, SourceSpec};
+
+async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn post(
+    https: &Https,
+    cookie: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> lanterne_scenarios::Response {
+    let origin = https.origin();
+    https
+        .request(
+            "POST",
+            path,
+            Some(body),
+            &[("cookie", cookie), ("origin", &origin)],
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn messages_reach_online_stations_and_reads_come_back() {
+    let b = BoxProcess::start().await.unwrap();
+    let probe = lanterne_media::init().unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut screens = Vec::new();
+    let mut stations = Vec::new();
+    let mut ids = Vec::new();
+    for i in 1..=3 {
+        let name = format!("poste-{i:02}");
+        let dir = dirs.path().join(&name);
+        ids.push(b.enrol(&dir, &name).await.unwrap().station_id);
+        // Station 3 stays offline.
+        if i < 3 {
+            let screen = Arc::new(SimulatedScreen::default());
+            stations.push(
+                spawn_station(
+                    &dir,
+                    SourceSpec::Live(CaptureSource::Synthetic {
+                        label: name.clone(),
+                        rgb: [40, 70, 200],
+                    }),
+                    screen.clone(),
+                    &probe,
+                    name,
+                )
+                .unwrap(),
+            );
+            screens.push(screen);
+        }
+    }
+    wait_until("stations connected", Duration::from_secs(30), || {
+        stations.iter().all(|s| s.status.borrow().connected)
+    })
+    .await;
+    let https = b.https().unwrap();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+
+    let res = post(
+        &https,
+        &cookie,
+        "/api/messages",
+        serde_json::json!({ "text": "Enregistrez votre travail, s'il vous plaît.", "stations": null }),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let report = res.json();
+    let id = report["id"].as_u64().unwrap();
+    assert_eq!(
+        report["sent_to"],
+        serde_json::json!(["poste-01", "poste-02"])
+    );
+    assert_eq!(
+        report["offline"],
+        serde_json::json!(["poste-03"]),
+        "offline is reported, not skipped"
+    );
+    wait_until("message on both screens", Duration::from_secs(10), || {
+        screens.iter().all(|s| {
+            s.open_messages().iter().any(|(i, from, text)| {
+                *i == id && from == "admin" && text.starts_with("Enregistrez")
+            })
+        })
+    })
+    .await;
+
+    // Student 1 reads it; the box records it.
+    assert!(screens[0].dismiss(id));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let targets = loop {
+        let list = https
+            .request("GET", "/api/messages", None, &[("cookie", &cookie)])
+            .await
+            .unwrap()
+            .json();
+        let m = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .cloned()
+            .unwrap();
+        if m["targets"][0]["read"] == true {
+            break m["targets"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the read never reached the box: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let summary: Vec<(String, bool, bool)> = targets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["delivered"].as_bool().unwrap(),
+                t["read"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("poste-01".to_string(), true, true),
+            ("poste-02".to_string(), true, false),
+            ("poste-03".to_string(), false, false),
+        ]
+    );
+
+    // To a selection only.
+    let res = post(
+        &https,
+        &cookie,
+        "/api/messages",
+        serde_json::json!({ "text": "Poste 2 : au tableau", "stations": [ids[1]] }),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json()["sent_to"], serde_json::json!(["poste-02"]));
+
+    // Bad input, each refused with the field named.
+    for (body, needle) in [
+        (
+            serde_json::json!({ "text": "   ", "stations": null }),
+            "'text'",
+        ),
+        (
+            serde_json::json!({ "text": "x".repeat(501), "stations": null }),
+            "'text'",
+        ),
+        (
+            serde_json::json!({ "text": "x", "stations": [9999] }),
+            "9999",
+        ),
+        (
+            serde_json::json!({ "text": "x", "stations": [] }),
+            "'stations'",
+        ),
+        (serde_json::json!({ "txt": "x" }), "txt"),
+    ] {
+        let res = post(&https, &cookie, "/api/messages", body.clone()).await;
+        assert_eq!(res.status, 400, "{body}");
+        let msg = res.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.contains(needle), "{body} → {msg}");
+    }
+    for s in stations {
+        s.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn wake_on_lan_packets_leave_the_box_for_offline_stations() {
+    // The box sends its magic packets to a local socket instead of the subnet broadcast.
+    let rx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = BoxProcess::start_with_config(&format!(
+        "[room]\nname = \"Salle 12\"\n[network]\nwol_broadcast = \"{}\"\n[panel]\nbackend = \"simulated\"\n",
+        rx.local_addr().unwrap()
+    ))
+    .await
+    .unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let token = b.enrol_tokens(2).unwrap();
+    lanterne_station::enrol::enrol(
+        &dirs.path().join("a"),
+        &b.ready.https_url,
+        &token[0],
+        "poste-01",
+        Some("02:00:5e:00:00:2a"),
+    )
+    .await
+    .unwrap();
+    lanterne_station::enrol::enrol(
+        &dirs.path().join("b"),
+        &b.ready.https_url,
+        &token[1],
+        "poste-02",
+        None,
+    )
+    .await
+    .unwrap();
+
+    let https = b.https().unwrap();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+    let res = post(
+        &https,
+        &cookie,
+        "/api/stations/wake",
+        serde_json::json!({ "stations": null }),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.json()["sent_to"], serde_json::json!(["poste-01"]));
+    assert_eq!(
+        res.json()["no_mac"],
+        serde_json::json!(["poste-02"]),
+        "a station without MAC is reported"
+    );
+
+    let mut buf = [0u8; 256];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), rx.recv_from(&mut buf))
+        .await
+        .expect("magic packet within 5 s")
+        .unwrap();
+    assert_eq!(n, 102);
+    assert!(buf[..6].iter().all(|&x| x == 0xff));
+    for rep in buf[6..n].chunks(6) {
+        assert_eq!(rep, [0x02, 0x00, 0x5e, 0x00, 0x00, 0x2a]);
+    }
+
+    let res = post(
+        &https,
+        &cookie,
+        "/api/stations/wake",
+        serde_json::json!({ "stations": [4242] }),
+    )
+    .await;
+    assert_eq!(res.status, 400);
+    assert!(res.json()["error"].as_str().unwrap().contains("4242"));
+}
