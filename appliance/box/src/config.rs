@@ -46,6 +46,32 @@ pub struct Config {
     pub panel: Panel,
     #[serde(default)]
     pub lock: Lock,
+    /// Commands a teacher may run on stations; nothing else can be run.
+    #[serde(default)]
+    pub commands: Vec<ApprovedCommand>,
+}
+
+/// One admin-approved command.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovedCommand {
+    /// What the teacher picks (lower-case letters, digits and dashes).
+    pub name: String,
+    /// Absolute path of the program on the stations; run without a shell.
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Arguments the teacher may add, each one taken from this list.
+    #[serde(default)]
+    pub allowed_args: Vec<String>,
+    #[serde(default = "ApprovedCommand::default_timeout")]
+    pub timeout_s: u32,
+}
+
+impl ApprovedCommand {
+    fn default_timeout() -> u32 {
+        60
+    }
 }
 
 /// The box's front panel: lock button and status LEDs.
@@ -263,6 +289,7 @@ impl Config {
                 ..Panel::default()
             },
             lock: Lock::default(),
+            commands: Vec::new(),
         }
     }
 
@@ -363,6 +390,42 @@ impl Config {
                 "\"gpio\" needs a box built with the rpi-gpio feature".into(),
             ));
         }
+        let mut names = std::collections::HashSet::new();
+        for (i, c) in self.commands.iter().enumerate() {
+            let f = |name: &str| format!("commands[{i}].{name}");
+            if c.name.is_empty()
+                || c.name.len() > 40
+                || !c
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+            {
+                return Err((
+                    f("name"),
+                    "must be 1 to 40 lower-case letters, digits or dashes".into(),
+                ));
+            }
+            if !names.insert(c.name.as_str()) {
+                return Err((f("name"), format!("'{}' is used twice", c.name)));
+            }
+            if !c.program.starts_with('/') || c.program.len() > 256 {
+                return Err((
+                    f("program"),
+                    "must be an absolute path (no shell, no PATH lookup)".into(),
+                ));
+            }
+            for (what, list) in [("args", &c.args), ("allowed_args", &c.allowed_args)] {
+                if list.len() > 32 || list.iter().any(|a| a.len() > 256 || a.contains('\0')) {
+                    return Err((
+                        f(what),
+                        "at most 32 arguments of at most 256 bytes, without NUL".into(),
+                    ));
+                }
+            }
+            if !(1..=600).contains(&c.timeout_s) {
+                return Err((f("timeout_s"), "must be between 1 and 600".into()));
+            }
+        }
         self.mosaic.validate("mosaic", 30)?;
         self.thumbnails.validate("thumbnails", 15)?;
         self.focus.validate("focus", 60)?;
@@ -411,6 +474,24 @@ mod tests {
             .to_string();
         assert!(err.contains("fsp"), "{err}");
         assert!(err.contains("test.toml"), "{err}");
+    }
+
+    #[test]
+    fn approved_commands_are_validated_by_field() {
+        let ok = "[room]\nname = \"A\"\n[[commands]]\nname = \"espace-disque\"\nprogram = \"/usr/bin/df\"\nargs = [\"-h\"]\n";
+        assert_eq!(parse(ok).unwrap().commands[0].timeout_s, 60);
+        let err = parse(&ok.replace("/usr/bin/df", "df"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'commands[0].program'"), "{err}");
+        let err = parse(&ok.replace("espace-disque", "Espace Disque"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'commands[0].name'"), "{err}");
+        let twice =
+            format!("{ok}[[commands]]\nname = \"espace-disque\"\nprogram = \"/bin/true\"\n");
+        let err = parse(&twice).unwrap_err().to_string();
+        assert!(err.contains("'commands[1].name'"), "{err}");
     }
 
     #[test]

@@ -132,6 +132,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         throttle: Arc::new(Mutex::new(accounts::Throttle::new())),
         simulated_panel: simulated_panel.map(Arc::new),
         wol_target: cfg.network.wol_broadcast,
+        commands: Arc::new(cfg.commands.clone()),
     });
     let https_cfg = pki::https_config(&https_identity)?;
 

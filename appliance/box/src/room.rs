@@ -152,6 +152,30 @@ enum Cmd {
         conn: u64,
         id: u64,
     },
+    RunCommand {
+        stations: Option<Vec<u32>>,
+        from: String,
+        command: CommandOrder,
+        reply: oneshot::Sender<Result<MessageReport, SendError>>,
+    },
+    CommandResult {
+        station_id: u32,
+        conn: u64,
+        id: u64,
+        exit_code: Option<i32>,
+        stdout: String,
+        stderr: String,
+        error: Option<String>,
+    },
+}
+
+/// An approved command, resolved with the arguments the teacher picked.
+#[derive(Debug, Clone)]
+pub struct CommandOrder {
+    pub name: String,
+    pub program: String,
+    pub args: Vec<String>,
+    pub timeout_s: u32,
 }
 
 /// Where a message went.
@@ -260,6 +284,51 @@ impl RoomHandle {
             .map_err(|_| SendError::Internal("the room task has stopped".into()))?;
         rx.await
             .map_err(|_| SendError::Internal("the room task has stopped".into()))?
+    }
+
+    /// Runs an approved command on `stations` (None: all online). The report's `id` is the
+    /// run id; results arrive as stations finish.
+    pub async fn run_command(
+        &self,
+        stations: Option<Vec<u32>>,
+        from: &str,
+        command: CommandOrder,
+    ) -> Result<MessageReport, SendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::RunCommand {
+                stations,
+                from: from.to_string(),
+                command,
+                reply,
+            })
+            .await
+            .map_err(|_| SendError::Internal("the room task has stopped".into()))?;
+        rx.await
+            .map_err(|_| SendError::Internal("the room task has stopped".into()))?
+    }
+
+    /// A station's command result, as reported over its link.
+    pub async fn command_result(
+        &self,
+        station_id: u32,
+        conn: u64,
+        id: u64,
+        result: (Option<i32>, String, String, Option<String>),
+    ) {
+        let (exit_code, stdout, stderr, error) = result;
+        let _ = self
+            .tx
+            .send(Cmd::CommandResult {
+                station_id,
+                conn,
+                id,
+                exit_code,
+                stdout,
+                stderr,
+                error,
+            })
+            .await;
     }
 
     pub async fn message_read(&self, station_id: u32, conn: u64, id: u64) {
@@ -466,6 +535,53 @@ impl Room {
                 } => {
                     let _ = reply.send(self.send_message(stations, from, text).await);
                 }
+                Cmd::RunCommand {
+                    stations,
+                    from,
+                    command,
+                    reply,
+                } => {
+                    let _ = reply.send(self.run_command(stations, from, command).await);
+                }
+                Cmd::CommandResult {
+                    station_id,
+                    conn,
+                    id,
+                    exit_code,
+                    stdout,
+                    stderr,
+                    error,
+                } => {
+                    if self.link_mut(station_id, conn).is_some() {
+                        let now = lanterne_wire::now_us() as i64;
+                        let res = self
+                            .store
+                            .run(move |c| {
+                                store::finish_command(
+                                    c,
+                                    id,
+                                    station_id,
+                                    now,
+                                    &store::CommandOutcome {
+                                        exit_code,
+                                        stdout: &stdout,
+                                        stderr: &stderr,
+                                        error: error.as_deref(),
+                                    },
+                                )
+                            })
+                            .await;
+                        match res {
+                            Ok(true) => {}
+                            Ok(false) => tracing::warn!(
+                                station_id,
+                                id,
+                                "station reports a result for a run it was not sent"
+                            ),
+                            Err(e) => tracing::error!("cannot record a command result: {e}"),
+                        }
+                    }
+                }
                 Cmd::MessageRead {
                     station_id,
                     conn,
@@ -608,32 +724,96 @@ impl Room {
         Ok(report)
     }
 
-    async fn send_message(
-        &mut self,
-        stations: Option<Vec<u32>>,
-        from: String,
-        text: String,
-    ) -> Result<MessageReport, SendError> {
-        let targets: Vec<u32> = match stations {
+    /// The stations an order is for (None: all), each with whether it is online now.
+    fn targets(&self, stations: Option<Vec<u32>>) -> Result<Vec<(u32, bool)>, SendError> {
+        let ids: Vec<u32> = match stations {
             None => self.stations.keys().copied().collect(),
-            Some(ids) => {
+            Some(mut ids) => {
                 if ids.is_empty() {
                     return Err(SendError::NoTarget);
                 }
                 if let Some(bad) = ids.iter().find(|id| !self.stations.contains_key(id)) {
                     return Err(SendError::UnknownStation(*bad));
                 }
-                let mut ids = ids;
                 ids.sort_unstable();
                 ids.dedup();
                 ids
             }
         };
+        Ok(ids
+            .into_iter()
+            .map(|id| (id, self.stations[&id].link.is_some()))
+            .collect())
+    }
+
+    /// Sends `msg` to the online targets; the report names who got it and who is offline.
+    fn deliver(&self, id: u64, targets: &[(u32, bool)], msg: &Control) -> MessageReport {
+        let mut report = MessageReport {
+            id,
+            sent_to: Vec::new(),
+            offline: Vec::new(),
+        };
+        for (station, online) in targets {
+            let st = &self.stations[station];
+            match (&st.link, online) {
+                (Some(link), true) => {
+                    let _ = link.control.try_send(msg.clone());
+                    report.sent_to.push(st.row.name.clone());
+                }
+                _ => report.offline.push(st.row.name.clone()),
+            }
+        }
+        report
+    }
+
+    async fn run_command(
+        &mut self,
+        stations: Option<Vec<u32>>,
+        from: String,
+        command: CommandOrder,
+    ) -> Result<MessageReport, SendError> {
+        let targets = self.targets(stations)?;
+        let now = lanterne_wire::now_us() as i64;
+        let (f, t, cmd) = (from.clone(), targets.clone(), command.clone());
+        let id = self
+            .store
+            .run(move |c| {
+                let id = store::insert_command_run(c, &cmd.name, &cmd.args, &f, now, &t)?;
+                store::audit(
+                    c,
+                    now,
+                    &store::AuditEntry {
+                        actor: &f,
+                        action: "run-command",
+                        target: &format!("{} station(s)", t.len()),
+                        result: "ok",
+                        detail: &format!("run {id}: {} {}", cmd.name, cmd.args.join(" ")),
+                    },
+                )?;
+                Ok(id)
+            })
+            .await
+            .map_err(|e| SendError::Internal(e.to_string()))?;
+        Ok(self.deliver(
+            id,
+            &targets,
+            &Control::RunCommand {
+                id,
+                program: command.program,
+                args: command.args,
+                timeout_s: command.timeout_s,
+            },
+        ))
+    }
+
+    async fn send_message(
+        &mut self,
+        stations: Option<Vec<u32>>,
+        from: String,
+        text: String,
+    ) -> Result<MessageReport, SendError> {
         let text = lanterne_wire::bounded_text(&text);
-        let delivered: Vec<(u32, bool)> = targets
-            .iter()
-            .map(|id| (*id, self.stations[id].link.is_some()))
-            .collect();
+        let delivered = self.targets(stations)?;
         let now = lanterne_wire::now_us() as i64;
         let (f, t, d) = (from.clone(), text.clone(), delivered.clone());
         let id = self
@@ -655,26 +835,7 @@ impl Room {
             })
             .await
             .map_err(|e| SendError::Internal(e.to_string()))?;
-        let mut report = MessageReport {
-            id,
-            sent_to: Vec::new(),
-            offline: Vec::new(),
-        };
-        for (station, online) in delivered {
-            let st = &self.stations[&station];
-            match (&st.link, online) {
-                (Some(link), true) => {
-                    let _ = link.control.try_send(Control::ShowMessage {
-                        id,
-                        from: from.clone(),
-                        text: text.clone(),
-                    });
-                    report.sent_to.push(st.row.name.clone());
-                }
-                _ => report.offline.push(st.row.name.clone()),
-            }
-        }
-        Ok(report)
+        Ok(self.deliver(id, &delivered, &Control::ShowMessage { id, from, text }))
     }
 
     /// Is any screen being watched right now? The single source of truth for the status LED:

@@ -106,6 +106,8 @@ fn control_name(c: &Control) -> &'static str {
         Control::Shown(_) => "shown",
         Control::ShowMessage { .. } => "show-message",
         Control::MessageRead { .. } => "message-read",
+        Control::RunCommand { .. } => "run-command",
+        Control::CommandResult { .. } => "command-result",
     }
 }
 
@@ -216,6 +218,22 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                 Frame::Control(Control::MessageRead { id }) => {
                     ctx.room.message_read(station.id, reg.conn, id).await;
                 }
+                Frame::Control(Control::CommandResult {
+                    id,
+                    exit_code,
+                    stdout,
+                    stderr,
+                    error,
+                }) => {
+                    ctx.room
+                        .command_result(
+                            station.id,
+                            reg.conn,
+                            id,
+                            (exit_code, stdout, stderr, error),
+                        )
+                        .await;
+                }
                 Frame::Control(
                     other @ (Control::Hello { .. }
                     | Control::Welcome { .. }
@@ -224,7 +242,8 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                     | Control::RequestKeyframe { .. }
                     | Control::Lock { .. }
                     | Control::Unlock
-                    | Control::ShowMessage { .. }),
+                    | Control::ShowMessage { .. }
+                    | Control::RunCommand { .. }),
                 ) => {
                     return Err(LinkError::WrongDirection(control_name(&other)));
                 }

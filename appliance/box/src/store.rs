@@ -94,6 +94,27 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (message_id, station_id)
     );
     "#,
+    r#"
+    -- Runs of approved commands and each station's result.
+    CREATE TABLE command_runs (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        args TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        started_at_us INTEGER NOT NULL
+    );
+    CREATE TABLE command_results (
+        run_id INTEGER NOT NULL REFERENCES command_runs(id),
+        station_id INTEGER NOT NULL REFERENCES stations(id),
+        delivered INTEGER NOT NULL,
+        finished_at_us INTEGER,
+        exit_code INTEGER,
+        stdout TEXT,
+        stderr TEXT,
+        error TEXT,
+        PRIMARY KEY (run_id, station_id)
+    );
+    "#,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -530,6 +551,125 @@ pub fn recent_messages(c: &Connection, limit: u32) -> rusqlite::Result<Vec<Messa
             .collect::<rusqlite::Result<_>>()?;
     }
     Ok(rows)
+}
+
+// ---- command runs ----
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CommandRun {
+    pub id: u64,
+    pub name: String,
+    pub args: Vec<String>,
+    pub from: String,
+    pub started_at_us: i64,
+    pub results: Vec<CommandResultRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CommandResultRow {
+    pub station_id: u32,
+    pub name: String,
+    pub delivered: bool,
+    pub done: bool,
+    pub exit_code: Option<i32>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub error: Option<String>,
+}
+
+pub fn insert_command_run(
+    c: &Connection,
+    name: &str,
+    args: &[String],
+    sender: &str,
+    now_us: i64,
+    targets: &[(u32, bool)],
+) -> rusqlite::Result<u64> {
+    let tx = c.unchecked_transaction()?;
+    tx.execute(
+        "INSERT INTO command_runs (name, args, sender, started_at_us) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            name,
+            serde_json::to_string(args).expect("strings serialise"),
+            sender,
+            now_us
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    for (station, delivered) in targets {
+        tx.execute(
+            "INSERT INTO command_results (run_id, station_id, delivered) VALUES (?1, ?2, ?3)",
+            params![id, station, *delivered as i64],
+        )?;
+    }
+    tx.commit()?;
+    Ok(id as u64)
+}
+
+/// A station's result for a run it was sent; false when it was not sent that run or already
+/// answered (a station cannot fill in another's result or rewrite its own).
+pub struct CommandOutcome<'a> {
+    pub exit_code: Option<i32>,
+    pub stdout: &'a str,
+    pub stderr: &'a str,
+    pub error: Option<&'a str>,
+}
+
+pub fn finish_command(
+    c: &Connection,
+    run_id: u64,
+    station_id: u32,
+    now_us: i64,
+    o: &CommandOutcome<'_>,
+) -> rusqlite::Result<bool> {
+    let n = c.execute(
+        "UPDATE command_results SET finished_at_us = ?3, exit_code = ?4, stdout = ?5, stderr = ?6, error = ?7
+         WHERE run_id = ?1 AND station_id = ?2 AND delivered = 1 AND finished_at_us IS NULL",
+        params![run_id as i64, station_id, now_us, o.exit_code, o.stdout, o.stderr, o.error],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn command_run(c: &Connection, id: u64) -> rusqlite::Result<Option<CommandRun>> {
+    let run = c
+        .query_row(
+            "SELECT id, name, args, sender, started_at_us FROM command_runs WHERE id = ?1",
+            [id as i64],
+            |r| {
+                let args: String = r.get(2)?;
+                Ok(CommandRun {
+                    id: r.get::<_, i64>(0)? as u64,
+                    name: r.get(1)?,
+                    args: serde_json::from_str(&args).unwrap_or_default(),
+                    from: r.get(3)?,
+                    started_at_us: r.get(4)?,
+                    results: Vec::new(),
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut run) = run else { return Ok(None) };
+    let mut st = c.prepare(
+        "SELECT r.station_id, s.name, r.delivered, r.finished_at_us IS NOT NULL, r.exit_code,
+                r.stdout, r.stderr, r.error
+         FROM command_results r JOIN stations s ON s.id = r.station_id
+         WHERE r.run_id = ?1 ORDER BY s.name",
+    )?;
+    run.results = st
+        .query_map([id as i64], |r| {
+            Ok(CommandResultRow {
+                station_id: r.get(0)?,
+                name: r.get(1)?,
+                delivered: r.get::<_, i64>(2)? != 0,
+                done: r.get(3)?,
+                exit_code: r.get(4)?,
+                stdout: r.get(5)?,
+                stderr: r.get(6)?,
+                error: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(run))
 }
 
 // ---- audit ----

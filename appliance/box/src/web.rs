@@ -68,6 +68,8 @@ pub struct AppState {
     pub simulated_panel: Option<Arc<lanterne_panel::SimulatedPanel>>,
     /// Where Wake-on-LAN packets are sent.
     pub wol_target: SocketAddr,
+    /// The admin-approved commands (from the config); nothing else can be run.
+    pub commands: Arc<Vec<crate::config::ApprovedCommand>>,
 }
 
 /// One error type for every handler: 4xx carry a precise message, 5xx a generic one (the
@@ -126,6 +128,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/room/lock", post(lock_room))
         .route("/api/messages", post(send_message).get(list_messages))
         .route("/api/stations/wake", post(wake_stations))
+        .route("/api/commands", get(list_commands))
+        .route("/api/commands/run", post(run_command))
+        .route("/api/commands/runs/{id}", get(command_run))
         .route("/api/dev/panel", get(dev_panel))
         .route("/api/dev/panel/press", post(dev_panel_press))
         .route("/api/mosaic", get(mosaic_ws))
@@ -609,6 +614,123 @@ async fn list_messages(
     Ok(Json(
         state.store.run(|c| store::recent_messages(c, 20)).await?,
     ))
+}
+
+#[derive(Serialize)]
+struct CommandView {
+    name: String,
+    program: String,
+    args: Vec<String>,
+    allowed_args: Vec<String>,
+}
+
+/// The commands a teacher may run.
+async fn list_commands(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<Json<Vec<CommandView>>, ApiError> {
+    refuse_technician(&acc, "running commands")?;
+    Ok(Json(
+        state
+            .commands
+            .iter()
+            .map(|c| CommandView {
+                name: c.name.clone(),
+                program: c.program.clone(),
+                args: c.args.clone(),
+                allowed_args: c.allowed_args.clone(),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRequest {
+    name: String,
+    /// Extra arguments, each from the command's `allowed_args`.
+    #[serde(default)]
+    args: Vec<String>,
+    stations: Option<Vec<u32>>,
+}
+
+/// Runs an approved command on stations. Anything not in the box's approved list is refused.
+async fn run_command(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    body: Result<Json<RunRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::room::MessageReport>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    refuse_technician(&acc, "running commands")?;
+    let Some(approved) = state.commands.iter().find(|c| c.name == req.name) else {
+        audit(
+            &state,
+            &acc.username,
+            "run-command",
+            "-",
+            "refused",
+            "not approved",
+        )
+        .await;
+        return Err(ApiError::BadRequest(format!(
+            "'name': '{}' is not an approved command; the admin lists approved commands in the box configuration",
+            req.name.chars().take(64).collect::<String>()
+        )));
+    };
+    if let Some(bad) = req.args.iter().find(|a| !approved.allowed_args.contains(a)) {
+        audit(
+            &state,
+            &acc.username,
+            "run-command",
+            &approved.name,
+            "refused",
+            "argument not allowed",
+        )
+        .await;
+        return Err(ApiError::BadRequest(format!(
+            "'args': '{}' is not an allowed argument of '{}'",
+            bad.chars().take(64).collect::<String>(),
+            approved.name
+        )));
+    }
+    let mut args = approved.args.clone();
+    args.extend(req.args.iter().cloned());
+    use crate::room::SendError;
+    state
+        .room
+        .run_command(
+            req.stations,
+            &acc.username,
+            crate::room::CommandOrder {
+                name: approved.name.clone(),
+                program: approved.program.clone(),
+                args,
+                timeout_s: approved.timeout_s,
+            },
+        )
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            SendError::UnknownStation(_) | SendError::NoTarget => {
+                ApiError::BadRequest(format!("'stations': {e}"))
+            }
+            SendError::Internal(m) => ApiError::Internal(m),
+        })
+}
+
+/// One run with each station's exit code and output (or why it did not run).
+async fn command_run(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    Path(id): Path<u64>,
+) -> Result<Json<store::CommandRun>, ApiError> {
+    refuse_technician(&acc, "running commands")?;
+    state
+        .store
+        .run(move |c| store::command_run(c, id))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no command run {id}")))
 }
 
 #[derive(Deserialize)]

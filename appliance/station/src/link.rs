@@ -309,6 +309,28 @@ impl Link {
                 self.apply_screen(ctl_tx, move |s| s.lock(&message));
             }
             Control::Unlock => self.apply_screen(ctl_tx, |s| s.unlock()),
+            Control::RunCommand {
+                id,
+                program,
+                args,
+                timeout_s,
+            } => {
+                let tx = ctl_tx.clone();
+                let timeout = Duration::from_secs(u64::from(timeout_s.clamp(1, 600)));
+                info!(id, %program, "running a command ordered by the box");
+                tokio::spawn(async move {
+                    let o = crate::commands::run(&program, &args, timeout).await;
+                    let _ = tx
+                        .send(Control::CommandResult {
+                            id,
+                            exit_code: o.exit_code,
+                            stdout: o.stdout,
+                            stderr: o.stderr,
+                            error: o.error,
+                        })
+                        .await;
+                });
+            }
             Control::ShowMessage { id, from, text } => {
                 let (from, text) = (
                     lanterne_wire::bounded_text(&from),

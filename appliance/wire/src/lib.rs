@@ -205,7 +205,28 @@ pub enum Control {
     MessageRead {
         id: u64,
     },
+    /// Box → station: run one admin-approved command (the box checks the approval; the
+    /// station runs exactly this program with these arguments, no shell).
+    RunCommand {
+        id: u64,
+        program: String,
+        args: Vec<String>,
+        timeout_s: u32,
+    },
+    /// Station → box: how run `id` ended. Output is cut to [`MAX_OUTPUT_BYTES`] per stream.
+    CommandResult {
+        id: u64,
+        exit_code: Option<i32>,
+        stdout: String,
+        stderr: String,
+        /// Why the command did not run or did not finish (not found, timed out…).
+        error: Option<String>,
+    },
 }
+
+/// Output kept per stream of a command run: enough to read, small enough for one control
+/// frame with both streams.
+pub const MAX_OUTPUT_BYTES: usize = 16 * 1024;
 
 /// The station's on-screen state, as reported to the box.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -452,6 +473,19 @@ mod tests {
                 text: "Enregistrez votre travail.".into(),
             }),
             Frame::Control(Control::MessageRead { id: 7 }),
+            Frame::Control(Control::RunCommand {
+                id: 3,
+                program: "/usr/bin/df".into(),
+                args: vec!["-h".into()],
+                timeout_s: 30,
+            }),
+            Frame::Control(Control::CommandResult {
+                id: 3,
+                exit_code: Some(0),
+                stdout: "Sys. de fichiers".into(),
+                stderr: String::new(),
+                error: None,
+            }),
             Frame::Control(Control::Shown(Shown {
                 locked: true,
                 watched_indicator: false,

@@ -264,3 +264,134 @@ async fn wake_on_lan_packets_leave_the_box_for_offline_stations() {
     assert_eq!(res.status, 400);
     assert!(res.json()["error"].as_str().unwrap().contains("4242"));
 }
+
+#[tokio::test]
+async fn only_approved_commands_run_and_each_station_reports_its_result() {
+    let b = BoxProcess::start_with_config(
+        "[room]\nname = \"Salle 12\"\n[panel]\nbackend = \"simulated\"\n\
+         [[commands]]\nname = \"bonjour\"\nprogram = \"/bin/echo\"\nargs = [\"bonjour\"]\nallowed_args = [\"tout le monde\"]\ntimeout_s = 10\n\
+         [[commands]]\nname = \"echec\"\nprogram = \"/bin/sh\"\nargs = [\"-c\", \"echo raté >&2; exit 4\"]\n",
+    )
+    .await
+    .unwrap();
+    let probe = lanterne_media::init().unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    let mut stations = Vec::new();
+    for i in 1..=2 {
+        let name = format!("poste-{i:02}");
+        let dir = dirs.path().join(&name);
+        ids.push(b.enrol(&dir, &name).await.unwrap().station_id);
+        if i == 1 {
+            stations.push(
+                spawn_station(
+                    &dir,
+                    SourceSpec::Live(CaptureSource::Synthetic {
+                        label: name.clone(),
+                        rgb: [40, 70, 200],
+                    }),
+                    Arc::new(SimulatedScreen::default()),
+                    &probe,
+                    name,
+                )
+                .unwrap(),
+            );
+        }
+    }
+    wait_until("station connected", Duration::from_secs(30), || {
+        stations[0].status.borrow().connected
+    })
+    .await;
+    let https = b.https().unwrap();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+
+    let list = https
+        .request("GET", "/api/commands", None, &[("cookie", &cookie)])
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(list[0]["name"], "bonjour");
+    assert_eq!(list[1]["name"], "echec");
+
+    let run = |body: serde_json::Value| post(&https, &cookie, "/api/commands/run", body);
+    let res =
+        run(serde_json::json!({ "name": "bonjour", "args": ["tout le monde"], "stations": null }))
+            .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let report = res.json();
+    assert_eq!(report["sent_to"], serde_json::json!(["poste-01"]));
+    assert_eq!(report["offline"], serde_json::json!(["poste-02"]));
+    let run_id = report["id"].as_u64().unwrap();
+
+    let result = wait_for_result(&https, &cookie, run_id).await;
+    assert_eq!(result[0]["name"], "poste-01");
+    assert_eq!(result[0]["exit_code"], 0);
+    assert_eq!(result[0]["stdout"], "bonjour tout le monde\n");
+    assert_eq!(result[1]["name"], "poste-02");
+    assert_eq!(
+        result[1]["delivered"], false,
+        "the offline station is reported"
+    );
+
+    let res = run(serde_json::json!({ "name": "echec", "stations": [ids[0]] })).await;
+    let result = wait_for_result(&https, &cookie, res.json()["id"].as_u64().unwrap()).await;
+    assert_eq!(result[0]["exit_code"], 4);
+    assert_eq!(result[0]["stderr"], "raté\n");
+
+    // Anything not approved is refused, whatever the wrapping.
+    for (body, needle) in [
+        (
+            serde_json::json!({ "name": "rm", "stations": null }),
+            "not an approved command",
+        ),
+        (
+            serde_json::json!({ "name": "bonjour", "args": ["; rm -rf /"], "stations": null }),
+            "not an allowed argument",
+        ),
+        (
+            serde_json::json!({ "name": "bonjour", "stations": [777] }),
+            "777",
+        ),
+        (serde_json::json!({ "program": "/bin/rm" }), "program"),
+    ] {
+        let res = run(body.clone()).await;
+        assert_eq!(res.status, 400, "{body}");
+        let msg = res.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.contains(needle), "{body} → {msg}");
+    }
+    for s in stations {
+        s.shutdown().await;
+    }
+}
+
+/// Polls a command run until every delivered station has answered; returns its results.
+async fn wait_for_result(https: &Https, cookie: &str, run_id: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let res = https
+            .request(
+                "GET",
+                &format!("/api/commands/runs/{run_id}"),
+                None,
+                &[("cookie", cookie)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status, 200);
+        let run = res.json();
+        let results = run["results"].clone();
+        if results
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["done"] == true || r["delivered"] == false)
+        {
+            return results;
+        }
+        assert!(Instant::now() < deadline, "no result in time: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
