@@ -167,6 +167,13 @@ enum Cmd {
         stderr: String,
         error: Option<String>,
     },
+    /// Any other order (power, open a URL): sent to the online targets, nothing recorded
+    /// besides the audit line the caller writes.
+    Order {
+        stations: Option<Vec<u32>>,
+        order: Control,
+        reply: oneshot::Sender<Result<MessageReport, SendError>>,
+    },
 }
 
 /// An approved command, resolved with the arguments the teacher picked.
@@ -300,6 +307,25 @@ impl RoomHandle {
                 stations,
                 from: from.to_string(),
                 command,
+                reply,
+            })
+            .await
+            .map_err(|_| SendError::Internal("the room task has stopped".into()))?;
+        rx.await
+            .map_err(|_| SendError::Internal("the room task has stopped".into()))?
+    }
+
+    /// Sends `order` (power, open a URL) to `stations` (None: all). The report's id is 0.
+    pub async fn order(
+        &self,
+        stations: Option<Vec<u32>>,
+        order: Control,
+    ) -> Result<MessageReport, SendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Order {
+                stations,
+                order,
                 reply,
             })
             .await
@@ -542,6 +568,13 @@ impl Room {
                     reply,
                 } => {
                     let _ = reply.send(self.run_command(stations, from, command).await);
+                }
+                Cmd::Order {
+                    stations,
+                    order,
+                    reply,
+                } => {
+                    let _ = reply.send(self.targets(stations).map(|t| self.deliver(0, &t, &order)));
                 }
                 Cmd::CommandResult {
                     station_id,

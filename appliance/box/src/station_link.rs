@@ -108,6 +108,9 @@ fn control_name(c: &Control) -> &'static str {
         Control::MessageRead { .. } => "message-read",
         Control::RunCommand { .. } => "run-command",
         Control::CommandResult { .. } => "command-result",
+        Control::Power { .. } => "power",
+        Control::OpenUrl { .. } => "open-url",
+        Control::ActionResult { .. } => "action-result",
     }
 }
 
@@ -215,6 +218,33 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                 Frame::Control(Control::Shown(shown)) => {
                     ctx.room.shown(station.id, reg.conn, shown).await;
                 }
+                Frame::Control(Control::ActionResult { action, ok, detail }) => {
+                    let (actor, result) = (format!("station:{}", station.name), if ok { "ok" } else { "failed" });
+                    if ok {
+                        info!(station = %station.name, %action, "station carried out the order");
+                    } else {
+                        warn!(station = %station.name, %action, "station could not carry out the order: {detail}");
+                    }
+                    let now = lanterne_wire::now_us() as i64;
+                    let detail: String = detail.chars().take(500).collect();
+                    let action: String = action.chars().take(40).collect();
+                    let _ = ctx
+                        .store
+                        .run(move |c| {
+                            store::audit(
+                                c,
+                                now,
+                                &store::AuditEntry {
+                                    actor: &actor,
+                                    action: &action,
+                                    target: "self",
+                                    result,
+                                    detail: &detail,
+                                },
+                            )
+                        })
+                        .await;
+                }
                 Frame::Control(Control::MessageRead { id }) => {
                     ctx.room.message_read(station.id, reg.conn, id).await;
                 }
@@ -243,7 +273,9 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                     | Control::Lock { .. }
                     | Control::Unlock
                     | Control::ShowMessage { .. }
-                    | Control::RunCommand { .. }),
+                    | Control::RunCommand { .. }
+                    | Control::Power { .. }
+                    | Control::OpenUrl { .. }),
                 ) => {
                     return Err(LinkError::WrongDirection(control_name(&other)));
                 }

@@ -128,6 +128,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/room/lock", post(lock_room))
         .route("/api/messages", post(send_message).get(list_messages))
         .route("/api/stations/wake", post(wake_stations))
+        .route("/api/stations/power", post(power_stations))
+        .route("/api/stations/open-url", post(open_url))
         .route("/api/commands", get(list_commands))
         .route("/api/commands/run", post(run_command))
         .route("/api/commands/runs/{id}", get(command_run))
@@ -614,6 +616,115 @@ async fn list_messages(
     Ok(Json(
         state.store.run(|c| store::recent_messages(c, 20)).await?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum PowerChoice {
+    Shutdown,
+    Restart,
+    Logout,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PowerRequest {
+    action: PowerChoice,
+    /// Seconds the students see a countdown first (0 to 600).
+    #[serde(default)]
+    countdown_s: u32,
+    stations: Option<Vec<u32>>,
+}
+
+fn order_error(e: crate::room::SendError) -> ApiError {
+    use crate::room::SendError;
+    match e {
+        SendError::UnknownStation(_) | SendError::NoTarget => {
+            ApiError::BadRequest(format!("'stations': {e}"))
+        }
+        SendError::Internal(m) => ApiError::Internal(m),
+    }
+}
+
+/// Shuts down, restarts or logs out stations, after a countdown the students see.
+async fn power_stations(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    body: Result<Json<PowerRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::room::MessageReport>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    refuse_technician(&acc, "powering stations off")?;
+    if req.countdown_s > 600 {
+        return Err(ApiError::BadRequest(
+            "'countdown_s' must be between 0 and 600".into(),
+        ));
+    }
+    let action = match req.action {
+        PowerChoice::Shutdown => lanterne_wire::PowerAction::Shutdown,
+        PowerChoice::Restart => lanterne_wire::PowerAction::Restart,
+        PowerChoice::Logout => lanterne_wire::PowerAction::Logout,
+    };
+    let report = state
+        .room
+        .order(
+            req.stations,
+            lanterne_wire::Control::Power {
+                action,
+                countdown_s: req.countdown_s,
+            },
+        )
+        .await
+        .map_err(order_error)?;
+    let what = format!("{action:?}").to_lowercase();
+    audit(
+        &state,
+        &acc.username,
+        &what,
+        &format!("{} station(s)", report.sent_to.len()),
+        "sent",
+        "",
+    )
+    .await;
+    Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenUrlRequest {
+    url: String,
+    stations: Option<Vec<u32>>,
+}
+
+/// Opens a web page in the students' browsers.
+async fn open_url(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    body: Result<Json<OpenUrlRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::room::MessageReport>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    refuse_technician(&acc, "opening pages on stations")?;
+    lanterne_wire::validate_url(&req.url)
+        .map_err(|e| ApiError::BadRequest(format!("'url' {e}")))?;
+    let report = state
+        .room
+        .order(
+            req.stations,
+            lanterne_wire::Control::OpenUrl {
+                url: req.url.clone(),
+            },
+        )
+        .await
+        .map_err(order_error)?;
+    audit(
+        &state,
+        &acc.username,
+        "open-url",
+        &format!("{} station(s)", report.sent_to.len()),
+        "sent",
+        &req.url,
+    )
+    .await;
+    Ok(Json(report))
 }
 
 #[derive(Serialize)]

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod link;
 pub mod screen;
 pub mod sources;
+pub mod system;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 use crate::identity::Identity;
 use crate::link::{Link, LinkStatus, VideoSource};
 use crate::screen::Screen;
+use crate::system::SystemActions;
 
 /// What a station shows.
 pub enum SourceSpec {
@@ -62,6 +64,7 @@ pub fn spawn_station(
     dir: &Path,
     spec: SourceSpec,
     screen: Arc<dyn Screen>,
+    system: Arc<dyn SystemActions>,
     probe: &CodecProbe,
     hostname: String,
 ) -> anyhow::Result<RunningStation> {
@@ -71,7 +74,14 @@ pub fn spawn_station(
         SourceSpec::Live(capture) => Arc::new(sources::LiveSource::start(capture, probe, tx)?),
         SourceSpec::Replay(file) => Arc::new(sources::ReplaySource::new(file, tx)),
     };
-    let (link, status) = Link::new(identity.clone(), source.clone(), screen, rx, hostname);
+    let (link, status) = Link::new(
+        identity.clone(),
+        source.clone(),
+        screen,
+        system,
+        rx,
+        hostname,
+    );
     Ok(RunningStation {
         name: identity.enrolment.name.clone(),
         station_id: identity.enrolment.station_id,

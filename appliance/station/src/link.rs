@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::identity::{Identity, BOX_SERVER_NAME};
 use crate::screen::Screen;
+use crate::system::SystemActions;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -83,6 +84,7 @@ pub struct Link {
     identity: Arc<Identity>,
     source: Arc<dyn VideoSource>,
     screen: Arc<dyn Screen>,
+    system: Arc<dyn SystemActions>,
     media: mpsc::Receiver<(StreamKind, EncodedFrame)>,
     status: tokio::sync::watch::Sender<LinkStatus>,
     hostname: String,
@@ -93,6 +95,7 @@ impl Link {
         identity: Arc<Identity>,
         source: Arc<dyn VideoSource>,
         screen: Arc<dyn Screen>,
+        system: Arc<dyn SystemActions>,
         media: mpsc::Receiver<(StreamKind, EncodedFrame)>,
         hostname: String,
     ) -> (Self, tokio::sync::watch::Receiver<LinkStatus>) {
@@ -102,6 +105,7 @@ impl Link {
                 identity,
                 source,
                 screen,
+                system,
                 media,
                 status,
                 hostname,
@@ -230,6 +234,8 @@ impl Link {
                     }
                 }
                 d = dismissed.recv(), if dismissals_open => match d {
+                    // Id 0 is the station's own countdown notice, not a teacher's message.
+                    Ok(0) => {}
                     Ok(id) => framed.send(Frame::Control(Control::MessageRead { id })).await?,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         warn!(lost = n, "message dismissals were lost");
@@ -327,6 +333,58 @@ impl Link {
                             stdout: o.stdout,
                             stderr: o.stderr,
                             error: o.error,
+                        })
+                        .await;
+                });
+            }
+            Control::Power {
+                action,
+                countdown_s,
+            } => {
+                let (screen, system, tx) =
+                    (self.screen.clone(), self.system.clone(), ctl_tx.clone());
+                let countdown = countdown_s.min(600);
+                tokio::spawn(async move {
+                    let what = match action {
+                        lanterne_wire::PowerAction::Shutdown => "s'éteindre",
+                        lanterne_wire::PowerAction::Restart => "redémarrer",
+                        lanterne_wire::PowerAction::Logout => "fermer votre session",
+                    };
+                    if countdown > 0 {
+                        // Message id 0 is the station's own notice (the box numbers from 1).
+                        let text = format!(
+                            "Cet ordinateur va {what} dans {countdown} s. Enregistrez votre travail."
+                        );
+                        let s = screen.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            s.show_message(0, "Lanterne", &text)
+                        })
+                        .await;
+                        tokio::time::sleep(Duration::from_secs(countdown.into())).await;
+                    }
+                    let result = tokio::task::spawn_blocking(move || system.power(action))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = tx
+                        .send(Control::ActionResult {
+                            action: format!("{action:?}").to_lowercase(),
+                            ok: result.is_ok(),
+                            detail: result.err().unwrap_or_default(),
+                        })
+                        .await;
+                });
+            }
+            Control::OpenUrl { url } => {
+                let (system, tx) = (self.system.clone(), ctl_tx.clone());
+                tokio::spawn(async move {
+                    let result = tokio::task::spawn_blocking(move || system.open_url(&url))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = tx
+                        .send(Control::ActionResult {
+                            action: "open-url".into(),
+                            ok: result.is_ok(),
+                            detail: result.err().unwrap_or_default(),
                         })
                         .await;
                 });

@@ -17,6 +17,7 @@ use lanterne_media::{CaptureSource, StreamParams};
 use lanterne_station::enrol::Token;
 use lanterne_station::identity::Identity;
 use lanterne_station::screen::{NoScreen, Screen, SimulatedScreen, X11Screen};
+use lanterne_station::system::{LinuxSystem, SimulatedSystem};
 use lanterne_station::{spawn_station, SourceSpec, PALETTE};
 
 #[derive(Parser)]
@@ -65,6 +66,9 @@ enum Cmd {
         label: String,
         #[arg(long, default_value = "3c64c8", value_parser = parse_rgb)]
         rgb: [u8; 3],
+        /// The user whose session "log out" ends (default: $USER when it is not root).
+        #[arg(long)]
+        session_user: Option<String>,
     },
     /// Run a simulated classroom: many stations in this one process, each enrolled with one
     /// token from --tokens on first start.
@@ -159,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
             display,
             label,
             rgb,
+            session_user,
         } => {
             let probe = lanterne_media::init()?;
             let display_for_overlay = display.clone();
@@ -176,10 +181,17 @@ async fn main() -> anyhow::Result<()> {
                     Arc::new(NoScreen::new(reason))
                 }
             };
+            // The student's session: given, or the user running the agent when that is not root.
+            let session_user = session_user.or_else(|| {
+                std::env::var("USER")
+                    .ok()
+                    .filter(|u| !u.is_empty() && u != "root")
+            });
             let st = spawn_station(
                 &data_dir,
                 SourceSpec::Live(capture),
                 screen,
+                Arc::new(LinuxSystem { session_user }),
                 &probe,
                 hostname(),
             )?;
@@ -290,6 +302,7 @@ async fn classroom(
             &dir,
             spec,
             Arc::new(SimulatedScreen::default()),
+            Arc::new(SimulatedSystem::default()),
             &probe,
             host,
         )?;

@@ -222,6 +222,53 @@ pub enum Control {
         /// Why the command did not run or did not finish (not found, timed out…).
         error: Option<String>,
     },
+    /// Box → station: shut down, restart or log out after `countdown_s` seconds, during which
+    /// the student sees the countdown.
+    Power {
+        action: PowerAction,
+        countdown_s: u32,
+    },
+    /// Box → station: open `url` (http or https) in the student's browser.
+    OpenUrl {
+        url: String,
+    },
+    /// Station → box: how a power or open-URL order went.
+    ActionResult {
+        action: String,
+        ok: bool,
+        detail: String,
+    },
+}
+
+/// Longest URL a station opens.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// Checks a URL a teacher wants opened on stations: http or https, bounded, no whitespace or
+/// control characters (the station passes it as one argument, never through a shell).
+pub fn validate_url(url: &str) -> Result<(), &'static str> {
+    if url.len() > MAX_URL_LEN {
+        return Err("is longer than 2048 bytes");
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("has no host");
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters");
+    }
+    Ok(())
+}
+
+/// What a power order does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PowerAction {
+    Shutdown,
+    Restart,
+    /// Close the user's session (log out).
+    Logout,
 }
 
 /// Output kept per stream of a command run: enough to read, small enough for one control
@@ -473,6 +520,18 @@ mod tests {
                 text: "Enregistrez votre travail.".into(),
             }),
             Frame::Control(Control::MessageRead { id: 7 }),
+            Frame::Control(Control::Power {
+                action: PowerAction::Restart,
+                countdown_s: 30,
+            }),
+            Frame::Control(Control::OpenUrl {
+                url: "https://fr.wikipedia.org/".into(),
+            }),
+            Frame::Control(Control::ActionResult {
+                action: "open-url".into(),
+                ok: true,
+                detail: String::new(),
+            }),
             Frame::Control(Control::RunCommand {
                 id: 3,
                 program: "/usr/bin/df".into(),
@@ -633,6 +692,18 @@ mod tests {
             Err(WireError::TooLarge { .. })
         ));
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn urls_are_http_or_https_without_spaces() {
+        assert!(validate_url("https://fr.wikipedia.org/wiki/Lanterne").is_ok());
+        assert!(validate_url("http://intranet.lycee.local:8080/cours?id=3").is_ok());
+        assert!(validate_url("file:///etc/shadow").is_err());
+        assert!(validate_url("javascript:alert(1)").is_err());
+        assert!(validate_url("https://").is_err());
+        assert!(validate_url("https://a b").is_err());
+        assert!(validate_url("https://a\nb").is_err());
+        assert!(validate_url(&format!("https://{}", "a".repeat(3000))).is_err());
     }
 
     #[test]

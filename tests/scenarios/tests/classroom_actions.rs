@@ -59,6 +59,7 @@ async fn messages_reach_online_stations_and_reads_come_back() {
                         rgb: [40, 70, 200],
                     }),
                     screen.clone(),
+                    std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
                     &probe,
                     name,
                 )
@@ -291,6 +292,7 @@ async fn only_approved_commands_run_and_each_station_reports_its_result() {
                         rgb: [40, 70, 200],
                     }),
                     Arc::new(SimulatedScreen::default()),
+                    std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
                     &probe,
                     name,
                 )
@@ -394,4 +396,106 @@ async fn wait_for_result(https: &Https, cookie: &str, run_id: u64) -> serde_json
         assert!(Instant::now() < deadline, "no result in time: {run}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn power_orders_show_a_countdown_then_act_and_urls_open() {
+    let b = BoxProcess::start().await.unwrap();
+    let probe = lanterne_media::init().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let id = b.enrol(dir.path(), "poste-01").await.unwrap().station_id;
+    let screen = Arc::new(SimulatedScreen::default());
+    let system = Arc::new(lanterne_station::system::SimulatedSystem::default());
+    let station = spawn_station(
+        dir.path(),
+        SourceSpec::Live(CaptureSource::Synthetic {
+            label: "poste-01".into(),
+            rgb: [40, 70, 200],
+        }),
+        screen.clone(),
+        system.clone(),
+        &probe,
+        "poste-01".into(),
+    )
+    .unwrap();
+    wait_until("station connected", Duration::from_secs(30), || {
+        station.status.borrow().connected
+    })
+    .await;
+    let https = b.https().unwrap();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+
+    let res = post(
+        &https,
+        &cookie,
+        "/api/stations/power",
+        serde_json::json!({ "action": "restart", "countdown_s": 1, "stations": [id] }),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.json()["sent_to"], serde_json::json!(["poste-01"]));
+    // The student is warned first…
+    wait_until("countdown notice shown", Duration::from_secs(5), || {
+        screen
+            .open_messages()
+            .iter()
+            .any(|(i, _, text)| *i == 0 && text.contains("redémarrer dans 1 s"))
+    })
+    .await;
+    assert!(
+        system.done().is_empty(),
+        "nothing happens before the countdown ends"
+    );
+    // …then the station restarts.
+    wait_until("restart carried out", Duration::from_secs(5), || {
+        system.done() == ["restart"]
+    })
+    .await;
+
+    let res = post(
+        &https,
+        &cookie,
+        "/api/stations/open-url",
+        serde_json::json!({ "url": "https://fr.wikipedia.org/wiki/Lanterne", "stations": null }),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    wait_until("URL opened", Duration::from_secs(5), || {
+        system.done().last().map(String::as_str)
+            == Some("open-url https://fr.wikipedia.org/wiki/Lanterne")
+    })
+    .await;
+    b.wait_log_line(
+        &["station carried out the order", "open-url"],
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+
+    for (path, body, needle) in [
+        (
+            "/api/stations/open-url",
+            serde_json::json!({ "url": "file:///etc/shadow", "stations": null }),
+            "'url'",
+        ),
+        (
+            "/api/stations/power",
+            serde_json::json!({ "action": "explode", "stations": null }),
+            "action",
+        ),
+        (
+            "/api/stations/power",
+            serde_json::json!({ "action": "shutdown", "countdown_s": 9000, "stations": null }),
+            "'countdown_s'",
+        ),
+    ] {
+        let res = post(&https, &cookie, path, body.clone()).await;
+        assert_eq!(res.status, 400, "{body}");
+        let msg = res.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.contains(needle), "{body} → {msg}");
+    }
+    station.shutdown().await;
 }

@@ -23,6 +23,7 @@ fn start(dir: &std::path::Path, name: &str, probe: &lanterne_media::CodecProbe) 
             rgb: [40, 70, 200],
         }),
         screen.clone(),
+        Arc::new(lanterne_station::system::SimulatedSystem::default()),
         probe,
         name.into(),
     )

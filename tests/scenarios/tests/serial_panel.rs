@@ -62,6 +62,7 @@ async fn serial_panel_button_locks_the_room_and_the_status_led_follows_monitorin
             rgb: [200, 40, 40],
         }),
         screen.clone(),
+        std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
         &probe,
         "poste-01".into(),
     )

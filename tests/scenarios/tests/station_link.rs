@@ -214,6 +214,7 @@ async fn malformed_or_oversized_frames_disconnect_only_that_station() {
             rgb: [40, 160, 60],
         }),
         std::sync::Arc::new(lanterne_station::screen::SimulatedScreen::default()),
+        std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
         &probe,
         "poste-bon".into(),
     )

@@ -132,6 +132,7 @@ async fn a_real_x11_station_shows_the_lock_overlay_when_the_room_is_locked() {
             display: Some(display.clone()),
         }),
         screen.clone(),
+        std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
         &probe,
         "poste-x11".into(),
     )
@@ -213,6 +214,7 @@ async fn x11_screen_content_arrives_at_the_box() {
             display: Some(display.clone()),
         }),
         std::sync::Arc::new(lanterne_station::screen::SimulatedScreen::default()),
+        std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
         &probe,
         "poste-x11".into(),
     )

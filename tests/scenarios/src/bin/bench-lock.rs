@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
             &dir,
             SourceSpec::Replay(file.clone()),
             screen.clone(),
+            std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
             &probe,
             name,
         )?);
