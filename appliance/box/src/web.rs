@@ -624,6 +624,8 @@ enum PowerChoice {
     Shutdown,
     Restart,
     Logout,
+    #[serde(rename = "open-session")]
+    OpenSession,
 }
 
 #[derive(Deserialize)]
@@ -663,6 +665,7 @@ async fn power_stations(
         PowerChoice::Shutdown => lanterne_wire::PowerAction::Shutdown,
         PowerChoice::Restart => lanterne_wire::PowerAction::Restart,
         PowerChoice::Logout => lanterne_wire::PowerAction::Logout,
+        PowerChoice::OpenSession => lanterne_wire::PowerAction::OpenSession,
     };
     let report = state
         .room

@@ -349,6 +349,7 @@ impl Link {
                         lanterne_wire::PowerAction::Shutdown => "s'éteindre",
                         lanterne_wire::PowerAction::Restart => "redémarrer",
                         lanterne_wire::PowerAction::Logout => "fermer votre session",
+                        lanterne_wire::PowerAction::OpenSession => "ouvrir une session",
                     };
                     if countdown > 0 {
                         // Message id 0 is the station's own notice (the box numbers from 1).

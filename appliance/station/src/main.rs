@@ -69,6 +69,9 @@ enum Cmd {
         /// The user whose session "log out" ends (default: $USER when it is not root).
         #[arg(long)]
         session_user: Option<String>,
+        /// The account the display manager logs in automatically; enables "open a session".
+        #[arg(long)]
+        autologin_user: Option<String>,
     },
     /// Run a simulated classroom: many stations in this one process, each enrolled with one
     /// token from --tokens on first start.
@@ -164,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
             label,
             rgb,
             session_user,
+            autologin_user,
         } => {
             let probe = lanterne_media::init()?;
             let display_for_overlay = display.clone();
@@ -191,7 +195,10 @@ async fn main() -> anyhow::Result<()> {
                 &data_dir,
                 SourceSpec::Live(capture),
                 screen,
-                Arc::new(LinuxSystem { session_user }),
+                Arc::new(LinuxSystem {
+                    session_user,
+                    autologin_user,
+                }),
                 &probe,
                 hostname(),
             )?;

@@ -20,6 +20,9 @@ pub trait SystemActions: Send + Sync {
 pub struct LinuxSystem {
     /// The user whose session "log out" ends (the student logged in at the screen).
     pub session_user: Option<String>,
+    /// Set when the display manager logs this account in automatically: "open a session"
+    /// then restarts the display manager, which opens it (see docs/operations.md).
+    pub autologin_user: Option<String>,
 }
 
 fn run_blocking(program: &str, args: &[String]) -> Result<(), String> {
@@ -50,6 +53,17 @@ impl SystemActions for LinuxSystem {
                 ),
                 None => Err("no user session is known on this station".into()),
             },
+            PowerAction::OpenSession => match &self.autologin_user {
+                Some(_) => run_blocking(
+                    "/usr/bin/systemctl",
+                    &["restart".into(), "display-manager.service".into()],
+                ),
+                None => Err(
+                    "this station is not set up to open sessions: configure automatic \
+                     login in its display manager and start the agent with --autologin-user"
+                        .into(),
+                ),
+            },
         }
     }
 
@@ -78,6 +92,7 @@ impl SystemActions for SimulatedSystem {
             PowerAction::Shutdown => "shutdown",
             PowerAction::Restart => "restart",
             PowerAction::Logout => "logout",
+            PowerAction::OpenSession => "open-session",
         };
         self.done
             .lock()
@@ -93,5 +108,37 @@ impl SystemActions for SimulatedSystem {
             .unwrap_or_else(|p| p.into_inner())
             .push(format!("open-url {url}"));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_a_session_is_refused_clearly_where_not_set_up() {
+        let s = LinuxSystem {
+            session_user: None,
+            autologin_user: None,
+        };
+        let err = s.power(PowerAction::OpenSession).unwrap_err();
+        assert!(err.contains("not set up to open sessions"), "{err}");
+        let err = s.power(PowerAction::Logout).unwrap_err();
+        assert!(err.contains("no user session"), "{err}");
+    }
+
+    #[test]
+    fn urls_are_checked_before_anything_runs() {
+        let s = LinuxSystem {
+            session_user: None,
+            autologin_user: None,
+        };
+        assert!(s
+            .open_url("file:///etc/passwd")
+            .unwrap_err()
+            .contains("http"));
+        let sim = SimulatedSystem::default();
+        assert!(sim.open_url("javascript:x").is_err());
+        assert!(sim.done().is_empty());
     }
 }

@@ -269,6 +269,8 @@ pub enum PowerAction {
     Restart,
     /// Close the user's session (log out).
     Logout,
+    /// Open the station's session (needs display-manager autologin set up on the station).
+    OpenSession,
 }
 
 /// Output kept per stream of a command run: enough to read, small enough for one control
