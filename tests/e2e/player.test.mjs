@@ -207,8 +207,9 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
   it('opens the focus view of a tapped station and decodes its own stream', async () => {
     await page.locator('.tile[data-station-id="12"]').tap();
     await page.waitForURL(/#station\/12$/);
-    assert.ok(await page.locator('#focus-view').isVisible());
-    assert.ok(await page.locator('#mosaic-view').isHidden());
+    // The view switches right after the URL does: wait for it instead of sampling once.
+    await page.locator('#focus-view').waitFor({ state: 'visible', timeout: 5_000 });
+    await page.locator('#mosaic-view').waitFor({ state: 'hidden', timeout: 5_000 });
     assert.equal(await page.locator('#focus-title').textContent(), 'Écran de poste-02');
     const first = await waitForFrames(page, 'focus', 0);
     await waitForFrames(page, 'focus', first + 10);
@@ -235,7 +236,7 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
   it('goes back to the class mosaic with the back button', async () => {
     await page.locator('#back').tap();
     await page.waitForFunction(() => location.hash === '' && window.lanterneStats.view === 'mosaic');
-    assert.ok(await page.locator('#mosaic-view').isVisible());
+    await page.locator('#mosaic-view').waitFor({ state: 'visible', timeout: 5_000 });
     await waitForFrames(page, 'mosaic', 5);
     await waitForColour(page, '#mosaic-canvas', 0.25, 0.25, STATIONS[0].rgb);
     assert.deepEqual(box.openSockets(), { mosaic: 1, focus: 0 });
