@@ -25,6 +25,11 @@ pub enum ConfigError {
         field: String,
         problem: String,
     },
+    #[error("{path}: {source}")]
+    Schedule {
+        path: PathBuf,
+        source: lanterne_privacy::schedule::ScheduleError,
+    },
 }
 
 /// Largest config file accepted; a real one is a few KiB.
@@ -49,6 +54,9 @@ pub struct Config {
     /// Commands a teacher may run on stations; nothing else can be run.
     #[serde(default)]
     pub commands: Vec<ApprovedCommand>,
+    /// When screens may be watched (P3). Without it, monitoring is allowed at any time and
+    /// the box says so in its log: a school deployment must set it.
+    pub schedule: Option<lanterne_privacy::schedule::ScheduleConfig>,
 }
 
 /// One admin-approved command.
@@ -269,6 +277,16 @@ impl Video {
 }
 
 impl Config {
+    /// The validated monitoring schedule, if the room has one.
+    pub fn monitoring_schedule(
+        &self,
+    ) -> Result<
+        Option<lanterne_privacy::schedule::Schedule>,
+        lanterne_privacy::schedule::ScheduleError,
+    > {
+        self.schedule.as_ref().map(|s| s.validate()).transpose()
+    }
+
     /// The configuration used when no file is given: a development room on high ports.
     pub fn development(name: &str) -> Self {
         Config {
@@ -290,6 +308,7 @@ impl Config {
             },
             lock: Lock::default(),
             commands: Vec::new(),
+            schedule: None,
         }
     }
 
@@ -322,6 +341,11 @@ impl Config {
                 path: path.into(),
                 field,
                 problem,
+            })?;
+        cfg.monitoring_schedule()
+            .map_err(|source| ConfigError::Schedule {
+                path: path.into(),
+                source,
             })?;
         Ok(cfg)
     }
@@ -492,6 +516,26 @@ mod tests {
             format!("{ok}[[commands]]\nname = \"espace-disque\"\nprogram = \"/bin/true\"\n");
         let err = parse(&twice).unwrap_err().to_string();
         assert!(err.contains("'commands[1].name'"), "{err}");
+    }
+
+    #[test]
+    fn a_schedule_without_a_monitoring_free_slot_is_refused() {
+        let err = parse(
+            "[room]\nname = \"A\"\n[schedule]\n\
+             access = [{ days = [\"mon\"], start = \"08:00\", end = \"12:00\" }]\n\
+             monitoring = [{ days = [\"mon\"], start = \"08:00\", end = \"12:00\" }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("'schedule.monitoring'"), "{err}");
+        assert!(err.contains("free"), "{err}");
+        let ok = parse(
+            "[room]\nname = \"A\"\n[schedule]\n\
+             access = [{ days = [\"mon\"], start = \"08:00\", end = \"12:00\" }]\n\
+             monitoring = [{ days = [\"mon\"], start = \"09:00\", end = \"11:00\" }]\n",
+        )
+        .unwrap();
+        assert!(ok.monitoring_schedule().unwrap().is_some());
     }
 
     #[test]

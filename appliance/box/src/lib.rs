@@ -89,6 +89,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     .context("starting the mosaic")?;
     let mosaic = Arc::new(mosaic);
 
+    let schedule = cfg.monitoring_schedule()?;
+    match &schedule {
+        Some(s) => info!(
+            hours = %s.monitoring_summary(lanterne_privacy::Lang::En),
+            "monitoring only inside the configured windows"
+        ),
+        None => tracing::warn!(
+            "no [schedule] in the configuration: screens may be watched at any time; \
+             a school deployment must configure monitoring hours (policy P3)"
+        ),
+    }
     let (panel, panel_events, simulated_panel) = start_panel(&cfg.panel)?;
     let stations = store.with(store::stations)?;
     info!(count = stations.len(), "enrolled stations");
@@ -105,6 +116,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         room::LockSettings {
             message: cfg.lock.message.clone(),
         },
+        schedule,
     )?;
     tokio::spawn(forward_panel_events(panel_events, room.clone()));
 

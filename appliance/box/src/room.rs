@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use lanterne_media::{EncodedFrame, Mosaic, TileInfo};
 use lanterne_panel::{LedState, PanelHandle, StatusLed};
+use lanterne_privacy::policy::{Clock, SystemClock};
+use lanterne_privacy::schedule::Schedule;
 use lanterne_wire::{Control, Shown, Stream, StreamSettings};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -30,6 +32,10 @@ pub struct RoomView {
     pub locked: bool,
     /// Some screen is being watched right now (what the status LED shows).
     pub watched: bool,
+    /// Inside a monitoring window (always true for a room without a schedule).
+    pub monitoring: bool,
+    /// When monitoring is next allowed, box local time ("2026-11-23 09:15"), while outside.
+    pub next_monitoring: Option<String>,
     pub mosaic: MosaicView,
 }
 
@@ -61,6 +67,8 @@ pub enum FocusError {
     Unknown,
     #[error("the station is offline")]
     Offline,
+    #[error("screens may not be watched now (outside the monitoring hours){}", next.as_ref().map(|n| format!("; next monitoring window: {n}")).unwrap_or_default())]
+    OutsideMonitoring { next: Option<String> },
 }
 
 /// An open focus view. Dropping it tells the room, which stops the station's full stream
@@ -420,6 +428,9 @@ pub struct LockSettings {
 
 struct Room {
     name: String,
+    schedule: Option<Schedule>,
+    clock: SystemClock,
+    monitoring: bool,
     store: Store,
     panel: PanelHandle,
     locked: bool,
@@ -441,14 +452,22 @@ pub fn spawn(
     store: Store,
     panel: PanelHandle,
     lock: LockSettings,
+    schedule: Option<Schedule>,
 ) -> Result<RoomHandle, store::StoreError> {
     let (tx, rx) = mpsc::channel(256);
     let (view_tx, view_rx) = watch::channel(RoomView::default());
     let locked = store
         .with(|c| store::room_state(c, "locked"))?
         .is_some_and(|v| v == "true");
+    let clock = SystemClock::new();
+    let monitoring = schedule
+        .as_ref()
+        .is_none_or(|s| s.is_monitoring_at(clock.now()));
     let mut room = Room {
         name,
+        schedule,
+        clock,
+        monitoring,
         store,
         panel,
         locked,
@@ -470,7 +489,17 @@ pub fn spawn(
 
 impl Room {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
-        while let Some(cmd) = rx.recv().await {
+        // Monitoring windows start and end on the minute; checking every few seconds keeps
+        // the edges sharp without a timer per window.
+        let mut schedule_tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            let cmd = tokio::select! {
+                cmd = rx.recv() => match cmd { Some(c) => c, None => return },
+                _ = schedule_tick.tick() => {
+                    self.check_schedule();
+                    continue;
+                }
+            };
             match cmd {
                 Cmd::Online {
                     station,
@@ -495,10 +524,12 @@ impl Room {
                     let (ended, _) = watch::channel(false);
                     // Monitoring is on whenever the room is (issue 5 adds the schedule):
                     // ask for thumbnails right away.
-                    let _ = control.try_send(Control::SetStream {
-                        stream: Stream::Thumb,
-                        settings: Some(thumbnail),
-                    });
+                    if self.monitoring {
+                        let _ = control.try_send(Control::SetStream {
+                            stream: Stream::Thumb,
+                            settings: Some(thumbnail),
+                        });
+                    }
                     // The room lock outlives connections: a station that comes back (or a
                     // restarted box) puts the lock straight back up.
                     if self.locked {
@@ -512,7 +543,7 @@ impl Room {
                         full_tx: full_tx.clone(),
                         ended,
                         focus_viewers: 0,
-                        thumb_on: true,
+                        thumb_on: self.monitoring,
                         shown: Shown::default(),
                     });
                     let _ = reply.send(Registered { conn, full_tx });
@@ -671,7 +702,66 @@ impl Room {
             .filter(|l| l.conn == conn)
     }
 
+    fn next_monitoring(&self) -> Option<String> {
+        let s = self.schedule.as_ref()?;
+        let next = s.next_monitoring_start(self.clock.now())?;
+        Some(format!(
+            "{} {:02}:{:02}",
+            next.date(),
+            next.hour(),
+            next.minute()
+        ))
+    }
+
+    /// Starts or stops every station's thumbnails at the edges of the monitoring windows,
+    /// and ends focus views when a window closes. Stations stop sending; the box stops
+    /// showing (tiles go grey instead of freezing on the last picture).
+    fn check_schedule(&mut self) {
+        let now = self
+            .schedule
+            .as_ref()
+            .is_none_or(|s| s.is_monitoring_at(self.clock.now()));
+        if now == self.monitoring {
+            return;
+        }
+        self.monitoring = now;
+        tracing::info!(
+            monitoring = now,
+            "monitoring window {}",
+            if now { "opens" } else { "closes" }
+        );
+        let thumbnail = self.thumbnail_settings();
+        for st in self.stations.values_mut() {
+            if let Some(link) = st.link.as_mut() {
+                link.thumb_on = now;
+                let _ = link.control.try_send(Control::SetStream {
+                    stream: Stream::Thumb,
+                    settings: now.then_some(thumbnail),
+                });
+            }
+            self.mosaic.set_online(st.row.id, now && st.link.is_some());
+        }
+        // Publish first, so focus viewers ended below see why.
+        self.publish();
+        if !now {
+            for link in self.stations.values().filter_map(|s| s.link.as_ref()) {
+                if link.focus_viewers > 0 {
+                    let _ = link.control.try_send(Control::SetStream {
+                        stream: Stream::Full,
+                        settings: None,
+                    });
+                    let _ = link.ended.send(true);
+                }
+            }
+        }
+    }
+
     fn open_focus(&mut self, station_id: u32) -> Result<FocusSubscription, FocusError> {
+        if !self.monitoring {
+            return Err(FocusError::OutsideMonitoring {
+                next: self.next_monitoring(),
+            });
+        }
         let tx = self.tx.clone();
         let focus = self.plan.focus;
         let st = self
@@ -887,7 +977,8 @@ impl Room {
         self.mosaic
             .set_tiles(ids.iter().map(|&id| TileInfo { id }).collect());
         for st in self.stations.values() {
-            self.mosaic.set_online(st.row.id, st.link.is_some());
+            self.mosaic
+                .set_online(st.row.id, self.monitoring && st.link.is_some());
         }
         let after = self.thumbnail_settings();
         if after != before {
@@ -954,10 +1045,17 @@ impl Room {
                 })
             })
             .collect();
+        let next_monitoring = if self.monitoring {
+            None
+        } else {
+            self.next_monitoring()
+        };
         self.view.send_replace(RoomView {
             name: self.name.clone(),
             locked: self.locked,
             watched,
+            monitoring: self.monitoring,
+            next_monitoring,
             mosaic: MosaicView {
                 width: layout.width,
                 height: layout.height,
@@ -1014,6 +1112,7 @@ mod tests {
             LockSettings {
                 message: "Regardez le tableau".into(),
             },
+            None,
         )
         .unwrap();
         (room, mosaic, sim)

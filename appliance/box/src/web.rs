@@ -1295,6 +1295,18 @@ async fn focus_ws(
         Err(FocusError::Offline) => {
             return Err(ApiError::Conflict(format!("station {id} is offline")))
         }
+        Err(e @ FocusError::OutsideMonitoring { .. }) => {
+            audit(
+                &state,
+                &acc.username,
+                "view-station",
+                &id.to_string(),
+                "refused",
+                "outside monitoring hours",
+            )
+            .await;
+            return Err(ApiError::Forbidden(e.to_string()));
+        }
     };
     Ok(ws
         .max_message_size(WS_MAX_IN)
@@ -1324,7 +1336,12 @@ async fn focus_session(
         tokio::select! {
             ended = sub.ended.changed() => {
                 if ended.is_err() || *sub.ended.borrow() {
-                    let msg = serde_json::json!({"type": "ended", "reason": "station-offline"});
+                    let reason = if state.room.view().borrow().monitoring {
+                        "station-offline"
+                    } else {
+                        "outside-monitoring-hours"
+                    };
+                    let msg = serde_json::json!({"type": "ended", "reason": reason});
                     let _ = tx.send(Message::Text(msg.to_string().into())).await;
                     break;
                 }
