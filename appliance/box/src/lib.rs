@@ -104,19 +104,21 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let stations = store.with(store::stations)?;
     info!(count = stations.len(), "enrolled stations");
     let room = room::spawn(
-        cfg.room.name.clone(),
+        room::RoomSettings {
+            name: cfg.room.name.clone(),
+            plan: room::StreamPlan {
+                thumbnail: cfg.thumbnails.stream_settings(),
+                focus: cfg.focus.stream_settings(),
+            },
+            lock: room::LockSettings {
+                message: cfg.lock.message.clone(),
+            },
+            schedule,
+        },
         stations,
         mosaic.clone(),
-        room::StreamPlan {
-            thumbnail: cfg.thumbnails.stream_settings(),
-            focus: cfg.focus.stream_settings(),
-        },
         store.clone(),
         panel,
-        room::LockSettings {
-            message: cfg.lock.message.clone(),
-        },
-        schedule,
     )?;
     tokio::spawn(forward_panel_events(panel_events, room.clone()));
 

@@ -444,16 +444,28 @@ struct Room {
 }
 
 /// Starts the room task with the enrolled stations.
+/// What the room is told once, at start.
+pub struct RoomSettings {
+    pub name: String,
+    pub plan: StreamPlan,
+    pub lock: LockSettings,
+    /// None: monitoring allowed at any time.
+    pub schedule: Option<Schedule>,
+}
+
 pub fn spawn(
-    name: String,
+    settings: RoomSettings,
     stations: Vec<StationRow>,
     mosaic: Arc<Mosaic>,
-    plan: StreamPlan,
     store: Store,
     panel: PanelHandle,
-    lock: LockSettings,
-    schedule: Option<Schedule>,
 ) -> Result<RoomHandle, store::StoreError> {
+    let RoomSettings {
+        name,
+        plan,
+        lock,
+        schedule,
+    } = settings;
     let (tx, rx) = mpsc::channel(256);
     let (view_tx, view_rx) = watch::channel(RoomView::default());
     let locked = store
@@ -1100,19 +1112,21 @@ mod tests {
             bitrate_kbps: 250,
         };
         let room = spawn(
-            "Salle 12".into(),
+            RoomSettings {
+                name: "Salle 12".into(),
+                plan: StreamPlan {
+                    thumbnail: video(480, 270, 5),
+                    focus: video(1280, 720, 30),
+                },
+                lock: LockSettings {
+                    message: "Regardez le tableau".into(),
+                },
+                schedule: None,
+            },
             (1..=n).map(row).collect(),
             mosaic.clone(),
-            StreamPlan {
-                thumbnail: video(480, 270, 5),
-                focus: video(1280, 720, 30),
-            },
             Store::in_memory().unwrap(),
             panel,
-            LockSettings {
-                message: "Regardez le tableau".into(),
-            },
-            None,
         )
         .unwrap();
         (room, mosaic, sim)
