@@ -279,6 +279,17 @@ impl RoomHandle {
             .await;
     }
 
+    /// Sends one request to the room task and waits for its answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, SendError>>) -> Cmd,
+    ) -> Result<T, SendError> {
+        let stopped = || SendError::Internal("the room task has stopped".into());
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
     /// Sends a message to `stations` (None: all). The message is recorded with, per station,
     /// whether it was delivered; the station reports when the student has read it.
     pub async fn send_message(
@@ -287,18 +298,13 @@ impl RoomHandle {
         from: &str,
         text: &str,
     ) -> Result<MessageReport, SendError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::SendMessage {
-                stations,
-                from: from.to_string(),
-                text: text.to_string(),
-                reply,
-            })
-            .await
-            .map_err(|_| SendError::Internal("the room task has stopped".into()))?;
-        rx.await
-            .map_err(|_| SendError::Internal("the room task has stopped".into()))?
+        self.ask(|reply| Cmd::SendMessage {
+            stations,
+            from: from.to_string(),
+            text: text.to_string(),
+            reply,
+        })
+        .await
     }
 
     /// Runs an approved command on `stations` (None: all online). The report's `id` is the
@@ -309,18 +315,13 @@ impl RoomHandle {
         from: &str,
         command: CommandOrder,
     ) -> Result<MessageReport, SendError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::RunCommand {
-                stations,
-                from: from.to_string(),
-                command,
-                reply,
-            })
-            .await
-            .map_err(|_| SendError::Internal("the room task has stopped".into()))?;
-        rx.await
-            .map_err(|_| SendError::Internal("the room task has stopped".into()))?
+        self.ask(|reply| Cmd::RunCommand {
+            stations,
+            from: from.to_string(),
+            command,
+            reply,
+        })
+        .await
     }
 
     /// Sends `order` (power, open a URL) to `stations` (None: all). The report's id is 0.
@@ -329,17 +330,12 @@ impl RoomHandle {
         stations: Option<Vec<u32>>,
         order: Control,
     ) -> Result<MessageReport, SendError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Order {
-                stations,
-                order,
-                reply,
-            })
-            .await
-            .map_err(|_| SendError::Internal("the room task has stopped".into()))?;
-        rx.await
-            .map_err(|_| SendError::Internal("the room task has stopped".into()))?
+        self.ask(|reply| Cmd::Order {
+            stations,
+            order,
+            reply,
+        })
+        .await
     }
 
     /// A station's command result, as reported over its link.
