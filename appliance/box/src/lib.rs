@@ -114,6 +114,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 message: cfg.lock.message.clone(),
             },
             schedule,
+            schedule_json: cfg
+                .schedule
+                .as_ref()
+                .map(|s| serde_json::to_string(s).expect("schedule config serialises")),
         },
         stations,
         mosaic.clone(),

@@ -425,6 +425,7 @@ pub struct LockSettings {
 struct Room {
     name: String,
     schedule: Option<Schedule>,
+    schedule_json: Option<String>,
     clock: SystemClock,
     monitoring: bool,
     store: Store,
@@ -447,6 +448,8 @@ pub struct RoomSettings {
     pub lock: LockSettings,
     /// None: monitoring allowed at any time.
     pub schedule: Option<Schedule>,
+    /// The same schedule as configured, sent to every station (JSON).
+    pub schedule_json: Option<String>,
 }
 
 pub fn spawn(
@@ -461,6 +464,7 @@ pub fn spawn(
         plan,
         lock,
         schedule,
+        schedule_json,
     } = settings;
     let (tx, rx) = mpsc::channel(256);
     let (view_tx, view_rx) = watch::channel(RoomView::default());
@@ -474,6 +478,7 @@ pub fn spawn(
     let mut room = Room {
         name,
         schedule,
+        schedule_json,
         clock,
         monitoring,
         store,
@@ -532,6 +537,12 @@ impl Room {
                     let (ended, _) = watch::channel(false);
                     // Monitoring is on whenever the room is (issue 5 adds the schedule):
                     // ask for thumbnails right away.
+                    // The station checks the hours itself too, and shows them to the student.
+                    if let Some(json) = &self.schedule_json {
+                        let _ = control.try_send(Control::Schedule {
+                            config_json: json.clone(),
+                        });
+                    }
                     if self.monitoring {
                         let _ = control.try_send(Control::SetStream {
                             stream: Stream::Thumb,
@@ -1118,6 +1129,7 @@ mod tests {
                     message: "Regardez le tableau".into(),
                 },
                 schedule: None,
+                schedule_json: None,
             },
             (1..=n).map(row).collect(),
             mosaic.clone(),

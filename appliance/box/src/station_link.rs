@@ -111,6 +111,7 @@ fn control_name(c: &Control) -> &'static str {
         Control::Power { .. } => "power",
         Control::OpenUrl { .. } => "open-url",
         Control::ActionResult { .. } => "action-result",
+        Control::Schedule { .. } => "schedule",
     }
 }
 
@@ -275,7 +276,8 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                     | Control::ShowMessage { .. }
                     | Control::RunCommand { .. }
                     | Control::Power { .. }
-                    | Control::OpenUrl { .. }),
+                    | Control::OpenUrl { .. }
+                    | Control::Schedule { .. }),
                 ) => {
                     return Err(LinkError::WrongDirection(control_name(&other)));
                 }

@@ -81,6 +81,11 @@ pub struct LinkStatus {
 }
 
 pub struct Link {
+    /// The room's monitoring hours as the box sent them; checked here too (defence in depth).
+    schedule: Option<lanterne_privacy::schedule::Schedule>,
+    clock: lanterne_privacy::policy::SystemClock,
+    /// The hours notice is shown once per agent run, not at every reconnection.
+    notice_shown: bool,
     identity: Arc<Identity>,
     source: Arc<dyn VideoSource>,
     screen: Arc<dyn Screen>,
@@ -102,6 +107,9 @@ impl Link {
         let (status, rx) = tokio::sync::watch::channel(LinkStatus::default());
         (
             Link {
+                schedule: None,
+                clock: lanterne_privacy::policy::SystemClock::new(),
+                notice_shown: false,
                 identity,
                 source,
                 screen,
@@ -249,6 +257,7 @@ impl Link {
                     if last_heard.elapsed() > SILENCE_LIMIT {
                         return Err(LinkError::Silent(SILENCE_LIMIT));
                     }
+                    self.enforce_schedule(&ctl_tx);
                     framed.send(Frame::Control(Control::Heartbeat { sent_us: lanterne_wire::now_us() })).await?;
                 }
                 m = self.media.recv() => {
@@ -283,6 +292,7 @@ impl Link {
                 let result = match settings {
                     Some(s) => s
                         .validate()
+                        .and_then(|_| self.outside_hours().map_or(Ok(()), Err))
                         .and_then(|_| self.source.set_stream(stream, Some(s))),
                     None => self.source.set_stream(stream, None),
                 };
@@ -310,6 +320,7 @@ impl Link {
                 }
             }
             Control::RequestKeyframe { stream } => self.source.request_keyframe(stream),
+            Control::Schedule { config_json } => self.on_schedule(&config_json, ctl_tx),
             Control::Lock { message } => {
                 let message = lanterne_wire::bounded_text(&message);
                 self.apply_screen(ctl_tx, move |s| s.lock(&message));
@@ -407,6 +418,80 @@ impl Link {
 }
 
 impl Link {
+    /// Why video may not leave now, by this station's own clock and the box's schedule.
+    fn outside_hours(&self) -> Option<String> {
+        use lanterne_privacy::policy::Clock;
+        let schedule = self.schedule.as_ref()?;
+        let now = self.clock.now();
+        if schedule.is_monitoring_at(now) {
+            return None;
+        }
+        Some(match schedule.next_monitoring_start(now) {
+            Some(next) => format!(
+                "outside the monitoring hours by this station's clock (next window {} {:02}:{:02})",
+                next.date(),
+                next.hour(),
+                next.minute()
+            ),
+            None => "outside the monitoring hours by this station's clock".to_string(),
+        })
+    }
+
+    fn on_schedule(&mut self, json: &str, ctl_tx: &mpsc::Sender<Control>) {
+        let parsed = serde_json::from_str::<lanterne_privacy::schedule::ScheduleConfig>(json)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.validate().map_err(|e| e.to_string()));
+        match parsed {
+            Ok(schedule) => {
+                if !self.notice_shown {
+                    self.notice_shown = true;
+                    let hours = schedule.monitoring_summary(lanterne_privacy::Lang::Fr);
+                    let text = format!(
+                        "Votre écran peut être observé par l'enseignant pendant ces heures : \
+                         {hours}. Le voyant de la salle et le badge « Écran observé » \
+                         l'indiquent ; en dehors, rien n'est transmis."
+                    );
+                    // Message id 0 is the station's own notice.
+                    self.apply_screen(ctl_tx, move |s| s.show_message(0, "Lanterne", &text));
+                }
+                self.schedule = Some(schedule);
+                self.enforce_schedule(ctl_tx);
+            }
+            Err(e) => {
+                warn!("the box sent a schedule this station cannot use: {e}");
+                let _ = ctl_tx.try_send(Control::StationError {
+                    message: format!("unusable schedule: {e}"),
+                });
+            }
+        }
+    }
+
+    /// Stops every stream when the station's clock says the window has closed, even if the
+    /// box has not (yet) said so.
+    fn enforce_schedule(&mut self, ctl_tx: &mpsc::Sender<Control>) {
+        let on = {
+            let st = self.status.borrow();
+            st.thumb_on || st.full_on
+        };
+        if !on {
+            return;
+        }
+        if let Some(why) = self.outside_hours() {
+            warn!("stopping video: {why}");
+            for s in [Stream::Thumb, Stream::Full] {
+                let _ = self.source.set_stream(s, None);
+            }
+            self.status.send_modify(|s| {
+                s.thumb_on = false;
+                s.full_on = false;
+            });
+            self.apply_screen(ctl_tx, |s| s.set_watched(false));
+            let _ = ctl_tx.try_send(Control::StationError {
+                message: format!("video stopped: {why}"),
+            });
+        }
+    }
+
     /// Runs a screen change off the link task (grabbing input may take a moment), then
     /// reports what the screen shows, or the error.
     fn apply_screen(

@@ -238,6 +238,12 @@ pub enum Control {
         ok: bool,
         detail: String,
     },
+    /// Box → station, after the welcome: the room's monitoring schedule (the box's
+    /// `[schedule]` as JSON). The station refuses to send video outside it by its own clock
+    /// and shows the hours to the student.
+    Schedule {
+        config_json: String,
+    },
 }
 
 /// Longest URL a station opens.
@@ -522,6 +528,9 @@ mod tests {
                 text: "Enregistrez votre travail.".into(),
             }),
             Frame::Control(Control::MessageRead { id: 7 }),
+            Frame::Control(Control::Schedule {
+                config_json: "{\"access\":[]}".into(),
+            }),
             Frame::Control(Control::Power {
                 action: PowerAction::Restart,
                 countdown_s: 30,

@@ -66,8 +66,16 @@ impl BoxProcess {
     /// Starts the box with this room configuration (TOML); addresses are still overridden
     /// to free loopback ports.
     pub async fn start_with_config(toml: &str) -> anyhow::Result<Self> {
+        Self::start_with(toml, &[]).await
+    }
+
+    /// Like [`BoxProcess::start_with_config`], with extra environment variables for the box
+    /// (e.g. `TZ`, to give the box another local time than the stations).
+    pub async fn start_with(toml: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("lanterne.toml"), toml)?;
+        let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        std::fs::write(dir.path().join("env"), vars.join("\n"))?;
         Self::start_in(dir).await
     }
 
@@ -99,6 +107,13 @@ impl BoxProcess {
         let config = dir.path().join("lanterne.toml");
         if config.exists() {
             cmd.arg("--config").arg(config);
+        }
+        if let Ok(vars) = std::fs::read_to_string(dir.path().join("env")) {
+            for line in vars.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    cmd.env(k, v);
+                }
+            }
         }
         let child = cmd
             .args(["--https", &https, "--station-link", &link])

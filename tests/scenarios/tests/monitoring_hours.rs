@@ -19,7 +19,16 @@ const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// (weekday index 0 = Monday, minutes since midnight), local time, as the box sees it.
 fn local_now() -> (usize, u32) {
-    let out = Command::new("date").arg("+%u %H %M").output().unwrap();
+    local_now_in(None)
+}
+
+/// The same in another time zone (POSIX `TZ` string).
+fn local_now_in(tz: Option<&str>) -> (usize, u32) {
+    let mut cmd = Command::new("date");
+    if let Some(tz) = tz {
+        cmd.env("TZ", tz);
+    }
+    let out = cmd.arg("+%u %H %M").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let v: Vec<u32> = text
         .split_whitespace()
@@ -46,15 +55,24 @@ fn config(day: usize, start: u32, end: u32) -> String {
 }
 
 async fn station(b: &BoxProcess, dir: &std::path::Path) -> (RunningStation, u32) {
+    let (st, id, _) = station_with_screen(b, dir).await;
+    (st, id)
+}
+
+async fn station_with_screen(
+    b: &BoxProcess,
+    dir: &std::path::Path,
+) -> (RunningStation, u32, Arc<SimulatedScreen>) {
     let probe = lanterne_media::init().unwrap();
     let id = b.enrol(dir, "poste-01").await.unwrap().station_id;
+    let screen = Arc::new(SimulatedScreen::default());
     let st = spawn_station(
         dir,
         SourceSpec::Live(CaptureSource::Synthetic {
             label: "poste-01".into(),
             rgb: [200, 40, 40],
         }),
-        Arc::new(SimulatedScreen::default()),
+        screen.clone(),
         Arc::new(SimulatedSystem::default()),
         &probe,
         "poste-01".into(),
@@ -65,7 +83,7 @@ async fn station(b: &BoxProcess, dir: &std::path::Path) -> (RunningStation, u32)
         assert!(Instant::now() < deadline, "station never connected");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (st, id)
+    (st, id, screen)
 }
 
 async fn get(https: &lanterne_scenarios::Https, cookie: &str, path: &str) -> serde_json::Value {
@@ -87,7 +105,7 @@ async fn inside_a_window_the_class_is_watched() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (st, id) = station(&b, dir.path()).await;
+    let (st, id, screen) = station_with_screen(&b, dir.path()).await;
     let https = b.https().unwrap();
     let cookie = https
         .login("admin", b.ready.admin_password.as_deref().unwrap())
@@ -99,6 +117,20 @@ async fn inside_a_window_the_class_is_watched() {
         assert!(Instant::now() < deadline, "no thumbnails inside the window");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The student was told the hours (P2), once.
+    let notices: Vec<String> = screen
+        .open_messages()
+        .into_iter()
+        .filter(|(i, _, _)| *i == 0)
+        .map(|(_, _, t)| t)
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let start = now.saturating_sub(60);
+    assert!(
+        notices[0].contains(&format!("{} h", start / 60)),
+        "the notice gives the hours: {}",
+        notices[0]
+    );
     let room = get(&https, &cookie, "/api/room").await;
     assert_eq!(room["monitoring"], true);
     assert_eq!(
@@ -176,5 +208,34 @@ async fn outside_the_windows_nothing_is_watched_and_the_next_window_is_named() {
         msg.contains(&hhmm(start)),
         "the refusal says when monitoring is next allowed: {msg}"
     );
+    st.shutdown().await;
+}
+
+/// Defence in depth: a box whose clock (here: its time zone) says "inside the window" while the
+/// station's says "outside" gets no video; the station refuses and says why.
+#[tokio::test]
+async fn a_station_refuses_video_outside_the_hours_by_its_own_clock() {
+    // The box lives three hours ahead of the stations.
+    let box_tz = "XXX-3";
+    let (day, now) = local_now_in(Some(box_tz));
+    let b = BoxProcess::start_with(
+        &config(day, now.saturating_sub(60), (now + 60).min(24 * 60)),
+        &[("TZ", box_tz)],
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (st, _id) = station(&b, dir.path()).await;
+    b.wait_log_line(
+        &[
+            "station reports",
+            "outside the monitoring hours by this station's clock",
+        ],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert!(!st.status.borrow().thumb_on);
+    assert_eq!(st.status.borrow().frames_sent, 0, "video left the station");
     st.shutdown().await;
 }
