@@ -54,9 +54,34 @@ pub struct Config {
     /// Commands a teacher may run on stations; nothing else can be run.
     #[serde(default)]
     pub commands: Vec<ApprovedCommand>,
+    #[serde(default)]
+    pub privacy: Privacy,
     /// When screens may be watched (P3). Without it, monitoring is allowed at any time and
     /// the box says so in its log: a school deployment must set it.
     pub schedule: Option<lanterne_privacy::schedule::ScheduleConfig>,
+}
+
+/// Personal-data settings (P4).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Privacy {
+    /// Days an audit entry is kept; older ones are purged every hour.
+    #[serde(default = "Privacy::default_audit_retention")]
+    pub audit_retention_days: u32,
+}
+
+impl Privacy {
+    fn default_audit_retention() -> u32 {
+        365
+    }
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Privacy {
+            audit_retention_days: Self::default_audit_retention(),
+        }
+    }
 }
 
 /// One admin-approved command.
@@ -147,6 +172,9 @@ impl Default for Lock {
 pub struct Room {
     /// Shown on the tablet and the poster.
     pub name: String,
+    /// The school (the data controller), named on the poster and the GDPR record.
+    #[serde(default)]
+    pub school: String,
     #[serde(default)]
     pub kind: RoomKind,
 }
@@ -292,6 +320,7 @@ impl Config {
         Config {
             room: Room {
                 name: name.to_string(),
+                school: "Établissement de démonstration".to_string(),
                 kind: RoomKind::Classroom,
             },
             network: Network {
@@ -308,6 +337,7 @@ impl Config {
             },
             lock: Lock::default(),
             commands: Vec::new(),
+            privacy: Privacy::default(),
             schedule: None,
         }
     }
@@ -397,6 +427,19 @@ impl Config {
                 ))
             }
             _ => {}
+        }
+        if self.room.school.chars().count() > 120 || self.room.school.chars().any(char::is_control)
+        {
+            return Err((
+                "room.school".into(),
+                "must be at most 120 characters, without control characters".into(),
+            ));
+        }
+        if !(1..=3650).contains(&self.privacy.audit_retention_days) {
+            return Err((
+                "privacy.audit_retention_days".into(),
+                "must be between 1 and 3650".into(),
+            ));
         }
         let msg = self.lock.message.trim();
         if msg.is_empty() || msg.chars().count() > lanterne_wire::MAX_TEXT_CHARS {

@@ -100,7 +100,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
              a school deployment must configure monitoring hours (policy P3)"
         ),
     }
+    let schedule_for_documents = schedule.clone();
     let (panel, panel_events, simulated_panel) = start_panel(&cfg.panel)?;
+    tokio::spawn(purge_audit(store.clone(), cfg.privacy.audit_retention_days));
     let stations = store.with(store::stations)?;
     info!(count = stations.len(), "enrolled stations");
     let room = room::spawn(
@@ -151,6 +153,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         simulated_panel: simulated_panel.map(Arc::new),
         wol_target: cfg.network.wol_broadcast,
         commands: Arc::new(cfg.commands.clone()),
+        documents: document_config(cfg, schedule_for_documents),
     });
     let https_cfg = pki::https_config(&https_identity)?;
 
@@ -179,6 +182,46 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         _ = shutdown_signal() => info!("shutting down"),
     }
     Ok(())
+}
+
+/// What the room notice and GDPR record are made from, or why they cannot be made yet.
+fn document_config(
+    cfg: &Config,
+    schedule: Option<lanterne_privacy::schedule::Schedule>,
+) -> Result<Arc<lanterne_privacy::documents::DocumentConfig>, String> {
+    let schedule = schedule.ok_or_else(|| {
+        "the room has no monitoring schedule: set [schedule] in the configuration first".to_string()
+    })?;
+    if cfg.room.school.trim().is_empty() {
+        return Err("set room.school (the data controller) in the configuration first".into());
+    }
+    Ok(Arc::new(lanterne_privacy::documents::DocumentConfig {
+        school_name: cfg.room.school.clone(),
+        room_name: cfg.room.name.clone(),
+        room_kind: match cfg.room.kind {
+            config::RoomKind::Classroom => lanterne_privacy::documents::RoomKind::Classroom,
+            config::RoomKind::Library => lanterne_privacy::documents::RoomKind::Library,
+        },
+        schedule,
+        audit_retention_days: cfg.privacy.audit_retention_days,
+        // Screenshots are not built yet: the record says they are off.
+        screenshot_retention_days: 0,
+        screenshots_enabled: false,
+    }))
+}
+
+/// Deletes audit entries past the retention period, every hour (P4).
+async fn purge_audit(store: store::Store, retention_days: u32) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = lanterne_wire::now_us() as i64 - i64::from(retention_days) * 86_400_000_000;
+        match store.run(move |c| store::purge_audit(c, before)).await {
+            Ok(0) => {}
+            Ok(n) => info!(purged = n, retention_days, "old audit entries purged"),
+            Err(e) => tracing::error!("audit purge failed: {e}"),
+        }
+    }
 }
 
 type PanelParts = (

@@ -691,6 +691,11 @@ pub fn audit(c: &Connection, now_us: i64, e: &AuditEntry<'_>) -> rusqlite::Resul
     Ok(())
 }
 
+/// Deletes audit entries older than `before_us` (the retention period); returns how many.
+pub fn purge_audit(c: &Connection, before_us: i64) -> rusqlite::Result<usize> {
+    c.execute("DELETE FROM audit WHERE at_us < ?1", [before_us])
+}
+
 pub fn audit_count(c: &Connection, action: &str) -> rusqlite::Result<i64> {
     c.query_row(
         "SELECT count(*) FROM audit WHERE action = ?1",
@@ -775,6 +780,30 @@ mod tests {
                     .collect::<Vec<_>>(),
                 vec![("poste-01", true, true), ("poste-02", false, false)]
             );
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn audit_purge_removes_only_what_is_past_retention() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            for at in [100, 200, 300] {
+                audit(
+                    c,
+                    at,
+                    &AuditEntry {
+                        actor: "prof",
+                        action: "login",
+                        target: "-",
+                        result: "ok",
+                        detail: "",
+                    },
+                )?;
+            }
+            assert_eq!(purge_audit(c, 250)?, 2);
+            assert_eq!(audit_count(c, "login")?, 1);
             Ok(())
         })
         .unwrap();

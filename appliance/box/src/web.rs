@@ -70,6 +70,8 @@ pub struct AppState {
     pub wol_target: SocketAddr,
     /// The admin-approved commands (from the config); nothing else can be run.
     pub commands: Arc<Vec<crate::config::ApprovedCommand>>,
+    /// What the room notice and the GDPR record say, or why they cannot be made.
+    pub documents: Result<Arc<lanterne_privacy::documents::DocumentConfig>, String>,
 }
 
 /// One error type for every handler: 4xx carry a precise message, 5xx a generic one (the
@@ -130,6 +132,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/stations/wake", post(wake_stations))
         .route("/api/stations/power", post(power_stations))
         .route("/api/stations/open-url", post(open_url))
+        .route("/api/documents/poster.html", get(poster_html))
+        .route("/api/documents/poster.pdf", get(poster_pdf))
+        .route("/api/documents/gdpr.md", get(gdpr_markdown))
+        .route("/api/documents/gdpr.json", get(gdpr_json))
         .route("/api/commands", get(list_commands))
         .route("/api/commands/run", post(run_command))
         .route("/api/commands/runs/{id}", get(command_run))
@@ -255,8 +261,11 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000"),
     );
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    // A handler may set a stricter policy of its own (the printable notice).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(v) = HeaderValue::from_str(&csp) {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
     }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
@@ -728,6 +737,110 @@ async fn open_url(
     )
     .await;
     Ok(Json(report))
+}
+
+fn documents(
+    state: &AppState,
+) -> Result<Arc<lanterne_privacy::documents::DocumentConfig>, ApiError> {
+    state.documents.clone().map_err(ApiError::Conflict)
+}
+
+/// The printable room notice (P2), from the live configuration.
+async fn poster_html(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<Response, ApiError> {
+    refuse_technician(&acc, "the room notice")?;
+    let html = lanterne_privacy::documents::poster_html(&*documents(&state)?, true);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // The notice is self-contained with its print styles inline; nothing else runs.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+            ),
+        ],
+        html,
+    )
+        .into_response())
+}
+
+/// The same notice as an A4 PDF.
+async fn poster_pdf(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<Response, ApiError> {
+    refuse_technician(&acc, "the room notice")?;
+    let docs = documents(&state)?;
+    let pdf = tokio::task::spawn_blocking(move || {
+        let fonts = lanterne_privacy::documents::PosterFonts::dejavu()?;
+        lanterne_privacy::documents::poster_pdf(&docs, true, &fonts)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf"),
+            (
+                header::CONTENT_DISPOSITION,
+                "inline; filename=\"affiche-lanterne.pdf\"",
+            ),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
+fn admin_only(acc: &Account, what: &str) -> Result<(), ApiError> {
+    if acc.role != store::Role::Admin {
+        return Err(ApiError::Forbidden(format!("{what} is for admins")));
+    }
+    Ok(())
+}
+
+/// The GDPR processing record (P4), Markdown.
+async fn gdpr_markdown(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<Response, ApiError> {
+    admin_only(&acc, "the GDPR record")?;
+    let md =
+        lanterne_privacy::documents::gdpr_record(&*documents(&state)?, lanterne_privacy::Lang::Fr)
+            .to_markdown();
+    audit(
+        &state,
+        &acc.username,
+        "export-gdpr-record",
+        "room",
+        "ok",
+        "markdown",
+    )
+    .await;
+    Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md).into_response())
+}
+
+/// The GDPR processing record (P4), JSON.
+async fn gdpr_json(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<Response, ApiError> {
+    admin_only(&acc, "the GDPR record")?;
+    let json =
+        lanterne_privacy::documents::gdpr_record(&*documents(&state)?, lanterne_privacy::Lang::Fr)
+            .to_json()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    audit(
+        &state,
+        &acc.username,
+        "export-gdpr-record",
+        "room",
+        "ok",
+        "json",
+    )
+    .await;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 #[derive(Serialize)]
