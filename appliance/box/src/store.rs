@@ -115,6 +115,13 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (run_id, station_id)
     );
     "#,
+    r#"
+    -- Two-factor login (TOTP, RFC 6238): the active secret, one being set up, and the last
+    -- accepted time step (a code is accepted once).
+    ALTER TABLE accounts ADD COLUMN totp_secret TEXT;
+    ALTER TABLE accounts ADD COLUMN totp_pending TEXT;
+    ALTER TABLE accounts ADD COLUMN totp_last_step INTEGER;
+    "#,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -670,6 +677,52 @@ pub fn command_run(c: &Connection, id: u64) -> rusqlite::Result<Option<CommandRu
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some(run))
+}
+
+// ---- two-factor ----
+
+/// An account's TOTP state: (active secret, pending secret, last accepted step).
+pub fn totp_state(
+    c: &Connection,
+    account_id: i64,
+) -> rusqlite::Result<(Option<String>, Option<String>, Option<u64>)> {
+    c.query_row(
+        "SELECT totp_secret, totp_pending, totp_last_step FROM accounts WHERE id = ?1",
+        [account_id],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
+            ))
+        },
+    )
+}
+
+pub fn set_totp_pending(c: &Connection, account_id: i64, secret: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE accounts SET totp_pending = ?2 WHERE id = ?1",
+        params![account_id, secret],
+    )?;
+    Ok(())
+}
+
+/// Makes the pending secret the active one (after the user proved they have it).
+pub fn activate_totp(c: &Connection, account_id: i64, step: u64) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE accounts SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ?2
+         WHERE id = ?1 AND totp_pending IS NOT NULL",
+        params![account_id, step as i64],
+    )?;
+    Ok(())
+}
+
+pub fn set_totp_last_step(c: &Connection, account_id: i64, step: u64) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE accounts SET totp_last_step = ?2 WHERE id = ?1",
+        params![account_id, step as i64],
+    )?;
+    Ok(())
 }
 
 // ---- audit ----

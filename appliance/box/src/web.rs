@@ -127,6 +127,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(me))
         .route("/api/room", get(room_view))
         .route("/api/logout", post(logout))
+        .route("/api/account/totp/setup", post(totp_setup))
+        .route("/api/account/totp/confirm", post(totp_confirm))
         .route("/api/room/lock", post(lock_room))
         .route("/api/messages", post(send_message).get(list_messages))
         .route("/api/stations/wake", post(wake_stations))
@@ -400,6 +402,9 @@ async fn audit(
 struct LoginRequest {
     username: String,
     password: String,
+    /// The six-digit code of the authenticator app, for accounts with two-factor login.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -474,6 +479,56 @@ async fn login(
         .await;
         return Err(ApiError::Unauthorized("wrong username or password".into()));
     };
+    // Second factor, for accounts that set one up.
+    let account_id = account.id;
+    let (secret, _, last_step) = state
+        .store
+        .run(move |c| store::totp_state(c, account_id))
+        .await?;
+    if let Some(secret) = secret {
+        let Some(code) = req.code.as_deref().filter(|c| !c.is_empty()) else {
+            // Password right, code missing: ask for it (the password is not counted as a failure).
+            return Ok((
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({
+                    "error": "enter the code from your authenticator app",
+                    "totp_required": true
+                })),
+            )
+                .into_response());
+        };
+        let secret = lanterne_privacy::totp::TotpSecret::from_base32(&secret)
+            .map_err(|e| ApiError::Internal(format!("stored TOTP secret unreadable: {e}")))?;
+        let verifier = lanterne_privacy::totp::TotpVerifier::default();
+        let now_s = lanterne_wire::now_us() / 1_000_000;
+        match verifier.verify(&secret, code, now_s, last_step) {
+            Ok(step) => {
+                state
+                    .store
+                    .run(move |c| store::set_totp_last_step(c, account_id, step))
+                    .await?;
+            }
+            Err(_) => {
+                state
+                    .throttle
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .failed(&req.username, now);
+                audit(
+                    &state,
+                    &req.username,
+                    "login",
+                    "-",
+                    "refused",
+                    "bad second factor",
+                )
+                .await;
+                return Err(ApiError::Unauthorized(
+                    "wrong or already used authenticator code".into(),
+                ));
+            }
+        }
+    }
     state
         .throttle
         .lock()
@@ -1083,6 +1138,80 @@ async fn dev_panel_press(
 ) -> Result<StatusCode, ApiError> {
     simulated_panel(&state, &acc)?.press();
     Ok(StatusCode::ACCEPTED)
+}
+
+// ---- two-factor setup ----
+
+#[derive(Serialize)]
+struct TotpSetup {
+    otpauth_uri: String,
+    /// The same URI as a QR code, to scan with the authenticator app.
+    qr_svg: String,
+}
+
+/// Starts two-factor setup: a new secret, pending until confirmed with a code.
+async fn totp_setup(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<Json<TotpSetup>, ApiError> {
+    use lanterne_privacy::totp::{otpauth_uri, qr_svg, TotpSecret, TotpVerifier};
+    let secret = TotpSecret::generate();
+    let uri = otpauth_uri(&acc.username, &secret, &TotpVerifier::default());
+    let qr = qr_svg(&uri).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (id, b32) = (acc.id, secret.to_base32());
+    state
+        .store
+        .run(move |c| store::set_totp_pending(c, id, &b32))
+        .await?;
+    Ok(Json(TotpSetup {
+        otpauth_uri: uri,
+        qr_svg: qr,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TotpConfirm {
+    code: String,
+}
+
+/// Confirms two-factor setup with a code from the app; from then on login asks for a code.
+async fn totp_confirm(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    body: Result<Json<TotpConfirm>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    use lanterne_privacy::totp::{TotpSecret, TotpVerifier};
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let id = acc.id;
+    let (_, pending, _) = state.store.run(move |c| store::totp_state(c, id)).await?;
+    let pending = pending.ok_or_else(|| {
+        ApiError::Conflict("start two-factor setup first (/api/account/totp/setup)".into())
+    })?;
+    let secret = TotpSecret::from_base32(&pending)
+        .map_err(|e| ApiError::Internal(format!("pending TOTP secret unreadable: {e}")))?;
+    let step = TotpVerifier::default()
+        .verify(
+            &secret,
+            &req.code,
+            lanterne_wire::now_us() / 1_000_000,
+            None,
+        )
+        .map_err(|_| ApiError::BadRequest("'code' does not match the new secret".into()))?;
+    state
+        .store
+        .run(move |c| store::activate_totp(c, id, step))
+        .await?;
+    audit(
+        &state,
+        &acc.username,
+        "enable-two-factor",
+        &acc.username,
+        "ok",
+        "",
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- enrolment ----

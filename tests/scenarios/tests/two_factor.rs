@@ -1,0 +1,128 @@
+//! Two-factor login (TOTP, RFC 6238): an account sets it up with a QR code and a first code;
+//! from then on the password alone is not enough, wrong and replayed codes are refused.
+
+use lanterne_privacy::totp::{TotpSecret, TotpVerifier};
+use lanterne_scenarios::BoxProcess;
+
+#[tokio::test]
+async fn totp_setup_then_login_needs_a_fresh_code() {
+    let b = BoxProcess::start().await.unwrap();
+    let https = b.https().unwrap();
+    let origin = https.origin();
+    let password = b.ready.admin_password.clone().unwrap();
+    let cookie = https.login("admin", &password).await.unwrap();
+    let post = |path: &'static str, body: serde_json::Value, cookie: Option<String>| {
+        let origin = origin.clone();
+        let https = &https;
+        async move {
+            let mut headers = vec![("origin", origin.clone())];
+            if let Some(c) = cookie {
+                headers.push(("cookie", c));
+            }
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            https.request("POST", path, Some(body), &h).await.unwrap()
+        }
+    };
+
+    let res = post(
+        "/api/account/totp/setup",
+        serde_json::json!({}),
+        Some(cookie.clone()),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let setup = res.json();
+    let uri = setup["otpauth_uri"].as_str().unwrap().to_string();
+    assert!(uri.starts_with("otpauth://totp/Lanterne:admin?"), "{uri}");
+    assert!(setup["qr_svg"].as_str().unwrap().starts_with("<svg"));
+    let secret_b32 = uri
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("secret="))
+        .unwrap()
+        .to_string();
+    let secret = TotpSecret::from_base32(&secret_b32).unwrap();
+    let verifier = TotpVerifier::default();
+    let now = || lanterne_wire::now_us() / 1_000_000;
+
+    // A wrong code does not enable it.
+    let res = post(
+        "/api/account/totp/confirm",
+        serde_json::json!({ "code": "000000" }),
+        Some(cookie.clone()),
+    )
+    .await;
+    if verifier.code_at(&secret, now()) != "000000" {
+        assert_eq!(res.status, 400);
+    }
+    // The code from the app does.
+    let code = verifier.code_at(&secret, now());
+    let res = post(
+        "/api/account/totp/confirm",
+        serde_json::json!({ "code": code }),
+        Some(cookie.clone()),
+    )
+    .await;
+    assert_eq!(res.status, 204, "{}", String::from_utf8_lossy(&res.body));
+
+    // Password alone: asked for the code.
+    let res = post(
+        "/api/login",
+        serde_json::json!({ "username": "admin", "password": password }),
+        None,
+    )
+    .await;
+    assert_eq!(res.status, 401);
+    assert_eq!(res.json()["totp_required"], true);
+    assert!(
+        res.headers.get("set-cookie").is_none(),
+        "no session without the second factor"
+    );
+
+    // Wrong code: refused.
+    let wrong = if verifier.code_at(&secret, now()) == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    let res = post(
+        "/api/login",
+        serde_json::json!({ "username": "admin", "password": password, "code": wrong }),
+        None,
+    )
+    .await;
+    assert_eq!(res.status, 401);
+
+    // The current code works once; the confirmation already used this time step, so wait for
+    // the next one if needed (at most 30 s).
+    let mut step_code = verifier.code_at(&secret, now());
+    let mut res = post(
+        "/api/login",
+        serde_json::json!({ "username": "admin", "password": password, "code": step_code }),
+        None,
+    )
+    .await;
+    if res.status != 200 {
+        let step = verifier.step_at(now());
+        while verifier.step_at(now()) == step {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        step_code = verifier.code_at(&secret, now());
+        res = post(
+            "/api/login",
+            serde_json::json!({ "username": "admin", "password": password, "code": step_code }),
+            None,
+        )
+        .await;
+    }
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert!(res.headers.get("set-cookie").is_some());
+
+    // The same code again (a replay): refused.
+    let res = post(
+        "/api/login",
+        serde_json::json!({ "username": "admin", "password": password, "code": step_code }),
+        None,
+    )
+    .await;
+    assert_eq!(res.status, 401, "a code is accepted once");
+}
