@@ -398,6 +398,41 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
     })
 }
 
+/// Every account, for the admin page (no password hashes leave this function's callers).
+pub fn accounts(c: &Connection) -> rusqlite::Result<Vec<Account>> {
+    let mut st = c.prepare(
+        "SELECT id, username, role, password_hash, disabled FROM accounts ORDER BY username",
+    )?;
+    let rows = st.query_map([], account_row)?;
+    rows.collect()
+}
+
+/// Disables or enables an account; its sessions stop working at once (they are checked
+/// against `disabled` on every request).
+pub fn set_account_disabled(
+    c: &Connection,
+    username: &str,
+    disabled: bool,
+) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE accounts SET disabled = ?2 WHERE username = ?1",
+        params![username, disabled as i64],
+    )? == 1)
+}
+
+/// Sets a new password hash and ends the account's sessions.
+pub fn set_password(c: &Connection, username: &str, hash: &str) -> rusqlite::Result<bool> {
+    let n = c.execute(
+        "UPDATE accounts SET password_hash = ?2 WHERE username = ?1",
+        params![username, hash],
+    )?;
+    c.execute(
+        "DELETE FROM sessions WHERE account_id = (SELECT id FROM accounts WHERE username = ?1)",
+        [username],
+    )?;
+    Ok(n == 1)
+}
+
 pub fn account_by_name(c: &Connection, username: &str) -> rusqlite::Result<Option<Account>> {
     c.query_row(
         "SELECT id, username, role, password_hash, disabled FROM accounts WHERE username = ?1",
@@ -747,6 +782,45 @@ pub fn audit(c: &Connection, now_us: i64, e: &AuditEntry<'_>) -> rusqlite::Resul
 /// Deletes audit entries older than `before_us` (the retention period); returns how many.
 pub fn purge_audit(c: &Connection, before_us: i64) -> rusqlite::Result<usize> {
     c.execute("DELETE FROM audit WHERE at_us < ?1", [before_us])
+}
+
+/// One audit line as exported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at_us: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub result: String,
+    pub detail: String,
+}
+
+/// Audit lines, newest first, optionally filtered by actor and action, at most `limit`.
+pub fn audit_rows(
+    c: &Connection,
+    actor: Option<&str>,
+    action: Option<&str>,
+    since_us: Option<i64>,
+    limit: u32,
+) -> rusqlite::Result<Vec<AuditRow>> {
+    let mut st = c.prepare(
+        "SELECT id, at_us, actor, action, target, result, detail FROM audit
+         WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR at_us >= ?3)
+         ORDER BY id DESC LIMIT ?4",
+    )?;
+    let rows = st.query_map(params![actor, action, since_us, limit], |r| {
+        Ok(AuditRow {
+            id: r.get(0)?,
+            at_us: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            target: r.get(4)?,
+            result: r.get(5)?,
+            detail: r.get(6)?,
+        })
+    })?;
+    rows.collect()
 }
 
 pub fn audit_count(c: &Connection, action: &str) -> rusqlite::Result<i64> {

@@ -127,6 +127,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(me))
         .route("/api/room", get(room_view))
         .route("/api/logout", post(logout))
+        .route("/api/accounts", get(list_accounts).post(create_account))
+        .route("/api/accounts/{name}/disabled", post(disable_account))
+        .route("/api/accounts/{name}/password", post(reset_password))
+        .route("/api/audit", get(audit_json))
+        .route("/api/audit.csv", get(audit_csv))
         .route("/api/account/totp/setup", post(totp_setup))
         .route("/api/account/totp/confirm", post(totp_confirm))
         .route("/api/room/lock", post(lock_room))
@@ -1138,6 +1143,264 @@ async fn dev_panel_press(
 ) -> Result<StatusCode, ApiError> {
     simulated_panel(&state, &acc)?.press();
     Ok(StatusCode::ACCEPTED)
+}
+
+// ---- accounts (admin) ----
+
+#[derive(Serialize)]
+struct AccountView {
+    username: String,
+    role: store::Role,
+    disabled: bool,
+}
+
+async fn list_accounts(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<Json<Vec<AccountView>>, ApiError> {
+    admin_only(&acc, "managing accounts")?;
+    let rows = state.store.run(store::accounts).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|a| AccountView {
+                username: a.username,
+                role: a.role,
+                disabled: a.disabled,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum RoleChoice {
+    Admin,
+    Teacher,
+    Technician,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccount {
+    username: String,
+    role: RoleChoice,
+    password: String,
+}
+
+fn valid_username(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 64
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// Creates a personal account (P6: no shared accounts, the school's password rule).
+async fn create_account(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    body: Result<Json<NewAccount>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    admin_only(&acc, "managing accounts")?;
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if !valid_username(&req.username) {
+        return Err(ApiError::BadRequest(
+            "'username' must be 1 to 64 letters, digits, '.', '-' or '_'".into(),
+        ));
+    }
+    accounts::check_password_rule(&req.password)
+        .map_err(|rule| ApiError::BadRequest(format!("'password': {rule}")))?;
+    let role = match req.role {
+        RoleChoice::Admin => store::Role::Admin,
+        RoleChoice::Teacher => store::Role::Teacher,
+        RoleChoice::Technician => store::Role::Technician,
+    };
+    let pw = req.password.clone();
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&pw))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let name = req.username.clone();
+    let now = lanterne_wire::now_us() as i64;
+    let created = state
+        .store
+        .run(move |c| match store::account_by_name(c, &name)? {
+            Some(_) => Ok(false),
+            None => store::insert_account(c, &name, role, &hash, now).map(|_| true),
+        })
+        .await?;
+    if !created {
+        return Err(ApiError::Conflict(format!(
+            "account '{}' already exists",
+            req.username
+        )));
+    }
+    audit(
+        &state,
+        &acc.username,
+        "create-account",
+        &req.username,
+        "ok",
+        role.as_str(),
+    )
+    .await;
+    Ok(StatusCode::CREATED)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisableRequest {
+    disabled: bool,
+}
+
+async fn disable_account(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    Path(name): Path<String>,
+    body: Result<Json<DisableRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    admin_only(&acc, "managing accounts")?;
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if name == acc.username && req.disabled {
+        return Err(ApiError::BadRequest(
+            "you cannot disable your own account".into(),
+        ));
+    }
+    let n = name.clone();
+    let found = state
+        .store
+        .run(move |c| store::set_account_disabled(c, &n, req.disabled))
+        .await?;
+    if !found {
+        return Err(ApiError::NotFound(format!("no account '{name}'")));
+    }
+    let what = if req.disabled {
+        "disable-account"
+    } else {
+        "enable-account"
+    };
+    audit(&state, &acc.username, what, &name, "ok", "").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordRequest {
+    password: String,
+}
+
+/// Sets a new password (admin reset); the account's sessions end.
+async fn reset_password(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    Path(name): Path<String>,
+    body: Result<Json<PasswordRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    admin_only(&acc, "managing accounts")?;
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    accounts::check_password_rule(&req.password)
+        .map_err(|rule| ApiError::BadRequest(format!("'password': {rule}")))?;
+    let pw = req.password.clone();
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&pw))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let n = name.clone();
+    if !state
+        .store
+        .run(move |c| store::set_password(c, &n, &hash))
+        .await?
+    {
+        return Err(ApiError::NotFound(format!("no account '{name}'")));
+    }
+    audit(&state, &acc.username, "reset-password", &name, "ok", "").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- audit (admin) ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    /// Unix-epoch microseconds.
+    since_us: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn audit_rows(
+    state: &AppState,
+    acc: &Account,
+    q: AuditQuery,
+    format: &str,
+) -> Result<Vec<store::AuditRow>, ApiError> {
+    admin_only(acc, "the audit log")?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    let rows = state
+        .store
+        .run(move |c| {
+            store::audit_rows(
+                c,
+                q.actor.as_deref(),
+                q.action.as_deref(),
+                q.since_us,
+                limit,
+            )
+        })
+        .await?;
+    audit(state, &acc.username, "export-audit", "audit", "ok", format).await;
+    Ok(rows)
+}
+
+/// The audit log, newest first, filtered by `actor`, `action`, `since_us`.
+async fn audit_json(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    q: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<store::AuditRow>>, ApiError> {
+    let axum::extract::Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(Json(audit_rows(&state, &acc, q, "json").await?))
+}
+
+/// The same as CSV, for the school's records.
+async fn audit_csv(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    q: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let rows = audit_rows(&state, &acc, q, "csv").await?;
+    let field = |s: &str| {
+        // Quote every field; a leading = + - @ is neutralised so a spreadsheet never runs it.
+        let s = if s.starts_with(['=', '+', '-', '@']) {
+            format!("'{s}")
+        } else {
+            s.to_string()
+        };
+        format!("\"{}\"", s.replace('"', "\"\""))
+    };
+    let mut csv = String::from("id,at_us,actor,action,target,result,detail\n");
+    for r in rows {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            r.id,
+            r.at_us,
+            field(&r.actor),
+            field(&r.action),
+            field(&r.target),
+            field(&r.result),
+            field(&r.detail)
+        ));
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"lanterne-audit.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
 }
 
 // ---- two-factor setup ----
