@@ -208,6 +208,9 @@ pub struct Network {
     /// Where Wake-on-LAN magic packets go: the stations' subnet broadcast address, port 9.
     #[serde(default = "Network::default_wol")]
     pub wol_broadcast: SocketAddr,
+    /// A plain-HTTP listener (e.g. "0.0.0.0:80") that only redirects to HTTPS, so a tablet
+    /// typing the box's name lands on the secure page. Nothing is served over plain HTTP.
+    pub http_redirect: Option<SocketAddr>,
 }
 
 impl Network {
@@ -231,6 +234,7 @@ impl Default for Network {
             tls_cert: None,
             tls_key: None,
             wol_broadcast: Self::default_wol(),
+            http_redirect: None,
         }
     }
 }

@@ -40,6 +40,7 @@ pub struct Options {
 #[derive(serde::Serialize)]
 struct Ready<'a> {
     https_url: String,
+    http_redirect: Option<SocketAddr>,
     station_link: SocketAddr,
     ca_cert: PathBuf,
     ca_fingerprint: String,
@@ -136,6 +137,18 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .with_context(|| format!("binding HTTPS on {}", cfg.network.https))?;
     let link_addr = link_listener.local_addr()?;
     let https_addr = https_listener.local_addr()?;
+    let redirect_listener = match cfg.network.http_redirect {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the HTTP redirect on {addr}"))?,
+        ),
+        None => None,
+    };
+    let redirect_addr = match &redirect_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
 
     let link_ctx = station_link::LinkContext {
         tls: tokio_rustls::TlsAcceptor::from(pki::station_link_config(&ca, &server)?),
@@ -167,6 +180,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     if let Some(path) = &opts.ready_file {
         let ready = Ready {
             https_url,
+            http_redirect: redirect_addr,
             station_link: link_addr,
             ca_cert: opts.data_dir.join("ca.cert.pem"),
             ca_fingerprint: ca.fingerprint(),
@@ -176,7 +190,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         write_private_file(path, serde_json::to_string_pretty(&ready)?.as_bytes())?;
     }
 
+    let redirect = async move {
+        match redirect_listener {
+            Some(l) => web::serve_redirect(l, https_addr.port()).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
+        r = redirect => r.context("HTTP redirect listener")?,
         r = station_link::serve(link_listener, link_ctx) => r.context("station link listener")?,
         r = web::serve(https_listener, https_cfg, app) => r.context("HTTPS listener")?,
         _ = shutdown_signal() => info!("shutting down"),

@@ -34,6 +34,9 @@ enum Cmd {
         /// Override the config's station link address.
         #[arg(long)]
         station_link: Option<SocketAddr>,
+        /// Override the config's plain-HTTP redirect address.
+        #[arg(long)]
+        http_redirect: Option<SocketAddr>,
         #[arg(long)]
         ready_file: Option<PathBuf>,
     },
@@ -75,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
             config,
             https,
             station_link,
+            http_redirect,
             ready_file,
         } => {
             let mut config = load_config(config.as_ref())?;
@@ -83,6 +87,9 @@ async fn main() -> anyhow::Result<()> {
             }
             if let Some(a) = station_link {
                 config.network.station_link = a;
+            }
+            if let Some(a) = http_redirect {
+                config.network.http_redirect = Some(a);
             }
             lanterne_box::run(Options {
                 data_dir,

@@ -130,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/accounts", get(list_accounts).post(create_account))
         .route("/api/accounts/{name}/disabled", post(disable_account))
         .route("/api/accounts/{name}/password", post(reset_password))
+        .route("/api/room/link", post(regenerate_room_link))
         .route("/api/audit", get(audit_json))
         .route("/api/audit.csv", get(audit_csv))
         .route("/api/account/totp/setup", post(totp_setup))
@@ -161,6 +162,7 @@ pub fn router(state: AppState) -> Router {
             get(|Path(p): Path<String>| async move { asset(&format!("assets/{p}")) }),
         )
         .route("/api/login", post(login))
+        .route("/r/{token}", get(follow_room_link))
         .route("/api/enrol", post(enrol));
     Router::new()
         .merge(pages)
@@ -212,6 +214,60 @@ pub async fn serve(
                 .with_upgrades();
             if let Err(e) = conn.await {
                 info!(%peer, "HTTPS connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Plain HTTP: every request gets a permanent redirect to the same path over HTTPS, and
+/// nothing else (no page, no API) is ever served without TLS.
+pub async fn serve_redirect(listener: TcpListener, https_port: u16) -> std::io::Result<()> {
+    loop {
+        let (tcp, peer) = listener.accept().await?;
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(
+                move |req: hyper::Request<hyper::body::Incoming>| async move {
+                    let host = req
+                        .headers()
+                        .get(header::HOST)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_string())
+                        .filter(|h| {
+                            !h.is_empty()
+                                && h.len() <= 255
+                                && h.chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || "-.[]".contains(c))
+                        });
+                    let res = match host {
+                        Some(host) => {
+                            let path = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.as_str())
+                                .unwrap_or("/");
+                            let port = if https_port == 443 {
+                                String::new()
+                            } else {
+                                format!(":{https_port}")
+                            };
+                            hyper::Response::builder()
+                                .status(StatusCode::PERMANENT_REDIRECT)
+                                .header(header::LOCATION, format!("https://{host}{port}{path}"))
+                                .body(Body::empty())
+                        }
+                        None => hyper::Response::builder()
+                            .status(StatusCode::BAD_REQUEST)
+                            .body(Body::from("a Host header is required")),
+                    };
+                    Ok::<_, std::convert::Infallible>(res.expect("static response parts"))
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc);
+            if let Err(e) = conn.await {
+                info!(%peer, "HTTP redirect connection ended: {e}");
             }
         });
     }
@@ -1143,6 +1199,79 @@ async fn dev_panel_press(
 ) -> Result<StatusCode, ApiError> {
     simulated_panel(&state, &acc)?.press();
     Ok(StatusCode::ACCEPTED)
+}
+
+// ---- room link (P7) ----
+
+#[derive(Serialize)]
+struct RoomLink {
+    url: String,
+    qr_svg: String,
+}
+
+/// Makes a new room link for the tablets (a QR code to scan); the previous link stops
+/// working at once. Share it in a restricted circle; regenerate it after an incident.
+async fn regenerate_room_link(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    headers: HeaderMap,
+) -> Result<Json<RoomLink>, ApiError> {
+    admin_only(&acc, "the room link")?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.len() <= 255
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        })
+        .ok_or_else(|| ApiError::BadRequest("missing or odd Host header".into()))?
+        .to_string();
+    let token = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        rand::random::<[u8; 16]>(),
+    );
+    let hash = store::sha256_hex(&token);
+    state
+        .store
+        .run(move |c| store::set_room_state(c, "room_link", &hash))
+        .await?;
+    audit(
+        &state,
+        &acc.username,
+        "regenerate-room-link",
+        "room",
+        "ok",
+        "",
+    )
+    .await;
+    let url = format!("https://{host}/r/{token}");
+    let qr_svg =
+        lanterne_privacy::totp::qr_svg(&url).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(RoomLink { url, qr_svg }))
+}
+
+/// A tablet scanned the room link: the current one leads to the login page, an old one is
+/// refused with the reason.
+async fn follow_room_link(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    if token.len() > 64 {
+        return Err(ApiError::NotFound("unknown room link".into()));
+    }
+    let current = state
+        .store
+        .run(|c| store::room_state(c, "room_link"))
+        .await?;
+    match current {
+        Some(hash) if hash == store::sha256_hex(&token) => {
+            Ok(Redirect::to("/login").into_response())
+        }
+        _ => Err(ApiError::NotFound(
+            "this room link is no longer valid; ask the school's admin for the current one".into(),
+        )),
+    }
 }
 
 // ---- accounts (admin) ----

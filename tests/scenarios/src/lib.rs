@@ -43,6 +43,8 @@ pub fn bin(name: &str) -> PathBuf {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Ready {
     pub https_url: String,
+    #[serde(default)]
+    pub http_redirect: Option<std::net::SocketAddr>,
     pub station_link: std::net::SocketAddr,
     pub ca_cert: PathBuf,
     pub ca_fingerprint: String,
@@ -129,6 +131,7 @@ impl BoxProcess {
             dir,
             ready: Ready {
                 https_url: String::new(),
+                http_redirect: None,
                 station_link: "0.0.0.0:0".parse().expect("static"),
                 ca_cert: PathBuf::new(),
                 ca_fingerprint: String::new(),
