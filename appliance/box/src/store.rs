@@ -18,6 +18,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the database task failed: {0}")]
     Join(String),
+    #[error("the database is damaged ({0}); restore it from a backup")]
+    Damaged(String),
 }
 
 #[derive(Clone)]
@@ -193,6 +195,12 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A damaged database (disk fault) must stop the box with a clear message rather than
+        // lose audit lines quietly. The check reads every page; the database is small.
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(StoreError::Damaged(check));
+        }
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (i, step) in SCHEMA.iter().enumerate().skip(version as usize) {
             conn.execute_batch(&format!(
