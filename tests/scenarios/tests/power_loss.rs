@@ -65,7 +65,7 @@ async fn killing_the_box_mid_write_loses_no_acknowledged_audit_line() {
         .count();
     // +1: the login just made after the restart.
     assert!(
-        logged_ok >= acked + 1,
+        logged_ok > acked,
         "{acked} logins were acknowledged before the kill but only {} are in the audit log",
         logged_ok - 1
     );
