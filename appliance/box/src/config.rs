@@ -56,9 +56,38 @@ pub struct Config {
     pub commands: Vec<ApprovedCommand>,
     #[serde(default)]
     pub privacy: Privacy,
+    #[serde(default)]
+    pub accounts: Accounts,
     /// When screens may be watched (P3). Without it, monitoring is allowed at any time and
     /// the box says so in its log: a school deployment must set it.
     pub schedule: Option<lanterne_privacy::schedule::ScheduleConfig>,
+}
+
+/// Login rules (P6).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Accounts {
+    /// Admins must set up two-factor login before doing anything else.
+    #[serde(default = "Accounts::yes")]
+    pub require_totp_for_admins: bool,
+    /// The same for teachers (optional by policy).
+    #[serde(default)]
+    pub require_totp_for_teachers: bool,
+}
+
+impl Accounts {
+    fn yes() -> bool {
+        true
+    }
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Accounts {
+            require_totp_for_admins: true,
+            require_totp_for_teachers: false,
+        }
+    }
 }
 
 /// Personal-data settings (P4).
@@ -342,6 +371,11 @@ impl Config {
             lock: Lock::default(),
             commands: Vec::new(),
             privacy: Privacy::default(),
+            // The demo can be tried without an authenticator app.
+            accounts: Accounts {
+                require_totp_for_admins: false,
+                require_totp_for_teachers: false,
+            },
             schedule: None,
         }
     }

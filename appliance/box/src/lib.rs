@@ -166,6 +166,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         simulated_panel: simulated_panel.map(Arc::new),
         wol_target: cfg.network.wol_broadcast,
         commands: Arc::new(cfg.commands.clone()),
+        account_rules: cfg.accounts.clone(),
         documents: document_config(cfg, schedule_for_documents),
     });
     let https_cfg = pki::https_config(&https_identity)?;

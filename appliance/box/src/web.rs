@@ -70,6 +70,8 @@ pub struct AppState {
     pub wol_target: SocketAddr,
     /// The admin-approved commands (from the config); nothing else can be run.
     pub commands: Arc<Vec<crate::config::ApprovedCommand>>,
+    /// Login rules from the configuration.
+    pub account_rules: crate::config::Accounts,
     /// What the room notice and the GDPR record say, or why they cannot be made.
     pub documents: Result<Arc<lanterne_privacy::documents::DocumentConfig>, String>,
 }
@@ -399,6 +401,14 @@ async fn require_page_session(
     }
 }
 
+/// Routes a user who must still set up two-factor login may use.
+const TOTP_SETUP_ROUTES: &[&str] = &[
+    "/api/me",
+    "/api/logout",
+    "/api/account/totp/setup",
+    "/api/account/totp/confirm",
+];
+
 async fn require_api_session(
     State(state): State<AppState>,
     mut req: Request,
@@ -406,6 +416,28 @@ async fn require_api_session(
 ) -> Response {
     match account_of(&state, req.headers()).await {
         Ok(Some(acc)) => {
+            let required = match acc.role {
+                store::Role::Admin => state.account_rules.require_totp_for_admins,
+                store::Role::Teacher => state.account_rules.require_totp_for_teachers,
+                store::Role::Technician => false,
+            };
+            if required && !TOTP_SETUP_ROUTES.contains(&req.uri().path()) {
+                let id = acc.id;
+                match state.store.run(move |c| store::totp_state(c, id)).await {
+                    Ok((None, _, _)) => {
+                        return (
+                            StatusCode::FORBIDDEN,
+                            Json(serde_json::json!({
+                                "error": "set up two-factor login first",
+                                "totp_setup_required": true
+                            })),
+                        )
+                            .into_response()
+                    }
+                    Ok(_) => {}
+                    Err(e) => return ApiError::from(e).into_response(),
+                }
+            }
             let is_ws = req.headers().contains_key(header::UPGRADE);
             if (req.method() != Method::GET && req.method() != Method::HEAD) || is_ws {
                 if let Err(e) = same_origin(req.headers()) {

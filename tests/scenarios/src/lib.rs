@@ -73,8 +73,16 @@ impl BoxProcess {
 
     /// Like [`BoxProcess::start_with_config`], with extra environment variables for the box
     /// (e.g. `TZ`, to give the box another local time than the stations).
+    ///
+    /// Unless the config has an `[accounts]` section, two-factor login is not required of the
+    /// admin, so scenarios about other things can log in with the password alone
+    /// (`two_factor.rs` tests the requirement itself).
     pub async fn start_with(toml: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
+        let mut toml = toml.to_string();
+        if !toml.contains("[accounts]") {
+            toml.push_str("\n[accounts]\nrequire_totp_for_admins = false\n");
+        }
         std::fs::write(dir.path().join("lanterne.toml"), toml)?;
         let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         std::fs::write(dir.path().join("env"), vars.join("\n"))?;

@@ -126,3 +126,70 @@ async fn totp_setup_then_login_needs_a_fresh_code() {
     .await;
     assert_eq!(res.status, 401, "a code is accepted once");
 }
+
+#[tokio::test]
+async fn an_admin_without_two_factor_can_only_set_it_up() {
+    let b = BoxProcess::start_with_config(
+        "[room]\nname = \"Salle 12\"\n[panel]\nbackend = \"simulated\"\n[accounts]\nrequire_totp_for_admins = true\n",
+    )
+    .await
+    .unwrap();
+    let https = b.https().unwrap();
+    let origin = https.origin();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+    let res = https
+        .request("GET", "/api/room", None, &[("cookie", &cookie)])
+        .await
+        .unwrap();
+    assert_eq!(res.status, 403);
+    assert_eq!(res.json()["totp_setup_required"], true);
+    assert_eq!(
+        https
+            .request("GET", "/api/me", None, &[("cookie", &cookie)])
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+
+    let setup = https
+        .request(
+            "POST",
+            "/api/account/totp/setup",
+            None,
+            &[("cookie", &cookie), ("origin", &origin)],
+        )
+        .await
+        .unwrap()
+        .json();
+    let uri = setup["otpauth_uri"].as_str().unwrap();
+    let secret = TotpSecret::from_base32(
+        uri.split(['?', '&'])
+            .find_map(|kv| kv.strip_prefix("secret="))
+            .unwrap(),
+    )
+    .unwrap();
+    let code = TotpVerifier::default().code_at(&secret, lanterne_wire::now_us() / 1_000_000);
+    let res = https
+        .request(
+            "POST",
+            "/api/account/totp/confirm",
+            Some(serde_json::json!({ "code": code })),
+            &[("cookie", &cookie), ("origin", &origin)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status, 204);
+    assert_eq!(
+        https
+            .request("GET", "/api/room", None, &[("cookie", &cookie)])
+            .await
+            .unwrap()
+            .status,
+        200,
+        "with two-factor set up, the admin gets on with the day"
+    );
+}
