@@ -116,6 +116,56 @@ impl From<store::StoreError> for ApiError {
     }
 }
 
+/// Every route that needs a session, as (method, example path). Pages answer 303 → /login
+/// without one, API routes 401. The scenario `tests/scenarios/tests/unauthenticated.rs`
+/// requests each; a unit test below checks that every `.route(` of [`router`] is listed here
+/// or is one of the public ones, so a new route cannot skip the check.
+pub const SESSION_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/room"),
+    ("GET", "/dev"),
+    ("GET", "/api/me"),
+    ("GET", "/api/room"),
+    ("POST", "/api/logout"),
+    ("GET", "/api/accounts"),
+    ("POST", "/api/accounts"),
+    ("POST", "/api/accounts/admin/disabled"),
+    ("POST", "/api/accounts/admin/password"),
+    ("POST", "/api/room/link"),
+    ("GET", "/api/audit"),
+    ("GET", "/api/audit.csv"),
+    ("POST", "/api/account/totp/setup"),
+    ("POST", "/api/account/totp/confirm"),
+    ("POST", "/api/room/lock"),
+    ("POST", "/api/messages"),
+    ("GET", "/api/messages"),
+    ("POST", "/api/stations/wake"),
+    ("POST", "/api/stations/power"),
+    ("POST", "/api/stations/open-url"),
+    ("GET", "/api/documents/poster.html"),
+    ("GET", "/api/documents/poster.pdf"),
+    ("GET", "/api/documents/gdpr.md"),
+    ("GET", "/api/documents/gdpr.json"),
+    ("GET", "/api/commands"),
+    ("POST", "/api/commands/run"),
+    ("GET", "/api/commands/runs/1"),
+    ("GET", "/api/dev/panel"),
+    ("POST", "/api/dev/panel/press"),
+    ("GET", "/api/mosaic"),
+    ("GET", "/api/stations/1/focus"),
+];
+
+/// Routes reachable without a session, each for a reason: the login page and its API, the
+/// static assets, the room link (leads to the login) and station enrolment (authenticated
+/// by its one-time code).
+pub const PUBLIC_ROUTES: &[&str] = &[
+    "/login",
+    "/assets/{*path}",
+    "/api/login",
+    "/r/{token}",
+    "/api/enrol",
+];
+
 pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/room") }))
@@ -2045,6 +2095,57 @@ async fn focus_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A route added to `router` must be listed in SESSION_ROUTES or PUBLIC_ROUTES, so the
+    /// unauthenticated-access scenario covers it.
+    #[test]
+    fn every_route_is_listed_for_the_unauthenticated_check() {
+        let src = include_str!("web.rs");
+        let body =
+            &src[src.find("pub fn router(").unwrap()..src.find("pub async fn serve(").unwrap()];
+        let (mut methods, mut lines) = (0, 0);
+        for line in body
+            .lines()
+            .filter(|l| l.trim_start().starts_with(".route(\""))
+        {
+            let path = line.split('"').nth(1).unwrap();
+            if PUBLIC_ROUTES.contains(&path) {
+                continue;
+            }
+            lines += 1;
+            let n = line.matches("get(").count() + line.matches("post(").count();
+            assert!(n > 0, "route {path}: its methods are not on its line");
+            methods += n;
+            let listed = SESSION_ROUTES
+                .iter()
+                .filter(|(_, p)| {
+                    let pattern: Vec<&str> = path.split('/').collect();
+                    let example: Vec<&str> = p.split('/').collect();
+                    pattern.len() == example.len()
+                        && pattern
+                            .iter()
+                            .zip(&example)
+                            .all(|(a, b)| a.starts_with('{') || a == b)
+                })
+                .count();
+            assert_eq!(
+                listed, n,
+                "route {path} ({n} methods) is not fully listed in SESSION_ROUTES"
+            );
+        }
+        assert_eq!(methods, SESSION_ROUTES.len());
+        for p in PUBLIC_ROUTES {
+            assert!(
+                body.contains(&format!("\"{p}\"")),
+                "public route {p} not in the router"
+            );
+        }
+        assert_eq!(
+            body.matches(".route(").count(),
+            lines + PUBLIC_ROUTES.len(),
+            "a route is neither listed as needing a session nor as public"
+        );
+    }
 
     #[test]
     fn video_message_layout_matches_the_documented_format() {
