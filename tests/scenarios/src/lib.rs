@@ -349,6 +349,19 @@ impl Https {
         })
     }
 
+    /// A same-origin JSON POST with a session cookie, as the tablet's page makes it.
+    pub async fn post_json(&self, cookie: &str, path: &str, body: serde_json::Value) -> Response {
+        let origin = self.origin();
+        self.request(
+            "POST",
+            path,
+            Some(body),
+            &[("cookie", cookie), ("origin", &origin)],
+        )
+        .await
+        .expect("the box answers")
+    }
+
     /// Logs in and returns the `Cookie` header value of the session.
     pub async fn login(&self, user: &str, password: &str) -> anyhow::Result<String> {
         let origin = self.origin();

@@ -24,16 +24,7 @@ async fn post(
     path: &str,
     body: serde_json::Value,
 ) -> lanterne_scenarios::Response {
-    let origin = https.origin();
-    https
-        .request(
-            "POST",
-            path,
-            Some(body),
-            &[("cookie", cookie), ("origin", &origin)],
-        )
-        .await
-        .unwrap()
+    https.post_json(cookie, path, body).await
 }
 
 #[tokio::test]

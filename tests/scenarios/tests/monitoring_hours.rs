@@ -216,7 +216,7 @@ async fn outside_the_windows_nothing_is_watched_and_the_next_window_is_named() {
 #[tokio::test]
 async fn a_station_refuses_video_outside_the_hours_by_its_own_clock() {
     // The box lives three hours ahead of the stations.
-    let box_tz = "XXX-3";
+    let box_tz = "LNT-3";
     let (day, now) = local_now_in(Some(box_tz));
     let b = BoxProcess::start_with(
         &config(day, now.saturating_sub(60), (now + 60).min(24 * 60)),
