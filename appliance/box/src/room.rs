@@ -991,7 +991,6 @@ impl Room {
 
     /// Recomputes the mosaic grid, then publishes.
     fn relayout(&mut self) {
-        let before = self.thumbnail_settings();
         let ids: Vec<u32> = self.stations.values().map(|s| s.row.id).collect();
         self.mosaic
             .set_tiles(ids.iter().map(|&id| TileInfo { id }).collect());
@@ -999,18 +998,9 @@ impl Room {
             self.mosaic
                 .set_online(st.row.id, self.monitoring && st.link.is_some());
         }
-        let after = self.thumbnail_settings();
-        if after != before {
-            // Tiles changed size: stations send what the new grid shows, no more.
-            for link in self.stations.values().filter_map(|s| s.link.as_ref()) {
-                if link.thumb_on {
-                    let _ = link.control.try_send(Control::SetStream {
-                        stream: Stream::Thumb,
-                        settings: Some(after),
-                    });
-                }
-            }
-        }
+        // Stations already streaming keep their thumbnail size until they reconnect: changing
+        // an encoder's size mid-stream is not worth the risk of a stalled tile for a few
+        // pixels; every new connection gets the size of the current grid.
         self.publish();
     }
 
