@@ -123,7 +123,6 @@ impl From<store::StoreError> for ApiError {
 pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/room"),
-    ("GET", "/dev"),
     ("GET", "/api/me"),
     ("GET", "/api/room"),
     ("POST", "/api/logout"),
@@ -170,7 +169,6 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/room") }))
         .route("/room", get(|| async { asset("room.html") }))
-        .route("/dev", get(|| async { asset("dev.html") }))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_page_session,
