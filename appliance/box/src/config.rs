@@ -170,7 +170,7 @@ pub enum PanelBackend {
     Serial,
     /// Button and LEDs wired to the Pi's GPIO (needs a box built with `rpi-gpio`).
     Gpio,
-    /// An in-memory panel for development; pressed from the web UI's developer page.
+    /// An in-memory panel for development; pressed through `POST /api/dev/panel/press`.
     Simulated,
 }
 

@@ -1255,7 +1255,7 @@ fn simulated_panel(
         .ok_or_else(|| ApiError::NotFound("this box has a real front panel".into()))
 }
 
-/// What the simulated panel's LEDs show (developer page).
+/// What the simulated panel's LEDs show (for development and tests).
 async fn dev_panel(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
@@ -1272,7 +1272,7 @@ async fn dev_panel(
     }))
 }
 
-/// Presses the simulated lock button (developer page).
+/// Presses the simulated lock button (for development and tests).
 async fn dev_panel_press(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
