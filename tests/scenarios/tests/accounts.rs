@@ -1,15 +1,6 @@
 //! Personal accounts managed by an admin (P6), role limits, and the audit log export (P4).
 
-use lanterne_scenarios::{BoxProcess, Https};
-
-async fn post(
-    https: &Https,
-    cookie: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> lanterne_scenarios::Response {
-    https.post_json(cookie, path, body).await
-}
+use lanterne_scenarios::BoxProcess;
 
 #[tokio::test]
 async fn admins_manage_accounts_and_teachers_cannot_reach_admin_functions() {
@@ -21,18 +12,16 @@ async fn admins_manage_accounts_and_teachers_cannot_reach_admin_functions() {
         .unwrap();
 
     // The school's password rule.
-    let res = post(
-        &https,
-        &admin,
+    let res = https.post_json(&admin,
         "/api/accounts",
         serde_json::json!({ "username": "mme.lefevre", "role": "teacher", "password": "faible" }),
     )
     .await;
     assert_eq!(res.status, 400);
     assert!(res.json()["error"].as_str().unwrap().contains("'password'"));
-    let res = post(&https, &admin, "/api/accounts", serde_json::json!({ "username": "mme.lefevre", "role": "teacher", "password": "Tableau-2026" })).await;
+    let res = https.post_json(&admin, "/api/accounts", serde_json::json!({ "username": "mme.lefevre", "role": "teacher", "password": "Tableau-2026" })).await;
     assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
-    let res = post(&https, &admin, "/api/accounts", serde_json::json!({ "username": "mme.lefevre", "role": "teacher", "password": "Tableau-2026" })).await;
+    let res = https.post_json(&admin, "/api/accounts", serde_json::json!({ "username": "mme.lefevre", "role": "teacher", "password": "Tableau-2026" })).await;
     assert_eq!(res.status, 409, "no duplicate accounts");
 
     let teacher = https.login("mme.lefevre", "Tableau-2026").await.unwrap();
@@ -56,23 +45,23 @@ async fn admins_manage_accounts_and_teachers_cannot_reach_admin_functions() {
             .unwrap();
         assert_eq!(res.status, 403, "{path}");
     }
-    let res = post(
-        &https,
-        &teacher,
-        "/api/accounts",
-        serde_json::json!({ "username": "x", "role": "admin", "password": "Tableau-2026" }),
-    )
-    .await;
+    let res = https
+        .post_json(
+            &teacher,
+            "/api/accounts",
+            serde_json::json!({ "username": "x", "role": "admin", "password": "Tableau-2026" }),
+        )
+        .await;
     assert_eq!(res.status, 403);
 
     // Disabling ends the teacher's session at once.
-    let res = post(
-        &https,
-        &admin,
-        "/api/accounts/mme.lefevre/disabled",
-        serde_json::json!({ "disabled": true }),
-    )
-    .await;
+    let res = https
+        .post_json(
+            &admin,
+            "/api/accounts/mme.lefevre/disabled",
+            serde_json::json!({ "disabled": true }),
+        )
+        .await;
     assert_eq!(res.status, 204);
     let res = https
         .request("GET", "/api/room", None, &[("cookie", &teacher)])
@@ -80,20 +69,20 @@ async fn admins_manage_accounts_and_teachers_cannot_reach_admin_functions() {
         .unwrap();
     assert_eq!(res.status, 401);
     assert!(https.login("mme.lefevre", "Tableau-2026").await.is_err());
-    post(
-        &https,
-        &admin,
-        "/api/accounts/mme.lefevre/disabled",
-        serde_json::json!({ "disabled": false }),
-    )
-    .await;
-    let res = post(
-        &https,
-        &admin,
-        "/api/accounts/mme.lefevre/password",
-        serde_json::json!({ "password": "Nouveau-Mot-2026" }),
-    )
-    .await;
+    https
+        .post_json(
+            &admin,
+            "/api/accounts/mme.lefevre/disabled",
+            serde_json::json!({ "disabled": false }),
+        )
+        .await;
+    let res = https
+        .post_json(
+            &admin,
+            "/api/accounts/mme.lefevre/password",
+            serde_json::json!({ "password": "Nouveau-Mot-2026" }),
+        )
+        .await;
     assert_eq!(res.status, 204);
     assert!(https.login("mme.lefevre", "Tableau-2026").await.is_err());
     https

@@ -18,15 +18,6 @@ async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> boo
     }
 }
 
-async fn post(
-    https: &Https,
-    cookie: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> lanterne_scenarios::Response {
-    https.post_json(cookie, path, body).await
-}
-
 #[tokio::test]
 async fn messages_reach_online_stations_and_reads_come_back() {
     let b = BoxProcess::start().await.unwrap();
@@ -69,9 +60,7 @@ async fn messages_reach_online_stations_and_reads_come_back() {
         .await
         .unwrap();
 
-    let res = post(
-        &https,
-        &cookie,
+    let res = https.post_json(&cookie,
         "/api/messages",
         serde_json::json!({ "text": "Enregistrez votre travail, s'il vous plaît.", "stations": null }),
     )
@@ -144,13 +133,13 @@ async fn messages_reach_online_stations_and_reads_come_back() {
     );
 
     // To a selection only.
-    let res = post(
-        &https,
-        &cookie,
-        "/api/messages",
-        serde_json::json!({ "text": "Poste 2 : au tableau", "stations": [ids[1]] }),
-    )
-    .await;
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/messages",
+            serde_json::json!({ "text": "Poste 2 : au tableau", "stations": [ids[1]] }),
+        )
+        .await;
     assert_eq!(res.status, 200);
     assert_eq!(res.json()["sent_to"], serde_json::json!(["poste-02"]));
 
@@ -174,7 +163,9 @@ async fn messages_reach_online_stations_and_reads_come_back() {
         ),
         (serde_json::json!({ "txt": "x" }), "txt"),
     ] {
-        let res = post(&https, &cookie, "/api/messages", body.clone()).await;
+        let res = https
+            .post_json(&cookie, "/api/messages", body.clone())
+            .await;
         assert_eq!(res.status, 400, "{body}");
         let msg = res.json()["error"].as_str().unwrap().to_string();
         assert!(msg.contains(needle), "{body} → {msg}");
@@ -220,13 +211,13 @@ async fn wake_on_lan_packets_leave_the_box_for_offline_stations() {
         .login("admin", b.ready.admin_password.as_deref().unwrap())
         .await
         .unwrap();
-    let res = post(
-        &https,
-        &cookie,
-        "/api/stations/wake",
-        serde_json::json!({ "stations": null }),
-    )
-    .await;
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/stations/wake",
+            serde_json::json!({ "stations": null }),
+        )
+        .await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     assert_eq!(res.json()["sent_to"], serde_json::json!(["poste-01"]));
     assert_eq!(
@@ -246,13 +237,13 @@ async fn wake_on_lan_packets_leave_the_box_for_offline_stations() {
         assert_eq!(rep, [0x02, 0x00, 0x5e, 0x00, 0x00, 0x2a]);
     }
 
-    let res = post(
-        &https,
-        &cookie,
-        "/api/stations/wake",
-        serde_json::json!({ "stations": [4242] }),
-    )
-    .await;
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/stations/wake",
+            serde_json::json!({ "stations": [4242] }),
+        )
+        .await;
     assert_eq!(res.status, 400);
     assert!(res.json()["error"].as_str().unwrap().contains("4242"));
 }
@@ -309,7 +300,7 @@ async fn only_approved_commands_run_and_each_station_reports_its_result() {
     assert_eq!(list[0]["name"], "bonjour");
     assert_eq!(list[1]["name"], "echec");
 
-    let run = |body: serde_json::Value| post(&https, &cookie, "/api/commands/run", body);
+    let run = |body: serde_json::Value| https.post_json(&cookie, "/api/commands/run", body);
     let res =
         run(serde_json::json!({ "name": "bonjour", "args": ["tout le monde"], "stations": null }))
             .await;
@@ -419,13 +410,13 @@ async fn power_orders_show_a_countdown_then_act_and_urls_open() {
         .await
         .unwrap();
 
-    let res = post(
-        &https,
-        &cookie,
-        "/api/stations/power",
-        serde_json::json!({ "action": "restart", "countdown_s": 1, "stations": [id] }),
-    )
-    .await;
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/stations/power",
+            serde_json::json!({ "action": "restart", "countdown_s": 1, "stations": [id] }),
+        )
+        .await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     assert_eq!(res.json()["sent_to"], serde_json::json!(["poste-01"]));
     // The student is warned first…
@@ -446,9 +437,7 @@ async fn power_orders_show_a_countdown_then_act_and_urls_open() {
     })
     .await;
 
-    let res = post(
-        &https,
-        &cookie,
+    let res = https.post_json(&cookie,
         "/api/stations/open-url",
         serde_json::json!({ "url": "https://fr.wikipedia.org/wiki/Lanterne", "stations": null }),
     )
@@ -483,7 +472,7 @@ async fn power_orders_show_a_countdown_then_act_and_urls_open() {
             "'countdown_s'",
         ),
     ] {
-        let res = post(&https, &cookie, path, body.clone()).await;
+        let res = https.post_json(&cookie, path, body.clone()).await;
         assert_eq!(res.status, 400, "{body}");
         let msg = res.json()["error"].as_str().unwrap().to_string();
         assert!(msg.contains(needle), "{body} → {msg}");
