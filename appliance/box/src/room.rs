@@ -8,7 +8,7 @@
 //! The room publishes a [`RoomView`] on a watch channel; the web side sends it to tablets
 //! whenever it changes (a station comes online, a new one is enrolled).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use lanterne_media::{EncodedFrame, Mosaic, TileInfo};
@@ -28,7 +28,7 @@ pub type FullFrame = Arc<EncodedFrame>;
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RoomView {
     pub name: String,
-    /// The room lock as requested (persisted); each tile says what its station shows.
+    /// The whole room is locked (persisted); each tile says what its station shows.
     pub locked: bool,
     /// Some screen is being watched right now (what the status LED shows).
     pub watched: bool,
@@ -54,6 +54,8 @@ pub struct TileView {
     pub online: bool,
     /// The station reports its lock overlay is up.
     pub locked: bool,
+    /// The teacher asked for this station to be locked (the whole room or this station).
+    pub lock_ordered: bool,
     pub x: u32,
     pub y: u32,
     pub w: u32,
@@ -145,8 +147,10 @@ enum Cmd {
     SetLock {
         /// None toggles (the panel button).
         locked: Option<bool>,
+        /// None: the whole room.
+        stations: Option<Vec<u32>>,
         actor: String,
-        reply: oneshot::Sender<Result<LockReport, String>>,
+        reply: oneshot::Sender<Result<LockReport, SendError>>,
     },
     SendMessage {
         /// None: every station of the room.
@@ -372,20 +376,27 @@ impl RoomHandle {
             .await;
     }
 
-    /// Locks (true), unlocks (false) or toggles (None) every station of the room. The state is
-    /// stored before any station is told, so it survives a box restart.
-    pub async fn set_lock(&self, locked: Option<bool>, actor: &str) -> Result<LockReport, String> {
+    /// Locks (true), unlocks (false) or toggles (None: the panel button) the whole room
+    /// (`stations` None) or some stations. The state is stored before any station is told, so
+    /// it survives a box restart.
+    pub async fn set_lock(
+        &self,
+        locked: Option<bool>,
+        stations: Option<Vec<u32>>,
+        actor: &str,
+    ) -> Result<LockReport, SendError> {
+        let stopped = || SendError::Internal("the room task has stopped".to_string());
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Cmd::SetLock {
                 locked,
+                stations,
                 actor: actor.to_string(),
                 reply,
             })
             .await
-            .map_err(|_| "the room task has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the room task has stopped".to_string())?
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
@@ -430,7 +441,10 @@ struct Room {
     monitoring: bool,
     store: Store,
     panel: PanelHandle,
+    /// The whole room is locked, stations enrolled later included.
     locked: bool,
+    /// Stations locked one by one while the room as a whole is not.
+    locked_ids: BTreeSet<u32>,
     lock_message: String,
     stations: BTreeMap<u32, StationState>,
     mosaic: Arc<Mosaic>,
@@ -471,6 +485,12 @@ pub fn spawn(
     let locked = store
         .with(|c| store::room_state(c, "locked"))?
         .is_some_and(|v| v == "true");
+    let locked_ids = parse_ids(
+        store
+            .with(|c| store::room_state(c, "locked_stations"))?
+            .as_deref()
+            .unwrap_or(""),
+    );
     let clock = SystemClock::new();
     let monitoring = schedule
         .as_ref()
@@ -484,6 +504,7 @@ pub fn spawn(
         store,
         panel,
         locked,
+        locked_ids,
         lock_message: lock.message,
         stations: stations
             .into_iter()
@@ -498,6 +519,13 @@ pub fn spawn(
     room.relayout();
     tokio::spawn(room.run(rx));
     Ok(RoomHandle { tx, view: view_rx })
+}
+
+/// Station ids stored as "3,7,12"; anything unreadable is dropped (the table is ours).
+fn parse_ids(text: &str) -> BTreeSet<u32> {
+    text.split(',')
+        .filter_map(|t| t.trim().parse().ok())
+        .collect()
 }
 
 impl Room {
@@ -524,6 +552,7 @@ impl Room {
                     let (full_tx, _) = broadcast::channel(64);
                     let id = station.id;
                     let thumbnail = self.thumbnail_settings();
+                    let lock_wanted = self.lock_wanted(id);
                     let entry = self
                         .stations
                         .entry(id)
@@ -551,7 +580,7 @@ impl Room {
                     }
                     // The room lock outlives connections: a station that comes back (or a
                     // restarted box) puts the lock straight back up.
-                    if self.locked {
+                    if lock_wanted {
                         let _ = control.try_send(Control::Lock {
                             message: self.lock_message.clone(),
                         });
@@ -597,11 +626,14 @@ impl Room {
                 }
                 Cmd::SetLock {
                     locked,
+                    stations,
                     actor,
                     reply,
                 } => {
-                    let want = locked.unwrap_or(!self.locked);
-                    let _ = reply.send(self.set_lock(want, &actor).await);
+                    // The button's LED is lit while anything is locked: pressing it then
+                    // unlocks everything, as the LED going dark will confirm.
+                    let want = locked.unwrap_or(!self.anything_locked());
+                    let _ = reply.send(self.set_lock(want, stations, &actor).await);
                 }
                 Cmd::SendMessage {
                     stations,
@@ -809,59 +841,113 @@ impl Room {
         })
     }
 
-    async fn set_lock(&mut self, locked: bool, actor: &str) -> Result<LockReport, String> {
-        let value = if locked { "true" } else { "false" };
+    fn lock_wanted(&self, id: u32) -> bool {
+        self.locked || self.locked_ids.contains(&id)
+    }
+
+    fn anything_locked(&self) -> bool {
+        self.locked || !self.locked_ids.is_empty()
+    }
+
+    async fn set_lock(
+        &mut self,
+        locked: bool,
+        stations: Option<Vec<u32>>,
+        actor: &str,
+    ) -> Result<LockReport, SendError> {
+        let whole_room = stations.is_none();
+        let targets = self.targets(stations)?;
+        let (all, ids) = match (whole_room, locked) {
+            (true, _) => (locked, BTreeSet::new()),
+            // Already covered by the room lock.
+            (false, true) if self.locked => (true, BTreeSet::new()),
+            (false, true) => {
+                let mut ids = self.locked_ids.clone();
+                ids.extend(targets.iter().map(|(id, _)| *id));
+                (false, ids)
+            }
+            // Unlocking some stations of a locked room keeps the others locked.
+            (false, false) => {
+                let base: BTreeSet<u32> = if self.locked {
+                    self.stations.keys().copied().collect()
+                } else {
+                    self.locked_ids.clone()
+                };
+                let ids = base
+                    .into_iter()
+                    .filter(|id| !targets.iter().any(|(t, _)| t == id))
+                    .collect();
+                (false, ids)
+            }
+        };
         let action = if locked { "lock" } else { "unlock" };
+        let target = if whole_room {
+            "room".to_string()
+        } else {
+            targets
+                .iter()
+                .map(|(id, _)| self.stations[id].row.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let now = lanterne_wire::now_us() as i64;
         let actor_owned = actor.to_string();
+        let ids_text = ids
+            .iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         self.store
             .run(move |c| {
-                store::set_room_state(c, "locked", value)?;
+                let tx = c.unchecked_transaction()?;
+                store::set_room_state(&tx, "locked", if all { "true" } else { "false" })?;
+                store::set_room_state(&tx, "locked_stations", &ids_text)?;
                 store::audit(
-                    c,
+                    &tx,
                     now,
                     &store::AuditEntry {
                         actor: &actor_owned,
                         action,
-                        target: "room",
+                        target: &target,
                         result: "ok",
                         detail: "",
                     },
-                )
+                )?;
+                tx.commit()
             })
             .await
             .map_err(|e| {
                 tracing::error!("cannot store the room lock: {e}");
-                "the lock state could not be saved; nothing was changed".to_string()
+                SendError::Internal(
+                    "the lock state could not be saved; nothing was changed".to_string(),
+                )
             })?;
-        self.locked = locked;
+        self.locked = all;
+        self.locked_ids = ids;
         let mut report = LockReport {
             locked,
             sent_to: Vec::new(),
             offline: Vec::new(),
         };
-        for st in self.stations.values() {
-            match &st.link {
-                Some(link) => {
-                    let msg = if locked {
-                        Control::Lock {
-                            message: self.lock_message.clone(),
-                        }
-                    } else {
-                        Control::Unlock
-                    };
-                    // The control queue holds 64 orders; a station that far behind is dead
-                    // and will get the room state again when it reconnects.
-                    if link.control.try_send(msg).is_ok() {
-                        report.sent_to.push(st.row.name.clone());
-                    } else {
-                        report.offline.push(st.row.name.clone());
-                    }
+        for (id, _) in &targets {
+            let st = &self.stations[id];
+            let msg = if self.lock_wanted(*id) {
+                Control::Lock {
+                    message: self.lock_message.clone(),
                 }
-                None => report.offline.push(st.row.name.clone()),
+            } else {
+                Control::Unlock
+            };
+            // The control queue holds 64 orders; a station that far behind is dead and will
+            // get the room state again when it reconnects.
+            match &st.link {
+                Some(link) if link.control.try_send(msg).is_ok() => {
+                    report.sent_to.push(st.row.name.clone())
+                }
+                _ => report.offline.push(st.row.name.clone()),
             }
         }
-        tracing::info!(%actor, locked, sent = report.sent_to.len(), offline = report.offline.len(), "room {action}");
+        tracing::info!(%actor, locked, whole_room, sent = report.sent_to.len(), offline = report.offline.len(), "{action}");
         self.publish();
         Ok(report)
     }
@@ -1027,7 +1113,7 @@ impl Room {
     fn publish(&mut self) {
         let watched = self.watched();
         self.panel.set_leds(LedState {
-            lock: self.locked,
+            lock: self.anything_locked(),
             status: if watched {
                 StatusLed::Watching
             } else {
@@ -1047,6 +1133,7 @@ impl Room {
                     name: st.row.name.clone(),
                     online: st.link.is_some(),
                     locked: st.link.as_ref().is_some_and(|l| l.shown.locked),
+                    lock_ordered: self.lock_wanted(t.id),
                     x: t.x,
                     y: t.y,
                     w: t.w,

@@ -736,9 +736,13 @@ async fn room_view(State(state): State<AppState>) -> Json<RoomView> {
 #[serde(deny_unknown_fields)]
 struct LockRequest {
     locked: bool,
+    /// None: the whole room (stations enrolled later included).
+    #[serde(default)]
+    stations: Option<Vec<u32>>,
 }
 
-/// Locks or unlocks every station of the room (the tablet's counterpart of the panel button).
+/// Locks or unlocks the whole room (the tablet's counterpart of the panel button) or some
+/// stations.
 async fn lock_room(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
@@ -752,10 +756,10 @@ async fn lock_room(
     }
     state
         .room
-        .set_lock(Some(req.locked), &acc.username)
+        .set_lock(Some(req.locked), req.stations, &acc.username)
         .await
         .map(Json)
-        .map_err(ApiError::Internal)
+        .map_err(order_error)
 }
 
 fn refuse_technician(acc: &Account, what: &str) -> Result<(), ApiError> {
