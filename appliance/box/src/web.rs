@@ -123,6 +123,7 @@ impl From<store::StoreError> for ApiError {
 pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/room"),
+    ("GET", "/dev"),
     ("GET", "/api/me"),
     ("GET", "/api/room"),
     ("POST", "/api/logout"),
@@ -169,6 +170,8 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/room") }))
         .route("/room", get(|| async { asset("room.html") }))
+        // The simulated panel's page; its API refuses anyone but admins of a simulated box.
+        .route("/dev", get(|| async { asset("dev.html") }))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_page_session,
