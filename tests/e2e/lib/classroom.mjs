@@ -10,6 +10,8 @@
 // line), `replay` (a replay file for every station). `room.status()` reads what each
 // station shows (lock, messages, system actions), `room.waitForStatus(pred)` waits until a
 // predicate on it holds, and `room.order('dismiss poste-01 3')` acts as a student.
+// `stations: 0` starts the box alone; `room.runStation(name, args)` enrols and runs one real
+// `lanterne-station run` process (e.g. capturing an Xvfb display).
 //
 // Needs the binaries built first (`cargo build --workspace --bins`, which scripts/test.sh
 // does); LANTERNE_BIN_DIR overrides where they are (default: target/debug).
@@ -69,12 +71,34 @@ export async function startClassroom({ stations = 8, replay = null, config = nul
   };
   try {
     const ready = await waitForFile(path.join(dir, 'ready.json'), box, 'lanterne-box', 60_000);
-    const { stdout } = await promisify(execFile)(
+    const enrolCodes = async (count) => (await promisify(execFile)(
       path.join(binDir, 'lanterne-box'),
-      ['enrol-codes', '--data-dir', path.join(dir, 'box'), '--count', String(stations)],
+      ['enrol-codes', '--data-dir', path.join(dir, 'box'), '--count', String(count)],
       { env },
-    );
-    await writeFile(path.join(dir, 'tokens.txt'), stdout);
+    )).stdout;
+    const base = {
+      url: ready.https_url,
+      username: 'admin',
+      password: ready.admin_password,
+      caCert: ready.ca_cert,
+      dir,
+      boxPid: box.pid,
+      stop,
+      async runStation(name, args) {
+        const token = (await enrolCodes(1)).trim();
+        const data = path.join(dir, 'stations', name);
+        await promisify(execFile)(path.join(binDir, 'lanterne-station'),
+          ['enrol', '--data-dir', data, '--box', ready.https_url, '--token', token,
+            '--hostname', name], { env });
+        const log = openSync(path.join(dir, `${name}.log`), 'w');
+        const p = spawn(path.join(binDir, 'lanterne-station'), ['run', '--data-dir', data, ...args],
+          { env, stdio: ['ignore', 'ignore', log] });
+        procs.push(p);
+        return p;
+      },
+    };
+    if (stations === 0) return base;
+    await writeFile(path.join(dir, 'tokens.txt'), await enrolCodes(stations));
     const args = ['classroom', '--data-dir', path.join(dir, 'stations'), '--box', ready.https_url,
       '--tokens', path.join(dir, 'tokens.txt'), '--count', String(stations),
       '--manifest', path.join(dir, 'stations.json'), '--status', path.join(dir, 'status.json')];
@@ -93,6 +117,7 @@ export async function startClassroom({ stations = 8, replay = null, config = nul
       }
     };
     return {
+      ...base,
       status,
       async waitForStatus(pred, what, timeoutMs = 15_000) {
         const deadline = Date.now() + timeoutMs;
@@ -107,15 +132,8 @@ export async function startClassroom({ stations = 8, replay = null, config = nul
       order(line) {
         classroom.stdin.write(`${line}\n`);
       },
-      url: ready.https_url,
-      username: 'admin',
-      password: ready.admin_password,
-      caCert: ready.ca_cert,
       stations: manifest,
-      dir,
-      boxPid: box.pid,
       classroomPid: classroom.pid,
-      stop,
     };
   } catch (e) {
     await stop();
