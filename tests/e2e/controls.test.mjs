@@ -84,6 +84,7 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
     wol = await wolListener();
     room = await startClassroom({
       stations: 4,
+      autologin: ['poste-01'],
       config: [
         '[room]', 'name = "Salle 104"',
         '[network]', `wol_broadcast = "${wol.address}"`,
@@ -209,11 +210,39 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
     // Nothing happens before the second tap.
     assert.ok((await room.status()).every((s) => s.system.length === 0));
     await page.click('#power-confirm-go');
-    await waitReportLine(station(1).name, 'ok', 'Envoyé');
+    // "Done" once the station itself reports it carried the order out.
+    await waitReportLine(station(1).name, 'ok', 'Fait');
     const st = await room.waitForStatus((s) => byName(s, station(1).name).system.includes('restart'),
       'poste-02 restarting');
     for (const i of [0, 2, 3]) assert.deepEqual(byName(st, station(i).name).system, []);
     await page.click('#act-select');
+  });
+
+  it('opens sessions where stations are set up for it and shows why the others refuse', async () => {
+    await page.click('#act-power');
+    await page.click('#sheet-power [data-power="open-session"]');
+    await waitReportLine(station(0).name, 'ok', 'Fait');
+    for (const i of [1, 2, 3]) {
+      await waitReportLine(station(i).name, 'bad', 'Impossible sur ce poste');
+      assert.match(await reportLine(station(i).name).locator('.report-detail').textContent(),
+        /not set up to open sessions/);
+    }
+    assert.match(await page.locator('#report-summary').textContent(), /Fait sur 4 poste\(s\) sur 4/);
+    const st = await room.status();
+    assert.ok(byName(st, station(0).name).system.includes('open-session'));
+    await page.screenshot({ path: path.join(results, 'controls-open-session.png') });
+
+    // Logging a student out asks for confirmation, then ends that session only.
+    await tile(2).click();
+    await page.click('#act-power');
+    await page.selectOption('#power-countdown', '0');
+    await page.click('#sheet-power [data-power="logout"]');
+    assert.match(await page.locator('#power-confirm-text').textContent(), /Fermer la session de poste-03/);
+    await page.click('#power-confirm-go');
+    await waitReportLine(station(2).name, 'ok', 'Fait');
+    assert.deepEqual(byName(await room.status(), station(2).name).system, ['logout']);
+    await page.click('#back');
+    await page.waitForFunction(() => document.body.dataset.view === 'mosaic');
   });
 
   it('opens a link on the station in focus, and refuses a script address', async () => {
@@ -229,11 +258,12 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
 
     await page.fill('#url-text', 'https://example.org/cours');
     await page.click('#url-form button[type=submit]');
-    await waitReportLine(station(2).name, 'ok', 'Envoyé');
+    await waitReportLine(station(2).name, 'ok', 'Fait');
     const st = await room.waitForStatus(
-      (s) => byName(s, station(2).name).system.includes('open-url https://example.org/cours'),
+      (s) => byName(s, station(2).name).system.join() === 'logout,open-url https://example.org/cours',
       'the link opened on poste-03');
-    assert.deepEqual(byName(st, station(0).name).system, []);
+    assert.ok(!byName(st, station(0).name).system.some((x) => x.startsWith('open-url')),
+      'the link opened on the station in focus only');
     await page.click('#back');
     await page.waitForFunction(() => document.body.dataset.view === 'mosaic');
   });

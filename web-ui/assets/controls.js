@@ -404,13 +404,34 @@ export class Controls {
       });
       dialog.close();
       this.closeReport();
-      this.showReport('power', title, this.sentSummary(report),
-        this.sentLines(report, t('act.sent'), t('act.offline')));
+      this.followOrder('power', title, report);
     } catch (e) {
       this.sheetError(dialog, e);
     } finally {
       this.pendingPower = null;
     }
+  }
+
+  /** Follows a power or link order until every station has answered (done or refused). */
+  followOrder(kind, title, sent) {
+    const render = (results) => {
+      const done = results.filter((r) => r.done).length;
+      const delivered = results.filter((r) => r.delivered).length;
+      let summary = t('order.doneCount', { done, n: delivered });
+      if (sent.offline.length) summary += ` ${t('act.offlineCount', { n: sent.offline.length })}`;
+      this.showReport(kind, title, summary, results.map((r) => {
+        if (!r.delivered) return { name: r.name, state: 'offline', text: t('act.offline') };
+        if (!r.done) return { name: r.name, state: 'pending', text: t('order.pending') };
+        if (r.ok) return { name: r.name, state: 'ok', text: t('order.done') };
+        return { name: r.name, state: 'bad', text: t('order.failed'), detail: r.error ?? '' };
+      }));
+      return done < delivered;
+    };
+    render([
+      ...sent.sent_to.map((name) => ({ name, delivered: true, done: false })),
+      ...sent.offline.map((name) => ({ name, delivered: false, done: false })),
+    ]);
+    this.keepFollowing(async () => render((await this.get(`/api/orders/${sent.id}`)).results));
   }
 
   // ---- approved commands -------------------------------------------------------------------
@@ -521,8 +542,7 @@ export class Controls {
         const report = await this.post('/api/stations/open-url', { url, stations });
         dialog.close();
         this.closeReport();
-        this.showReport('url', t('url.doneTitle'), this.sentSummary(report),
-          this.sentLines(report, t('act.sent'), t('act.offline')));
+        this.followOrder('url', t('url.doneTitle'), report);
       } catch (e) {
         this.sheetError(dialog, e);
       }

@@ -179,13 +179,58 @@ enum Cmd {
         stderr: String,
         error: Option<String>,
     },
-    /// Any other order (power, open a URL): sent to the online targets, nothing recorded
-    /// besides the audit line the caller writes.
+    /// Any other order (power, open a URL): sent to the online targets and followed in
+    /// memory until each station answers (the audit line is the caller's).
     Order {
         stations: Option<Vec<u32>>,
         order: Control,
         reply: oneshot::Sender<Result<MessageReport, SendError>>,
     },
+    ActionResult {
+        station_id: u32,
+        conn: u64,
+        action: String,
+        ok: bool,
+        detail: String,
+    },
+    OrderRun {
+        id: u64,
+        reply: oneshot::Sender<Result<Option<OrderRun>, SendError>>,
+    },
+}
+
+/// Orders whose answers the box remembers for the tablet; older ones are in the audit log.
+const ORDERS_KEPT: usize = 64;
+
+/// A power or open-URL order and what each station answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderRun {
+    pub id: u64,
+    /// "shutdown", "restart", "logout", "open-session" or "open-url".
+    pub action: String,
+    pub results: Vec<OrderResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderResult {
+    pub station_id: u32,
+    pub name: String,
+    /// The station was online and got the order.
+    pub delivered: bool,
+    /// The station answered (after its countdown, for power orders).
+    pub done: bool,
+    pub ok: Option<bool>,
+    /// Why the station could not do it.
+    pub error: Option<String>,
+}
+
+/// The action name a station answers an order with (see `PowerAction::name`).
+fn order_action(order: &Control) -> &'static str {
+    match order {
+        Control::Power { action, .. } => action.name(),
+        Control::OpenUrl { .. } => "open-url",
+        _ => "order",
+    }
 }
 
 /// An approved command, resolved with the arguments the teacher picked.
@@ -328,7 +373,34 @@ impl RoomHandle {
         .await
     }
 
-    /// Sends `order` (power, open a URL) to `stations` (None: all). The report's id is 0.
+    /// A station's answer to a power or open-URL order, as reported over its link.
+    pub async fn action_result(
+        &self,
+        station_id: u32,
+        conn: u64,
+        action: String,
+        ok: bool,
+        detail: String,
+    ) {
+        let _ = self
+            .tx
+            .send(Cmd::ActionResult {
+                station_id,
+                conn,
+                action,
+                ok,
+                detail,
+            })
+            .await;
+    }
+
+    /// What the stations answered to order `id`, while the box still remembers it.
+    pub async fn order_run(&self, id: u64) -> Result<Option<OrderRun>, SendError> {
+        self.ask(|reply| Cmd::OrderRun { id, reply }).await
+    }
+
+    /// Sends `order` (power, open a URL) to `stations` (None: all); the report's id follows
+    /// the stations' answers through [`RoomHandle::order_run`].
     pub async fn order(
         &self,
         stations: Option<Vec<u32>>,
@@ -450,6 +522,9 @@ struct Room {
     mosaic: Arc<Mosaic>,
     plan: StreamPlan,
     next_conn: u64,
+    /// Recent power and open-URL orders, oldest first.
+    orders: std::collections::VecDeque<OrderRun>,
+    next_order: u64,
     view: watch::Sender<RoomView>,
     tx: mpsc::Sender<Cmd>,
 }
@@ -513,6 +588,8 @@ pub fn spawn(
         mosaic,
         plan,
         next_conn: 1,
+        orders: std::collections::VecDeque::new(),
+        next_order: 1,
         view: view_tx,
         tx: tx.clone(),
     };
@@ -656,7 +733,22 @@ impl Room {
                     order,
                     reply,
                 } => {
-                    let _ = reply.send(self.targets(stations).map(|t| self.deliver(0, &t, &order)));
+                    let _ = reply.send(self.send_order(stations, order));
+                }
+                Cmd::ActionResult {
+                    station_id,
+                    conn,
+                    action,
+                    ok,
+                    detail,
+                } => {
+                    if self.link_mut(station_id, conn).is_some() {
+                        self.order_answered(station_id, &action, ok, detail);
+                    }
+                }
+                Cmd::OrderRun { id, reply } => {
+                    let run = self.orders.iter().find(|o| o.id == id).cloned();
+                    let _ = reply.send(Ok(run));
                 }
                 Cmd::CommandResult {
                     station_id,
@@ -950,6 +1042,58 @@ impl Room {
         tracing::info!(%actor, locked, whole_room, sent = report.sent_to.len(), offline = report.offline.len(), "{action}");
         self.publish();
         Ok(report)
+    }
+
+    fn send_order(
+        &mut self,
+        stations: Option<Vec<u32>>,
+        order: Control,
+    ) -> Result<MessageReport, SendError> {
+        let targets = self.targets(stations)?;
+        let id = self.next_order;
+        self.next_order += 1;
+        let report = self.deliver(id, &targets, &order);
+        let results = targets
+            .iter()
+            .map(|(station, online)| OrderResult {
+                station_id: *station,
+                name: self.stations[station].row.name.clone(),
+                delivered: *online,
+                done: false,
+                ok: None,
+                error: None,
+            })
+            .collect();
+        if self.orders.len() == ORDERS_KEPT {
+            self.orders.pop_front();
+        }
+        self.orders.push_back(OrderRun {
+            id,
+            action: order_action(&order).to_string(),
+            results,
+        });
+        Ok(report)
+    }
+
+    /// A station answers its orders of one kind in the order it got them, so the answer
+    /// belongs to the oldest order of that kind it has not answered yet.
+    fn order_answered(&mut self, station_id: u32, action: &str, ok: bool, detail: String) {
+        let pending = self.orders.iter_mut().find_map(|o| {
+            if o.action != action {
+                return None;
+            }
+            o.results
+                .iter_mut()
+                .find(|r| r.station_id == station_id && r.delivered && !r.done)
+        });
+        match pending {
+            Some(r) => {
+                r.done = true;
+                r.ok = Some(ok);
+                r.error = (!ok).then_some(detail);
+            }
+            None => tracing::debug!(station_id, action, "answer to an order no longer followed"),
+        }
     }
 
     /// The stations an order is for (None: all), each with whether it is online now.

@@ -149,6 +149,7 @@ pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/commands"),
     ("POST", "/api/commands/run"),
     ("GET", "/api/commands/runs/1"),
+    ("GET", "/api/orders/1"),
     ("GET", "/api/dev/panel"),
     ("POST", "/api/dev/panel/press"),
     ("GET", "/api/mosaic"),
@@ -200,6 +201,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/commands", get(list_commands))
         .route("/api/commands/run", post(run_command))
         .route("/api/commands/runs/{id}", get(command_run))
+        .route("/api/orders/{id}", get(order_run))
         .route("/api/dev/panel", get(dev_panel))
         .route("/api/dev/panel/press", post(dev_panel_press))
         .route("/api/mosaic", get(mosaic_ws))
@@ -890,11 +892,11 @@ async fn power_stations(
         )
         .await
         .map_err(order_error)?;
-    let what = format!("{action:?}").to_lowercase();
+    let what = action.name();
     audit(
         &state,
         &acc.username,
-        &what,
+        what,
         &format!("{} station(s)", report.sent_to.len()),
         "sent",
         "",
@@ -1161,6 +1163,22 @@ async fn command_run(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no command run {id}")))
+}
+
+/// What the stations answered to a power or open-URL order (kept for the most recent ones).
+async fn order_run(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    Path(id): Path<u64>,
+) -> Result<Json<crate::room::OrderRun>, ApiError> {
+    refuse_technician(&acc, "following orders")?;
+    state
+        .room
+        .order_run(id)
+        .await
+        .map_err(order_error)?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no recent order {id}")))
 }
 
 #[derive(Deserialize)]

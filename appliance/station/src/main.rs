@@ -96,6 +96,10 @@ enum Cmd {
         /// Standard input takes the students' actions: `dismiss STATION ID`, `unplug STATION`.
         #[arg(long)]
         status: Option<PathBuf>,
+        /// Stations (by name, comma-separated) set up to open a session on order, as with a
+        /// display-manager autologin account; the others refuse, as real stations would.
+        #[arg(long, value_delimiter = ',')]
+        autologin: Vec<String>,
     },
     /// Record a synthetic thumbnail stream to a replay file.
     Record {
@@ -222,7 +226,11 @@ async fn main() -> anyhow::Result<()> {
             replay,
             manifest,
             status,
-        } => classroom(data_dir, box_url, tokens, count, replay, manifest, status).await,
+            autologin,
+        } => {
+            let outputs = ClassroomOutputs { manifest, status };
+            classroom(data_dir, box_url, tokens, count, replay, outputs, autologin).await
+        }
         Cmd::Record {
             out,
             frames,
@@ -259,15 +267,22 @@ struct ManifestEntry {
     rgb: [u8; 3],
 }
 
+/// Files the simulated classroom keeps up to date for the tests that drive it.
+struct ClassroomOutputs {
+    manifest: Option<PathBuf>,
+    status: Option<PathBuf>,
+}
+
 async fn classroom(
     data_dir: PathBuf,
     box_url: String,
     tokens: Option<PathBuf>,
     count: usize,
     replay: Option<PathBuf>,
-    manifest: Option<PathBuf>,
-    status: Option<PathBuf>,
+    outputs: ClassroomOutputs,
+    autologin: Vec<String>,
 ) -> anyhow::Result<()> {
+    let ClassroomOutputs { manifest, status } = outputs;
     if count == 0 || count > 200 {
         bail!("--count must be between 1 and 200");
     }
@@ -313,7 +328,11 @@ async fn classroom(
         };
         // Simulated stations have no display: their screen state is kept in memory.
         let screen = Arc::new(SimulatedScreen::default());
-        let system = Arc::new(SimulatedSystem::default());
+        let system = Arc::new(if autologin.contains(&host) {
+            SimulatedSystem::with_autologin()
+        } else {
+            SimulatedSystem::default()
+        });
         let st = spawn_station(&dir, spec, screen.clone(), system.clone(), &probe, host)?;
         entries.push(ManifestEntry {
             id: st.station_id,

@@ -7,7 +7,8 @@
 //   await room.stop();
 //
 // Options: `config` (the box's TOML config; the addresses are still given on the command
-// line), `replay` (a replay file for every station). `room.status()` reads what each
+// line), `replay` (a replay file for every station), `autologin` (names of the stations set
+// up to open a session on order; the others refuse). `room.status()` reads what each
 // station shows (lock, messages, system actions), `room.waitForStatus(pred)` waits until a
 // predicate on it holds, and `room.order('dismiss poste-01 3')` acts as a student.
 // `stations: 0` starts the box alone; `room.runStation(name, args)` enrols and runs one real
@@ -45,7 +46,9 @@ async function waitForFile(file, proc, what, timeoutMs) {
   throw new Error(`${what} not ready after ${timeoutMs} ms`);
 }
 
-export async function startClassroom({ stations = 8, replay = null, config = null } = {}) {
+export async function startClassroom({
+  stations = 8, replay = null, config = null, autologin = [],
+} = {}) {
   for (const b of ['lanterne-box', 'lanterne-station']) {
     if (!existsSync(path.join(binDir, b))) {
       throw new Error(`${b} not found in ${binDir}: run cargo build --workspace --bins first`);
@@ -103,6 +106,7 @@ export async function startClassroom({ stations = 8, replay = null, config = nul
       '--tokens', path.join(dir, 'tokens.txt'), '--count', String(stations),
       '--manifest', path.join(dir, 'stations.json'), '--status', path.join(dir, 'status.json')];
     if (replay) args.push('--replay', replay);
+    if (autologin.length) args.push('--autologin', autologin.join(','));
     const classLog = openSync(path.join(dir, 'stations.log'), 'w');
     const classroom = spawn(path.join(binDir, 'lanterne-station'), args,
       { env, stdio: ['pipe', 'ignore', classLog] });
