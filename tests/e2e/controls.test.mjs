@@ -93,6 +93,7 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
         '[accounts]', 'require_totp_for_admins = false',
         '[[commands]]', 'name = "bonjour"', 'program = "/bin/echo"', 'args = ["bonjour"]',
         'allowed_args = ["tout le monde"]', 'timeout_s = 10',
+        '[[commands]]', 'name = "pause"', 'program = "/bin/sleep"', 'args = ["3"]',
       ].join('\n'),
     });
     browser = await launch({ viewport: TABLET, hasTouch: true, ignoreHTTPSErrors: true });
@@ -163,11 +164,16 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
     assert.equal(byName(st, station(1).name).messages.length, 0, 'not sent to the others');
     await waitReportLine(station(0).name, 'pending', 'Pas encore lu');
     await waitReportLine(station(2).name, 'pending', 'Pas encore lu');
+    // The tiles say it too, until the students dismiss the message.
+    await tile(0).locator('.tile-unread').waitFor({ timeout: 10_000 });
+    assert.equal(await tile(1).locator('.tile-unread').count(), 0);
 
     // The student of poste-01 clicks OK: the tablet sees it read there, and only there.
     room.order(`dismiss ${station(0).name} ${shown.id}`);
     await waitReportLine(station(0).name, 'ok', 'Lu');
     await waitReportLine(station(2).name, 'pending', 'Pas encore lu');
+    await tile(0).locator('.tile-unread').waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal(await tile(2).locator('.tile-unread').textContent(), '✉ 1');
     assert.match(await page.locator('#report-summary').textContent(), /Lu par 1 poste\(s\) sur 2/);
     await page.screenshot({ path: path.join(results, 'controls-message.png') });
   });
@@ -187,7 +193,8 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
 
   it('runs an approved command everywhere and shows each station’s exit code and output', async () => {
     await page.click('#act-command');
-    await page.waitForFunction(() => document.querySelectorAll('#command-name option').length === 1);
+    await page.waitForFunction(() => document.querySelectorAll('#command-name option').length === 2);
+    await page.selectOption('#command-name', 'bonjour');
     assert.equal(await page.locator('#command-line').textContent(), '/bin/echo bonjour');
     await page.selectOption('#command-arg', 'tout le monde');
     await page.click('#command-run');
@@ -198,6 +205,16 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
     }
     assert.match(await page.locator('#report-summary').textContent(), /Terminée sur 4 poste\(s\) sur 4/);
     await page.screenshot({ path: path.join(results, 'controls-command.png') });
+
+    // A longer command shows on the tiles while it runs.
+    await page.click('#act-command');
+    await page.selectOption('#command-name', 'pause');
+    assert.equal(await page.locator('#command-arg').isDisabled(), true, 'no argument allowed');
+    await page.click('#command-run');
+    await tile(3).locator('.tile-running').waitFor({ timeout: 10_000 });
+    await waitReportLine(station(3).name, 'pending', 'En cours');
+    await waitReportLine(station(3).name, 'ok', 'Code de sortie 0');
+    await tile(3).locator('.tile-running').waitFor({ state: 'detached', timeout: 10_000 });
   });
 
   it('restarts one chosen station after a confirmation', async () => {

@@ -41,6 +41,8 @@ const STRINGS = {
 
     // ---- classroom controls (assets/controls.js) ----
     'room.locking': 'Verrouillage…',
+    'room.unread': '{n} message(s) pas encore lu(s)',
+    'room.running': '{n} commande(s) en cours',
     'room.choose': 'Choisir {name}',
     'room.devPanel': 'Panneau simulé',
     'act.bar': 'Actions sur les postes',
@@ -184,6 +186,8 @@ const STRINGS = {
 
     // ---- classroom controls (assets/controls.js) ----
     'room.locking': 'Locking…',
+    'room.unread': '{n} message(s) not read yet',
+    'room.running': '{n} command(s) running',
     'room.choose': 'Choose {name}',
     'room.devPanel': 'Simulated panel',
     'act.bar': 'Station actions',

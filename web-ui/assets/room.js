@@ -158,6 +158,21 @@ function renderTiles() {
     name.className = 'tile-name';
     name.textContent = tile.name;
     label.append(dot, name);
+    // What the station still owes the teacher: unread messages, commands still running.
+    if (tile.unread_messages > 0) {
+      const m = document.createElement('span');
+      m.className = 'tile-badge tile-unread';
+      m.textContent = `✉ ${tile.unread_messages}`;
+      m.title = t('room.unread', { n: tile.unread_messages });
+      label.append(m);
+    }
+    if (tile.commands_running > 0) {
+      const c = document.createElement('span');
+      c.className = 'tile-badge tile-running';
+      c.textContent = '▶';
+      c.title = t('room.running', { n: tile.commands_running });
+      label.append(c);
+    }
     b.append(label);
     if (tile.locked === true || (tile.lock_ordered === true && tile.online)) {
       // "Locked" once the station reports its lock screen is up; until then, on its way.

@@ -56,6 +56,10 @@ pub struct TileView {
     pub locked: bool,
     /// The teacher asked for this station to be locked (the whole room or this station).
     pub lock_ordered: bool,
+    /// Messages on the station's screen its student has not dismissed yet.
+    pub unread_messages: u32,
+    /// Approved commands still running on the station.
+    pub commands_running: u32,
     pub x: u32,
     pub y: u32,
     pub w: u32,
@@ -491,6 +495,10 @@ struct Link {
     focus_viewers: usize,
     thumb_on: bool,
     shown: Shown,
+    /// Messages and command runs this connection got and has not answered yet (a station
+    /// that reconnects starts afresh: its agent may have restarted without them).
+    unread: BTreeSet<u64>,
+    running: BTreeSet<u64>,
 }
 
 /// Settings the room hands to stations.
@@ -670,6 +678,8 @@ impl Room {
                         focus_viewers: 0,
                         thumb_on: self.monitoring,
                         shown: Shown::default(),
+                        unread: BTreeSet::new(),
+                        running: BTreeSet::new(),
                     });
                     let _ = reply.send(Registered { conn, full_tx });
                     self.relayout();
@@ -759,7 +769,10 @@ impl Room {
                     stderr,
                     error,
                 } => {
-                    if self.link_mut(station_id, conn).is_some() {
+                    if let Some(link) = self.link_mut(station_id, conn) {
+                        if link.running.remove(&id) {
+                            self.publish();
+                        }
                         let now = lanterne_wire::now_us() as i64;
                         let res = self
                             .store
@@ -794,7 +807,10 @@ impl Room {
                     conn,
                     id,
                 } => {
-                    if self.link_mut(station_id, conn).is_some() {
+                    if let Some(link) = self.link_mut(station_id, conn) {
+                        if link.unread.remove(&id) {
+                            self.publish();
+                        }
                         let now = lanterne_wire::now_us() as i64;
                         let name = self.stations[&station_id].row.name.clone();
                         let res = self
@@ -1166,7 +1182,7 @@ impl Room {
             })
             .await
             .map_err(|e| SendError::Internal(e.to_string()))?;
-        Ok(self.deliver(
+        let report = self.deliver(
             id,
             &targets,
             &Control::RunCommand {
@@ -1175,7 +1191,26 @@ impl Room {
                 args: command.args,
                 timeout_s: command.timeout_s,
             },
-        ))
+        );
+        self.awaiting_answers(&targets, |link| &mut link.running, id);
+        Ok(report)
+    }
+
+    /// Notes that the online `targets` owe an answer to order `id` (shown on their tiles).
+    fn awaiting_answers(
+        &mut self,
+        targets: &[(u32, bool)],
+        set: impl Fn(&mut Link) -> &mut BTreeSet<u64>,
+        id: u64,
+    ) {
+        for (station, online) in targets {
+            if let Some(link) = self.stations.get_mut(station).and_then(|s| s.link.as_mut()) {
+                if *online {
+                    set(link).insert(id);
+                }
+            }
+        }
+        self.publish();
     }
 
     async fn send_message(
@@ -1207,7 +1242,9 @@ impl Room {
             })
             .await
             .map_err(|e| SendError::Internal(e.to_string()))?;
-        Ok(self.deliver(id, &delivered, &Control::ShowMessage { id, from, text }))
+        let report = self.deliver(id, &delivered, &Control::ShowMessage { id, from, text });
+        self.awaiting_answers(&delivered, |link| &mut link.unread, id);
+        Ok(report)
     }
 
     /// Is any screen being watched right now? The single source of truth for the status LED:
@@ -1278,6 +1315,8 @@ impl Room {
                     online: st.link.is_some(),
                     locked: st.link.as_ref().is_some_and(|l| l.shown.locked),
                     lock_ordered: self.lock_wanted(t.id),
+                    unread_messages: st.link.as_ref().map_or(0, |l| l.unread.len() as u32),
+                    commands_running: st.link.as_ref().map_or(0, |l| l.running.len() as u32),
                     x: t.x,
                     y: t.y,
                     w: t.w,
