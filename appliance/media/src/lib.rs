@@ -36,6 +36,7 @@
 mod bus;
 mod encoder;
 mod h264;
+pub mod hdmi_capture;
 mod mosaic;
 mod probe;
 pub mod replay;

@@ -1,0 +1,25 @@
+//! The box's own demo source: the teacher PC's screen, captured from HDMI through V4L2.
+//!
+//! Two kinds of hardware: a TC358743 HDMI-to-CSI bridge on a Raspberry Pi 4's camera
+//! connector (driver `unicam`, reports the input's DV timings, delivers UYVY), or a USB
+//! capture dongle (`uvcvideo`, usually Motion-JPEG for 1080p30 over USB 2).
+//!
+//! * [`DeviceDescription`] — what one `/dev/videoN` node offers, as plain serde data.
+//!   [`describe_devices`] (feature `v4l2-capture`) fills it from the real nodes.
+//! * [`select`] — pure logic: picks device, format, size and rate for [`CapturePreferences`]
+//!   and lists every rejection with its reason; tested against recorded descriptions in
+//!   `tests/fixtures/v4l2/`.
+//!
+//! See `docs/hardware.md` for testing on a Pi with a TC358743 or a dongle.
+
+mod description;
+mod select;
+
+pub use description::{
+    parse_query_dv_timings, Capability, DeviceDescription, DvTimings, DvTimingsStatus,
+    FormatDescription, FrameRate, FrameSize,
+};
+pub use select::{
+    select, CaptureChoice, CaptureLimits, CapturePreferences, DeviceKind, PixelFormat,
+    RejectReason, Rejection, SelectError,
+};
