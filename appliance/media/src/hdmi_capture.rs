@@ -13,12 +13,14 @@
 //! See `docs/hardware.md` for testing on a Pi with a TC358743 or a dongle.
 
 mod description;
+mod pipeline;
 mod select;
 
 pub use description::{
     parse_query_dv_timings, Capability, DeviceDescription, DvTimings, DvTimingsStatus,
     FormatDescription, FrameRate, FrameSize,
 };
+pub use pipeline::{CaptureInput, HdmiCapture};
 pub use select::{
     select, CaptureChoice, CaptureLimits, CapturePreferences, DeviceKind, PixelFormat,
     RejectReason, Rejection, SelectError,
