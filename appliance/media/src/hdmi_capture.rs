@@ -13,12 +13,18 @@
 //! See `docs/hardware.md` for testing on a Pi with a TC358743 or a dongle.
 
 mod description;
+#[cfg(feature = "v4l2-capture")]
+mod device;
 mod pipeline;
 mod select;
 
 pub use description::{
     parse_query_dv_timings, Capability, DeviceDescription, DvTimings, DvTimingsStatus,
     FormatDescription, FrameRate, FrameSize,
+};
+#[cfg(feature = "v4l2-capture")]
+pub use device::{
+    describe_device, describe_devices, prepare_device, start_hdmi_capture, DeviceError,
 };
 pub use pipeline::{CaptureInput, HdmiCapture};
 pub use select::{

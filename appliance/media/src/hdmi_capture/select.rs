@@ -203,6 +203,29 @@ pub struct CaptureChoice {
 }
 
 impl CaptureChoice {
+    /// A choice without hardware, to run with [`super::CaptureInput::TestPattern`]: an I420
+    /// picture of this size and rate (development machines, relay tests and benchmarks).
+    /// Like a real capture, it is scaled and thinned to the default [`CaptureLimits`].
+    pub fn test_pattern(width: u32, height: u32, rate: FrameRate) -> CaptureChoice {
+        let limits = CaptureLimits::default();
+        let (output_width, output_height) = fit(width, height, limits.max_width, limits.max_height);
+        CaptureChoice {
+            device: PathBuf::from("videotestsrc"),
+            driver: "videotestsrc".into(),
+            card: "test pattern".into(),
+            kind: DeviceKind::Other,
+            format: PixelFormat::I420,
+            width,
+            height,
+            rate,
+            output_width,
+            output_height,
+            output_rate: reduce_rate(rate, limits.max_fps),
+            dv_timings: None,
+            rejected: Vec::new(),
+        }
+    }
+
     /// One line for the log: what was chosen and what it becomes.
     pub fn summary(&self) -> String {
         let input = match &self.dv_timings {

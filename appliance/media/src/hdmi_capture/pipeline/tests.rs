@@ -139,14 +139,8 @@ async fn dongle_mjpeg_stand_in_decodes_jpeg_and_encodes_h264() {
 async fn full_receiver_drops_then_resumes_at_a_keyframe() {
     tracing();
     let probe = crate::init().unwrap();
-    let mut choice = select(
-        &recorded("pi4-tc358743-720p60.toml"),
-        &CapturePreferences::for_encoder(probe.encoder),
-    )
-    .unwrap();
     // Small pictures: this test is about flow, not pixels.
-    (choice.width, choice.height) = (320, 180);
-    (choice.output_width, choice.output_height) = (320, 180);
+    let choice = CaptureChoice::test_pattern(320, 180, FrameRate::new(30, 1));
     let (tx, mut rx) = mpsc::channel(4);
     let capture = HdmiCapture::start(&choice, CaptureInput::TestPattern, &probe, 300, tx).unwrap();
     let mut waited = 0;

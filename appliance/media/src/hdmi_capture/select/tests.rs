@@ -411,3 +411,12 @@ fn rate_reduction_and_fitting() {
     assert_eq!(fit(2560, 1600, 1920, 1080), (1728, 1080));
     assert_eq!(fit(1366, 768, 1280, 720), (1280, 718));
 }
+
+#[test]
+fn a_test_pattern_choice_is_limited_like_a_real_capture() {
+    let choice = CaptureChoice::test_pattern(2560, 1440, FrameRate::new(60, 1));
+    assert_eq!(choice.format, PixelFormat::I420);
+    assert_eq!((choice.width, choice.height), (2560, 1440));
+    assert_eq!((choice.output_width, choice.output_height), (1920, 1080));
+    assert_eq!(choice.output_rate, FrameRate::new(30, 1));
+}
