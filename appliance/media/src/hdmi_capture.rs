@@ -5,10 +5,18 @@
 //! capture dongle (`uvcvideo`, usually Motion-JPEG for 1080p30 over USB 2).
 //!
 //! * [`DeviceDescription`] — what one `/dev/videoN` node offers, as plain serde data.
-//!   [`describe_devices`] (feature `v4l2-capture`) fills it from the real nodes.
+//!   `describe_devices` (feature `v4l2-capture`) fills it from the real nodes.
 //! * [`select`] — pure logic: picks device, format, size and rate for [`CapturePreferences`]
 //!   and lists every rejection with its reason; tested against recorded descriptions in
 //!   `tests/fixtures/v4l2/`.
+//! * [`HdmiCapture`] — the pipeline for a [`CaptureChoice`]: `v4l2src` (or, as
+//!   [`CaptureInput::TestPattern`], a generated picture in the same caps) → jpegdec for
+//!   Motion-JPEG → rate, scale, convert → H.264 → [`crate::EncodedFrame`]s.
+//! * `start_hdmi_capture` (feature `v4l2-capture`) — describe, select, apply the bridge's
+//!   DV timings, start: the box's HDMI demo source in one call.
+//!
+//! The feature is separate because the `v4l` crate runs bindgen (libclang) at build time;
+//! everything that needs no device builds and is tested without it.
 //!
 //! See `docs/hardware.md` for testing on a Pi with a TC358743 or a dongle.
 
