@@ -14,7 +14,8 @@
 //!    `v4l2h264enc`), then raw YUV that needs converting, then RGB, then Motion-JPEG (jpegdec);
 //! 6. the lowest capture rate giving the same delivered rate (less USB and CPU).
 //!
-//! Every device and format left out is listed with the reason, for the log and the admin page.
+//! Every device and format that cannot be used is listed with the reason, for the log and the
+//! admin page (usable modes that merely lost are not).
 
 use std::cmp::Reverse;
 use std::fmt;
@@ -298,6 +299,8 @@ pub enum RejectReason {
     NoFrameRate { timings: String },
     #[error("pixel format not handled (raw YUV 4:2:2/4:2:0, RGB24 and Motion-JPEG are)")]
     UnsupportedFormat,
+    #[error("the device lists no pixel formats")]
+    NoFormats,
     #[error("the driver lists no discrete frame sizes with a frame rate for it")]
     NoFrameSizes,
     #[error("every size is above {max} (smallest {smallest})")]
@@ -386,6 +389,10 @@ pub fn select(
             },
             _ => Modes::Enumerated,
         };
+        if dev.formats.is_empty() {
+            rejected.push(reject(RejectReason::NoFormats));
+            continue;
+        }
         for fmt in &dev.formats {
             let reject_fmt = |reason| Rejection {
                 device: dev.path.clone(),
@@ -622,12 +629,10 @@ fn candidate(
 
 /// `rate / n` for the smallest whole `n` that brings it to at most `max_fps`.
 fn reduce_rate(rate: FrameRate, max_fps: u32) -> FrameRate {
-    let max = FrameRate::new(max_fps.max(1), 1);
-    let mut n = 1;
-    while rate.divided(n).cmp_rate(max) == std::cmp::Ordering::Greater {
-        n += 1;
-    }
-    rate.divided(n)
+    // n = ceil(rate / max_fps), at least 1.
+    let per_max = rate.den as u64 * max_fps.max(1) as u64;
+    let n = (rate.num as u64).div_ceil(per_max).max(1);
+    rate.divided(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// Scales (never up) to fit within `max_w`×`max_h`, keeping the aspect ratio, even sizes.

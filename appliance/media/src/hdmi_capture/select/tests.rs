@@ -406,6 +406,14 @@ fn rate_reduction_and_fitting() {
         reduce_rate(FrameRate::new(60000, 1001), 30),
         FrameRate::new(30000, 1001)
     );
+    assert_eq!(
+        reduce_rate(FrameRate::new(30, 1), 30),
+        FrameRate::new(30, 1)
+    );
+    assert_eq!(
+        reduce_rate(FrameRate::new(31, 1), 30),
+        FrameRate::new(31, 2)
+    );
     assert_eq!(fit(3840, 2160, 1920, 1080), (1920, 1080));
     assert_eq!(fit(1280, 1024, 1920, 1080), (1280, 1024));
     assert_eq!(fit(2560, 1600, 1920, 1080), (1728, 1080));
@@ -419,4 +427,34 @@ fn a_test_pattern_choice_is_limited_like_a_real_capture() {
     assert_eq!((choice.width, choice.height), (2560, 1440));
     assert_eq!((choice.output_width, choice.output_height), (1920, 1080));
     assert_eq!(choice.output_rate, FrameRate::new(30, 1));
+}
+
+#[test]
+fn a_capture_node_without_formats_is_explained() {
+    let dev = device("/dev/video0", "uvcvideo", vec![]);
+    let err = select(&[dev], &pi4()).unwrap_err();
+    assert_eq!(
+        err,
+        SelectError::NoUsableDevice {
+            rejected: vec![Rejection {
+                device: "/dev/video0".into(),
+                fourcc: None,
+                reason: RejectReason::NoFormats
+            }]
+        }
+    );
+}
+
+#[test]
+fn a_locked_bridge_beats_a_dongle_even_with_a_smaller_picture() {
+    // The bridge shows the PC's native 720p; the dongle would rescale it to 1080p anyway.
+    let mut devices = pi4_with("pi4-tc358743-720p60.toml");
+    for (i, mut d) in fixture("uvc-ms2109-dongle.toml").into_iter().enumerate() {
+        d.path = format!("/dev/video{}", 2 + i).into();
+        devices.push(d);
+    }
+    let choice = select(&devices, &pi4()).unwrap();
+    assert_eq!(choice.device, Path::new("/dev/video0"));
+    assert_eq!(choice.kind, DeviceKind::HdmiBridge);
+    assert_eq!((choice.width, choice.height), (1280, 720));
 }
