@@ -38,6 +38,8 @@ struct Shared {
     need_key: AtomicBool,
     seq: AtomicU64,
     dropped: AtomicU64,
+    /// Capture time of the last access unit handed over; 0 before the first.
+    last_capture_us: AtomicU64,
 }
 
 /// A running HDMI capture. Dropping it (or [`HdmiCapture::stop`]) sets the pipeline to `Null`.
@@ -81,6 +83,7 @@ impl HdmiCapture {
             need_key: AtomicBool::new(true),
             seq: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            last_capture_us: AtomicU64::new(0),
         });
         let (encoder, appsink) = build_encode(
             &pipeline,
@@ -132,6 +135,16 @@ impl HdmiCapture {
     /// Access units dropped because the receiver was full.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Capture time (Unix-epoch µs) of the last access unit handed over, `None` before the
+    /// first. A bridge whose cable is pulled just stops delivering (no error), so a caller
+    /// that must notice a vanished source compares this with the clock.
+    pub fn last_capture_us(&self) -> Option<u64> {
+        match self.shared.last_capture_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(us),
+        }
     }
 
     /// Becomes `Some` when the pipeline failed (it is then stopped for good), e.g. when the
@@ -431,6 +444,7 @@ fn on_encoded(
     match out.try_send(frame) {
         Ok(()) => {
             shared.seq.fetch_add(1, Ordering::Relaxed);
+            shared.last_capture_us.store(capture_us, Ordering::Relaxed);
             if keyframe {
                 shared.need_key.store(false, Ordering::SeqCst);
             }

@@ -14,6 +14,13 @@ fn recorded(name: &str) -> Vec<DeviceDescription> {
     toml::from_str::<Recorded>(&text).unwrap().devices
 }
 
+/// The fan-out relay keeps the source in a task and shares it.
+#[test]
+fn an_hdmi_capture_can_move_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<HdmiCapture>();
+}
+
 /// Receives `n` access units.
 async fn frames(rx: &mut mpsc::Receiver<EncodedFrame>, n: usize) -> Vec<EncodedFrame> {
     let mut out = Vec::with_capacity(n);
@@ -36,7 +43,8 @@ async fn bridge_720p60_stand_in_gives_keyframes_with_parameter_sets_at_30fps() {
     .unwrap();
     assert_eq!(choice.format, PixelFormat::Uyvy);
     let (tx, mut rx) = mpsc::channel(256);
-    let capture = HdmiCapture::start(&choice, CaptureInput::TestPattern, &probe, 2000, tx).unwrap();
+    let mut capture =
+        HdmiCapture::start(&choice, CaptureInput::TestPattern, &probe, 2000, tx).unwrap();
 
     // GOP is two seconds (60 frames at 30 fps): 70 frames hold the first two keyframes.
     let got = frames(&mut rx, 70).await;
@@ -87,6 +95,16 @@ async fn bridge_720p60_stand_in_gives_keyframes_with_parameter_sets_at_30fps() {
         .expect("no keyframe within 10 frames of the request (GOP is 60)");
     assert!(idr_with_parameter_sets(&key.data));
 
+    // The bitrate changes live; nonsense is refused and changes nothing.
+    capture.set_bitrate(1000).unwrap();
+    assert!(matches!(
+        capture.set_bitrate(5),
+        Err(MediaError::InvalidParams(_))
+    ));
+    assert_eq!(capture.params.bitrate_kbps, 1000);
+    let after_change = frames(&mut rx, 5).await;
+    assert_eq!(after_change[0].seq, after.last().unwrap().seq + 1);
+
     let pictures = decode(&got[..5].iter().map(|f| f.data.clone()).collect::<Vec<_>>());
     assert_eq!(pictures.len(), 5, "every access unit decodes to a picture");
     let p = &pictures[0];
@@ -104,6 +122,12 @@ async fn bridge_720p60_stand_in_gives_keyframes_with_parameter_sets_at_30fps() {
     );
     assert!(capture.errors().borrow().is_none());
     assert_eq!(capture.dropped(), 0);
+    let last = after_change.last().unwrap().capture_us;
+    assert!(
+        capture.last_capture_us().is_some_and(|us| us >= last),
+        "last_capture_us {:?} is behind the last received unit {last}",
+        capture.last_capture_us()
+    );
 }
 
 /// The recorded USB 2 dongle limited to 720p: Motion-JPEG is the only fluent choice, so the
