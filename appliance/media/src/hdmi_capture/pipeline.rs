@@ -407,7 +407,9 @@ fn thin_to(videorate: &gst::Element, rate: FrameRate) {
             };
             let last = last_pts.load(Ordering::Relaxed);
             if last != u64::MAX && pts >= last && pts - last < min_gap {
-                return gst::PadProbeReturn::Drop;
+                // Handled, not Drop: see the encoder's thinning probe (GStreamer 1.22 logs a
+                // CRITICAL per buffer dropped from a gstreamer-rs probe).
+                return gst::PadProbeReturn::Handled;
             }
             last_pts.store(pts, Ordering::Relaxed);
             gst::PadProbeReturn::Ok
