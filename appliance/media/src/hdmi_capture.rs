@@ -7,8 +7,8 @@
 //! * [`DeviceDescription`] — what one `/dev/videoN` node offers, as plain serde data.
 //!   `describe_devices` (feature `v4l2-capture`) fills it from the real nodes.
 //! * [`select`] — pure logic: picks device, format, size and rate for [`CapturePreferences`]
-//!   and lists every rejection with its reason; tested against recorded descriptions in
-//!   `tests/fixtures/v4l2/`.
+//!   and lists every rejection with its reason; tested against the device descriptions in
+//!   `tests/fixtures/v4l2/` (hand-written for now, to be replaced by recordings).
 //! * [`HdmiCapture`] — the pipeline for a [`CaptureChoice`]: `v4l2src` (or, as
 //!   [`CaptureInput::TestPattern`], a generated picture in the same caps) → jpegdec for
 //!   Motion-JPEG → rate, scale, convert → H.264 → [`crate::EncodedFrame`]s.

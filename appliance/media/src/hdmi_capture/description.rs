@@ -2,8 +2,9 @@
 //!
 //! The device layer (`device.rs`, behind the `v4l2-capture` feature) fills these structs from
 //! ioctls; the selector only ever sees the structs. That split is what lets the selection be
-//! tested against descriptions recorded on real boxes (`tests/fixtures/v4l2/*.toml`) on a
-//! machine that has no capture hardware at all.
+//! tested against device descriptions (`tests/fixtures/v4l2/*.toml`) on a machine that has
+//! no capture hardware at all. The fixtures are hand-written from the drivers' documented
+//! behaviour until they can be replaced by recordings from real boxes (docs/hardware.md).
 
 use std::fmt;
 use std::path::PathBuf;
