@@ -22,7 +22,7 @@ export class Controls {
     this.room = room;
     this.selecting = false;
     this.selected = new Set();
-    this.follow = null; // the timer of the report being kept up to date
+    this.followTimer = null; // the timer of the report being kept up to date
     this.commands = null; // the approved commands, loaded on first use
     this.pendingPower = null;
 
@@ -186,8 +186,8 @@ export class Controls {
   // ---- reports -----------------------------------------------------------------------------
 
   closeReport() {
-    if (this.follow) clearTimeout(this.follow);
-    this.follow = null;
+    if (this.followTimer) clearTimeout(this.followTimer);
+    this.followTimer = null;
     this.report.root.hidden = true;
   }
 
@@ -246,7 +246,7 @@ export class Controls {
   keepFollowing(step) {
     const until = Date.now() + FOLLOW_MS;
     const tick = async () => {
-      this.follow = null;
+      this.followTimer = null;
       let again = false;
       try {
         again = await step();
@@ -255,10 +255,37 @@ export class Controls {
         again = true;
       }
       if (again && Date.now() < until && !this.report.root.hidden) {
-        this.follow = setTimeout(tick, FOLLOW_EVERY_MS);
+        this.followTimer = setTimeout(tick, FOLLOW_EVERY_MS);
       }
     };
-    this.follow = setTimeout(tick, FOLLOW_EVERY_MS);
+    this.followTimer = setTimeout(tick, FOLLOW_EVERY_MS);
+  }
+
+  /**
+   * Shows the report of an order sent to stations (`sent`: id, sent_to, offline) and keeps it
+   * up to date until every station that got it has answered. `fetch` returns the rows
+   * `{ name, delivered, ... }` the box has now, `answered(row)` says whether a row is final,
+   * `line(row)` draws a delivered row, `summary(answered, delivered)` heads the report.
+   */
+  follow(sent, kind, title, { answered, summary, line, fetch }) {
+    const render = (rows) => {
+      const delivered = rows.filter((r) => r.delivered);
+      const done = delivered.filter(answered).length;
+      let head = summary(done, delivered.length);
+      if (sent.offline.length) head += ` ${t('act.offlineCount', { n: sent.offline.length })}`;
+      this.showReport(kind, title, head, rows.map((r) => (r.delivered
+        ? line(r)
+        : { name: r.name, state: 'offline', text: t('act.offline') })));
+      return done < delivered.length;
+    };
+    render([
+      ...sent.sent_to.map((name) => ({ name, delivered: true })),
+      ...sent.offline.map((name) => ({ name, delivered: false })),
+    ]);
+    this.keepFollowing(async () => {
+      const rows = await fetch();
+      return rows ? render(rows) : false;
+    });
   }
 
   // ---- lock --------------------------------------------------------------------------------
@@ -299,6 +326,28 @@ export class Controls {
     el.hidden = false;
   }
 
+  /** The order's body with its target added (no `stations`: the whole room). */
+  withTarget(body) {
+    const stations = this.targetIds();
+    return stations === null ? body : { ...body, stations };
+  }
+
+  /**
+   * Sends a sheet's order. On success the sheet closes and the answer is returned; on a
+   * refusal the sheet stays open with the box's reason, and null is returned.
+   */
+  async submit(dialog, url, body) {
+    try {
+      const answer = await this.post(url, this.withTarget(body));
+      dialog.close();
+      this.closeReport();
+      return answer;
+    } catch (e) {
+      this.sheetError(dialog, e);
+      return null;
+    }
+  }
+
   // ---- messages ----------------------------------------------------------------------------
 
   bindMessage() {
@@ -312,46 +361,22 @@ export class Controls {
     update();
     $('message-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
-      const body = { text: text.value };
-      const stations = this.targetIds();
-      if (stations !== null) body.stations = stations;
-      let report;
-      try {
-        report = await this.post('/api/messages', body);
-      } catch (e) {
-        this.sheetError(dialog, e);
-        return;
-      }
-      dialog.close();
+      const sent = await this.submit(dialog, '/api/messages', { text: text.value });
+      if (!sent) return;
       text.value = '';
       update();
-      this.closeReport();
-      this.followMessage(report);
+      this.followMessage(sent);
     });
   }
 
   followMessage(sent) {
-    const title = t('msg.doneTitle');
-    const render = (targets) => {
-      const read = targets.filter((x) => x.read).length;
-      const delivered = targets.filter((x) => x.delivered).length;
-      let summary = t('msg.readCount', { read, n: delivered });
-      if (sent.offline.length) summary += ` ${t('act.offlineCount', { n: sent.offline.length })}`;
-      this.showReport('message', title, summary, targets.map((x) => ({
-        name: x.name,
-        state: !x.delivered ? 'offline' : x.read ? 'ok' : 'pending',
-        text: t(!x.delivered ? 'msg.offline' : x.read ? 'msg.read' : 'msg.unread'),
-      })));
-      return read < delivered;
-    };
-    render([
-      ...sent.sent_to.map((name) => ({ name, delivered: true, read: false })),
-      ...sent.offline.map((name) => ({ name, delivered: false, read: false })),
-    ]);
-    this.keepFollowing(async () => {
-      const messages = await this.get('/api/messages');
-      const mine = messages.find((m) => m.id === sent.id);
-      return mine ? render(mine.targets) : false;
+    this.follow(sent, 'message', t('msg.doneTitle'), {
+      answered: (x) => x.read,
+      summary: (read, n) => t('msg.readCount', { read, n }),
+      line: (x) => (x.read
+        ? { name: x.name, state: 'ok', text: t('msg.read') }
+        : { name: x.name, state: 'pending', text: t('msg.unread') }),
+      fetch: async () => (await this.get('/api/messages')).find((m) => m.id === sent.id)?.targets,
     });
   }
 
@@ -383,55 +408,34 @@ export class Controls {
   }
 
   async power(dialog, action) {
-    const stations = this.targetIds();
     const title = t(`power.doneTitle.${action}`);
-    try {
-      if (action === 'wake') {
-        const report = await this.post('/api/stations/wake', { stations });
-        dialog.close();
-        this.closeReport();
-        this.showReport('wake', title, t('power.wakeSummary', { n: report.sent_to.length }), [
-          ...report.sent_to.map((name) => ({ name, state: 'ok', text: t('power.wakeSent') })),
-          ...report.no_mac.map((name) => ({ name, state: 'bad', text: t('power.noMac') })),
-        ]);
-        return;
-      }
-      const countdown = Number($('power-countdown').value);
-      const report = await this.post('/api/stations/power', {
-        action,
-        countdown_s: action === 'open-session' ? 0 : countdown,
-        stations,
-      });
-      dialog.close();
-      this.closeReport();
-      this.followOrder('power', title, report);
-    } catch (e) {
-      this.sheetError(dialog, e);
-    } finally {
-      this.pendingPower = null;
+    this.pendingPower = null;
+    if (action === 'wake') {
+      const report = await this.submit(dialog, '/api/stations/wake', {});
+      if (!report) return;
+      this.showReport('wake', title, t('power.wakeSummary', { n: report.sent_to.length }), [
+        ...report.sent_to.map((name) => ({ name, state: 'ok', text: t('power.wakeSent') })),
+        ...report.no_mac.map((name) => ({ name, state: 'bad', text: t('power.noMac') })),
+      ]);
+      return;
     }
+    const countdown = action === 'open-session' ? 0 : Number($('power-countdown').value);
+    const sent = await this.submit(dialog, '/api/stations/power', { action, countdown_s: countdown });
+    if (sent) this.followOrder('power', title, sent);
   }
 
   /** Follows a power or link order until every station has answered (done or refused). */
   followOrder(kind, title, sent) {
-    const render = (results) => {
-      const done = results.filter((r) => r.done).length;
-      const delivered = results.filter((r) => r.delivered).length;
-      let summary = t('order.doneCount', { done, n: delivered });
-      if (sent.offline.length) summary += ` ${t('act.offlineCount', { n: sent.offline.length })}`;
-      this.showReport(kind, title, summary, results.map((r) => {
-        if (!r.delivered) return { name: r.name, state: 'offline', text: t('act.offline') };
+    this.follow(sent, kind, title, {
+      answered: (r) => r.done,
+      summary: (done, n) => t('order.doneCount', { done, n }),
+      line: (r) => {
         if (!r.done) return { name: r.name, state: 'pending', text: t('order.pending') };
         if (r.ok) return { name: r.name, state: 'ok', text: t('order.done') };
         return { name: r.name, state: 'bad', text: t('order.failed'), detail: r.error ?? '' };
-      }));
-      return done < delivered;
-    };
-    render([
-      ...sent.sent_to.map((name) => ({ name, delivered: true, done: false })),
-      ...sent.offline.map((name) => ({ name, delivered: false, done: false })),
-    ]);
-    this.keepFollowing(async () => render((await this.get(`/api/orders/${sent.id}`)).results));
+      },
+      fetch: async () => (await this.get(`/api/orders/${sent.id}`)).results,
+    });
   }
 
   // ---- approved commands -------------------------------------------------------------------
@@ -486,31 +490,16 @@ export class Controls {
       ev.preventDefault();
       const name = $('command-name').value;
       const arg = $('command-arg').value;
-      const body = { name, args: arg ? [arg] : [] };
-      const stations = this.targetIds();
-      if (stations !== null) body.stations = stations;
-      let sent;
-      try {
-        sent = await this.post('/api/commands/run', body);
-      } catch (e) {
-        this.sheetError(dialog, e);
-        return;
-      }
-      dialog.close();
-      this.closeReport();
-      this.followCommand(name, sent);
+      const sent = await this.submit(dialog, '/api/commands/run', { name, args: arg ? [arg] : [] });
+      if (sent) this.followCommand(name, sent);
     });
   }
 
   followCommand(name, sent) {
-    const title = t('cmd.doneTitle', { name });
-    const render = (results) => {
-      const done = results.filter((r) => r.done).length;
-      const delivered = results.filter((r) => r.delivered).length;
-      let summary = t('cmd.doneCount', { done, n: delivered });
-      if (sent.offline.length) summary += ` ${t('act.offlineCount', { n: sent.offline.length })}`;
-      this.showReport('command', title, summary, results.map((r) => {
-        if (!r.delivered) return { name: r.name, state: 'offline', text: t('act.offline') };
+    this.follow(sent, 'command', t('cmd.doneTitle', { name }), {
+      answered: (r) => r.done,
+      summary: (done, n) => t('cmd.doneCount', { done, n }),
+      line: (r) => {
         if (!r.done) return { name: r.name, state: 'pending', text: t('cmd.running') };
         if (r.error) return { name: r.name, state: 'bad', text: r.error };
         const output = [r.stdout, r.stderr].filter((x) => x).join('\n').trim();
@@ -520,14 +509,9 @@ export class Controls {
           text: t('cmd.exit', { code: r.exit_code ?? '?' }),
           detail: output,
         };
-      }));
-      return done < delivered;
-    };
-    render([
-      ...sent.sent_to.map((n) => ({ name: n, delivered: true, done: false })),
-      ...sent.offline.map((n) => ({ name: n, delivered: false, done: false })),
-    ]);
-    this.keepFollowing(async () => render((await this.get(`/api/commands/runs/${sent.id}`)).results));
+      },
+      fetch: async () => (await this.get(`/api/commands/runs/${sent.id}`)).results,
+    });
   }
 
   // ---- links -------------------------------------------------------------------------------
@@ -537,15 +521,8 @@ export class Controls {
     $('url-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const url = $('url-text').value.trim();
-      const stations = this.targetIds();
-      try {
-        const report = await this.post('/api/stations/open-url', { url, stations });
-        dialog.close();
-        this.closeReport();
-        this.followOrder('url', t('url.doneTitle'), report);
-      } catch (e) {
-        this.sheetError(dialog, e);
-      }
+      const sent = await this.submit(dialog, '/api/stations/open-url', { url });
+      if (sent) this.followOrder('url', t('url.doneTitle'), sent);
     });
   }
 }

@@ -245,16 +245,7 @@ impl ScreenEncoder {
 
     /// Resolves when the pipeline fails.
     pub async fn wait_error(&self) -> PipelineError {
-        let mut rx = self.bus.errors();
-        loop {
-            if let Some(e) = rx.borrow_and_update().clone() {
-                return e;
-            }
-            if rx.changed().await.is_err() {
-                // The watch ended without an error: only happens while dropping.
-                std::future::pending::<()>().await;
-            }
-        }
+        self.bus.wait_error().await
     }
 
     /// Stops capturing and encoding.

@@ -209,16 +209,7 @@ async fn lock_requests_are_validated() {
 }
 
 async fn lock(https: &Https, cookie: &str, body: serde_json::Value) -> serde_json::Value {
-    let origin = https.origin();
-    let res = https
-        .request(
-            "POST",
-            "/api/room/lock",
-            Some(body),
-            &[("cookie", cookie), ("origin", &origin)],
-        )
-        .await
-        .unwrap();
+    let res = https.post_json(cookie, "/api/room/lock", body).await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     res.json()
 }
@@ -328,16 +319,13 @@ async fn a_selection_locks_alone_and_unlocking_part_of_a_locked_room_keeps_the_r
     // An unknown station is a clear 400, and nothing changes.
     let https = b.https().unwrap();
     let cookie = https.login("admin", &password).await.unwrap();
-    let origin = https.origin();
     let res = https
-        .request(
-            "POST",
+        .post_json(
+            &cookie,
             "/api/room/lock",
-            Some(serde_json::json!({ "locked": true, "stations": [9999] })),
-            &[("cookie", &cookie), ("origin", &origin)],
+            serde_json::json!({ "locked": true, "stations": [9999] }),
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status, 400);
     let msg = res.json()["error"].as_str().unwrap().to_string();
     assert!(msg.contains("9999"), "the error names the station: {msg}");
