@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod config;
 pub mod pki;
+pub mod recovery;
 pub mod room;
 pub mod station_link;
 pub mod store;

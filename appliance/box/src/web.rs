@@ -48,6 +48,9 @@ use crate::pki::BoxCa;
 use crate::room::{FocusError, RoomHandle, RoomView};
 use crate::store::{self, Account, AuditEntry, Redeem, Store};
 
+/// Account self-service, recovery codes, the admin pages and screenshots.
+mod access;
+
 static WEB_UI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web-ui");
 
 pub const SESSION_COOKIE: &str = "lanterne_session";
@@ -135,6 +138,10 @@ pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/audit.csv"),
     ("POST", "/api/account/totp/setup"),
     ("POST", "/api/account/totp/confirm"),
+    ("GET", "/admin"),
+    ("GET", "/account"),
+    ("GET", "/api/account"),
+    ("POST", "/api/account/recovery-codes"),
     ("POST", "/api/room/lock"),
     ("POST", "/api/messages"),
     ("GET", "/api/messages"),
@@ -169,6 +176,8 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/room") }))
         .route("/room", get(|| async { asset("room.html") }))
+        .route("/admin", get(access::admin_page))
+        .route("/account", get(access::account_page))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_page_session,
@@ -185,6 +194,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit.csv", get(audit_csv))
         .route("/api/account/totp/setup", post(totp_setup))
         .route("/api/account/totp/confirm", post(totp_confirm))
+        .route("/api/account", get(access::account_status))
+        .route("/api/account/recovery-codes", post(access::regenerate_recovery_codes))
         .route("/api/room/lock", post(lock_room))
         .route("/api/messages", post(send_message).get(list_messages))
         .route("/api/stations/wake", post(wake_stations))
@@ -452,6 +463,7 @@ async fn require_page_session(
 /// Routes a user who must still set up two-factor login may use.
 const TOTP_SETUP_ROUTES: &[&str] = &[
     "/api/me",
+    "/api/account",
     "/api/logout",
     "/api/account/totp/setup",
     "/api/account/totp/confirm",
@@ -546,6 +558,32 @@ struct LoginRequest {
     /// The six-digit code of the authenticator app, for accounts with two-factor login.
     #[serde(default)]
     code: Option<String>,
+    /// Instead of `code`: one of the account's one-time recovery codes.
+    #[serde(default)]
+    recovery_code: Option<String>,
+}
+
+/// A refused login: the message for people plus a `reason` code the login page translates
+/// (`bad_credentials`, `totp_required`, `bad_code`, `bad_recovery_code`, `locked_out`).
+fn login_refused(status: StatusCode, reason: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({
+            "error": message,
+            "reason": reason,
+            "totp_required": reason == "totp_required",
+        })),
+    )
+        .into_response()
+}
+
+/// What a successful login answers: who is signed in, and whether they must set up
+/// two-factor login before anything else (the login page then shows the enrolment).
+#[derive(Serialize)]
+struct LoginReply {
+    username: String,
+    role: store::Role,
+    totp_setup_required: bool,
 }
 
 #[derive(Serialize)]
@@ -574,10 +612,19 @@ async fn login(
         .check(&req.username, now);
     if let Err(left) = locked {
         audit(&state, &req.username, "login", "-", "locked-out", "").await;
-        return Err(ApiError::TooManyRequests(format!(
-            "too many failed attempts; try again in {} min",
-            left.as_secs().div_ceil(60)
-        )));
+        let secs = left.as_secs().max(1);
+        let mut res = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(serde_json::json!({
+                "error": format!("too many failed attempts; try again in {} min", secs.div_ceil(60)),
+                "reason": "locked_out",
+                "retry_after_s": secs,
+            })),
+        )
+            .into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(res);
     }
     let name = req.username.clone();
     let account = state
@@ -618,7 +665,11 @@ async fn login(
             "bad credentials",
         )
         .await;
-        return Err(ApiError::Unauthorized("wrong username or password".into()));
+        return Ok(login_refused(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong username or password",
+        ));
     };
     // Second factor, for accounts that set one up.
     let account_id = account.id;
@@ -626,47 +677,22 @@ async fn login(
         .store
         .run(move |c| store::totp_state(c, account_id))
         .await?;
+    let has_totp = secret.is_some();
+    let mut second_factor = "";
     if let Some(secret) = secret {
-        let Some(code) = req.code.as_deref().filter(|c| !c.is_empty()) else {
-            // Password right, code missing: ask for it (the password is not counted as a failure).
-            return Ok((
-                StatusCode::UNAUTHORIZED,
-                Json(serde_json::json!({
-                    "error": "enter the code from your authenticator app",
-                    "totp_required": true
-                })),
-            )
-                .into_response());
-        };
-        let secret = lanterne_privacy::totp::TotpSecret::from_base32(&secret)
-            .map_err(|e| ApiError::Internal(format!("stored TOTP secret unreadable: {e}")))?;
-        let verifier = lanterne_privacy::totp::TotpVerifier::default();
-        let now_s = lanterne_wire::now_us() / 1_000_000;
-        match verifier.verify(&secret, code, now_s, last_step) {
-            Ok(step) => {
-                state
-                    .store
-                    .run(move |c| store::set_totp_last_step(c, account_id, step))
-                    .await?;
-            }
-            Err(_) => {
-                state
-                    .throttle
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .failed(&req.username, now);
-                audit(
-                    &state,
-                    &req.username,
-                    "login",
-                    "-",
-                    "refused",
-                    "bad second factor",
-                )
-                .await;
-                return Err(ApiError::Unauthorized(
-                    "wrong or already used authenticator code".into(),
-                ));
+        match access::second_factor(&state, &account, &secret, last_step, &req).await? {
+            Ok(how) => second_factor = how,
+            Err((reason, message)) => {
+                // A missing code is a question, not a failure: the password was right.
+                if reason != "totp_required" {
+                    state
+                        .throttle
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .failed(&req.username, now);
+                    audit(&state, &req.username, "login", "-", "refused", reason).await;
+                }
+                return Ok(login_refused(StatusCode::UNAUTHORIZED, reason, message));
             }
         }
     }
@@ -685,16 +711,26 @@ async fn login(
         .store
         .run(move |c| store::insert_session(c, &tok, id, now_us, SESSION_TTL.as_micros() as i64))
         .await?;
-    audit(&state, &account.username, "login", "-", "ok", "").await;
+    audit(
+        &state,
+        &account.username,
+        "login",
+        "-",
+        "ok",
+        second_factor,
+    )
+    .await;
+    let totp_setup_required = !has_totp && access::totp_required(&state, account.role);
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_TTL.as_secs()
     );
     Ok((
         [(header::SET_COOKIE, cookie)],
-        Json(Me {
+        Json(LoginReply {
             username: account.username,
             role: account.role,
+            totp_setup_required,
         }),
     )
         .into_response())
@@ -1530,8 +1566,12 @@ async fn reset_password(
 struct AuditQuery {
     actor: Option<String>,
     action: Option<String>,
-    /// Unix-epoch microseconds.
+    /// The station (or other target) acted on.
+    target: Option<String>,
+    /// Unix-epoch microseconds, inclusive.
     since_us: Option<i64>,
+    /// Unix-epoch microseconds, exclusive.
+    until_us: Option<i64>,
     limit: Option<u32>,
 }
 
@@ -1542,18 +1582,10 @@ async fn audit_rows(
     format: &str,
 ) -> Result<Vec<store::AuditRow>, ApiError> {
     admin_only(acc, "the audit log")?;
-    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    let (filter, limit) = access::audit_filter(q)?;
     let rows = state
         .store
-        .run(move |c| {
-            store::audit_rows(
-                c,
-                q.actor.as_deref(),
-                q.action.as_deref(),
-                q.since_us,
-                limit,
-            )
-        })
+        .run(move |c| store::audit_rows(c, &filter, limit))
         .await?;
     audit(state, &acc.username, "export-audit", "audit", "ok", format).await;
     Ok(rows)
@@ -1648,11 +1680,12 @@ struct TotpConfirm {
 }
 
 /// Confirms two-factor setup with a code from the app; from then on login asks for a code.
+/// Answers the account's new recovery codes, shown this once.
 async fn totp_confirm(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
     body: Result<Json<TotpConfirm>, axum::extract::rejection::JsonRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<access::RecoveryCodes>, ApiError> {
     use lanterne_privacy::totp::{TotpSecret, TotpVerifier};
     let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let id = acc.id;
@@ -1683,7 +1716,7 @@ async fn totp_confirm(
         "",
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(access::issue_recovery_codes(&state, &acc).await?))
 }
 
 // ---- enrolment ----
