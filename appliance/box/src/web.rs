@@ -1397,6 +1397,7 @@ struct AccountView {
     username: String,
     role: store::Role,
     disabled: bool,
+    totp_enabled: bool,
 }
 
 async fn list_accounts(
@@ -1404,13 +1405,22 @@ async fn list_accounts(
     Extension(acc): Extension<Account>,
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
     admin_only(&acc, "managing accounts")?;
-    let rows = state.store.run(store::accounts).await?;
+    let rows = state
+        .store
+        .run(|c| {
+            store::accounts(c)?
+                .into_iter()
+                .map(|a| Ok((store::totp_state(c, a.id)?.0.is_some(), a)))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
     Ok(Json(
         rows.into_iter()
-            .map(|a| AccountView {
+            .map(|(totp_enabled, a)| AccountView {
                 username: a.username,
                 role: a.role,
                 disabled: a.disabled,
+                totp_enabled,
             })
             .collect(),
     ))

@@ -39,6 +39,7 @@ mod h264;
 mod mosaic;
 mod probe;
 pub mod replay;
+pub mod still;
 
 #[cfg(test)]
 mod testutil;
