@@ -77,6 +77,8 @@ pub struct AppState {
     pub account_rules: crate::config::Accounts,
     /// What the room notice and the GDPR record say, or why they cannot be made.
     pub documents: Result<Arc<lanterne_privacy::documents::DocumentConfig>, String>,
+    /// Whether screenshots are allowed, their retention and where they are kept.
+    pub screenshots: Arc<crate::screenshots::Settings>,
 }
 
 /// One error type for every handler: 4xx carry a precise message, 5xx a generic one (the
@@ -142,6 +144,9 @@ pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/account"),
     ("GET", "/api/account"),
     ("POST", "/api/account/recovery-codes"),
+    ("POST", "/api/stations/1/screenshot"),
+    ("GET", "/api/screenshots"),
+    ("GET", "/api/screenshots/1.png"),
     ("POST", "/api/room/lock"),
     ("POST", "/api/messages"),
     ("GET", "/api/messages"),
@@ -196,6 +201,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/account/totp/confirm", post(totp_confirm))
         .route("/api/account", get(access::account_status))
         .route("/api/account/recovery-codes", post(access::regenerate_recovery_codes))
+        .route("/api/stations/{id}/screenshot", post(access::take_screenshot))
+        .route("/api/screenshots", get(access::list_screenshots))
+        .route("/api/screenshots/{file}", get(access::screenshot_png))
         .route("/api/room/lock", post(lock_room))
         .route("/api/messages", post(send_message).get(list_messages))
         .route("/api/stations/wake", post(wake_stations))
