@@ -1,7 +1,7 @@
 // The admin pages: accounts, the audit log with its filters and exports, the room link,
 // the documents, the screenshot list and "my account". Every action goes through the box's
 // JSON API, which checks the admin role itself; this page only presents it.
-import { t, applyTranslations, bindSwitcher, onLangChange, getLang } from './i18n.js';
+import { t, has, applyTranslations, bindSwitcher, onLangChange, getLang } from './i18n.js';
 import { mountAccount } from './account.js';
 import { postJson } from './totp-enrol.js';
 
@@ -17,7 +17,10 @@ function showError(body, status) {
     errorBox.textContent = t('account.totpRequired');
     document.getElementById('my-account').scrollIntoView();
   } else {
-    errorBox.textContent = t('admin.error', { message: body?.error || `HTTP ${status}` });
+    // The password rule comes back as a key ('password': password_too_short) to translate.
+    const rule = /'password': (password_\w+)/.exec(body?.error || '');
+    const message = rule && has(`pwrule.${rule[1]}`) ? t(`pwrule.${rule[1]}`) : (body?.error || `HTTP ${status}`);
+    errorBox.textContent = t('admin.error', { message });
   }
   errorBox.hidden = false;
 }

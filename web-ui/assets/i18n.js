@@ -190,6 +190,17 @@ const ACCESS_STRINGS = {
     'forbidden.body': 'Votre compte ne permet pas d’ouvrir les pages d’administration. Cette tentative est enregistrée dans le journal.',
     'forbidden.room': 'Retour à la salle',
     'forbidden.account': 'Mon compte',
+
+    'shot.take': 'Capture d’écran',
+    'shot.done': 'Capture enregistrée sur le boîtier.',
+    'shot.failed': 'Capture impossible : {message}',
+
+    'pwrule.password_too_short': 'le mot de passe doit compter au moins 8 caractères',
+    'pwrule.password_too_long': 'le mot de passe doit compter au plus 256 caractères',
+    'pwrule.password_needs_upper': 'le mot de passe doit contenir une majuscule',
+    'pwrule.password_needs_lower': 'le mot de passe doit contenir une minuscule',
+    'pwrule.password_needs_digit': 'le mot de passe doit contenir un chiffre',
+    'pwrule.password_needs_special': 'le mot de passe doit contenir un caractère spécial',
   },
   en: {
     'login.code': 'Authenticator app code',
@@ -285,6 +296,17 @@ const ACCESS_STRINGS = {
     'forbidden.body': 'Your account cannot open the administration pages. This attempt is recorded in the log.',
     'forbidden.room': 'Back to the room',
     'forbidden.account': 'My account',
+
+    'shot.take': 'Screenshot',
+    'shot.done': 'Screenshot kept on the box.',
+    'shot.failed': 'Screenshot failed: {message}',
+
+    'pwrule.password_too_short': 'the password must have at least 8 characters',
+    'pwrule.password_too_long': 'the password must have at most 256 characters',
+    'pwrule.password_needs_upper': 'the password needs an upper-case letter',
+    'pwrule.password_needs_lower': 'the password needs a lower-case letter',
+    'pwrule.password_needs_digit': 'the password needs a digit',
+    'pwrule.password_needs_special': 'the password needs a special character',
   },
 };
 for (const lang of Object.keys(ACCESS_STRINGS)) Object.assign(STRINGS[lang], ACCESS_STRINGS[lang]);

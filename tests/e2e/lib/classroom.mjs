@@ -2,6 +2,8 @@
 // process with N synthetic stations) in a fresh temporary directory, for the browser tests.
 //
 //   const room = await startClassroom({ stations: 8 });
+//   const room = await startClassroom({ stations: 1, config: '[room]\nname = "Salle 12"\n' });
+//   (config: a room configuration in TOML; its addresses are replaced by free loopback ports)
 //   // room.url, room.username, room.password, room.stations[i] = { id, name, rgb },
 //   room.boxPid, room.classroomPid (for the benchmarks' CPU and memory readings)
 //   await room.stop();
@@ -38,7 +40,7 @@ async function waitForFile(file, proc, what, timeoutMs) {
   throw new Error(`${what} not ready after ${timeoutMs} ms`);
 }
 
-export async function startClassroom({ stations = 8, replay = null } = {}) {
+export async function startClassroom({ stations = 8, replay = null, config = null } = {}) {
   for (const b of ['lanterne-box', 'lanterne-station']) {
     if (!existsSync(path.join(binDir, b))) {
       throw new Error(`${b} not found in ${binDir}: run cargo build --workspace --bins first`);
@@ -47,12 +49,14 @@ export async function startClassroom({ stations = 8, replay = null } = {}) {
   const dir = await mkdtemp(path.join(tmpdir(), 'lanterne-e2e-'));
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' };
   const boxLog = openSync(path.join(dir, 'box.log'), 'w');
-  const box = spawn(
-    path.join(binDir, 'lanterne-box'),
-    ['run', '--data-dir', path.join(dir, 'box'), '--https', '127.0.0.1:0',
-      '--station-link', '127.0.0.1:0', '--ready-file', path.join(dir, 'ready.json')],
-    { env, stdio: ['ignore', 'ignore', boxLog] },
-  );
+  const boxArgs = ['run', '--data-dir', path.join(dir, 'box'), '--https', '127.0.0.1:0',
+    '--station-link', '127.0.0.1:0', '--ready-file', path.join(dir, 'ready.json')];
+  if (config !== null) {
+    await writeFile(path.join(dir, 'lanterne.toml'), config);
+    boxArgs.push('--config', path.join(dir, 'lanterne.toml'));
+  }
+  const box = spawn(path.join(binDir, 'lanterne-box'), boxArgs,
+    { env, stdio: ['ignore', 'ignore', boxLog] });
   const procs = [box];
   const stop = async () => {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
