@@ -588,8 +588,10 @@ mod tests {
     fn screenshots_are_off_by_default_and_their_retention_is_bounded() {
         let cfg = parse("[room]\nname = \"Salle 12\"\n").unwrap();
         assert!(!cfg.privacy.screenshots);
-        let cfg = parse("[room]\nname = \"A\"\n[privacy]\nscreenshots = true\nscreenshot_retention_days = 30\n")
-            .unwrap();
+        let cfg = parse(
+            "[room]\nname = \"A\"\n[privacy]\nscreenshots = true\nscreenshot_retention_days = 30\n",
+        )
+        .unwrap();
         assert!(cfg.privacy.screenshots);
         assert_eq!(cfg.privacy.screenshot_retention_days, 30);
         let err = parse("[room]\nname = \"A\"\n[privacy]\nscreenshot_retention_days = 0\n")

@@ -70,8 +70,16 @@ mod tests {
 
     #[test]
     fn things_that_are_not_codes_are_refused_before_any_lookup() {
-        assert_eq!(normalise("123456"), None, "a TOTP code is not a recovery code");
-        assert_eq!(normalise("ABCD-EFGH-JKLM-NPQ0"), None, "0 is not in the alphabet");
+        assert_eq!(
+            normalise("123456"),
+            None,
+            "a TOTP code is not a recovery code"
+        );
+        assert_eq!(
+            normalise("ABCD-EFGH-JKLM-NPQ0"),
+            None,
+            "0 is not in the alphabet"
+        );
         assert_eq!(normalise("ABCD-EFGH-JKLM-NPQRS"), None);
         assert_eq!(
             normalise("abcd efgh jklm npqr").as_deref(),

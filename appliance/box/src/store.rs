@@ -912,7 +912,10 @@ pub fn purge_screenshots(c: &Connection, before_us: i64) -> rusqlite::Result<Vec
         let rows = st.query_map([before_us], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    c.execute("DELETE FROM screenshots WHERE taken_at_us < ?1", [before_us])?;
+    c.execute(
+        "DELETE FROM screenshots WHERE taken_at_us < ?1",
+        [before_us],
+    )?;
     Ok(ids)
 }
 

@@ -50,6 +50,7 @@ use crate::store::{self, Account, AuditEntry, Redeem, Store};
 
 /// Account self-service, recovery codes, the admin pages and screenshots.
 mod access;
+use access::{new_recovery_codes, take_screenshot};
 
 static WEB_UI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web-ui");
 
@@ -200,8 +201,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/account/totp/setup", post(totp_setup))
         .route("/api/account/totp/confirm", post(totp_confirm))
         .route("/api/account", get(access::account_status))
-        .route("/api/account/recovery-codes", post(access::regenerate_recovery_codes))
-        .route("/api/stations/{id}/screenshot", post(access::take_screenshot))
+        .route("/api/account/recovery-codes", post(new_recovery_codes))
+        .route("/api/stations/{id}/screenshot", post(take_screenshot))
         .route("/api/screenshots", get(access::list_screenshots))
         .route("/api/screenshots/{file}", get(access::screenshot_png))
         .route("/api/room/lock", post(lock_room))
@@ -719,15 +720,7 @@ async fn login(
         .store
         .run(move |c| store::insert_session(c, &tok, id, now_us, SESSION_TTL.as_micros() as i64))
         .await?;
-    audit(
-        &state,
-        &account.username,
-        "login",
-        "-",
-        "ok",
-        second_factor,
-    )
-    .await;
+    audit(&state, &account.username, "login", "-", "ok", second_factor).await;
     let totp_setup_required = !has_totp && access::totp_required(&state, account.role);
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",

@@ -172,7 +172,10 @@ async fn a_screenshot_is_a_png_of_the_station_kept_on_the_box_and_audited() {
     assert_eq!(row["station_name"], "poste-01");
     assert_eq!(row["taken_by"], "admin");
     // The full-resolution focus stream, not the thumbnail.
-    assert_eq!((row["width"].as_u64(), row["height"].as_u64()), (Some(1280), Some(720)));
+    assert_eq!(
+        (row["width"].as_u64(), row["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
     let shot = row["id"].as_i64().unwrap();
 
     let file = b.box_dir().join("screenshots").join(format!("{shot}.png"));

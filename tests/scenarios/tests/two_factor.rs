@@ -269,7 +269,10 @@ async fn a_recovery_code_replaces_the_authenticator_once_and_is_audited() {
     let res = login(typed).await;
     assert_eq!(res.status, 401, "a recovery code works once");
     assert_eq!(res.json()["reason"], "bad_recovery_code");
-    assert_eq!(login("not a code".into()).await.json()["reason"], "bad_recovery_code");
+    assert_eq!(
+        login("not a code".into()).await.json()["reason"],
+        "bad_recovery_code"
+    );
 
     let audit = https
         .request(
@@ -288,7 +291,11 @@ async fn a_recovery_code_replaces_the_authenticator_once_and_is_audited() {
 
     // Regenerating voids every earlier code.
     let res = https
-        .post_json(&cookie, "/api/account/recovery-codes", serde_json::json!({}))
+        .post_json(
+            &cookie,
+            "/api/account/recovery-codes",
+            serde_json::json!({}),
+        )
         .await;
     assert_eq!(res.status, 200);
     let fresh = res.json()["recovery_codes"].as_array().unwrap().clone();
@@ -309,13 +316,14 @@ async fn recovery_codes_need_two_factor_first() {
         .await
         .unwrap();
     let res = https
-        .post_json(&cookie, "/api/account/recovery-codes", serde_json::json!({}))
+        .post_json(
+            &cookie,
+            "/api/account/recovery-codes",
+            serde_json::json!({}),
+        )
         .await;
     assert_eq!(res.status, 409);
-    assert!(res.json()["error"]
-        .as_str()
-        .unwrap()
-        .contains("two-factor"));
+    assert!(res.json()["error"].as_str().unwrap().contains("two-factor"));
 }
 
 #[tokio::test]

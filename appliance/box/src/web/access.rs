@@ -162,7 +162,7 @@ pub(super) async fn account_status(
 
 /// New recovery codes for the signed-in user (after printing the old ones was forgotten, or
 /// after using several). Only with two-factor login on: without it they would open nothing.
-pub(super) async fn regenerate_recovery_codes(
+pub(super) async fn new_recovery_codes(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
@@ -211,9 +211,9 @@ const MAX_FILTER_CHARS: usize = 64;
 pub(super) fn audit_filter(q: AuditQuery) -> Result<(store::AuditFilter, u32), ApiError> {
     let text = |name: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
         match v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
-            Some(s) if s.chars().count() > MAX_FILTER_CHARS => Err(ApiError::BadRequest(
-                format!("'{name}' is longer than {MAX_FILTER_CHARS} characters"),
-            )),
+            Some(s) if s.chars().count() > MAX_FILTER_CHARS => Err(ApiError::BadRequest(format!(
+                "'{name}' is longer than {MAX_FILTER_CHARS} characters"
+            ))),
             other => Ok(other),
         }
     };
@@ -369,9 +369,9 @@ pub(super) async fn screenshot_png(
         .filter(|r| may_see(&acc, r))
         .ok_or_else(|| ApiError::NotFound(format!("no screenshot {id}")))?;
     let path = state.screenshots.file(id);
-    let png = tokio::fs::read(&path).await.map_err(|e| {
-        ApiError::Internal(format!("reading screenshot {}: {e}", path.display()))
-    })?;
+    let png = tokio::fs::read(&path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading screenshot {}: {e}", path.display())))?;
     audit(
         &state,
         &acc.username,
@@ -419,7 +419,9 @@ mod tests {
 
     #[test]
     fn audit_filters_name_the_bad_field() {
-        assert!(message(audit_filter(query(|q| q.actor = Some("x".repeat(65))))).contains("'actor'"));
+        assert!(
+            message(audit_filter(query(|q| q.actor = Some("x".repeat(65))))).contains("'actor'")
+        );
         assert!(message(audit_filter(query(|q| {
             q.since_us = Some(10);
             q.until_us = Some(10);
