@@ -10,7 +10,6 @@
 pub mod accounts;
 pub mod config;
 pub mod pki;
-pub mod recovery;
 pub mod room;
 pub mod screenshots;
 pub mod station_link;

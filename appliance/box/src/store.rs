@@ -829,6 +829,15 @@ pub fn use_recovery_code(
     )? == 1)
 }
 
+/// An account's recovery codes as (hash, already used).
+pub fn recovery_codes(c: &Connection, account_id: i64) -> rusqlite::Result<Vec<(String, bool)>> {
+    let mut st = c.prepare(
+        "SELECT code_hash, used_at_us IS NOT NULL FROM recovery_codes WHERE account_id = ?1",
+    )?;
+    let rows = st.query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
 /// How many unused recovery codes an account has.
 pub fn recovery_codes_left(c: &Connection, account_id: i64) -> rusqlite::Result<i64> {
     c.query_row(
@@ -1115,6 +1124,7 @@ mod tests {
             let other = insert_account(c, "autre", Role::Teacher, "hash", 0)?;
             replace_recovery_codes(c, id, &["h1".into(), "h2".into()], 10)?;
             assert_eq!(recovery_codes_left(c, id)?, 2);
+            assert_eq!(recovery_codes(c, other)?, vec![]);
             assert!(
                 !use_recovery_code(c, other, "h1", 20)?,
                 "another account's code"
@@ -1122,6 +1132,9 @@ mod tests {
             assert!(use_recovery_code(c, id, "h1", 20)?);
             assert!(!use_recovery_code(c, id, "h1", 30)?, "spent");
             assert_eq!(recovery_codes_left(c, id)?, 1);
+            let mut codes = recovery_codes(c, id)?;
+            codes.sort();
+            assert_eq!(codes, vec![("h1".into(), true), ("h2".into(), false)]);
             replace_recovery_codes(c, id, &["h3".into()], 40)?;
             assert!(!use_recovery_code(c, id, "h2", 50)?, "replaced");
             assert!(use_recovery_code(c, id, "h3", 50)?);

@@ -6,7 +6,7 @@
 //! without the other.
 
 use super::*;
-use crate::recovery;
+use lanterne_privacy::totp::{self, RecoveryError, StoredRecoveryCode};
 
 /// Whether the configuration requires two-factor login of this role.
 pub(super) fn totp_required(state: &AppState, role: store::Role) -> bool {
@@ -36,26 +36,42 @@ pub(super) async fn second_factor(
         .as_deref()
         .filter(|c| !c.trim().is_empty())
     {
-        let Some(hash) = recovery::hash(account.id, typed) else {
-            return Ok(Err((
-                "bad_recovery_code",
-                "this is not a recovery code (16 letters and digits, e.g. ABCD-EFGH-JKLM-NPQR)",
-            )));
-        };
         let id = account.id;
-        let (spent, left) = state
+        let typed = typed.to_string();
+        // The crate compares in constant time and says why a code is refused; the store
+        // then spends it with a conditional update, so two logins racing with one code
+        // cannot both get in.
+        let outcome = state
             .store
             .run(move |c| {
-                let spent = store::use_recovery_code(c, id, &hash, now_us as i64)?;
-                Ok((spent, store::recovery_codes_left(c, id)?))
+                let mut stored: Vec<StoredRecoveryCode> = store::recovery_codes(c, id)?
+                    .into_iter()
+                    .map(|(sha256, used)| StoredRecoveryCode { sha256, used })
+                    .collect();
+                let spent = match totp::redeem_recovery_code(&mut stored, &typed) {
+                    Ok(i) => store::use_recovery_code(c, id, &stored[i].sha256, now_us as i64)?,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if !spent {
+                    return Ok(Err(RecoveryError::AlreadyUsed));
+                }
+                Ok(Ok(store::recovery_codes_left(c, id)?))
             })
             .await?;
-        if !spent {
-            return Ok(Err((
-                "bad_recovery_code",
-                "unknown or already used recovery code",
-            )));
-        }
+        let left =
+            match outcome {
+                Ok(left) => left,
+                Err(RecoveryError::Malformed) => return Ok(Err((
+                    "bad_recovery_code",
+                    "this is not a recovery code (16 letters and digits, e.g. ABCD-EFGH-JKMN-PQRS)",
+                ))),
+                Err(RecoveryError::Unknown | RecoveryError::AlreadyUsed) => {
+                    return Ok(Err((
+                        "bad_recovery_code",
+                        "unknown or already used recovery code",
+                    )))
+                }
+            };
         audit(
             state,
             &account.username,
@@ -103,12 +119,9 @@ pub(super) async fn issue_recovery_codes(
     state: &AppState,
     acc: &Account,
 ) -> Result<RecoveryCodes, ApiError> {
-    let codes = recovery::generate();
+    let codes = totp::generate_recovery_codes();
     let id = acc.id;
-    let hashes: Vec<String> = codes
-        .iter()
-        .map(|c| recovery::hash(id, c).expect("generated codes are well formed"))
-        .collect();
+    let hashes: Vec<String> = codes.stored.into_iter().map(|s| s.sha256).collect();
     let now = lanterne_wire::now_us() as i64;
     state
         .store
@@ -120,11 +133,11 @@ pub(super) async fn issue_recovery_codes(
         "issue-recovery-codes",
         &acc.username,
         "ok",
-        &format!("{} codes", codes.len()),
+        &format!("{} codes", codes.shown.len()),
     )
     .await;
     Ok(RecoveryCodes {
-        recovery_codes: codes,
+        recovery_codes: codes.shown,
     })
 }
 
