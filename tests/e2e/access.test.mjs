@@ -25,6 +25,8 @@ const results = path.join(here, 'test-results');
 const CONFIG = `[room]
 name = "Salle 12"
 school = "Collège Jean Moulin"
+[privacy]
+screenshots = true
 [accounts]
 require_totp_for_admins = true
 require_totp_for_teachers = false
@@ -323,6 +325,20 @@ describe('access and privacy against the real box', { timeout: 300_000 }, () => 
       const r = await page.context().request.get(`${room.url}${api}`);
       assert.equal(r.status(), 403, api);
     }
+    // Screenshots are on in this room: the focus view offers the button, the picture is kept
+    // on the box and the teacher sees their own.
+    await page.goto(`${room.url}/room#station/${room.stations[0].id}`);
+    await page.waitForSelector('body[data-view="focus"] #screenshot:not([hidden])');
+    await page.click('#screenshot');
+    await page.waitForFunction(() => document.getElementById('screenshot-status').textContent !== '');
+    assert.equal(await page.textContent('#screenshot-status'), 'Capture enregistrée sur le boîtier.');
+    const shots = await (await page.context().request.get(`${room.url}/api/screenshots`)).json();
+    assert.equal(shots.length, 1);
+    assert.equal(shots[0].taken_by, teacher.username);
+    const png = await page.context().request.get(`${room.url}/api/screenshots/${shots[0].id}.png`);
+    assert.equal(png.headers()['content-type'], 'image/png');
+    assert.deepEqual([...(await png.body()).subarray(1, 4)], [0x50, 0x4e, 0x47], 'a PNG');
+
     // "My account" is for every role.
     await page.goto(`${room.url}/account`);
     await page.waitForSelector('#totp-state');
