@@ -94,7 +94,8 @@ pub async fn take(
         station_id,
         station_name,
         taken_by: taken_by.to_string(),
-        taken_at_us: keyframe.capture_us as i64,
+        // The box's clock, not the station's: retention is counted by the box.
+        taken_at_us: lanterne_wire::now_us() as i64,
         width: still.width,
         height: still.height,
         bytes: still.png.len() as u64,

@@ -13,7 +13,14 @@
 //! POST /api/logout                                             session + Origin check
 //! GET  /api/mosaic             WebSocket: the composed class   session + Origin check
 //! GET  /api/stations/{id}/focus WebSocket: one full stream     session + Origin check
+//! GET  /admin  /account        admin pages (admins; others 403), my account (any role)
+//! GET  /api/account            my two-factor status            session
+//! POST /api/account/recovery-codes  new one-time codes         session + Origin check
+//! POST /api/stations/{id}/screenshot  PNG kept on the box      session, config, schedule
+//! GET  /api/screenshots  /api/screenshots/{id}.png             session (admins: all)
 //! ```
+//!
+//! `SESSION_ROUTES` below is the complete list of routes that need a session.
 //!
 //! Video messages on the WebSockets (big endian): version u8 = 1, flags u8 (bit 0 keyframe),
 //! seq u64, capture_us u64, n u16, n × (tile u16, capture_us u64), then one H.264 access unit
