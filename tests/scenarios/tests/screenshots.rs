@@ -268,3 +268,42 @@ async fn screenshots_follow_the_monitoring_hours() {
     assert!(msg.contains("next monitoring window"), "{msg}");
     assert!(!b.box_dir().join("screenshots").exists(), "nothing stored");
 }
+
+/// The GDPR record is made from the live configuration: it says whether screenshots are
+/// taken and how long they are kept.
+#[tokio::test]
+async fn the_gdpr_record_states_the_screenshot_setting() {
+    let schedule = "[schedule]\n\
+        access = [{ days = [\"mon\", \"tue\", \"thu\", \"fri\"], start = \"08:00\", end = \"18:00\" }]\n\
+        monitoring = [{ days = [\"mon\", \"tue\", \"thu\", \"fri\"], start = \"09:15\", end = \"11:45\" }]\n";
+    for (privacy, expected) in [
+        ("", None),
+        (
+            "[privacy]\nscreenshots = true\nscreenshot_retention_days = 12\n",
+            Some(12),
+        ),
+    ] {
+        let b = BoxProcess::start_with_config(&format!(
+            "[room]\nname = \"Salle 12\"\nschool = \"Collège Jean Moulin\"\n{privacy}{schedule}"
+        ))
+        .await
+        .unwrap();
+        let (https, cookie) = admin(&b).await;
+        let record = https
+            .request(
+                "GET",
+                "/api/documents/gdpr.json",
+                None,
+                &[("cookie", &cookie)],
+            )
+            .await
+            .unwrap()
+            .json();
+        let categories = record["data_categories"].as_array().unwrap();
+        let shots = categories
+            .iter()
+            .find(|c| c["category"] == "Captures d'écran")
+            .unwrap_or_else(|| panic!("no screenshot category in {record}"));
+        assert_eq!(shots["retention_days"].as_u64(), expected, "{shots}");
+    }
+}
