@@ -40,16 +40,20 @@ function showError(err) {
   errorBox.hidden = false;
 }
 
+function toggleLabel() {
+  toggleRecovery.textContent = t(recoveryRow.hidden ? 'login.useRecovery' : 'login.useCode');
+}
+
 onLangChange(() => {
   document.title = t('login.title');
-  useRecovery(!recoveryRow.hidden);
+  toggleLabel();
   if (lastError && !errorBox.hidden) showError(lastError);
 });
 
 function useRecovery(on) {
   recoveryRow.hidden = !on;
   codeRow.hidden = on;
-  toggleRecovery.textContent = t(on ? 'login.useCode' : 'login.useRecovery');
+  toggleLabel();
   (on ? recovery : code).focus();
 }
 toggleRecovery.addEventListener('click', () => useRecovery(recoveryRow.hidden));
