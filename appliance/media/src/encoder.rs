@@ -516,7 +516,10 @@ fn build_branch(
             let last = thin.last_pts_ns.load(Ordering::Relaxed);
             // A tenth of an interval of slack for capture jitter.
             if last != u64::MAX && pts >= last && pts - last < interval - interval / 10 {
-                return gst::PadProbeReturn::Drop;
+                // Handled, not Drop: gstreamer-rs takes the buffer out of the probe info, and
+                // GStreamer before 1.24.8 then unrefs a NULL on Drop (a CRITICAL per frame).
+                // With Handled the buffer is released by gstreamer-rs and core leaves it be.
+                return gst::PadProbeReturn::Handled;
             }
             thin.last_pts_ns.store(pts, Ordering::Relaxed);
             gst::PadProbeReturn::Ok
