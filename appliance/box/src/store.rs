@@ -783,12 +783,15 @@ pub fn activate_totp(c: &Connection, account_id: i64, step: u64) -> rusqlite::Re
     Ok(())
 }
 
-pub fn set_totp_last_step(c: &Connection, account_id: i64, step: u64) -> rusqlite::Result<()> {
-    c.execute(
-        "UPDATE accounts SET totp_last_step = ?2 WHERE id = ?1",
+/// Records `step` as the last accepted one unless an equal or later step already was; true
+/// when it was recorded (the code is fresh). One statement, so concurrent logins with the
+/// same code cannot both succeed.
+pub fn advance_totp_step(c: &Connection, account_id: i64, step: u64) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE accounts SET totp_last_step = ?2
+         WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
         params![account_id, step as i64],
-    )?;
-    Ok(())
+    )? == 1)
 }
 
 // ---- recovery codes ----
@@ -1138,6 +1141,21 @@ mod tests {
             replace_recovery_codes(c, id, &["h3".into()], 40)?;
             assert!(!use_recovery_code(c, id, "h2", 50)?, "replaced");
             assert!(use_recovery_code(c, id, "h3", 50)?);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_totp_step_is_accepted_once() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let id = insert_account(c, "prof", Role::Teacher, "hash", 0)?;
+            assert!(advance_totp_step(c, id, 100)?);
+            assert!(!advance_totp_step(c, id, 100)?, "the same step again");
+            assert!(!advance_totp_step(c, id, 99)?, "an older step");
+            assert!(advance_totp_step(c, id, 101)?);
+            assert_eq!(totp_state(c, id)?.2, Some(101));
             Ok(())
         })
         .unwrap();

@@ -20,6 +20,9 @@ pub(super) fn totp_required(state: &AppState, role: store::Role) -> bool {
 /// Why a second factor was refused: (reason code for the login page, message for people).
 type Refusal = (&'static str, &'static str);
 
+const NOT_A_RECOVERY_CODE: &str =
+    "this is not a recovery code (16 letters and digits, e.g. ABCD-EFGH-JKMN-PQRS)";
+
 /// Checks the second factor of an account that has two-factor login: a one-time recovery
 /// code when one is given, else the authenticator code. Answers how the user proved it (for
 /// the audit line) or why not.
@@ -58,20 +61,18 @@ pub(super) async fn second_factor(
                 Ok(Ok(store::recovery_codes_left(c, id)?))
             })
             .await?;
-        let left =
-            match outcome {
-                Ok(left) => left,
-                Err(RecoveryError::Malformed) => return Ok(Err((
+        let left = match outcome {
+            Ok(left) => left,
+            Err(RecoveryError::Malformed) => {
+                return Ok(Err(("bad_recovery_code", NOT_A_RECOVERY_CODE)))
+            }
+            Err(RecoveryError::Unknown | RecoveryError::AlreadyUsed) => {
+                return Ok(Err((
                     "bad_recovery_code",
-                    "this is not a recovery code (16 letters and digits, e.g. ABCD-EFGH-JKMN-PQRS)",
-                ))),
-                Err(RecoveryError::Unknown | RecoveryError::AlreadyUsed) => {
-                    return Ok(Err((
-                        "bad_recovery_code",
-                        "unknown or already used recovery code",
-                    )))
-                }
-            };
+                    "unknown or already used recovery code",
+                )))
+            }
+        };
         audit(
             state,
             &account.username,
@@ -95,10 +96,18 @@ pub(super) async fn second_factor(
     match verifier.verify(&secret, code, now_us / 1_000_000, last_step) {
         Ok(step) => {
             let id = account.id;
-            state
+            // Two logins racing with one code both pass `verify`; only the one that moves
+            // the last step forward gets in.
+            let fresh = state
                 .store
-                .run(move |c| store::set_totp_last_step(c, id, step))
+                .run(move |c| store::advance_totp_step(c, id, step))
                 .await?;
+            if !fresh {
+                return Ok(Err((
+                    "bad_code",
+                    "wrong or already used authenticator code",
+                )));
+            }
             Ok(Ok("totp"))
         }
         Err(_) => Ok(Err((
