@@ -81,6 +81,7 @@ describe('access and privacy against the real box', { timeout: 300_000 }, () => 
   // password + code sign-in the next one (the box accepts one step of clock skew), so no test
   // waits for the clock; the other admin sessions are opened with recovery codes.
   let spareRecoveryCodes = [];
+  let promptAnswer = '';
   const teacher = { username: 'prof.martin', password: 'Cahier-de-texte-7' };
 
   before(async () => {
@@ -204,7 +205,8 @@ describe('access and privacy against the real box', { timeout: 300_000 }, () => 
     });
     assert.equal(res.status(), 200, await res.text());
     const page = await browser.context.newPage();
-    page.on('dialog', (d) => d.accept());
+    // Confirmations are accepted; a password prompt gets the value the test put here.
+    page.on('dialog', (d) => d.accept(d.type() === 'prompt' ? promptAnswer : undefined));
     await page.goto(`${room.url}/admin`);
     await page.waitForSelector('#accounts-table tbody tr');
     return page;
@@ -221,6 +223,24 @@ describe('access and privacy against the real box', { timeout: 300_000 }, () => 
     assert.match(row, /enseignant/);
     assert.match(await page.textContent('#accounts-table tr[data-username="admin"]'), /oui/,
       'the admin has two-factor login');
+
+    // Disable, re-enable, and set a new password (which the teacher then signs in with).
+    const rowOf = () => page.textContent(`#accounts-table tr[data-username="${teacher.username}"]`);
+    await page.click(`#accounts-table tr[data-username="${teacher.username}"] button:has-text("Désactiver")`);
+    await page.waitForFunction((u) => /désactivé/.test(
+      document.querySelector(`#accounts-table tr[data-username="${u}"]`).textContent), teacher.username);
+    const disabled = await browser.context.request.post(`${room.url}/api/login`, {
+      headers: { Origin: room.url }, data: teacher,
+    });
+    assert.equal(disabled.status(), 401, 'a disabled account cannot sign in');
+    await page.click(`#accounts-table tr[data-username="${teacher.username}"] button:has-text("Réactiver")`);
+    await page.waitForFunction((u) => /actif/.test(
+      document.querySelector(`#accounts-table tr[data-username="${u}"]`).children[2].textContent), teacher.username);
+    assert.doesNotMatch(await rowOf(), /désactivé/);
+    teacher.password = 'Nouveau-cahier-8';
+    promptAnswer = teacher.password;
+    await page.click(`#accounts-table tr[data-username="${teacher.username}"] button:has-text("Nouveau mot de passe")`);
+    await page.waitForFunction(() => /changé/.test(document.getElementById('accounts-status').textContent));
 
     // A weak password is refused with the rule named.
     await page.fill('#new-username', 'faible');
