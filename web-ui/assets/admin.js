@@ -80,6 +80,13 @@ async function loadAccounts() {
         if (!r.ok) return showError(r.body, r.status);
         loadAccounts();
       }),
+      ...(a.totp_enabled ? [button(t('admin.resetTotp'), async () => {
+        if (!confirm(t('admin.resetTotpConfirm', { name: a.username }))) return;
+        const r = await postJson(`/api/accounts/${encodeURIComponent(a.username)}/totp/reset`);
+        if (!r.ok) return showError(r.body, r.status);
+        accountsStatus.textContent = t('admin.resetTotpDone', { name: a.username });
+        loadAccounts();
+      })] : []),
       button(t('admin.resetPassword'), async () => {
         const pw = prompt(t('admin.resetPrompt', { name: a.username }));
         if (!pw) return;

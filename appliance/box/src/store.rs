@@ -783,6 +783,32 @@ pub fn activate_totp(c: &Connection, account_id: i64, step: u64) -> rusqlite::Re
     Ok(())
 }
 
+/// Turns two-factor login off for an account (an admin's reset after a lost phone): the
+/// secret, a pending setup, the recovery codes and the account's sessions go. True when the
+/// account exists.
+pub fn reset_two_factor(c: &Connection, username: &str) -> rusqlite::Result<bool> {
+    let tx = c.unchecked_transaction()?;
+    let Some(id) = tx
+        .query_row(
+            "SELECT id FROM accounts WHERE username = ?1",
+            [username],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+    else {
+        return Ok(false);
+    };
+    tx.execute(
+        "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL
+         WHERE id = ?1",
+        [id],
+    )?;
+    tx.execute("DELETE FROM recovery_codes WHERE account_id = ?1", [id])?;
+    tx.execute("DELETE FROM sessions WHERE account_id = ?1", [id])?;
+    tx.commit()?;
+    Ok(true)
+}
+
 /// Records `step` as the last accepted one unless an equal or later step already was; true
 /// when it was recorded (the code is fresh). One statement, so concurrent logins with the
 /// same code cannot both succeed.
@@ -1141,6 +1167,25 @@ mod tests {
             replace_recovery_codes(c, id, &["h3".into()], 40)?;
             assert!(!use_recovery_code(c, id, "h2", 50)?, "replaced");
             assert!(use_recovery_code(c, id, "h3", 50)?);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn resetting_two_factor_clears_secret_codes_and_sessions() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let id = insert_account(c, "prof", Role::Teacher, "hash", 0)?;
+            set_totp_pending(c, id, "SECRET")?;
+            activate_totp(c, id, 5)?;
+            replace_recovery_codes(c, id, &["h1".into()], 0)?;
+            insert_session(c, "tok", id, 0, 1_000)?;
+            assert!(reset_two_factor(c, "prof")?);
+            assert_eq!(totp_state(c, id)?, (None, None, None));
+            assert_eq!(recovery_codes_left(c, id)?, 0);
+            assert!(session_account(c, "tok", 10)?.is_none());
+            assert!(!reset_two_factor(c, "nobody")?);
             Ok(())
         })
         .unwrap();

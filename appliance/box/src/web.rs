@@ -57,7 +57,7 @@ use crate::store::{self, Account, AuditEntry, Redeem, Store};
 
 /// Account self-service, recovery codes, the admin pages and screenshots.
 mod access;
-use access::{new_recovery_codes, take_screenshot};
+use access::{new_recovery_codes, reset_two_factor, take_screenshot};
 
 static WEB_UI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web-ui");
 
@@ -144,6 +144,7 @@ pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/accounts"),
     ("POST", "/api/accounts/admin/disabled"),
     ("POST", "/api/accounts/admin/password"),
+    ("POST", "/api/accounts/admin/totp/reset"),
     ("POST", "/api/room/link"),
     ("GET", "/api/audit"),
     ("GET", "/api/audit.csv"),
@@ -206,6 +207,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/accounts", get(list_accounts).post(create_account))
         .route("/api/accounts/{name}/disabled", post(disable_account))
         .route("/api/accounts/{name}/password", post(reset_password))
+        .route("/api/accounts/{name}/totp/reset", post(reset_two_factor))
         .route("/api/room/link", post(regenerate_room_link))
         .route("/api/audit", get(audit_json))
         .route("/api/audit.csv", get(audit_csv))

@@ -355,3 +355,84 @@ async fn lock_out_says_how_long_to_wait() {
     );
     assert_eq!(res.headers["retry-after"], wait.to_string());
 }
+
+#[tokio::test]
+async fn an_admin_resets_a_lost_second_factor() {
+    let b = BoxProcess::start().await.unwrap();
+    let https = b.https().unwrap();
+    let admin = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+    let res = https
+        .post_json(
+            &admin,
+            "/api/accounts",
+            serde_json::json!({ "username": "prof", "role": "teacher", "password": "Tableau-noir-3" }),
+        )
+        .await;
+    assert_eq!(res.status, 201);
+    let prof = https.login("prof", "Tableau-noir-3").await.unwrap();
+    enable_totp(&https, &prof).await;
+    assert!(
+        https.login("prof", "Tableau-noir-3").await.is_err(),
+        "the password alone no longer does"
+    );
+    // A teacher cannot reset anyone's second factor, not even their own.
+    let res = https
+        .post_json(
+            &prof,
+            "/api/accounts/prof/totp/reset",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status, 403);
+
+    let res = https
+        .post_json(
+            &admin,
+            "/api/accounts/prof/totp/reset",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status, 204);
+    assert_eq!(
+        https
+            .request("GET", "/api/me", None, &[("cookie", &prof)])
+            .await
+            .unwrap()
+            .status,
+        401,
+        "the account's sessions ended"
+    );
+    let prof = https.login("prof", "Tableau-noir-3").await.unwrap();
+    let status = https
+        .request("GET", "/api/account", None, &[("cookie", &prof)])
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(status["totp_enabled"], false);
+    assert_eq!(status["recovery_codes_left"], 0);
+    let audit = https
+        .request(
+            "GET",
+            "/api/audit?action=reset-two-factor",
+            None,
+            &[("cookie", &admin)],
+        )
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(audit[0]["target"], "prof");
+    assert_eq!(
+        https
+            .post_json(
+                &admin,
+                "/api/accounts/nobody/totp/reset",
+                serde_json::json!({})
+            )
+            .await
+            .status,
+        404
+    );
+}

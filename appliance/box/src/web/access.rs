@@ -198,6 +198,26 @@ pub(super) async fn new_recovery_codes(
     Ok(Json(issue_recovery_codes(&state, &acc).await?))
 }
 
+/// An admin turns an account's two-factor login off (lost phone and recovery codes); the
+/// account's sessions end, and a role that requires it sets it up again at the next login.
+pub(super) async fn reset_two_factor(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    admin_only(&acc, "managing accounts")?;
+    let n = name.clone();
+    if !state
+        .store
+        .run(move |c| store::reset_two_factor(c, &n))
+        .await?
+    {
+        return Err(ApiError::NotFound(format!("no account '{name}'")));
+    }
+    audit(&state, &acc.username, "reset-two-factor", &name, "ok", "").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The admin pages, for admins only; anyone else gets a page that says so (403), and the
 /// refusal is recorded.
 pub(super) async fn admin_page(
