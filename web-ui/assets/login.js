@@ -1,20 +1,76 @@
-// The sign-in page: posts the credentials as JSON to /api/login and goes to the room.
-import { t, applyTranslations, bindSwitcher, onLangChange } from './i18n.js';
+// The sign-in page: posts the credentials as JSON to /api/login and goes to the room. When
+// the box asks for a second factor the code field appears (or a recovery code field); when
+// the account must turn two-factor login on first, the enrolment runs here before the room.
+import { t, has, applyTranslations, bindSwitcher, onLangChange } from './i18n.js';
+import { enrolTotp } from './totp-enrol.js';
 
 const form = document.getElementById('login-form');
 const username = document.getElementById('username');
 const password = document.getElementById('password');
+const secondFactor = document.getElementById('second-factor');
+const code = document.getElementById('code');
+const codeRow = document.getElementById('code-row');
+const recovery = document.getElementById('recovery-code');
+const recoveryRow = document.getElementById('recovery-row');
+const toggleRecovery = document.getElementById('toggle-recovery');
 const errorBox = document.getElementById('login-error');
 const submit = document.getElementById('login-submit');
+const enrol = document.getElementById('enrol');
 
 applyTranslations();
 document.title = t('login.title');
-onLangChange(() => { document.title = t('login.title'); });
 bindSwitcher(document.getElementById('lang-switch'));
 
-function showError(message) {
-  errorBox.textContent = message;
+// The last refusal, kept so a language switch re-words it.
+let lastError = null;
+
+function errorText({ reason, body, status }) {
+  if (reason === 'locked_out') {
+    const s = Number(body.retry_after_s) || 0;
+    return t('login.error.locked_out', { min: Math.ceil(s / 60), s });
+  }
+  if (reason && has(`login.error.${reason}`)) return t(`login.error.${reason}`);
+  // A reason this page does not know: the box words its messages for people.
+  return body?.error || t('login.failed', { status });
+}
+
+function showError(err) {
+  lastError = err;
+  errorBox.textContent = typeof err === 'string' ? t(err) : errorText(err);
   errorBox.hidden = false;
+}
+
+function toggleLabel() {
+  toggleRecovery.textContent = t(recoveryRow.hidden ? 'login.useRecovery' : 'login.useCode');
+}
+
+onLangChange(() => {
+  document.title = t('login.title');
+  toggleLabel();
+  if (lastError && !errorBox.hidden) showError(lastError);
+});
+
+function useRecovery(on) {
+  recoveryRow.hidden = !on;
+  codeRow.hidden = on;
+  toggleLabel();
+  (on ? recovery : code).focus();
+}
+toggleRecovery.addEventListener('click', () => useRecovery(recoveryRow.hidden));
+
+async function afterLogin(reply) {
+  if (!reply.totp_setup_required) {
+    location.replace('/room');
+    return;
+  }
+  form.hidden = true;
+  enrol.hidden = false;
+  try {
+    await enrolTotp(document.getElementById('enrol-body'));
+    location.replace('/room');
+  } catch (e) {
+    showError({ body: { error: e.message }, status: 0 });
+  }
 }
 
 form.addEventListener('submit', async (ev) => {
@@ -24,6 +80,11 @@ form.addEventListener('submit', async (ev) => {
     (username.value ? password : username).focus();
     return;
   }
+  const creds = { username: username.value, password: password.value };
+  if (!secondFactor.hidden) {
+    if (recoveryRow.hidden) creds.code = code.value.trim();
+    else creds.recovery_code = recovery.value.trim();
+  }
   submit.disabled = true;
   submit.textContent = t('login.busy');
   try {
@@ -31,32 +92,43 @@ form.addEventListener('submit', async (ev) => {
       method: 'POST',
       credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username: username.value, password: password.value }),
+      body: JSON.stringify(creds),
     });
+    let body = null;
+    try {
+      body = await res.json();
+    } catch {
+      // Not JSON (a proxy error page, say): the status decides the message.
+    }
     if (res.ok) {
-      location.replace('/room');
+      await afterLogin(body || {});
       return;
     }
-    // The box words its 401/429 messages for people ("locked for 5 minutes"): show them as-is.
-    let message = t('login.failed', { status: res.status });
-    try {
-      const body = await res.json();
-      if (body && typeof body.error === 'string' && body.error) message = body.error;
-    } catch {
-      // Not JSON (a proxy error page, say): the generic message stands.
+    const reason = body?.reason;
+    if (reason === 'totp_required' && secondFactor.hidden) {
+      // The password was right: ask for the second factor without calling it a failure.
+      secondFactor.hidden = false;
+      code.focus();
+      return;
     }
-    showError(message);
-    password.select();
+    showError({ reason, body, status: res.status });
+    if (reason === 'bad_credentials') password.select();
+    else if (!secondFactor.hidden) (recoveryRow.hidden ? code : recovery).select();
   } catch {
-    showError(t('login.network'));
+    showError('login.network');
   } finally {
     submit.disabled = false;
     submit.textContent = t('login.submit');
   }
 });
 
-// Someone who still has a session does not need to sign in again.
-fetch('/api/me', { credentials: 'same-origin', cache: 'no-store' })
-  .then((res) => { if (res.ok) location.replace('/room'); })
+// Someone who still has a session does not need to sign in again, unless they left before
+// turning on a two-factor login their role requires.
+fetch('/api/account', { credentials: 'same-origin', cache: 'no-store' })
+  .then(async (res) => {
+    if (!res.ok) return;
+    const me = await res.json();
+    afterLogin({ totp_setup_required: me.totp_required && !me.totp_enabled });
+  })
   .catch(() => {});
 username.focus();

@@ -97,11 +97,22 @@ pub struct Privacy {
     /// Days an audit entry is kept; older ones are purged every hour.
     #[serde(default = "Privacy::default_audit_retention")]
     pub audit_retention_days: u32,
+    /// Whether teachers may take screenshots of stations (off unless the school decides
+    /// otherwise and records it in its GDPR register).
+    #[serde(default)]
+    pub screenshots: bool,
+    /// Days a screenshot is kept on the box before it is deleted.
+    #[serde(default = "Privacy::default_screenshot_retention")]
+    pub screenshot_retention_days: u32,
 }
 
 impl Privacy {
     fn default_audit_retention() -> u32 {
         365
+    }
+
+    fn default_screenshot_retention() -> u32 {
+        7
     }
 }
 
@@ -109,6 +120,8 @@ impl Default for Privacy {
     fn default() -> Self {
         Privacy {
             audit_retention_days: Self::default_audit_retention(),
+            screenshots: false,
+            screenshot_retention_days: Self::default_screenshot_retention(),
         }
     }
 }
@@ -479,6 +492,12 @@ impl Config {
                 "must be between 1 and 3650".into(),
             ));
         }
+        if !(1..=365).contains(&self.privacy.screenshot_retention_days) {
+            return Err((
+                "privacy.screenshot_retention_days".into(),
+                "must be between 1 and 365".into(),
+            ));
+        }
         let msg = self.lock.message.trim();
         if msg.is_empty() || msg.chars().count() > lanterne_wire::MAX_TEXT_CHARS {
             return Err((
@@ -563,6 +582,22 @@ mod tests {
         let cfg = Config::load(&path).expect("sample config is valid");
         assert_eq!(cfg.room.kind, RoomKind::Classroom);
         assert_eq!(cfg.thumbnails.fps, 5);
+    }
+
+    #[test]
+    fn screenshots_are_off_by_default_and_their_retention_is_bounded() {
+        let cfg = parse("[room]\nname = \"Salle 12\"\n").unwrap();
+        assert!(!cfg.privacy.screenshots);
+        let cfg = parse(
+            "[room]\nname = \"A\"\n[privacy]\nscreenshots = true\nscreenshot_retention_days = 30\n",
+        )
+        .unwrap();
+        assert!(cfg.privacy.screenshots);
+        assert_eq!(cfg.privacy.screenshot_retention_days, 30);
+        let err = parse("[room]\nname = \"A\"\n[privacy]\nscreenshot_retention_days = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("privacy.screenshot_retention_days"), "{err}");
     }
 
     #[test]

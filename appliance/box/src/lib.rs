@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod config;
 pub mod pki;
 pub mod room;
+pub mod screenshots;
 pub mod station_link;
 pub mod store;
 pub mod web;
@@ -104,6 +105,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let schedule_for_documents = schedule.clone();
     let (panel, panel_events, simulated_panel) = start_panel(&cfg.panel)?;
     tokio::spawn(purge_audit(store.clone(), cfg.privacy.audit_retention_days));
+    let screenshot_settings = screenshots::Settings {
+        enabled: cfg.privacy.screenshots,
+        retention_days: cfg.privacy.screenshot_retention_days,
+        dir: opts.data_dir.join("screenshots"),
+    };
+    // Purged even when turned off: pictures taken before the admin turned them off still
+    // expire on time.
+    tokio::spawn(screenshots::purge_task(
+        store.clone(),
+        screenshot_settings.clone(),
+    ));
     let stations = store.with(store::stations)?;
     info!(count = stations.len(), "enrolled stations");
     let room = room::spawn(
@@ -168,6 +180,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         commands: Arc::new(cfg.commands.clone()),
         account_rules: cfg.accounts.clone(),
         documents: document_config(cfg, schedule_for_documents),
+        screenshots: Arc::new(screenshot_settings),
     });
     let https_cfg = pki::https_config(&https_identity)?;
 
@@ -226,9 +239,12 @@ fn document_config(
         },
         schedule,
         audit_retention_days: cfg.privacy.audit_retention_days,
-        // Screenshots are not built yet: the record says they are off.
-        screenshot_retention_days: 0,
-        screenshots_enabled: false,
+        screenshot_retention_days: if cfg.privacy.screenshots {
+            cfg.privacy.screenshot_retention_days
+        } else {
+            0
+        },
+        screenshots_enabled: cfg.privacy.screenshots,
     }))
 }
 

@@ -124,6 +124,29 @@ const SCHEMA: &[&str] = &[
     ALTER TABLE accounts ADD COLUMN totp_pending TEXT;
     ALTER TABLE accounts ADD COLUMN totp_last_step INTEGER;
     "#,
+    r#"
+    -- One-time recovery codes for two-factor login, stored only as hashes; a used code keeps
+    -- its row (with used_at_us) so the account page can say how many are left.
+    CREATE TABLE recovery_codes (
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        code_hash TEXT NOT NULL,
+        created_at_us INTEGER NOT NULL,
+        used_at_us INTEGER,
+        PRIMARY KEY (account_id, code_hash)
+    );
+    -- Screenshots (P4): off by default; the picture is a file in the data directory, this
+    -- row says whose screen it was, who took it and when, so it can be listed and purged.
+    CREATE TABLE screenshots (
+        id INTEGER PRIMARY KEY,
+        station_id INTEGER NOT NULL,
+        station_name TEXT NOT NULL,
+        taken_by TEXT NOT NULL,
+        taken_at_us INTEGER NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -760,12 +783,178 @@ pub fn activate_totp(c: &Connection, account_id: i64, step: u64) -> rusqlite::Re
     Ok(())
 }
 
-pub fn set_totp_last_step(c: &Connection, account_id: i64, step: u64) -> rusqlite::Result<()> {
-    c.execute(
-        "UPDATE accounts SET totp_last_step = ?2 WHERE id = ?1",
-        params![account_id, step as i64],
+/// Turns two-factor login off for an account (an admin's reset after a lost phone): the
+/// secret, a pending setup, the recovery codes and the account's sessions go. True when the
+/// account exists.
+pub fn reset_two_factor(c: &Connection, username: &str) -> rusqlite::Result<bool> {
+    let tx = c.unchecked_transaction()?;
+    let Some(id) = tx
+        .query_row(
+            "SELECT id FROM accounts WHERE username = ?1",
+            [username],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+    else {
+        return Ok(false);
+    };
+    tx.execute(
+        "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL
+         WHERE id = ?1",
+        [id],
     )?;
-    Ok(())
+    tx.execute("DELETE FROM recovery_codes WHERE account_id = ?1", [id])?;
+    tx.execute("DELETE FROM sessions WHERE account_id = ?1", [id])?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Records `step` as the last accepted one unless an equal or later step already was; true
+/// when it was recorded (the code is fresh). One statement, so concurrent logins with the
+/// same code cannot both succeed.
+pub fn advance_totp_step(c: &Connection, account_id: i64, step: u64) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE accounts SET totp_last_step = ?2
+         WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+        params![account_id, step as i64],
+    )? == 1)
+}
+
+// ---- recovery codes ----
+
+/// Replaces every recovery code of an account with new ones (given as hashes).
+pub fn replace_recovery_codes(
+    c: &Connection,
+    account_id: i64,
+    hashes: &[String],
+    now_us: i64,
+) -> rusqlite::Result<()> {
+    let tx = c.unchecked_transaction()?;
+    tx.execute(
+        "DELETE FROM recovery_codes WHERE account_id = ?1",
+        [account_id],
+    )?;
+    for h in hashes {
+        tx.execute(
+            "INSERT INTO recovery_codes (account_id, code_hash, created_at_us) VALUES (?1, ?2, ?3)",
+            params![account_id, h, now_us],
+        )?;
+    }
+    tx.commit()
+}
+
+/// Spends one recovery code: true when it existed and was still unused. The update is a
+/// single statement, so two logins racing with the same code cannot both win.
+pub fn use_recovery_code(
+    c: &Connection,
+    account_id: i64,
+    hash: &str,
+    now_us: i64,
+) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE recovery_codes SET used_at_us = ?3
+         WHERE account_id = ?1 AND code_hash = ?2 AND used_at_us IS NULL",
+        params![account_id, hash, now_us],
+    )? == 1)
+}
+
+/// An account's recovery codes as (hash, already used).
+pub fn recovery_codes(c: &Connection, account_id: i64) -> rusqlite::Result<Vec<(String, bool)>> {
+    let mut st = c.prepare(
+        "SELECT code_hash, used_at_us IS NOT NULL FROM recovery_codes WHERE account_id = ?1",
+    )?;
+    let rows = st.query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// How many unused recovery codes an account has.
+pub fn recovery_codes_left(c: &Connection, account_id: i64) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT count(*) FROM recovery_codes WHERE account_id = ?1 AND used_at_us IS NULL",
+        [account_id],
+        |r| r.get(0),
+    )
+}
+
+// ---- screenshots ----
+
+/// One stored screenshot (the PNG itself is a file named after `id`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScreenshotRow {
+    pub id: i64,
+    pub station_id: u32,
+    pub station_name: String,
+    pub taken_by: String,
+    pub taken_at_us: i64,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
+pub fn insert_screenshot(c: &Connection, r: &ScreenshotRow) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO screenshots (station_id, station_name, taken_by, taken_at_us, width, height, bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            r.station_id,
+            r.station_name,
+            r.taken_by,
+            r.taken_at_us,
+            r.width,
+            r.height,
+            r.bytes as i64
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+fn screenshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScreenshotRow> {
+    Ok(ScreenshotRow {
+        id: r.get(0)?,
+        station_id: r.get(1)?,
+        station_name: r.get(2)?,
+        taken_by: r.get(3)?,
+        taken_at_us: r.get(4)?,
+        width: r.get(5)?,
+        height: r.get(6)?,
+        bytes: r.get::<_, i64>(7)? as u64,
+    })
+}
+
+const SCREENSHOT_COLUMNS: &str =
+    "id, station_id, station_name, taken_by, taken_at_us, width, height, bytes";
+
+/// Screenshots, newest first.
+pub fn screenshots(c: &Connection) -> rusqlite::Result<Vec<ScreenshotRow>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {SCREENSHOT_COLUMNS} FROM screenshots ORDER BY id DESC"
+    ))?;
+    let rows = st.query_map([], screenshot_row)?;
+    rows.collect()
+}
+
+pub fn screenshot(c: &Connection, id: i64) -> rusqlite::Result<Option<ScreenshotRow>> {
+    c.query_row(
+        &format!("SELECT {SCREENSHOT_COLUMNS} FROM screenshots WHERE id = ?1"),
+        [id],
+        screenshot_row,
+    )
+    .optional()
+}
+
+/// Forgets screenshots taken before `before_us`; returns their ids so the caller deletes
+/// the files.
+pub fn purge_screenshots(c: &Connection, before_us: i64) -> rusqlite::Result<Vec<i64>> {
+    let ids: Vec<i64> = {
+        let mut st = c.prepare("SELECT id FROM screenshots WHERE taken_at_us < ?1")?;
+        let rows = st.query_map([before_us], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    c.execute(
+        "DELETE FROM screenshots WHERE taken_at_us < ?1",
+        [before_us],
+    )?;
+    Ok(ids)
 }
 
 // ---- audit ----
@@ -804,30 +993,42 @@ pub struct AuditRow {
     pub detail: String,
 }
 
-/// Audit lines, newest first, optionally filtered by actor and action, at most `limit`.
-pub fn audit_rows(
-    c: &Connection,
-    actor: Option<&str>,
-    action: Option<&str>,
-    since_us: Option<i64>,
-    limit: u32,
-) -> rusqlite::Result<Vec<AuditRow>> {
+/// Which audit lines to return; every field narrows the selection when set.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// The station (or other target) acted on.
+    pub target: Option<String>,
+    /// Unix-epoch microseconds, inclusive.
+    pub since_us: Option<i64>,
+    /// Unix-epoch microseconds, exclusive.
+    pub until_us: Option<i64>,
+}
+
+/// Audit lines, newest first, filtered, at most `limit`.
+pub fn audit_rows(c: &Connection, f: &AuditFilter, limit: u32) -> rusqlite::Result<Vec<AuditRow>> {
     let mut st = c.prepare(
         "SELECT id, at_us, actor, action, target, result, detail FROM audit
-         WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR at_us >= ?3)
-         ORDER BY id DESC LIMIT ?4",
+         WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2)
+           AND (?3 IS NULL OR target = ?3)
+           AND (?4 IS NULL OR at_us >= ?4) AND (?5 IS NULL OR at_us < ?5)
+         ORDER BY id DESC LIMIT ?6",
     )?;
-    let rows = st.query_map(params![actor, action, since_us, limit], |r| {
-        Ok(AuditRow {
-            id: r.get(0)?,
-            at_us: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            target: r.get(4)?,
-            result: r.get(5)?,
-            detail: r.get(6)?,
-        })
-    })?;
+    let rows = st.query_map(
+        params![f.actor, f.action, f.target, f.since_us, f.until_us, limit],
+        |r| {
+            Ok(AuditRow {
+                id: r.get(0)?,
+                at_us: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                result: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        },
+    )?;
     rows.collect()
 }
 
@@ -939,6 +1140,151 @@ mod tests {
             }
             assert_eq!(purge_audit(c, 250)?, 2);
             assert_eq!(audit_count(c, "login")?, 1);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_recovery_code_is_spent_once_and_regeneration_voids_the_old_ones() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let id = insert_account(c, "prof", Role::Teacher, "hash", 0)?;
+            let other = insert_account(c, "autre", Role::Teacher, "hash", 0)?;
+            replace_recovery_codes(c, id, &["h1".into(), "h2".into()], 10)?;
+            assert_eq!(recovery_codes_left(c, id)?, 2);
+            assert_eq!(recovery_codes(c, other)?, vec![]);
+            assert!(
+                !use_recovery_code(c, other, "h1", 20)?,
+                "another account's code"
+            );
+            assert!(use_recovery_code(c, id, "h1", 20)?);
+            assert!(!use_recovery_code(c, id, "h1", 30)?, "spent");
+            assert_eq!(recovery_codes_left(c, id)?, 1);
+            let mut codes = recovery_codes(c, id)?;
+            codes.sort();
+            assert_eq!(codes, vec![("h1".into(), true), ("h2".into(), false)]);
+            replace_recovery_codes(c, id, &["h3".into()], 40)?;
+            assert!(!use_recovery_code(c, id, "h2", 50)?, "replaced");
+            assert!(use_recovery_code(c, id, "h3", 50)?);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn resetting_two_factor_clears_secret_codes_and_sessions() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let id = insert_account(c, "prof", Role::Teacher, "hash", 0)?;
+            set_totp_pending(c, id, "SECRET")?;
+            activate_totp(c, id, 5)?;
+            replace_recovery_codes(c, id, &["h1".into()], 0)?;
+            insert_session(c, "tok", id, 0, 1_000)?;
+            assert!(reset_two_factor(c, "prof")?);
+            assert_eq!(totp_state(c, id)?, (None, None, None));
+            assert_eq!(recovery_codes_left(c, id)?, 0);
+            assert!(session_account(c, "tok", 10)?.is_none());
+            assert!(!reset_two_factor(c, "nobody")?);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_totp_step_is_accepted_once() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let id = insert_account(c, "prof", Role::Teacher, "hash", 0)?;
+            assert!(advance_totp_step(c, id, 100)?);
+            assert!(!advance_totp_step(c, id, 100)?, "the same step again");
+            assert!(!advance_totp_step(c, id, 99)?, "an older step");
+            assert!(advance_totp_step(c, id, 101)?);
+            assert_eq!(totp_state(c, id)?.2, Some(101));
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn audit_filters_combine_and_the_date_range_is_half_open() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            for (at, actor, action, target) in [
+                (100, "prof", "view-station", "poste-01"),
+                (200, "prof", "view-station", "poste-02"),
+                (300, "admin", "login", "-"),
+                (400, "prof", "view-station", "poste-01"),
+            ] {
+                audit(
+                    c,
+                    at,
+                    &AuditEntry {
+                        actor,
+                        action,
+                        target,
+                        result: "ok",
+                        detail: "",
+                    },
+                )?;
+            }
+            let ats = |f: AuditFilter| -> Vec<i64> {
+                audit_rows(c, &f, 100)
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.at_us)
+                    .collect()
+            };
+            assert_eq!(
+                ats(AuditFilter {
+                    target: Some("poste-01".into()),
+                    ..Default::default()
+                }),
+                vec![400, 100]
+            );
+            assert_eq!(
+                ats(AuditFilter {
+                    actor: Some("prof".into()),
+                    since_us: Some(200),
+                    until_us: Some(400),
+                    ..Default::default()
+                }),
+                vec![200]
+            );
+            assert_eq!(
+                ats(AuditFilter {
+                    action: Some("login".into()),
+                    ..Default::default()
+                }),
+                vec![300]
+            );
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn screenshot_purge_returns_the_ids_of_the_files_to_delete() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let row = |at| ScreenshotRow {
+                id: 0,
+                station_id: 1,
+                station_name: "poste-01".into(),
+                taken_by: "prof".into(),
+                taken_at_us: at,
+                width: 4,
+                height: 2,
+                bytes: 10,
+            };
+            let old = insert_screenshot(c, &row(100))?;
+            let new = insert_screenshot(c, &row(300))?;
+            assert_eq!(purge_screenshots(c, 200)?, vec![old]);
+            assert_eq!(
+                screenshots(c)?.iter().map(|r| r.id).collect::<Vec<_>>(),
+                vec![new]
+            );
+            assert!(screenshot(c, old)?.is_none());
             Ok(())
         })
         .unwrap();

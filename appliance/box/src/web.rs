@@ -13,7 +13,14 @@
 //! POST /api/logout                                             session + Origin check
 //! GET  /api/mosaic             WebSocket: the composed class   session + Origin check
 //! GET  /api/stations/{id}/focus WebSocket: one full stream     session + Origin check
+//! GET  /admin  /account        admin pages (admins; others 403), my account (any role)
+//! GET  /api/account            my two-factor status            session
+//! POST /api/account/recovery-codes  new one-time codes         session + Origin check
+//! POST /api/stations/{id}/screenshot  PNG kept on the box      session, config, schedule
+//! GET  /api/screenshots  /api/screenshots/{id}.png             session (admins: all)
 //! ```
+//!
+//! `SESSION_ROUTES` below is the complete list of routes that need a session.
 //!
 //! Video messages on the WebSockets (big endian): version u8 = 1, flags u8 (bit 0 keyframe),
 //! seq u64, capture_us u64, n u16, n × (tile u16, capture_us u64), then one H.264 access unit
@@ -48,6 +55,10 @@ use crate::pki::BoxCa;
 use crate::room::{FocusError, RoomHandle, RoomView};
 use crate::store::{self, Account, AuditEntry, Redeem, Store};
 
+/// Account self-service, recovery codes, the admin pages and screenshots.
+mod access;
+use access::{new_recovery_codes, reset_two_factor, take_screenshot};
+
 static WEB_UI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web-ui");
 
 pub const SESSION_COOKIE: &str = "lanterne_session";
@@ -74,6 +85,8 @@ pub struct AppState {
     pub account_rules: crate::config::Accounts,
     /// What the room notice and the GDPR record say, or why they cannot be made.
     pub documents: Result<Arc<lanterne_privacy::documents::DocumentConfig>, String>,
+    /// Whether screenshots are allowed, their retention and where they are kept.
+    pub screenshots: Arc<crate::screenshots::Settings>,
 }
 
 /// One error type for every handler: 4xx carry a precise message, 5xx a generic one (the
@@ -131,11 +144,19 @@ pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/accounts"),
     ("POST", "/api/accounts/admin/disabled"),
     ("POST", "/api/accounts/admin/password"),
+    ("POST", "/api/accounts/admin/totp/reset"),
     ("POST", "/api/room/link"),
     ("GET", "/api/audit"),
     ("GET", "/api/audit.csv"),
     ("POST", "/api/account/totp/setup"),
     ("POST", "/api/account/totp/confirm"),
+    ("GET", "/admin"),
+    ("GET", "/account"),
+    ("GET", "/api/account"),
+    ("POST", "/api/account/recovery-codes"),
+    ("POST", "/api/stations/1/screenshot"),
+    ("GET", "/api/screenshots"),
+    ("GET", "/api/screenshots/1.png"),
     ("POST", "/api/room/lock"),
     ("POST", "/api/messages"),
     ("GET", "/api/messages"),
@@ -171,6 +192,8 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/room") }))
         .route("/room", get(|| async { asset("room.html") }))
+        .route("/admin", get(access::admin_page))
+        .route("/account", get(access::account_page))
         // The simulated panel's page; its API refuses anyone but admins of a simulated box.
         .route("/dev", get(|| async { asset("dev.html") }))
         .layer(middleware::from_fn_with_state(
@@ -184,11 +207,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/accounts", get(list_accounts).post(create_account))
         .route("/api/accounts/{name}/disabled", post(disable_account))
         .route("/api/accounts/{name}/password", post(reset_password))
+        .route("/api/accounts/{name}/totp/reset", post(reset_two_factor))
         .route("/api/room/link", post(regenerate_room_link))
         .route("/api/audit", get(audit_json))
         .route("/api/audit.csv", get(audit_csv))
         .route("/api/account/totp/setup", post(totp_setup))
         .route("/api/account/totp/confirm", post(totp_confirm))
+        .route("/api/account", get(access::account_status))
+        .route("/api/account/recovery-codes", post(new_recovery_codes))
+        .route("/api/stations/{id}/screenshot", post(take_screenshot))
+        .route("/api/screenshots", get(access::list_screenshots))
+        .route("/api/screenshots/{file}", get(access::screenshot_png))
         .route("/api/room/lock", post(lock_room))
         .route("/api/messages", post(send_message).get(list_messages))
         .route("/api/stations/wake", post(wake_stations))
@@ -457,6 +486,7 @@ async fn require_page_session(
 /// Routes a user who must still set up two-factor login may use.
 const TOTP_SETUP_ROUTES: &[&str] = &[
     "/api/me",
+    "/api/account",
     "/api/logout",
     "/api/account/totp/setup",
     "/api/account/totp/confirm",
@@ -551,6 +581,32 @@ struct LoginRequest {
     /// The six-digit code of the authenticator app, for accounts with two-factor login.
     #[serde(default)]
     code: Option<String>,
+    /// Instead of `code`: one of the account's one-time recovery codes.
+    #[serde(default)]
+    recovery_code: Option<String>,
+}
+
+/// A refused login: the message for people plus a `reason` code the login page translates
+/// (`bad_credentials`, `totp_required`, `bad_code`, `bad_recovery_code`, `locked_out`).
+fn login_refused(status: StatusCode, reason: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({
+            "error": message,
+            "reason": reason,
+            "totp_required": reason == "totp_required",
+        })),
+    )
+        .into_response()
+}
+
+/// What a successful login answers: who is signed in, and whether they must set up
+/// two-factor login before anything else (the login page then shows the enrolment).
+#[derive(Serialize)]
+struct LoginReply {
+    username: String,
+    role: store::Role,
+    totp_setup_required: bool,
 }
 
 #[derive(Serialize)]
@@ -579,10 +635,19 @@ async fn login(
         .check(&req.username, now);
     if let Err(left) = locked {
         audit(&state, &req.username, "login", "-", "locked-out", "").await;
-        return Err(ApiError::TooManyRequests(format!(
-            "too many failed attempts; try again in {} min",
-            left.as_secs().div_ceil(60)
-        )));
+        let secs = left.as_secs().max(1);
+        let mut res = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(serde_json::json!({
+                "error": format!("too many failed attempts; try again in {} min", secs.div_ceil(60)),
+                "reason": "locked_out",
+                "retry_after_s": secs,
+            })),
+        )
+            .into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(res);
     }
     let name = req.username.clone();
     let account = state
@@ -623,7 +688,11 @@ async fn login(
             "bad credentials",
         )
         .await;
-        return Err(ApiError::Unauthorized("wrong username or password".into()));
+        return Ok(login_refused(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong username or password",
+        ));
     };
     // Second factor, for accounts that set one up.
     let account_id = account.id;
@@ -631,47 +700,22 @@ async fn login(
         .store
         .run(move |c| store::totp_state(c, account_id))
         .await?;
+    let has_totp = secret.is_some();
+    let mut second_factor = "";
     if let Some(secret) = secret {
-        let Some(code) = req.code.as_deref().filter(|c| !c.is_empty()) else {
-            // Password right, code missing: ask for it (the password is not counted as a failure).
-            return Ok((
-                StatusCode::UNAUTHORIZED,
-                Json(serde_json::json!({
-                    "error": "enter the code from your authenticator app",
-                    "totp_required": true
-                })),
-            )
-                .into_response());
-        };
-        let secret = lanterne_privacy::totp::TotpSecret::from_base32(&secret)
-            .map_err(|e| ApiError::Internal(format!("stored TOTP secret unreadable: {e}")))?;
-        let verifier = lanterne_privacy::totp::TotpVerifier::default();
-        let now_s = lanterne_wire::now_us() / 1_000_000;
-        match verifier.verify(&secret, code, now_s, last_step) {
-            Ok(step) => {
-                state
-                    .store
-                    .run(move |c| store::set_totp_last_step(c, account_id, step))
-                    .await?;
-            }
-            Err(_) => {
-                state
-                    .throttle
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .failed(&req.username, now);
-                audit(
-                    &state,
-                    &req.username,
-                    "login",
-                    "-",
-                    "refused",
-                    "bad second factor",
-                )
-                .await;
-                return Err(ApiError::Unauthorized(
-                    "wrong or already used authenticator code".into(),
-                ));
+        match access::second_factor(&state, &account, &secret, last_step, &req).await? {
+            Ok(how) => second_factor = how,
+            Err((reason, message)) => {
+                // A missing code is a question, not a failure: the password was right.
+                if reason != "totp_required" {
+                    state
+                        .throttle
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .failed(&req.username, now);
+                    audit(&state, &req.username, "login", "-", "refused", reason).await;
+                }
+                return Ok(login_refused(StatusCode::UNAUTHORIZED, reason, message));
             }
         }
     }
@@ -690,16 +734,18 @@ async fn login(
         .store
         .run(move |c| store::insert_session(c, &tok, id, now_us, SESSION_TTL.as_micros() as i64))
         .await?;
-    audit(&state, &account.username, "login", "-", "ok", "").await;
+    audit(&state, &account.username, "login", "-", "ok", second_factor).await;
+    let totp_setup_required = !has_totp && access::totp_required(&state, account.role);
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_TTL.as_secs()
     );
     Ok((
         [(header::SET_COOKIE, cookie)],
-        Json(Me {
+        Json(LoginReply {
             username: account.username,
             role: account.role,
+            totp_setup_required,
         }),
     )
         .into_response())
@@ -1386,6 +1432,7 @@ struct AccountView {
     username: String,
     role: store::Role,
     disabled: bool,
+    totp_enabled: bool,
 }
 
 async fn list_accounts(
@@ -1393,13 +1440,22 @@ async fn list_accounts(
     Extension(acc): Extension<Account>,
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
     admin_only(&acc, "managing accounts")?;
-    let rows = state.store.run(store::accounts).await?;
+    let rows = state
+        .store
+        .run(|c| {
+            store::accounts(c)?
+                .into_iter()
+                .map(|a| Ok((store::totp_state(c, a.id)?.0.is_some(), a)))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
     Ok(Json(
         rows.into_iter()
-            .map(|a| AccountView {
+            .map(|(totp_enabled, a)| AccountView {
                 username: a.username,
                 role: a.role,
                 disabled: a.disabled,
+                totp_enabled,
             })
             .collect(),
     ))
@@ -1555,8 +1611,12 @@ async fn reset_password(
 struct AuditQuery {
     actor: Option<String>,
     action: Option<String>,
-    /// Unix-epoch microseconds.
+    /// The station (or other target) acted on.
+    target: Option<String>,
+    /// Unix-epoch microseconds, inclusive.
     since_us: Option<i64>,
+    /// Unix-epoch microseconds, exclusive.
+    until_us: Option<i64>,
     limit: Option<u32>,
 }
 
@@ -1567,18 +1627,10 @@ async fn audit_rows(
     format: &str,
 ) -> Result<Vec<store::AuditRow>, ApiError> {
     admin_only(acc, "the audit log")?;
-    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    let (filter, limit) = access::audit_filter(q)?;
     let rows = state
         .store
-        .run(move |c| {
-            store::audit_rows(
-                c,
-                q.actor.as_deref(),
-                q.action.as_deref(),
-                q.since_us,
-                limit,
-            )
-        })
+        .run(move |c| store::audit_rows(c, &filter, limit))
         .await?;
     audit(state, &acc.username, "export-audit", "audit", "ok", format).await;
     Ok(rows)
@@ -1673,11 +1725,12 @@ struct TotpConfirm {
 }
 
 /// Confirms two-factor setup with a code from the app; from then on login asks for a code.
+/// Answers the account's new recovery codes, shown this once.
 async fn totp_confirm(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
     body: Result<Json<TotpConfirm>, axum::extract::rejection::JsonRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<access::RecoveryCodes>, ApiError> {
     use lanterne_privacy::totp::{TotpSecret, TotpVerifier};
     let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let id = acc.id;
@@ -1708,7 +1761,7 @@ async fn totp_confirm(
         "",
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(access::issue_recovery_codes(&state, &acc).await?))
 }
 
 // ---- enrolment ----

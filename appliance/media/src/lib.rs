@@ -45,6 +45,7 @@ pub mod hdmi_capture;
 mod mosaic;
 mod probe;
 pub mod replay;
+pub mod still;
 
 #[cfg(test)]
 mod testutil;
