@@ -133,6 +133,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 .schedule
                 .as_ref()
                 .map(|s| serde_json::to_string(s).expect("schedule config serialises")),
+            clock: Arc::new(lanterne_privacy::policy::SystemClock::new()),
         },
         stations,
         mosaic.clone(),

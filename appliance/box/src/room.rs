@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use lanterne_media::{EncodedFrame, Mosaic, TileInfo};
 use lanterne_panel::{LedState, PanelHandle, StatusLed};
-use lanterne_privacy::policy::{Clock, SystemClock};
+use lanterne_privacy::policy::Clock;
 use lanterne_privacy::schedule::Schedule;
 use lanterne_wire::{Control, Shown, Stream, StreamSettings};
 use serde::Serialize;
@@ -517,7 +517,7 @@ struct Room {
     name: String,
     schedule: Option<Schedule>,
     schedule_json: Option<String>,
-    clock: SystemClock,
+    clock: Arc<dyn Clock + Send + Sync>,
     monitoring: bool,
     store: Store,
     panel: PanelHandle,
@@ -547,6 +547,9 @@ pub struct RoomSettings {
     pub schedule: Option<Schedule>,
     /// The same schedule as configured, sent to every station (JSON).
     pub schedule_json: Option<String>,
+    /// The box's local time, which the schedule is written in (`SystemClock` in the
+    /// daemon; tests move a manual clock across window edges).
+    pub clock: Arc<dyn Clock + Send + Sync>,
 }
 
 pub fn spawn(
@@ -562,6 +565,7 @@ pub fn spawn(
         lock,
         schedule,
         schedule_json,
+        clock,
     } = settings;
     let (tx, rx) = mpsc::channel(256);
     let (view_tx, view_rx) = watch::channel(RoomView::default());
@@ -574,7 +578,6 @@ pub fn spawn(
             .as_deref()
             .unwrap_or(""),
     );
-    let clock = SystemClock::new();
     let monitoring = schedule
         .as_ref()
         .is_none_or(|s| s.is_monitoring_at(clock.now()));
@@ -1359,6 +1362,15 @@ mod tests {
     }
 
     async fn room_with(n: u32) -> (RoomHandle, Arc<Mosaic>, lanterne_panel::SimulatedPanel) {
+        let clock = Arc::new(lanterne_privacy::policy::SystemClock::new());
+        room_on_schedule(n, None, clock).await
+    }
+
+    async fn room_on_schedule(
+        n: u32,
+        schedule: Option<Schedule>,
+        clock: Arc<dyn Clock + Send + Sync>,
+    ) -> (RoomHandle, Arc<Mosaic>, lanterne_panel::SimulatedPanel) {
         let probe = lanterne_media::init().unwrap();
         let (mosaic, _rx) = Mosaic::start(
             lanterne_media::MosaicConfig {
@@ -1388,8 +1400,9 @@ mod tests {
                 lock: LockSettings {
                     message: "Regardez le tableau".into(),
                 },
-                schedule: None,
+                schedule,
                 schedule_json: None,
+                clock,
             },
             (1..=n).map(row).collect(),
             mosaic.clone(),
@@ -1456,5 +1469,85 @@ mod tests {
         assert!(leds(&sim, StatusLed::Watching).await);
         room.offline(1, reg.conn).await;
         assert!(leds(&sim, StatusLed::Off).await);
+    }
+
+    /// The next thumbnail order (Some: start, None: stop), skipping other control messages.
+    async fn thumb_switch(rx: &mut mpsc::Receiver<Control>) -> Option<StreamSettings> {
+        let wait = std::time::Duration::from_secs(10);
+        loop {
+            let msg = tokio::time::timeout(wait, rx.recv())
+                .await
+                .expect("a thumbnail order within the schedule check period")
+                .expect("control open");
+            if let Control::SetStream {
+                stream: Stream::Thumb,
+                settings,
+            } = msg
+            {
+                return settings;
+            }
+        }
+    }
+
+    /// Monitoring hours (P3) with a controllable clock: the room follows the schedule as the
+    /// clock crosses the edges of a window, on every path at once (station video, status
+    /// LED, focus view, what the tablet is told).
+    #[tokio::test]
+    async fn monitoring_follows_the_schedule_as_a_manual_clock_crosses_window_edges() {
+        use time::macros::datetime;
+        let config: lanterne_privacy::schedule::ScheduleConfig = toml::from_str(
+            r#"
+            access = [{ days = ["mon"], start = "08:00", end = "18:00" }]
+            monitoring = [
+                { days = ["mon"], start = "09:15", end = "11:45" },
+                { days = ["mon"], start = "13:15", end = "16:45" },
+            ]
+            "#,
+        )
+        .unwrap();
+        let schedule = config.validate().unwrap();
+        // Monday 23 November 2026, 10:00: inside the morning window.
+        let clock = Arc::new(lanterne_privacy::policy::ManualClock::new(datetime!(
+            2026-11-23 10:00
+        )));
+        let (room, _mosaic, sim) = room_on_schedule(2, Some(schedule), clock.clone()).await;
+        let (tx, mut rx) = mpsc::channel(64);
+        room.online(row(1), tx).await.unwrap();
+        assert!(thumb_switch(&mut rx).await.is_some(), "thumbnails asked");
+        assert!(leds(&sim, StatusLed::Watching).await);
+        let focus = room
+            .open_focus(1)
+            .await
+            .expect("focus allowed inside a window");
+        drop(focus);
+        assert!(room.view().borrow().monitoring);
+
+        // 12:00, lunch: a monitoring-free slot.
+        clock.set(datetime!(2026-11-23 12:00));
+        assert_eq!(thumb_switch(&mut rx).await, None, "thumbnails stopped");
+        assert!(leds(&sim, StatusLed::Off).await);
+        let refused = room.open_focus(1).await.err().expect("focus refused");
+        assert_eq!(
+            refused,
+            FocusError::OutsideMonitoring {
+                next: Some("2026-11-23 13:15".into())
+            }
+        );
+        assert!(
+            refused.to_string().contains("2026-11-23 13:15"),
+            "{refused}"
+        );
+        let view = room.view().borrow().clone();
+        assert!(!view.monitoring && !view.watched);
+        assert_eq!(view.next_monitoring.as_deref(), Some("2026-11-23 13:15"));
+
+        // 13:20: the afternoon window is open again.
+        clock.set(datetime!(2026-11-23 13:20));
+        assert!(
+            thumb_switch(&mut rx).await.is_some(),
+            "thumbnails asked again"
+        );
+        assert!(leds(&sim, StatusLed::Watching).await);
+        assert!(room.open_focus(1).await.is_ok());
     }
 }
