@@ -9,6 +9,8 @@
 //!   canvas in Rust and encodes that canvas once, so the teacher's tablet decodes one stream
 //!   whatever the class size. A full stream is never decoded here: the box forwards its access
 //!   units untouched.
+//! * Station side — [`DemoPlayer`] decodes a demo the box relays, shows it in a window when
+//!   the station has a display, and samples the picture's centre colour for health reports.
 //! * [`replay`] — a small, versioned file of pre-encoded access units, played back at the
 //!   recorded pace, so a benchmark can simulate 30+ stations without running 30 encoders.
 //! * [`codec_string`] — the WebCodecs `avc1.PPCCLL` string for the browser's `VideoDecoder`.
@@ -37,6 +39,7 @@ mod bus;
 mod encoder;
 mod h264;
 mod mosaic;
+mod player;
 mod probe;
 pub mod replay;
 
@@ -51,6 +54,7 @@ pub use h264::codec_string;
 pub use mosaic::{
     Mosaic, MosaicConfig, MosaicFrame, MosaicLayout, MosaicStats, TileInfo, TileRect, TileStats,
 };
+pub use player::{DemoPlayer, PlayerConfig, PlayerOutput, PlayerStats};
 pub use probe::{init, CodecProbe, DecoderKind, EncoderKind};
 
 /// One H.264 access unit, Annex B byte stream, with SPS/PPS in front of every IDR.
