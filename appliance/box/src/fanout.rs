@@ -37,8 +37,13 @@ use crate::room::FullFrame;
 /// Frames a receiver may have waiting: half a second at 30 fps. More would be latency the
 /// student sees; less would drop on every scheduling hiccup.
 pub const DEMO_QUEUE: usize = 16;
-/// Least time between two keyframe requests to the source.
-pub const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(300);
+/// Least time between two keyframe requests made because receivers fell behind. A receiver
+/// that stays stalled asks again at every keyframe it misses; this gap caps what it can cost
+/// the others (one IDR a second instead of an all-IDR stream).
+pub const KEYFRAME_REQUEST_GAP: Duration = Duration::from_secs(1);
+/// A request not answered by a keyframe within this time is considered lost: a joiner may
+/// ask again.
+pub const KEYFRAME_ANSWER_WITHIN: Duration = Duration::from_millis(300);
 /// How often the drop counters are summed up in one log line (when anything dropped).
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How often [`Relay::stats`] is refreshed.
@@ -159,22 +164,43 @@ pub struct RelayStats {
     pub receivers: BTreeMap<u32, ReceiverStats>,
 }
 
-/// Allows one keyframe request per [`KEYFRAME_REQUEST_GAP`].
+/// Why a keyframe is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyframeNeed {
+    /// A receiver joined: it shows nothing until the keyframe, so it is served at once
+    /// unless a request is already on its way.
+    Join,
+    /// A receiver fell behind: at most one such request per [`KEYFRAME_REQUEST_GAP`].
+    Behind,
+}
+
+/// Decides which keyframe requests reach the source.
 #[derive(Debug, Default)]
 pub struct KeyframeLimiter {
-    last: Option<Instant>,
+    last_request: Option<Instant>,
+    /// Asked, and no keyframe has come through since.
+    outstanding: bool,
 }
 
 impl KeyframeLimiter {
     /// True when a request may go out now (and records it).
-    pub fn allow(&mut self, now: Instant) -> bool {
-        let due = self
-            .last
-            .is_none_or(|t| now.duration_since(t) >= KEYFRAME_REQUEST_GAP);
+    pub fn allow(&mut self, now: Instant, need: KeyframeNeed) -> bool {
+        let since = self.last_request.map(|t| now.duration_since(t));
+        let pending = self.outstanding && since.is_some_and(|d| d < KEYFRAME_ANSWER_WITHIN);
+        let due = match need {
+            KeyframeNeed::Join => !pending,
+            KeyframeNeed::Behind => !pending && since.is_none_or(|d| d >= KEYFRAME_REQUEST_GAP),
+        };
         if due {
-            self.last = Some(now);
+            self.last_request = Some(now);
+            self.outstanding = true;
         }
         due
+    }
+
+    /// A keyframe came from the source: whatever was asked has been answered.
+    pub fn keyframe_seen(&mut self) {
+        self.outstanding = false;
     }
 }
 
@@ -264,8 +290,8 @@ async fn relay_loop(
     let mut stats = RelayStats::default();
     let mut tick = tokio::time::interval(STATS_EVERY);
     let mut last_warning = Instant::now();
-    let request = |limiter: &mut KeyframeLimiter, stats: &mut RelayStats| {
-        if limiter.allow(Instant::now()) {
+    let request = |limiter: &mut KeyframeLimiter, stats: &mut RelayStats, need| {
+        if limiter.allow(Instant::now(), need) {
             stats.keyframe_requests += 1;
             (feed.request_keyframe)();
         }
@@ -279,7 +305,7 @@ async fn relay_loop(
                 Some(RelayCmd::Add { station_id, name, tx }) => {
                     debug!(station = %name, "demo receiver joins");
                     receivers.insert(station_id, Receiver { name, queue: ReceiverQueue::new(tx) });
-                    request(&mut limiter, &mut stats);
+                    request(&mut limiter, &mut stats, KeyframeNeed::Join);
                 }
                 Some(RelayCmd::Remove { station_id }) => {
                     receivers.remove(&station_id);
@@ -288,6 +314,9 @@ async fn relay_loop(
             f = feed.frames.recv() => match f {
                 Ok(frame) => {
                     stats.frames_in += 1;
+                    if frame.keyframe {
+                        limiter.keyframe_seen();
+                    }
                     let mut need_key = false;
                     let mut closed = Vec::new();
                     for (id, r) in receivers.iter_mut() {
@@ -301,7 +330,7 @@ async fn relay_loop(
                         receivers.remove(&id);
                     }
                     if need_key {
-                        request(&mut limiter, &mut stats);
+                        request(&mut limiter, &mut stats, KeyframeNeed::Behind);
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
@@ -311,7 +340,7 @@ async fn relay_loop(
                     for r in receivers.values_mut() {
                         r.queue.resync();
                     }
-                    request(&mut limiter, &mut stats);
+                    request(&mut limiter, &mut stats, KeyframeNeed::Join);
                 }
                 Err(RecvError::Closed) => {
                     debug!("demo source ended");
@@ -447,12 +476,32 @@ mod tests {
     }
 
     #[test]
-    fn keyframe_requests_are_rate_limited() {
+    fn requests_for_receivers_behind_are_rate_limited() {
         let mut l = KeyframeLimiter::default();
         let t0 = Instant::now();
-        assert!(l.allow(t0));
-        assert!(!l.allow(t0 + Duration::from_millis(10)));
-        assert!(l.allow(t0 + KEYFRAME_REQUEST_GAP));
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert!(l.allow(t0, KeyframeNeed::Behind));
+        assert!(!l.allow(ms(10), KeyframeNeed::Behind));
+        l.keyframe_seen();
+        // Answered, but a stalled receiver asking at every keyframe still waits its turn.
+        assert!(!l.allow(ms(100), KeyframeNeed::Behind));
+        assert!(l.allow(t0 + KEYFRAME_REQUEST_GAP, KeyframeNeed::Behind));
+    }
+
+    /// Regression: a station rejoining just after another receiver's request had been
+    /// answered waited for the encoder's periodic IDR (2 s) instead of getting its own.
+    #[test]
+    fn a_joiner_is_served_unless_a_keyframe_is_already_on_its_way() {
+        let mut l = KeyframeLimiter::default();
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert!(l.allow(t0, KeyframeNeed::Behind));
+        // Still on its way: the joiner will get that one.
+        assert!(!l.allow(ms(50), KeyframeNeed::Join));
+        l.keyframe_seen();
+        assert!(l.allow(ms(100), KeyframeNeed::Join));
+        // Never answered (lost): a later joiner asks again.
+        assert!(l.allow(ms(100) + KEYFRAME_ANSWER_WITHIN, KeyframeNeed::Join));
     }
 
     async fn recv(rx: &mut mpsc::Receiver<FullFrame>) -> FullFrame {

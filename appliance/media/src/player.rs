@@ -193,7 +193,8 @@ fn cropper(x: u32, y: u32, w: u32, h: u32) -> Result<gst::Element, MediaError> {
                 return gst::PadProbeReturn::Ok;
             };
             let s = c.caps().structure(0);
-            let size = s.and_then(|s| Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?)));
+            let size =
+                s.and_then(|s| Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?)));
             if let (Some((fw, fh)), Some(crop)) = (size, weak.upgrade()) {
                 // A region reaching past the picture is clipped to it.
                 let right = (fw - x as i32 - w as i32).max(0);
@@ -371,7 +372,11 @@ mod tests {
                 let i = y * stride + x * 3;
                 // Red background, a white 3×3 "ball" in the middle.
                 let ball = x.abs_diff(w / 2) <= 1 && y.abs_diff(h / 2) <= 1;
-                pic[i..i + 3].copy_from_slice(if ball { &[255, 255, 255] } else { &[200, 40, 40] });
+                pic[i..i + 3].copy_from_slice(if ball {
+                    &[255, 255, 255]
+                } else {
+                    &[200, 40, 40]
+                });
             }
         }
         assert_eq!(centre_colour(&pic), Some([200, 40, 40]));

@@ -23,8 +23,8 @@ use lanterne_media::{
     CodecProbe, DemoPlayer, EncodedFrame, PlayerConfig, PlayerOutput, StreamKind,
 };
 use lanterne_wire::{
-    Capabilities, Control, DemoHealth, DemoMode, DemoStart, Frame, FrameCodec, MediaHeader,
-    Stream, StreamSettings, WireError, PROTOCOL_VERSION,
+    Capabilities, Control, DemoHealth, DemoMode, DemoStart, Frame, FrameCodec, MediaHeader, Stream,
+    StreamSettings, WireError, PROTOCOL_VERSION,
 };
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -483,8 +483,7 @@ impl Link {
             return;
         }
         let output = self.screen.demo_output();
-        if order.mode == DemoMode::FullScreen && matches!(output, PlayerOutput::X11Window { .. })
-        {
+        if order.mode == DemoMode::FullScreen && matches!(output, PlayerOutput::X11Window { .. }) {
             // Said to the box so the teacher knows the student's input is not blocked.
             let _ = ctl_tx.try_send(Control::StationError {
                 message: "full-screen demo with blocked input is not available on this \

@@ -89,14 +89,22 @@ impl Class {
     }
 
     /// Polls `/api/room` (the box refreshes the demo part every second) until `cond` holds.
-    async fn room_until(&self, what: &str, timeout: Duration, cond: impl Fn(&Value) -> bool) -> Value {
+    async fn room_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let room = self.room().await;
             if cond(&room) {
                 return room;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {room:#}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {room:#}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -145,17 +153,28 @@ async fn status_until(
         .and_then(|r| r.ok().map(|s| s.clone()));
     match found {
         Some(s) => s,
-        None => panic!("{}: timed out waiting for {what}: {:?}", st.name, *st.status.borrow()),
+        None => panic!(
+            "{}: timed out waiting for {what}: {:?}",
+            st.name,
+            *st.status.borrow()
+        ),
     }
 }
 
 /// The station decodes the demo and its picture centre has the source's colour.
 async fn decodes_colour(st: &RunningStation, rgb: [u8; 3]) -> LinkStatus {
-    status_until(st, "the demo decoded in the source colour", Duration::from_secs(30), |s| {
-        s.demo.is_some_and(|h| {
-            h.playing && h.frames_decoded >= 10 && h.centre_rgb.is_some_and(|c| close_to(c, rgb, 40))
-        })
-    })
+    status_until(
+        st,
+        "the demo decoded in the source colour",
+        Duration::from_secs(30),
+        |s| {
+            s.demo.is_some_and(|h| {
+                h.playing
+                    && h.frames_decoded >= 10
+                    && h.centre_rgb.is_some_and(|c| close_to(c, rgb, 40))
+            })
+        },
+    )
     .await
 }
 
@@ -167,33 +186,63 @@ async fn a_demo_reaches_every_other_station_and_stop_ends_it_everywhere() {
     for n in names {
         ids.push(c.enrol(n).await);
     }
-    let stations: Vec<RunningStation> =
-        names.iter().enumerate().map(|(i, n)| c.run(n, PALETTE[i])).collect();
+    let stations: Vec<RunningStation> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| c.run(n, PALETTE[i]))
+        .collect();
     for st in &stations {
         status_until(st, "connected", Duration::from_secs(30), |s| s.connected).await;
     }
 
     // Bad requests are refused with a message naming the problem; nothing starts.
     let (code, body) = c.post("/api/demo/stop", json!({})).await;
-    assert_eq!((code, body["error"].as_str()), (409, Some("no demo is running")));
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("no demo is running"))
+    );
     let bad = [
-        (json!({"source": 999, "targets": null, "mode": "windowed"}), "'source'"),
-        (json!({"source": ids[0], "targets": [ids[0], ids[1]], "mode": "windowed"}), "cannot also be a target"),
-        (json!({"source": ids[0], "targets": [], "mode": "windowed"}), "empty"),
-        (json!({"source": ids[0], "targets": [999], "mode": "windowed"}), "'targets'"),
-        (json!({"source": ids[0], "targets": null, "mode": "sideways"}), "mode"),
-        (json!({"source": ids[0], "targets": null, "mode": "windowed",
-                "region": {"x": 0, "y": 0, "width": 8, "height": 8}}), "'region'"),
+        (
+            json!({"source": 999, "targets": null, "mode": "windowed"}),
+            "'source'",
+        ),
+        (
+            json!({"source": ids[0], "targets": [ids[0], ids[1]], "mode": "windowed"}),
+            "cannot also be a target",
+        ),
+        (
+            json!({"source": ids[0], "targets": [], "mode": "windowed"}),
+            "empty",
+        ),
+        (
+            json!({"source": ids[0], "targets": [999], "mode": "windowed"}),
+            "'targets'",
+        ),
+        (
+            json!({"source": ids[0], "targets": null, "mode": "sideways"}),
+            "mode",
+        ),
+        (
+            json!({"source": ids[0], "targets": null, "mode": "windowed",
+                "region": {"x": 0, "y": 0, "width": 8, "height": 8}}),
+            "'region'",
+        ),
     ];
     for (req, needle) in bad {
         let (code, body) = c.post("/api/demo", req.clone()).await;
         assert_eq!(code, 400, "{req} → {body}");
-        assert!(body["error"].as_str().unwrap().contains(needle), "{req} → {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{req} → {body}"
+        );
     }
 
     for mode in ["fullscreen", "windowed"] {
         let (code, view) = c
-            .post("/api/demo", json!({"source": ids[0], "targets": null, "mode": mode}))
+            .post(
+                "/api/demo",
+                json!({"source": ids[0], "targets": null, "mode": mode}),
+            )
             .await;
         assert_eq!(code, 200, "{view}");
         assert_eq!(view["source_name"], "poste-01");
@@ -218,7 +267,8 @@ async fn a_demo_reaches_every_other_station_and_stop_ends_it_everywhere() {
         let room = c
             .room_until("health of both receivers", Duration::from_secs(10), |r| {
                 r["demo"]["receivers"].as_array().is_some_and(|rs| {
-                    rs.iter().all(|x| x["health"]["frames_decoded"].as_u64() > Some(0))
+                    rs.iter()
+                        .all(|x| x["health"]["frames_decoded"].as_u64() > Some(0))
                 })
             })
             .await;
@@ -233,7 +283,10 @@ async fn a_demo_reaches_every_other_station_and_stop_ends_it_everywhere() {
                 s.demo.is_some_and(|h| !h.playing)
             })
             .await;
-            assert_eq!(s.demo_end_reason.as_deref(), Some("La démonstration est terminée."));
+            assert_eq!(
+                s.demo_end_reason.as_deref(),
+                Some("La démonstration est terminée.")
+            );
         }
         let room = c.room().await;
         assert!(room["demo"].is_null(), "{room:#}");
@@ -248,7 +301,10 @@ async fn a_demo_reaches_every_other_station_and_stop_ends_it_everywhere() {
     let text = String::from_utf8_lossy(&audit.body);
     assert_eq!(text.matches("demo-start").count(), 2, "{text}");
     assert_eq!(text.matches("demo-stop").count(), 2, "{text}");
-    assert!(text.contains("mode fullscreen") && text.contains("mode windowed"), "{text}");
+    assert!(
+        text.contains("mode fullscreen") && text.contains("mode windowed"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -260,9 +316,15 @@ async fn the_source_leaving_ends_the_demo_everywhere_with_a_message() {
     }
     let source = c.run("poste-01", PALETTE[0]);
     let receivers = [c.run("poste-02", PALETTE[1]), c.run("poste-03", PALETTE[2])];
-    status_until(&source, "connected", Duration::from_secs(30), |s| s.connected).await;
+    status_until(&source, "connected", Duration::from_secs(30), |s| {
+        s.connected
+    })
+    .await;
     let (code, view) = c
-        .post("/api/demo", json!({"source": ids[0], "targets": null, "mode": "windowed"}))
+        .post(
+            "/api/demo",
+            json!({"source": ids[0], "targets": null, "mode": "windowed"}),
+        )
         .await;
     assert_eq!(code, 200, "{view}");
     for st in &receivers {
@@ -279,7 +341,9 @@ async fn the_source_leaving_ends_the_demo_everywhere_with_a_message() {
         assert!(reason.contains("n'est plus disponible"), "{reason}");
     }
     let room = c
-        .room_until("the demo gone", Duration::from_secs(10), |r| r["demo"].is_null())
+        .room_until("the demo gone", Duration::from_secs(10), |r| {
+            r["demo"].is_null()
+        })
         .await;
     assert_eq!(room["last_demo_end"]["reason"], "source-gone");
     assert_eq!(room["last_demo_end"]["source_name"], "poste-01");
@@ -316,10 +380,16 @@ async fn a_receiver_that_leaves_and_returns_resumes_at_a_keyframe_within_a_secon
     let source_id = c.enrol("poste-01").await;
     let receiver_id = c.enrol("poste-02").await;
     let source = c.run("poste-01", PALETTE[0]);
-    status_until(&source, "connected", Duration::from_secs(30), |s| s.connected).await;
+    status_until(&source, "connected", Duration::from_secs(30), |s| {
+        s.connected
+    })
+    .await;
     let mut raw = c.raw("poste-02").await;
     let (code, view) = c
-        .post("/api/demo", json!({"source": source_id, "targets": [receiver_id], "mode": "fullscreen"}))
+        .post(
+            "/api/demo",
+            json!({"source": source_id, "targets": [receiver_id], "mode": "fullscreen"}),
+        )
         .await;
     assert_eq!(code, 200, "{view}");
     let (keyframe, _) = first_demo_frame(&mut raw).await;
@@ -335,10 +405,16 @@ async fn a_receiver_that_leaves_and_returns_resumes_at_a_keyframe_within_a_secon
         raw = c.raw("poste-02").await;
         let (keyframe, after) = first_demo_frame(&mut raw).await;
         assert!(keyframe, "round {round}: resumed on a delta frame");
-        assert!(after < Duration::from_secs(1), "round {round}: first frame after {after:?}");
+        assert!(
+            after < Duration::from_secs(1),
+            "round {round}: first frame after {after:?}"
+        );
     }
     let room = c.room().await;
-    assert_eq!(room["demo"]["source_name"], "poste-01", "the demo went on: {room:#}");
+    assert_eq!(
+        room["demo"]["source_name"], "poste-01",
+        "the demo went on: {room:#}"
+    );
 }
 
 #[tokio::test]
@@ -352,10 +428,26 @@ async fn a_receiver_that_stops_reading_does_not_change_the_others_delivery() {
     for st in [&source, &healthy] {
         status_until(st, "connected", Duration::from_secs(30), |s| s.connected).await;
     }
-    // Connected, then never reads again: its socket fills, then its queue in the box.
-    let _stalled = c.raw("poste-03").await;
+    // Connected, then never reads again: its socket fills, then its queue in the box. It
+    // keeps sending heartbeats, as a live but overloaded station would, so the box has no
+    // reason to drop it.
+    let (mut sink, _unread) = c.raw("poste-03").await.split();
+    let _beats = tokio::spawn(async move {
+        loop {
+            let beat = Control::Heartbeat {
+                sent_us: lanterne_wire::now_us(),
+            };
+            if sink.send(Frame::Control(beat)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+    });
     let (code, view) = c
-        .post("/api/demo", json!({"source": source_id, "targets": null, "mode": "windowed"}))
+        .post(
+            "/api/demo",
+            json!({"source": source_id, "targets": null, "mode": "windowed"}),
+        )
         .await;
     assert_eq!(code, 200, "{view}");
     decodes_colour(&healthy, PALETTE[0]).await;
@@ -370,20 +462,36 @@ async fn a_receiver_that_stops_reading_does_not_change_the_others_delivery() {
             .unwrap()
     };
     let room = c
-        .room_until("the stalled receiver dropping", Duration::from_secs(90), |r| {
-            !r["demo"].is_null() && receiver(r, stalled_id)["relay"]["dropped"].as_u64() > Some(0)
-        })
+        // Loopback TCP buffers hold a minute or more of this mostly flat test picture before
+        // the box's queue for the stalled station fills: hence the long wait.
+        .room_until(
+            "the stalled receiver dropping",
+            Duration::from_secs(240),
+            |r| {
+                !r["demo"].is_null()
+                    && receiver(r, stalled_id)["relay"]["dropped"].as_u64() > Some(0)
+            },
+        )
         .await;
     let stalled = receiver(&room, stalled_id);
     assert_eq!(stalled["relay"]["waiting_for_key"], true, "{stalled}");
 
     // Meanwhile the healthy receiver lost nothing: the relay never skipped a frame for it,
     // and its player never saw a gap. It keeps receiving after the other one stalled.
-    let before = receiver(&room, healthy_id)["relay"]["delivered"].as_u64().unwrap();
+    let before = receiver(&room, healthy_id)["relay"]["delivered"]
+        .as_u64()
+        .unwrap();
     let room = c
-        .room_until("more frames for the healthy receiver", Duration::from_secs(10), |r| {
-            receiver(r, healthy_id)["relay"]["delivered"].as_u64().unwrap() > before + 15
-        })
+        .room_until(
+            "more frames for the healthy receiver",
+            Duration::from_secs(10),
+            |r| {
+                receiver(r, healthy_id)["relay"]["delivered"]
+                    .as_u64()
+                    .unwrap()
+                    > before + 15
+            },
+        )
         .await;
     let h = receiver(&room, healthy_id);
     assert_eq!(h["relay"]["dropped"], 0, "{h}");
@@ -397,8 +505,15 @@ async fn a_receiver_that_stops_reading_does_not_change_the_others_delivery() {
 #[tokio::test]
 async fn a_demo_is_refused_outside_monitoring_hours() {
     // Monitoring only on a day that is not today.
-    let out = std::process::Command::new("date").arg("+%u").output().unwrap();
-    let today: usize = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+    let out = std::process::Command::new("date")
+        .arg("+%u")
+        .output()
+        .unwrap();
+    let today: usize = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let other = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][today % 7];
     let config = format!(
         "{CONFIG}[schedule]\n\
@@ -409,7 +524,10 @@ async fn a_demo_is_refused_outside_monitoring_hours() {
     let source = c.enrol("poste-01").await;
     c.enrol("poste-02").await;
     let (code, body) = c
-        .post("/api/demo", json!({"source": source, "targets": null, "mode": "windowed"}))
+        .post(
+            "/api/demo",
+            json!({"source": source, "targets": null, "mode": "windowed"}),
+        )
         .await;
     assert_eq!(code, 403, "{body}");
     let msg = body["error"].as_str().unwrap();
@@ -421,5 +539,8 @@ async fn a_demo_is_refused_outside_monitoring_hours() {
         .await
         .unwrap();
     let text = String::from_utf8_lossy(&audit.body);
-    assert!(text.contains("demo-start") && text.contains("refused"), "{text}");
+    assert!(
+        text.contains("demo-start") && text.contains("refused"),
+        "{text}"
+    );
 }
