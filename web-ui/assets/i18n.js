@@ -47,6 +47,28 @@ const STRINGS = {
     'unsupported.title': 'Navigateur trop ancien',
     'unsupported.body': 'Ce navigateur ne sait pas afficher la vidéo en direct (WebCodecs). Utilisez Safari sur iPadOS 16.4 ou plus récent, ou une version récente de Chrome.',
     'unsupported.insecure': 'La page doit être ouverte en HTTPS pour afficher la vidéo. Utilisez l’adresse https:// du boîtier.',
+
+    // ---- demo (fan-out), used by demo.js ------------------------------------------------
+    'demo.show': 'Montrer à la classe',
+    'demo.title': 'Montrer l’écran de {name}',
+    'demo.targets': 'À qui ?',
+    'demo.targets.all': 'Tous les autres postes',
+    'demo.targets.some': 'Postes choisis',
+    'demo.mode': 'Comment ?',
+    'demo.mode.fullscreen': 'plein écran (clavier et souris bloqués)',
+    'demo.mode.windowed': 'dans une fenêtre',
+    'demo.start': 'Lancer la démonstration',
+    'demo.cancel': 'Annuler',
+    'demo.stop': 'Arrêter la démonstration',
+    'demo.failed': 'La démonstration n’a pas démarré : {error}',
+    'demo.running': 'Démonstration : écran de {name} sur {count} poste(s), {mode}',
+    'demo.starting': 'démarrage…',
+    'demo.offline': 'hors ligne',
+    'demo.health': '{fps} img/s, {drops} perdues',
+    'demo.ended.source-gone': 'Démonstration terminée : l’écran de {name} n’est plus disponible.',
+    'demo.ended.outside-monitoring-hours': 'Démonstration terminée : la plage de surveillance est close.',
+    'demo.ended.replaced': 'Démonstration remplacée par une autre.',
+    // ---- end of demo ----------------------------------------------------------------------
   },
   en: {
     'app.name': 'Lanterne',
@@ -90,6 +112,28 @@ const STRINGS = {
     'unsupported.title': 'Browser too old',
     'unsupported.body': 'This browser cannot show live video (WebCodecs). Use Safari on iPadOS 16.4 or later, or a recent version of Chrome.',
     'unsupported.insecure': 'The page must be opened over HTTPS to show video. Use the box’s https:// address.',
+
+    // ---- demo (fan-out), used by demo.js ------------------------------------------------
+    'demo.show': 'Show to class',
+    'demo.title': 'Show the screen of {name}',
+    'demo.targets': 'To whom?',
+    'demo.targets.all': 'Every other station',
+    'demo.targets.some': 'Chosen stations',
+    'demo.mode': 'How?',
+    'demo.mode.fullscreen': 'full screen (keyboard and mouse blocked)',
+    'demo.mode.windowed': 'in a window',
+    'demo.start': 'Start the demo',
+    'demo.cancel': 'Cancel',
+    'demo.stop': 'Stop the demo',
+    'demo.failed': 'The demo did not start: {error}',
+    'demo.running': 'Demo: screen of {name} on {count} station(s), {mode}',
+    'demo.starting': 'starting…',
+    'demo.offline': 'offline',
+    'demo.health': '{fps} fps, {drops} lost',
+    'demo.ended.source-gone': 'Demo ended: the screen of {name} is no longer available.',
+    'demo.ended.outside-monitoring-hours': 'Demo ended: the monitoring window has closed.',
+    'demo.ended.replaced': 'Demo replaced by another one.',
+    // ---- end of demo ----------------------------------------------------------------------
   },
 };
 

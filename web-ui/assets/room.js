@@ -3,6 +3,7 @@
 // class), the connection state, the language switcher and logout.
 import { t, has, applyTranslations, bindSwitcher, onLangChange } from './i18n.js';
 import { VideoStream, resetStats, webCodecsAvailable } from './video-stream.js';
+import { initDemo } from './demo.js';
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -361,4 +362,5 @@ if (!webCodecsAvailable()) {
   showUnsupported();
 } else if (await loadRoom()) {
   route();
+  initDemo({ focusedStation: () => ui.focusId, stations: () => ui.layout?.tiles ?? [] });
 }

@@ -103,7 +103,10 @@ impl ReceiverQueue {
 
     pub fn offer(&mut self, frame: &FullFrame) -> Offer {
         if self.waiting_for_key && !frame.keyframe {
-            self.count_drop();
+            // Skipping up to the first keyframe is how a receiver joins, not a loss.
+            if self.delivered > 0 {
+                self.count_drop();
+            }
             return Offer::Dropped {
                 need_keyframe: false,
             };
@@ -149,7 +152,8 @@ impl ReceiverQueue {
 pub struct ReceiverStats {
     /// Frames put in the receiver's queue.
     pub delivered: u64,
-    /// Frames not put there (queue full, or waiting for a keyframe after that).
+    /// Frames not put there (queue full, or waiting for a keyframe after that); the frames
+    /// skipped before the first keyframe of a joiner are not counted.
     pub dropped: u64,
     pub waiting_for_key: bool,
 }
@@ -417,9 +421,10 @@ mod tests {
             q.stats(),
             ReceiverStats {
                 delivered: 2,
-                dropped: 1,
+                dropped: 0,
                 waiting_for_key: false
-            }
+            },
+            "joining is not dropping"
         );
     }
 

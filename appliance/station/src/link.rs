@@ -250,7 +250,11 @@ impl Link {
             .await?;
         let mut dismissed = self.screen.dismissals();
         let mut dismissals_open = true;
-        let mut demo_tick = tokio::time::interval(DEMO_HEALTH_EVERY);
+        // The first report goes out when the player opens; the tick follows a second later.
+        let mut demo_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + DEMO_HEALTH_EVERY,
+            DEMO_HEALTH_EVERY,
+        );
         loop {
             tokio::select! {
                 biased;
