@@ -503,6 +503,32 @@ async fn a_receiver_that_stops_reading_does_not_change_the_others_delivery() {
 }
 
 #[tokio::test]
+async fn technicians_may_not_start_or_stop_a_demo() {
+    let c = Class::start(CONFIG).await;
+    let source = c.enrol("poste-01").await;
+    let (code, body) = c
+        .post(
+            "/api/accounts",
+            json!({"username": "tech", "role": "technician", "password": "Depannage-2026"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let tech = c.https.login("tech", "Depannage-2026").await.unwrap();
+    for (path, body) in [
+        (
+            "/api/demo",
+            json!({"source": source, "targets": null, "mode": "windowed"}),
+        ),
+        ("/api/demo/stop", json!({})),
+    ] {
+        let res = c.https.post_json(&tech, path, body).await;
+        assert_eq!(res.status, 403, "{path}");
+        let msg = res.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.contains("technicians"), "{path}: {msg}");
+    }
+}
+
+#[tokio::test]
 async fn a_demo_is_refused_outside_monitoring_hours() {
     // Monitoring only on a day that is not today.
     let out = std::process::Command::new("date")
