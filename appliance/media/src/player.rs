@@ -437,4 +437,93 @@ mod tests {
             }
         }
     }
+
+    /// The window branch on a real X server: the demo appears on the station's screen,
+    /// labelled, where a capture of that screen sees the source's colour.
+    #[tokio::test]
+    async fn on_an_x11_display_the_demo_shows_in_a_window() {
+        crate::testutil::tracing();
+        let x = crate::testutil::Xvfb::start();
+        let status = std::process::Command::new("xsetroot")
+            .args(["-display", &x.display, "-solid", "#000000"])
+            .status()
+            .expect("xsetroot is missing (apt-get install x11-xserver-utils)");
+        assert!(status.success());
+        let probe = crate::init().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let source = ScreenEncoder::start(
+            CaptureSource::Synthetic {
+                label: "source".into(),
+                rgb: [40, 160, 60],
+            },
+            &probe,
+            tx,
+        )
+        .unwrap();
+        source.set_stream(
+            StreamKind::Full,
+            Some(StreamParams {
+                width: 640,
+                height: 360,
+                fps: 15,
+                bitrate_kbps: 800,
+            }),
+        );
+        let player = DemoPlayer::start(
+            &PlayerConfig {
+                label: "poste-01".into(),
+                region: None,
+                output: PlayerOutput::X11Window {
+                    display: Some(x.display.clone()),
+                },
+            },
+            &probe,
+        )
+        .unwrap();
+        while player.stats().frames_decoded < 15 {
+            let (_, f) = crate::testutil::recv_within(&mut rx, 10, "encoded frame").await;
+            player.push(f);
+        }
+        assert!(player.errors().borrow().is_none());
+
+        // Without a window manager the 640×360 window sits at the top left of the 1280×720
+        // screen: the top-left quarter of a capture of that screen.
+        let (ctx, mut crx) = tokio::sync::mpsc::channel(64);
+        let capture = ScreenEncoder::start(
+            CaptureSource::X11 {
+                display: Some(x.display.clone()),
+            },
+            &probe,
+            ctx,
+        )
+        .unwrap();
+        capture.set_stream(
+            StreamKind::Thumb,
+            Some(StreamParams {
+                width: 320,
+                height: 180,
+                fps: 5,
+                bitrate_kbps: 300,
+            }),
+        );
+        let mut aus = Vec::new();
+        while aus.len() < 4 {
+            let (kind, f) = crate::testutil::recv_within(&mut crx, 10, "captured frame").await;
+            if kind == StreamKind::Thumb && (f.keyframe || !aus.is_empty()) {
+                aus.push(f.data);
+            }
+        }
+        let pics = crate::testutil::decode(&aus);
+        let p = pics.last().unwrap();
+        let inside = p.dominant(40, 40, 60, 36);
+        assert!(
+            crate::testutil::close(inside, [40, 160, 60], 40),
+            "inside the player window: {inside:?}"
+        );
+        let outside = p.dominant(220, 120, 60, 40);
+        assert!(
+            crate::testutil::close(outside, [0, 0, 0], 24),
+            "outside the window: {outside:?}"
+        );
+    }
 }
