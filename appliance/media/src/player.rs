@@ -162,7 +162,7 @@ impl DemoPlayer {
         PlayerStats {
             frames_decoded: self.shared.decoded.load(Ordering::Relaxed),
             frames_dropped: self.shared.dropped.load(Ordering::Relaxed),
-            centre_rgb: (c != 0).then(|| [(c >> 16) as u8, (c >> 8) as u8, c as u8]),
+            centre_rgb: (c != 0).then_some([(c >> 16) as u8, (c >> 8) as u8, c as u8]),
         }
     }
 
@@ -425,8 +425,7 @@ mod tests {
                 let (_, f) = crate::testutil::recv_within(&mut rx, 10, "encoded frame").await;
                 player.push(f);
                 let s = player.stats();
-                if s.frames_decoded >= 10 && s.centre_rgb.is_some() {
-                    let c = s.centre_rgb.unwrap();
+                if let (true, Some(c)) = (s.frames_decoded >= 10, s.centre_rgb) {
                     assert!(
                         crate::testutil::close(c, [40, 160, 60], 40),
                         "centre {c:?} with region {region:?}"
