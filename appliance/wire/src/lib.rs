@@ -945,6 +945,9 @@ mod tests {
     fn check_decode_property(input: &[u8]) {
         let mut buf = BytesMut::from(input);
         while let Ok(Some(frame)) = decode(&mut buf) {
+            if let Frame::Control(Control::DemoStart(order)) = &frame {
+                let _ = order.validate();
+            }
             let mut again = BytesMut::new();
             encode(&frame, &mut again).expect("a decoded frame re-encodes");
             assert_eq!(decode(&mut again).unwrap(), Some(frame));
