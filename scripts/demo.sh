@@ -21,6 +21,26 @@ BIN=target/release
 
 mkdir -p "$RUN"
 rm -f "$RUN/ready.json"
+# The demo room: simulated front panel, two approved commands, no schedule (try it at any
+# hour) and no second factor for the admin (no authenticator app needed to look around).
+cat > "$RUN/lanterne.toml" <<'TOML'
+[room]
+name = "Salle de démonstration"
+school = "Établissement de démonstration"
+[panel]
+backend = "simulated"
+[accounts]
+require_totp_for_admins = false
+[[commands]]
+name = "espace-disque"
+program = "/bin/df"
+args = ["-h", "/"]
+[[commands]]
+name = "bonjour"
+program = "/bin/echo"
+args = ["Bonjour"]
+allowed_args = ["la classe", "tout le monde"]
+TOML
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -28,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-RUST_LOG=${RUST_LOG:-info} "$BIN/lanterne-box" run --data-dir "$RUN/box" \
+RUST_LOG=${RUST_LOG:-info} "$BIN/lanterne-box" run --data-dir "$RUN/box" --config "$RUN/lanterne.toml" \
   --https "$HTTPS_ADDR" --station-link "$LINK_ADDR" --ready-file "$RUN/ready.json" \
   > >(tee "$RUN/box.out") 2> "$RUN/box.log" &
 pids+=($!)
@@ -58,7 +78,8 @@ if [ "$need" -gt 0 ]; then
 fi
 RUST_LOG=${RUST_LOG:-info} "$BIN/lanterne-station" classroom --data-dir "$RUN/stations" \
   --box "https://127.0.0.1:$port" --tokens "$RUN/tokens.txt" --count "$COUNT" \
-  --manifest "$RUN/stations.json" 2> "$RUN/stations.log" &
+  --manifest "$RUN/stations.json" --status "$RUN/status.json" --autologin poste-01 \
+  2> "$RUN/stations.log" &
 pids+=($!)
 
 host_ip=$(hostname -I 2>/dev/null | awk '{print $1}')
@@ -69,6 +90,9 @@ cat <<MSG
     Open:      https://localhost:$port/   (or https://${host_ip:-this-machine}:$port/ from a tablet)
     Login:     admin
     Password:  $pw
+
+  Simulated front panel (lock button, LEDs): https://localhost:$port/dev
+  What each simulated station shows (lock, messages, power): $RUN/status.json
 
   The certificate is issued by the box's own CA: $RUN/box/ca.cert.pem
   (trust it on the tablet, see docs/operations.md, or accept the browser warning).

@@ -1,8 +1,10 @@
 // The room page: the live class mosaic with one tappable overlay per station, the focus view
 // of one station (#station/<id> in the address, so the tablet's back gesture returns to the
-// class), the connection state, the language switcher and logout.
+// class), the connection state, the language switcher and logout. The classroom controls
+// (assets/controls.js) act on the room, a selection of tiles, or the station in focus.
 import { t, has, applyTranslations, bindSwitcher, onLangChange } from './i18n.js';
 import { VideoStream, resetStats, webCodecsAvailable } from './video-stream.js';
+import { Controls } from './controls.js';
 import { initDemo } from './demo.js';
 
 const $ = (id) => document.getElementById(id);
@@ -29,6 +31,7 @@ const els = {
   endedBack: $('ended-back'),
   unsupported: $('unsupported'),
   unsupportedText: $('unsupported-text'),
+  devLink: $('dev-link'),
 };
 
 const ui = {
@@ -44,6 +47,14 @@ const ui = {
   /** Why the box ended the focus stream (code or sentence), shown until the view changes. */
   endedReason: null,
 };
+
+const controls = new Controls({
+  layout: () => ui.layout,
+  view: () => ui.view,
+  focusId: () => ui.focusId,
+  onSelection: () => renderTiles(),
+  onAuthLost: () => onAuthLost(),
+});
 
 // ---- stage sizing ------------------------------------------------------------------------
 
@@ -128,8 +139,16 @@ function renderTiles() {
     b.style.top = pct(tile.y, layout.height);
     b.style.width = pct(tile.w, layout.width);
     b.style.height = pct(tile.h, layout.height);
-    b.setAttribute('aria-label', t('room.open', { name: tile.name }));
-    if (!tile.online) b.setAttribute('aria-disabled', 'true');
+    if (controls.selecting) {
+      // Offline stations can be selected too: waking them up is one of the actions.
+      const on = controls.isSelected(tile.station_id);
+      b.classList.toggle('selected', on);
+      b.setAttribute('aria-pressed', String(on));
+      b.setAttribute('aria-label', t('room.choose', { name: tile.name }));
+    } else {
+      b.setAttribute('aria-label', t('room.open', { name: tile.name }));
+      if (!tile.online) b.setAttribute('aria-disabled', 'true');
+    }
 
     const label = document.createElement('span');
     label.className = 'tile-label';
@@ -140,13 +159,36 @@ function renderTiles() {
     name.className = 'tile-name';
     name.textContent = tile.name;
     label.append(dot, name);
+    // What the station still owes the teacher: unread messages, commands still running.
+    if (tile.unread_messages > 0) {
+      const m = document.createElement('span');
+      m.className = 'tile-badge tile-unread';
+      m.textContent = `✉ ${tile.unread_messages}`;
+      m.title = t('room.unread', { n: tile.unread_messages });
+      label.append(m);
+    }
+    if (tile.commands_running > 0) {
+      const c = document.createElement('span');
+      c.className = 'tile-badge tile-running';
+      c.textContent = '▶';
+      c.title = t('room.running', { n: tile.commands_running });
+      label.append(c);
+    }
     b.append(label);
-    if (tile.locked === true) {
-      // Optional in the contract: the box reports when a station shows its lock screen.
+    if (tile.locked === true || (tile.lock_ordered === true && tile.online)) {
+      // "Locked" once the station reports its lock screen is up; until then, on its way.
       const lock = document.createElement('span');
       lock.className = 'tile-locked';
-      lock.textContent = t('room.locked');
+      lock.classList.toggle('pending', tile.locked !== true);
+      lock.textContent = t(tile.locked === true ? 'room.locked' : 'room.locking');
       b.append(lock);
+    }
+    if (controls.isSelected(tile.station_id)) {
+      const check = document.createElement('span');
+      check.className = 'tile-check';
+      check.setAttribute('aria-hidden', 'true');
+      check.textContent = '✓';
+      b.append(check);
     }
     if (!tile.online) {
       const off = document.createElement('span');
@@ -161,7 +203,7 @@ function renderTiles() {
 function setLayout(layout) {
   if (!layout || !Array.isArray(layout.tiles)) return;
   ui.layout = { width: layout.width, height: layout.height, tiles: layout.tiles };
-  renderTiles();
+  controls.changed(); // drops stations that left from the selection, then draws the tiles
   renderHeader();
   renderFocusTitle();
   fitMosaic();
@@ -169,7 +211,9 @@ function setLayout(layout) {
 
 els.tiles.addEventListener('click', (ev) => {
   const b = ev.target.closest('button.tile');
-  if (!b || b.getAttribute('aria-disabled') === 'true') return;
+  if (!b) return;
+  if (controls.tap(Number(b.dataset.stationId))) return;
+  if (b.getAttribute('aria-disabled') === 'true') return;
   ui.pushedFocus = true;
   location.hash = `#station/${b.dataset.stationId}`;
 });
@@ -193,6 +237,7 @@ function showMosaic() {
   document.body.dataset.view = 'mosaic';
   els.focusView.hidden = true;
   els.mosaicView.hidden = false;
+  controls.render();
   resetStats('mosaic');
   ui.stream = new VideoStream({
     path: '/api/mosaic',
@@ -220,6 +265,7 @@ function showFocus(id) {
   ctx.fillStyle = '#000';
   ctx.fillRect(0, 0, els.focusCanvas.width, els.focusCanvas.height);
   renderFocusTitle();
+  controls.render();
   resetStats('focus');
   ui.stream = new VideoStream({
     path: `/api/stations/${encodeURIComponent(id)}/focus`,
@@ -337,7 +383,19 @@ async function loadRoom() {
   }
 }
 
+/** Admins of a box with a simulated panel get a link to its page (development and demos). */
+async function offerDevPanel() {
+  try {
+    const res = await fetch('/api/dev/panel', { credentials: 'same-origin', cache: 'no-store' });
+    els.devLink.hidden = !res.ok;
+  } catch {
+    // No link then; nothing else depends on it.
+  }
+}
+
 function showUnsupported() {
+  ui.view = null;
+  controls.render();
   els.mosaicView.hidden = true;
   els.focusView.hidden = true;
   els.conn.hidden = true;
@@ -362,5 +420,6 @@ if (!webCodecsAvailable()) {
   showUnsupported();
 } else if (await loadRoom()) {
   route();
+  offerDevPanel();
   initDemo({ focusedStation: () => ui.focusId, stations: () => ui.layout?.tiles ?? [] });
 }

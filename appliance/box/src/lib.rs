@@ -291,7 +291,7 @@ async fn forward_panel_events(
     while let Some(ev) = events.recv().await {
         match ev {
             PanelEvent::LockButtonPressed => {
-                if let Err(e) = room.set_lock(None, "panel-button").await {
+                if let Err(e) = room.set_lock(None, None, "panel-button").await {
                     tracing::error!("lock button: {e}");
                 }
             }

@@ -12,7 +12,7 @@
 //! The room publishes a [`RoomView`] on a watch channel; the web side sends it to tablets
 //! whenever it changes (a station comes online, a new one is enrolled).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use lanterne_media::{EncodedFrame, Mosaic, TileInfo};
@@ -35,7 +35,7 @@ pub type FullFrame = Arc<EncodedFrame>;
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RoomView {
     pub name: String,
-    /// The room lock as requested (persisted); each tile says what its station shows.
+    /// The whole room is locked (persisted); each tile says what its station shows.
     pub locked: bool,
     /// Some screen is being watched right now (what the status LED shows).
     pub watched: bool,
@@ -131,6 +131,12 @@ pub struct TileView {
     pub online: bool,
     /// The station reports its lock overlay is up.
     pub locked: bool,
+    /// The teacher asked for this station to be locked (the whole room or this station).
+    pub lock_ordered: bool,
+    /// Messages on the station's screen its student has not dismissed yet.
+    pub unread_messages: u32,
+    /// Approved commands still running on the station.
+    pub commands_running: u32,
     pub x: u32,
     pub y: u32,
     pub w: u32,
@@ -244,8 +250,10 @@ enum Cmd {
     SetLock {
         /// None toggles (the panel button).
         locked: Option<bool>,
+        /// None: the whole room.
+        stations: Option<Vec<u32>>,
         actor: String,
-        reply: oneshot::Sender<Result<LockReport, String>>,
+        reply: oneshot::Sender<Result<LockReport, SendError>>,
     },
     SendMessage {
         /// None: every station of the room.
@@ -274,13 +282,58 @@ enum Cmd {
         stderr: String,
         error: Option<String>,
     },
-    /// Any other order (power, open a URL): sent to the online targets, nothing recorded
-    /// besides the audit line the caller writes.
+    /// Any other order (power, open a URL): sent to the online targets and followed in
+    /// memory until each station answers (the audit line is the caller's).
     Order {
         stations: Option<Vec<u32>>,
         order: Control,
         reply: oneshot::Sender<Result<MessageReport, SendError>>,
     },
+    ActionResult {
+        station_id: u32,
+        conn: u64,
+        action: String,
+        ok: bool,
+        detail: String,
+    },
+    OrderRun {
+        id: u64,
+        reply: oneshot::Sender<Result<Option<OrderRun>, SendError>>,
+    },
+}
+
+/// Orders whose answers the box remembers for the tablet; older ones are in the audit log.
+const ORDERS_KEPT: usize = 64;
+
+/// A power or open-URL order and what each station answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderRun {
+    pub id: u64,
+    /// "shutdown", "restart", "logout", "open-session" or "open-url".
+    pub action: String,
+    pub results: Vec<OrderResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderResult {
+    pub station_id: u32,
+    pub name: String,
+    /// The station was online and got the order.
+    pub delivered: bool,
+    /// The station answered (after its countdown, for power orders).
+    pub done: bool,
+    pub ok: Option<bool>,
+    /// Why the station could not do it.
+    pub error: Option<String>,
+}
+
+/// The action name a station answers an order with (see `PowerAction::name`).
+fn order_action(order: &Control) -> &'static str {
+    match order {
+        Control::Power { action, .. } => action.name(),
+        Control::OpenUrl { .. } => "open-url",
+        _ => "order",
+    }
 }
 
 /// An approved command, resolved with the arguments the teacher picked.
@@ -462,7 +515,34 @@ impl RoomHandle {
         .await
     }
 
-    /// Sends `order` (power, open a URL) to `stations` (None: all). The report's id is 0.
+    /// A station's answer to a power or open-URL order, as reported over its link.
+    pub async fn action_result(
+        &self,
+        station_id: u32,
+        conn: u64,
+        action: String,
+        ok: bool,
+        detail: String,
+    ) {
+        let _ = self
+            .tx
+            .send(Cmd::ActionResult {
+                station_id,
+                conn,
+                action,
+                ok,
+                detail,
+            })
+            .await;
+    }
+
+    /// What the stations answered to order `id`, while the box still remembers it.
+    pub async fn order_run(&self, id: u64) -> Result<Option<OrderRun>, SendError> {
+        self.ask(|reply| Cmd::OrderRun { id, reply }).await
+    }
+
+    /// Sends `order` (power, open a URL) to `stations` (None: all); the report's id follows
+    /// the stations' answers through [`RoomHandle::order_run`].
     pub async fn order(
         &self,
         stations: Option<Vec<u32>>,
@@ -510,20 +590,27 @@ impl RoomHandle {
             .await;
     }
 
-    /// Locks (true), unlocks (false) or toggles (None) every station of the room. The state is
-    /// stored before any station is told, so it survives a box restart.
-    pub async fn set_lock(&self, locked: Option<bool>, actor: &str) -> Result<LockReport, String> {
+    /// Locks (true), unlocks (false) or toggles (None: the panel button) the whole room
+    /// (`stations` None) or some stations. The state is stored before any station is told, so
+    /// it survives a box restart.
+    pub async fn set_lock(
+        &self,
+        locked: Option<bool>,
+        stations: Option<Vec<u32>>,
+        actor: &str,
+    ) -> Result<LockReport, SendError> {
+        let stopped = || SendError::Internal("the room task has stopped".to_string());
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Cmd::SetLock {
                 locked,
+                stations,
                 actor: actor.to_string(),
                 reply,
             })
             .await
-            .map_err(|_| "the room task has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the room task has stopped".to_string())?
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
@@ -547,6 +634,10 @@ struct Link {
     focus_viewers: usize,
     thumb_on: bool,
     shown: Shown,
+    /// Messages and command runs this connection got and has not answered yet (a station
+    /// that reconnects starts afresh: its agent may have restarted without them).
+    unread: BTreeSet<u64>,
+    running: BTreeSet<u64>,
 }
 
 /// Settings the room hands to stations.
@@ -569,12 +660,18 @@ struct Room {
     monitoring: bool,
     store: Store,
     panel: PanelHandle,
+    /// The whole room is locked, stations enrolled later included.
     locked: bool,
+    /// Stations locked one by one while the room as a whole is not.
+    locked_ids: BTreeSet<u32>,
     lock_message: String,
     stations: BTreeMap<u32, StationState>,
     mosaic: Arc<Mosaic>,
     plan: StreamPlan,
     next_conn: u64,
+    /// Recent power and open-URL orders, oldest first.
+    orders: std::collections::VecDeque<OrderRun>,
+    next_order: u64,
     view: watch::Sender<RoomView>,
     tx: mpsc::Sender<Cmd>,
     demo: Option<Demo>,
@@ -669,6 +766,12 @@ pub fn spawn(
     let locked = store
         .with(|c| store::room_state(c, "locked"))?
         .is_some_and(|v| v == "true");
+    let locked_ids = parse_ids(
+        store
+            .with(|c| store::room_state(c, "locked_stations"))?
+            .as_deref()
+            .unwrap_or(""),
+    );
     let clock = SystemClock::new();
     let monitoring = schedule
         .as_ref()
@@ -682,6 +785,7 @@ pub fn spawn(
         store,
         panel,
         locked,
+        locked_ids,
         lock_message: lock.message,
         stations: stations
             .into_iter()
@@ -690,6 +794,8 @@ pub fn spawn(
         mosaic,
         plan,
         next_conn: 1,
+        orders: std::collections::VecDeque::new(),
+        next_order: 1,
         view: view_tx,
         tx: tx.clone(),
         demo: None,
@@ -698,6 +804,13 @@ pub fn spawn(
     room.relayout();
     tokio::spawn(room.run(rx));
     Ok(RoomHandle { tx, view: view_rx })
+}
+
+/// Station ids stored as "3,7,12"; anything unreadable is dropped (the table is ours).
+fn parse_ids(text: &str) -> BTreeSet<u32> {
+    text.split(',')
+        .filter_map(|t| t.trim().parse().ok())
+        .collect()
 }
 
 impl Room {
@@ -748,6 +861,7 @@ impl Room {
                     let (full_tx, _) = broadcast::channel(64);
                     let id = station.id;
                     let thumbnail = self.thumbnail_settings();
+                    let lock_wanted = self.lock_wanted(id);
                     let entry = self
                         .stations
                         .entry(id)
@@ -775,7 +889,7 @@ impl Room {
                     }
                     // The room lock outlives connections: a station that comes back (or a
                     // restarted box) puts the lock straight back up.
-                    if self.locked {
+                    if lock_wanted {
                         let _ = control.try_send(Control::Lock {
                             message: self.lock_message.clone(),
                         });
@@ -796,6 +910,8 @@ impl Room {
                         focus_viewers: 0,
                         thumb_on: self.monitoring,
                         shown: Shown::default(),
+                        unread: BTreeSet::new(),
+                        running: BTreeSet::new(),
                     });
                     let _ = reply.send(Registered { conn, full_tx });
                     self.relayout();
@@ -868,11 +984,14 @@ impl Room {
                 }
                 Cmd::SetLock {
                     locked,
+                    stations,
                     actor,
                     reply,
                 } => {
-                    let want = locked.unwrap_or(!self.locked);
-                    let _ = reply.send(self.set_lock(want, &actor).await);
+                    // The button's LED is lit while anything is locked: pressing it then
+                    // unlocks everything, as the LED going dark will confirm.
+                    let want = locked.unwrap_or(!self.anything_locked());
+                    let _ = reply.send(self.set_lock(want, stations, &actor).await);
                 }
                 Cmd::SendMessage {
                     stations,
@@ -895,7 +1014,22 @@ impl Room {
                     order,
                     reply,
                 } => {
-                    let _ = reply.send(self.targets(stations).map(|t| self.deliver(0, &t, &order)));
+                    let _ = reply.send(self.send_order(stations, order));
+                }
+                Cmd::ActionResult {
+                    station_id,
+                    conn,
+                    action,
+                    ok,
+                    detail,
+                } => {
+                    if self.link_mut(station_id, conn).is_some() {
+                        self.order_answered(station_id, &action, ok, detail);
+                    }
+                }
+                Cmd::OrderRun { id, reply } => {
+                    let run = self.orders.iter().find(|o| o.id == id).cloned();
+                    let _ = reply.send(Ok(run));
                 }
                 Cmd::CommandResult {
                     station_id,
@@ -906,7 +1040,10 @@ impl Room {
                     stderr,
                     error,
                 } => {
-                    if self.link_mut(station_id, conn).is_some() {
+                    if let Some(link) = self.link_mut(station_id, conn) {
+                        if link.running.remove(&id) {
+                            self.publish();
+                        }
                         let now = lanterne_wire::now_us() as i64;
                         let res = self
                             .store
@@ -941,7 +1078,10 @@ impl Room {
                     conn,
                     id,
                 } => {
-                    if self.link_mut(station_id, conn).is_some() {
+                    if let Some(link) = self.link_mut(station_id, conn) {
+                        if link.unread.remove(&id) {
+                            self.publish();
+                        }
                         let now = lanterne_wire::now_us() as i64;
                         let name = self.stations[&station_id].row.name.clone();
                         let res = self
@@ -1296,61 +1436,167 @@ impl Room {
         })
     }
 
-    async fn set_lock(&mut self, locked: bool, actor: &str) -> Result<LockReport, String> {
-        let value = if locked { "true" } else { "false" };
+    fn lock_wanted(&self, id: u32) -> bool {
+        self.locked || self.locked_ids.contains(&id)
+    }
+
+    fn anything_locked(&self) -> bool {
+        self.locked || !self.locked_ids.is_empty()
+    }
+
+    async fn set_lock(
+        &mut self,
+        locked: bool,
+        stations: Option<Vec<u32>>,
+        actor: &str,
+    ) -> Result<LockReport, SendError> {
+        let whole_room = stations.is_none();
+        let targets = self.targets(stations)?;
+        let (all, ids) = match (whole_room, locked) {
+            (true, _) => (locked, BTreeSet::new()),
+            // Already covered by the room lock.
+            (false, true) if self.locked => (true, BTreeSet::new()),
+            (false, true) => {
+                let mut ids = self.locked_ids.clone();
+                ids.extend(targets.iter().map(|(id, _)| *id));
+                (false, ids)
+            }
+            // Unlocking some stations of a locked room keeps the others locked.
+            (false, false) => {
+                let base: BTreeSet<u32> = if self.locked {
+                    self.stations.keys().copied().collect()
+                } else {
+                    self.locked_ids.clone()
+                };
+                let ids = base
+                    .into_iter()
+                    .filter(|id| !targets.iter().any(|(t, _)| t == id))
+                    .collect();
+                (false, ids)
+            }
+        };
         let action = if locked { "lock" } else { "unlock" };
+        let target = if whole_room {
+            "room".to_string()
+        } else {
+            targets
+                .iter()
+                .map(|(id, _)| self.stations[id].row.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let now = lanterne_wire::now_us() as i64;
         let actor_owned = actor.to_string();
+        let ids_text = ids
+            .iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         self.store
             .run(move |c| {
-                store::set_room_state(c, "locked", value)?;
+                let tx = c.unchecked_transaction()?;
+                store::set_room_state(&tx, "locked", if all { "true" } else { "false" })?;
+                store::set_room_state(&tx, "locked_stations", &ids_text)?;
                 store::audit(
-                    c,
+                    &tx,
                     now,
                     &store::AuditEntry {
                         actor: &actor_owned,
                         action,
-                        target: "room",
+                        target: &target,
                         result: "ok",
                         detail: "",
                     },
-                )
+                )?;
+                tx.commit()
             })
             .await
             .map_err(|e| {
                 tracing::error!("cannot store the room lock: {e}");
-                "the lock state could not be saved; nothing was changed".to_string()
+                SendError::Internal(
+                    "the lock state could not be saved; nothing was changed".to_string(),
+                )
             })?;
-        self.locked = locked;
+        self.locked = all;
+        self.locked_ids = ids;
         let mut report = LockReport {
             locked,
             sent_to: Vec::new(),
             offline: Vec::new(),
         };
-        for st in self.stations.values() {
-            match &st.link {
-                Some(link) => {
-                    let msg = if locked {
-                        Control::Lock {
-                            message: self.lock_message.clone(),
-                        }
-                    } else {
-                        Control::Unlock
-                    };
-                    // The control queue holds 64 orders; a station that far behind is dead
-                    // and will get the room state again when it reconnects.
-                    if link.control.try_send(msg).is_ok() {
-                        report.sent_to.push(st.row.name.clone());
-                    } else {
-                        report.offline.push(st.row.name.clone());
-                    }
+        for (id, _) in &targets {
+            let st = &self.stations[id];
+            let msg = if self.lock_wanted(*id) {
+                Control::Lock {
+                    message: self.lock_message.clone(),
                 }
-                None => report.offline.push(st.row.name.clone()),
+            } else {
+                Control::Unlock
+            };
+            // The control queue holds 64 orders; a station that far behind is dead and will
+            // get the room state again when it reconnects.
+            match &st.link {
+                Some(link) if link.control.try_send(msg).is_ok() => {
+                    report.sent_to.push(st.row.name.clone())
+                }
+                _ => report.offline.push(st.row.name.clone()),
             }
         }
-        tracing::info!(%actor, locked, sent = report.sent_to.len(), offline = report.offline.len(), "room {action}");
+        tracing::info!(%actor, locked, whole_room, sent = report.sent_to.len(), offline = report.offline.len(), "{action}");
         self.publish();
         Ok(report)
+    }
+
+    fn send_order(
+        &mut self,
+        stations: Option<Vec<u32>>,
+        order: Control,
+    ) -> Result<MessageReport, SendError> {
+        let targets = self.targets(stations)?;
+        let id = self.next_order;
+        self.next_order += 1;
+        let report = self.deliver(id, &targets, &order);
+        let results = targets
+            .iter()
+            .map(|(station, online)| OrderResult {
+                station_id: *station,
+                name: self.stations[station].row.name.clone(),
+                delivered: *online,
+                done: false,
+                ok: None,
+                error: None,
+            })
+            .collect();
+        if self.orders.len() == ORDERS_KEPT {
+            self.orders.pop_front();
+        }
+        self.orders.push_back(OrderRun {
+            id,
+            action: order_action(&order).to_string(),
+            results,
+        });
+        Ok(report)
+    }
+
+    /// A station answers its orders of one kind in the order it got them, so the answer
+    /// belongs to the oldest order of that kind it has not answered yet.
+    fn order_answered(&mut self, station_id: u32, action: &str, ok: bool, detail: String) {
+        let pending = self.orders.iter_mut().find_map(|o| {
+            if o.action != action {
+                return None;
+            }
+            o.results
+                .iter_mut()
+                .find(|r| r.station_id == station_id && r.delivered && !r.done)
+        });
+        match pending {
+            Some(r) => {
+                r.done = true;
+                r.ok = Some(ok);
+                r.error = (!ok).then_some(detail);
+            }
+            None => tracing::debug!(station_id, action, "answer to an order no longer followed"),
+        }
     }
 
     /// The stations an order is for (None: all), each with whether it is online now.
@@ -1423,7 +1669,7 @@ impl Room {
             })
             .await
             .map_err(|e| SendError::Internal(e.to_string()))?;
-        Ok(self.deliver(
+        let report = self.deliver(
             id,
             &targets,
             &Control::RunCommand {
@@ -1432,7 +1678,26 @@ impl Room {
                 args: command.args,
                 timeout_s: command.timeout_s,
             },
-        ))
+        );
+        self.awaiting_answers(&targets, |link| &mut link.running, id);
+        Ok(report)
+    }
+
+    /// Notes that the online `targets` owe an answer to order `id` (shown on their tiles).
+    fn awaiting_answers(
+        &mut self,
+        targets: &[(u32, bool)],
+        set: impl Fn(&mut Link) -> &mut BTreeSet<u64>,
+        id: u64,
+    ) {
+        for (station, online) in targets {
+            if let Some(link) = self.stations.get_mut(station).and_then(|s| s.link.as_mut()) {
+                if *online {
+                    set(link).insert(id);
+                }
+            }
+        }
+        self.publish();
     }
 
     async fn send_message(
@@ -1464,7 +1729,9 @@ impl Room {
             })
             .await
             .map_err(|e| SendError::Internal(e.to_string()))?;
-        Ok(self.deliver(id, &delivered, &Control::ShowMessage { id, from, text }))
+        let report = self.deliver(id, &delivered, &Control::ShowMessage { id, from, text });
+        self.awaiting_answers(&delivered, |link| &mut link.unread, id);
+        Ok(report)
     }
 
     /// Is any screen being watched right now? The single source of truth for the status LED:
@@ -1514,7 +1781,7 @@ impl Room {
     fn publish(&mut self) {
         let watched = self.watched();
         self.panel.set_leds(LedState {
-            lock: self.locked,
+            lock: self.anything_locked(),
             status: if watched {
                 StatusLed::Watching
             } else {
@@ -1534,6 +1801,9 @@ impl Room {
                     name: st.row.name.clone(),
                     online: st.link.is_some(),
                     locked: st.link.as_ref().is_some_and(|l| l.shown.locked),
+                    lock_ordered: self.lock_wanted(t.id),
+                    unread_messages: st.link.as_ref().map_or(0, |l| l.unread.len() as u32),
+                    commands_running: st.link.as_ref().map_or(0, |l| l.running.len() as u32),
                     x: t.x,
                     y: t.y,
                     w: t.w,

@@ -239,6 +239,9 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                     let now = lanterne_wire::now_us() as i64;
                     let detail: String = detail.chars().take(500).collect();
                     let action: String = action.chars().take(40).collect();
+                    ctx.room
+                        .action_result(station.id, reg.conn, action.clone(), ok, detail.clone())
+                        .await;
                     let _ = ctx
                         .store
                         .run(move |c| {

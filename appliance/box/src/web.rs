@@ -127,6 +127,7 @@ impl From<store::StoreError> for ApiError {
 pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/room"),
+    ("GET", "/dev"),
     ("GET", "/api/me"),
     ("GET", "/api/room"),
     ("POST", "/api/logout"),
@@ -152,6 +153,7 @@ pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/commands"),
     ("POST", "/api/commands/run"),
     ("GET", "/api/commands/runs/1"),
+    ("GET", "/api/orders/1"),
     ("GET", "/api/dev/panel"),
     ("POST", "/api/dev/panel/press"),
     ("GET", "/api/mosaic"),
@@ -175,6 +177,8 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/room") }))
         .route("/room", get(|| async { asset("room.html") }))
+        // The simulated panel's page; its API refuses anyone but admins of a simulated box.
+        .route("/dev", get(|| async { asset("dev.html") }))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_page_session,
@@ -203,6 +207,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/commands", get(list_commands))
         .route("/api/commands/run", post(run_command))
         .route("/api/commands/runs/{id}", get(command_run))
+        .route("/api/orders/{id}", get(order_run))
         .route("/api/dev/panel", get(dev_panel))
         .route("/api/dev/panel/press", post(dev_panel_press))
         .route("/api/mosaic", get(mosaic_ws))
@@ -744,9 +749,13 @@ async fn room_view(State(state): State<AppState>) -> Json<RoomView> {
 #[serde(deny_unknown_fields)]
 struct LockRequest {
     locked: bool,
+    /// None: the whole room (stations enrolled later included).
+    #[serde(default)]
+    stations: Option<Vec<u32>>,
 }
 
-/// Locks or unlocks every station of the room (the tablet's counterpart of the panel button).
+/// Locks or unlocks the whole room (the tablet's counterpart of the panel button) or some
+/// stations.
 async fn lock_room(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
@@ -760,10 +769,10 @@ async fn lock_room(
     }
     state
         .room
-        .set_lock(Some(req.locked), &acc.username)
+        .set_lock(Some(req.locked), req.stations, &acc.username)
         .await
         .map(Json)
-        .map_err(ApiError::Internal)
+        .map_err(order_error)
 }
 
 fn refuse_technician(acc: &Account, what: &str) -> Result<(), ApiError> {
@@ -891,11 +900,11 @@ async fn power_stations(
         )
         .await
         .map_err(order_error)?;
-    let what = format!("{action:?}").to_lowercase();
+    let what = action.name();
     audit(
         &state,
         &acc.username,
-        &what,
+        what,
         &format!("{} station(s)", report.sent_to.len()),
         "sent",
         "",
@@ -1272,6 +1281,22 @@ async fn command_run(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no command run {id}")))
+}
+
+/// What the stations answered to a power or open-URL order (kept for the most recent ones).
+async fn order_run(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    Path(id): Path<u64>,
+) -> Result<Json<crate::room::OrderRun>, ApiError> {
+    refuse_technician(&acc, "following orders")?;
+    state
+        .room
+        .order_run(id)
+        .await
+        .map_err(order_error)?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no recent order {id}")))
 }
 
 #[derive(Deserialize)]

@@ -105,6 +105,20 @@ impl BusWatch {
     pub(crate) fn errors(&self) -> watch::Receiver<Option<PipelineError>> {
         self.errors.clone()
     }
+
+    /// Resolves when the pipeline fails.
+    pub(crate) async fn wait_error(&self) -> PipelineError {
+        let mut rx = self.errors();
+        loop {
+            if let Some(e) = rx.borrow_and_update().clone() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                // The watch ended without an error: only happens while dropping.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 impl Drop for BusWatch {

@@ -245,16 +245,7 @@ impl ScreenEncoder {
 
     /// Resolves when the pipeline fails.
     pub async fn wait_error(&self) -> PipelineError {
-        let mut rx = self.bus.errors();
-        loop {
-            if let Some(e) = rx.borrow_and_update().clone() {
-                return e;
-            }
-            if rx.changed().await.is_err() {
-                // The watch ended without an error: only happens while dropping.
-                std::future::pending::<()>().await;
-            }
-        }
+        self.bus.wait_error().await
     }
 
     /// Stops capturing and encoding.
@@ -516,7 +507,10 @@ fn build_branch(
             let last = thin.last_pts_ns.load(Ordering::Relaxed);
             // A tenth of an interval of slack for capture jitter.
             if last != u64::MAX && pts >= last && pts - last < interval - interval / 10 {
-                return gst::PadProbeReturn::Drop;
+                // Handled, not Drop: gstreamer-rs takes the buffer out of the probe info, and
+                // GStreamer before 1.24.8 then unrefs a NULL on Drop (a CRITICAL per frame).
+                // With Handled the buffer is released by gstreamer-rs and core leaves it be.
+                return gst::PadProbeReturn::Handled;
             }
             thin.last_pts_ns.store(pts, Ordering::Relaxed);
             gst::PadProbeReturn::Ok

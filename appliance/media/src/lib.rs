@@ -11,6 +11,9 @@
 //!   units untouched.
 //! * Station side — [`DemoPlayer`] decodes a demo the box relays, shows it in a window when
 //!   the station has a display, and samples the picture's centre colour for health reports.
+//! * Box side — [`hdmi_capture`] captures the teacher PC's HDMI output (TC358743 bridge on a
+//!   Pi 4, or a USB dongle) through V4L2 and encodes it into the same [`EncodedFrame`] stream
+//!   as a station's full stream, so the fan-out relay can forward it as a demo source.
 //! * [`replay`] — a small, versioned file of pre-encoded access units, played back at the
 //!   recorded pace, so a benchmark can simulate 30+ stations without running 30 encoders.
 //! * [`codec_string`] — the WebCodecs `avc1.PPCCLL` string for the browser's `VideoDecoder`.
@@ -31,6 +34,8 @@
 //! installed by `scripts/setup.sh`; the test fails, never skips, without them). The 32-tile
 //! load measurement is ignored by default:
 //! `cargo test -p lanterne-media --release -- --ignored --nocapture mosaic_32`.
+//! The HDMI capture's device tests need real hardware and the `v4l2-capture` feature:
+//! see `docs/hardware.md`.
 //! The replay parser's fuzz target lives in `fuzz/` (cargo-fuzz).
 
 #![forbid(unsafe_code)]
@@ -38,6 +43,7 @@
 mod bus;
 mod encoder;
 mod h264;
+pub mod hdmi_capture;
 mod mosaic;
 mod player;
 mod probe;

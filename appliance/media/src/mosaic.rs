@@ -265,13 +265,16 @@ impl TileFeed {
     }
 
     fn restart(&self) {
-        self.counters.restarts.fetch_add(1, Ordering::Relaxed);
-        let _ = self.pipeline.set_state(gst::State::Null);
+        // Wait for a keyframe before anything else: frames pushed while the pipeline goes
+        // down and up again must not reach a decoder without its parameter sets. The restart
+        // is counted last, once the tile is ready again (stats readers rely on that order).
         self.need_key.store(true, Ordering::SeqCst);
+        let _ = self.pipeline.set_state(gst::State::Null);
         if let Err(e) = crate::bus::start_pipeline("mosaic tile", &self.pipeline) {
             tracing::warn!(station = self.id, error = %e, "tile restart failed; will retry");
             self.counters.failed.store(true, Ordering::SeqCst);
         }
+        self.counters.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     fn stats(&self) -> TileStats {

@@ -8,6 +8,7 @@
 //! the `classroom` command runs many in one process for demos, tests and benchmarks.
 #![forbid(unsafe_code)]
 
+pub mod classroom;
 pub mod commands;
 pub mod enrol;
 pub mod identity;

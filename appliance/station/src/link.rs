@@ -439,7 +439,7 @@ impl Link {
                         .unwrap_or_else(|e| Err(e.to_string()));
                     let _ = tx
                         .send(Control::ActionResult {
-                            action: format!("{action:?}").to_lowercase(),
+                            action: action.name().into(),
                             ok: result.is_ok(),
                             detail: result.err().unwrap_or_default(),
                         })

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use lanterne_media::{CaptureSource, StreamParams};
+use lanterne_station::classroom::{self, SimulatedStation};
 use lanterne_station::enrol::Token;
 use lanterne_station::identity::Identity;
 use lanterne_station::screen::{NoScreen, Screen, SimulatedScreen, X11Screen};
@@ -91,6 +92,14 @@ enum Cmd {
         /// Write the stations (id, name, colour) as JSON here once they are started.
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Keep what each station shows (lock, messages, system actions) as JSON here.
+        /// Standard input takes the students' actions: `dismiss STATION ID`, `unplug STATION`.
+        #[arg(long)]
+        status: Option<PathBuf>,
+        /// Stations (by name, comma-separated) set up to open a session on order, as with a
+        /// display-manager autologin account; the others refuse, as real stations would.
+        #[arg(long, value_delimiter = ',')]
+        autologin: Vec<String>,
     },
     /// Record a synthetic thumbnail stream to a replay file.
     Record {
@@ -216,7 +225,12 @@ async fn main() -> anyhow::Result<()> {
             count,
             replay,
             manifest,
-        } => classroom(data_dir, box_url, tokens, count, replay, manifest).await,
+            status,
+            autologin,
+        } => {
+            let outputs = ClassroomOutputs { manifest, status };
+            classroom(data_dir, box_url, tokens, count, replay, outputs, autologin).await
+        }
         Cmd::Record {
             out,
             frames,
@@ -253,14 +267,22 @@ struct ManifestEntry {
     rgb: [u8; 3],
 }
 
+/// Files the simulated classroom keeps up to date for the tests that drive it.
+struct ClassroomOutputs {
+    manifest: Option<PathBuf>,
+    status: Option<PathBuf>,
+}
+
 async fn classroom(
     data_dir: PathBuf,
     box_url: String,
     tokens: Option<PathBuf>,
     count: usize,
     replay: Option<PathBuf>,
-    manifest: Option<PathBuf>,
+    outputs: ClassroomOutputs,
+    autologin: Vec<String>,
 ) -> anyhow::Result<()> {
+    let ClassroomOutputs { manifest, status } = outputs;
     if count == 0 || count > 200 {
         bail!("--count must be between 1 and 200");
     }
@@ -305,21 +327,32 @@ async fn classroom(
             }),
         };
         // Simulated stations have no display: their screen state is kept in memory.
-        let st = spawn_station(
-            &dir,
-            spec,
-            Arc::new(SimulatedScreen::default()),
-            Arc::new(SimulatedSystem::default()),
-            &probe,
-            host,
-        )?;
+        let screen = Arc::new(SimulatedScreen::default());
+        let system = Arc::new(if autologin.contains(&host) {
+            SimulatedSystem::with_autologin()
+        } else {
+            SimulatedSystem::default()
+        });
+        let st = spawn_station(&dir, spec, screen.clone(), system.clone(), &probe, host)?;
         entries.push(ManifestEntry {
             id: st.station_id,
             name: st.name.clone(),
             rgb,
         });
-        running.push(st);
+        running.push(SimulatedStation {
+            running: st,
+            screen,
+            system,
+        });
     }
+    let running = Arc::new(tokio::sync::Mutex::new(running));
+    if let Some(path) = status {
+        tokio::spawn(classroom::publish_status(path, running.clone()));
+    }
+    tokio::spawn(classroom::follow_orders(
+        tokio::io::BufReader::new(tokio::io::stdin()),
+        running.clone(),
+    ));
     if let Some(path) = manifest {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&entries)?)?;

@@ -16,6 +16,9 @@ pub trait SystemActions: Send + Sync {
     fn open_url(&self, url: &str) -> Result<(), String>;
 }
 
+const NO_AUTOLOGIN: &str = "this station is not set up to open sessions: configure automatic \
+     login in its display manager and start the agent with --autologin-user";
+
 /// The tools of a systemd Linux desktop.
 pub struct LinuxSystem {
     /// The user whose session "log out" ends (the student logged in at the screen).
@@ -58,11 +61,7 @@ impl SystemActions for LinuxSystem {
                     "/usr/bin/systemctl",
                     &["restart".into(), "display-manager.service".into()],
                 ),
-                None => Err(
-                    "this station is not set up to open sessions: configure automatic \
-                     login in its display manager and start the agent with --autologin-user"
-                        .into(),
-                ),
+                None => Err(NO_AUTOLOGIN.into()),
             },
         }
     }
@@ -73,13 +72,23 @@ impl SystemActions for LinuxSystem {
     }
 }
 
-/// Records orders instead of carrying them out (simulated stations, tests).
+/// Records orders instead of carrying them out (simulated stations, tests). Like a real
+/// station, it opens sessions only when set up for it ([`SimulatedSystem::with_autologin`]).
 #[derive(Default)]
 pub struct SimulatedSystem {
     done: Mutex<Vec<String>>,
+    autologin: bool,
 }
 
 impl SimulatedSystem {
+    /// A station whose display manager logs a session in automatically.
+    pub fn with_autologin() -> Self {
+        SimulatedSystem {
+            autologin: true,
+            ..SimulatedSystem::default()
+        }
+    }
+
     /// What was ordered so far: "shutdown", "restart", "logout", "open-url <url>".
     pub fn done(&self) -> Vec<String> {
         self.done.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -88,16 +97,13 @@ impl SimulatedSystem {
 
 impl SystemActions for SimulatedSystem {
     fn power(&self, action: PowerAction) -> Result<(), String> {
-        let what = match action {
-            PowerAction::Shutdown => "shutdown",
-            PowerAction::Restart => "restart",
-            PowerAction::Logout => "logout",
-            PowerAction::OpenSession => "open-session",
-        };
+        if action == PowerAction::OpenSession && !self.autologin {
+            return Err(NO_AUTOLOGIN.into());
+        }
         self.done
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(what.to_string());
+            .push(action.name().to_string());
         Ok(())
     }
 
@@ -140,5 +146,16 @@ mod tests {
         let sim = SimulatedSystem::default();
         assert!(sim.open_url("javascript:x").is_err());
         assert!(sim.done().is_empty());
+    }
+
+    #[test]
+    fn a_simulated_station_opens_sessions_only_when_set_up_like_a_real_one() {
+        let plain = SimulatedSystem::default();
+        let err = plain.power(PowerAction::OpenSession).unwrap_err();
+        assert!(err.contains("not set up to open sessions"), "{err}");
+        assert!(plain.done().is_empty());
+        let auto = SimulatedSystem::with_autologin();
+        auto.power(PowerAction::OpenSession).unwrap();
+        assert_eq!(auto.done(), ["open-session"]);
     }
 }

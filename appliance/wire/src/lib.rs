@@ -379,6 +379,18 @@ pub enum PowerAction {
     OpenSession,
 }
 
+impl PowerAction {
+    /// The name both ends use for the order in `ActionResult`, the audit log and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            PowerAction::Shutdown => "shutdown",
+            PowerAction::Restart => "restart",
+            PowerAction::Logout => "logout",
+            PowerAction::OpenSession => "open-session",
+        }
+    }
+}
+
 /// Output kept per stream of a command run: enough to read, small enough for one control
 /// frame with both streams.
 pub const MAX_OUTPUT_BYTES: usize = 16 * 1024;

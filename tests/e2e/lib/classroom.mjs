@@ -6,6 +6,14 @@
 //   room.boxPid, room.classroomPid (for the benchmarks' CPU and memory readings)
 //   await room.stop();
 //
+// Options: `config` (the box's TOML config; the addresses are still given on the command
+// line), `replay` (a replay file for every station), `autologin` (names of the stations set
+// up to open a session on order; the others refuse). `room.status()` reads what each
+// station shows (lock, messages, system actions), `room.waitForStatus(pred)` waits until a
+// predicate on it holds, and `room.order('dismiss poste-01 3')` acts as a student.
+// `stations: 0` starts the box alone; `room.runStation(name, args)` enrols and runs one real
+// `lanterne-station run` process (e.g. capturing an Xvfb display).
+//
 // Needs the binaries built first (`cargo build --workspace --bins`, which scripts/test.sh
 // does); LANTERNE_BIN_DIR overrides where they are (default: target/debug).
 import { spawn, execFile } from 'node:child_process';
@@ -38,7 +46,9 @@ async function waitForFile(file, proc, what, timeoutMs) {
   throw new Error(`${what} not ready after ${timeoutMs} ms`);
 }
 
-export async function startClassroom({ stations = 8, replay = null } = {}) {
+export async function startClassroom({
+  stations = 8, replay = null, config = null, autologin = [],
+} = {}) {
   for (const b of ['lanterne-box', 'lanterne-station']) {
     if (!existsSync(path.join(binDir, b))) {
       throw new Error(`${b} not found in ${binDir}: run cargo build --workspace --bins first`);
@@ -47,12 +57,14 @@ export async function startClassroom({ stations = 8, replay = null } = {}) {
   const dir = await mkdtemp(path.join(tmpdir(), 'lanterne-e2e-'));
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' };
   const boxLog = openSync(path.join(dir, 'box.log'), 'w');
-  const box = spawn(
-    path.join(binDir, 'lanterne-box'),
-    ['run', '--data-dir', path.join(dir, 'box'), '--https', '127.0.0.1:0',
-      '--station-link', '127.0.0.1:0', '--ready-file', path.join(dir, 'ready.json')],
-    { env, stdio: ['ignore', 'ignore', boxLog] },
-  );
+  const boxArgs = ['run', '--data-dir', path.join(dir, 'box'), '--https', '127.0.0.1:0',
+    '--station-link', '127.0.0.1:0', '--ready-file', path.join(dir, 'ready.json')];
+  if (config !== null) {
+    await writeFile(path.join(dir, 'box.toml'), config);
+    boxArgs.push('--config', path.join(dir, 'box.toml'));
+  }
+  const box = spawn(path.join(binDir, 'lanterne-box'), boxArgs,
+    { env, stdio: ['ignore', 'ignore', boxLog] });
   const procs = [box];
   const stop = async () => {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
@@ -62,32 +74,70 @@ export async function startClassroom({ stations = 8, replay = null } = {}) {
   };
   try {
     const ready = await waitForFile(path.join(dir, 'ready.json'), box, 'lanterne-box', 60_000);
-    const { stdout } = await promisify(execFile)(
+    const enrolCodes = async (count) => (await promisify(execFile)(
       path.join(binDir, 'lanterne-box'),
-      ['enrol-codes', '--data-dir', path.join(dir, 'box'), '--count', String(stations)],
+      ['enrol-codes', '--data-dir', path.join(dir, 'box'), '--count', String(count)],
       { env },
-    );
-    await writeFile(path.join(dir, 'tokens.txt'), stdout);
-    const args = ['classroom', '--data-dir', path.join(dir, 'stations'), '--box', ready.https_url,
-      '--tokens', path.join(dir, 'tokens.txt'), '--count', String(stations),
-      '--manifest', path.join(dir, 'stations.json')];
-    if (replay) args.push('--replay', replay);
-    const classLog = openSync(path.join(dir, 'stations.log'), 'w');
-    const classroom = spawn(path.join(binDir, 'lanterne-station'), args,
-      { env, stdio: ['ignore', 'ignore', classLog] });
-    procs.push(classroom);
-    const manifest = await waitForFile(path.join(dir, 'stations.json'), classroom,
-      'lanterne-station classroom', 120_000);
-    return {
+    )).stdout;
+    const base = {
       url: ready.https_url,
       username: 'admin',
       password: ready.admin_password,
       caCert: ready.ca_cert,
-      stations: manifest,
       dir,
       boxPid: box.pid,
-      classroomPid: classroom.pid,
       stop,
+      async runStation(name, args) {
+        const token = (await enrolCodes(1)).trim();
+        const data = path.join(dir, 'stations', name);
+        await promisify(execFile)(path.join(binDir, 'lanterne-station'),
+          ['enrol', '--data-dir', data, '--box', ready.https_url, '--token', token,
+            '--hostname', name], { env });
+        const log = openSync(path.join(dir, `${name}.log`), 'w');
+        const p = spawn(path.join(binDir, 'lanterne-station'), ['run', '--data-dir', data, ...args],
+          { env, stdio: ['ignore', 'ignore', log] });
+        procs.push(p);
+        return p;
+      },
+    };
+    if (stations === 0) return base;
+    await writeFile(path.join(dir, 'tokens.txt'), await enrolCodes(stations));
+    const args = ['classroom', '--data-dir', path.join(dir, 'stations'), '--box', ready.https_url,
+      '--tokens', path.join(dir, 'tokens.txt'), '--count', String(stations),
+      '--manifest', path.join(dir, 'stations.json'), '--status', path.join(dir, 'status.json')];
+    if (replay) args.push('--replay', replay);
+    if (autologin.length) args.push('--autologin', autologin.join(','));
+    const classLog = openSync(path.join(dir, 'stations.log'), 'w');
+    const classroom = spawn(path.join(binDir, 'lanterne-station'), args,
+      { env, stdio: ['pipe', 'ignore', classLog] });
+    procs.push(classroom);
+    const manifest = await waitForFile(path.join(dir, 'stations.json'), classroom,
+      'lanterne-station classroom', 120_000);
+    const status = async () => {
+      try {
+        return JSON.parse(await readFile(path.join(dir, 'status.json'), 'utf8'));
+      } catch {
+        return null; // not written yet
+      }
+    };
+    return {
+      ...base,
+      status,
+      async waitForStatus(pred, what, timeoutMs = 15_000) {
+        const deadline = Date.now() + timeoutMs;
+        let last = null;
+        while (Date.now() < deadline) {
+          last = await status();
+          if (last && pred(last)) return last;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw new Error(`stations never showed: ${what}; last status: ${JSON.stringify(last)}`);
+      },
+      order(line) {
+        classroom.stdin.write(`${line}\n`);
+      },
+      stations: manifest,
+      classroomPid: classroom.pid,
     };
   } catch (e) {
     await stop();

@@ -455,6 +455,51 @@ async fn power_orders_show_a_countdown_then_act_and_urls_open() {
     .await
     .unwrap();
 
+    // The station's answer reaches the tablet: a refusal with its reason. This station has no
+    // automatic login, so it cannot open a session.
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/stations/power",
+            serde_json::json!({ "action": "open-session", "stations": [id] }),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let order = res.json()["id"].as_u64().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let result = loop {
+        let run = https
+            .request(
+                "GET",
+                &format!("/api/orders/{order}"),
+                None,
+                &[("cookie", &cookie)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(run.status, 200);
+        let run = run.json();
+        assert_eq!(run["action"], "open-session");
+        if run["results"][0]["done"] == true {
+            break run["results"][0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(result["ok"], false);
+    assert!(
+        result["error"]
+            .as_str()
+            .unwrap()
+            .contains("not set up to open sessions"),
+        "{result}"
+    );
+    let res = https
+        .request("GET", "/api/orders/999999", None, &[("cookie", &cookie)])
+        .await
+        .unwrap();
+    assert_eq!(res.status, 404);
+
     for (path, body, needle) in [
         (
             "/api/stations/open-url",

@@ -207,3 +207,127 @@ async fn lock_requests_are_validated() {
         .unwrap();
     assert_eq!(res.status, 403, "cross-site requests are refused");
 }
+
+async fn lock(https: &Https, cookie: &str, body: serde_json::Value) -> serde_json::Value {
+    let res = https.post_json(cookie, "/api/room/lock", body).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    res.json()
+}
+
+#[tokio::test]
+async fn a_selection_locks_alone_and_unlocking_part_of_a_locked_room_keeps_the_rest_locked() {
+    let b = BoxProcess::start().await.unwrap();
+    let password = b.ready.admin_password.clone().unwrap();
+    let probe = lanterne_media::init().unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut stations = Vec::new();
+    let mut ids = Vec::new();
+    for i in 1..=3 {
+        let name = format!("poste-{i:02}");
+        let dir = dirs.path().join(&name);
+        ids.push(b.enrol(&dir, &name).await.unwrap().station_id);
+        stations.push(start(&dir, &name, &probe));
+    }
+    wait_until("all stations connected", Duration::from_secs(30), || {
+        stations.iter().all(|s| s.running.status.borrow().connected)
+    })
+    .await;
+    let https = b.https().unwrap();
+    let cookie = https.login("admin", &password).await.unwrap();
+    let locked = |s: &[Station]| {
+        s.iter()
+            .map(|s| s.screen.shown().locked)
+            .collect::<Vec<_>>()
+    };
+
+    // Lock poste-02 only: the others stay usable, the button's LED says something is locked.
+    let report = lock(
+        &https,
+        &cookie,
+        serde_json::json!({ "locked": true, "stations": [ids[1]] }),
+    )
+    .await;
+    assert_eq!(report["sent_to"], serde_json::json!(["poste-02"]));
+    wait_until("poste-02 locked", Duration::from_secs(10), || {
+        stations[1].screen.shown().locked
+    })
+    .await;
+    assert_eq!(locked(&stations), [false, true, false]);
+    assert_eq!(panel(&https, &cookie).await["lock_led"], true);
+    let room = https
+        .request("GET", "/api/room", None, &[("cookie", &cookie)])
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(room["locked"], false, "the room as a whole is not locked");
+    let ordered: Vec<bool> = room["mosaic"]["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["lock_ordered"].as_bool().unwrap())
+        .collect();
+    assert_eq!(ordered, [false, true, false]);
+
+    // The button with something locked unlocks everything (its LED goes dark).
+    press(&https, &cookie).await;
+    wait_until(
+        "all unlocked by the button",
+        Duration::from_secs(10),
+        || locked(&stations) == [false, false, false],
+    )
+    .await;
+
+    // Lock the room, then let poste-01 go: poste-02 and poste-03 stay locked.
+    lock(&https, &cookie, serde_json::json!({ "locked": true })).await;
+    wait_until("room locked", Duration::from_secs(10), || {
+        locked(&stations) == [true, true, true]
+    })
+    .await;
+    let report = lock(
+        &https,
+        &cookie,
+        serde_json::json!({ "locked": false, "stations": [ids[0]] }),
+    )
+    .await;
+    assert_eq!(report["sent_to"], serde_json::json!(["poste-01"]));
+    wait_until("poste-01 unlocked", Duration::from_secs(10), || {
+        locked(&stations) == [false, true, true]
+    })
+    .await;
+
+    // The partial lock outlives a restart of the box.
+    for s in &stations {
+        s.running.task.abort();
+    }
+    let dir = b.stop();
+    let b = BoxProcess::start_in(dir).await.unwrap();
+    let fresh: Vec<Station> = (1..=3)
+        .map(|i| {
+            let name = format!("poste-{i:02}");
+            start(&dirs.path().join(&name), &name, &probe)
+        })
+        .collect();
+    wait_until("all back", Duration::from_secs(60), || {
+        fresh.iter().all(|s| s.running.status.borrow().connected)
+    })
+    .await;
+    wait_until("the same two locked again", Duration::from_secs(10), || {
+        locked(&fresh) == [false, true, true]
+    })
+    .await;
+
+    // An unknown station is a clear 400, and nothing changes.
+    let https = b.https().unwrap();
+    let cookie = https.login("admin", &password).await.unwrap();
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/room/lock",
+            serde_json::json!({ "locked": true, "stations": [9999] }),
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    let msg = res.json()["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("9999"), "the error names the station: {msg}");
+    assert_eq!(locked(&fresh), [false, true, true]);
+}

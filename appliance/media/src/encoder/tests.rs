@@ -327,3 +327,38 @@ async fn frames_of_any(rx: &mut mpsc::Receiver<(StreamKind, EncodedFrame)>, n: u
         recv_within(rx, 10, "frame").await;
     }
 }
+
+/// Regression: thinning frames in a pad probe returned `PadProbeReturn::Drop`, which with
+/// gstreamer-rs on GStreamer 1.22 logged "gst_mini_object_unref: assertion 'mini_object !=
+/// NULL' failed" for every thinned frame.
+#[tokio::test]
+async fn thinning_frames_logs_no_gstreamer_critical() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let probe = crate::init().unwrap();
+    let criticals = Arc::new(AtomicUsize::new(0));
+    let seen = criticals.clone();
+    let handler = gst::glib::log_set_handler(
+        Some("GStreamer"),
+        gst::glib::LogLevels::LEVEL_CRITICAL,
+        false,
+        false,
+        move |_, _, message| {
+            eprintln!("GStreamer critical: {message}");
+            seen.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+    let (tx, mut rx) = mpsc::channel(64);
+    let enc = ScreenEncoder::start(synthetic("station 1", ORANGE), &probe, tx).unwrap();
+    // 5 fps out of the synthetic source's 30: most captured frames are thinned.
+    enc.set_stream(StreamKind::Thumb, Some(params(320, 180, 5)));
+    let frames = frames_of(&mut rx, StreamKind::Thumb, 6).await;
+    assert_eq!(frames.len(), 6);
+    drop(enc);
+    gst::glib::log_remove_handler(Some("GStreamer"), handler);
+    assert_eq!(
+        criticals.load(Ordering::Relaxed),
+        0,
+        "GStreamer criticals logged"
+    );
+}
