@@ -247,7 +247,9 @@ fn add_health_branch(
             let now = started.elapsed().as_millis() as u64 + 1;
             let prev = last.load(Ordering::Relaxed);
             if prev != 0 && now - prev < SAMPLE_EVERY.as_millis() as u64 {
-                return gst::PadProbeReturn::Drop;
+                // Handled, not Drop, for the reason given in the encoder's thinning probe
+                // (GStreamer before 1.24.8 logs a CRITICAL per dropped buffer otherwise).
+                return gst::PadProbeReturn::Handled;
             }
             last.store(now, Ordering::Relaxed);
             gst::PadProbeReturn::Ok
