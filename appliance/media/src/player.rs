@@ -63,6 +63,8 @@ pub struct PlayerStats {
     pub frames_dropped: u64,
     /// Median colour of the centre of the last sampled picture.
     pub centre_rgb: Option<[u8; 3]>,
+    /// Size of the pictures shown (after the region crop), once known.
+    pub picture: Option<(u32, u32)>,
 }
 
 #[derive(Default)]
@@ -81,6 +83,8 @@ pub struct DemoPlayer {
     need_key: AtomicBool,
     last_seq: AtomicU64,
     bus: BusWatch,
+    /// Where the shown pictures' caps can be read.
+    tee: gst::Element,
 }
 
 impl DemoPlayer {
@@ -131,6 +135,7 @@ impl DemoPlayer {
             need_key: AtomicBool::new(true),
             last_seq: AtomicU64::new(u64::MAX),
             bus,
+            tee,
         })
     }
 
@@ -163,6 +168,17 @@ impl DemoPlayer {
             frames_decoded: self.shared.decoded.load(Ordering::Relaxed),
             frames_dropped: self.shared.dropped.load(Ordering::Relaxed),
             centre_rgb: (c != 0).then_some([(c >> 16) as u8, (c >> 8) as u8, c as u8]),
+            picture: self
+                .tee
+                .static_pad("sink")
+                .and_then(|p| p.current_caps())
+                .and_then(|caps| {
+                    let s = caps.structure(0)?;
+                    Some((
+                        s.get::<i32>("width").ok()? as u32,
+                        s.get::<i32>("height").ok()? as u32,
+                    ))
+                }),
         }
     }
 
@@ -410,7 +426,7 @@ mod tests {
                 bitrate_kbps: 800,
             }),
         );
-        for region in [None, Some((320, 180, 320, 180))] {
+        for (region, shown) in [(None, (640, 360)), (Some((320, 180, 320, 180)), (320, 180))] {
             let player = DemoPlayer::start(
                 &PlayerConfig {
                     label: "poste-02".into(),
@@ -432,6 +448,8 @@ mod tests {
                         crate::testutil::close(c, [40, 160, 60], 40),
                         "centre {c:?} with region {region:?}"
                     );
+                    // The region is cut out of the 640×360 source.
+                    assert_eq!(s.picture, Some(shown), "region {region:?}");
                     break;
                 }
                 assert!(Instant::now() < deadline, "player stats {s:?}");
