@@ -3,7 +3,8 @@
 // decodes the source's picture — checked by the colour at the centre of what each station's
 // player decoded (reported by the station, relayed in GET /api/room), since each simulated
 // station paints its own colour. Done in full-screen and windowed modes; stopping returns
-// every station to its own screen.
+// every station to its own screen. The windowed run shows only the left half of the source
+// (cropped by each receiving station's player).
 //
 // NEEDS THE BOX BINARIES BUILT FIRST (`cargo build --workspace --bins`); LANTERNE_BIN_DIR
 // points elsewhere than target/debug.
@@ -67,8 +68,8 @@ describe('demo: one station shown on every other, from the tablet', { timeout: 4
     await room?.stop();
   });
 
-  for (const mode of ['fullscreen', 'windowed']) {
-    it(`shows station 1 on every other station, ${mode}, then stops`, async () => {
+  for (const [mode, part] of [['fullscreen', 'whole'], ['windowed', 'left']]) {
+    it(`shows station 1 on every other station, ${mode}, ${part} screen, then stops`, async () => {
       const source = room.stations[0];
       const receivers = room.stations.slice(1);
 
@@ -81,6 +82,11 @@ describe('demo: one station shown on every other, from the tablet', { timeout: 4
       assert.equal(await page.locator('#demo-open').textContent(), 'Montrer à la classe');
       await page.locator(`#demo-mode-${mode}`).check();
       await page.locator('#demo-targets-all').check();
+      await page.locator('#demo-region').selectOption(part);
+      const canvas = await page.evaluate(() => {
+        const c = document.getElementById('focus-canvas');
+        return { width: c.width, height: c.height };
+      });
       await page.locator('#demo-start').tap();
       await page.locator('#demo-dialog').waitFor({ state: 'hidden' });
 
@@ -102,6 +108,8 @@ describe('demo: one station shown on every other, from the tablet', { timeout: 4
             && colourDistance(h.centre_rgb, source.rgb) <= TOLERANCE;
         }));
       assert.equal(playing.watched, true, 'a shown screen counts as watched');
+      assert.deepEqual(playing.demo.region, part === 'whole' ? null
+        : { x: 0, y: 0, width: canvas.width / 2, height: canvas.height });
       for (const s of receivers) {
         assert.ok(colourDistance(s.rgb, source.rgb) > TOLERANCE, 'stations must differ in colour');
       }

@@ -1,5 +1,5 @@
 // The demo (fan-out) controls of the room page: a "show to the class" button in the focus
-// view opens a small form (targets, mode), and a banner shows the running demo with each
+// view opens a small form (targets, mode, part of the screen), and a banner shows the running demo with each
 // receiving station's health and a stop button.
 //
 // Kept apart from room.js, which only calls initDemo() once the room is loaded. The box is
@@ -9,6 +9,32 @@ import { t, onLangChange } from './i18n.js';
 
 const POLL_RUNNING_MS = 1000;
 const POLL_IDLE_MS = 3000;
+/** Parts of the source screen a teacher can pick, as fractions (x, y, w, h) of the picture. */
+const REGIONS = {
+  whole: null,
+  top: [0, 0, 1, 0.5],
+  bottom: [0, 0.5, 1, 0.5],
+  left: [0, 0, 0.5, 1],
+  right: [0.5, 0, 0.5, 1],
+};
+
+/**
+ * The rectangle of `part` in pixels of the source picture (the focus canvas takes the
+ * stream's size), with even sizes for the decoder's 4:2:0 crop.
+ */
+function regionOf(part) {
+  const f = REGIONS[part];
+  const canvas = document.getElementById('focus-canvas');
+  if (!f || !canvas) return null;
+  const even = (v) => Math.floor(v / 2) * 2;
+  const size = (v) => Math.max(16, even(v));
+  return {
+    x: even(canvas.width * f[0]),
+    y: even(canvas.height * f[1]),
+    width: size(canvas.width * f[2]),
+    height: size(canvas.height * f[3]),
+  };
+}
 
 /** Makes an element with a class and optional text. */
 function el(tag, cls, text) {
@@ -63,6 +89,15 @@ export function initDemo({ focusedStation, stations }) {
   const modeLegend = el('p', 'demo-legend');
   const modeFull = radio('demo-mode', 'fullscreen', true);
   const modeWindow = radio('demo-mode', 'windowed', false);
+  const regionLegend = el('label', 'demo-legend');
+  const region = el('select', 'demo-region');
+  region.id = 'demo-region';
+  regionLegend.htmlFor = region.id;
+  for (const part of Object.keys(REGIONS)) {
+    const o = el('option');
+    o.value = part;
+    region.append(o);
+  }
   const error = el('p', 'demo-error');
   error.id = 'demo-error';
   error.setAttribute('role', 'alert');
@@ -74,7 +109,7 @@ export function initDemo({ focusedStation, stations }) {
   const actions = el('div', 'demo-actions');
   actions.append(cancel, start);
   form.append(title, targetsLegend, targetAll.label, targetSome.label, list,
-    modeLegend, modeFull.label, modeWindow.label, error, actions);
+    modeLegend, modeFull.label, modeWindow.label, regionLegend, region, error, actions);
   dialog.append(form);
   document.body.append(dialog);
 
@@ -126,6 +161,7 @@ export function initDemo({ focusedStation, stations }) {
       source,
       targets,
       mode: modeFull.input.checked ? 'fullscreen' : 'windowed',
+      region: regionOf(region.value),
     });
     start.disabled = false;
     if (!res.ok) {
@@ -187,6 +223,8 @@ export function initDemo({ focusedStation, stations }) {
     modeLegend.textContent = t('demo.mode');
     modeFull.text.textContent = t('demo.mode.fullscreen');
     modeWindow.text.textContent = t('demo.mode.windowed');
+    regionLegend.textContent = t('demo.region');
+    for (const o of region.options) o.textContent = t(`demo.region.${o.value}`);
     start.textContent = t('demo.start');
     cancel.textContent = t('demo.cancel');
     stop.textContent = t('demo.stop');
