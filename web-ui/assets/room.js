@@ -5,6 +5,7 @@
 import { t, has, applyTranslations, bindSwitcher, onLangChange } from './i18n.js';
 import { VideoStream, resetStats, webCodecsAvailable } from './video-stream.js';
 import { Controls } from './controls.js';
+import { initDemo } from './demo.js';
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -420,4 +421,5 @@ if (!webCodecsAvailable()) {
 } else if (await loadRoom()) {
   route();
   offerDevPanel();
+  initDemo({ focusedStation: () => ui.focusId, stations: () => ui.layout?.tiles ?? [] });
 }

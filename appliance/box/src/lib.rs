@@ -2,13 +2,14 @@
 //! watch from their tablets.
 //!
 //! `run` wires the parts together: the database ([`store`]), the box CA ([`pki`]), the room
-//! state task ([`room`]), the station link listener ([`station_link`]), the mosaic
+//! state task ([`room`]), the demo relay ([`fanout`]), the station link listener ([`station_link`]), the mosaic
 //! (`lanterne-media`) and the HTTPS server ([`web`]). Each part owns its state; they talk
 //! through channels.
 #![forbid(unsafe_code)]
 
 pub mod accounts;
 pub mod config;
+pub mod fanout;
 pub mod pki;
 pub mod room;
 pub mod screenshots;

@@ -5,6 +5,10 @@
 //! into the mosaic and full frames into its own broadcast channel, so the room task only
 //! handles the slow events (connect, disconnect, open/close a focus view).
 //!
+//! The demo (fan-out) is room state too: the room decides who may start one, which stations
+//! receive it (re-applied to a station that reconnects), and ends it everywhere when its
+//! source disappears; the frames themselves go through a [`fanout::Relay`].
+//!
 //! The room publishes a [`RoomView`] on a watch channel; the web side sends it to tablets
 //! whenever it changes (a station comes online, a new one is enrolled).
 
@@ -15,10 +19,13 @@ use lanterne_media::{EncodedFrame, Mosaic, TileInfo};
 use lanterne_panel::{LedState, PanelHandle, StatusLed};
 use lanterne_privacy::policy::Clock;
 use lanterne_privacy::schedule::Schedule;
-use lanterne_wire::{Control, Shown, Stream, StreamSettings};
+use lanterne_wire::{
+    Control, DemoHealth, DemoMode, DemoStart, Region, Shown, Stream, StreamSettings,
+};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::fanout::{DemoSource, ReceiverStats, Relay, SourceFeed};
 use crate::store::{self, StationRow, Store};
 
 /// A station's full-size frame as forwarded to focus viewers (never re-encoded).
@@ -37,6 +44,76 @@ pub struct RoomView {
     /// When monitoring is next allowed, box local time ("2026-11-23 09:15"), while outside.
     pub next_monitoring: Option<String>,
     pub mosaic: MosaicView,
+    /// The demo running now, if any.
+    pub demo: Option<DemoView>,
+    /// How the last demo ended (so a tablet can say why it stopped).
+    pub last_demo_end: Option<DemoEnd>,
+}
+
+/// A running demo as a tablet sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DemoView {
+    pub source: DemoSource,
+    pub source_name: String,
+    /// "fullscreen" or "windowed".
+    pub mode: &'static str,
+    pub region: Option<Region>,
+    /// None: every station but the source.
+    pub targets: Option<Vec<u32>>,
+    pub started_by: String,
+    pub started_us: u64,
+    pub receivers: Vec<DemoReceiverView>,
+}
+
+/// One receiving station: what the relay handed it and what its player reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DemoReceiverView {
+    pub station_id: u32,
+    pub name: String,
+    pub online: bool,
+    pub relay: ReceiverStats,
+    /// The station player's last report (None until the first one arrives).
+    pub health: Option<DemoHealth>,
+}
+
+/// Why the last demo ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DemoEnd {
+    /// "stopped", "replaced", "source-gone" or "outside-monitoring-hours".
+    pub reason: &'static str,
+    pub source_name: String,
+    pub at_us: u64,
+}
+
+/// What a teacher asks for when starting a demo.
+#[derive(Debug, Clone)]
+pub struct DemoRequest {
+    pub source: DemoSource,
+    /// None: every station but the source.
+    pub targets: Option<Vec<u32>>,
+    pub mode: DemoMode,
+    pub region: Option<Region>,
+}
+
+/// Why a demo could not be started or stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DemoError {
+    #[error("no station with id {0} in this room")]
+    UnknownStation(u32),
+    #[error("the source station {0} is offline")]
+    SourceOffline(String),
+    #[error("the source station {0} cannot also be a target")]
+    SourceIsTarget(String),
+    #[error("the list of target stations is empty")]
+    NoTarget,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a student's screen may not be shown now (outside the monitoring hours){}", next.as_ref().map(|n| format!("; next monitoring window: {n}")).unwrap_or_default())]
+    OutsideMonitoring { next: Option<String> },
+    #[error("no demo is running")]
+    NotRunning,
+    #[error("{0}")]
+    Internal(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -118,11 +195,33 @@ pub struct Registered {
     pub full_tx: broadcast::Sender<FullFrame>,
 }
 
+/// What a station link hands the room when it comes online.
+pub struct LinkChannels {
+    /// Control messages to the station (the writer sends them before any media).
+    pub control: mpsc::Sender<Control>,
+    /// Demo access units to the station: this connection's bounded fan-out queue.
+    pub demo: mpsc::Sender<FullFrame>,
+}
+
 enum Cmd {
     Online {
         station: StationRow,
-        control: mpsc::Sender<Control>,
+        channels: LinkChannels,
         reply: oneshot::Sender<Registered>,
+    },
+    StartDemo {
+        request: DemoRequest,
+        actor: String,
+        reply: oneshot::Sender<Result<DemoView, DemoError>>,
+    },
+    StopDemo {
+        actor: String,
+        reply: oneshot::Sender<Result<DemoEnd, DemoError>>,
+    },
+    DemoHealth {
+        station_id: u32,
+        conn: u64,
+        health: DemoHealth,
     },
     Offline {
         station_id: u32,
@@ -283,21 +382,60 @@ pub struct RoomHandle {
 }
 
 impl RoomHandle {
-    pub async fn online(
-        &self,
-        station: StationRow,
-        control: mpsc::Sender<Control>,
-    ) -> Option<Registered> {
+    pub async fn online(&self, station: StationRow, channels: LinkChannels) -> Option<Registered> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Online {
                 station,
-                control,
+                channels,
                 reply,
             })
             .await
             .ok()?;
         rx.await.ok()
+    }
+
+    /// Starts a demo (replacing a running one). Audited by the room.
+    pub async fn start_demo(
+        &self,
+        request: DemoRequest,
+        actor: &str,
+    ) -> Result<DemoView, DemoError> {
+        let stopped = || DemoError::Internal("the room task has stopped".into());
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::StartDemo {
+                request,
+                actor: actor.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Stops the running demo on every station. Audited by the room.
+    pub async fn stop_demo(&self, actor: &str) -> Result<DemoEnd, DemoError> {
+        let stopped = || DemoError::Internal("the room task has stopped".into());
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::StopDemo {
+                actor: actor.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// A station's demo player report. `try_send`: a report is worth nothing late, and the
+    /// link must not wait on the room for it.
+    pub fn demo_health(&self, station_id: u32, conn: u64, health: DemoHealth) {
+        let _ = self.tx.try_send(Cmd::DemoHealth {
+            station_id,
+            conn,
+            health,
+        });
     }
 
     pub async fn offline(&self, station_id: u32, conn: u64) {
@@ -490,6 +628,7 @@ impl StationState {
 struct Link {
     conn: u64,
     control: mpsc::Sender<Control>,
+    demo_tx: mpsc::Sender<FullFrame>,
     full_tx: broadcast::Sender<FullFrame>,
     ended: watch::Sender<bool>,
     focus_viewers: usize,
@@ -535,6 +674,65 @@ struct Room {
     next_order: u64,
     view: watch::Sender<RoomView>,
     tx: mpsc::Sender<Cmd>,
+    demo: Option<Demo>,
+    last_demo_end: Option<DemoEnd>,
+}
+
+/// The running demo, owned by the room task.
+struct Demo {
+    source: DemoSource,
+    source_name: String,
+    /// The source station's connection: a reconnection of the source ends the demo.
+    source_conn: u64,
+    mode: DemoMode,
+    region: Option<Region>,
+    targets: Option<Vec<u32>>,
+    started_by: String,
+    started_us: u64,
+    relay: Relay,
+    health: BTreeMap<u32, DemoHealth>,
+}
+
+impl Demo {
+    fn source_station(&self) -> u32 {
+        match self.source {
+            DemoSource::Station { station_id } => station_id,
+        }
+    }
+
+    fn is_target(&self, station_id: u32) -> bool {
+        station_id != self.source_station()
+            && self
+                .targets
+                .as_ref()
+                .is_none_or(|t| t.contains(&station_id))
+    }
+
+    fn order(&self) -> Control {
+        Control::DemoStart(DemoStart {
+            source: self.source_name.clone(),
+            mode: self.mode,
+            region: self.region,
+        })
+    }
+}
+
+fn mode_name(m: DemoMode) -> &'static str {
+    match m {
+        DemoMode::FullScreen => "fullscreen",
+        DemoMode::Windowed => "windowed",
+    }
+}
+
+/// What the students read when a demo ends, per reason.
+fn end_text(reason: &str) -> &'static str {
+    match reason {
+        "source-gone" => "La démonstration est terminée : l'écran montré n'est plus disponible.",
+        "outside-monitoring-hours" => {
+            "La démonstration est terminée : la plage horaire de surveillance est close."
+        }
+        _ => "La démonstration est terminée.",
+    }
 }
 
 /// Starts the room task with the enrolled stations.
@@ -603,6 +801,8 @@ pub fn spawn(
         next_order: 1,
         view: view_tx,
         tx: tx.clone(),
+        demo: None,
+        last_demo_end: None,
     };
     room.relayout();
     tokio::spawn(room.run(rx));
@@ -621,20 +821,44 @@ impl Room {
         // Monitoring windows start and end on the minute; checking every few seconds keeps
         // the edges sharp without a timer per window.
         let mut schedule_tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        // While a demo runs, its receivers' health changes every second; tablets see it at
+        // that pace rather than at every station's report.
+        let mut demo_tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             let cmd = tokio::select! {
                 cmd = rx.recv() => match cmd { Some(c) => c, None => return },
                 _ = schedule_tick.tick() => {
-                    self.check_schedule();
+                    self.check_schedule().await;
+                    continue;
+                }
+                _ = demo_tick.tick(), if self.demo.is_some() => {
+                    if self.demo.as_ref().is_some_and(|d| d.relay.finished()) {
+                        // The source's stream closed (it left) before the room heard of it.
+                        self.end_demo("source-gone", "box").await;
+                    }
+                    self.publish();
                     continue;
                 }
             };
             match cmd {
                 Cmd::Online {
                     station,
-                    control,
+                    channels:
+                        LinkChannels {
+                            control,
+                            demo: demo_tx,
+                        },
                     reply,
                 } => {
+                    // A source that reconnects has lost its stream: the demo ends (the
+                    // teacher starts it again if wanted); see `end_demo`.
+                    if self
+                        .demo
+                        .as_ref()
+                        .is_some_and(|d| d.source_station() == station.id)
+                    {
+                        self.end_demo("source-gone", "box").await;
+                    }
                     let conn = self.next_conn;
                     self.next_conn += 1;
                     let (full_tx, _) = broadcast::channel(64);
@@ -673,9 +897,17 @@ impl Room {
                             message: self.lock_message.clone(),
                         });
                     }
+                    // A receiver that comes back mid-demo gets the player again and joins
+                    // the relay, which asks the source for a keyframe.
+                    if let Some(demo) = self.demo.as_mut().filter(|d| d.is_target(id)) {
+                        let _ = control.try_send(demo.order());
+                        demo.relay.add(id, &entry.row.name, demo_tx.clone());
+                        demo.health.remove(&id);
+                    }
                     entry.link = Some(Link {
                         conn,
                         control,
+                        demo_tx,
                         full_tx: full_tx.clone(),
                         ended,
                         focus_viewers: 0,
@@ -688,11 +920,50 @@ impl Room {
                     self.relayout();
                 }
                 Cmd::Offline { station_id, conn } => {
-                    if let Some(st) = self.stations.get_mut(&station_id) {
-                        if st.link.as_ref().is_some_and(|l| l.conn == conn) {
-                            let link = st.link.take().expect("checked");
-                            let _ = link.ended.send(true);
-                            self.relayout();
+                    let current = self
+                        .stations
+                        .get(&station_id)
+                        .and_then(|st| st.link.as_ref())
+                        .is_some_and(|l| l.conn == conn);
+                    if current {
+                        let source_left = self
+                            .demo
+                            .as_ref()
+                            .is_some_and(|d| d.source_station() == station_id);
+                        if source_left {
+                            self.end_demo("source-gone", "box").await;
+                        } else if let Some(demo) = self.demo.as_mut() {
+                            demo.relay.remove(station_id);
+                        }
+                        let st = self.stations.get_mut(&station_id).expect("checked");
+                        let link = st.link.take().expect("checked");
+                        let _ = link.ended.send(true);
+                        self.relayout();
+                    }
+                }
+                Cmd::StartDemo {
+                    request,
+                    actor,
+                    reply,
+                } => {
+                    let r = self.start_demo(request, &actor).await;
+                    let _ = reply.send(r);
+                }
+                Cmd::StopDemo { actor, reply } => {
+                    let r = match self.demo.is_some() {
+                        true => Ok(self.end_demo("stopped", &actor).await),
+                        false => Err(DemoError::NotRunning),
+                    };
+                    let _ = reply.send(r);
+                }
+                Cmd::DemoHealth {
+                    station_id,
+                    conn,
+                    health,
+                } => {
+                    if self.link_mut(station_id, conn).is_some() {
+                        if let Some(demo) = self.demo.as_mut().filter(|d| d.is_target(station_id)) {
+                            demo.health.insert(station_id, health);
                         }
                     }
                 }
@@ -834,16 +1105,7 @@ impl Room {
                     self.publish();
                 }
                 Cmd::CloseFocus { station_id, conn } => {
-                    if let Some(link) = self.link_mut(station_id, conn) {
-                        link.focus_viewers = link.focus_viewers.saturating_sub(1);
-                        if link.focus_viewers == 0 {
-                            let _ = link.control.try_send(Control::SetStream {
-                                stream: Stream::Full,
-                                settings: None,
-                            });
-                        }
-                        self.publish();
-                    }
+                    self.release_full(station_id, conn);
                 }
                 Cmd::Keyframe { station_id, conn } => {
                     if let Some(link) = self.link_mut(station_id, conn) {
@@ -854,6 +1116,228 @@ impl Room {
                 }
             }
         }
+    }
+
+    /// One viewer (a focus view or the demo) no longer needs this station's full stream;
+    /// the last one stops it.
+    fn release_full(&mut self, station_id: u32, conn: u64) {
+        if let Some(link) = self.link_mut(station_id, conn) {
+            link.focus_viewers = link.focus_viewers.saturating_sub(1);
+            if link.focus_viewers == 0 {
+                let _ = link.control.try_send(Control::SetStream {
+                    stream: Stream::Full,
+                    settings: None,
+                });
+            }
+            self.publish();
+        }
+    }
+
+    /// Starts a demo: the source's full stream (counted as one more viewer, so the status
+    /// LED shows it is watched) relayed to every target online now; targets offline now get
+    /// it when they come back.
+    async fn start_demo(&mut self, req: DemoRequest, actor: &str) -> Result<DemoView, DemoError> {
+        // Showing a student's screen to the class is watching it: same hours as the focus.
+        if !self.monitoring {
+            return Err(DemoError::OutsideMonitoring {
+                next: self.next_monitoring(),
+            });
+        }
+        let DemoSource::Station { station_id: source } = req.source;
+        let src = self
+            .stations
+            .get(&source)
+            .ok_or(DemoError::UnknownStation(source))?;
+        let source_name = src.row.name.clone();
+        if let Some(targets) = &req.targets {
+            if targets.is_empty() {
+                return Err(DemoError::NoTarget);
+            }
+            if let Some(bad) = targets.iter().find(|id| !self.stations.contains_key(id)) {
+                return Err(DemoError::UnknownStation(*bad));
+            }
+            if targets.contains(&source) {
+                return Err(DemoError::SourceIsTarget(source_name));
+            }
+        }
+        if req.targets.is_none() && self.stations.len() < 2 {
+            return Err(DemoError::NoTarget);
+        }
+        let order = DemoStart {
+            source: source_name.clone(),
+            mode: req.mode,
+            region: req.region,
+        };
+        order.validate().map_err(DemoError::Invalid)?;
+        if src.link.is_none() {
+            return Err(DemoError::SourceOffline(source_name));
+        }
+        if self.demo.is_some() {
+            self.end_demo("replaced", actor).await;
+        }
+        let focus = self.plan.focus;
+        let link = self
+            .stations
+            .get_mut(&source)
+            .and_then(|s| s.link.as_mut())
+            .expect("checked online");
+        link.focus_viewers += 1;
+        if link.focus_viewers == 1 {
+            let _ = link.control.try_send(Control::SetStream {
+                stream: Stream::Full,
+                settings: Some(focus),
+            });
+        }
+        let control = link.control.clone();
+        let relay = Relay::start(SourceFeed {
+            frames: link.full_tx.subscribe(),
+            request_keyframe: Box::new(move || {
+                let _ = control.try_send(Control::RequestKeyframe {
+                    stream: Stream::Full,
+                });
+            }),
+        });
+        let mut targets = req.targets;
+        if let Some(t) = targets.as_mut() {
+            t.sort_unstable();
+            t.dedup();
+        }
+        let demo = Demo {
+            source: req.source,
+            source_name: source_name.clone(),
+            source_conn: link.conn,
+            mode: req.mode,
+            region: req.region,
+            targets,
+            started_by: actor.to_string(),
+            started_us: lanterne_wire::now_us(),
+            relay,
+            health: BTreeMap::new(),
+        };
+        let mut reached = Vec::new();
+        for st in self.stations.values() {
+            if let (true, Some(l)) = (demo.is_target(st.row.id), &st.link) {
+                let _ = l.control.try_send(demo.order());
+                demo.relay.add(st.row.id, &st.row.name, l.demo_tx.clone());
+                reached.push(st.row.name.clone());
+            }
+        }
+        let detail = format!(
+            "mode {}; region {}; targets {}; online now: {}",
+            mode_name(demo.mode),
+            demo.region
+                .map(|r| format!("{}x{}+{}+{}", r.width, r.height, r.x, r.y))
+                .unwrap_or_else(|| "whole screen".into()),
+            match &demo.targets {
+                None => "all others".to_string(),
+                Some(t) => t
+                    .iter()
+                    .map(|id| self.stations[id].row.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            },
+            reached.join(" ")
+        );
+        tracing::info!(%actor, source = %source_name, receivers = reached.len(), "demo started");
+        self.demo = Some(demo);
+        self.audit(actor, "demo-start", &source_name, &detail).await;
+        self.publish();
+        Ok(self.view.borrow().demo.clone().expect("just started"))
+    }
+
+    /// Ends the demo on every receiving station (saying why) and releases the source.
+    async fn end_demo(&mut self, reason: &'static str, actor: &str) -> DemoEnd {
+        let end = DemoEnd {
+            reason,
+            source_name: String::new(),
+            at_us: lanterne_wire::now_us(),
+        };
+        let Some(demo) = self.demo.take() else {
+            return end;
+        };
+        let receivers: Vec<u32> = self
+            .stations
+            .keys()
+            .copied()
+            .filter(|id| demo.is_target(*id))
+            .collect();
+        let source = demo.source_station();
+        let Demo {
+            relay,
+            source_name,
+            source_conn,
+            ..
+        } = demo;
+        // The relay stops before the stop order goes out, so no frame follows the order.
+        drop(relay);
+        let stop = Control::DemoStop {
+            reason: end_text(reason).to_string(),
+        };
+        for id in receivers {
+            if let Some(l) = &self.stations[&id].link {
+                let _ = l.control.try_send(stop.clone());
+            }
+        }
+        let end = DemoEnd { source_name, ..end };
+        self.release_full(source, source_conn);
+        tracing::info!(%actor, source = %end.source_name, reason, "demo ended");
+        self.audit(actor, "demo-stop", &end.source_name, reason)
+            .await;
+        self.last_demo_end = Some(end.clone());
+        self.publish();
+        end
+    }
+
+    /// One audit line; a failure to write it is logged (the action has happened).
+    async fn audit(&self, actor: &str, action: &'static str, target: &str, detail: &str) {
+        let now = lanterne_wire::now_us() as i64;
+        let (actor, target, detail) = (actor.to_string(), target.to_string(), detail.to_string());
+        let r = self
+            .store
+            .run(move |c| {
+                store::audit(
+                    c,
+                    now,
+                    &store::AuditEntry {
+                        actor: &actor,
+                        action,
+                        target: &target,
+                        result: "ok",
+                        detail: &detail,
+                    },
+                )
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!("cannot write the audit line for {action}: {e}");
+        }
+    }
+
+    fn demo_view(&self) -> Option<DemoView> {
+        let demo = self.demo.as_ref()?;
+        let stats = demo.relay.stats();
+        let receivers = self
+            .stations
+            .values()
+            .filter(|st| demo.is_target(st.row.id))
+            .map(|st| DemoReceiverView {
+                station_id: st.row.id,
+                name: st.row.name.clone(),
+                online: st.link.is_some(),
+                relay: stats.receivers.get(&st.row.id).copied().unwrap_or_default(),
+                health: demo.health.get(&st.row.id).copied(),
+            })
+            .collect();
+        Some(DemoView {
+            source: demo.source,
+            source_name: demo.source_name.clone(),
+            mode: mode_name(demo.mode),
+            region: demo.region,
+            targets: demo.targets.clone(),
+            started_by: demo.started_by.clone(),
+            started_us: demo.started_us,
+            receivers,
+        })
     }
 
     fn link_mut(&mut self, station_id: u32, conn: u64) -> Option<&mut Link> {
@@ -878,7 +1362,7 @@ impl Room {
     /// Starts or stops every station's thumbnails at the edges of the monitoring windows,
     /// and ends focus views when a window closes. Stations stop sending; the box stops
     /// showing (tiles go grey instead of freezing on the last picture).
-    fn check_schedule(&mut self) {
+    async fn check_schedule(&mut self) {
         let now = self
             .schedule
             .as_ref()
@@ -902,6 +1386,9 @@ impl Room {
                 });
             }
             self.mosaic.set_online(st.row.id, now && st.link.is_some());
+        }
+        if !now && self.demo.is_some() {
+            self.end_demo("outside-monitoring-hours", "schedule").await;
         }
         // Publish first, so focus viewers ended below see why.
         self.publish();
@@ -1332,7 +1819,7 @@ impl Room {
         } else {
             self.next_monitoring()
         };
-        self.view.send_replace(RoomView {
+        let view = RoomView {
             name: self.name.clone(),
             locked: self.locked,
             watched,
@@ -1343,6 +1830,16 @@ impl Room {
                 height: layout.height,
                 tiles,
             },
+            demo: self.demo_view(),
+            last_demo_end: self.last_demo_end.clone(),
+        };
+        // Only real changes wake the tablets (the demo tick republishes every second).
+        self.view.send_if_modified(|v| {
+            let changed = *v != view;
+            if changed {
+                *v = view;
+            }
+            changed
         });
     }
 }
@@ -1413,6 +1910,13 @@ mod tests {
         (room, mosaic, sim)
     }
 
+    fn channels(control: mpsc::Sender<Control>) -> LinkChannels {
+        LinkChannels {
+            control,
+            demo: mpsc::channel(crate::fanout::DEMO_QUEUE).0,
+        }
+    }
+
     async fn thumb_order(rx: &mut mpsc::Receiver<Control>) -> StreamSettings {
         loop {
             match rx.recv().await.expect("control open") {
@@ -1429,7 +1933,7 @@ mod tests {
     async fn thumbnails_are_asked_no_larger_than_a_tile() {
         let (room, mosaic, _sim) = room_with(32).await;
         let (tx, mut rx) = mpsc::channel(64);
-        room.online(row(1), tx).await.unwrap();
+        room.online(row(1), channels(tx)).await.unwrap();
         let s = thumb_order(&mut rx).await;
         let tile = mosaic.layout().tiles[0];
         assert!(
@@ -1445,7 +1949,7 @@ mod tests {
         // A small class keeps the configured size.
         let (room, _mosaic, _sim) = room_with(2).await;
         let (tx, mut rx) = mpsc::channel(64);
-        room.online(row(1), tx).await.unwrap();
+        room.online(row(1), channels(tx)).await.unwrap();
         let s = thumb_order(&mut rx).await;
         assert_eq!((s.width, s.height), (480, 270));
     }
@@ -1465,7 +1969,7 @@ mod tests {
         let (room, _mosaic, sim) = room_with(2).await;
         assert!(leds(&sim, StatusLed::Off).await);
         let (tx, _rx) = mpsc::channel(64);
-        let reg = room.online(row(1), tx).await.unwrap();
+        let reg = room.online(row(1), channels(tx)).await.unwrap();
         assert!(leds(&sim, StatusLed::Watching).await);
         room.offline(1, reg.conn).await;
         assert!(leds(&sim, StatusLed::Off).await);

@@ -3,7 +3,8 @@
 //!
 //! Per connection: the reader task decodes frames (bounded by `lanterne-wire`) and pushes
 //! thumbnails into the mosaic and full frames to focus viewers without waiting on anyone;
-//! the writer task sends control messages and heartbeats. Any protocol violation — bad frame,
+//! the writer task sends control messages and heartbeats, and demo frames from this
+//! station's fan-out queue, always control first. Any protocol violation — bad frame,
 //! oversized frame, media before the hello — disconnects that station alone, with a log line
 //! naming it; every other station keeps streaming.
 
@@ -13,14 +14,14 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use lanterne_media::{EncodedFrame, Mosaic};
-use lanterne_wire::{Control, Frame, FrameCodec, Stream, WireError, PROTOCOL_VERSION};
+use lanterne_wire::{Control, Frame, FrameCodec, MediaHeader, Stream, WireError, PROTOCOL_VERSION};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
-use crate::room::RoomHandle;
+use crate::room::{FullFrame, LinkChannels, RoomHandle};
 use crate::store::{self, StationRow, Store};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,6 +113,9 @@ fn control_name(c: &Control) -> &'static str {
         Control::OpenUrl { .. } => "open-url",
         Control::ActionResult { .. } => "action-result",
         Control::Schedule { .. } => "schedule",
+        Control::DemoStart(_) => "demo-start",
+        Control::DemoStop { .. } => "demo-stop",
+        Control::DemoHealth(_) => "demo-health",
     }
 }
 
@@ -176,11 +180,16 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
     );
 
     let (control_tx, control_rx) = mpsc::channel::<Control>(64);
-    let Some(reg) = ctx.room.online(station.clone(), control_tx.clone()).await else {
+    let (demo_tx, demo_rx) = mpsc::channel::<FullFrame>(crate::fanout::DEMO_QUEUE);
+    let channels = LinkChannels {
+        control: control_tx.clone(),
+        demo: demo_tx,
+    };
+    let Some(reg) = ctx.room.online(station.clone(), channels).await else {
         return Ok(()); // the box is shutting down
     };
     let (sink, mut stream) = framed.split();
-    let writer = tokio::spawn(write_loop(sink, control_rx));
+    let writer = tokio::spawn(write_loop(sink, control_rx, demo_rx));
 
     let result = async {
         let mut gaps = GapCheck::default();
@@ -207,6 +216,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                         Stream::Full => {
                             let _ = reg.full_tx.send(Arc::new(frame));
                         }
+                        Stream::Demo => return Err(LinkError::WrongDirection("demo media")),
                     }
                 }
                 Frame::Control(Control::Heartbeat { sent_us }) => {
@@ -249,6 +259,9 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                         })
                         .await;
                 }
+                Frame::Control(Control::DemoHealth(health)) => {
+                    ctx.room.demo_health(station.id, reg.conn, health);
+                }
                 Frame::Control(Control::MessageRead { id }) => {
                     ctx.room.message_read(station.id, reg.conn, id).await;
                 }
@@ -280,7 +293,9 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                     | Control::RunCommand { .. }
                     | Control::Power { .. }
                     | Control::OpenUrl { .. }
-                    | Control::Schedule { .. }),
+                    | Control::Schedule { .. }
+                    | Control::DemoStart(_)
+                    | Control::DemoStop { .. }),
                 ) => {
                     return Err(LinkError::WrongDirection(control_name(&other)));
                 }
@@ -299,19 +314,43 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
     result.map(|_| ())
 }
 
-/// Sends queued control messages and a heartbeat every few seconds. Only control flows this
-/// way, so there is nothing for it to wait behind.
-async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Control>)
-where
+/// Sends queued control messages, a heartbeat every few seconds, and demo frames. Control
+/// always goes first (`biased`), so an order waits behind at most the one frame being
+/// written; a station slow to read fills only its own demo queue, which the relay answers
+/// by dropping to the next keyframe.
+async fn write_loop<S>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Control>,
+    mut demo: mpsc::Receiver<FullFrame>,
+) where
     S: futures_util::Sink<Frame, Error = WireError> + Unpin,
 {
     let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut demo_seq = 0u64;
     loop {
-        let msg = tokio::select! {
-            m = rx.recv() => match m { Some(m) => m, None => return },
-            _ = beat.tick() => Control::Heartbeat { sent_us: lanterne_wire::now_us() },
+        let frame = tokio::select! {
+            biased;
+            m = rx.recv() => match m { Some(m) => Frame::Control(m), None => return },
+            _ = beat.tick() => Frame::Control(Control::Heartbeat { sent_us: lanterne_wire::now_us() }),
+            f = demo.recv() => match f {
+                Some(f) => {
+                    // This connection's own numbering: a gap then means frames the relay
+                    // dropped for this station, which the player sees.
+                    demo_seq += 1;
+                    Frame::Media {
+                        header: MediaHeader {
+                            stream: Stream::Demo,
+                            keyframe: f.keyframe,
+                            seq: demo_seq,
+                            capture_us: f.capture_us,
+                        },
+                        data: f.data.clone(),
+                    }
+                }
+                None => return,
+            },
         };
-        if let Err(e) = sink.send(Frame::Control(msg)).await {
+        if let Err(e) = sink.send(frame).await {
             debug!("station link write failed: {e}");
             return;
         }
@@ -329,6 +368,8 @@ impl GapCheck {
         let i = match stream {
             Stream::Thumb => 0,
             Stream::Full => 1,
+            // Stations never send it (refused above); counted with nothing else.
+            Stream::Demo => return false,
         };
         let gap = self.last[i].is_some_and(|l| seq != l.wrapping_add(1));
         self.last[i] = Some(seq);

@@ -18,9 +18,12 @@
 //! POST /api/account/recovery-codes  new one-time codes         session + Origin check
 //! POST /api/stations/{id}/screenshot  PNG kept on the box      session, config, schedule
 //! GET  /api/screenshots  /api/screenshots/{id}.png             session (admins: all)
+//! POST /api/demo               start a demo (fan-out)          session (teacher) + Origin
+//! POST /api/demo/stop          stop it on every station        session (teacher) + Origin
 //! ```
 //!
-//! `SESSION_ROUTES` below is the complete list of routes that need a session.
+//! `SESSION_ROUTES` below is the complete list of routes that need a session. The running
+//! demo, with each receiver's health, is the `demo` field of `GET /api/room`.
 //!
 //! Video messages on the WebSockets (big endian): version u8 = 1, flags u8 (bit 0 keyframe),
 //! seq u64, capture_us u64, n u16, n × (tile u16, capture_us u64), then one H.264 access unit
@@ -175,6 +178,8 @@ pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/dev/panel/press"),
     ("GET", "/api/mosaic"),
     ("GET", "/api/stations/1/focus"),
+    ("POST", "/api/demo"),
+    ("POST", "/api/demo/stop"),
 ];
 
 /// Routes reachable without a session, each for a reason: the login page and its API, the
@@ -235,6 +240,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/dev/panel/press", post(dev_panel_press))
         .route("/api/mosaic", get(mosaic_ws))
         .route("/api/stations/{id}/focus", get(focus_ws))
+        .route("/api/demo", post(start_demo))
+        .route("/api/demo/stop", post(stop_demo))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_session,
@@ -988,6 +995,116 @@ async fn open_url(
     )
     .await;
     Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum DemoModeChoice {
+    Fullscreen,
+    Windowed,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoRegionBody {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoRequestBody {
+    /// The station whose screen is shown.
+    source: u32,
+    /// None: every other station of the room.
+    targets: Option<Vec<u32>>,
+    mode: DemoModeChoice,
+    /// Part of the source screen, in its pixels; None: all of it.
+    region: Option<DemoRegionBody>,
+}
+
+/// Shows one station's screen on the others (replacing a demo already running).
+async fn start_demo(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    body: Result<Json<DemoRequestBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::room::DemoView>, ApiError> {
+    use crate::room::DemoError;
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    refuse_technician(&acc, "showing a screen to the class")?;
+    if req.targets.as_ref().is_some_and(|t| t.len() > 1000) {
+        return Err(ApiError::BadRequest(
+            "'targets' lists too many stations".into(),
+        ));
+    }
+    let region = req.region.map(|r| lanterne_wire::Region {
+        x: r.x,
+        y: r.y,
+        width: r.width,
+        height: r.height,
+    });
+    if let Some(r) = &region {
+        r.validate()
+            .map_err(|e| ApiError::BadRequest(format!("'region': {e}")))?;
+    }
+    let source = req.source;
+    let request = crate::room::DemoRequest {
+        source: crate::fanout::DemoSource::Station { station_id: source },
+        targets: req.targets,
+        mode: match req.mode {
+            DemoModeChoice::Fullscreen => lanterne_wire::DemoMode::FullScreen,
+            DemoModeChoice::Windowed => lanterne_wire::DemoMode::Windowed,
+        },
+        region,
+    };
+    match state.room.start_demo(request, &acc.username).await {
+        Ok(view) => Ok(Json(view)),
+        Err(e) => Err(match e {
+            DemoError::UnknownStation(id) if id == source => {
+                ApiError::BadRequest(format!("'source': {e}"))
+            }
+            DemoError::UnknownStation(_) | DemoError::SourceIsTarget(_) | DemoError::NoTarget => {
+                ApiError::BadRequest(format!("'targets': {e}"))
+            }
+            DemoError::Invalid(m) => ApiError::BadRequest(m),
+            DemoError::SourceOffline(_) | DemoError::NotRunning => {
+                ApiError::Conflict(e.to_string())
+            }
+            DemoError::OutsideMonitoring { .. } => {
+                audit(
+                    &state,
+                    &acc.username,
+                    "demo-start",
+                    &source.to_string(),
+                    "refused",
+                    "outside monitoring hours",
+                )
+                .await;
+                ApiError::Forbidden(e.to_string())
+            }
+            DemoError::Internal(m) => ApiError::Internal(m),
+        }),
+    }
+}
+
+/// Stops the running demo on every station.
+async fn stop_demo(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+) -> Result<Json<crate::room::DemoEnd>, ApiError> {
+    use crate::room::DemoError;
+    refuse_technician(&acc, "stopping a demo")?;
+    state
+        .room
+        .stop_demo(&acc.username)
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            DemoError::NotRunning => ApiError::Conflict(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        })
 }
 
 fn documents(

@@ -9,6 +9,8 @@
 //!   canvas in Rust and encodes that canvas once, so the teacher's tablet decodes one stream
 //!   whatever the class size. A full stream is never decoded here: the box forwards its access
 //!   units untouched.
+//! * Station side — [`DemoPlayer`] decodes a demo the box relays, shows it in a window when
+//!   the station has a display, and samples the picture's centre colour for health reports.
 //! * Box side — [`hdmi_capture`] captures the teacher PC's HDMI output (TC358743 bridge on a
 //!   Pi 4, or a USB dongle) through V4L2 and encodes it into the same [`EncodedFrame`] stream
 //!   as a station's full stream, so the fan-out relay can forward it as a demo source.
@@ -43,6 +45,7 @@ mod encoder;
 mod h264;
 pub mod hdmi_capture;
 mod mosaic;
+mod player;
 mod probe;
 pub mod replay;
 pub mod still;
@@ -58,6 +61,7 @@ pub use h264::codec_string;
 pub use mosaic::{
     Mosaic, MosaicConfig, MosaicFrame, MosaicLayout, MosaicStats, TileInfo, TileRect, TileStats,
 };
+pub use player::{DemoPlayer, PlayerConfig, PlayerOutput, PlayerStats};
 pub use probe::{init, CodecProbe, DecoderKind, EncoderKind};
 
 /// One H.264 access unit, Annex B byte stream, with SPS/PPS in front of every IDR.

@@ -82,6 +82,7 @@ pub fn spawn_station(
         system,
         rx,
         hostname,
+        *probe,
     );
     Ok(RunningStation {
         name: identity.enrolment.name.clone(),

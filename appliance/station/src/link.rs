@@ -9,15 +9,22 @@
 //!
 //! Whenever the link is down, both streams are switched off: nobody is watching, so nothing
 //! is captured.
+//!
+//! The box may also relay a demo to this station: [`Control::DemoStart`] opens a
+//! [`DemoPlayer`], media frames of [`Stream::Demo`] feed it (never waiting: the player drops
+//! when behind), a health report goes back every second, and [`Control::DemoStop`] or the
+//! end of the link closes it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use lanterne_media::{EncodedFrame, StreamKind};
+use lanterne_media::{
+    CodecProbe, DemoPlayer, EncodedFrame, PlayerConfig, PlayerOutput, StreamKind,
+};
 use lanterne_wire::{
-    Capabilities, Control, Frame, FrameCodec, MediaHeader, Stream, StreamSettings, WireError,
-    PROTOCOL_VERSION,
+    Capabilities, Control, DemoHealth, DemoMode, DemoStart, Frame, FrameCodec, MediaHeader, Stream,
+    StreamSettings, WireError, PROTOCOL_VERSION,
 };
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -35,6 +42,8 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(20);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
+/// How often the demo player's health goes to the box.
+const DEMO_HEALTH_EVERY: Duration = Duration::from_secs(1);
 
 /// What the link drives: a live screen encoder or a replayed file.
 pub trait VideoSource: Send + Sync {
@@ -78,6 +87,17 @@ pub struct LinkStatus {
     pub full_on: bool,
     pub frames_sent: u64,
     pub frames_dropped: u64,
+    /// The demo player's last health report (`playing` false once it stopped).
+    pub demo: Option<DemoHealth>,
+    /// What the box said when it last stopped a demo here.
+    pub demo_end_reason: Option<String>,
+}
+
+/// The running demo player and what its fps figure is computed from.
+struct Demo {
+    player: DemoPlayer,
+    last_report: Instant,
+    decoded_at_last_report: u64,
 }
 
 pub struct Link {
@@ -93,6 +113,8 @@ pub struct Link {
     media: mpsc::Receiver<(StreamKind, EncodedFrame)>,
     status: tokio::sync::watch::Sender<LinkStatus>,
     hostname: String,
+    probe: CodecProbe,
+    demo: Option<Demo>,
 }
 
 impl Link {
@@ -103,6 +125,7 @@ impl Link {
         system: Arc<dyn SystemActions>,
         media: mpsc::Receiver<(StreamKind, EncodedFrame)>,
         hostname: String,
+        probe: CodecProbe,
     ) -> (Self, tokio::sync::watch::Receiver<LinkStatus>) {
         let (status, rx) = tokio::sync::watch::channel(LinkStatus::default());
         (
@@ -117,6 +140,8 @@ impl Link {
                 media,
                 status,
                 hostname,
+                probe,
+                demo: None,
             },
             rx,
         )
@@ -156,6 +181,8 @@ impl Link {
         for s in [Stream::Thumb, Stream::Full] {
             let _ = self.source.set_stream(s, None);
         }
+        // Without the box there is nothing to show: the player closes with the link.
+        self.stop_demo(None);
         let screen = self.screen.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = screen.set_watched(false) {
@@ -223,6 +250,11 @@ impl Link {
             .await?;
         let mut dismissed = self.screen.dismissals();
         let mut dismissals_open = true;
+        // The first report goes out when the player opens; the tick follows a second later.
+        let mut demo_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + DEMO_HEALTH_EVERY,
+            DEMO_HEALTH_EVERY,
+        );
         loop {
             tokio::select! {
                 biased;
@@ -236,8 +268,22 @@ impl Link {
                         None => return Err(LinkError::Closed),
                         Some(Err(e)) => return Err(e.into()),
                         Some(Ok(Frame::Control(c))) => self.on_control(c, &ctl_tx, &mut resync),
-                        Some(Ok(Frame::Media { .. })) => {
-                            return Err(LinkError::Unexpected("media from the box".into()))
+                        Some(Ok(Frame::Media { header, data })) => {
+                            if header.stream != Stream::Demo {
+                                return Err(LinkError::Unexpected(format!(
+                                    "{:?} media from the box",
+                                    header.stream
+                                )));
+                            }
+                            // Frames that arrive after a stop (they were queued) are dropped.
+                            if let Some(d) = &self.demo {
+                                d.player.push(EncodedFrame {
+                                    data,
+                                    keyframe: header.keyframe,
+                                    capture_us: header.capture_us,
+                                    seq: header.seq,
+                                });
+                            }
                         }
                     }
                 }
@@ -253,6 +299,10 @@ impl Link {
                         dismissals_open = false;
                     }
                 },
+                _ = demo_tick.tick(), if self.demo.is_some() => {
+                    let health = self.demo_health();
+                    framed.send(Frame::Control(Control::DemoHealth(health))).await?;
+                }
                 _ = beat.tick() => {
                     if last_heard.elapsed() > SILENCE_LIMIT {
                         return Err(LinkError::Silent(SILENCE_LIMIT));
@@ -305,6 +355,8 @@ impl Link {
                         self.status.send_modify(|s| match stream {
                             Stream::Thumb => s.thumb_on = on,
                             Stream::Full => s.full_on = on,
+                            // Refused by every source before this point.
+                            Stream::Demo => {}
                         });
                         // The student sees an indicator whenever video leaves the station.
                         let watched = {
@@ -320,6 +372,14 @@ impl Link {
                 }
             }
             Control::RequestKeyframe { stream } => self.source.request_keyframe(stream),
+            Control::DemoStart(order) => self.start_demo(order, ctl_tx),
+            Control::DemoStop { reason } => {
+                info!(%reason, "the box stopped the demo");
+                self.stop_demo(Some(reason));
+                if let Some(h) = self.status.borrow().demo {
+                    let _ = ctl_tx.try_send(Control::DemoHealth(h));
+                }
+            }
             Control::Schedule { config_json } => self.on_schedule(&config_json, ctl_tx),
             Control::Lock { message } => {
                 let message = lanterne_wire::bounded_text(&message);
@@ -418,6 +478,92 @@ impl Link {
 }
 
 impl Link {
+    /// Opens the demo player (closing one already open: a new order replaces it).
+    fn start_demo(&mut self, order: DemoStart, ctl_tx: &mpsc::Sender<Control>) {
+        self.stop_demo(None);
+        if let Err(message) = order.validate() {
+            warn!("refusing a demo order: {message}");
+            let _ = ctl_tx.try_send(Control::StationError { message });
+            return;
+        }
+        let output = self.screen.demo_output();
+        if order.mode == DemoMode::FullScreen && matches!(output, PlayerOutput::X11Window { .. }) {
+            // Said to the box so the teacher knows the student's input is not blocked.
+            let _ = ctl_tx.try_send(Control::StationError {
+                message: "full-screen demo with blocked input is not available on this \
+                          station yet; showing the demo in a window"
+                    .into(),
+            });
+        }
+        let config = PlayerConfig {
+            label: order.source.clone(),
+            region: order.region.map(|r| (r.x, r.y, r.width, r.height)),
+            output,
+        };
+        match DemoPlayer::start(&config, &self.probe) {
+            Ok(player) => {
+                info!(source = %order.source, mode = ?order.mode, "demo player open");
+                self.demo = Some(Demo {
+                    player,
+                    last_report: Instant::now(),
+                    decoded_at_last_report: 0,
+                });
+                let health = self.demo_health();
+                let _ = ctl_tx.try_send(Control::DemoHealth(health));
+            }
+            Err(e) => {
+                warn!("cannot open the demo player: {e}");
+                let _ = ctl_tx.try_send(Control::StationError {
+                    message: format!("cannot open the demo player: {e}"),
+                });
+            }
+        }
+    }
+
+    /// Closes the player, keeping its last counters (with `playing` false) in the status.
+    fn stop_demo(&mut self, reason: Option<String>) {
+        if let Some(d) = self.demo.take() {
+            let s = d.player.stats();
+            self.status.send_modify(|st| {
+                st.demo = Some(DemoHealth {
+                    playing: false,
+                    frames_decoded: s.frames_decoded,
+                    frames_dropped: s.frames_dropped,
+                    fps_x100: 0,
+                    centre_rgb: s.centre_rgb,
+                });
+            });
+        }
+        if reason.is_some() {
+            self.status.send_modify(|st| st.demo_end_reason = reason);
+        }
+    }
+
+    /// The player's counters now, also kept in the status.
+    fn demo_health(&mut self) -> DemoHealth {
+        let Some(d) = self.demo.as_mut() else {
+            return DemoHealth::default();
+        };
+        let s = d.player.stats();
+        let secs = d.last_report.elapsed().as_secs_f64();
+        let fps_x100 = if secs > 0.0 {
+            ((s.frames_decoded - d.decoded_at_last_report) as f64 * 100.0 / secs) as u32
+        } else {
+            0
+        };
+        d.last_report = Instant::now();
+        d.decoded_at_last_report = s.frames_decoded;
+        let health = DemoHealth {
+            playing: true,
+            frames_decoded: s.frames_decoded,
+            frames_dropped: s.frames_dropped,
+            fps_x100,
+            centre_rgb: s.centre_rgb,
+        };
+        self.status.send_modify(|st| st.demo = Some(health));
+        health
+    }
+
     /// Why video may not leave now, by this station's own clock and the box's schedule.
     fn outside_hours(&self) -> Option<String> {
         use lanterne_privacy::policy::Clock;
@@ -514,7 +660,8 @@ impl Link {
 fn stream_index(s: Stream) -> usize {
     match s {
         Stream::Thumb => 0,
-        Stream::Full => 1,
+        // The box never asks a station to send the demo stream (refused in `on_control`).
+        Stream::Full | Stream::Demo => 1,
     }
 }
 

@@ -25,6 +25,11 @@ pub trait Screen: Send + Sync {
     /// Ids of messages as the student dismisses them.
     fn dismissals(&self) -> tokio::sync::broadcast::Receiver<u64>;
     fn shown(&self) -> Shown;
+    /// Where the demo player shows a demo. Display-less screens only decode it (and report
+    /// its health), which is what the default does.
+    fn demo_output(&self) -> lanterne_media::PlayerOutput {
+        lanterne_media::PlayerOutput::Probe
+    }
 }
 
 /// Dismissals are rare (a person clicks OK); a small buffer is plenty.
@@ -35,6 +40,7 @@ const DISMISSALS: usize = 16;
 pub struct X11Screen {
     overlay: lanterne_overlay::Overlay,
     dismissed: tokio::sync::broadcast::Sender<u64>,
+    display: Option<String>,
 }
 
 impl X11Screen {
@@ -62,7 +68,11 @@ impl X11Screen {
                 }
             })
             .map_err(|e| e.to_string())?;
-        Ok(X11Screen { overlay, dismissed })
+        Ok(X11Screen {
+            overlay,
+            dismissed,
+            display: display.map(str::to_string),
+        })
     }
 }
 
@@ -96,6 +106,12 @@ impl Screen for X11Screen {
         Shown {
             locked: s.locked,
             watched_indicator: s.watched,
+        }
+    }
+
+    fn demo_output(&self) -> lanterne_media::PlayerOutput {
+        lanterne_media::PlayerOutput::X11Window {
+            display: self.display.clone(),
         }
     }
 }

@@ -22,10 +22,13 @@ pub fn wire_stream(kind: StreamKind) -> Stream {
     }
 }
 
-pub fn media_kind(stream: Stream) -> StreamKind {
+/// The encoder stream behind a wire stream; None for the demo stream, which a station plays
+/// and never sends.
+pub fn media_kind(stream: Stream) -> Option<StreamKind> {
     match stream {
-        Stream::Thumb => StreamKind::Thumb,
-        Stream::Full => StreamKind::Full,
+        Stream::Thumb => Some(StreamKind::Thumb),
+        Stream::Full => Some(StreamKind::Full),
+        Stream::Demo => None,
     }
 }
 
@@ -71,13 +74,15 @@ impl LiveSource {
 
 impl VideoSource for LiveSource {
     fn set_stream(&self, stream: Stream, settings: Option<StreamSettings>) -> Result<(), String> {
-        self.encoder
-            .set_stream(media_kind(stream), settings.map(params));
+        let kind = media_kind(stream).ok_or("a station does not send the demo stream")?;
+        self.encoder.set_stream(kind, settings.map(params));
         Ok(())
     }
 
     fn request_keyframe(&self, stream: Stream) {
-        self.encoder.request_keyframe(media_kind(stream));
+        if let Some(kind) = media_kind(stream) {
+            self.encoder.request_keyframe(kind);
+        }
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -109,10 +114,10 @@ impl ReplaySource {
 
 impl VideoSource for ReplaySource {
     fn set_stream(&self, stream: Stream, settings: Option<StreamSettings>) -> Result<(), String> {
-        if stream == Stream::Full {
+        if stream != Stream::Thumb {
             return match settings {
                 None => Ok(()),
-                Some(_) => Err("a replay station has no full-size stream".into()),
+                Some(_) => Err(format!("a replay station has no {stream:?} stream")),
             };
         }
         let mut task = self.task.lock().unwrap_or_else(|p| p.into_inner());

@@ -84,6 +84,9 @@ pub enum Stream {
     Thumb,
     /// Full-size stream, sent only while someone has this station open.
     Full,
+    /// Box → station only: the access units of a demo the box relays to this station (the
+    /// source's own stream, forwarded untouched).
+    Demo,
 }
 
 impl Stream {
@@ -91,6 +94,7 @@ impl Stream {
         match self {
             Stream::Thumb => 0,
             Stream::Full => 1,
+            Stream::Demo => 2,
         }
     }
 
@@ -98,6 +102,7 @@ impl Stream {
         match b {
             0 => Ok(Stream::Thumb),
             1 => Ok(Stream::Full),
+            2 => Ok(Stream::Demo),
             other => Err(WireError::UnknownStream(other)),
         }
     }
@@ -244,6 +249,101 @@ pub enum Control {
     Schedule {
         config_json: String,
     },
+    /// Box → station: start the demo player: show the media frames of stream
+    /// [`Stream::Demo`] that follow. Sent again when a station reconnects mid-demo. See
+    /// [`DemoStart::validate`] for the bounds a station checks.
+    DemoStart(DemoStart),
+    /// Box → station: close the demo player and say why (stopped, source gone, hours over).
+    DemoStop {
+        reason: String,
+    },
+    /// Station → box, about once a second while the player runs and once when it stops.
+    DemoHealth(DemoHealth),
+}
+
+/// Longest label of a demo source ("poste-07", "PC enseignant (HDMI)").
+pub const MAX_DEMO_LABEL_CHARS: usize = 100;
+
+/// How a station shows a demo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DemoMode {
+    /// Covers the whole screen; the student's keyboard and mouse are blocked meanwhile.
+    FullScreen,
+    /// A window the student can move; the rest of the desktop stays usable.
+    Windowed,
+}
+
+/// A rectangle of the source picture, in source pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Region {
+    /// Bounds: at least 16×16, inside the largest picture any stream may have (7680×4320).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.width < 16 || self.height < 16 {
+            return Err(format!(
+                "region {}x{} is smaller than 16x16",
+                self.width, self.height
+            ));
+        }
+        let right = u64::from(self.x) + u64::from(self.width);
+        let bottom = u64::from(self.y) + u64::from(self.height);
+        if right > 7680 || bottom > 4320 {
+            return Err(format!(
+                "region ends at ({right},{bottom}), outside 7680x4320"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the box asks a station's demo player to show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoStart {
+    /// Whose screen it is, shown to the student on the player ("Écran de poste-07").
+    pub source: String,
+    pub mode: DemoMode,
+    /// Show only this part of the source picture (cropped by the station's player).
+    pub region: Option<Region>,
+}
+
+impl DemoStart {
+    /// Checks what a station applies before building a player.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.source.trim().is_empty() {
+            return Err("the demo source has no label".into());
+        }
+        if self.source.chars().count() > MAX_DEMO_LABEL_CHARS {
+            return Err(format!(
+                "the demo source label is longer than {MAX_DEMO_LABEL_CHARS} characters"
+            ));
+        }
+        if let Some(r) = &self.region {
+            r.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// How a station's demo player is doing. Counters are since the player started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoHealth {
+    /// The player is running (false in the report sent when it stops).
+    pub playing: bool,
+    /// Pictures decoded.
+    pub frames_decoded: u64,
+    /// Access units the player threw away (queue full, waiting for a keyframe).
+    pub frames_dropped: u64,
+    /// Decoded pictures per second over the last report interval, times 100.
+    pub fps_x100: u32,
+    /// Mean colour of a small patch at the centre of the last decoded picture: proof that
+    /// the station really decodes what the source shows (tests compare it with the source).
+    pub centre_rgb: Option<[u8; 3]>,
 }
 
 /// Longest URL a station opens.
@@ -572,6 +672,35 @@ mod tests {
                 locked: true,
                 watched_indicator: false,
             })),
+            Frame::Control(Control::DemoStart(DemoStart {
+                source: "poste-07".into(),
+                mode: DemoMode::FullScreen,
+                region: Some(Region {
+                    x: 0,
+                    y: 0,
+                    width: 960,
+                    height: 540,
+                }),
+            })),
+            Frame::Control(Control::DemoStop {
+                reason: "source-gone".into(),
+            }),
+            Frame::Control(Control::DemoHealth(DemoHealth {
+                playing: true,
+                frames_decoded: 300,
+                frames_dropped: 2,
+                fps_x100: 2997,
+                centre_rgb: Some([200, 40, 40]),
+            })),
+            Frame::Media {
+                header: MediaHeader {
+                    stream: Stream::Demo,
+                    keyframe: false,
+                    seq: 43,
+                    capture_us: 1_700_000_000_156_789,
+                },
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x41, 0x9a]),
+            },
             Frame::Media {
                 header: MediaHeader {
                     stream: Stream::Full,
@@ -665,6 +794,7 @@ mod tests {
             decode(&mut b)
         };
         assert_eq!(media(7, 0, &[1]), Err(WireError::UnknownStream(7)));
+        assert_eq!(media(3, 0, &[1]), Err(WireError::UnknownStream(3)));
         assert_eq!(media(0, 0x80, &[1]), Err(WireError::UnknownFlags(0x80)));
         assert_eq!(media(0, 0, &[]), Err(WireError::EmptyAccessUnit));
 
@@ -758,6 +888,42 @@ mod tests {
         .is_err());
     }
 
+    #[test]
+    fn demo_orders_are_bounded() {
+        let ok = DemoStart {
+            source: "poste-07".into(),
+            mode: DemoMode::Windowed,
+            region: None,
+        };
+        assert!(ok.validate().is_ok());
+        let label = |s: &str| DemoStart {
+            source: s.into(),
+            ..ok.clone()
+        };
+        assert!(label("  ").validate().is_err());
+        assert!(label(&"é".repeat(MAX_DEMO_LABEL_CHARS)).validate().is_ok());
+        assert!(label(&"é".repeat(MAX_DEMO_LABEL_CHARS + 1))
+            .validate()
+            .is_err());
+        let region = |x, y, width, height| DemoStart {
+            region: Some(Region {
+                x,
+                y,
+                width,
+                height,
+            }),
+            ..ok.clone()
+        };
+        assert!(region(0, 0, 1920, 1080).validate().is_ok());
+        assert!(region(5760, 3240, 1920, 1080).validate().is_ok());
+        assert!(region(0, 0, 15, 100).validate().is_err());
+        assert!(region(7000, 0, 1000, 100).validate().is_err());
+        // No overflow on the far edge.
+        assert!(region(u32::MAX, u32::MAX, u32::MAX, u32::MAX)
+            .validate()
+            .is_err());
+    }
+
     /// The fuzz target's property, run on stable with a fixed seed: random bytes and random
     /// mutations of valid frames never panic, and whatever decodes re-encodes to a frame that
     /// decodes to the same value.
@@ -791,6 +957,9 @@ mod tests {
     fn check_decode_property(input: &[u8]) {
         let mut buf = BytesMut::from(input);
         while let Ok(Some(frame)) = decode(&mut buf) {
+            if let Frame::Control(Control::DemoStart(order)) = &frame {
+                let _ = order.validate();
+            }
             let mut again = BytesMut::new();
             encode(&frame, &mut again).expect("a decoded frame re-encodes");
             assert_eq!(decode(&mut again).unwrap(), Some(frame));

@@ -1,6 +1,6 @@
 use super::*;
 use crate::h264::idr_with_parameter_sets;
-use crate::testutil::{close, decode, recv_within, tracing};
+use crate::testutil::{close, decode, recv_within, tracing, Xvfb};
 use std::time::Duration;
 
 const ORANGE: [u8; 3] = [200, 50, 20];
@@ -238,73 +238,6 @@ fn x11_without_a_reachable_display_fails_to_start_with_the_reason() {
     )
     .unwrap_err();
     assert!(matches!(err, MediaError::Start { .. }), "{err:?}");
-}
-
-/// A private X server for one test, stopped on drop.
-struct Xvfb {
-    child: std::process::Child,
-    display: String,
-}
-
-impl Xvfb {
-    /// Starts `Xvfb` on the first free display number from a per-process offset and waits
-    /// (bounded) until its socket exists. Fails loudly when Xvfb is not installed: this test
-    /// must not pass by skipping. `-noreset`: otherwise the server resets (and forgets the
-    /// root colour) when xsetroot, its only client, disconnects.
-    fn start() -> Xvfb {
-        let first = 90 + std::process::id() % 100;
-        for n in first..first + 50 {
-            let socket = std::path::PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-            if socket.exists() || std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists() {
-                continue;
-            }
-            let mut child = match std::process::Command::new("Xvfb")
-                .args([
-                    &format!(":{n}"),
-                    "-screen",
-                    "0",
-                    "1280x720x24",
-                    "-nolisten",
-                    "tcp",
-                    "-noreset",
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-            {
-                Ok(c) => c,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    panic!("Xvfb is not installed (apt-get install xvfb, see scripts/setup.sh): the X11 capture test needs it")
-                }
-                Err(e) => panic!("starting Xvfb: {e}"),
-            };
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                if socket.exists() {
-                    return Xvfb {
-                        child,
-                        display: format!(":{n}"),
-                    };
-                }
-                if child.try_wait().unwrap().is_some() {
-                    break; // lost a race for this display number: try the next
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "Xvfb :{n} has no socket after 10 s"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("no free X display number in 50 tries");
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
