@@ -2016,7 +2016,7 @@ mod tests {
         )));
         let (room, _mosaic, sim) = room_on_schedule(2, Some(schedule), clock.clone()).await;
         let (tx, mut rx) = mpsc::channel(64);
-        room.online(row(1), tx).await.unwrap();
+        room.online(row(1), channels(tx)).await.unwrap();
         assert!(thumb_switch(&mut rx).await.is_some(), "thumbnails asked");
         assert!(leds(&sim, StatusLed::Watching).await);
         let focus = room
