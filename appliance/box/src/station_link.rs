@@ -24,6 +24,10 @@ use tracing::{debug, info, warn};
 use crate::room::{FullFrame, LinkChannels, RoomHandle};
 use crate::store::{self, StationRow, Store};
 
+/// Bytes the kernel may hold for a station before writes wait (Linux doubles it for its own
+/// bookkeeping).
+const LINK_SEND_BUFFER: usize = 256 * 1024;
+
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// Silence (no frame at all) after which a station is considered gone.
@@ -121,6 +125,12 @@ fn control_name(c: &Control) -> &'static str {
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<(), LinkError> {
     let _ = tcp.set_nodelay(true);
+    // Left alone, the kernel grows the send buffer to megabytes: many seconds of demo video
+    // queued for a slow station before the relay's own bounded queue (which drops to the next
+    // keyframe) notices anything. Fixed at about half a second of a 4 Mbit/s demo.
+    if let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(LINK_SEND_BUFFER) {
+        warn!(%peer, "cannot bound the link's send buffer: {e}");
+    }
     let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, ctx.tls.accept(tcp))
         .await
         .map_err(|_| LinkError::HandshakeTimeout)?

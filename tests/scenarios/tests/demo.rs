@@ -462,11 +462,12 @@ async fn a_receiver_that_stops_reading_does_not_change_the_others_delivery() {
             .unwrap()
     };
     let room = c
-        // Loopback TCP buffers hold a minute or more of this mostly flat test picture before
-        // the box's queue for the stalled station fills: hence the long wait.
+        // The box bounds its send buffer per station (about half a second of a 4 Mbit/s
+        // demo), but this mostly flat test picture is far smaller, so filling it and then the
+        // relay's queue takes several seconds.
         .room_until(
             "the stalled receiver dropping",
-            Duration::from_secs(240),
+            Duration::from_secs(90),
             |r| {
                 !r["demo"].is_null()
                     && receiver(r, stalled_id)["relay"]["dropped"].as_u64() > Some(0)
