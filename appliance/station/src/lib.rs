@@ -34,6 +34,12 @@ use crate::system::SystemActions;
 pub enum SourceSpec {
     Live(CaptureSource),
     Replay(Arc<ReplayFile>),
+    /// A replayed thumbnail stream plus a replayed full stream (for the focus view and as a
+    /// demo source in benchmarks).
+    ReplayWithFull {
+        thumb: Arc<ReplayFile>,
+        full: Arc<ReplayFile>,
+    },
 }
 
 /// A running station: its link task and the source it drives (kept alive with it).
@@ -74,6 +80,9 @@ pub fn spawn_station(
     let source: Arc<dyn VideoSource> = match spec {
         SourceSpec::Live(capture) => Arc::new(sources::LiveSource::start(capture, probe, tx)?),
         SourceSpec::Replay(file) => Arc::new(sources::ReplaySource::new(file, tx)),
+        SourceSpec::ReplayWithFull { thumb, full } => {
+            Arc::new(sources::ReplaySource::new(thumb, tx).with_full(full))
+        }
     };
     let (link, status) = Link::new(
         identity.clone(),

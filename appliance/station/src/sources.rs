@@ -94,47 +94,66 @@ impl VideoSource for LiveSource {
     }
 }
 
-/// A recorded thumbnail stream played in a loop at its recorded pace. It has no full-size
-/// stream and cannot make keyframes on request: keyframes come at the file's own interval.
+/// Recorded streams played in a loop at their recorded pace: a thumbnail stream, and
+/// optionally a full-size one. Keyframes cannot be made on request: they come at the files'
+/// own interval. Stream settings from the box (size, rate) cannot change a recording either.
 pub struct ReplaySource {
-    file: Arc<ReplayFile>,
+    thumb: Arc<ReplayFile>,
+    full: Option<Arc<ReplayFile>>,
     out: mpsc::Sender<(StreamKind, EncodedFrame)>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// The playing task per stream (thumbnail, full).
+    tasks: Mutex<[Option<JoinHandle<()>>; 2]>,
 }
 
 impl ReplaySource {
     pub fn new(file: Arc<ReplayFile>, out: mpsc::Sender<(StreamKind, EncodedFrame)>) -> Self {
         ReplaySource {
-            file,
+            thumb: file,
+            full: None,
             out,
-            task: Mutex::new(None),
+            tasks: Mutex::new([None, None]),
         }
+    }
+
+    /// Also answers requests for the full stream, with `full`.
+    pub fn with_full(mut self, full: Arc<ReplayFile>) -> Self {
+        self.full = Some(full);
+        self
     }
 }
 
 impl VideoSource for ReplaySource {
     fn set_stream(&self, stream: Stream, settings: Option<StreamSettings>) -> Result<(), String> {
-        if stream != Stream::Thumb {
-            return match settings {
-                None => Ok(()),
-                Some(_) => Err(format!("a replay station has no {stream:?} stream")),
-            };
-        }
-        let mut task = self.task.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = task.take() {
+        let (kind, file) = match (media_kind(stream), stream) {
+            (Some(StreamKind::Thumb), _) => (StreamKind::Thumb, self.thumb.clone()),
+            (Some(StreamKind::Full), _) if self.full.is_some() => {
+                (StreamKind::Full, self.full.clone().expect("checked"))
+            }
+            _ => {
+                return match settings {
+                    None => Ok(()),
+                    Some(_) => Err(format!("a replay station has no {stream:?} stream")),
+                }
+            }
+        };
+        let slot = match kind {
+            StreamKind::Thumb => 0,
+            StreamKind::Full => 1,
+        };
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tasks[slot].take() {
             t.abort();
         }
         if settings.is_some() {
             let (tx, mut rx) = mpsc::channel::<EncodedFrame>(4);
             let out = self.out.clone();
-            let file = self.file.clone();
-            *task = Some(tokio::spawn(async move {
+            tasks[slot] = Some(tokio::spawn(async move {
                 let play = lanterne_media::replay::play(file, tx, true);
                 let forward = async {
                     while let Some(f) = rx.recv().await {
                         // Lossy like the live encoder: a full queue drops the frame, and the
                         // link resyncs at the next keyframe.
-                        let _ = out.try_send((StreamKind::Thumb, f));
+                        let _ = out.try_send((kind, f));
                     }
                 };
                 tokio::join!(play, forward);
@@ -156,8 +175,80 @@ impl VideoSource for ReplaySource {
 
 impl Drop for ReplaySource {
     fn drop(&mut self) {
-        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            t.abort();
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+        {
+            if let Some(t) = t.take() {
+                t.abort();
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lanterne_media::replay::{encode, ReplayFrame};
+
+    /// A two-frame file whose access units say which file they come from.
+    fn file(tag: u8, width: u32) -> Arc<ReplayFile> {
+        let frames: Vec<ReplayFrame> = (0..2u64)
+            .map(|i| ReplayFrame {
+                pts_us: i * 100_000,
+                keyframe: i == 0,
+                data: bytes::Bytes::from(vec![0, 0, 0, 1, 0x65, tag]),
+            })
+            .collect();
+        let params = StreamParams {
+            width,
+            height: width * 9 / 16,
+            fps: 10,
+            bitrate_kbps: 100,
+        };
+        Arc::new(ReplayFile::parse(encode(params, &frames).into()).unwrap())
+    }
+
+    fn settings() -> Option<StreamSettings> {
+        Some(StreamSettings {
+            width: 320,
+            height: 180,
+            fps: 10,
+            bitrate_kbps: 100,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_replay_with_a_full_file_serves_both_streams_each_from_its_own_file() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let src = ReplaySource::new(file(1, 320), tx).with_full(file(2, 1920));
+        src.set_stream(Stream::Full, settings()).unwrap();
+        let (kind, f) = rx.recv().await.unwrap();
+        assert_eq!((kind, f.data.last().copied()), (StreamKind::Full, Some(2)));
+        src.set_stream(Stream::Full, None).unwrap();
+        src.set_stream(Stream::Thumb, settings()).unwrap();
+        // Frames already queued from the full stream may come first; then only thumbnails.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (kind, f) = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if kind == StreamKind::Thumb {
+                assert_eq!(f.data.last().copied(), Some(1));
+                break;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plain_replay_refuses_the_full_stream_clearly() {
+        let (tx, _rx) = mpsc::channel(16);
+        let src = ReplaySource::new(file(1, 320), tx);
+        let err = src.set_stream(Stream::Full, settings()).unwrap_err();
+        assert!(err.contains("no Full stream"), "{err}");
+        src.set_stream(Stream::Full, None).unwrap();
     }
 }
