@@ -55,6 +55,44 @@ connection, which every order also pays.`,
       ['samples (stations × rounds)', r.samples, '—'],
     ],
   },
+  fanout: {
+    title: 'Demo fan-out: one 1080p30 stream → N stations over TLS',
+    what: `A real box process shows one station's screen to N receiving stations. The source is a
+real station agent replaying a recorded 1920×1080, 30 fps, ~4 Mbit/s x264 stream (moving colour
+bars with a running clock, an IDR every 2 s) as its full stream; the receivers are raw
+station-link clients with real enrolled identities and their own TLS connections, which do not
+decode (this machine could not decode N × 1080p30): they time every demo frame and check its
+sequence number, which the box numbers per connection, so each frame the box dropped for a
+receiver is a gap. Latency is receiver arrival minus the frame's capture timestamp, stamped by
+the source when it sends the frame (same clock): source → box → receiver, an upper bound of what
+the relay adds. Box CPU is utime+stime of the box process (100 % = one core); the relay's share
+is the box with the demo minus the same box idle just before (stations connected, thumbnails
+and the mosaic running), divided by N. Then one receiver reads at a quarter of the stream's
+bitrate and the others are measured again. The baseline, in the same run, sends the same access
+units at the same pace through GStreamer's \`tcpserversink\` (plain TCP, no TLS) in a child
+process to N plain TCP readers. Everything, load generators included, shares the machine's
+cores with the box.`,
+    rows: (r) => [
+      ['stream bitrate (kbit/s)', r.stream_kbps, '~4000'],
+      ['frames lost at healthy receivers', r.healthy_frames_lost, '0'],
+      ['frames received by healthy receivers', r.healthy_frames_received, '—'],
+      ['source → box → receiver latency, p50 (ms)', r.latency_ms_p50, 'reported'],
+      ['source → box → receiver latency, p99 (ms)', r.latency_ms_p99, '< 20 (relay-added)'],
+      ['box CPU with the demo (% of a core, median)', r.box_cpu_pct_median, 'reported'],
+      ['box CPU idle before the demo (% of a core, median)', r.box_cpu_idle_pct_median, 'reported'],
+      ['relay CPU per receiver (% of a core)', r.relay_cpu_pct_per_receiver, 'reported'],
+      ['box RSS (MB, max)', r.box_rss_mb_max, '< 200'],
+      ['one throttled receiver: frames lost at the others', r.throttled_others_frames_lost, '0'],
+      ['one throttled receiver: others\' latency p50 (ms)', r.throttled_others_latency_ms_p50, 'reported'],
+      ['one throttled receiver: others\' latency p99 (ms)', r.throttled_others_latency_ms_p99, 'reported'],
+      ['change of the others\' p99 (%)', r.throttled_others_p99_change_pct, '±10'],
+      ['throttled receiver: frames received / dropped by the box', `${r.throttled_receiver_frames} / ${r.throttled_receiver_frames_lost}`, 'drops, resyncs'],
+      ['baseline tcpserversink CPU (% of a core, median)', r.baseline_server_cpu_pct_median, 'reported'],
+      ['baseline CPU per receiver (% of a core)', r.baseline_cpu_pct_per_receiver, 'reported'],
+      ['baseline slowest receiver (kbit/s)', r.baseline_slowest_receiver_kbps, '≈ stream'],
+      ['ratio relay / baseline CPU per receiver', r.ratio_relay_to_baseline_cpu_per_receiver, 'reported'],
+    ],
+  },
 };
 
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();

@@ -5,6 +5,8 @@
 //! The binaries must be built first (`cargo build --workspace --bins`; `scripts/test.sh` does
 //! it). They are looked up next to the test executable (`target/<profile>/`).
 
+pub mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -241,6 +243,11 @@ impl BoxProcess {
 
     pub fn https(&self) -> anyhow::Result<Https> {
         Https::new(&self.ready.https_url, &self.ready.ca_cert)
+    }
+
+    /// The box's process id (for CPU and memory readings in benchmarks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the box with SIGTERM-like kill and returns its data directory.

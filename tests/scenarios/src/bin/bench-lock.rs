@@ -13,26 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use lanterne_scenarios::bench::{machine, now_iso, percentile, round1};
 use lanterne_scenarios::{next_item, BoxProcess, WsItem};
 use lanterne_station::screen::SimulatedScreen;
 use lanterne_station::{spawn_station, SourceSpec};
 
-fn percentile(xs: &[f64], p: f64) -> f64 {
-    let mut s = xs.to_vec();
-    s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((p / 100.0) * s.len() as f64).ceil() as usize;
-    s[i.clamp(1, s.len()) - 1]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 #[tokio::main]
@@ -169,9 +156,9 @@ async fn main() -> anyhow::Result<()> {
     });
     let report = serde_json::json!({
         "benchmark": "lock",
-        "date": time_now_iso(),
+        "date": now_iso(),
         "command": format!("scripts/bench-lock.sh {n} {rounds}"),
-        "machine": machine(),
+        "machine": machine("n/a (lock path only)"),
         "params": { "stations": n, "rounds": rounds, "api_rounds": api_rounds, "button_rounds": button_rounds },
         "results": results,
         "targets": { "box_acknowledged_all_ms_p99_max": 250 },
@@ -185,41 +172,4 @@ async fn main() -> anyhow::Result<()> {
     )?;
     drop(stations);
     Ok(())
-}
-
-fn time_now_iso() -> String {
-    let out = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn machine() -> serde_json::Value {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_default();
-    let mem_gb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| round1(kb / 1024.0 / 1024.0))
-        .unwrap_or(0.0);
-    serde_json::json!({
-        "cpu": cpu,
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "memory_gb": mem_gb,
-        "os": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
-        "box_codecs": "n/a (lock path only)",
-    })
 }
