@@ -336,7 +336,6 @@ async fn write_loop<S>(
     S: futures_util::Sink<Frame, Error = WireError> + Unpin,
 {
     let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
-    let mut demo_seq = 0u64;
     loop {
         let frame = tokio::select! {
             biased;
@@ -344,14 +343,14 @@ async fn write_loop<S>(
             _ = beat.tick() => Frame::Control(Control::Heartbeat { sent_us: lanterne_wire::now_us() }),
             f = demo.recv() => match f {
                 Some(f) => {
-                    // This connection's own numbering: a gap then means frames the relay
-                    // dropped for this station, which the player sees.
-                    demo_seq += 1;
+                    // The source's numbering, passed through: frames the relay dropped for
+                    // this station (or the source's link lost) show as a gap, which the
+                    // player answers by waiting for a keyframe and counts as dropped.
                     Frame::Media {
                         header: MediaHeader {
                             stream: Stream::Demo,
                             keyframe: f.keyframe,
-                            seq: demo_seq,
+                            seq: f.seq,
                             capture_us: f.capture_us,
                         },
                         data: f.data.clone(),
@@ -384,5 +383,62 @@ impl GapCheck {
         let gap = self.last[i].is_some_and(|l| seq != l.wrapping_add(1));
         self.last[i] = Some(seq);
         gap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use lanterne_media::EncodedFrame;
+
+    fn demo_frame(seq: u64, keyframe: bool) -> FullFrame {
+        Arc::new(EncodedFrame {
+            data: bytes::Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            keyframe,
+            capture_us: 1,
+            seq,
+        })
+    }
+
+    /// Regression: the writer numbered demo frames per connection, so frames the relay
+    /// dropped for a slow station never showed as a gap, to the player or to benchmarks.
+    #[tokio::test]
+    async fn demo_frames_keep_the_source_numbering_so_relay_drops_show_as_gaps() {
+        let (sink_tx, sink_rx) = futures_channel_sink();
+        let (_ctl_tx, ctl_rx) = mpsc::channel(4);
+        let (demo_tx, demo_rx) = mpsc::channel(8);
+        for (seq, key) in [(10, true), (11, false), (20, true)] {
+            demo_tx.send(demo_frame(seq, key)).await.unwrap();
+        }
+        drop(demo_tx);
+        let writer = tokio::spawn(write_loop(sink_tx, ctl_rx, demo_rx));
+        let seqs: Vec<u64> = sink_rx
+            .filter_map(|f| async move {
+                match f {
+                    Frame::Media { header, .. } => Some(header.seq),
+                    Frame::Control(_) => None,
+                }
+            })
+            .take(3)
+            .collect()
+            .await;
+        assert_eq!(seqs, [10, 11, 20]);
+        writer.abort();
+    }
+
+    /// A sink of frames backed by a channel, and the stream of what was written.
+    fn futures_channel_sink() -> (
+        impl futures_util::Sink<Frame, Error = WireError> + Unpin,
+        impl futures_util::Stream<Item = Frame> + Unpin,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel::<Frame>();
+        let mut rx = rx;
+        let sink = futures_util::sink::unfold(tx, |tx, f: Frame| async move {
+            tx.send(f).expect("the test reads until the end");
+            Ok::<_, WireError>(tx)
+        });
+        let written = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        (Box::pin(sink), Box::pin(written))
     }
 }
