@@ -67,8 +67,9 @@ receiver is a gap. Latency is receiver arrival minus the frame's capture timesta
 the source when it sends the frame (same clock): source → box → receiver, an upper bound of what
 the relay adds. Box CPU is utime+stime of the box process (100 % = one core); the relay's share
 is the box with the demo minus the same box idle just before (stations connected, thumbnails
-and the mosaic running), divided by N. Then one receiver reads at a quarter of the stream's
-bitrate in every other window, and the other receivers are compared between the windows with
+and the mosaic running), divided by N. Then one receiver (connected with a 16 KiB receive buffer, as
+behind a slow link: on loopback the kernel would otherwise buffer megabytes for it) reads at a
+quarter of the stream's bitrate in every other window, and the other receivers are compared between the windows with
 and without it (alternating, so the shared machine's drift affects both alike). The baseline, in the same run, sends the same access
 units at the same pace through GStreamer's \`tcpserversink\` (plain TCP, no TLS) in a child
 process to N plain TCP readers. Everything, load generators included, shares the machine's
@@ -88,7 +89,8 @@ cores with the box.`,
       ['the others\' latency p99 in the alternate windows without it (ms)', r.unthrottled_others_latency_ms_p99, 'reported'],
       ['one throttled receiver: others\' latency p99 (ms)', r.throttled_others_latency_ms_p99, 'reported'],
       ['change of the others\' p99 (%)', r.throttled_others_p99_change_pct, '±10'],
-      ['throttled receiver: frames received / dropped by the box', `${r.throttled_receiver_frames} / ${r.throttled_receiver_frames_lost}`, 'drops, resyncs'],
+      ['throttled receiver: frames read while throttled / gaps it saw', `${r.throttled_receiver_frames} / ${r.throttled_receiver_frames_lost}`, '—'],
+      ['frames the relay dropped: for the throttled receiver / for all the others', `${r.throttled_receiver_relay_dropped} / ${r.others_relay_dropped}`, 'drops / 0'],
       ['baseline tcpserversink CPU (% of a core, median)', r.baseline_server_cpu_pct_median, 'reported'],
       ['baseline CPU per receiver (% of a core)', r.baseline_cpu_pct_per_receiver, 'reported'],
       ['baseline slowest receiver (kbit/s)', r.baseline_slowest_receiver_kbps, '≈ stream'],
