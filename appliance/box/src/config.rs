@@ -61,6 +61,49 @@ pub struct Config {
     /// When screens may be watched (P3). Without it, monitoring is allowed at any time and
     /// the box says so in its log: a school deployment must set it.
     pub schedule: Option<lanterne_privacy::schedule::ScheduleConfig>,
+    /// The box's HDMI input, for showing the teacher's PC to the class.
+    #[serde(default)]
+    pub hdmi: Hdmi,
+}
+
+/// The HDMI input (a TC358743 bridge or a USB capture dongle, see docs/hardware.md).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hdmi {
+    #[serde(default)]
+    pub input: HdmiInput,
+    /// The V4L2 node to use (default: the best one found).
+    pub device: Option<std::path::PathBuf>,
+    #[serde(default = "Hdmi::default_bitrate")]
+    pub bitrate_kbps: u32,
+}
+
+impl Hdmi {
+    fn default_bitrate() -> u32 {
+        4000
+    }
+}
+
+impl Default for Hdmi {
+    fn default() -> Self {
+        Hdmi {
+            input: HdmiInput::None,
+            device: None,
+            bitrate_kbps: Hdmi::default_bitrate(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HdmiInput {
+    /// No HDMI input: the teacher shows a station's screen instead.
+    #[default]
+    None,
+    /// A generated colour-bar picture instead of a device (development, demos, tests).
+    TestPattern,
+    /// A V4L2 capture device (needs a box built with the `v4l2-capture` feature).
+    Device,
 }
 
 /// Login rules (P6).
@@ -390,6 +433,7 @@ impl Config {
                 require_totp_for_teachers: false,
             },
             schedule: None,
+            hdmi: Hdmi::default(),
         }
     }
 
@@ -553,6 +597,19 @@ impl Config {
         self.mosaic.validate("mosaic", 30)?;
         self.thumbnails.validate("thumbnails", 15)?;
         self.focus.validate("focus", 60)?;
+        if !(500..=20_000).contains(&self.hdmi.bitrate_kbps) {
+            return Err((
+                "hdmi.bitrate_kbps".into(),
+                "must be between 500 and 20000".into(),
+            ));
+        }
+        if self.hdmi.input == HdmiInput::Device && !cfg!(feature = "v4l2-capture") {
+            return Err((
+                "hdmi.input".into(),
+                "'device' needs a box built with the v4l2-capture feature (see docs/hardware.md)"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -598,6 +655,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("privacy.screenshot_retention_days"), "{err}");
+    }
+
+    #[test]
+    fn the_hdmi_input_is_off_by_default_and_checked() {
+        let cfg = parse("[room]\nname = \"A\"\n").unwrap();
+        assert_eq!(cfg.hdmi.input, HdmiInput::None);
+        let cfg = parse("[room]\nname = \"A\"\n[hdmi]\ninput = \"test-pattern\"\n").unwrap();
+        assert_eq!(cfg.hdmi.input, HdmiInput::TestPattern);
+        let err = parse("[room]\nname = \"A\"\n[hdmi]\nbitrate_kbps = 90000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hdmi.bitrate_kbps"), "{err}");
+        let err = parse("[room]\nname = \"A\"\n[hdmi]\ninput = \"camera\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("input"), "{err}");
+        if !cfg!(feature = "v4l2-capture") {
+            let err = parse("[room]\nname = \"A\"\n[hdmi]\ninput = \"device\"\n")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("hdmi.input") && err.contains("v4l2-capture"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -50,13 +50,14 @@ pub const WARN_EVERY: Duration = Duration::from_secs(10);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a demo comes from. The relay only needs a [`SourceFeed`]; each source says how to
-/// make one. The teacher's own station and the box's HDMI capture become further variants
-/// that produce the same feed.
+/// make one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DemoSource {
     /// A station's full stream (a student's screen, or the teacher's PC running the agent).
     Station { station_id: u32 },
+    /// The teacher's PC through the box's HDMI input (`crate::hdmi`).
+    Hdmi,
 }
 
 /// A running source as the relay sees it: its access units, and a way to ask for an IDR.

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod config;
 pub mod fanout;
+pub mod hdmi;
 pub mod pki;
 pub mod room;
 pub mod screenshots;
@@ -135,6 +136,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 .as_ref()
                 .map(|s| serde_json::to_string(s).expect("schedule config serialises")),
             clock: Arc::new(lanterne_privacy::policy::SystemClock::new()),
+            hdmi: (cfg.hdmi.input != config::HdmiInput::None).then(|| (cfg.hdmi.clone(), probe)),
         },
         stations,
         mosaic.clone(),

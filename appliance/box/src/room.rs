@@ -48,6 +48,8 @@ pub struct RoomView {
     pub demo: Option<DemoView>,
     /// How the last demo ended (so a tablet can say why it stopped).
     pub last_demo_end: Option<DemoEnd>,
+    /// The box has an HDMI input the teacher can show to the class.
+    pub hdmi_available: bool,
 }
 
 /// A running demo as a tablet sees it.
@@ -112,6 +114,10 @@ pub enum DemoError {
     OutsideMonitoring { next: Option<String> },
     #[error("no demo is running")]
     NotRunning,
+    #[error("this box has no HDMI input configured ([hdmi] input in its configuration)")]
+    NoHdmi,
+    #[error("{0}")]
+    HdmiFailed(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -676,6 +682,7 @@ struct Room {
     tx: mpsc::Sender<Cmd>,
     demo: Option<Demo>,
     last_demo_end: Option<DemoEnd>,
+    hdmi: Option<(crate::config::Hdmi, lanterne_media::CodecProbe)>,
 }
 
 /// The running demo, owned by the room task.
@@ -691,17 +698,21 @@ struct Demo {
     started_us: u64,
     relay: Relay,
     health: BTreeMap<u32, DemoHealth>,
+    /// The HDMI capture while it is the source; dropping it stops capturing.
+    hdmi: Option<crate::hdmi::HdmiSource>,
 }
 
 impl Demo {
-    fn source_station(&self) -> u32 {
+    /// The source station; None when the source is the box's HDMI input.
+    fn source_station(&self) -> Option<u32> {
         match self.source {
-            DemoSource::Station { station_id } => station_id,
+            DemoSource::Station { station_id } => Some(station_id),
+            DemoSource::Hdmi => None,
         }
     }
 
     fn is_target(&self, station_id: u32) -> bool {
-        station_id != self.source_station()
+        Some(station_id) != self.source_station()
             && self
                 .targets
                 .as_ref()
@@ -748,6 +759,8 @@ pub struct RoomSettings {
     /// The box's local time, which the schedule is written in (`SystemClock` in the
     /// daemon; tests move a manual clock across window edges).
     pub clock: Arc<dyn Clock + Send + Sync>,
+    /// The HDMI input, when one is configured, with the codecs to encode it.
+    pub hdmi: Option<(crate::config::Hdmi, lanterne_media::CodecProbe)>,
 }
 
 pub fn spawn(
@@ -764,6 +777,7 @@ pub fn spawn(
         schedule,
         schedule_json,
         clock,
+        hdmi,
     } = settings;
     let (tx, rx) = mpsc::channel(256);
     let (view_tx, view_rx) = watch::channel(RoomView::default());
@@ -803,6 +817,7 @@ pub fn spawn(
         tx: tx.clone(),
         demo: None,
         last_demo_end: None,
+        hdmi,
     };
     room.relayout();
     tokio::spawn(room.run(rx));
@@ -855,7 +870,7 @@ impl Room {
                     if self
                         .demo
                         .as_ref()
-                        .is_some_and(|d| d.source_station() == station.id)
+                        .is_some_and(|d| d.source_station() == Some(station.id))
                     {
                         self.end_demo("source-gone", "box").await;
                     }
@@ -929,7 +944,7 @@ impl Room {
                         let source_left = self
                             .demo
                             .as_ref()
-                            .is_some_and(|d| d.source_station() == station_id);
+                            .is_some_and(|d| d.source_station() == Some(station_id));
                         if source_left {
                             self.end_demo("source-gone", "box").await;
                         } else if let Some(demo) = self.demo.as_mut() {
@@ -1137,18 +1152,34 @@ impl Room {
     /// LED shows it is watched) relayed to every target online now; targets offline now get
     /// it when they come back.
     async fn start_demo(&mut self, req: DemoRequest, actor: &str) -> Result<DemoView, DemoError> {
-        // Showing a student's screen to the class is watching it: same hours as the focus.
-        if !self.monitoring {
-            return Err(DemoError::OutsideMonitoring {
-                next: self.next_monitoring(),
-            });
-        }
-        let DemoSource::Station { station_id: source } = req.source;
-        let src = self
-            .stations
-            .get(&source)
-            .ok_or(DemoError::UnknownStation(source))?;
-        let source_name = src.row.name.clone();
+        let source = match req.source {
+            DemoSource::Station { station_id } => {
+                // Showing a student's screen to the class is watching it: same hours as the
+                // focus view.
+                if !self.monitoring {
+                    return Err(DemoError::OutsideMonitoring {
+                        next: self.next_monitoring(),
+                    });
+                }
+                let src = self
+                    .stations
+                    .get(&station_id)
+                    .ok_or(DemoError::UnknownStation(station_id))?;
+                Some((station_id, src.row.name.clone()))
+            }
+            // The teacher's own PC: nobody is watched, at any hour.
+            DemoSource::Hdmi => {
+                if self.hdmi.is_none() {
+                    return Err(DemoError::NoHdmi);
+                }
+                None
+            }
+        };
+        let source_id = source.as_ref().map(|(id, _)| *id);
+        let source_name = source
+            .as_ref()
+            .map(|(_, name)| name.clone())
+            .unwrap_or_else(|| crate::hdmi::SOURCE_NAME.to_string());
         if let Some(targets) = &req.targets {
             if targets.is_empty() {
                 return Err(DemoError::NoTarget);
@@ -1156,11 +1187,12 @@ impl Room {
             if let Some(bad) = targets.iter().find(|id| !self.stations.contains_key(id)) {
                 return Err(DemoError::UnknownStation(*bad));
             }
-            if targets.contains(&source) {
+            if source_id.is_some_and(|s| targets.contains(&s)) {
                 return Err(DemoError::SourceIsTarget(source_name));
             }
         }
-        if req.targets.is_none() && self.stations.len() < 2 {
+        let others = self.stations.len() - usize::from(source_id.is_some());
+        if req.targets.is_none() && others == 0 {
             return Err(DemoError::NoTarget);
         }
         let order = DemoStart {
@@ -1169,34 +1201,47 @@ impl Room {
             region: req.region,
         };
         order.validate().map_err(DemoError::Invalid)?;
-        if src.link.is_none() {
-            return Err(DemoError::SourceOffline(source_name));
+        if let Some(id) = source_id {
+            if self.stations[&id].link.is_none() {
+                return Err(DemoError::SourceOffline(source_name));
+            }
         }
         if self.demo.is_some() {
             self.end_demo("replaced", actor).await;
         }
-        let focus = self.plan.focus;
-        let link = self
-            .stations
-            .get_mut(&source)
-            .and_then(|s| s.link.as_mut())
-            .expect("checked online");
-        link.focus_viewers += 1;
-        if link.focus_viewers == 1 {
-            let _ = link.control.try_send(Control::SetStream {
-                stream: Stream::Full,
-                settings: Some(focus),
-            });
-        }
-        let control = link.control.clone();
-        let relay = Relay::start(SourceFeed {
-            frames: link.full_tx.subscribe(),
-            request_keyframe: Box::new(move || {
-                let _ = control.try_send(Control::RequestKeyframe {
-                    stream: Stream::Full,
+        let (relay, source_conn, hdmi) = match source_id {
+            Some(id) => {
+                let focus = self.plan.focus;
+                let link = self
+                    .stations
+                    .get_mut(&id)
+                    .and_then(|s| s.link.as_mut())
+                    .expect("checked online");
+                link.focus_viewers += 1;
+                if link.focus_viewers == 1 {
+                    let _ = link.control.try_send(Control::SetStream {
+                        stream: Stream::Full,
+                        settings: Some(focus),
+                    });
+                }
+                let control = link.control.clone();
+                let relay = Relay::start(SourceFeed {
+                    frames: link.full_tx.subscribe(),
+                    request_keyframe: Box::new(move || {
+                        let _ = control.try_send(Control::RequestKeyframe {
+                            stream: Stream::Full,
+                        });
+                    }),
                 });
-            }),
-        });
+                (relay, link.conn, None)
+            }
+            None => {
+                let (cfg, probe) = self.hdmi.as_ref().expect("checked configured");
+                let (capture, feed) =
+                    crate::hdmi::start(cfg, probe).map_err(DemoError::HdmiFailed)?;
+                (Relay::start(feed), 0, Some(capture))
+            }
+        };
         let mut targets = req.targets;
         if let Some(t) = targets.as_mut() {
             t.sort_unstable();
@@ -1205,7 +1250,7 @@ impl Room {
         let demo = Demo {
             source: req.source,
             source_name: source_name.clone(),
-            source_conn: link.conn,
+            source_conn,
             mode: req.mode,
             region: req.region,
             targets,
@@ -1213,6 +1258,7 @@ impl Room {
             started_us: lanterne_wire::now_us(),
             relay,
             health: BTreeMap::new(),
+            hdmi,
         };
         let mut reached = Vec::new();
         for st in self.stations.values() {
@@ -1266,10 +1312,12 @@ impl Room {
             relay,
             source_name,
             source_conn,
+            hdmi,
             ..
         } = demo;
         // The relay stops before the stop order goes out, so no frame follows the order.
         drop(relay);
+        drop(hdmi);
         let stop = Control::DemoStop {
             reason: end_text(reason).to_string(),
         };
@@ -1279,7 +1327,9 @@ impl Room {
             }
         }
         let end = DemoEnd { source_name, ..end };
-        self.release_full(source, source_conn);
+        if let Some(source) = source {
+            self.release_full(source, source_conn);
+        }
         tracing::info!(%actor, source = %end.source_name, reason, "demo ended");
         self.audit(actor, "demo-stop", &end.source_name, reason)
             .await;
@@ -1387,7 +1437,13 @@ impl Room {
             }
             self.mosaic.set_online(st.row.id, now && st.link.is_some());
         }
-        if !now && self.demo.is_some() {
+        // Showing the teacher's own PC watches nobody: only a student's screen stops.
+        if !now
+            && self
+                .demo
+                .as_ref()
+                .is_some_and(|d| d.source_station().is_some())
+        {
             self.end_demo("outside-monitoring-hours", "schedule").await;
         }
         // Publish first, so focus viewers ended below see why.
@@ -1832,6 +1888,7 @@ impl Room {
             },
             demo: self.demo_view(),
             last_demo_end: self.last_demo_end.clone(),
+            hdmi_available: self.hdmi.is_some(),
         };
         // Only real changes wake the tablets (the demo tick republishes every second).
         self.view.send_if_modified(|v| {
@@ -1900,6 +1957,7 @@ mod tests {
                 schedule,
                 schedule_json: None,
                 clock,
+                hdmi: None,
             },
             (1..=n).map(row).collect(),
             mosaic.clone(),

@@ -1016,8 +1016,8 @@ struct DemoRegionBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DemoRequestBody {
-    /// The station whose screen is shown.
-    source: u32,
+    /// The station whose screen is shown, or "hdmi" for the box's HDMI input.
+    source: DemoSourceBody,
     /// None: every other station of the room.
     targets: Option<Vec<u32>>,
     mode: DemoModeChoice,
@@ -1025,7 +1025,15 @@ struct DemoRequestBody {
     region: Option<DemoRegionBody>,
 }
 
-/// Shows one station's screen on the others (replacing a demo already running).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DemoSourceBody {
+    Station(u32),
+    Named(String),
+}
+
+/// Shows one station's screen on the others (replacing a demo already running), or the
+/// teacher's PC through the box's HDMI input (`"source": "hdmi"`).
 async fn start_demo(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
@@ -1049,9 +1057,24 @@ async fn start_demo(
         r.validate()
             .map_err(|e| ApiError::BadRequest(format!("'region': {e}")))?;
     }
-    let source = req.source;
+    let (source, source_label) = match req.source {
+        DemoSourceBody::Station(id) => (
+            crate::fanout::DemoSource::Station { station_id: id },
+            id.to_string(),
+        ),
+        DemoSourceBody::Named(n) if n == "hdmi" => (crate::fanout::DemoSource::Hdmi, n),
+        DemoSourceBody::Named(_) => {
+            return Err(ApiError::BadRequest(
+                "'source': a station id, or \"hdmi\" for the box's HDMI input".into(),
+            ))
+        }
+    };
+    let source_id = match source {
+        crate::fanout::DemoSource::Station { station_id } => Some(station_id),
+        crate::fanout::DemoSource::Hdmi => None,
+    };
     let request = crate::room::DemoRequest {
-        source: crate::fanout::DemoSource::Station { station_id: source },
+        source,
         targets: req.targets,
         mode: match req.mode {
             DemoModeChoice::Fullscreen => lanterne_wire::DemoMode::FullScreen,
@@ -1062,22 +1085,23 @@ async fn start_demo(
     match state.room.start_demo(request, &acc.username).await {
         Ok(view) => Ok(Json(view)),
         Err(e) => Err(match e {
-            DemoError::UnknownStation(id) if id == source => {
+            DemoError::UnknownStation(id) if Some(id) == source_id => {
                 ApiError::BadRequest(format!("'source': {e}"))
             }
             DemoError::UnknownStation(_) | DemoError::SourceIsTarget(_) | DemoError::NoTarget => {
                 ApiError::BadRequest(format!("'targets': {e}"))
             }
             DemoError::Invalid(m) => ApiError::BadRequest(m),
-            DemoError::SourceOffline(_) | DemoError::NotRunning => {
+            DemoError::SourceOffline(_) | DemoError::NotRunning | DemoError::NoHdmi => {
                 ApiError::Conflict(e.to_string())
             }
+            DemoError::HdmiFailed(_) => ApiError::Conflict(e.to_string()),
             DemoError::OutsideMonitoring { .. } => {
                 audit(
                     &state,
                     &acc.username,
                     "demo-start",
-                    &source.to_string(),
+                    &source_label,
                     "refused",
                     "outside monitoring hours",
                 )

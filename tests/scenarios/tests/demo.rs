@@ -571,3 +571,106 @@ async fn a_demo_is_refused_outside_monitoring_hours() {
         "{text}"
     );
 }
+
+/// The teacher's PC through the box's HDMI input (here its colour-bar stand-in) reaches every
+/// station, outside the monitoring hours too: showing the teacher's own screen watches no
+/// student, so it is not refused and the status LED stays off.
+#[tokio::test]
+async fn the_teachers_pc_through_hdmi_reaches_every_station_at_any_hour() {
+    let out = std::process::Command::new("date")
+        .arg("+%u")
+        .output()
+        .unwrap();
+    let today: usize = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let other = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][today % 7];
+    let config = format!(
+        "{CONFIG}[hdmi]\ninput = \"test-pattern\"\nbitrate_kbps = 2000\n[schedule]\n\
+         access = [{{ days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], start = \"00:00\", end = \"24:00\" }}]\n\
+         monitoring = [{{ days = [\"{other}\"], start = \"09:00\", end = \"10:00\" }}]\n"
+    );
+    let c = Class::start(&config).await;
+    c.enrol("poste-01").await;
+    c.enrol("poste-02").await;
+    let stations = [c.run("poste-01", PALETTE[0]), c.run("poste-02", PALETTE[1])];
+    for st in &stations {
+        status_until(st, "connected", Duration::from_secs(30), |s| s.connected).await;
+    }
+    assert_eq!(c.room().await["hdmi_available"], true);
+
+    let (code, body) = c
+        .post(
+            "/api/demo",
+            json!({"source": "camera", "targets": null, "mode": "windowed"}),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("'source'"),
+        "{body}"
+    );
+
+    let (code, view) = c
+        .post(
+            "/api/demo",
+            json!({"source": "hdmi", "targets": null, "mode": "fullscreen"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{view}");
+    assert_eq!(view["source"]["kind"], "hdmi");
+    assert_eq!(view["receivers"].as_array().unwrap().len(), 2);
+    // The stand-in shows still SMPTE colour bars; the players' centre sample falls on the
+    // cyan bar, a colour neither station has of its own.
+    assert!(PALETTE[..2]
+        .iter()
+        .all(|c| !close_to(*c, [0, 255, 255], 40)));
+    for st in &stations {
+        decodes_colour(st, [0, 255, 255]).await;
+    }
+    let room = c.room().await;
+    assert_eq!(room["watched"], false, "nobody is watched: {room}");
+    let panel = c
+        .https
+        .request("GET", "/api/dev/panel", None, &[("cookie", &c.cookie)])
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(panel["status_led"], "off");
+
+    let (code, body) = c.post("/api/demo/stop", json!({})).await;
+    assert_eq!(code, 200, "{body}");
+    for st in &stations {
+        status_until(st, "the player closed", Duration::from_secs(10), |s| {
+            s.demo_end_reason.is_some() && s.demo.is_none_or(|h| !h.playing)
+        })
+        .await;
+    }
+    let audit = c
+        .https
+        .request("GET", "/api/audit", None, &[("cookie", &c.cookie)])
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&audit.body);
+    assert!(
+        text.contains("demo-start") && text.contains("HDMI"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_hdmi_demo_is_refused_clearly_without_an_hdmi_input() {
+    let c = Class::start(CONFIG).await;
+    c.enrol("poste-01").await;
+    assert_eq!(c.room().await["hdmi_available"], false);
+    let (code, body) = c
+        .post(
+            "/api/demo",
+            json!({"source": "hdmi", "targets": null, "mode": "windowed"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("[hdmi]"), "{body}");
+}
