@@ -47,7 +47,13 @@ describe('demo: one station shown on every other, from the tablet', { timeout: 4
 
   before(async () => {
     await mkdir(results, { recursive: true });
-    room = await startClassroom({ stations: STATIONS });
+    room = await startClassroom({
+      stations: STATIONS,
+      // The development room, plus the HDMI input's colour-bar stand-in.
+      config: ['[room]', 'name = "Salle de démonstration"', '[panel]', 'backend = "simulated"',
+        '[accounts]', 'require_totp_for_admins = false', '[hdmi]', 'input = "test-pattern"',
+        'bitrate_kbps = 2000'].join('\n'),
+    });
     browser = await launch({ viewport: TABLET, hasTouch: true, ignoreHTTPSErrors: true });
     page = browser.context.pages()[0] ?? await browser.context.newPage();
     page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
@@ -137,4 +143,29 @@ describe('demo: one station shown on every other, from the tablet', { timeout: 4
       }
     });
   }
+
+  it('shows the teacher’s PC (HDMI) on every station from the action bar, then stops', async () => {
+    // The colour-bar stand-in: the players' centre sample falls on the cyan bar.
+    const CYAN = [0, 255, 255];
+    await page.locator('#demo-open-hdmi').waitFor({ state: 'visible', timeout: 15_000 });
+    assert.equal((await page.locator('#demo-open-hdmi').textContent()).trim(), 'Écran enseignant');
+    await page.locator('#demo-open-hdmi').tap();
+    assert.match(await page.locator('#demo-dialog h2').textContent(), /HDMI/);
+    assert.equal(await page.locator('#demo-region').isDisabled(), true, 'the whole picture');
+    await page.locator('#demo-start').tap();
+    await page.locator('#demo-banner').waitFor({ state: 'visible' });
+    const playing = await roomUntil('every station decoding the HDMI picture', (r) => r.demo
+      && r.demo.source.kind === 'hdmi'
+      && room.stations.every((s) => {
+        const h = r.demo.receivers.find((x) => x.station_id === s.id)?.health;
+        return h?.playing && h.frames_decoded >= 10 && h.centre_rgb
+          && colourDistance(h.centre_rgb, CYAN) <= TOLERANCE;
+      }));
+    assert.equal(playing.demo.receivers.length, room.stations.length, 'every station receives');
+    await page.screenshot({ path: path.join(results, 'demo-hdmi.png') });
+    await page.locator('#demo-stop').tap();
+    await page.locator('#demo-banner').waitFor({ state: 'hidden' });
+    const stopped = await roomUntil('the demo stopped', (r) => r.demo === null);
+    assert.equal(stopped.last_demo_end.reason, 'stopped');
+  });
 });

@@ -66,7 +66,11 @@ async function postJson(url, body) {
  *   stations(): [{ station_id, name, online }] of the room
  */
 export function initDemo({ focusedStation, stations }) {
-  const state = { demo: null, lastEnd: null, seenEndAt: null, timer: null };
+  // `hdmi`: the box has an HDMI input; `fromHdmi`: the form was opened for it (not for the
+  // station in focus).
+  const state = {
+    demo: null, lastEnd: null, seenEndAt: null, timer: null, hdmi: false, fromHdmi: false,
+  };
 
   // ---- "show to the class" button, in the focus view's bar ----------------------------
   const bar = document.querySelector('#focus-view .focus-bar');
@@ -74,6 +78,13 @@ export function initDemo({ focusedStation, stations }) {
   open.type = 'button';
   open.id = 'demo-open';
   bar?.append(open);
+
+  // ---- "show the teacher's PC (HDMI)", in the room's action bar -------------------------
+  const openHdmi = el('button', 'act demo-open-hdmi');
+  openHdmi.type = 'button';
+  openHdmi.id = 'demo-open-hdmi';
+  openHdmi.hidden = true;
+  document.querySelector('#actionbar .act-buttons')?.append(openHdmi);
 
   // ---- the form -------------------------------------------------------------------------
   const dialog = el('dialog', 'demo-dialog');
@@ -126,8 +137,11 @@ export function initDemo({ focusedStation, stations }) {
     return { input, label, text };
   }
 
+  /** The station shown, or null when the teacher's PC (HDMI) is. */
+  const sourceStation = () => (state.fromHdmi ? null : focusedStation());
+
   function fillStationList() {
-    const source = focusedStation();
+    const source = sourceStation();
     list.replaceChildren();
     for (const s of stations()) {
       if (s.station_id === source) continue;
@@ -144,14 +158,22 @@ export function initDemo({ focusedStation, stations }) {
   targetAll.input.addEventListener('change', fillStationList);
   targetSome.input.addEventListener('change', fillStationList);
 
-  open.addEventListener('click', () => {
+  const openForm = (fromHdmi) => {
+    state.fromHdmi = fromHdmi;
+    // A region is picked in the pixels of the picture the focus view shows; the HDMI
+    // picture is not on screen, so it is shown whole.
+    region.value = 'whole';
+    region.disabled = fromHdmi;
     error.textContent = '';
+    render();
     fillStationList();
     dialog.showModal();
-  });
+  };
+  open.addEventListener('click', () => openForm(false));
+  openHdmi.addEventListener('click', () => openForm(true));
   cancel.addEventListener('click', () => dialog.close());
   start.addEventListener('click', async () => {
-    const source = focusedStation();
+    const source = state.fromHdmi ? 'hdmi' : focusedStation();
     if (source === null) return;
     const targets = targetSome.input.checked
       ? [...list.querySelectorAll('input:checked')].map((b) => Number(b.value))
@@ -161,7 +183,7 @@ export function initDemo({ focusedStation, stations }) {
       source,
       targets,
       mode: modeFull.input.checked ? 'fullscreen' : 'windowed',
-      region: regionOf(region.value),
+      region: state.fromHdmi ? null : regionOf(region.value),
     });
     start.disabled = false;
     if (!res.ok) {
@@ -216,7 +238,11 @@ export function initDemo({ focusedStation, stations }) {
 
   function render() {
     open.textContent = t('demo.show');
-    title.textContent = t('demo.title', { name: stations().find((s) => s.station_id === focusedStation())?.name ?? '' });
+    openHdmi.textContent = t('demo.showHdmi');
+    openHdmi.hidden = !state.hdmi;
+    title.textContent = state.fromHdmi
+      ? t('demo.titleHdmi')
+      : t('demo.title', { name: stations().find((s) => s.station_id === focusedStation())?.name ?? '' });
     targetsLegend.textContent = t('demo.targets');
     targetAll.text.textContent = t('demo.targets.all');
     targetSome.text.textContent = t('demo.targets.some');
@@ -256,6 +282,7 @@ export function initDemo({ focusedStation, stations }) {
         const wasRunning = state.demo !== null;
         state.demo = room.demo ?? null;
         state.lastEnd = room.last_demo_end ?? null;
+        state.hdmi = room.hdmi_available === true;
         // An end that happened before this page knew of a demo is old news.
         if (!wasRunning && !state.demo && state.seenEndAt === null) state.seenEndAt = state.lastEnd?.at_us ?? 0;
         render();

@@ -152,6 +152,8 @@ const STRINGS = {
     // ---- demo (fan-out), used by demo.js ------------------------------------------------
     'demo.show': 'Montrer à la classe',
     'demo.title': 'Montrer l’écran de {name}',
+    'demo.showHdmi': 'Écran enseignant',
+    'demo.titleHdmi': 'Montrer l’écran de l’ordinateur de l’enseignant (HDMI)',
     'demo.targets': 'À qui ?',
     'demo.targets.all': 'Tous les autres postes',
     'demo.targets.some': 'Postes choisis',
@@ -324,6 +326,8 @@ const STRINGS = {
     // ---- demo (fan-out), used by demo.js ------------------------------------------------
     'demo.show': 'Show to class',
     'demo.title': 'Show the screen of {name}',
+    'demo.showHdmi': 'Teacher’s screen',
+    'demo.titleHdmi': 'Show the teacher’s computer (HDMI)',
     'demo.targets': 'To whom?',
     'demo.targets.all': 'Every other station',
     'demo.targets.some': 'Chosen stations',
