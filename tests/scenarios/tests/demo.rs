@@ -529,9 +529,9 @@ async fn technicians_may_not_start_or_stop_a_demo() {
     }
 }
 
-#[tokio::test]
-async fn a_demo_is_refused_outside_monitoring_hours() {
-    // Monitoring only on a day that is not today.
+/// A `[schedule]` section whose only monitoring window is on another day than today: the
+/// stations may be used all day, nobody may be watched now.
+fn schedule_not_today() -> String {
     let out = std::process::Command::new("date")
         .arg("+%u")
         .output()
@@ -542,11 +542,16 @@ async fn a_demo_is_refused_outside_monitoring_hours() {
         .parse()
         .unwrap();
     let other = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][today % 7];
-    let config = format!(
-        "{CONFIG}[schedule]\n\
+    format!(
+        "[schedule]\n\
          access = [{{ days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], start = \"00:00\", end = \"24:00\" }}]\n\
          monitoring = [{{ days = [\"{other}\"], start = \"09:00\", end = \"10:00\" }}]\n"
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_demo_is_refused_outside_monitoring_hours() {
+    let config = format!("{CONFIG}{}", schedule_not_today());
     let c = Class::start(&config).await;
     let source = c.enrol("poste-01").await;
     c.enrol("poste-02").await;
@@ -577,20 +582,9 @@ async fn a_demo_is_refused_outside_monitoring_hours() {
 /// student, so it is not refused and the status LED stays off.
 #[tokio::test]
 async fn the_teachers_pc_through_hdmi_reaches_every_station_at_any_hour() {
-    let out = std::process::Command::new("date")
-        .arg("+%u")
-        .output()
-        .unwrap();
-    let today: usize = String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let other = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][today % 7];
     let config = format!(
-        "{CONFIG}[hdmi]\ninput = \"test-pattern\"\nbitrate_kbps = 2000\n[schedule]\n\
-         access = [{{ days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], start = \"00:00\", end = \"24:00\" }}]\n\
-         monitoring = [{{ days = [\"{other}\"], start = \"09:00\", end = \"10:00\" }}]\n"
+        "{CONFIG}[hdmi]\ninput = \"test-pattern\"\nbitrate_kbps = 2000\n{}",
+        schedule_not_today()
     );
     let c = Class::start(&config).await;
     c.enrol("poste-01").await;
