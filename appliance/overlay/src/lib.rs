@@ -112,6 +112,9 @@ pub struct OverlayState {
     pub watched_label: Option<String>,
     /// Set once the display is gone, with the reason.
     pub display_lost: Option<String>,
+    /// Keyboard and pointer are taken away from the student without a lock screen (a
+    /// full-screen demo: the picture stays visible, see [`Overlay::block_input`]).
+    pub input_blocked: bool,
 }
 
 /// A handle on the overlay thread of one X display. Cheap to clone; the windows go away when
@@ -181,6 +184,15 @@ impl Overlay {
     pub fn set_watched(&self, on: bool, label: &str) -> Result<(), OverlayError> {
         let label = text::bounded(label, MAX_LABEL_CHARS, false);
         self.request(|reply| worker::Command::SetWatched { on, label, reply })
+    }
+
+    /// Takes (`on`) the student's keyboard and pointer without covering the screen, or gives
+    /// them back: an invisible input-only window over the whole screen holds both grabs, so
+    /// what is on screen (a full-screen demo) stays visible but nothing can be used. Returns
+    /// once both grabs are held, or [`OverlayError::GrabFailed`] after ~1 s (and keeps
+    /// retrying). Independent of the lock: unlocking keeps input blocked, and the reverse.
+    pub fn block_input(&self, on: bool) -> Result<(), OverlayError> {
+        self.request(|reply| worker::Command::BlockInput { on, reply })
     }
 
     /// A new receiver of overlay events. Each call subscribes a new receiver; events that

@@ -44,6 +44,10 @@ pub enum Command {
         label: String,
         reply: Reply,
     },
+    BlockInput {
+        on: bool,
+        reply: Reply,
+    },
 }
 
 pub enum Input {
@@ -198,6 +202,7 @@ pub fn start(
         has_randr,
         has_shape,
         lock: None,
+        shield: None,
         messages: Vec::new(),
         badges: Vec::new(),
         watched_label: None,
@@ -312,6 +317,8 @@ struct Worker {
     has_randr: bool,
     has_shape: bool,
     lock: Option<LockScreen>,
+    /// The input-only window that blocks input without a lock screen (full-screen demo).
+    shield: Option<Window>,
     messages: Vec<MessageBox>,
     badges: Vec<Panel>,
     watched_label: Option<String>,
@@ -346,20 +353,22 @@ impl Worker {
             Err(e) => tracing::debug!(error = %e, "cannot pre-render the lock screen"),
         }
         loop {
-            let input =
-                if self.lock.is_some() || self.restack_pending || self.layout_dirty_since.is_some()
-                {
-                    match rx.recv_timeout(TICK) {
-                        Ok(input) => Some(input),
-                        Err(mpsc::RecvTimeoutError::Timeout) => None,
-                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                    }
-                } else {
-                    match rx.recv() {
-                        Ok(input) => Some(input),
-                        Err(_) => return,
-                    }
-                };
+            let input = if self.lock.is_some()
+                || self.shield.is_some()
+                || self.restack_pending
+                || self.layout_dirty_since.is_some()
+            {
+                match rx.recv_timeout(TICK) {
+                    Ok(input) => Some(input),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(input) => Some(input),
+                    Err(_) => return,
+                }
+            };
             match input {
                 Some(Input::Command(cmd)) => self.command(cmd),
                 Some(Input::Subscribe(tx)) => self.subscribers.push(tx),
@@ -395,6 +404,7 @@ impl Worker {
                 reply,
             } => (self.show_message(id, &from, &text), reply),
             Command::SetWatched { on, label, reply } => (self.set_watched(on, label), reply),
+            Command::BlockInput { on, reply } => (self.block_input(on), reply),
         };
         self.publish();
         if let Err(e) = &result {
@@ -408,6 +418,7 @@ impl Worker {
         let state = OverlayState {
             locked: self.lock.is_some(),
             input_captured: self.lock.is_some() && self.input_captured,
+            input_blocked: self.shield.is_some() && self.input_captured,
             lock_message: self.lock.as_ref().map(|l| l.message.clone()),
             lock_monitors: self.lock.as_ref().map_or(0, |l| l.panels.len()),
             open_messages: self.messages.iter().map(|m| m.id).collect(),
@@ -635,6 +646,65 @@ impl Worker {
             .as_ref()
             .and_then(|l| l.panels.first())
             .map(|p| p.window)
+            .or(self.shield)
+    }
+
+    /// The input shield: an input-only window over the whole screen, below our other windows,
+    /// holding the grabs while nothing visible of ours is shown.
+    fn block_input(&mut self, on: bool) -> Result<(), OverlayError> {
+        match (on, self.shield) {
+            (true, Some(_)) | (false, None) => Ok(()),
+            (true, None) => {
+                if self.lock.is_none() {
+                    self.remember_focus()?;
+                }
+                let setup = self.conn.setup();
+                let screen = &setup.roots[0];
+                let (width, height) = (screen.width_in_pixels, screen.height_in_pixels);
+                let win = self.conn.generate_id()?;
+                self.conn.create_window(
+                    0,
+                    win,
+                    self.root,
+                    0,
+                    0,
+                    width,
+                    height,
+                    0,
+                    WindowClass::INPUT_ONLY,
+                    0,
+                    &CreateWindowAux::new()
+                        .override_redirect(1)
+                        .event_mask(EventMask::KEY_PRESS | EventMask::BUTTON_PRESS),
+                )?;
+                self.conn.change_property8(
+                    PropMode::REPLACE,
+                    win,
+                    AtomEnum::WM_NAME,
+                    AtomEnum::STRING,
+                    "Lanterne — clavier et souris bloqués".as_bytes(),
+                )?;
+                self.conn.map_window(win)?;
+                self.shield = Some(win);
+                self.restack()?;
+                self.sync()?;
+                tracing::info!("student input blocked");
+                self.grab_with_retry()
+            }
+            (false, Some(win)) => {
+                self.shield = None;
+                self.conn.destroy_window(win)?;
+                if self.lock.is_none() {
+                    self.input_captured = false;
+                    self.conn.ungrab_keyboard(CURRENT_TIME)?;
+                    self.conn.ungrab_pointer(CURRENT_TIME)?;
+                    self.restore_focus()?;
+                }
+                self.sync()?;
+                tracing::info!("student input given back");
+                Ok(())
+            }
+        }
     }
 
     /// One attempt at both grabs. `owner_events` is true so our own message cards still get
@@ -704,9 +774,18 @@ impl Worker {
             return Ok(());
         };
         self.input_captured = false;
-        self.conn.ungrab_keyboard(CURRENT_TIME)?;
-        self.conn.ungrab_pointer(CURRENT_TIME)?;
+        if self.shield.is_none() {
+            self.conn.ungrab_keyboard(CURRENT_TIME)?;
+            self.conn.ungrab_pointer(CURRENT_TIME)?;
+        }
         self.destroy_panels(&lock.panels)?;
+        if self.shield.is_some() {
+            // Input stays blocked (a full-screen demo): the shield takes the grabs over.
+            self.sync()?;
+            self.grab_with_retry()?;
+            tracing::info!("lock screen removed; input stays blocked");
+            return Ok(());
+        }
         match self.messages.last() {
             Some(m) => {
                 let w = m.panel.window;
@@ -902,9 +981,14 @@ impl Worker {
     }
 
     fn all_windows(&self) -> impl Iterator<Item = Window> + '_ {
-        self.lock
+        self.shield
             .iter()
-            .flat_map(|l| l.panels.iter().map(|p| p.window))
+            .copied()
+            .chain(
+                self.lock
+                    .iter()
+                    .flat_map(|l| l.panels.iter().map(|p| p.window)),
+            )
             .chain(self.messages.iter().map(|m| m.panel.window))
             .chain(self.badges.iter().map(|b| b.window))
     }
@@ -949,7 +1033,9 @@ impl Worker {
         if self.restack_pending && self.last_restack.elapsed() >= RESTACK_MIN_INTERVAL {
             self.restack()?;
         }
-        if self.lock.is_some() && self.last_grab.elapsed() >= REGRAB_EVERY {
+        if (self.lock.is_some() || self.shield.is_some())
+            && self.last_grab.elapsed() >= REGRAB_EVERY
+        {
             self.regrab()?;
         }
         if self
@@ -1107,6 +1193,7 @@ impl Worker {
     fn display_lost(&mut self, reason: String) {
         tracing::error!(%reason, "X display lost: overlays are gone");
         self.lock = None;
+        self.shield = None;
         self.messages.clear();
         self.badges.clear();
         self.watched_label = None;
@@ -1125,7 +1212,7 @@ impl Worker {
             for w in windows {
                 self.conn.destroy_window(w)?;
             }
-            if self.lock.is_some() {
+            if self.lock.is_some() || self.shield.is_some() {
                 self.conn.ungrab_keyboard(CURRENT_TIME)?;
                 self.conn.ungrab_pointer(CURRENT_TIME)?;
             }
@@ -1139,6 +1226,7 @@ impl Worker {
             tracing::debug!(error = %e, "overlay shutdown on a broken connection");
         }
         self.lock = None;
+        self.shield = None;
         self.messages.clear();
         self.badges.clear();
         tracing::debug!("overlay thread stopped");

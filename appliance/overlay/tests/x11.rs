@@ -525,3 +525,56 @@ fn a_monitor_added_while_locked_gets_the_lock_and_the_badge_too() {
     }
     assert!(overlay.state().input_captured);
 }
+
+#[test]
+fn blocking_input_keeps_the_screen_visible_and_outlasts_a_lock() {
+    let x = Xvfb::start("1280x720x24");
+    let client = Client::connect(&x.display);
+    client.set_desktop(DESKTOP);
+    let app = client.app_window(100, 100, 400, 300);
+    let (a, b) = (client.keycode(XK_A), client.keycode(XK_B));
+    let desktop = |shot: &common::Shot| shot.count(0, 0, 1280, 720, |c| c == DESKTOP);
+    let before = desktop(&client.screenshot());
+    assert!(before > 0);
+
+    let overlay = Overlay::connect(Some(&x.display)).unwrap();
+    overlay.block_input(true).unwrap();
+    let state = overlay.state();
+    assert!(state.input_blocked && !state.locked, "{state:?}");
+    // Nothing of ours is drawn: the student still sees everything (a full-screen demo).
+    assert_eq!(desktop(&client.screenshot()), before);
+    for _ in 0..3 {
+        client.tap_key(a);
+        client.click(200, 200);
+    }
+    assert_eq!(
+        client.presses(app),
+        vec![],
+        "input leaked through the block"
+    );
+    let status = client
+        .conn
+        .grab_keyboard(false, app, CURRENT_TIME, GrabMode::ASYNC, GrabMode::ASYNC)
+        .unwrap()
+        .reply()
+        .unwrap()
+        .status;
+    assert_eq!(status, GrabStatus::ALREADY_GRABBED);
+
+    // A lock and an unlock in between leave input blocked.
+    overlay.lock("").unwrap();
+    overlay.unlock().unwrap();
+    assert!(overlay.state().input_blocked);
+    client.tap_key(a);
+    assert_eq!(
+        client.presses(app),
+        vec![],
+        "unlocking gave input back too early"
+    );
+
+    overlay.block_input(false).unwrap();
+    assert!(!overlay.state().input_blocked);
+    client.tap_key(b);
+    client.click(200, 200);
+    assert_eq!(client.presses(app), vec![Press::Key(b), Press::Button(1)]);
+}
