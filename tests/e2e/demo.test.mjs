@@ -127,10 +127,18 @@ describe('demo: one station shown on every other, from the tablet', { timeout: 4
       assert.ok(later.demo.receivers.every((x) => x.online));
       await page.screenshot({ path: path.join(results, `demo-${mode}.png`) });
 
+      // Full screen takes the receiving students' keyboard and mouse; a window leaves them.
+      const blocked = mode === 'fullscreen';
+      await room.waitForStatus((st) => receivers.every((r) => st.find((x) => x.id === r.id)
+        ?.input_blocked === blocked) && !st.find((x) => x.id === source.id).input_blocked,
+      `receivers' input ${blocked ? 'blocked' : 'free'}, the source's free`);
+
       await page.locator('#demo-stop').tap();
       await page.locator('#demo-banner').waitFor({ state: 'hidden' });
       const stopped = await roomUntil('the demo stopped', (r) => r.demo === null);
       assert.equal(stopped.last_demo_end.reason, 'stopped');
+      await room.waitForStatus((st) => st.every((x) => !x.input_blocked),
+        'every student has keyboard and mouse back');
 
       // Back to normal: each station's own picture is in its mosaic tile again.
       await page.locator('#back').tap();

@@ -42,8 +42,12 @@ const MAX_QUEUED: u64 = 8;
 pub enum PlayerOutput {
     /// Nowhere: display-less stations (simulated classrooms, benchmarks) only decode.
     Probe,
-    /// A window on this X11 display (None: `$DISPLAY`).
-    X11Window { display: Option<String> },
+    /// A window on this X11 display (None: `$DISPLAY`); `size`: scaled (letterboxed) to
+    /// fill a screen of that size, for a full-screen demo.
+    X11Window {
+        display: Option<String>,
+        size: Option<(u32, u32)>,
+    },
 }
 
 /// What a player shows.
@@ -122,8 +126,8 @@ impl DemoPlayer {
                 gst::PadProbeReturn::Ok
             });
         add_health_branch(&pipeline, &tee, shared.clone())?;
-        if let PlayerOutput::X11Window { display } = &config.output {
-            add_window_branch(&pipeline, &tee, &config.label, display.as_deref())?;
+        if let PlayerOutput::X11Window { display, size } = &config.output {
+            add_window_branch(&pipeline, &tee, &config.label, display.as_deref(), *size)?;
         }
         let bus = BusWatch::spawn("demo player", &pipeline);
         crate::bus::start_pipeline("demo player", &pipeline)?;
@@ -299,9 +303,24 @@ fn add_window_branch(
     tee: &gst::Element,
     label: &str,
     display: Option<&str>,
+    size: Option<(u32, u32)>,
 ) -> Result<(), MediaError> {
     let queue = leaky_queue()?;
+    // videoscale adds borders to keep the picture's aspect ratio in the asked size.
     let scale = make("videoscale")?;
+    let fit = gst::ElementFactory::make("capsfilter")
+        .build()
+        .map_err(|_| MediaError::MissingElement("capsfilter".into()))?;
+    if let Some((w, h)) = size {
+        fit.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", w as i32)
+                .field("height", h as i32)
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build(),
+        );
+    }
     let convert = make("videoconvert")?;
     let text = gst::ElementFactory::make("textoverlay")
         .property("text", format!("Écran de {label}"))
@@ -320,7 +339,7 @@ fn add_window_branch(
         .property("sync", false)
         .build()
         .map_err(|_| MediaError::MissingElement("ximagesink".into()))?;
-    let elems = vec![queue, scale, convert, text, convert2, sink];
+    let elems = vec![queue, scale, fit, convert, text, convert2, sink];
     link_branch(pipeline, tee, &elems)
 }
 
@@ -461,6 +480,17 @@ mod tests {
     /// labelled, where a capture of that screen sees the source's colour.
     #[tokio::test]
     async fn on_an_x11_display_the_demo_shows_in_a_window() {
+        window_on_xvfb(None).await;
+    }
+
+    /// Full screen: the window is scaled to the screen's size, so the source's colour is
+    /// also where the windowed demo leaves the desktop visible.
+    #[tokio::test]
+    async fn a_full_screen_demo_fills_the_screen() {
+        window_on_xvfb(Some((1280, 720))).await;
+    }
+
+    async fn window_on_xvfb(size: Option<(u32, u32)>) {
         crate::testutil::tracing();
         let x = crate::testutil::Xvfb::start();
         let status = std::process::Command::new("xsetroot")
@@ -494,6 +524,7 @@ mod tests {
                 region: None,
                 output: PlayerOutput::X11Window {
                     display: Some(x.display.clone()),
+                    size,
                 },
             },
             &probe,
@@ -540,9 +571,14 @@ mod tests {
             "inside the player window: {inside:?}"
         );
         let outside = p.dominant(220, 120, 60, 40);
+        let expected = if size.is_some() {
+            [40, 160, 60]
+        } else {
+            [0, 0, 0]
+        };
         assert!(
-            crate::testutil::close(outside, [0, 0, 0], 24),
-            "outside the window: {outside:?}"
+            crate::testutil::close(outside, expected, 40),
+            "bottom right of the screen ({size:?}): {outside:?}"
         );
     }
 }

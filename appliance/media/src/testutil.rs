@@ -142,56 +142,52 @@ pub struct Xvfb {
 }
 
 impl Xvfb {
-    /// Starts `Xvfb` on the first free display number from a per-process offset and waits
-    /// (bounded) until its socket exists. Fails loudly when Xvfb is not installed: this test
-    /// must not pass by skipping. `-noreset`: otherwise the server resets (and forgets the
-    /// root colour) when xsetroot, its only client, disconnects.
+    /// Starts `Xvfb` on a display number it picks itself (`-displayfd`: printed once the
+    /// server accepts connections, so tests running at the same time never share a display).
+    /// Fails loudly when Xvfb is not installed: this test must not pass by skipping.
+    /// `-noreset`: otherwise the server resets (and forgets the root colour) when xsetroot,
+    /// its only client, disconnects.
     pub fn start() -> Xvfb {
-        let first = 90 + std::process::id() % 100;
-        for n in first..first + 50 {
-            let socket = std::path::PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-            if socket.exists() || std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists() {
-                continue;
+        use std::io::BufRead;
+        let mut child = match std::process::Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x720x24",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("Xvfb is not installed (apt-get install xvfb, see scripts/setup.sh): the X11 capture test needs it")
             }
-            let mut child = match std::process::Command::new("Xvfb")
-                .args([
-                    &format!(":{n}"),
-                    "-screen",
-                    "0",
-                    "1280x720x24",
-                    "-nolisten",
-                    "tcp",
-                    "-noreset",
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-            {
-                Ok(c) => c,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    panic!("Xvfb is not installed (apt-get install xvfb, see scripts/setup.sh): the X11 capture test needs it")
-                }
-                Err(e) => panic!("starting Xvfb: {e}"),
-            };
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                if socket.exists() {
-                    return Xvfb {
-                        child,
-                        display: format!(":{n}"),
-                    };
-                }
-                if child.try_wait().unwrap().is_some() {
-                    break; // lost a race for this display number: try the next
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "Xvfb :{n} has no socket after 10 s"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            Err(e) => panic!("starting Xvfb: {e}"),
+        };
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("Xvfb reported no display within 30 s");
+        let n: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb failed to start (printed {line:?})"));
+        Xvfb {
+            child,
+            display: format!(":{n}"),
         }
-        panic!("no free X display number in 50 tries");
     }
 }
 

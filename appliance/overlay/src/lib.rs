@@ -115,6 +115,8 @@ pub struct OverlayState {
     /// Keyboard and pointer are taken away from the student without a lock screen (a
     /// full-screen demo: the picture stays visible, see [`Overlay::block_input`]).
     pub input_blocked: bool,
+    /// Size of the X screen (all monitors), in pixels.
+    pub screen_size: (u16, u16),
 }
 
 /// A handle on the overlay thread of one X display. Cheap to clone; the windows go away when

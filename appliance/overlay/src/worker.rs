@@ -341,6 +341,8 @@ struct Worker {
 
 impl Worker {
     fn run(&mut self, rx: mpsc::Receiver<Input>) {
+        // The screen's size is known before anything is shown.
+        self.publish();
         // Lock latency is what the room notices: render the default lock for the current
         // monitors now, so the usual lock only has to create windows and upload pixels.
         match self.monitors() {
@@ -419,6 +421,10 @@ impl Worker {
             locked: self.lock.is_some(),
             input_captured: self.lock.is_some() && self.input_captured,
             input_blocked: self.shield.is_some() && self.input_captured,
+            screen_size: {
+                let root = &self.conn.setup().roots[0];
+                (root.width_in_pixels, root.height_in_pixels)
+            },
             lock_message: self.lock.as_ref().map(|l| l.message.clone()),
             lock_monitors: self.lock.as_ref().map_or(0, |l| l.panels.len()),
             open_messages: self.messages.iter().map(|m| m.id).collect(),

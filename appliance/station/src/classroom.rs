@@ -46,6 +46,8 @@ struct StationStatus {
     locked: bool,
     lock_message: Option<String>,
     watched_indicator: bool,
+    /// Keyboard and pointer taken away (a full-screen demo).
+    input_blocked: bool,
     messages: Vec<MessageOnScreen>,
     /// System actions carried out so far ("restart", "open-url https://…").
     system: Vec<String>,
@@ -63,6 +65,7 @@ fn snapshot(stations: &[SimulatedStation]) -> Vec<StationStatus> {
                 locked: shown.locked,
                 lock_message: s.screen.lock_message(),
                 watched_indicator: shown.watched_indicator,
+                input_blocked: s.screen.input_blocked(),
                 messages: s
                     .screen
                     .open_messages()

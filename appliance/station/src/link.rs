@@ -19,9 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use lanterne_media::{
-    CodecProbe, DemoPlayer, EncodedFrame, PlayerConfig, PlayerOutput, StreamKind,
-};
+use lanterne_media::{CodecProbe, DemoPlayer, EncodedFrame, PlayerConfig, StreamKind};
 use lanterne_wire::{
     Capabilities, Control, DemoHealth, DemoMode, DemoStart, Frame, FrameCodec, MediaHeader, Stream,
     StreamSettings, WireError, PROTOCOL_VERSION,
@@ -115,6 +113,8 @@ pub struct Link {
     hostname: String,
     probe: CodecProbe,
     demo: Option<Demo>,
+    /// The student's input is blocked for a full-screen demo.
+    input_blocked: bool,
 }
 
 impl Link {
@@ -142,6 +142,7 @@ impl Link {
                 hostname,
                 probe,
                 demo: None,
+                input_blocked: false,
             },
             rx,
         )
@@ -486,14 +487,13 @@ impl Link {
             let _ = ctl_tx.try_send(Control::StationError { message });
             return;
         }
-        let output = self.screen.demo_output();
-        if order.mode == DemoMode::FullScreen && matches!(output, PlayerOutput::X11Window { .. }) {
-            // Said to the box so the teacher knows the student's input is not blocked.
-            let _ = ctl_tx.try_send(Control::StationError {
-                message: "full-screen demo with blocked input is not available on this \
-                          station yet; showing the demo in a window"
-                    .into(),
-            });
+        let fullscreen = order.mode == DemoMode::FullScreen;
+        let output = self.screen.demo_output(fullscreen);
+        if fullscreen {
+            // The student watches, and cannot use the station meanwhile; given back when the
+            // demo ends for any reason (stop_demo).
+            self.input_blocked = true;
+            self.apply_screen(ctl_tx, |s| s.block_input(true));
         }
         let config = PlayerConfig {
             label: order.source.clone(),
@@ -522,6 +522,14 @@ impl Link {
 
     /// Closes the player, keeping its last counters (with `playing` false) in the status.
     fn stop_demo(&mut self, reason: Option<String>) {
+        if std::mem::take(&mut self.input_blocked) {
+            let screen = self.screen.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = screen.block_input(false) {
+                    warn!("cannot give the student's input back: {e}");
+                }
+            });
+        }
         if let Some(d) = self.demo.take() {
             let s = d.player.stats();
             self.status.send_modify(|st| {

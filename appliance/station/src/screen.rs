@@ -25,11 +25,14 @@ pub trait Screen: Send + Sync {
     /// Ids of messages as the student dismisses them.
     fn dismissals(&self) -> tokio::sync::broadcast::Receiver<u64>;
     fn shown(&self) -> Shown;
-    /// Where the demo player shows a demo. Display-less screens only decode it (and report
-    /// its health), which is what the default does.
-    fn demo_output(&self) -> lanterne_media::PlayerOutput {
+    /// Where the demo player shows a demo (`fullscreen`: over the whole screen). Display-less
+    /// screens only decode it (and report its health), which is what the default does.
+    fn demo_output(&self, _fullscreen: bool) -> lanterne_media::PlayerOutput {
         lanterne_media::PlayerOutput::Probe
     }
+    /// Takes the student's keyboard and pointer away without covering the screen (`on`), or
+    /// gives them back: a full-screen demo is watched, not used. Returns once done.
+    fn block_input(&self, on: bool) -> Result<(), String>;
 }
 
 /// Dismissals are rare (a person clicks OK); a small buffer is plenty.
@@ -109,10 +112,16 @@ impl Screen for X11Screen {
         }
     }
 
-    fn demo_output(&self) -> lanterne_media::PlayerOutput {
+    fn demo_output(&self, fullscreen: bool) -> lanterne_media::PlayerOutput {
+        let (w, h) = self.overlay.state().screen_size;
         lanterne_media::PlayerOutput::X11Window {
             display: self.display.clone(),
+            size: (fullscreen && w > 0 && h > 0).then_some((u32::from(w), u32::from(h))),
         }
+    }
+
+    fn block_input(&self, on: bool) -> Result<(), String> {
+        self.overlay.block_input(on).map_err(|e| e.to_string())
     }
 }
 
@@ -122,6 +131,7 @@ pub struct SimulatedScreen {
     changes: tokio::sync::watch::Sender<Shown>,
     messages: Mutex<Vec<(u64, String, String)>>,
     dismissed: tokio::sync::broadcast::Sender<u64>,
+    input_blocked: std::sync::atomic::AtomicBool,
 }
 
 impl Default for SimulatedScreen {
@@ -131,11 +141,17 @@ impl Default for SimulatedScreen {
             changes: tokio::sync::watch::channel(Shown::default()).0,
             messages: Mutex::default(),
             dismissed: tokio::sync::broadcast::channel(DISMISSALS).0,
+            input_blocked: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
 
 impl SimulatedScreen {
+    /// The student's keyboard and pointer are taken away (a full-screen demo).
+    pub fn input_blocked(&self) -> bool {
+        self.input_blocked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Messages on screen: (id, from, text), oldest first.
     pub fn open_messages(&self) -> Vec<(u64, String, String)> {
         self.messages
@@ -204,6 +220,12 @@ impl Screen for SimulatedScreen {
         self.dismissed.subscribe()
     }
 
+    fn block_input(&self, on: bool) -> Result<(), String> {
+        self.input_blocked
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
     fn shown(&self) -> Shown {
         self.state
             .lock()
@@ -257,6 +279,16 @@ impl Screen for NoScreen {
 
     fn shown(&self) -> Shown {
         Shown::default()
+    }
+
+    fn block_input(&self, on: bool) -> Result<(), String> {
+        if on {
+            return Err(format!(
+                "cannot block input on this screen: {}",
+                self.reason
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -293,3 +293,144 @@ async fn x11_screen_content_arrives_at_the_box() {
     drop(ws);
     station.shutdown().await;
 }
+
+/// A full-screen demo on a real X11 station: the demo fills the screen (seen through the
+/// station's own screen capture, as the teacher's focus view shows it) and the student's
+/// keyboard and pointer are taken (another client cannot grab them); after the demo the
+/// student's window and input are back. In a window, the rest of the screen stays the
+/// student's.
+#[tokio::test]
+async fn a_full_screen_demo_fills_a_real_x11_screen_and_blocks_its_input() {
+    let (_xvfb, display) = start_xvfb();
+    let _window = colour_window(&display, "#28A03C");
+    // A source smaller than the screen, so full screen and windowed look different.
+    let b = BoxProcess::start_with_config(
+        "[room]\nname = \"Salle 12\"\n[panel]\nbackend = \"simulated\"\n\
+         [focus]\nwidth = 640\nheight = 360\nfps = 15\nbitrate_kbps = 800\n",
+    )
+    .await
+    .unwrap();
+    let probe = lanterne_media::init().unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let x11 = b
+        .enrol(&dirs.path().join("x11"), "poste-x11")
+        .await
+        .unwrap();
+    let src = b
+        .enrol(&dirs.path().join("src"), "poste-src")
+        .await
+        .unwrap();
+    let screen =
+        std::sync::Arc::new(lanterne_station::screen::X11Screen::connect(Some(&display)).unwrap());
+    let receiver = spawn_station(
+        &dirs.path().join("x11"),
+        SourceSpec::Live(CaptureSource::X11 {
+            display: Some(display.clone()),
+        }),
+        screen,
+        std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
+        &probe,
+        "poste-x11".into(),
+    )
+    .unwrap();
+    let source = spawn_station(
+        &dirs.path().join("src"),
+        SourceSpec::Live(CaptureSource::Synthetic {
+            label: "poste-src".into(),
+            rgb: [200, 50, 50],
+        }),
+        std::sync::Arc::new(lanterne_station::screen::SimulatedScreen::default()),
+        std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
+        &probe,
+        "poste-src".into(),
+    )
+    .unwrap();
+    let https = b.https().unwrap();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(receiver.status.borrow().connected && source.status.borrow().connected) {
+        assert!(Instant::now() < deadline, "stations did not connect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Left and right of the middle row: outside a 640×360 window, inside a full screen.
+    let sample = |img: &(u32, u32, Vec<u8>)| {
+        [
+            mean_rgb(img, img.0 / 8, img.1 / 2, 8),
+            mean_rgb(img, img.0 * 7 / 8, img.1 * 3 / 4, 8),
+        ]
+    };
+    let student = [40, 160, 60];
+    let shown = [200, 50, 50];
+
+    for (mode, fills) in [("windowed", false), ("fullscreen", true)] {
+        let res = https
+            .post_json(
+                &cookie,
+                "/api/demo",
+                serde_json::json!({ "source": src.station_id, "targets": null, "mode": mode }),
+            )
+            .await;
+        assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+        // The receiver's own screen, as its capture sees it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let img = focus_picture(&https, &cookie, x11.station_id, 20).await;
+            let [left, right] = sample(&img);
+            let expected_right = if fills { shown } else { student };
+            if close_to(right, expected_right, 40) && (!fills || close_to(left, shown, 40)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{mode}: the screen shows {left:?} / {right:?}"
+            );
+        }
+        // Another client tries to take the keyboard: refused while input is blocked.
+        let probe_overlay = lanterne_overlay::Overlay::connect(Some(&display)).unwrap();
+        let lock = probe_overlay.lock("");
+        if fills {
+            assert!(
+                matches!(lock, Err(lanterne_overlay::OverlayError::GrabFailed { .. })),
+                "{mode}: the keyboard was free: {lock:?}"
+            );
+        } else {
+            assert!(lock.is_ok(), "{mode}: input should stay free: {lock:?}");
+        }
+        drop(probe_overlay);
+
+        let res = https
+            .post_json(&cookie, "/api/demo/stop", serde_json::json!({}))
+            .await;
+        assert_eq!(res.status, 200);
+        // The student's window and input are back.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let img = focus_picture(&https, &cookie, x11.station_id, 20).await;
+            let [left, right] = sample(&img);
+            if close_to(left, student, 40) && close_to(right, student, 40) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "after {mode}: {left:?} / {right:?}"
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = lanterne_overlay::Overlay::connect(Some(&display)).unwrap();
+            if o.lock("").is_ok() {
+                o.unlock().unwrap();
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "after {mode}: input still blocked"
+            );
+        }
+    }
+    receiver.shutdown().await;
+    source.shutdown().await;
+}
