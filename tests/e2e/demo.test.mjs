@@ -74,7 +74,7 @@ describe('demo: one station shown on every other, from the tablet', { timeout: 4
     await room?.stop();
   });
 
-  for (const [mode, part] of [['fullscreen', 'whole'], ['windowed', 'left']]) {
+  for (const [mode, part] of [['fullscreen', 'whole'], ['windowed', 'left'], ['windowed', 'custom']]) {
     it(`shows station 1 on every other station, ${mode}, ${part} screen, then stops`, async () => {
       const source = room.stations[0];
       const receivers = room.stations.slice(1);
@@ -89,6 +89,14 @@ describe('demo: one station shown on every other, from the tablet', { timeout: 4
       await page.locator(`#demo-mode-${mode}`).check();
       await page.locator('#demo-targets-all').check();
       await page.locator('#demo-region').selectOption(part);
+      if (part === 'custom') {
+        // The middle quarter of the screen: 25 % from the left and the top, half of each side.
+        assert.equal(await page.locator('#demo-custom').isVisible(), true);
+        await page.fill('#demo-custom-w', '80');
+        await page.locator('#demo-start').tap();
+        assert.match(await page.locator('#demo-error').textContent(), /tenir dans l’écran/);
+        await page.fill('#demo-custom-w', '50');
+      }
       const canvas = await page.evaluate(() => {
         const c = document.getElementById('focus-canvas');
         return { width: c.width, height: c.height };
@@ -114,8 +122,18 @@ describe('demo: one station shown on every other, from the tablet', { timeout: 4
             && colourDistance(h.centre_rgb, source.rgb) <= TOLERANCE;
         }));
       assert.equal(playing.watched, true, 'a shown screen counts as watched');
-      assert.deepEqual(playing.demo.region, part === 'whole' ? null
-        : { x: 0, y: 0, width: canvas.width / 2, height: canvas.height });
+      const even = (v) => Math.floor(v / 2) * 2;
+      const expected = {
+        whole: null,
+        left: { x: 0, y: 0, width: canvas.width / 2, height: canvas.height },
+        custom: {
+          x: even(canvas.width * 0.25),
+          y: even(canvas.height * 0.25),
+          width: even(canvas.width * 0.5),
+          height: even(canvas.height * 0.5),
+        },
+      };
+      assert.deepEqual(playing.demo.region, expected[part]);
       for (const s of receivers) {
         assert.ok(colourDistance(s.rgb, source.rgb) > TOLERANCE, 'stations must differ in colour');
       }

@@ -16,14 +16,16 @@ const REGIONS = {
   bottom: [0, 0.5, 1, 0.5],
   left: [0, 0, 0.5, 1],
   right: [0.5, 0, 0.5, 1],
+  // A rectangle the teacher enters, in percent of the picture (see customFractions).
+  custom: null,
 };
 
 /**
  * The rectangle of `part` in pixels of the source picture (the focus canvas takes the
  * stream's size), with even sizes for the decoder's 4:2:0 crop.
  */
-function regionOf(part) {
-  const f = REGIONS[part];
+function regionOf(part, customFields) {
+  const f = part === 'custom' ? customFractions(customFields) : REGIONS[part];
   const canvas = document.getElementById('focus-canvas');
   if (!f || !canvas) return null;
   const even = (v) => Math.floor(v / 2) * 2;
@@ -34,6 +36,17 @@ function regionOf(part) {
     width: size(canvas.width * f[2]),
     height: size(canvas.height * f[3]),
   };
+}
+
+/**
+ * The custom rectangle as fractions (x, y, w, h), or null when it is not a rectangle inside
+ * the picture (the box would refuse it; the form says so first).
+ */
+function customFractions(fields) {
+  const [x, y, w, h] = fields.map((f) => Number(f.input.value) / 100);
+  const ok = [x, y, w, h].every(Number.isFinite) && x >= 0 && y >= 0 && w > 0 && h > 0
+    && x + w <= 1 && y + h <= 1;
+  return ok ? [x, y, w, h] : null;
 }
 
 /** Makes an element with a class and optional text. */
@@ -109,6 +122,26 @@ export function initDemo({ focusedStation, stations }) {
     o.value = part;
     region.append(o);
   }
+  // The custom rectangle: left, top, width, height in percent of the source picture.
+  const custom = el('div', 'demo-custom');
+  custom.id = 'demo-custom';
+  const customFields = ['x', 'y', 'w', 'h'].map((k, i) => {
+    const label = el('label', 'demo-custom-field');
+    const input = el('input');
+    input.type = 'number';
+    input.min = '0';
+    input.max = '100';
+    input.step = '1';
+    input.inputMode = 'numeric';
+    input.id = `demo-custom-${k}`;
+    input.value = String([25, 25, 50, 50][i]);
+    const text = el('span');
+    label.append(text, input);
+    custom.append(label);
+    return { key: k, input, text };
+  });
+  const showCustom = () => { custom.hidden = region.value !== 'custom'; };
+  region.addEventListener('change', showCustom);
   const error = el('p', 'demo-error');
   error.id = 'demo-error';
   error.setAttribute('role', 'alert');
@@ -120,7 +153,7 @@ export function initDemo({ focusedStation, stations }) {
   const actions = el('div', 'demo-actions');
   actions.append(cancel, start);
   form.append(title, targetsLegend, targetAll.label, targetSome.label, list,
-    modeLegend, modeFull.label, modeWindow.label, regionLegend, region, error, actions);
+    modeLegend, modeFull.label, modeWindow.label, regionLegend, region, custom, error, actions);
   dialog.append(form);
   document.body.append(dialog);
 
@@ -164,6 +197,7 @@ export function initDemo({ focusedStation, stations }) {
     // picture is not on screen, so it is shown whole.
     region.value = 'whole';
     region.disabled = fromHdmi;
+    showCustom();
     error.textContent = '';
     render();
     fillStationList();
@@ -178,12 +212,16 @@ export function initDemo({ focusedStation, stations }) {
     const targets = targetSome.input.checked
       ? [...list.querySelectorAll('input:checked')].map((b) => Number(b.value))
       : null;
+    if (!state.fromHdmi && region.value === 'custom' && !customFractions(customFields)) {
+      error.textContent = t('demo.customInvalid');
+      return;
+    }
     start.disabled = true;
     const res = await postJson('/api/demo', {
       source,
       targets,
       mode: modeFull.input.checked ? 'fullscreen' : 'windowed',
-      region: state.fromHdmi ? null : regionOf(region.value),
+      region: state.fromHdmi ? null : regionOf(region.value, customFields),
     });
     start.disabled = false;
     if (!res.ok) {
@@ -251,6 +289,7 @@ export function initDemo({ focusedStation, stations }) {
     modeWindow.text.textContent = t('demo.mode.windowed');
     regionLegend.textContent = t('demo.region');
     for (const o of region.options) o.textContent = t(`demo.region.${o.value}`);
+    for (const f of customFields) f.text.textContent = t(`demo.custom.${f.key}`);
     start.textContent = t('demo.start');
     cancel.textContent = t('demo.cancel');
     stop.textContent = t('demo.stop');
