@@ -481,19 +481,25 @@ impl Link {
 impl Link {
     /// Opens the demo player (closing one already open: a new order replaces it).
     fn start_demo(&mut self, order: DemoStart, ctl_tx: &mpsc::Sender<Control>) {
+        // A demo replacing another keeps the input block as it is, rather than lifting it and
+        // setting it again from two blocking tasks that could run in either order.
+        let was_blocked = std::mem::take(&mut self.input_blocked);
         self.stop_demo(None);
+        let fullscreen = order.mode == DemoMode::FullScreen;
         if let Err(message) = order.validate() {
             warn!("refusing a demo order: {message}");
             let _ = ctl_tx.try_send(Control::StationError { message });
+            if was_blocked {
+                self.apply_screen(ctl_tx, |s| s.block_input(false));
+            }
             return;
         }
-        let fullscreen = order.mode == DemoMode::FullScreen;
         let output = self.screen.demo_output(fullscreen);
-        if fullscreen {
-            // The student watches, and cannot use the station meanwhile; given back when the
-            // demo ends for any reason (stop_demo).
-            self.input_blocked = true;
-            self.apply_screen(ctl_tx, |s| s.block_input(true));
+        // Full screen: the student watches, and cannot use the station meanwhile; given back
+        // when the demo ends for any reason (stop_demo).
+        self.input_blocked = fullscreen;
+        if fullscreen != was_blocked {
+            self.apply_screen(ctl_tx, move |s| s.block_input(fullscreen));
         }
         let config = PlayerConfig {
             label: order.source.clone(),

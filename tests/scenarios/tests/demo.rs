@@ -668,3 +668,59 @@ async fn an_hdmi_demo_is_refused_clearly_without_an_hdmi_input() {
     assert_eq!(code, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("[hdmi]"), "{body}");
 }
+
+/// Full screen takes the receiving students' input; a demo that replaces it in a window gives
+/// it back, and a full-screen one again takes it (never left blocked by a race between the
+/// two changes); stopping gives it back.
+#[tokio::test]
+async fn full_screen_blocks_the_receivers_input_until_the_demo_changes_or_stops() {
+    let c = Class::start(CONFIG).await;
+    let source_id = c.enrol("poste-01").await;
+    c.enrol("poste-02").await;
+    let probe = lanterne_media::init().unwrap();
+    let source = c.run("poste-01", PALETTE[0]);
+    let screen = Arc::new(SimulatedScreen::default());
+    let receiver = spawn_station(
+        &c.dirs.path().join("poste-02"),
+        SourceSpec::Live(CaptureSource::Synthetic {
+            label: "poste-02".into(),
+            rgb: PALETTE[1],
+        }),
+        screen.clone(),
+        Arc::new(SimulatedSystem::default()),
+        &probe,
+        "poste-02".into(),
+    )
+    .unwrap();
+    for st in [&source, &receiver] {
+        status_until(st, "connected", Duration::from_secs(30), |s| s.connected).await;
+    }
+    let blocked_becomes = |want: bool| {
+        let screen = screen.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while screen.input_blocked() != want {
+                assert!(Instant::now() < deadline, "input blocked should be {want}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    for (mode, blocked) in [
+        ("fullscreen", true),
+        ("windowed", false),
+        ("fullscreen", true),
+    ] {
+        let (code, body) = c
+            .post(
+                "/api/demo",
+                json!({"source": source_id, "targets": null, "mode": mode}),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        decodes_colour(&receiver, PALETTE[0]).await;
+        blocked_becomes(blocked).await;
+    }
+    let (code, _) = c.post("/api/demo/stop", json!({})).await;
+    assert_eq!(code, 200);
+    blocked_becomes(false).await;
+}
