@@ -31,6 +31,9 @@ school = "Établissement de démonstration"
 backend = "simulated"
 [accounts]
 require_totp_for_admins = false
+# No capture hardware here: colour bars stand in for the teacher's PC ("Écran enseignant").
+[hdmi]
+input = "test-pattern"
 [[commands]]
 name = "espace-disque"
 program = "/bin/df"
