@@ -689,8 +689,9 @@ struct Room {
 struct Demo {
     source: DemoSource,
     source_name: String,
-    /// The source station's connection: a reconnection of the source ends the demo.
-    source_conn: u64,
+    /// The source station's connection (None for the HDMI input): a reconnection of the
+    /// source ends the demo.
+    source_conn: Option<u64>,
     mode: DemoMode,
     region: Option<Region>,
     targets: Option<Vec<u32>>,
@@ -1233,13 +1234,13 @@ impl Room {
                         });
                     }),
                 });
-                (relay, link.conn, None)
+                (relay, Some(link.conn), None)
             }
             None => {
                 let (cfg, probe) = self.hdmi.as_ref().expect("checked configured");
                 let (capture, feed) =
                     crate::hdmi::start(cfg, probe).map_err(DemoError::HdmiFailed)?;
-                (Relay::start(feed), 0, Some(capture))
+                (Relay::start(feed), None, Some(capture))
             }
         };
         let mut targets = req.targets;
@@ -1327,8 +1328,8 @@ impl Room {
             }
         }
         let end = DemoEnd { source_name, ..end };
-        if let Some(source) = source {
-            self.release_full(source, source_conn);
+        if let (Some(source), Some(conn)) = (source, source_conn) {
+            self.release_full(source, conn);
         }
         tracing::info!(%actor, source = %end.source_name, reason, "demo ended");
         self.audit(actor, "demo-stop", &end.source_name, reason)

@@ -59,25 +59,42 @@ impl Class {
 
     /// Starts the enrolled station `name` showing the synthetic picture in `rgb`.
     fn run(&self, name: &str, rgb: [u8; 3]) -> RunningStation {
+        self.run_with_screen(name, rgb).0
+    }
+
+    /// Like [`Class::run`], keeping the station's simulated screen to look at.
+    fn run_with_screen(&self, name: &str, rgb: [u8; 3]) -> (RunningStation, Arc<SimulatedScreen>) {
         let probe = lanterne_media::init().unwrap();
-        spawn_station(
+        let screen = Arc::new(SimulatedScreen::default());
+        let running = spawn_station(
             &self.dirs.path().join(name),
             SourceSpec::Live(CaptureSource::Synthetic {
                 label: name.into(),
                 rgb,
             }),
-            Arc::new(SimulatedScreen::default()),
+            screen.clone(),
             Arc::new(SimulatedSystem::default()),
             &probe,
             name.into(),
         )
-        .unwrap()
+        .unwrap();
+        (running, screen)
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let res = self.https.post_json(&self.cookie, path, body).await;
         let v = serde_json::from_slice(&res.body).unwrap_or(Value::Null);
         (res.status, v)
+    }
+
+    /// The audit log as the admin reads it.
+    async fn audit_text(&self) -> String {
+        let res = self
+            .https
+            .request("GET", "/api/audit", None, &[("cookie", &self.cookie)])
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&res.body).into_owned()
     }
 
     async fn room(&self) -> Value {
@@ -293,12 +310,7 @@ async fn a_demo_reaches_every_other_station_and_stop_ends_it_everywhere() {
         assert_eq!(room["last_demo_end"]["reason"], "stopped");
     }
 
-    let audit = c
-        .https
-        .request("GET", "/api/audit", None, &[("cookie", &c.cookie)])
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&audit.body);
+    let text = c.audit_text().await;
     assert_eq!(text.matches("demo-start").count(), 2, "{text}");
     assert_eq!(text.matches("demo-stop").count(), 2, "{text}");
     assert!(
@@ -565,12 +577,7 @@ async fn a_demo_is_refused_outside_monitoring_hours() {
     let msg = body["error"].as_str().unwrap();
     assert!(msg.contains("outside the monitoring hours"), "{msg}");
     assert!(msg.contains("next monitoring window"), "{msg}");
-    let audit = c
-        .https
-        .request("GET", "/api/audit", None, &[("cookie", &c.cookie)])
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&audit.body);
+    let text = c.audit_text().await;
     assert!(
         text.contains("demo-start") && text.contains("refused"),
         "{text}"
@@ -642,12 +649,7 @@ async fn the_teachers_pc_through_hdmi_reaches_every_station_at_any_hour() {
         })
         .await;
     }
-    let audit = c
-        .https
-        .request("GET", "/api/audit", None, &[("cookie", &c.cookie)])
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&audit.body);
+    let text = c.audit_text().await;
     assert!(
         text.contains("demo-start") && text.contains("HDMI"),
         "{text}"
@@ -677,21 +679,8 @@ async fn full_screen_blocks_the_receivers_input_until_the_demo_changes_or_stops(
     let c = Class::start(CONFIG).await;
     let source_id = c.enrol("poste-01").await;
     c.enrol("poste-02").await;
-    let probe = lanterne_media::init().unwrap();
     let source = c.run("poste-01", PALETTE[0]);
-    let screen = Arc::new(SimulatedScreen::default());
-    let receiver = spawn_station(
-        &c.dirs.path().join("poste-02"),
-        SourceSpec::Live(CaptureSource::Synthetic {
-            label: "poste-02".into(),
-            rgb: PALETTE[1],
-        }),
-        screen.clone(),
-        Arc::new(SimulatedSystem::default()),
-        &probe,
-        "poste-02".into(),
-    )
-    .unwrap();
+    let (receiver, screen) = c.run_with_screen("poste-02", PALETTE[1]);
     for st in [&source, &receiver] {
         status_until(st, "connected", Duration::from_secs(30), |s| s.connected).await;
     }
