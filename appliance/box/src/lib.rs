@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod audit;
 pub mod config;
 pub mod fanout;
 pub mod hdmi;
@@ -56,6 +57,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     create_private_dir(&opts.data_dir)?;
     let store = store::Store::open(&opts.data_dir.join("box.sqlite"))
         .with_context(|| format!("opening the database in {}", opts.data_dir.display()))?;
+    let audit = audit::AuditLog::new(store.clone());
     let first_password = accounts::ensure_first_admin(&store)?;
     if let Some(pw) = &first_password {
         // Printed once, on standard output only: never to the log.
@@ -105,6 +107,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         ),
     }
     let schedule_for_documents = schedule.clone();
+    let clock: Arc<dyn lanterne_privacy::policy::Clock + Send + Sync> =
+        Arc::new(lanterne_privacy::policy::SystemClock::new());
+    let policy = web::authz::Policy {
+        schedule: schedule.clone().map(Arc::new),
+        config: lanterne_privacy::policy::PolicyConfig {
+            screenshots_enabled: cfg.privacy.screenshots,
+        },
+        clock: clock.clone(),
+        monitoring_without_schedule: true,
+    };
     let (panel, panel_events, simulated_panel) = start_panel(&cfg.panel)?;
     tokio::spawn(purge_audit(store.clone(), cfg.privacy.audit_retention_days));
     let screenshot_settings = screenshots::Settings {
@@ -135,7 +147,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 .schedule
                 .as_ref()
                 .map(|s| serde_json::to_string(s).expect("schedule config serialises")),
-            clock: Arc::new(lanterne_privacy::policy::SystemClock::new()),
+            clock: clock.clone(),
             hdmi: (cfg.hdmi.input != config::HdmiInput::None).then(|| (cfg.hdmi.clone(), probe)),
         },
         stations,
@@ -171,6 +183,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         store: store.clone(),
         room: room.clone(),
         mosaic: mosaic.clone(),
+        audit: audit.clone(),
     };
     let app = web::router(web::AppState {
         store: store.clone(),
@@ -185,6 +198,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         account_rules: cfg.accounts.clone(),
         documents: document_config(cfg, schedule_for_documents),
         screenshots: Arc::new(screenshot_settings),
+        audit: audit.clone(),
+        policy,
     });
     let https_cfg = pki::https_config(&https_identity)?;
 

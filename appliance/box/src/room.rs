@@ -1346,10 +1346,10 @@ impl Room {
         let r = self
             .store
             .run(move |c| {
-                store::audit(
+                crate::audit::write(
                     c,
                     now,
-                    &store::AuditEntry {
+                    &crate::audit::Entry {
                         actor: &actor,
                         action,
                         target: &target,
@@ -1557,10 +1557,10 @@ impl Room {
                 let tx = c.unchecked_transaction()?;
                 store::set_room_state(&tx, "locked", if all { "true" } else { "false" })?;
                 store::set_room_state(&tx, "locked_stations", &ids_text)?;
-                store::audit(
+                crate::audit::write(
                     &tx,
                     now,
-                    &store::AuditEntry {
+                    &crate::audit::Entry {
                         actor: &actor_owned,
                         action,
                         target: &target,
@@ -1714,10 +1714,10 @@ impl Room {
             .store
             .run(move |c| {
                 let id = store::insert_command_run(c, &cmd.name, &cmd.args, &f, now, &t)?;
-                store::audit(
+                crate::audit::write(
                     c,
                     now,
-                    &store::AuditEntry {
+                    &crate::audit::Entry {
                         actor: &f,
                         action: "run-command",
                         target: &format!("{} station(s)", t.len()),
@@ -1774,10 +1774,10 @@ impl Room {
             .store
             .run(move |c| {
                 let id = store::insert_message(c, &f, &t, now, &d)?;
-                store::audit(
+                crate::audit::write(
                     c,
                     now,
-                    &store::AuditEntry {
+                    &crate::audit::Entry {
                         actor: &f,
                         action: "message",
                         target: &format!("{} station(s)", d.len()),

@@ -68,6 +68,8 @@ pub struct LinkContext {
     pub store: Store,
     pub room: RoomHandle,
     pub mosaic: Arc<Mosaic>,
+    /// Station-originated audit lines go through the one writer, rate-limited per station.
+    pub audit: crate::audit::AuditLog,
 }
 
 /// Accepts stations until the listener fails.
@@ -246,27 +248,23 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                     } else {
                         warn!(station = %station.name, %action, "station could not carry out the order: {detail}");
                     }
-                    let now = lanterne_wire::now_us() as i64;
                     let detail: String = detail.chars().take(500).collect();
                     let action: String = action.chars().take(40).collect();
                     ctx.room
                         .action_result(station.id, reg.conn, action.clone(), ok, detail.clone())
                         .await;
-                    let _ = ctx
-                        .store
-                        .run(move |c| {
-                            store::audit(
-                                c,
-                                now,
-                                &store::AuditEntry {
-                                    actor: &actor,
-                                    action: &action,
-                                    target: "self",
-                                    result,
-                                    detail: &detail,
-                                },
-                            )
-                        })
+                    // Rate-limited per station: a station cannot fill the record.
+                    ctx.audit
+                        .record(
+                            crate::audit::Source::Station(station.id),
+                            crate::audit::Entry {
+                                actor: &actor,
+                                action: &action,
+                                target: "self",
+                                result,
+                                detail: &detail,
+                            },
+                        )
                         .await;
                 }
                 Frame::Control(Control::DemoHealth(health)) => {

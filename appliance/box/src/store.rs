@@ -959,23 +959,6 @@ pub fn purge_screenshots(c: &Connection, before_us: i64) -> rusqlite::Result<Vec
 
 // ---- audit ----
 
-/// One line of the audit trail: who did what to which target, and how it went.
-pub struct AuditEntry<'a> {
-    pub actor: &'a str,
-    pub action: &'a str,
-    pub target: &'a str,
-    pub result: &'a str,
-    pub detail: &'a str,
-}
-
-pub fn audit(c: &Connection, now_us: i64, e: &AuditEntry<'_>) -> rusqlite::Result<()> {
-    c.execute(
-        "INSERT INTO audit (at_us, actor, action, target, result, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![now_us, e.actor, e.action, e.target, e.result, e.detail],
-    )?;
-    Ok(())
-}
-
 /// Deletes audit entries older than `before_us` (the retention period); returns how many.
 pub fn purge_audit(c: &Connection, before_us: i64) -> rusqlite::Result<usize> {
     c.execute("DELETE FROM audit WHERE at_us < ?1", [before_us])
@@ -1073,10 +1056,10 @@ mod tests {
     fn audit_rows_cannot_be_rewritten() {
         let s = Store::in_memory().unwrap();
         s.with(|c| {
-            audit(
+            crate::audit::write(
                 c,
                 1,
-                &AuditEntry {
+                &crate::audit::Entry {
                     actor: "admin",
                     action: "login",
                     target: "-",
@@ -1126,10 +1109,10 @@ mod tests {
         let s = Store::in_memory().unwrap();
         s.with(|c| {
             for at in [100, 200, 300] {
-                audit(
+                crate::audit::write(
                     c,
                     at,
-                    &AuditEntry {
+                    &crate::audit::Entry {
                         actor: "prof",
                         action: "login",
                         target: "-",
@@ -1216,10 +1199,10 @@ mod tests {
                 (300, "admin", "login", "-"),
                 (400, "prof", "view-station", "poste-01"),
             ] {
-                audit(
+                crate::audit::write(
                     c,
                     at,
-                    &AuditEntry {
+                    &crate::audit::Entry {
                         actor,
                         action,
                         target,

@@ -53,11 +53,23 @@ pub enum Action {
     Enrol,
     /// Create, disable and reset accounts.
     ManageAccounts,
+    /// See the room: station names, online, locked, the running demo (no picture).
+    ViewRoom,
+    /// One's own account: sign out, two-factor setup, recovery codes, own password.
+    OwnAccount,
+    /// Show the teacher's own PC (the box's HDMI input) to the class, or stop a demo.
+    DemoOfTeacher,
+    /// Open a web page on stations.
+    OpenUrl,
+    /// See screenshots already taken (one's own; admins: all).
+    ReadScreenshots,
+    /// Print the room notice (poster).
+    ReadNotice,
 }
 
 impl Action {
     /// Every action, for exhaustive tests and admin pages.
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 19] = [
         Action::Thumbnails,
         Action::Focus,
         Action::Screenshot,
@@ -71,7 +83,38 @@ impl Action {
         Action::AuditExport,
         Action::Enrol,
         Action::ManageAccounts,
+        Action::ViewRoom,
+        Action::OwnAccount,
+        Action::DemoOfTeacher,
+        Action::OpenUrl,
+        Action::ReadScreenshots,
+        Action::ReadNotice,
     ];
+
+    /// What the action is, in words, for refusals ("the teacher role may not …").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::Thumbnails => "see the live mosaic of the students' screens",
+            Action::Focus => "open a student's screen full size",
+            Action::Screenshot => "take a screenshot of a student's screen",
+            Action::DemoOfStudent => "show a student's screen to the class",
+            Action::RemoteHelp => "take control of a station to help",
+            Action::Lock => "lock or unlock screens",
+            Action::Message => "send or read class messages",
+            Action::Power => "power stations on or off",
+            Action::RunCommand => "run commands on stations",
+            Action::AdminConfig => "change the box's settings",
+            Action::AuditExport => "read or export the audit log and the GDPR record",
+            Action::Enrol => "enrol stations",
+            Action::ManageAccounts => "manage accounts",
+            Action::ViewRoom => "see the room",
+            Action::OwnAccount => "manage their own account",
+            Action::DemoOfTeacher => "show the teacher's screen or stop a demo",
+            Action::OpenUrl => "open web pages on stations",
+            Action::ReadScreenshots => "see screenshots",
+            Action::ReadNotice => "print the room notice",
+        }
+    }
 
     /// Whether this action lets someone see a student's screen, and so falls under the
     /// monitoring windows (P3) and lights the status LED (P2).
@@ -100,6 +143,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name as accounts show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Teacher => "teacher",
+            Role::Technician => "technician",
+        }
+    }
+
     /// Role rules alone, ignoring time and settings.
     pub fn permits(self, action: Action) -> bool {
         match self {
@@ -108,12 +160,17 @@ impl Role {
                 action,
                 Action::AdminConfig | Action::AuditExport | Action::Enrol | Action::ManageAccounts
             ),
-            Role::Technician => action == Action::RemoteHelp,
+            // Remote help, with the student's consent, and what any account needs to find
+            // the station and manage its own sign-in: never a picture of a screen.
+            Role::Technician => matches!(
+                action,
+                Action::RemoteHelp | Action::ViewRoom | Action::OwnAccount
+            ),
         }
     }
 }
 
-/// Policy settings from the box config (`[policy]`).
+/// Policy settings (in the box, made from its config's `[privacy]` section).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -127,14 +184,18 @@ pub struct PolicyConfig {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum DenyReason {
     /// The role may never do this.
-    #[error("the {role:?} role may not use {action:?}")]
+    #[error("the {} role may not {}", role.name(), action.describe())]
     RoleNotPermitted { role: Role, action: Action },
     /// Screenshots are disabled in the config.
-    #[error("screenshots are disabled ('policy.screenshots_enabled' is false)")]
+    #[error("screenshots are turned off on this box (privacy.screenshots in the configuration)")]
     ScreenshotsDisabled,
     /// A monitoring action outside the monitoring windows.
     #[error("screens may not be watched outside the monitoring hours ('schedule.monitoring')")]
     OutsideMonitoringHours,
+    /// A monitoring action in a room whose configuration has no monitoring schedule: no
+    /// schedule means no monitoring at all (fail closed, P3).
+    #[error("screens may not be watched: this box has no monitoring schedule ([schedule] in its configuration)")]
+    NoSchedule,
 }
 
 /// A refusal as an error, for callers that want `decide(..).into_result()?`.
@@ -223,6 +284,12 @@ impl Decision {
             (DenyReason::OutsideMonitoringHours, Lang::En) => {
                 "Screens may not be watched outside the monitoring hours.".to_owned()
             }
+            (DenyReason::NoSchedule, Lang::Fr) => {
+                "Aucune plage horaire de surveillance n'est configurée : les écrans ne peuvent pas être visionnés.".to_owned()
+            }
+            (DenyReason::NoSchedule, Lang::En) => {
+                "No monitoring hours are configured: screens may not be watched.".to_owned()
+            }
         };
         Some(match (next_allowed, lang) {
             (Some(t), Lang::Fr) => format!(
@@ -277,6 +344,42 @@ pub fn decide(
         };
     }
     Decision::Allow
+}
+
+/// [`decide`] for a room that may have no schedule at all: without one, every monitoring
+/// action is refused ([`DenyReason::NoSchedule`]) and everything else follows the role and
+/// settings rules.
+pub fn decide_in_room(
+    role: Role,
+    action: Action,
+    now: PrimitiveDateTime,
+    schedule: Option<&Schedule>,
+    config: &PolicyConfig,
+) -> Decision {
+    match schedule {
+        Some(s) => decide(role, action, now, s, config),
+        None => {
+            if !role.permits(action) {
+                return Decision::Deny {
+                    reason: DenyReason::RoleNotPermitted { role, action },
+                    next_allowed: None,
+                };
+            }
+            if action == Action::Screenshot && !config.screenshots_enabled {
+                return Decision::Deny {
+                    reason: DenyReason::ScreenshotsDisabled,
+                    next_allowed: None,
+                };
+            }
+            if action.is_monitoring() {
+                return Decision::Deny {
+                    reason: DenyReason::NoSchedule,
+                    next_allowed: None,
+                };
+            }
+            Decision::Allow
+        }
+    }
 }
 
 /// The box's local wall-clock time, which the schedule is written in.
@@ -504,7 +607,10 @@ mod tests {
             );
             assert_eq!(
                 allowed(Role::Technician, action).is_allowed(),
-                action == Action::RemoteHelp,
+                matches!(
+                    action,
+                    Action::RemoteHelp | Action::ViewRoom | Action::OwnAccount
+                ),
                 "technician {action:?}"
             );
         }
@@ -544,6 +650,45 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn without_a_schedule_nothing_is_watched_and_the_rest_works() {
+        let config = PolicyConfig {
+            screenshots_enabled: true,
+        };
+        let now = datetime!(2026-11-23 10:00);
+        for action in Action::ALL {
+            let d = decide_in_room(Role::Admin, action, now, None, &config);
+            if action.is_monitoring() {
+                assert_eq!(
+                    d,
+                    Decision::Deny {
+                        reason: DenyReason::NoSchedule,
+                        next_allowed: None
+                    },
+                    "{action:?}"
+                );
+            } else {
+                assert_eq!(d, Decision::Allow, "{action:?}");
+            }
+        }
+        // The role is still the first answer.
+        assert!(matches!(
+            decide_in_room(Role::Technician, Action::Lock, now, None, &config),
+            Decision::Deny {
+                reason: DenyReason::RoleNotPermitted { .. },
+                ..
+            }
+        ));
+        // With a schedule it is exactly `decide`.
+        let s = cdi();
+        for action in Action::ALL {
+            assert_eq!(
+                decide_in_room(Role::Teacher, action, now, Some(&s), &config),
+                decide(Role::Teacher, action, now, &s, &config)
+            );
+        }
     }
 
     #[test]

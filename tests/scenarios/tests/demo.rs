@@ -537,7 +537,8 @@ async fn technicians_may_not_start_or_stop_a_demo() {
         let res = c.https.post_json(&tech, path, body).await;
         assert_eq!(res.status, 403, "{path}");
         let msg = res.json()["error"].as_str().unwrap().to_string();
-        assert!(msg.contains("technicians"), "{path}: {msg}");
+        assert!(msg.contains("the technician role may not"), "{path}: {msg}");
+        assert_eq!(res.json()["reason"]["kind"], "role_not_permitted", "{path}");
     }
 }
 
@@ -576,10 +577,11 @@ async fn a_demo_is_refused_outside_monitoring_hours() {
     assert_eq!(code, 403, "{body}");
     let msg = body["error"].as_str().unwrap();
     assert!(msg.contains("outside the monitoring hours"), "{msg}");
-    assert!(msg.contains("next monitoring window"), "{msg}");
+    assert!(msg.contains("next allowed"), "{msg}");
+    assert!(body["next_allowed"].is_string(), "{body}");
     let text = c.audit_text().await;
     assert!(
-        text.contains("demo-start") && text.contains("refused"),
+        text.contains("demo_of_student") && text.contains("refused"),
         "{text}"
     );
 }

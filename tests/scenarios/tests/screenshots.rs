@@ -265,7 +265,7 @@ async fn screenshots_follow_the_monitoring_hours() {
     assert_eq!(res.status, 403, "{}", String::from_utf8_lossy(&res.body));
     let msg = res.json()["error"].as_str().unwrap().to_string();
     assert!(msg.contains("outside the monitoring hours"), "{msg}");
-    assert!(msg.contains("next monitoring window"), "{msg}");
+    assert!(msg.contains("next allowed"), "{msg}");
     assert!(!b.box_dir().join("screenshots").exists(), "nothing stored");
 }
 

@@ -1,8 +1,8 @@
 //! Every route that needs a session refuses a request without one: pages redirect to the
 //! login, API routes answer 401 — including with a forged or expired cookie. The list comes
-//! from the box itself (`SESSION_ROUTES`), which a unit test keeps complete.
+//! from the box itself (`ROUTES`), which a unit test keeps complete.
 
-use lanterne_box::web::SESSION_ROUTES;
+use lanterne_box::web::session_routes;
 use lanterne_scenarios::BoxProcess;
 
 #[tokio::test]
@@ -11,12 +11,12 @@ async fn every_session_route_refuses_unauthenticated_requests() {
     let https = b.https().unwrap();
     let origin = https.origin();
     for cookie in [None, Some("lanterne_session=forged-or-expired-token")] {
-        for (method, path) in SESSION_ROUTES {
+        for (method, path) in session_routes() {
             let mut headers = vec![("origin", origin.as_str())];
             if let Some(c) = cookie {
                 headers.push(("cookie", c));
             }
-            let body = (*method == "POST").then(|| serde_json::json!({}));
+            let body = (method == "POST").then(|| serde_json::json!({}));
             let res = https.request(method, path, body, &headers).await.unwrap();
             if path.starts_with("/api/") {
                 assert_eq!(res.status, 401, "{method} {path} with {cookie:?}");
