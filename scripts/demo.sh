@@ -62,12 +62,13 @@ for _ in $(seq 1 300); do
 done
 [ -f "$RUN/ready.json" ] || { echo "the box did not become ready"; exit 1; }
 
-# The admin password is shown once, on the first start; the demo keeps it for later runs.
-pw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_password"] or "")' "$RUN/ready.json")
-if [ -n "$pw" ]; then
-  (umask 077; echo "$pw" > "$RUN/admin-password")
+# The box writes the generated first password to a file only it can read, never to its
+# output; the first sign-in replaces it (and removes the file).
+if [ -f "$RUN/box/first-admin-password" ]; then
+  pw="$(cat "$RUN/box/first-admin-password")   (the first sign-in asks you to choose your own)"
+else
+  pw="the one you chose at the first sign-in"
 fi
-pw=$(cat "$RUN/admin-password" 2>/dev/null || echo "(see the first run's output)")
 port=${HTTPS_ADDR##*:}
 
 # Tokens for stations that are not enrolled yet.

@@ -19,6 +19,60 @@ async function fetchStatus() {
   return res.json();
 }
 
+/** Shows a password field in `work`; resolves with what was typed. */
+function askPassword(work, label) {
+  return new Promise((resolve) => {
+    const form = el('form', { id: 'reauth-form' });
+    const id = 'reauth-password';
+    form.append(el('label', { for: id }, label));
+    const input = el('input', { id, type: 'password', autocomplete: 'current-password', required: '' });
+    form.append(input, el('button', { type: 'submit', class: 'btn btn-primary' }, t('totp.confirm')));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      form.remove();
+      resolve(input.value);
+    });
+    work.replaceChildren(form);
+    input.focus();
+  });
+}
+
+/** The "change my password" form: the current password, then the new one. */
+function changePassword(work) {
+  const form = el('form', { id: 'password-form' });
+  const field = (id, label, auto) => {
+    form.append(el('label', { for: id }, label));
+    const i = el('input', { id, type: 'password', autocomplete: auto, required: '' });
+    form.append(i);
+    return i;
+  };
+  const current = field('pw-current', t('login.currentPassword'), 'current-password');
+  const first = field('pw-new', t('login.newPassword'), 'new-password');
+  const again = field('pw-again', t('login.newPasswordAgain'), 'new-password');
+  form.append(el('p', { class: 'muted' }, t('login.passwordRule')));
+  const err = el('p', { class: 'form-error', role: 'alert' });
+  err.hidden = true;
+  form.append(err, el('button', { type: 'submit', class: 'btn btn-primary' }, t('login.newPasswordSubmit')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (first.value !== again.value) {
+      err.textContent = t('login.passwordsDiffer');
+      err.hidden = false;
+      return;
+    }
+    const r = await postJson('/api/account/password',
+      { current_password: current.value, new_password: first.value });
+    if (!r.ok) {
+      err.textContent = t('admin.error', { message: r.body?.error || r.status });
+      err.hidden = false;
+      return;
+    }
+    work.replaceChildren(el('p', { id: 'password-changed' }, t('account.passwordChanged')));
+  });
+  work.replaceChildren(form);
+  current.focus();
+}
+
 /** Fills container with the account's state and actions; returns the status it showed. */
 export async function mountAccount(container) {
   let me = await fetchStatus();
@@ -39,7 +93,9 @@ export async function mountAccount(container) {
       const regen = el('button', { type: 'button', class: 'btn', id: 'regenerate-codes' }, t('account.regenerate'));
       regen.addEventListener('click', async () => {
         if (!confirm(t('account.regenerateConfirm'))) return;
-        const r = await postJson('/api/account/recovery-codes');
+        // New codes replace the old ones: the box asks for the password again.
+        const password = await askPassword(work, t('account.confirmPassword'));
+        const r = await postJson('/api/account/recovery-codes', { password });
         if (!r.ok) {
           work.textContent = t('admin.error', { message: r.body?.error || r.status });
           return;
@@ -63,6 +119,9 @@ export async function mountAccount(container) {
       });
       container.append(start);
     }
+    const change = el('button', { type: 'button', class: 'btn', id: 'change-password' }, t('account.changePassword'));
+    change.addEventListener('click', () => changePassword(work));
+    container.append(change);
     container.append(work);
   };
   render();

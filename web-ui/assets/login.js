@@ -58,7 +58,67 @@ function useRecovery(on) {
 }
 toggleRecovery.addEventListener('click', () => useRecovery(recoveryRow.hidden));
 
-async function afterLogin(reply) {
+const newPassword = document.getElementById('new-password');
+
+// The first admin's generated password must be replaced before anything else. `current` is
+// the password just typed (unknown after a reload: then the form asks for it).
+function replacePassword(current) {
+  form.hidden = true;
+  newPassword.hidden = false;
+  const currentRow = document.getElementById('current-row');
+  const currentInput = document.getElementById('current-password');
+  const first = document.getElementById('new-password-1');
+  const again = document.getElementById('new-password-2');
+  const err = document.getElementById('new-password-error');
+  const send = document.getElementById('new-password-submit');
+  currentRow.hidden = Boolean(current);
+  (current ? first : currentInput).focus();
+  return new Promise((resolve) => {
+    document.getElementById('new-password-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      err.hidden = true;
+      if (first.value !== again.value) {
+        err.textContent = t('login.passwordsDiffer');
+        err.hidden = false;
+        again.select();
+        return;
+      }
+      send.disabled = true;
+      try {
+        const res = await fetch('/api/account/password', {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ current_password: current || currentInput.value, new_password: first.value }),
+        });
+        if (res.ok) {
+          newPassword.hidden = true;
+          resolve();
+          return;
+        }
+        let body = null;
+        try { body = await res.json(); } catch { /* status alone */ }
+        const rule = /'new_password': (\w+)/.exec(body?.error || '')?.[1];
+        err.textContent = rule && has(`pwrule.${rule}`) ? t(`pwrule.${rule}`) : (body?.error || t('login.failed', { status: res.status }));
+        err.hidden = false;
+      } catch {
+        err.textContent = t('login.network');
+        err.hidden = false;
+      } finally {
+        send.disabled = false;
+      }
+    });
+  });
+}
+
+async function afterLogin(reply, current) {
+  if (reply.password_change_required) {
+    await replacePassword(current);
+    // The change gave a fresh session: ask again what else the account must do first.
+    const res = await fetch('/api/account', { credentials: 'same-origin', cache: 'no-store' });
+    const me = res.ok ? await res.json() : {};
+    reply = { totp_setup_required: me.totp_required && !me.totp_enabled };
+  }
   if (!reply.totp_setup_required) {
     location.replace('/room');
     return;
@@ -101,7 +161,7 @@ form.addEventListener('submit', async (ev) => {
       // Not JSON (a proxy error page, say): the status decides the message.
     }
     if (res.ok) {
-      await afterLogin(body || {});
+      await afterLogin(body || {}, creds.password);
       return;
     }
     const reason = body?.reason;
@@ -128,7 +188,10 @@ fetch('/api/account', { credentials: 'same-origin', cache: 'no-store' })
   .then(async (res) => {
     if (!res.ok) return;
     const me = await res.json();
-    afterLogin({ totp_setup_required: me.totp_required && !me.totp_enabled });
+    afterLogin({
+      totp_setup_required: me.totp_required && !me.totp_enabled,
+      password_change_required: me.password_change_required,
+    });
   })
   .catch(() => {});
 username.focus();

@@ -1,11 +1,9 @@
-//! Accounts: argon2id password hashes, the school's password rule, the first admin account
-//! and login throttling.
+//! Accounts: argon2id password hashes, the school's password rule and the first admin account.
 //!
-//! The first start creates `admin` with a random password that is printed once on standard
-//! output (and written to nothing else: it is a secret, never logged).
-
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+//! The first start creates `admin` with a random password; the daemon writes it to a file
+//! only the box's user can read (never to standard output or the log), and the account must
+//! replace it at its first sign-in, which removes the file. Sign-in throttling is
+//! [`crate::login_gate`].
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -83,73 +81,17 @@ pub fn ensure_first_admin(store: &Store) -> Result<Option<String>, StoreError> {
             return Ok(None);
         }
         let pw = random_password();
-        store::insert_account(
+        let id = store::insert_account(
             c,
             "admin",
             Role::Admin,
             &hash_password(&pw),
             lanterne_wire::now_us() as i64,
         )?;
+        // A generated password has been written down somewhere: it is replaced at once.
+        store::set_must_change_password(c, id, true)?;
         Ok(Some(pw))
     })
-}
-
-/// Failed logins per user name: after [`MAX_FAILURES`] failures within [`WINDOW`], further
-/// attempts are refused for [`LOCKOUT`] without even checking the password (which also keeps
-/// argon2 from being used as a CPU drain).
-pub struct Throttle {
-    failures: HashMap<String, (u32, Instant)>,
-}
-
-pub const MAX_FAILURES: u32 = 5;
-pub const WINDOW: Duration = Duration::from_secs(10 * 60);
-pub const LOCKOUT: Duration = Duration::from_secs(5 * 60);
-/// Bound on tracked names so random user names cannot grow the map forever.
-const MAX_TRACKED: usize = 10_000;
-
-impl Default for Throttle {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Throttle {
-    pub fn new() -> Self {
-        Throttle {
-            failures: HashMap::new(),
-        }
-    }
-
-    /// `Err(remaining)` while `user` is locked out.
-    pub fn check(&mut self, user: &str, now: Instant) -> Result<(), Duration> {
-        if let Some((count, since)) = self.failures.get(user) {
-            let elapsed = now.saturating_duration_since(*since);
-            if *count >= MAX_FAILURES && elapsed < LOCKOUT {
-                return Err(LOCKOUT - elapsed);
-            }
-            if elapsed >= WINDOW.max(LOCKOUT) {
-                self.failures.remove(user);
-            }
-        }
-        Ok(())
-    }
-
-    pub fn failed(&mut self, user: &str, now: Instant) {
-        if self.failures.len() >= MAX_TRACKED {
-            self.failures
-                .retain(|_, (_, since)| now.saturating_duration_since(*since) < WINDOW);
-        }
-        let e = self.failures.entry(user.to_string()).or_insert((0, now));
-        if now.saturating_duration_since(e.1) >= WINDOW {
-            *e = (0, now);
-        }
-        e.0 += 1;
-        e.1 = now;
-    }
-
-    pub fn succeeded(&mut self, user: &str) {
-        self.failures.remove(user);
-    }
 }
 
 #[cfg(test)]
@@ -199,20 +141,5 @@ mod tests {
             .unwrap();
         assert_eq!(acc.role, Role::Admin);
         assert!(verify_password(&pw, &acc.password_hash));
-    }
-
-    #[test]
-    fn lockout_after_repeated_failures_then_release() {
-        let mut t = Throttle::new();
-        let t0 = Instant::now();
-        for i in 0..MAX_FAILURES {
-            assert!(t.check("prof", t0).is_ok(), "attempt {i}");
-            t.failed("prof", t0);
-        }
-        assert!(t.check("prof", t0 + Duration::from_secs(1)).is_err());
-        assert!(t.check("other", t0).is_ok());
-        assert!(t
-            .check("prof", t0 + LOCKOUT + Duration::from_secs(1))
-            .is_ok());
     }
 }

@@ -116,11 +116,18 @@ pub struct Accounts {
     /// The same for teachers (optional by policy).
     #[serde(default)]
     pub require_totp_for_teachers: bool,
+    /// A session unused this long ends (a live view counts as use); its owner signs in
+    /// again. The absolute limit is a school day.
+    #[serde(default = "Accounts::idle_default")]
+    pub idle_timeout_minutes: u32,
 }
 
 impl Accounts {
     fn yes() -> bool {
         true
+    }
+    fn idle_default() -> u32 {
+        30
     }
 }
 
@@ -129,6 +136,7 @@ impl Default for Accounts {
         Accounts {
             require_totp_for_admins: true,
             require_totp_for_teachers: false,
+            idle_timeout_minutes: Accounts::idle_default(),
         }
     }
 }
@@ -431,6 +439,7 @@ impl Config {
             accounts: Accounts {
                 require_totp_for_admins: false,
                 require_totp_for_teachers: false,
+                idle_timeout_minutes: Accounts::idle_default(),
             },
             schedule: None,
             hdmi: Hdmi::default(),
@@ -484,6 +493,12 @@ impl Config {
             return Err((
                 "room.name".into(),
                 "must not contain control characters".into(),
+            ));
+        }
+        if !(5..=600).contains(&self.accounts.idle_timeout_minutes) {
+            return Err((
+                "accounts.idle_timeout_minutes".into(),
+                "must be between 5 and 600".into(),
             ));
         }
         if self.network.https == self.network.station_link {

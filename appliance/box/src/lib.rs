@@ -12,6 +12,7 @@ pub mod audit;
 pub mod config;
 pub mod fanout;
 pub mod hdmi;
+pub mod login_gate;
 pub mod pki;
 pub mod room;
 pub mod screenshots;
@@ -22,7 +23,7 @@ pub mod wol;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -59,10 +60,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .with_context(|| format!("opening the database in {}", opts.data_dir.display()))?;
     let audit = audit::AuditLog::new(store.clone());
     let first_password = accounts::ensure_first_admin(&store)?;
+    let first_password_file = opts.data_dir.join("first-admin-password");
     if let Some(pw) = &first_password {
-        // Printed once, on standard output only: never to the log.
-        println!("First start: created account 'admin' with password: {pw}");
-        println!("Write it down now; it is not shown again.");
+        // A secret: never printed or logged. Only the box's user can read the file; the
+        // first sign-in must replace the password, which removes the file.
+        write_private_file(&first_password_file, format!("{pw}\n").as_bytes())?;
+        info!(
+            file = %first_password_file.display(),
+            "first start: created the account 'admin'; its password is in this file (replace it at the first sign-in)"
+        );
     }
     let ca = Arc::new(pki::BoxCa::load_or_create(&opts.data_dir, &cfg.room.name)?);
     let mut names: Vec<String> = ["lanterne-box", "localhost", "127.0.0.1", "::1"]
@@ -191,7 +197,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         mosaic,
         ca: ca.clone(),
         station_link_port: link_addr.port(),
-        throttle: Arc::new(Mutex::new(accounts::Throttle::new())),
+        login_gate: login_gate::LoginGate::new(),
+        sessions: web::SessionEvents::new(),
+        idle_timeout: std::time::Duration::from_secs(
+            u64::from(cfg.accounts.idle_timeout_minutes) * 60,
+        ),
+        first_password_file: Some(first_password_file.clone()),
         simulated_panel: simulated_panel.map(Arc::new),
         wol_target: cfg.network.wol_broadcast,
         commands: Arc::new(cfg.commands.clone()),

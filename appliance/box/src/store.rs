@@ -147,6 +147,12 @@ const SCHEMA: &[&str] = &[
         bytes INTEGER NOT NULL
     );
     "#,
+    r#"
+    -- Idle timeout: when the session last made a request (or kept a live view open).
+    ALTER TABLE sessions ADD COLUMN last_seen_us INTEGER NOT NULL DEFAULT 0;
+    -- The first admin's generated password must be replaced at the first sign-in.
+    ALTER TABLE accounts ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,17 +444,24 @@ pub fn accounts(c: &Connection) -> rusqlite::Result<Vec<Account>> {
     rows.collect()
 }
 
-/// Disables or enables an account; its sessions stop working at once (they are checked
-/// against `disabled` on every request).
+/// Disables or enables an account. Disabling ends its sessions, so enabling it again does
+/// not bring them back: its owner signs in anew.
 pub fn set_account_disabled(
     c: &Connection,
     username: &str,
     disabled: bool,
 ) -> rusqlite::Result<bool> {
-    Ok(c.execute(
+    let found = c.execute(
         "UPDATE accounts SET disabled = ?2 WHERE username = ?1",
         params![username, disabled as i64],
-    )? == 1)
+    )? == 1;
+    if disabled {
+        c.execute(
+            "DELETE FROM sessions WHERE account_id = (SELECT id FROM accounts WHERE username = ?1)",
+            [username],
+        )?;
+    }
+    Ok(found)
 }
 
 /// Sets a new password hash and ends the account's sessions.
@@ -482,32 +495,108 @@ pub fn insert_session(
 ) -> rusqlite::Result<()> {
     c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now_us])?;
     c.execute(
-        "INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO sessions (token_hash, account_id, created_at, expires_at, last_seen_us)
+         VALUES (?1, ?2, ?3, ?4, ?3)",
         params![sha256_hex(token), account_id, now_us, now_us + ttl_us],
     )?;
     Ok(())
 }
 
-/// The account behind a session token, if the session is live and the account enabled.
+/// A live session: whose it is and until when it lasts at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    pub account: Account,
+    /// The token's hash (the token itself is never stored).
+    pub token_hash: String,
+    /// The absolute end of the session.
+    pub expires_at_us: i64,
+    /// The account must replace its password before anything else.
+    pub must_change_password: bool,
+}
+
+/// How often `last_seen_us` is written at most (one write per session per this long).
+const TOUCH_EVERY_US: i64 = 30_000_000;
+
+/// The account behind a session token, if the session is live — not past its absolute end,
+/// used within the last `idle_us`, the account enabled — and marks it used now.
 pub fn session_account(
     c: &Connection,
     token: &str,
     now_us: i64,
-) -> rusqlite::Result<Option<Account>> {
-    c.query_row(
-        "SELECT a.id, a.username, a.role, a.password_hash, a.disabled
-         FROM sessions s JOIN accounts a ON a.id = s.account_id
-         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND a.disabled = 0",
-        params![sha256_hex(token), now_us],
-        account_row,
-    )
-    .optional()
+    idle_us: i64,
+) -> rusqlite::Result<Option<LiveSession>> {
+    let hash = sha256_hex(token);
+    let row = c
+        .query_row(
+            "SELECT a.id, a.username, a.role, a.password_hash, a.disabled, s.expires_at, s.last_seen_us,
+                    a.must_change_password
+             FROM sessions s JOIN accounts a ON a.id = s.account_id
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen_us > ?3
+               AND a.disabled = 0",
+            params![hash, now_us, now_us - idle_us],
+            |r| {
+                Ok((
+                    account_row(r)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)? != 0,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((account, expires_at_us, last_seen, must_change_password)) = row else {
+        return Ok(None);
+    };
+    if now_us - last_seen >= TOUCH_EVERY_US {
+        touch_session(c, &hash, now_us)?;
+    }
+    Ok(Some(LiveSession {
+        account,
+        token_hash: hash,
+        expires_at_us,
+        must_change_password,
+    }))
+}
+
+/// Marks a session used now (a live view keeps its session from going idle).
+pub fn touch_session(c: &Connection, token_hash: &str, now_us: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE sessions SET last_seen_us = MAX(last_seen_us, ?2) WHERE token_hash = ?1",
+        params![token_hash, now_us],
+    )?;
+    Ok(())
 }
 
 pub fn delete_session(c: &Connection, token: &str) -> rusqlite::Result<()> {
     c.execute(
         "DELETE FROM sessions WHERE token_hash = ?1",
         [sha256_hex(token)],
+    )?;
+    Ok(())
+}
+
+/// Ends every session of an account (password change, second factor replaced).
+pub fn delete_account_sessions(c: &Connection, account_id: i64) -> rusqlite::Result<usize> {
+    c.execute("DELETE FROM sessions WHERE account_id = ?1", [account_id])
+}
+
+/// Whether the account must replace its password before anything else.
+pub fn must_change_password(c: &Connection, account_id: i64) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT must_change_password FROM accounts WHERE id = ?1",
+        [account_id],
+        |r| r.get::<_, i64>(0).map(|v| v != 0),
+    )
+}
+
+pub fn set_must_change_password(
+    c: &Connection,
+    account_id: i64,
+    must: bool,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE accounts SET must_change_password = ?2 WHERE id = ?1",
+        params![account_id, must as i64],
     )?;
     Ok(())
 }
@@ -1167,7 +1256,7 @@ mod tests {
             assert!(reset_two_factor(c, "prof")?);
             assert_eq!(totp_state(c, id)?, (None, None, None));
             assert_eq!(recovery_codes_left(c, id)?, 0);
-            assert!(session_account(c, "tok", 10)?.is_none());
+            assert!(session_account(c, "tok", 10, 1_000)?.is_none());
             assert!(!reset_two_factor(c, "nobody")?);
             Ok(())
         })
@@ -1292,11 +1381,46 @@ mod tests {
         s.with(|c| {
             let id = insert_account(c, "prof", Role::Teacher, "hash", 0)?;
             insert_session(c, "tok", id, 100, 1_000)?;
-            assert!(session_account(c, "tok", 500)?.is_some());
-            assert!(session_account(c, "tok", 1_200)?.is_none());
-            assert!(session_account(c, "other", 500)?.is_none());
+            assert!(session_account(c, "tok", 500, 1_000)?.is_some());
+            assert!(session_account(c, "tok", 1_200, 1_000)?.is_none());
+            assert!(session_account(c, "other", 500, 1_000)?.is_none());
             c.execute("UPDATE accounts SET disabled = 1", [])?;
-            assert!(session_account(c, "tok", 500)?.is_none());
+            assert!(session_account(c, "tok", 500, 1_000)?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn an_idle_session_ends_and_use_keeps_it_alive() {
+        let s = Store::in_memory().unwrap();
+        let (hour, idle) = (3_600_000_000, 1_800_000_000);
+        s.with(|c| {
+            let id = insert_account(c, "prof", Role::Teacher, "hash", 0)?;
+            insert_session(c, "tok", id, 0, 10 * hour)?;
+            // Used every 20 minutes: alive for hours.
+            for k in 1..=9 {
+                assert!(
+                    session_account(c, "tok", k * 1_200_000_000, idle)?.is_some(),
+                    "{k}"
+                );
+            }
+            // Then 31 minutes without a request: gone.
+            assert!(session_account(c, "tok", 9 * 1_200_000_000 + 1_860_000_000, idle)?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn re_enabling_an_account_does_not_revive_its_sessions() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let id = insert_account(c, "prof", Role::Teacher, "hash", 0)?;
+            insert_session(c, "tok", id, 0, 1_000_000)?;
+            assert!(set_account_disabled(c, "prof", true)?);
+            assert!(set_account_disabled(c, "prof", false)?);
+            assert!(session_account(c, "tok", 10, 1_000_000)?.is_none());
             Ok(())
         })
         .unwrap();

@@ -31,7 +31,7 @@
 //! a focus viewer that the station left.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -52,7 +52,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
-use crate::accounts::{self, Throttle};
+use crate::accounts;
+use crate::login_gate::{self, LoginGate};
 use crate::pki::BoxCa;
 use crate::room::{FocusError, RoomHandle, RoomView};
 use crate::store::{self, Account, Redeem, Store};
@@ -79,6 +80,7 @@ use screenshots::*;
 use server::*;
 pub use server::{serve, serve_redirect};
 use session::*;
+pub use session::{SessionEnd, SessionEvents};
 pub use video::video_message;
 use video::*;
 
@@ -86,7 +88,8 @@ use lanterne_privacy::policy::Action;
 
 static WEB_UI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web-ui");
 
-pub const SESSION_COOKIE: &str = "lanterne_session";
+/// `__Host-`: the browser keeps it only if set over HTTPS, for this host alone, path `/`.
+pub const SESSION_COOKIE: &str = "__Host-lanterne_session";
 /// A teacher's session lasts a school day; they log in again the next morning.
 const SESSION_TTL: Duration = Duration::from_secs(10 * 3600);
 /// Enrolment codes are valid for a day.
@@ -99,7 +102,14 @@ pub struct AppState {
     pub mosaic: Arc<Mosaic>,
     pub ca: Arc<BoxCa>,
     pub station_link_port: u16,
-    pub throttle: Arc<Mutex<Throttle>>,
+    /// Sign-in and enrolment throttles, and the bound on argon2 runs.
+    pub login_gate: LoginGate,
+    /// Live sessions' end events (the video WebSockets close on them).
+    pub sessions: session::SessionEvents,
+    /// A session unused this long ends ([accounts] idle_timeout_minutes).
+    pub idle_timeout: Duration,
+    /// Where the first admin's generated password was written (removed when it is changed).
+    pub first_password_file: Option<std::path::PathBuf>,
     /// Present when the box runs with the simulated front panel (development, tests).
     pub simulated_panel: Option<Arc<lanterne_panel::SimulatedPanel>>,
     /// Where Wake-on-LAN packets are sent.
@@ -237,6 +247,12 @@ pub const ROUTES: &[(&str, &str, &str, Action)] = &[
     ),
     (
         "POST",
+        "/api/account/password",
+        "/api/account/password",
+        Action::OwnAccount,
+    ),
+    (
+        "POST",
         "/api/stations/{id}/screenshot",
         "/api/stations/1/screenshot",
         Action::Screenshot,
@@ -342,6 +358,32 @@ pub const ROUTES: &[(&str, &str, &str, Action)] = &[
     ),
 ];
 
+/// The route × role table of `docs/security.md`, made from [`ROUTES`] and the policy's role
+/// rule (a unit test keeps the document identical to it).
+pub fn route_role_table() -> String {
+    use lanterne_privacy::policy::Role;
+    let mark = |role: Role, action: Action| {
+        if role.permits(action) {
+            "yes"
+        } else {
+            "**no**"
+        }
+    };
+    let mut t = String::from(
+        "| method | route | action | admin | teacher | technician |\n|---|---|---|---|---|---|\n",
+    );
+    for (method, pattern, _, action) in ROUTES {
+        t.push_str(&format!(
+            "| {method} | `{pattern}` | {} | {} | {} | {} |\n",
+            authz::action_name(*action),
+            mark(Role::Admin, *action),
+            mark(Role::Teacher, *action),
+            mark(Role::Technician, *action),
+        ));
+    }
+    t
+}
+
 /// Every route that needs a session, as (method, example path): [`ROUTES`] without the
 /// patterns, for the scenario tests.
 pub fn session_routes() -> impl Iterator<Item = (&'static str, &'static str)> {
@@ -390,6 +432,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/account/totp/confirm", post(totp_confirm))
         .route("/api/account", get(account_status))
         .route("/api/account/recovery-codes", post(new_recovery_codes))
+        .route("/api/account/password", post(change_own_password))
         .route("/api/stations/{id}/screenshot", post(take_screenshot))
         .route("/api/screenshots", get(list_screenshots))
         .route("/api/screenshots/{file}", get(screenshot_png))
@@ -445,6 +488,26 @@ mod tests {
 
     /// A route added to `router` must be listed in ROUTES or PUBLIC_ROUTES, so the
     /// unauthenticated-access scenario covers it.
+    /// `docs/security.md` shows exactly what the code enforces.
+    #[test]
+    fn the_security_doc_route_table_matches_the_code() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/security.md"
+        ))
+        .expect("docs/security.md");
+        let start = doc
+            .find("<!-- route-table:start -->\n")
+            .expect("route table start marker")
+            + "<!-- route-table:start -->\n".len();
+        let end = doc.find("<!-- route-table:end -->").expect("end marker");
+        let expected = route_role_table();
+        assert!(
+            doc[start..end] == expected,
+            "docs/security.md's route table is out of date; replace it with:\n{expected}"
+        );
+    }
+
     #[test]
     fn every_route_is_listed_for_the_unauthenticated_check() {
         let src = include_str!("web.rs");

@@ -289,7 +289,7 @@ async fn a_recovery_code_replaces_the_authenticator_once_and_is_audited() {
     assert_eq!(rows[0]["actor"], "admin");
     assert_eq!(rows[0]["detail"], "9 left");
 
-    // Regenerating voids every earlier code.
+    // Regenerating asks for the password again, and voids every earlier code.
     let res = https
         .post_json(
             &cookie,
@@ -297,7 +297,23 @@ async fn a_recovery_code_replaces_the_authenticator_once_and_is_audited() {
             serde_json::json!({}),
         )
         .await;
-    assert_eq!(res.status, 200);
+    assert_eq!(res.status, 401, "{}", String::from_utf8_lossy(&res.body));
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/account/recovery-codes",
+            serde_json::json!({"password": "Pas-le-bon-1!"}),
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/account/recovery-codes",
+            serde_json::json!({"password": b.ready.admin_password.as_deref().unwrap()}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     let fresh = res.json()["recovery_codes"].as_array().unwrap().clone();
     assert_eq!(fresh.len(), 10);
     assert_eq!(login(codes[5].clone()).await.status, 401, "old set voided");
@@ -331,7 +347,7 @@ async fn lock_out_says_how_long_to_wait() {
     let b = BoxProcess::start().await.unwrap();
     let https = b.https().unwrap();
     let bad = serde_json::json!({ "username": "admin", "password": "Wrong-passw0rd" });
-    for _ in 0..lanterne_box::accounts::MAX_FAILURES {
+    for _ in 0..lanterne_box::login_gate::NAME_MAX_FAILURES {
         let res = https.post_json("", "/api/login", bad.clone()).await;
         assert_eq!(res.status, 401);
         assert_eq!(res.json()["reason"], "bad_credentials");
@@ -350,7 +366,7 @@ async fn lock_out_says_how_long_to_wait() {
     assert_eq!(body["reason"], "locked_out");
     let wait = body["retry_after_s"].as_u64().unwrap();
     assert!(
-        wait > 0 && wait <= lanterne_box::accounts::LOCKOUT.as_secs(),
+        wait > 0 && wait <= lanterne_box::login_gate::NAME_LOCKOUT.as_secs(),
         "{body}"
     );
     assert_eq!(res.headers["retry-after"], wait.to_string());

@@ -10,7 +10,10 @@ async fn every_session_route_refuses_unauthenticated_requests() {
     let b = BoxProcess::start().await.unwrap();
     let https = b.https().unwrap();
     let origin = https.origin();
-    for cookie in [None, Some("lanterne_session=forged-or-expired-token")] {
+    for cookie in [
+        None,
+        Some("__Host-lanterne_session=forged-or-expired-token"),
+    ] {
         for (method, path) in session_routes() {
             let mut headers = vec![("origin", origin.as_str())];
             if let Some(c) = cookie {

@@ -12,16 +12,60 @@ pub(super) struct TotpSetup {
     qr_svg: String,
 }
 
-/// Starts two-factor setup: a new secret, pending until confirmed with a code.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Reauth {
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// The `{"password": …}` of a request that needs the password again; an empty body is
+/// `None`.
+fn reauth_password(body: &[u8]) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let r: Reauth = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("expected {{\"password\": …}}: {e}")))?;
+    if r.password.as_ref().is_some_and(|p| p.len() > 256) {
+        return Err(ApiError::BadRequest("'password' is too long".into()));
+    }
+    Ok(r.password.filter(|p| !p.is_empty()))
+}
+
+/// Asks for the password again (a missing one is a 401 the page answers with a prompt).
+async fn confirm_password(
+    state: &AppState,
+    peer: SocketAddr,
+    acc: &Account,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    match reauth_password(body)? {
+        Some(pw) => check_current_password(state, peer, acc, &pw).await,
+        None => Err(ApiError::Unauthorized(
+            "enter your password again to do this ('password')".into(),
+        )),
+    }
+}
+
+/// Starts two-factor setup: a new secret, pending until confirmed with a code. Replacing a
+/// second factor already set up asks for the password again (`{"password": …}`).
 pub(super) async fn totp_setup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(acc): Extension<Account>,
+    body: Bytes,
 ) -> Result<Json<TotpSetup>, ApiError> {
     use lanterne_privacy::totp::{otpauth_uri, qr_svg, TotpSecret, TotpVerifier};
+    let id = acc.id;
+    let (active, _, _) = state.store.run(move |c| store::totp_state(c, id)).await?;
+    if active.is_some() {
+        confirm_password(&state, peer, &acc, &body).await?;
+    }
     let secret = TotpSecret::generate();
     let uri = otpauth_uri(&acc.username, &secret, &TotpVerifier::default());
     let qr = qr_svg(&uri).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (id, b32) = (acc.id, secret.to_base32());
+    let b32 = secret.to_base32();
     state
         .store
         .run(move |c| store::set_totp_pending(c, id, &b32))
@@ -115,6 +159,8 @@ pub(super) struct AccountStatus {
     /// The configuration requires two-factor login of this account's role.
     totp_required: bool,
     recovery_codes_left: i64,
+    /// The first admin's generated password must be replaced first.
+    password_change_required: bool,
 }
 
 /// "My account": what the signed-in user may see of their own login settings.
@@ -123,11 +169,15 @@ pub(super) async fn account_status(
     Extension(acc): Extension<Account>,
 ) -> Result<Json<AccountStatus>, ApiError> {
     let id = acc.id;
-    let (secret, left) = state
+    let (secret, left, must_change) = state
         .store
         .run(move |c| {
             let (secret, _, _) = store::totp_state(c, id)?;
-            Ok((secret, store::recovery_codes_left(c, id)?))
+            Ok((
+                secret,
+                store::recovery_codes_left(c, id)?,
+                store::must_change_password(c, id)?,
+            ))
         })
         .await?;
     Ok(Json(AccountStatus {
@@ -136,14 +186,18 @@ pub(super) async fn account_status(
         role: acc.role,
         totp_enabled: secret.is_some(),
         recovery_codes_left: left,
+        password_change_required: must_change,
     }))
 }
 
 /// New recovery codes for the signed-in user (after printing the old ones was forgotten, or
 /// after using several). Only with two-factor login on: without it they would open nothing.
+/// Asks for the password again (`{"password": …}`).
 pub(super) async fn new_recovery_codes(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(acc): Extension<Account>,
+    body: Bytes,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let id = acc.id;
     let (secret, _, _) = state.store.run(move |c| store::totp_state(c, id)).await?;
@@ -152,6 +206,7 @@ pub(super) async fn new_recovery_codes(
             "set up two-factor login first; recovery codes replace its codes".into(),
         ));
     }
+    confirm_password(&state, peer, &acc, &body).await?;
     Ok(Json(issue_recovery_codes(&state, &acc).await?))
 }
 

@@ -322,6 +322,9 @@ pub(super) async fn disable_account(
     if !found {
         return Err(ApiError::NotFound(format!("no account '{name}'")));
     }
+    if req.disabled {
+        sessions_ended_for(&state, &name).await?;
+    }
     let what = if req.disabled {
         "disable-account"
     } else {
@@ -362,6 +365,7 @@ pub(super) async fn reset_password(
     {
         return Err(ApiError::NotFound(format!("no account '{name}'")));
     }
+    sessions_ended_for(&state, &name).await?;
     state
         .audit
         .account(&acc.username, "reset-password", &name, "ok", "")
@@ -471,6 +475,7 @@ pub(super) async fn reset_two_factor(
     {
         return Err(ApiError::NotFound(format!("no account '{name}'")));
     }
+    sessions_ended_for(&state, &name).await?;
     state
         .audit
         .account(&acc.username, "reset-two-factor", &name, "ok", "")

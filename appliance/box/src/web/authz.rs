@@ -101,7 +101,7 @@ pub async fn authorize(
 }
 
 /// The audit name of an action (its serde name).
-pub(super) fn action_name(action: Action) -> &'static str {
+pub fn action_name(action: Action) -> &'static str {
     match action {
         Action::Thumbnails => "thumbnails",
         Action::Focus => "focus",

@@ -36,20 +36,22 @@ pub(super) async fn enrol(
     body: Result<Json<EnrolRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<EnrolResponse>, ApiError> {
     let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let key = format!("enrol:{}", peer.ip());
-    let now = Instant::now();
-    if let Err(left) = state
-        .throttle
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .check(&key, now)
-    {
-        return Err(ApiError::TooManyRequests(format!(
-            "too many bad enrolment codes from {}; wait {} s",
-            peer.ip(),
-            left.as_secs()
-        )));
-    }
+    // Bad codes count like bad passwords, per address (a code is a secret to guess too).
+    let attempt = match state.login_gate.begin(peer.ip(), "#enrol", Instant::now()) {
+        Ok(a) => a,
+        Err(login_gate::Refused::LockedOut(left)) => {
+            return Err(ApiError::TooManyRequests(format!(
+                "too many bad enrolment codes from {}; wait {} s",
+                peer.ip(),
+                left.as_secs().max(1)
+            )))
+        }
+        Err(login_gate::Refused::Busy) => {
+            return Err(ApiError::TooManyRequests(
+                "an enrolment from this address is already being checked; try again".into(),
+            ))
+        }
+    };
     let hostname: String = req
         .hostname
         .chars()
@@ -97,11 +99,7 @@ pub(super) async fn enrol(
         .await?;
     let (id, name, hostname, mac, cert_pem, fp) = match outcome {
         Err(redeem) => {
-            state
-                .throttle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .failed(&key, now);
+            attempt.failed();
             let why = match redeem {
                 Redeem::Unknown => "unknown enrolment code",
                 Redeem::Expired => "this enrolment code has expired",
@@ -110,18 +108,27 @@ pub(super) async fn enrol(
             };
             state
                 .audit
-                .account(
-                    &format!("station@{}", peer.ip()),
-                    "enrol",
-                    &req.hostname,
-                    "refused",
-                    why,
+                .record(
+                    crate::audit::Source::Anonymous(peer.ip()),
+                    crate::audit::Entry {
+                        actor: &format!("station@{}", peer.ip()),
+                        action: "enrol",
+                        target: &req.hostname,
+                        result: "refused",
+                        detail: why,
+                    },
                 )
                 .await;
             return Err(ApiError::Forbidden(why.into()));
         }
-        Ok(Err(bad_csr)) => return Err(ApiError::BadRequest(bad_csr)),
-        Ok(Ok(x)) => x,
+        Ok(Err(bad_csr)) => {
+            attempt.not_a_failure();
+            return Err(ApiError::BadRequest(bad_csr));
+        }
+        Ok(Ok(x)) => {
+            attempt.succeeded();
+            x
+        }
     };
     info!(station = %name, id, %peer, "station enrolled");
     state

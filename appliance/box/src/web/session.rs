@@ -19,15 +19,126 @@ pub(super) fn session_token(headers: &HeaderMap) -> Option<String> {
 pub(super) async fn account_of(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<Option<Account>, ApiError> {
+) -> Result<Option<store::LiveSession>, ApiError> {
     let Some(token) = session_token(headers) else {
         return Ok(None);
     };
     let now = lanterne_wire::now_us() as i64;
+    let idle = state.idle_timeout.as_micros() as i64;
     Ok(state
         .store
-        .run(move |c| store::session_account(c, &token, now))
+        .run(move |c| store::session_account(c, &token, now, idle))
         .await?)
+}
+
+/// Why sessions ended, for whatever holds one open (the video WebSockets close within a
+/// second of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// One session (sign-out), by token hash.
+    Token(String),
+    /// Every session of an account (disabled, password or second factor changed, deleted).
+    Account(i64),
+}
+
+/// Tells live views that sessions ended. Every path that deletes sessions calls
+/// [`end_sessions`], which deletes them and then publishes here.
+#[derive(Clone)]
+pub struct SessionEvents(tokio::sync::broadcast::Sender<SessionEnd>);
+
+impl Default for SessionEvents {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SessionEvents {
+    pub fn new() -> Self {
+        SessionEvents(tokio::sync::broadcast::channel(64).0)
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<SessionEnd> {
+        self.0.subscribe()
+    }
+
+    pub fn publish(&self, end: SessionEnd) {
+        // No receiver means no live view: nothing to close.
+        let _ = self.0.send(end);
+    }
+}
+
+/// Deletes the sessions `end` names and closes their live views.
+pub(super) async fn end_sessions(state: &AppState, end: SessionEnd) -> Result<(), ApiError> {
+    let e = end.clone();
+    state
+        .store
+        .run(move |c| match &e {
+            SessionEnd::Token(hash) => c
+                .execute("DELETE FROM sessions WHERE token_hash = ?1", [hash])
+                .map(|_| ()),
+            SessionEnd::Account(id) => store::delete_account_sessions(c, *id).map(|_| ()),
+        })
+        .await?;
+    state.sessions.publish(end);
+    Ok(())
+}
+
+/// The store has just ended every session of the account `name` (disabled, password or
+/// second factor reset): close its live views.
+pub(super) async fn sessions_ended_for(state: &AppState, name: &str) -> Result<(), ApiError> {
+    let n = name.to_string();
+    if let Some(acc) = state
+        .store
+        .run(move |c| store::account_by_name(c, &n))
+        .await?
+    {
+        state.sessions.publish(SessionEnd::Account(acc.id));
+    }
+    Ok(())
+}
+
+/// Resolves when `live` ends: signed out, its account's sessions ended, or its absolute end
+/// reached. A live view counts as use, so it keeps the session from going idle meanwhile.
+pub(super) async fn session_over(state: AppState, live: store::LiveSession) -> &'static str {
+    let mut ends = state.sessions.subscribe();
+    let left = live.expires_at_us - lanterne_wire::now_us() as i64;
+    let deadline = tokio::time::Instant::now() + Duration::from_micros(left.max(0) as u64);
+    let mut touch = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return "session-expired",
+            end = ends.recv() => match end {
+                Ok(SessionEnd::Token(h)) if h == live.token_hash => return "signed-out",
+                Ok(SessionEnd::Account(id)) if id == live.account.id => return "signed-out",
+                Ok(_) => {}
+                // Missed events: check the store itself.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let (hash, now) = (live.token_hash.clone(), lanterne_wire::now_us() as i64);
+                    let alive = state
+                        .store
+                        .run(move |c| {
+                            c.query_row(
+                                "SELECT COUNT(*) FROM sessions s JOIN accounts a ON a.id = s.account_id
+                                 WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND a.disabled = 0",
+                                rusqlite::params![hash, now],
+                                |r| r.get::<_, i64>(0),
+                            )
+                        })
+                        .await
+                        .map(|n| n > 0)
+                        .unwrap_or(false);
+                    if !alive {
+                        return "signed-out";
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return "signed-out",
+            },
+            _ = touch.tick() => {
+                let (hash, now) = (live.token_hash.clone(), lanterne_wire::now_us() as i64);
+                let _ = state.store.run(move |c| store::touch_session(c, &hash, now)).await;
+            }
+        }
+    }
 }
 
 /// Cross-site request forgery and cross-site WebSocket hijacking: a state-changing request
@@ -55,8 +166,9 @@ pub(super) async fn require_page_session(
     next: Next,
 ) -> Response {
     match account_of(&state, req.headers()).await {
-        Ok(Some(acc)) => {
-            req.extensions_mut().insert(acc);
+        Ok(Some(live)) => {
+            req.extensions_mut().insert(live.account.clone());
+            req.extensions_mut().insert(live);
             next.run(req).await
         }
         Ok(None) => Redirect::to("/login").into_response(),
@@ -64,13 +176,15 @@ pub(super) async fn require_page_session(
     }
 }
 
-/// Routes a user who must still set up two-factor login may use.
-pub(super) const TOTP_SETUP_ROUTES: &[&str] = &[
+/// Routes a user who must still set up two-factor login, or replace the first admin's
+/// generated password, may use.
+pub(super) const SETUP_ROUTES: &[&str] = &[
     "/api/me",
     "/api/account",
     "/api/logout",
     "/api/account/totp/setup",
     "/api/account/totp/confirm",
+    "/api/account/password",
 ];
 
 pub(super) async fn require_api_session(
@@ -79,13 +193,20 @@ pub(super) async fn require_api_session(
     next: Next,
 ) -> Response {
     match account_of(&state, req.headers()).await {
-        Ok(Some(acc)) => {
-            let required = match acc.role {
-                store::Role::Admin => state.account_rules.require_totp_for_admins,
-                store::Role::Teacher => state.account_rules.require_totp_for_teachers,
-                store::Role::Technician => false,
-            };
-            if required && !TOTP_SETUP_ROUTES.contains(&req.uri().path()) {
+        Ok(Some(live)) => {
+            let acc = &live.account;
+            let setup_route = SETUP_ROUTES.contains(&req.uri().path());
+            if live.must_change_password && !setup_route {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Json(serde_json::json!({
+                        "error": "replace the generated password first",
+                        "password_change_required": true
+                    })),
+                )
+                    .into_response();
+            }
+            if totp_required(&state, acc.role) && !setup_route {
                 let id = acc.id;
                 match state.store.run(move |c| store::totp_state(c, id)).await {
                     Ok((None, _, _)) => {
@@ -108,7 +229,8 @@ pub(super) async fn require_api_session(
                     return e.into_response();
                 }
             }
-            req.extensions_mut().insert(acc);
+            req.extensions_mut().insert(live.account.clone());
+            req.extensions_mut().insert(live);
             next.run(req).await
         }
         Ok(None) => ApiError::Unauthorized("login required".into()).into_response(),
@@ -150,6 +272,8 @@ pub(super) struct LoginReply {
     username: String,
     role: store::Role,
     totp_setup_required: bool,
+    /// The first admin's generated password must be replaced now.
+    password_change_required: bool,
 }
 
 #[derive(Serialize)]
@@ -158,8 +282,120 @@ pub(super) struct Me {
     role: store::Role,
 }
 
+/// 429 for an address or name that is locked out, or that has too many sign-ins running.
+fn gate_refused(refused: login_gate::Refused) -> Response {
+    let (secs, body) = match refused {
+        login_gate::Refused::LockedOut(left) => {
+            let secs = left.as_secs().max(1);
+            (
+                secs,
+                serde_json::json!({
+                    "error": format!("too many failed attempts; try again in {} min", secs.div_ceil(60)),
+                    "reason": "locked_out",
+                    "retry_after_s": secs,
+                }),
+            )
+        }
+        login_gate::Refused::Busy => (
+            1,
+            serde_json::json!({
+                "error": "a sign-in from this device is already being checked; try again",
+                "reason": "busy",
+                "retry_after_s": 1,
+            }),
+        ),
+    };
+    let mut res = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    res
+}
+
+/// 503 when every argon2 slot stayed taken: not a failure, try again in a second.
+fn argon2_busy() -> Response {
+    let mut res = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({
+            "error": "the box is busy checking other sign-ins; try again in a moment",
+            "reason": "busy",
+            "retry_after_s": 1,
+        })),
+    )
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res
+}
+
+/// Checks `password` against `hash` (or a dummy hash when there is no usable account, so
+/// timing does not reveal which names exist) in one of the bounded argon2 slots. `None`:
+/// no slot came free in time.
+pub(super) async fn verify_bounded(
+    state: &AppState,
+    password: &str,
+    hash: Option<&str>,
+) -> Result<Option<bool>, ApiError> {
+    let Some(slot) = state.login_gate.argon2_slot().await else {
+        return Ok(None);
+    };
+    let (pw, hash) = (password.to_string(), hash.map(str::to_string));
+    let ok = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        match hash {
+            Some(h) => accounts::verify_password(&pw, &h),
+            None => {
+                accounts::verify_password(&pw, dummy_hash());
+                false
+            }
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Some(ok))
+}
+
+/// A refused sign-in, for the audit log: caused by someone without a session, so it goes
+/// through the per-address rate limit.
+async fn audit_refusal(state: &AppState, peer: SocketAddr, name: &str, result: &str, detail: &str) {
+    state
+        .audit
+        .record(
+            crate::audit::Source::Anonymous(peer.ip()),
+            crate::audit::Entry {
+                actor: name,
+                action: "login",
+                target: &peer.ip().to_string(),
+                result,
+                detail,
+            },
+        )
+        .await;
+}
+
+/// Starts a session for `account` and answers its cookie (`__Host-` prefixed: HTTPS only,
+/// this host only, path `/`).
+pub(super) async fn new_session(state: &AppState, account_id: i64) -> Result<String, ApiError> {
+    let token = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        rand::random::<[u8; 32]>(),
+    );
+    let tok = token.clone();
+    let now_us = lanterne_wire::now_us() as i64;
+    state
+        .store
+        .run(move |c| {
+            store::insert_session(c, &tok, account_id, now_us, SESSION_TTL.as_micros() as i64)
+        })
+        .await?;
+    Ok(format!(
+        "{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_TTL.as_secs()
+    ))
+}
+
 pub(super) async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -170,65 +406,31 @@ pub(super) async fn login(
             "username or password has a bad length".into(),
         ));
     }
-    let now = Instant::now();
-    let locked = state
-        .throttle
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .check(&req.username, now);
-    if let Err(left) = locked {
-        state
-            .audit
-            .account(&req.username, "login", "-", "locked-out", "")
-            .await;
-        let secs = left.as_secs().max(1);
-        let mut res = (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(serde_json::json!({
-                "error": format!("too many failed attempts; try again in {} min", secs.div_ceil(60)),
-                "reason": "locked_out",
-                "retry_after_s": secs,
-            })),
-        )
-            .into_response();
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return Ok(res);
-    }
+    // Checked and counted in one step; given back below when it was not a failure.
+    let attempt = match state
+        .login_gate
+        .begin(peer.ip(), &req.username, Instant::now())
+    {
+        Ok(a) => a,
+        Err(refused) => {
+            audit_refusal(&state, peer, &req.username, "locked-out", "").await;
+            return Ok(gate_refused(refused));
+        }
+    };
     let name = req.username.clone();
     let account = state
         .store
         .run(move |c| store::account_by_name(c, &name))
-        .await?;
-    // Verify against a dummy hash when the user does not exist, so timing does not reveal
-    // which user names are real.
-    let ok = match &account {
-        Some(a) if !a.disabled => {
-            let (pw, hash) = (req.password.clone(), a.password_hash.clone());
-            tokio::task::spawn_blocking(move || accounts::verify_password(&pw, &hash))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?
-        }
-        _ => {
-            let pw = req.password.clone();
-            tokio::task::spawn_blocking(move || {
-                accounts::verify_password(&pw, dummy_hash());
-            })
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-            false
-        }
+        .await?
+        .filter(|a| !a.disabled);
+    let hash = account.as_ref().map(|a| a.password_hash.as_str());
+    let Some(ok) = verify_bounded(&state, &req.password, hash).await? else {
+        attempt.not_a_failure();
+        return Ok(argon2_busy());
     };
     let Some(account) = account.filter(|_| ok) else {
-        state
-            .throttle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .failed(&req.username, now);
-        state
-            .audit
-            .account(&req.username, "login", "-", "refused", "bad credentials")
-            .await;
+        attempt.failed();
+        audit_refusal(&state, peer, &req.username, "refused", "bad credentials").await;
         return Ok(login_refused(
             StatusCode::UNAUTHORIZED,
             "bad_credentials",
@@ -248,51 +450,40 @@ pub(super) async fn login(
             Ok(how) => factor = how,
             Err((reason, message)) => {
                 // A missing code is a question, not a failure: the password was right.
-                if reason != "totp_required" {
-                    state
-                        .throttle
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .failed(&req.username, now);
-                    state
-                        .audit
-                        .account(&req.username, "login", "-", "refused", reason)
-                        .await;
+                if reason == "totp_required" {
+                    attempt.not_a_failure();
+                } else {
+                    attempt.failed();
+                    audit_refusal(&state, peer, &req.username, "refused", reason).await;
                 }
                 return Ok(login_refused(StatusCode::UNAUTHORIZED, reason, message));
             }
         }
     }
-    state
-        .throttle
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .succeeded(&req.username);
-    let token = base64::Engine::encode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        rand::random::<[u8; 32]>(),
-    );
-    let (tok, id) = (token.clone(), account.id);
-    let now_us = lanterne_wire::now_us() as i64;
-    state
-        .store
-        .run(move |c| store::insert_session(c, &tok, id, now_us, SESSION_TTL.as_micros() as i64))
-        .await?;
+    attempt.succeeded();
+    let cookie = new_session(&state, account.id).await?;
     state
         .audit
-        .account(&account.username, "login", "-", "ok", factor)
+        .account(
+            &account.username,
+            "login",
+            &peer.ip().to_string(),
+            "ok",
+            factor,
+        )
         .await;
     let totp_setup_required = !has_totp && totp_required(&state, account.role);
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_TTL.as_secs()
-    );
+    let password_change_required = state
+        .store
+        .run(move |c| store::must_change_password(c, account_id))
+        .await?;
     Ok((
         [(header::SET_COOKIE, cookie)],
         Json(LoginReply {
             username: account.username,
             role: account.role,
             totp_setup_required,
+            password_change_required,
         }),
     )
         .into_response())
@@ -306,20 +497,133 @@ pub(super) fn dummy_hash() -> &'static str {
 pub(super) async fn logout(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
-    headers: HeaderMap,
+    Extension(live): Extension<store::LiveSession>,
 ) -> Result<Response, ApiError> {
-    if let Some(token) = session_token(&headers) {
-        state
-            .store
-            .run(move |c| store::delete_session(c, &token))
-            .await?;
-    }
+    end_sessions(&state, SessionEnd::Token(live.token_hash)).await?;
     state
         .audit
         .account(&acc.username, "logout", "-", "ok", "")
         .await;
     let cookie = format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes one's own password (the current one is required). Every session of the account
+/// ends, this one gets a fresh session; the first admin's generated-password file is removed.
+pub(super) async fn change_own_password(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(acc): Extension<Account>,
+    body: Result<Json<PasswordChange>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if req.current_password.len() > 256 {
+        return Err(ApiError::BadRequest(
+            "'current_password' is too long".into(),
+        ));
+    }
+    check_current_password(&state, peer, &acc, &req.current_password).await?;
+    accounts::check_password_rule(&req.new_password)
+        .map_err(|rule| ApiError::BadRequest(format!("'new_password': {rule}")))?;
+    if req.new_password == req.current_password {
+        return Err(ApiError::BadRequest(
+            "'new_password' must differ from the current one".into(),
+        ));
+    }
+    let Some(_slot) = state.login_gate.argon2_slot().await else {
+        return Ok(argon2_busy());
+    };
+    let pw = req.new_password.clone();
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&pw))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (name, id) = (acc.username.clone(), acc.id);
+    state
+        .store
+        .run(move |c| {
+            store::set_password(c, &name, &hash)?;
+            store::set_must_change_password(c, id, false)
+        })
+        .await?;
+    end_sessions(&state, SessionEnd::Account(acc.id)).await?;
+    if let Some(path) = &state.first_password_file {
+        if acc.username == "admin" {
+            match std::fs::remove_file(path) {
+                Ok(()) => info!("first admin password file removed"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => error!("cannot remove {}: {e}", path.display()),
+            }
+        }
+    }
+    state
+        .audit
+        .account(
+            &acc.username,
+            "change-own-password",
+            &acc.username,
+            "ok",
+            "",
+        )
+        .await;
+    let cookie = new_session(&state, acc.id).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// Asks for the password again before a sensitive change of one's own account (a new
+/// password, a replaced second factor, new recovery codes). Throttled like a sign-in.
+pub(super) async fn check_current_password(
+    state: &AppState,
+    peer: SocketAddr,
+    acc: &Account,
+    password: &str,
+) -> Result<(), ApiError> {
+    let attempt = state
+        .login_gate
+        .begin(peer.ip(), &acc.username, Instant::now())
+        .map_err(|r| match r {
+            login_gate::Refused::LockedOut(left) => ApiError::TooManyRequests(format!(
+                "too many wrong passwords; try again in {} min",
+                left.as_secs().max(1).div_ceil(60)
+            )),
+            login_gate::Refused::Busy => {
+                ApiError::TooManyRequests("a password check is already running; try again".into())
+            }
+        })?;
+    match verify_bounded(state, password, Some(&acc.password_hash)).await? {
+        None => {
+            attempt.not_a_failure();
+            Err(ApiError::TooManyRequests(
+                "the box is busy checking other sign-ins; try again in a moment".into(),
+            ))
+        }
+        Some(true) => {
+            attempt.succeeded();
+            Ok(())
+        }
+        Some(false) => {
+            attempt.failed();
+            state
+                .audit
+                .account(
+                    &acc.username,
+                    "confirm-password",
+                    &acc.username,
+                    "refused",
+                    "wrong password",
+                )
+                .await;
+            Err(ApiError::Forbidden(
+                "'current_password' is not your current password".into(),
+            ))
+        }
+    }
 }
 
 pub(super) async fn me(Extension(acc): Extension<Account>) -> Json<Me> {
@@ -448,12 +752,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=b; lanterne_session=tok123; c=d"),
+            HeaderValue::from_static("a=b; __Host-lanterne_session=tok123; c=d"),
         );
         assert_eq!(session_token(&h).as_deref(), Some("tok123"));
         h.insert(
             header::COOKIE,
-            HeaderValue::from_static("lanterne_session="),
+            HeaderValue::from_static("__Host-lanterne_session="),
         );
         assert_eq!(session_token(&h), None);
     }

@@ -114,13 +114,31 @@ pub(super) fn layout_message(view: &RoomView) -> Message {
 pub(super) async fn mosaic_ws(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
+    Extension(live): Extension<store::LiveSession>,
     ws: WebSocketUpgrade,
 ) -> Response {
     ws.max_message_size(WS_MAX_IN)
-        .on_upgrade(move |socket| mosaic_session(socket, state, acc))
+        .on_upgrade(move |socket| mosaic_session(socket, state, acc, live))
 }
 
-pub(super) async fn mosaic_session(socket: WebSocket, state: AppState, acc: Account) {
+/// The message that tells a viewer why its view ended.
+fn ended_message(reason: &str) -> Message {
+    Message::Text(
+        serde_json::json!({"type": "ended", "reason": reason})
+            .to_string()
+            .into(),
+    )
+}
+
+pub(super) async fn mosaic_session(
+    socket: WebSocket,
+    state: AppState,
+    acc: Account,
+    live: store::LiveSession,
+) {
+    // Signed out, disabled, password or second factor reset, expired: the view closes.
+    let over = session_over(state.clone(), live);
+    tokio::pin!(over);
     state
         .audit
         .account(&acc.username, "view-mosaic", "room", "started", "")
@@ -134,6 +152,11 @@ pub(super) async fn mosaic_session(socket: WebSocket, state: AppState, acc: Acco
     let mut alive = tx.send(first).await.is_ok();
     while alive {
         tokio::select! {
+            reason = &mut over => {
+                let _ = tx.send(ended_message(reason)).await;
+                let _ = tx.send(Message::Close(None)).await;
+                break;
+            }
             changed = view.changed() => {
                 if changed.is_err() { break; }
                 let msg = layout_message(&view.borrow_and_update());
@@ -173,6 +196,7 @@ pub(super) async fn mosaic_session(socket: WebSocket, state: AppState, acc: Acco
 pub(super) async fn focus_ws(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
+    Extension(live): Extension<store::LiveSession>,
     Path(id): Path<u32>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -198,15 +222,18 @@ pub(super) async fn focus_ws(
     };
     Ok(ws
         .max_message_size(WS_MAX_IN)
-        .on_upgrade(move |socket| focus_session(socket, state, acc, sub)))
+        .on_upgrade(move |socket| focus_session(socket, state, acc, live, sub)))
 }
 
 pub(super) async fn focus_session(
     socket: WebSocket,
     state: AppState,
     acc: Account,
+    live: store::LiveSession,
     mut sub: crate::room::FocusSubscription,
 ) {
+    let over = session_over(state.clone(), live);
+    tokio::pin!(over);
     let target = sub.station_name.clone();
     state
         .audit
@@ -217,6 +244,11 @@ pub(super) async fn focus_session(
     let mut alive = true;
     while alive {
         tokio::select! {
+            reason = &mut over => {
+                let _ = tx.send(ended_message(reason)).await;
+                let _ = tx.send(Message::Close(None)).await;
+                break;
+            }
             ended = sub.ended.changed() => {
                 if ended.is_err() || *sub.ended.borrow() {
                     let reason = if state.room.view().borrow().monitoring {

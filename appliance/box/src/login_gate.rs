@@ -1,0 +1,370 @@
+//! Who may try a password now: the sign-in and enrolment throttles, and the bound on
+//! concurrent argon2 runs.
+//!
+//! The rules, for a classroom network where students will try things:
+//!
+//! - **Checked and recorded in one step.** [`LoginGate::begin`] checks every limit and, under
+//!   the same lock, counts the attempt as a failure *before* the password is verified. A
+//!   success or a plain "enter your code" question gives it back. So a hundred concurrent
+//!   requests cannot all pass the check before the first failure is counted.
+//! - **Per address.** Failures from one client address, whatever the user names, lock that
+//!   address out for a while ([`ADDR_MAX_FAILURES`] in [`WINDOW`] → [`ADDR_LOCKOUT`]); at
+//!   most [`ADDR_MAX_IN_FLIGHT`] verifications run at once for one address.
+//! - **Per account, per address.** Failures for one account name lock out that name *from
+//!   that address only* ([`NAME_MAX_FAILURES`] → [`NAME_LOCKOUT`]). A student guessing
+//!   `admin` from their PC locks themselves out, never the admin at their own tablet: a third
+//!   party cannot use the lock-out to keep an account shut. Guessing from many addresses is
+//!   bounded by the per-address limits and defeated by the password rule and two-factor login.
+//! - **argon2 is bounded.** At most [`ARGON2_PARALLEL`] verifications run at once (each takes
+//!   about 19 MiB and a core for tens of milliseconds); a request that cannot get a slot
+//!   within [`ARGON2_WAIT`] is answered 503 with `Retry-After` and is not counted as a failure.
+//!
+//! Memory is bounded: each map keeps at most [`MAX_TRACKED`] keys, dropping expired ones first
+//! and then the oldest.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub const WINDOW: Duration = Duration::from_secs(10 * 60);
+pub const NAME_MAX_FAILURES: u32 = 5;
+pub const NAME_LOCKOUT: Duration = Duration::from_secs(5 * 60);
+pub const ADDR_MAX_FAILURES: u32 = 30;
+pub const ADDR_LOCKOUT: Duration = Duration::from_secs(5 * 60);
+pub const ADDR_MAX_IN_FLIGHT: u32 = 2;
+pub const ARGON2_PARALLEL: usize = 2;
+pub const ARGON2_WAIT: Duration = Duration::from_millis(1500);
+const MAX_TRACKED: usize = 20_000;
+
+/// Why an attempt may not even start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Too many failures; try again after this long.
+    LockedOut(Duration),
+    /// Too many verifications from this address right now.
+    Busy,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    /// The first failure of the current window.
+    since: Instant,
+    /// The latest failure (the lock-out runs from it).
+    last: Instant,
+}
+
+impl Failures {
+    fn locked(&self, max: u32, lockout: Duration, now: Instant) -> Option<Duration> {
+        let elapsed = now.saturating_duration_since(self.last);
+        (self.count >= max && elapsed < lockout).then(|| lockout - elapsed)
+    }
+
+    fn expired(&self, lockout: Duration, now: Instant) -> bool {
+        now.saturating_duration_since(self.last) >= WINDOW.max(lockout)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    by_addr: HashMap<IpAddr, Failures>,
+    by_name: HashMap<(String, IpAddr), Failures>,
+    in_flight: HashMap<IpAddr, u32>,
+}
+
+fn add_failure<K: Eq + Hash + Clone>(
+    map: &mut HashMap<K, Failures>,
+    key: &K,
+    now: Instant,
+    lockout: Duration,
+) {
+    if map.len() >= MAX_TRACKED && !map.contains_key(key) {
+        map.retain(|_, f| !f.expired(lockout, now));
+        if map.len() >= MAX_TRACKED {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, f)| f.last)
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+    }
+    let f = map.entry(key.clone()).or_insert(Failures {
+        count: 0,
+        since: now,
+        last: now,
+    });
+    if now.saturating_duration_since(f.since) >= WINDOW
+        && f.locked(u32::MAX, lockout, now).is_none()
+    {
+        *f = Failures {
+            count: 0,
+            since: now,
+            last: now,
+        };
+    }
+    f.count += 1;
+    f.last = now;
+}
+
+fn remove_failure<K: Eq + Hash>(map: &mut HashMap<K, Failures>, key: &K) {
+    if let Some(f) = map.get_mut(key) {
+        f.count = f.count.saturating_sub(1);
+        if f.count == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+/// The sign-in and enrolment gate, shared by every request.
+#[derive(Clone)]
+pub struct LoginGate {
+    state: Arc<Mutex<State>>,
+    argon2: Arc<Semaphore>,
+}
+
+impl Default for LoginGate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LoginGate {
+    pub fn new() -> Self {
+        LoginGate {
+            state: Arc::new(Mutex::new(State::default())),
+            argon2: Arc::new(Semaphore::new(ARGON2_PARALLEL)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts an attempt for `name` from `addr`: checks every limit and counts the attempt as
+    /// a failure in the same step. The returned [`Attempt`] gives it back on success.
+    pub fn begin(&self, addr: IpAddr, name: &str, now: Instant) -> Result<Attempt, Refused> {
+        let mut s = self.lock();
+        if let Some(left) = s
+            .by_addr
+            .get(&addr)
+            .and_then(|f| f.locked(ADDR_MAX_FAILURES, ADDR_LOCKOUT, now))
+        {
+            return Err(Refused::LockedOut(left));
+        }
+        let key = (name.to_string(), addr);
+        if let Some(left) = s
+            .by_name
+            .get(&key)
+            .and_then(|f| f.locked(NAME_MAX_FAILURES, NAME_LOCKOUT, now))
+        {
+            return Err(Refused::LockedOut(left));
+        }
+        let n = s.in_flight.get(&addr).copied().unwrap_or(0);
+        if n >= ADDR_MAX_IN_FLIGHT {
+            return Err(Refused::Busy);
+        }
+        if s.in_flight.len() >= MAX_TRACKED && n == 0 {
+            // Every tracked address has a verification running: that is the argon2 queue's
+            // job to bound; refuse rather than grow.
+            return Err(Refused::Busy);
+        }
+        s.in_flight.insert(addr, n + 1);
+        add_failure(&mut s.by_addr, &addr, now, ADDR_LOCKOUT);
+        add_failure(&mut s.by_name, &key, now, NAME_LOCKOUT);
+        Ok(Attempt {
+            gate: self.clone(),
+            addr,
+            name: name.to_string(),
+            outcome_known: false,
+        })
+    }
+
+    /// A slot to run argon2 in, waiting at most [`ARGON2_WAIT`]; `None` when the box is busy
+    /// (answer 503 with `Retry-After`).
+    pub async fn argon2_slot(&self) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout(ARGON2_WAIT, self.argon2.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+}
+
+/// One sign-in attempt in progress; counted as a failure unless told otherwise.
+pub struct Attempt {
+    gate: LoginGate,
+    addr: IpAddr,
+    name: String,
+    outcome_known: bool,
+}
+
+impl Attempt {
+    /// The password was right: the provisional failure is given back and the name's count
+    /// from this address starts again.
+    pub fn succeeded(mut self) {
+        let mut s = self.gate.lock();
+        remove_failure(&mut s.by_addr, &self.addr);
+        s.by_name.remove(&(self.name.clone(), self.addr));
+        self.outcome_known = true;
+    }
+
+    /// Not a failure after all (the password was right and a second factor is asked for,
+    /// or the box was too busy to check): the provisional failure is given back.
+    pub fn not_a_failure(mut self) {
+        let mut s = self.gate.lock();
+        remove_failure(&mut s.by_addr, &self.addr);
+        remove_failure(&mut s.by_name, &(self.name.clone(), self.addr));
+        self.outcome_known = true;
+    }
+
+    /// A real failure: it stays counted.
+    pub fn failed(mut self) {
+        self.outcome_known = true;
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        // Whatever happened (even a cancelled request), the verification is over; an
+        // attempt dropped without an outcome stays counted as a failure.
+        let _ = self.outcome_known;
+        let mut s = self.gate.lock();
+        if let Some(n) = s.in_flight.get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.in_flight.remove(&self.addr);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn attempts_count_as_failures_from_the_moment_they_start() {
+        let g = LoginGate::new();
+        let t0 = Instant::now();
+        // Attempts are counted when they start: ones still running, or dropped without an
+        // outcome (a cancelled request), already count towards the lock-out.
+        let mut held = Vec::new();
+        for i in 0..NAME_MAX_FAILURES {
+            if held.len() == ADDR_MAX_IN_FLIGHT as usize {
+                held.clear();
+            }
+            let a = g
+                .begin(ip(1), "admin", t0)
+                .unwrap_or_else(|e| panic!("{i}: {e:?}"));
+            held.push(a);
+        }
+        drop(held);
+        assert!(matches!(
+            g.begin(ip(1), "admin", t0),
+            Err(Refused::LockedOut(_))
+        ));
+    }
+
+    #[test]
+    fn a_student_locking_admin_out_does_not_lock_the_admin_at_another_address() {
+        let g = LoginGate::new();
+        let t0 = Instant::now();
+        for _ in 0..NAME_MAX_FAILURES {
+            g.begin(ip(66), "admin", t0).unwrap().failed();
+        }
+        assert!(matches!(
+            g.begin(ip(66), "admin", t0),
+            Err(Refused::LockedOut(_))
+        ));
+        let a = g
+            .begin(ip(10), "admin", t0)
+            .expect("the admin's own tablet");
+        a.succeeded();
+        // After the lock-out the student may try again.
+        assert!(g
+            .begin(ip(66), "admin", t0 + NAME_LOCKOUT + Duration::from_secs(1))
+            .is_ok());
+    }
+
+    #[test]
+    fn random_names_from_one_address_lock_that_address_out() {
+        let g = LoginGate::new();
+        let t0 = Instant::now();
+        for i in 0..ADDR_MAX_FAILURES {
+            g.begin(ip(7), &format!("user{i}"), t0).unwrap().failed();
+        }
+        assert!(matches!(
+            g.begin(ip(7), "someone-new", t0),
+            Err(Refused::LockedOut(_))
+        ));
+        assert!(g.begin(ip(8), "someone-new", t0).is_ok());
+    }
+
+    #[test]
+    fn at_most_two_verifications_per_address_at_once() {
+        let g = LoginGate::new();
+        let t0 = Instant::now();
+        let a = g.begin(ip(3), "a", t0).unwrap();
+        let b = g.begin(ip(3), "b", t0).unwrap();
+        assert_eq!(g.begin(ip(3), "c", t0).err(), Some(Refused::Busy));
+        drop(a);
+        let c = g.begin(ip(3), "c", t0).unwrap();
+        drop((b, c));
+    }
+
+    #[test]
+    fn success_and_questions_give_the_provisional_failure_back() {
+        let g = LoginGate::new();
+        let t0 = Instant::now();
+        for _ in 0..20 {
+            g.begin(ip(4), "prof", t0).unwrap().not_a_failure();
+        }
+        for _ in 0..NAME_MAX_FAILURES - 1 {
+            g.begin(ip(4), "prof", t0).unwrap().failed();
+        }
+        g.begin(ip(4), "prof", t0).unwrap().succeeded();
+        // The success reset the name's count: four more failures are still allowed.
+        for _ in 0..NAME_MAX_FAILURES - 1 {
+            g.begin(ip(4), "prof", t0).unwrap().failed();
+        }
+        assert!(g.begin(ip(4), "prof", t0).is_ok());
+    }
+
+    #[tokio::test]
+    async fn argon2_slots_are_bounded_and_waiting_is_bounded() {
+        let g = LoginGate::new();
+        let held: Vec<_> =
+            futures_util::future::join_all((0..ARGON2_PARALLEL).map(|_| g.argon2_slot())).await;
+        assert!(held.iter().all(Option::is_some));
+        let t0 = std::time::Instant::now();
+        assert!(
+            g.argon2_slot().await.is_none(),
+            "no slot while all are held"
+        );
+        assert!(t0.elapsed() >= ARGON2_WAIT, "it waited for a slot first");
+        drop(held);
+        assert!(g.argon2_slot().await.is_some());
+    }
+
+    #[test]
+    fn tracked_keys_are_bounded() {
+        let g = LoginGate::new();
+        let t0 = Instant::now();
+        for i in 0..(MAX_TRACKED as u32 + 100) {
+            let addr = IpAddr::from(std::net::Ipv6Addr::from(i as u128));
+            g.begin(addr, "x", t0).unwrap().failed();
+        }
+        let s = g.lock();
+        assert!(s.by_addr.len() <= MAX_TRACKED && s.by_name.len() <= MAX_TRACKED);
+        assert!(s.in_flight.is_empty());
+    }
+}
