@@ -19,7 +19,7 @@ const STRINGS = {
     'login.busy': 'Connexion…',
     'login.failed': 'La connexion a échoué (erreur {status}).',
     'login.network': 'Le boîtier ne répond pas. Vérifiez le réseau puis réessayez.',
-    'login.notice': 'Chaque consultation d’écran est enregistrée dans le journal de la salle.',
+    'login.notice': 'Ce que vous voyez des écrans des élèves est confidentiel, et chaque consultation est enregistrée dans le journal de la salle.',
 
     'room.title': '{room} — Lanterne',
     'room.loading': 'Chargement de la salle…',
@@ -200,7 +200,7 @@ const STRINGS = {
     'login.busy': 'Signing in…',
     'login.failed': 'Sign-in failed (error {status}).',
     'login.network': 'The box is not answering. Check the network and try again.',
-    'login.notice': 'Every time a screen is viewed, it is recorded in the room’s log.',
+    'login.notice': 'What you see of the students’ screens is confidential, and every view is recorded in the room’s log.',
 
     'room.title': '{room} — Lanterne',
     'room.loading': 'Loading the room…',
