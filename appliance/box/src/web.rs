@@ -41,7 +41,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
@@ -61,6 +61,8 @@ use crate::store::{self, Account, AuditEntry, Redeem, Store};
 /// Account self-service, recovery codes, the admin pages and screenshots.
 mod access;
 use access::{new_recovery_codes, reset_two_factor, take_screenshot};
+/// Station administration: list, revoke, delete.
+mod stations;
 
 static WEB_UI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web-ui");
 
@@ -148,6 +150,10 @@ pub const SESSION_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/accounts/admin/disabled"),
     ("POST", "/api/accounts/admin/password"),
     ("POST", "/api/accounts/admin/totp/reset"),
+    ("DELETE", "/api/accounts/admin"),
+    ("GET", "/api/stations"),
+    ("POST", "/api/stations/1/revoke"),
+    ("DELETE", "/api/stations/1"),
     ("POST", "/api/room/link"),
     ("GET", "/api/audit"),
     ("GET", "/api/audit.csv"),
@@ -213,6 +219,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/accounts/{name}/disabled", post(disable_account))
         .route("/api/accounts/{name}/password", post(reset_password))
         .route("/api/accounts/{name}/totp/reset", post(reset_two_factor))
+        .route("/api/accounts/{name}", delete(access::delete_account))
+        .route("/api/stations", get(stations::list_stations))
+        .route("/api/stations/{id}/revoke", post(stations::revoke_station))
+        .route("/api/stations/{id}", delete(stations::delete_station))
         .route("/api/room/link", post(regenerate_room_link))
         .route("/api/audit", get(audit_json))
         .route("/api/audit.csv", get(audit_csv))
@@ -2330,15 +2340,22 @@ mod tests {
                 continue;
             }
             lines += 1;
-            let n = line.matches("get(").count() + line.matches("post(").count();
+            let on_line: Vec<&str> = [("get(", "GET"), ("post(", "POST"), ("delete(", "DELETE")]
+                .into_iter()
+                .filter(|(call, _)| line.contains(call))
+                .map(|(_, method)| method)
+                .collect();
+            let n = on_line.len();
             assert!(n > 0, "route {path}: its methods are not on its line");
             methods += n;
             let listed = SESSION_ROUTES
                 .iter()
-                .filter(|(_, p)| {
+                .filter(|(m, p)| {
                     let pattern: Vec<&str> = path.split('/').collect();
                     let example: Vec<&str> = p.split('/').collect();
-                    pattern.len() == example.len()
+                    // `/api/stations/{id}` (DELETE) must not count `/api/stations/wake` (POST).
+                    on_line.contains(m)
+                        && pattern.len() == example.len()
                         && pattern
                             .iter()
                             .zip(&example)

@@ -218,6 +218,42 @@ pub(super) async fn reset_two_factor(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// An admin deletes an account: its row, sessions and recovery codes go; its audit lines
+/// and the messages, command runs and screenshots it is named in keep `account#<id>`
+/// instead (`store::delete_account`). An admin cannot delete their own account, so an
+/// admin always remains.
+pub(super) async fn delete_account(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    admin_only(&acc, "managing accounts")?;
+    if name == acc.username {
+        return Err(ApiError::BadRequest(
+            "you cannot delete your own account".into(),
+        ));
+    }
+    let n = name.clone();
+    let Some(deleted) = state
+        .store
+        .run(move |c| store::delete_account(c, &n))
+        .await?
+    else {
+        return Err(ApiError::NotFound(format!("no account '{name}'")));
+    };
+    info!(pseudonym = %deleted.pseudonym, "account deleted");
+    audit(
+        &state,
+        &acc.username,
+        "delete-account",
+        &deleted.pseudonym,
+        "ok",
+        "",
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The admin pages, for admins only; anyone else gets a page that says so (403), and the
 /// refusal is recorded.
 pub(super) async fn admin_page(
