@@ -254,6 +254,14 @@ fn document_config(
             0
         },
         screenshots_enabled: cfg.privacy.screenshots,
+        controller_contact: cfg.privacy.controller_contact.clone(),
+        dpo: cfg.privacy.dpo.clone(),
+        message_retention_days: cfg.privacy.message_retention_days,
+        command_retention_days: cfg.privacy.command_retention_days,
+        order_retention_days: cfg.privacy.order_retention_days,
+        session_hours: web::SESSION_TTL.as_secs().div_ceil(3600) as u32,
+        hdmi_input: cfg.hdmi.input != config::HdmiInput::None,
+        software_version: env!("CARGO_PKG_VERSION").to_string(),
     }))
 }
 

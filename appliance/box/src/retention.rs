@@ -2,7 +2,7 @@
 //! that deletes what is older.
 //!
 //! [`purge`] is the one place that lists what is purged; the GDPR record states the same
-//! periods (`document_config` in `lib.rs` reads them from the same [`Retention`]). What it
+//! periods (`document_config` in `lib.rs` reads the same `[privacy]` settings). What it
 //! deletes, once at start and then every hour (so data is gone at most an hour after its
 //! period):
 //!

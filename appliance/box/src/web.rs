@@ -68,7 +68,7 @@ static WEB_UI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web-ui");
 
 pub const SESSION_COOKIE: &str = "lanterne_session";
 /// A teacher's session lasts a school day; they log in again the next morning.
-const SESSION_TTL: Duration = Duration::from_secs(10 * 3600);
+pub(crate) const SESSION_TTL: Duration = Duration::from_secs(10 * 3600);
 /// Enrolment codes are valid for a day.
 pub const ENROL_CODE_TTL: Duration = Duration::from_secs(24 * 3600);
 
