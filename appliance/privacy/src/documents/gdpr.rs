@@ -271,8 +271,8 @@ pub fn gdpr_record_on(config: &DocumentConfig, lang: Lang, date: time::Date) -> 
         kept_while(
             t("Journal technique du boîtier", "The box's technical log"),
             t(
-                "Noms et noms d'hôte des postes, adresses réseau, identifiant d'un compte dont l'affichage prend du retard ; jamais de mot de passe, de jeton ni de code.",
-                "Computer names and host names, network addresses, the name of an account whose view falls behind; never a password, token or code.",
+                "Noms et noms d'hôte des postes, adresses réseau des postes et des tablettes, identifiant du compte qui verrouille ou lance une démonstration ; jamais de mot de passe, de jeton ni de code.",
+                "Computer names and host names, network addresses of computers and tablets, the name of the account that locks or starts a demo; never a password, token or code.",
             ),
             t(
                 "Selon la configuration du journal système (journald) du boîtier : limité en taille, sans durée fixée par Lanterne",
