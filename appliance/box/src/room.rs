@@ -203,6 +203,8 @@ pub struct Registered {
     /// Cancelled when the room ends this link: the station was revoked or deleted, or a
     /// newer link with the same certificate replaced it. The link closes at once.
     pub cut: CancellationToken,
+    /// This link replaced a live one of the same station (which is being cut).
+    pub replaced: bool,
 }
 
 /// Why a station link may not come online.
@@ -977,6 +979,7 @@ impl Room {
                         .entry(id)
                         .or_insert_with(|| StationState::offline(station.clone()));
                     entry.row = station;
+                    let replaced = entry.link.is_some();
                     if let Some(old) = entry.link.take() {
                         // One live link per certificate: the newest wins. A station whose
                         // agent restarted, or whose network dropped, reconnects before the
@@ -984,12 +987,9 @@ impl Room {
                         // lock it out until then. The old connection is closed, not just
                         // ignored, so a copied certificate cannot keep a second link.
                         // Its viewers must reopen.
+                        // (The link logs it, within the station's line budget.)
                         let _ = old.ended.send(true);
                         old.cut.cancel();
-                        tracing::info!(
-                            station = %entry.row.name,
-                            "station connected again; its previous link is closed"
-                        );
                     }
                     let (ended, _) = watch::channel(false);
                     // Monitoring is on whenever the room is (issue 5 adds the schedule):
@@ -1034,7 +1034,12 @@ impl Room {
                         unread: BTreeSet::new(),
                         running: BTreeSet::new(),
                     });
-                    let _ = reply.send(Ok(Registered { conn, full_tx, cut }));
+                    let _ = reply.send(Ok(Registered {
+                        conn,
+                        full_tx,
+                        cut,
+                        replaced,
+                    }));
                     self.relayout();
                 }
                 Cmd::Remove { station_id, reply } => {
@@ -2234,6 +2239,7 @@ mod tests {
         let second = room.online(row(1), channels(tx2)).await.unwrap();
         assert!(first.cut.is_cancelled(), "the older link is closed");
         assert!(!second.cut.is_cancelled());
+        assert!(second.replaced && !first.replaced);
         // The old link's late goodbye does not take the new one offline.
         room.offline(1, first.conn).await;
         assert!(room.view().borrow().mosaic.tiles[0].online);

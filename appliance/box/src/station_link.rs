@@ -283,6 +283,11 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
         Err(OnlineError::Removed) => return Err(LinkError::NotEnrolled(fp[..16].to_string())),
         Err(OnlineError::Stopped) => return Ok(()), // the box is shutting down
     };
+    if reg.replaced {
+        if let Some(dropped) = lines.allow(station.id) {
+            info!(station = %station.name, dropped_lines = dropped, "station connected again; its previous link is closed");
+        }
+    }
     let (sink, mut stream) = framed.split();
     let writer = tokio::spawn(write_loop(sink, control_rx, demo_rx));
 

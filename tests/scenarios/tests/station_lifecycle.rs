@@ -639,7 +639,7 @@ async fn deleting_an_account_erases_it_and_leaves_a_pseudonym_in_the_audit_log()
     let res = https
         .post_json(&admin_cookie, "/api/accounts", serde_json::json!({ "username": "m.dupont", "role": "teacher", "password": "Tableau-2026" }))
         .await;
-    assert_eq!(res.status, 201);
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
     https.login("m.dupont", "Tableau-2026").await.unwrap();
     let lines = audit(&https, &admin_cookie).await;
     let named: Vec<&str> = lines
