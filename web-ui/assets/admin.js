@@ -1,5 +1,5 @@
-// The admin pages: accounts, the audit log with its filters and exports, the room link,
-// the documents, the screenshot list and "my account". Every action goes through the box's
+// The admin pages: accounts, stations (revoke, delete), the audit log with its filters and
+// exports, the room link, the documents, the screenshot list and "my account". Every action goes through the box's
 // JSON API, which checks the admin role itself; this page only presents it.
 import { t, has, applyTranslations, bindSwitcher, onLangChange, getLang } from './i18n.js';
 import { mountAccount } from './account.js';
@@ -47,20 +47,39 @@ function cell(row, text) {
   return td;
 }
 
-function button(label, onClick) {
+function button(label, onClick, extraClass = '') {
   const b = document.createElement('button');
   b.type = 'button';
-  b.className = 'btn btn-small';
+  b.className = `btn btn-small ${extraClass}`.trim();
   b.textContent = label;
   b.addEventListener('click', onClick);
   return b;
 }
+
+/** A same-origin DELETE; the box checks the Origin header like for a POST. */
+async function deleteJson(path) {
+  const res = await fetch(path, { method: 'DELETE', credentials: 'same-origin' });
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    // 204: nothing to read.
+  }
+  return { ok: res.ok, status: res.status, body };
+}
+
+/** Who is signed in: an admin cannot delete their own account (the box refuses it too). */
+let me = null;
 
 // ---- accounts ----
 
 const accountsStatus = document.getElementById('accounts-status');
 
 async function loadAccounts() {
+  if (!me) {
+    const r = await getJson('/api/me');
+    if (r.ok) me = r.body.username;
+  }
   const res = await getJson('/api/accounts');
   if (!res.ok) return showError(res.body, res.status);
   const tbody = document.querySelector('#accounts-table tbody');
@@ -95,6 +114,14 @@ async function loadAccounts() {
         if (!r.ok) return showError(r.body, r.status);
         accountsStatus.textContent = t('admin.resetDone', { name: a.username });
       }),
+      ...(a.username === me ? [] : [button(t('admin.deleteAccount'), async () => {
+        if (!confirm(t('admin.deleteAccountConfirm', { name: a.username }))) return;
+        const r = await deleteJson(`/api/accounts/${encodeURIComponent(a.username)}`);
+        if (!r.ok) return showError(r.body, r.status);
+        accountsStatus.textContent = t('admin.deleteAccountDone', { name: a.username });
+        loadAccounts();
+        loadAudit();
+      }, 'btn-danger')]),
     );
     tbody.append(tr);
   }
@@ -111,6 +138,46 @@ document.getElementById('create-account').addEventListener('submit', async (ev) 
   f.reset();
   loadAccounts();
 });
+
+// ---- stations ----
+
+const stationsStatus = document.getElementById('stations-status');
+
+async function loadStations() {
+  const res = await getJson('/api/stations');
+  if (!res.ok) return showError(res.body, res.status);
+  const tbody = document.querySelector('#stations-table tbody');
+  tbody.replaceChildren();
+  for (const s of res.body) {
+    const tr = document.createElement('tr');
+    tr.dataset.stationId = String(s.id);
+    cell(tr, s.name);
+    cell(tr, s.hostname);
+    cell(tr, s.mac || '—');
+    cell(tr, t(s.revoked ? 'admin.revoked' : 'admin.enrolled'));
+    const actions = cell(tr, '');
+    if (!s.revoked) {
+      actions.append(button(t('admin.revoke'), async () => {
+        if (!confirm(t('admin.revokeConfirm', { name: s.name }))) return;
+        const r = await postJson(`/api/stations/${s.id}/revoke`);
+        if (!r.ok) return showError(r.body, r.status);
+        stationsStatus.textContent = t('admin.revokeDone', { name: s.name });
+        loadStations();
+        loadAudit();
+      }, 'btn-danger'));
+    }
+    actions.append(button(t('admin.deleteStation'), async () => {
+      if (!confirm(t('admin.deleteStationConfirm', { name: s.name }))) return;
+      const r = await deleteJson(`/api/stations/${s.id}`);
+      if (!r.ok) return showError(r.body, r.status);
+      stationsStatus.textContent = t('admin.deleteStationDone', { name: s.name });
+      loadStations();
+      loadAudit();
+    }, 'btn-danger'));
+    tbody.append(tr);
+  }
+  document.getElementById('stations-empty').hidden = res.body.length > 0;
+}
 
 // ---- audit ----
 
@@ -200,7 +267,7 @@ async function loadScreenshots() {
 
 async function loadAll() {
   errorBox.hidden = true;
-  await Promise.all([loadAccounts(), loadAudit(), loadScreenshots()]);
+  await Promise.all([loadAccounts(), loadStations(), loadAudit(), loadScreenshots()]);
 }
 
 onLangChange(() => {

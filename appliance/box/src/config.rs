@@ -141,13 +141,31 @@ impl Default for Accounts {
     }
 }
 
-/// Personal-data settings (P4).
+/// Personal-data settings (P4): who answers for the processing, and how long each kind of
+/// data is kept. Every period is purged by one hourly task (`retention.rs`) and stated in
+/// the GDPR record.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Privacy {
-    /// Days an audit entry is kept; older ones are purged every hour.
+    /// How to reach the data controller (the school's head): postal address, phone or
+    /// e-mail, as it should appear in the GDPR record.
+    pub controller_contact: Option<String>,
+    /// The data protection officer (for a French state school, the académie's DPD): name
+    /// and how to reach them.
+    pub dpo: Option<String>,
+    /// Days an audit entry is kept.
     #[serde(default = "Privacy::default_audit_retention")]
     pub audit_retention_days: u32,
+    /// Days a teacher's message is kept, with each station's delivery and read receipt.
+    #[serde(default = "Privacy::default_message_retention")]
+    pub message_retention_days: u32,
+    /// Days a command run is kept, with each station's exit code and output.
+    #[serde(default = "Privacy::default_command_retention")]
+    pub command_retention_days: u32,
+    /// Days the box remembers each station's answer to a power or open-URL order (in
+    /// memory; a restart forgets them sooner). The order itself is in the audit log.
+    #[serde(default = "Privacy::default_order_retention")]
+    pub order_retention_days: u32,
     /// Whether teachers may take screenshots of stations (off unless the school decides
     /// otherwise and records it in its GDPR register).
     #[serde(default)]
@@ -162,15 +180,50 @@ impl Privacy {
         365
     }
 
+    /// A week: enough to see who read last lesson's message.
+    fn default_message_retention() -> u32 {
+        7
+    }
+
+    /// A month: enough for a technician to compare a command's output over a few weeks.
+    fn default_command_retention() -> u32 {
+        30
+    }
+
+    /// A day: the tablet shows whether the last orders were carried out.
+    fn default_order_retention() -> u32 {
+        1
+    }
+
     fn default_screenshot_retention() -> u32 {
         7
+    }
+
+    /// Every retention period with its field name and the range it must be in.
+    fn periods(&self) -> [(&'static str, u32, u32); 5] {
+        [
+            ("audit_retention_days", self.audit_retention_days, 3650),
+            ("message_retention_days", self.message_retention_days, 365),
+            ("command_retention_days", self.command_retention_days, 365),
+            ("order_retention_days", self.order_retention_days, 30),
+            (
+                "screenshot_retention_days",
+                self.screenshot_retention_days,
+                365,
+            ),
+        ]
     }
 }
 
 impl Default for Privacy {
     fn default() -> Self {
         Privacy {
+            controller_contact: None,
+            dpo: None,
             audit_retention_days: Self::default_audit_retention(),
+            message_retention_days: Self::default_message_retention(),
+            command_retention_days: Self::default_command_retention(),
+            order_retention_days: Self::default_order_retention(),
             screenshots: false,
             screenshot_retention_days: Self::default_screenshot_retention(),
         }
@@ -545,17 +598,27 @@ impl Config {
                 "must be at most 120 characters, without control characters".into(),
             ));
         }
-        if !(1..=3650).contains(&self.privacy.audit_retention_days) {
-            return Err((
-                "privacy.audit_retention_days".into(),
-                "must be between 1 and 3650".into(),
-            ));
+        for (field, days, max) in self.privacy.periods() {
+            if !(1..=max).contains(&days) {
+                return Err((
+                    format!("privacy.{field}"),
+                    format!("must be between 1 and {max}"),
+                ));
+            }
         }
-        if !(1..=365).contains(&self.privacy.screenshot_retention_days) {
-            return Err((
-                "privacy.screenshot_retention_days".into(),
-                "must be between 1 and 365".into(),
-            ));
+        for (field, text) in [
+            ("controller_contact", &self.privacy.controller_contact),
+            ("dpo", &self.privacy.dpo),
+        ] {
+            if let Some(t) = text {
+                if t.trim().is_empty() || t.chars().count() > 300 || t.chars().any(char::is_control)
+                {
+                    return Err((
+                        format!("privacy.{field}"),
+                        "must be 1 to 300 characters, on one line".into(),
+                    ));
+                }
+            }
         }
         let msg = self.lock.message.trim();
         if msg.is_empty() || msg.chars().count() > lanterne_wire::MAX_TEXT_CHARS {
@@ -654,6 +717,12 @@ mod tests {
         let cfg = Config::load(&path).expect("sample config is valid");
         assert_eq!(cfg.room.kind, RoomKind::Classroom);
         assert_eq!(cfg.thumbnails.fps, 5);
+        // The sample shows every privacy setting, at its default where it has one.
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (field, days, _) in Privacy::default().periods() {
+            assert!(text.contains(&format!("{field} = {days}\n")), "{field}");
+        }
+        assert!(cfg.privacy.controller_contact.is_some() && cfg.privacy.dpo.is_some());
     }
 
     #[test]
@@ -670,6 +739,75 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("privacy.screenshot_retention_days"), "{err}");
+    }
+
+    #[test]
+    fn every_retention_period_has_a_school_default_and_a_named_bound() {
+        let cfg = parse("[room]\nname = \"A\"\n").unwrap();
+        let p = &cfg.privacy;
+        assert_eq!(
+            (
+                p.audit_retention_days,
+                p.message_retention_days,
+                p.command_retention_days,
+                p.order_retention_days,
+                p.screenshot_retention_days
+            ),
+            (365, 7, 30, 1, 7)
+        );
+        assert_eq!(
+            (p.controller_contact.as_deref(), p.dpo.as_deref()),
+            (None, None)
+        );
+        for (field, max) in [
+            ("audit_retention_days", 3650),
+            ("message_retention_days", 365),
+            ("command_retention_days", 365),
+            ("order_retention_days", 30),
+            ("screenshot_retention_days", 365),
+        ] {
+            for bad in [0, max + 1] {
+                let err = parse(&format!(
+                    "[room]\nname = \"A\"\n[privacy]\n{field} = {bad}\n"
+                ))
+                .unwrap_err()
+                .to_string();
+                assert!(
+                    err.contains(&format!("'privacy.{field}' must be between 1 and {max}")),
+                    "{err}"
+                );
+            }
+            let ok = parse(&format!(
+                "[room]\nname = \"A\"\n[privacy]\n{field} = {max}\n"
+            ))
+            .unwrap();
+            assert!(ok
+                .privacy
+                .periods()
+                .iter()
+                .any(|(f, d, _)| *f == field && *d == max));
+        }
+        let err = parse("[room]\nname = \"A\"\n[privacy]\nmessages_days = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("messages_days"), "{err}");
+    }
+
+    #[test]
+    fn the_controller_contact_and_the_dpo_are_one_line_each() {
+        let cfg = parse(
+            "[room]\nname = \"A\"\n[privacy]\ncontroller_contact = \"1 rue X, Lyon\"\ndpo = \"DPD, dpd@ac-lyon.fr\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.privacy.dpo.as_deref(), Some("DPD, dpd@ac-lyon.fr"));
+        for (field, value) in [("dpo", "\"a\\nb\""), ("controller_contact", "\" \"")] {
+            let err = parse(&format!(
+                "[room]\nname = \"A\"\n[privacy]\n{field} = {value}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(&format!("'privacy.{field}'")), "{err}");
+        }
     }
 
     #[test]

@@ -14,9 +14,11 @@ pub mod fanout;
 pub mod hdmi;
 pub mod login_gate;
 pub mod pki;
+pub mod retention;
 pub mod room;
 pub mod screenshots;
 pub mod station_link;
+pub mod stations;
 pub mod store;
 pub mod web;
 pub mod wol;
@@ -124,18 +126,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         monitoring_without_schedule: true,
     };
     let (panel, panel_events, simulated_panel) = start_panel(&cfg.panel)?;
-    tokio::spawn(purge_audit(store.clone(), cfg.privacy.audit_retention_days));
     let screenshot_settings = screenshots::Settings {
         enabled: cfg.privacy.screenshots,
         retention_days: cfg.privacy.screenshot_retention_days,
         dir: opts.data_dir.join("screenshots"),
     };
-    // Purged even when turned off: pictures taken before the admin turned them off still
-    // expire on time.
-    tokio::spawn(screenshots::purge_task(
-        store.clone(),
-        screenshot_settings.clone(),
-    ));
     let stations = store.with(store::stations)?;
     info!(count = stations.len(), "enrolled stations");
     let room = room::spawn(
@@ -162,6 +157,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         panel,
     )?;
     tokio::spawn(forward_panel_events(panel_events, room.clone()));
+    // Everything with a retention period, screenshots included (also while they are turned
+    // off: pictures taken before still expire on time).
+    tokio::spawn(retention::run(
+        store.clone(),
+        room.clone(),
+        retention::Retention::new(&cfg.privacy, screenshot_settings.clone()),
+    ));
+    // Revocations and deletions made with the command line while the box runs.
+    tokio::spawn(stations::watch_database(store.clone(), room.clone()));
 
     let link_listener = TcpListener::bind(cfg.network.station_link)
         .await
@@ -190,6 +194,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         room: room.clone(),
         mosaic: mosaic.clone(),
         audit: audit.clone(),
+        lines: Arc::new(station_link::StationLines::default()),
     };
     let app = web::router(web::AppState {
         store: store.clone(),
@@ -275,21 +280,15 @@ fn document_config(
             0
         },
         screenshots_enabled: cfg.privacy.screenshots,
+        controller_contact: cfg.privacy.controller_contact.clone(),
+        dpo: cfg.privacy.dpo.clone(),
+        message_retention_days: cfg.privacy.message_retention_days,
+        command_retention_days: cfg.privacy.command_retention_days,
+        order_retention_days: cfg.privacy.order_retention_days,
+        session_hours: web::SESSION_TTL.as_secs().div_ceil(3600) as u32,
+        hdmi_input: cfg.hdmi.input != config::HdmiInput::None,
+        software_version: env!("CARGO_PKG_VERSION").to_string(),
     }))
-}
-
-/// Deletes audit entries past the retention period, every hour (P4).
-async fn purge_audit(store: store::Store, retention_days: u32) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let before = lanterne_wire::now_us() as i64 - i64::from(retention_days) * 86_400_000_000;
-        match store.run(move |c| store::purge_audit(c, before)).await {
-            Ok(0) => {}
-            Ok(n) => info!(purged = n, retention_days, "old audit entries purged"),
-            Err(e) => tracing::error!("audit purge failed: {e}"),
-        }
-    }
 }
 
 type PanelParts = (

@@ -3,7 +3,12 @@
 //! ```text
 //! lanterne-box run --data-dir /var/lib/lanterne --config /etc/lanterne/lanterne.toml
 //! lanterne-box enrol-codes --data-dir /var/lib/lanterne --count 30
+//! lanterne-box stations --data-dir /var/lib/lanterne
+//! lanterne-box revoke-station --data-dir /var/lib/lanterne poste-12
+//! lanterne-box delete-station --data-dir /var/lib/lanterne poste-12
 //! ```
+//! Revoking or deleting works while the box runs: it notices within a second and cuts the
+//! station's link.
 //! Without `--config`, a development room is used (HTTPS on 127.0.0.1:8443, station link on
 //! 127.0.0.1:7443). `RUST_LOG` sets the log filter (default `info`).
 
@@ -50,6 +55,27 @@ enum Cmd {
         count: u32,
         #[arg(long, default_value_t = 24)]
         ttl_hours: u64,
+    },
+    /// List enrolled stations (id, name, host name, MAC address, revoked).
+    Stations {
+        #[arg(long, default_value = "/var/lib/lanterne")]
+        data_dir: PathBuf,
+    },
+    /// Revoke a station (by id or name): its certificate is refused from now on and a
+    /// running box cuts its link. It stays listed until deleted.
+    RevokeStation {
+        #[arg(long, default_value = "/var/lib/lanterne")]
+        data_dir: PathBuf,
+        /// The station's id or name.
+        station: String,
+    },
+    /// Delete a station (by id or name) and everything the box holds about it; its audit
+    /// lines keep `station#<id>` instead of its name.
+    DeleteStation {
+        #[arg(long, default_value = "/var/lib/lanterne")]
+        data_dir: PathBuf,
+        /// The station's id or name.
+        station: String,
     },
 }
 
@@ -111,6 +137,32 @@ async fn main() -> anyhow::Result<()> {
             {
                 println!("{token}");
             }
+            Ok(())
+        }
+        Cmd::Stations { data_dir } => {
+            for s in lanterne_box::stations::list_in(&data_dir)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    s.id,
+                    s.name,
+                    s.hostname,
+                    s.mac.as_deref().unwrap_or("-"),
+                    if s.revoked { "revoked" } else { "enrolled" }
+                );
+            }
+            Ok(())
+        }
+        Cmd::RevokeStation { data_dir, station } => {
+            let s = lanterne_box::stations::revoke_in(&data_dir, &station)?;
+            println!("revoked station {} ({})", s.id, s.name);
+            Ok(())
+        }
+        Cmd::DeleteStation { data_dir, station } => {
+            let d = lanterne_box::stations::delete_in(&data_dir, &station)?;
+            println!(
+                "deleted station {} ({}); its audit lines now say {}",
+                d.id, d.name, d.pseudonym
+            );
             Ok(())
         }
     }

@@ -24,6 +24,7 @@ use lanterne_wire::{
 };
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::fanout::{DemoSource, ReceiverStats, Relay, SourceFeed};
 use crate::store::{self, StationRow, Store};
@@ -199,6 +200,20 @@ pub struct Registered {
     /// disconnects of the old connection are ignored.
     pub conn: u64,
     pub full_tx: broadcast::Sender<FullFrame>,
+    /// Cancelled when the room ends this link: the station was revoked or deleted, or a
+    /// newer link with the same certificate replaced it. The link closes at once.
+    pub cut: CancellationToken,
+    /// This link replaced a live one of the same station (which is being cut).
+    pub replaced: bool,
+}
+
+/// Why a station link may not come online.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OnlineError {
+    #[error("the station was revoked or deleted")]
+    Removed,
+    #[error("the room task has stopped")]
+    Stopped,
 }
 
 /// What a station link hands the room when it comes online.
@@ -213,7 +228,17 @@ enum Cmd {
     Online {
         station: StationRow,
         channels: LinkChannels,
-        reply: oneshot::Sender<Registered>,
+        reply: oneshot::Sender<Result<Registered, OnlineError>>,
+    },
+    /// The station was revoked or deleted: cut its link, take it out of the room.
+    Remove {
+        station_id: u32,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Forget power and open-URL orders sent before this time (retention).
+    ForgetOrders {
+        before_us: u64,
+        reply: oneshot::Sender<usize>,
     },
     StartDemo {
         request: DemoRequest,
@@ -272,6 +297,7 @@ enum Cmd {
         station_id: u32,
         conn: u64,
         id: u64,
+        reply: oneshot::Sender<bool>,
     },
     RunCommand {
         stations: Option<Vec<u32>>,
@@ -287,6 +313,7 @@ enum Cmd {
         stdout: String,
         stderr: String,
         error: Option<String>,
+        reply: oneshot::Sender<bool>,
     },
     /// Any other order (power, open a URL): sent to the online targets and followed in
     /// memory until each station answers (the audit line is the caller's).
@@ -301,6 +328,7 @@ enum Cmd {
         action: String,
         ok: bool,
         detail: String,
+        reply: oneshot::Sender<bool>,
     },
     OrderRun {
         id: u64,
@@ -317,6 +345,8 @@ pub struct OrderRun {
     pub id: u64,
     /// "shutdown", "restart", "logout", "open-session" or "open-url".
     pub action: String,
+    /// When the box sent it (Unix µs); it is forgotten after the order retention.
+    pub sent_us: u64,
     pub results: Vec<OrderResult>,
 }
 
@@ -388,7 +418,14 @@ pub struct RoomHandle {
 }
 
 impl RoomHandle {
-    pub async fn online(&self, station: StationRow, channels: LinkChannels) -> Option<Registered> {
+    /// Registers a station's new link. A station revoked or deleted while its link was
+    /// being checked is refused here; a station that already has a link gets this one
+    /// instead, and the old one is cut (one live link per certificate).
+    pub async fn online(
+        &self,
+        station: StationRow,
+        channels: LinkChannels,
+    ) -> Result<Registered, OnlineError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Online {
@@ -397,8 +434,39 @@ impl RoomHandle {
                 reply,
             })
             .await
-            .ok()?;
-        rx.await.ok()
+            .map_err(|_| OnlineError::Stopped)?;
+        rx.await.map_err(|_| OnlineError::Stopped)?
+    }
+
+    /// Takes a revoked or deleted station out of the room: its link is cut at once, its
+    /// tile goes, a demo it is the source of ends, and a link that was being set up for it
+    /// is refused. False when the room did not know the station.
+    pub async fn remove_station(&self, station_id: u32) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Cmd::Remove { station_id, reply })
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Forgets the answers to power and open-URL orders sent before `before_us`; returns
+    /// how many orders were forgotten.
+    pub async fn forget_orders(&self, before_us: u64) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Cmd::ForgetOrders { before_us, reply })
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
     }
 
     /// Starts a demo (replacing a running one). Audited by the room.
@@ -521,7 +589,9 @@ impl RoomHandle {
         .await
     }
 
-    /// A station's answer to a power or open-URL order, as reported over its link.
+    /// A station's answer to a power or open-URL order, as reported over its link. True
+    /// when it answers an order outstanding for this station (sent to it, not answered
+    /// yet, not forgotten); anything else is ignored and the caller must not record it.
     pub async fn action_result(
         &self,
         station_id: u32,
@@ -529,8 +599,9 @@ impl RoomHandle {
         action: String,
         ok: bool,
         detail: String,
-    ) {
-        let _ = self
+    ) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
             .tx
             .send(Cmd::ActionResult {
                 station_id,
@@ -538,8 +609,10 @@ impl RoomHandle {
                 action,
                 ok,
                 detail,
+                reply,
             })
             .await;
+        sent.is_ok() && rx.await.unwrap_or(false)
     }
 
     /// What the stations answered to order `id`, while the box still remembers it.
@@ -562,16 +635,18 @@ impl RoomHandle {
         .await
     }
 
-    /// A station's command result, as reported over its link.
+    /// A station's command result, as reported over its link. True when it was recorded:
+    /// the run was sent to this station and it had not answered yet.
     pub async fn command_result(
         &self,
         station_id: u32,
         conn: u64,
         id: u64,
         result: (Option<i32>, String, String, Option<String>),
-    ) {
+    ) -> bool {
         let (exit_code, stdout, stderr, error) = result;
-        let _ = self
+        let (reply, rx) = oneshot::channel();
+        let sent = self
             .tx
             .send(Cmd::CommandResult {
                 station_id,
@@ -581,19 +656,26 @@ impl RoomHandle {
                 stdout,
                 stderr,
                 error,
+                reply,
             })
             .await;
+        sent.is_ok() && rx.await.unwrap_or(false)
     }
 
-    pub async fn message_read(&self, station_id: u32, conn: u64, id: u64) {
-        let _ = self
+    /// A station reports its student read message `id`. True when recorded (the message
+    /// was delivered to this station).
+    pub async fn message_read(&self, station_id: u32, conn: u64, id: u64) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
             .tx
             .send(Cmd::MessageRead {
                 station_id,
                 conn,
                 id,
+                reply,
             })
             .await;
+        sent.is_ok() && rx.await.unwrap_or(false)
     }
 
     /// Locks (true), unlocks (false) or toggles (None: the panel button) the whole room
@@ -633,6 +715,8 @@ impl StationState {
 
 struct Link {
     conn: u64,
+    /// Cancelling it closes the connection (see [`Registered::cut`]).
+    cut: CancellationToken,
     control: mpsc::Sender<Control>,
     demo_tx: mpsc::Sender<FullFrame>,
     full_tx: broadcast::Sender<FullFrame>,
@@ -670,6 +754,10 @@ struct Room {
     locked: bool,
     /// Stations locked one by one while the room as a whole is not.
     locked_ids: BTreeSet<u32>,
+    /// Stations revoked or deleted since the box started: a link checked against the
+    /// database just before the revocation may not come online after it. (Ids are never
+    /// given twice, see `store::retired_ids`.)
+    removed: BTreeSet<u32>,
     lock_message: String,
     stations: BTreeMap<u32, StationState>,
     mosaic: Arc<Mosaic>,
@@ -804,6 +892,7 @@ pub fn spawn(
         panel,
         locked,
         locked_ids,
+        removed: BTreeSet::new(),
         lock_message: lock.message,
         stations: stations
             .into_iter()
@@ -866,6 +955,10 @@ impl Room {
                         },
                     reply,
                 } => {
+                    if self.removed.contains(&station.id) {
+                        let _ = reply.send(Err(OnlineError::Removed));
+                        continue;
+                    }
                     // A source that reconnects has lost its stream: the demo ends (the
                     // teacher starts it again if wanted); see `end_demo`.
                     if self
@@ -886,10 +979,17 @@ impl Room {
                         .entry(id)
                         .or_insert_with(|| StationState::offline(station.clone()));
                     entry.row = station;
+                    let replaced = entry.link.is_some();
                     if let Some(old) = entry.link.take() {
-                        // A station that reconnects before its old link timed out: the old
-                        // connection is dead to us; its viewers must reopen.
+                        // One live link per certificate: the newest wins. A station whose
+                        // agent restarted, or whose network dropped, reconnects before the
+                        // box notices the old link is dead; refusing the new one would
+                        // lock it out until then. The old connection is closed, not just
+                        // ignored, so a copied certificate cannot keep a second link.
+                        // Its viewers must reopen.
+                        // (The link logs it, within the station's line budget.)
                         let _ = old.ended.send(true);
+                        old.cut.cancel();
                     }
                     let (ended, _) = watch::channel(false);
                     // Monitoring is on whenever the room is (issue 5 adds the schedule):
@@ -920,8 +1020,10 @@ impl Room {
                         demo.relay.add(id, &entry.row.name, demo_tx.clone());
                         demo.health.remove(&id);
                     }
+                    let cut = CancellationToken::new();
                     entry.link = Some(Link {
                         conn,
+                        cut: cut.clone(),
                         control,
                         demo_tx,
                         full_tx: full_tx.clone(),
@@ -932,8 +1034,21 @@ impl Room {
                         unread: BTreeSet::new(),
                         running: BTreeSet::new(),
                     });
-                    let _ = reply.send(Registered { conn, full_tx });
+                    let _ = reply.send(Ok(Registered {
+                        conn,
+                        full_tx,
+                        cut,
+                        replaced,
+                    }));
                     self.relayout();
+                }
+                Cmd::Remove { station_id, reply } => {
+                    let _ = reply.send(self.remove_station(station_id).await);
+                }
+                Cmd::ForgetOrders { before_us, reply } => {
+                    let before = self.orders.len();
+                    self.orders.retain(|o| o.sent_us >= before_us);
+                    let _ = reply.send(before - self.orders.len());
                 }
                 Cmd::Offline { station_id, conn } => {
                     let current = self
@@ -1041,10 +1156,11 @@ impl Room {
                     action,
                     ok,
                     detail,
+                    reply,
                 } => {
-                    if self.link_mut(station_id, conn).is_some() {
-                        self.order_answered(station_id, &action, ok, detail);
-                    }
+                    let accepted = self.link_mut(station_id, conn).is_some()
+                        && self.order_answered(station_id, &action, ok, detail);
+                    let _ = reply.send(accepted);
                 }
                 Cmd::OrderRun { id, reply } => {
                     let run = self.orders.iter().find(|o| o.id == id).cloned();
@@ -1058,7 +1174,9 @@ impl Room {
                     stdout,
                     stderr,
                     error,
+                    reply,
                 } => {
+                    let mut accepted = false;
                     if let Some(link) = self.link_mut(station_id, conn) {
                         if link.running.remove(&id) {
                             self.publish();
@@ -1081,40 +1199,37 @@ impl Room {
                                 )
                             })
                             .await;
+                        // A run not sent to this station, or already answered, is refused
+                        // by the store; the link logs it (rate-limited).
                         match res {
-                            Ok(true) => {}
-                            Ok(false) => tracing::warn!(
-                                station_id,
-                                id,
-                                "station reports a result for a run it was not sent"
-                            ),
+                            Ok(done) => accepted = done,
                             Err(e) => tracing::error!("cannot record a command result: {e}"),
                         }
                     }
+                    let _ = reply.send(accepted);
                 }
                 Cmd::MessageRead {
                     station_id,
                     conn,
                     id,
+                    reply,
                 } => {
+                    let mut accepted = false;
                     if let Some(link) = self.link_mut(station_id, conn) {
                         if link.unread.remove(&id) {
                             self.publish();
                         }
                         let now = lanterne_wire::now_us() as i64;
-                        let name = self.stations[&station_id].row.name.clone();
                         let res = self
                             .store
                             .run(move |c| store::mark_message_read(c, id, station_id, now))
                             .await;
                         match res {
-                            Ok(true) => tracing::debug!(station = %name, id, "message read"),
-                            Ok(false) => {
-                                tracing::warn!(station = %name, id, "station reports reading a message it was not sent")
-                            }
+                            Ok(done) => accepted = done,
                             Err(e) => tracing::error!("cannot record a read message: {e}"),
                         }
                     }
+                    let _ = reply.send(accepted);
                 }
                 Cmd::OpenFocus { station_id, reply } => {
                     let _ = reply.send(self.open_focus(station_id));
@@ -1132,6 +1247,55 @@ impl Room {
                 }
             }
         }
+    }
+
+    /// See [`RoomHandle::remove_station`].
+    async fn remove_station(&mut self, id: u32) -> bool {
+        self.removed.insert(id);
+        if !self.stations.contains_key(&id) {
+            return false;
+        }
+        if self
+            .demo
+            .as_ref()
+            .is_some_and(|d| d.source_station() == Some(id))
+        {
+            self.end_demo("source-gone", "box").await;
+        }
+        if let Some(demo) = self.demo.as_mut() {
+            demo.relay.remove(id);
+            demo.health.remove(&id);
+            if let Some(t) = demo.targets.as_mut() {
+                t.retain(|&s| s != id);
+            }
+        }
+        for order in &mut self.orders {
+            order.results.retain(|r| r.station_id != id);
+        }
+        let st = self.stations.remove(&id).expect("checked");
+        if let Some(link) = st.link {
+            let _ = link.ended.send(true);
+            link.cut.cancel();
+        }
+        if self.locked_ids.remove(&id) {
+            // Else the lock button's LED would stay lit for a station that is gone.
+            let ids_text = self
+                .locked_ids
+                .iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let r = self
+                .store
+                .run(move |c| store::set_room_state(c, "locked_stations", &ids_text))
+                .await;
+            if let Err(e) = r {
+                tracing::error!("cannot store the room lock after removing a station: {e}");
+            }
+        }
+        tracing::info!(station = %st.row.name, id, "station taken out of the room");
+        self.relayout();
+        true
     }
 
     /// One viewer (a focus view or the demo) no longer needs this station's full stream;
@@ -1633,6 +1797,7 @@ impl Room {
         self.orders.push_back(OrderRun {
             id,
             action: order_action(&order).to_string(),
+            sent_us: lanterne_wire::now_us(),
             results,
         });
         Ok(report)
@@ -1640,7 +1805,10 @@ impl Room {
 
     /// A station answers its orders of one kind in the order it got them, so the answer
     /// belongs to the oldest order of that kind it has not answered yet.
-    fn order_answered(&mut self, station_id: u32, action: &str, ok: bool, detail: String) {
+    /// True when the answer was taken: an order of that kind was sent to this station and
+    /// is still outstanding. Anything else (an order never sent to it, already answered,
+    /// or forgotten) changes nothing.
+    fn order_answered(&mut self, station_id: u32, action: &str, ok: bool, detail: String) -> bool {
         let pending = self.orders.iter_mut().find_map(|o| {
             if o.action != action {
                 return None;
@@ -1654,8 +1822,9 @@ impl Room {
                 r.done = true;
                 r.ok = Some(ok);
                 r.error = (!ok).then_some(detail);
+                true
             }
-            None => tracing::debug!(station_id, action, "answer to an order no longer followed"),
+            None => false,
         }
     }
 
@@ -2032,6 +2201,103 @@ mod tests {
         assert!(leds(&sim, StatusLed::Watching).await);
         room.offline(1, reg.conn).await;
         assert!(leds(&sim, StatusLed::Off).await);
+    }
+
+    #[tokio::test]
+    async fn a_removed_station_loses_its_link_and_its_tile_and_cannot_come_back() {
+        let (room, _mosaic, _sim) = room_with(2).await;
+        let (tx, _rx) = mpsc::channel(64);
+        let reg = room.online(row(1), channels(tx)).await.unwrap();
+        assert!(!reg.cut.is_cancelled());
+        assert!(room.remove_station(1).await);
+        assert!(reg.cut.is_cancelled(), "the live link is cut");
+        let tiles: Vec<u32> = room
+            .view()
+            .borrow()
+            .mosaic
+            .tiles
+            .iter()
+            .map(|t| t.station_id)
+            .collect();
+        assert_eq!(tiles, vec![2]);
+        let (tx, _rx) = mpsc::channel(64);
+        assert_eq!(
+            room.online(row(1), channels(tx)).await.err(),
+            Some(OnlineError::Removed),
+            "a link checked before the revocation is refused after it"
+        );
+        assert!(!room.remove_station(1).await, "already gone");
+        assert!(!room.remove_station(9).await, "never known");
+    }
+
+    #[tokio::test]
+    async fn a_second_link_with_the_same_certificate_replaces_the_first() {
+        let (room, _mosaic, _sim) = room_with(1).await;
+        let (tx1, _rx1) = mpsc::channel(64);
+        let first = room.online(row(1), channels(tx1)).await.unwrap();
+        let (tx2, _rx2) = mpsc::channel(64);
+        let second = room.online(row(1), channels(tx2)).await.unwrap();
+        assert!(first.cut.is_cancelled(), "the older link is closed");
+        assert!(!second.cut.is_cancelled());
+        assert!(second.replaced && !first.replaced);
+        // The old link's late goodbye does not take the new one offline.
+        room.offline(1, first.conn).await;
+        assert!(room.view().borrow().mosaic.tiles[0].online);
+    }
+
+    #[tokio::test]
+    async fn only_answers_to_outstanding_orders_are_taken() {
+        let (room, _mosaic, _sim) = room_with(2).await;
+        let (tx1, _rx1) = mpsc::channel(64);
+        let one = room.online(row(1), channels(tx1)).await.unwrap();
+        let (tx2, _rx2) = mpsc::channel(64);
+        let two = room.online(row(2), channels(tx2)).await.unwrap();
+        let answer = |id, conn, action: &str| {
+            room.action_result(id, conn, action.to_string(), true, String::new())
+        };
+        assert!(
+            !answer(1, one.conn, "open-url").await,
+            "nothing was ordered yet"
+        );
+        let order = room
+            .order(
+                Some(vec![1]),
+                Control::OpenUrl {
+                    url: "https://example.org/".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            !answer(2, two.conn, "open-url").await,
+            "not sent to station 2"
+        );
+        assert!(
+            !answer(1, one.conn, "shutdown").await,
+            "not this kind of order"
+        );
+        assert!(
+            !answer(1, one.conn + 100, "open-url").await,
+            "not this link"
+        );
+        assert!(answer(1, one.conn, "open-url").await);
+        assert!(!answer(1, one.conn, "open-url").await, "already answered");
+        let run = room.order_run(order.id).await.unwrap().unwrap();
+        assert_eq!(run.results.len(), 1);
+        assert_eq!((run.results[0].done, run.results[0].ok), (true, Some(true)));
+
+        // Forgotten orders are no longer outstanding either.
+        room.order(
+            Some(vec![2]),
+            Control::OpenUrl {
+                url: "https://example.org/".into(),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(room.forget_orders(lanterne_wire::now_us() + 1).await, 2);
+        assert!(room.order_run(order.id).await.unwrap().is_none());
+        assert!(!answer(2, two.conn, "open-url").await);
     }
 
     /// The next thumbnail order (Some: start, None: stop), skipping other control messages.

@@ -1,7 +1,7 @@
 //! Screenshots of stations (policy P4): off unless the configuration turns them on; when
 //! on, a teacher's screenshot is one full-resolution keyframe of the station's focus stream,
 //! decoded to PNG on the box and kept in the box's data directory only, for a bounded
-//! retention, after which an hourly task deletes it.
+//! retention, after which the hourly retention task (`retention.rs`) deletes it.
 //!
 //! Taking one goes through the room's focus path, so the monitoring schedule (P3) applies
 //! exactly as for the focus view, and the status LED and the station's indicator show the
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
-use tracing::{error, info};
+use tracing::error;
 
 use crate::room::{FocusError, RoomHandle};
 use crate::store::{self, ScreenshotRow, Store, StoreError};
@@ -139,38 +139,29 @@ async fn write_private(dir: &Path, path: &Path, png: Vec<u8>) -> std::io::Result
     .map_err(std::io::Error::other)?
 }
 
-/// Deletes screenshots past their retention, every hour (and once at start).
-pub async fn purge_task(store: Store, settings: Settings) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        match purge(&store, &settings, lanterne_wire::now_us() as i64).await {
-            Ok(0) => {}
-            Ok(n) => info!(
-                purged = n,
-                retention_days = settings.retention_days,
-                "old screenshots deleted"
-            ),
-            Err(e) => error!("screenshot purge failed: {e}"),
-        }
-    }
-}
-
-/// Deletes the rows and files of screenshots older than the retention at `now_us`.
+/// Deletes the rows and files of screenshots older than the retention at `now_us`. Called
+/// by the retention task, also while screenshots are turned off: pictures taken before
+/// still expire on time.
 pub async fn purge(store: &Store, settings: &Settings, now_us: i64) -> Result<usize, StoreError> {
     let before = now_us - i64::from(settings.retention_days) * 86_400_000_000;
     let ids = store
         .run(move |c| store::purge_screenshots(c, before))
         .await?;
-    for id in &ids {
+    delete_files(settings, &ids);
+    Ok(ids.len())
+}
+
+/// Deletes the files of screenshots whose rows are gone (expired, or their station
+/// deleted). A file already missing is fine; any other failure is logged.
+pub fn delete_files(settings: &Settings, ids: &[i64]) {
+    for id in ids {
         let path = settings.file(*id);
         if let Err(e) = std::fs::remove_file(&path) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                error!(path = %path.display(), "deleting an expired screenshot: {e}");
+                error!(path = %path.display(), "deleting a screenshot: {e}");
             }
         }
     }
-    Ok(ids.len())
 }
 
 #[cfg(test)]

@@ -7,10 +7,18 @@
 //! station's fan-out queue, always control first. Any protocol violation — bad frame,
 //! oversized frame, media before the hello — disconnects that station alone, with a log line
 //! naming it; every other station keeps streaming.
+//!
+//! A certificate must still be in the database, not revoked, when its link starts; the room
+//! cuts a live link when its station is revoked or deleted, or when a newer link with the
+//! same certificate replaces it ([`crate::room::Registered::cut`]). What a station says
+//! reaches the log and the audit table only through [`StationLines`]: rate-limited per
+//! station, every text cut short and stripped of control characters. Answers to orders are
+//! recorded only when the room confirms the order is outstanding for that station.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use lanterne_media::{EncodedFrame, Mosaic};
@@ -21,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
-use crate::room::{FullFrame, LinkChannels, RoomHandle};
+use crate::room::{FullFrame, LinkChannels, OnlineError, RoomHandle};
 use crate::store::{self, StationRow, Store};
 
 /// Bytes the kernel may hold for a station before writes wait (Linux doubles it for its own
@@ -59,6 +67,73 @@ pub enum LinkError {
     Store(#[from] store::StoreError),
     #[error("station sent a box-only message: {0}")]
     WrongDirection(&'static str),
+    #[error("the box closed the link (station revoked or deleted, or connected again)")]
+    Cut,
+}
+
+/// Lines one station may cause in a burst, then one more every [`LINE_EVERY`].
+const LINE_BURST: f64 = 30.0;
+const LINE_EVERY: Duration = Duration::from_secs(2);
+/// Longest station text (error message, order detail, host name…) written to a log or the
+/// audit table.
+const MAX_STATION_TEXT: usize = 200;
+
+/// The log and audit lines stations cause, budgeted per station id so that reconnecting
+/// does not refill the budget: [`LINE_BURST`] lines, then one every [`LINE_EVERY`]. Lines
+/// over the budget are dropped and counted; the next one let through carries the count.
+/// Only stations past the certificate check have an entry, so the map is as small as the
+/// room. A plain mutex: held for a few instructions, never across an await.
+#[derive(Default)]
+pub struct StationLines {
+    budgets: Mutex<HashMap<u32, LineBudget>>,
+}
+
+struct LineBudget {
+    tokens: f64,
+    at: Instant,
+    dropped: u64,
+}
+
+impl StationLines {
+    /// May station `id` write one more line now? `Some(dropped)` with the number of lines
+    /// dropped since the last one allowed; `None`: drop this one.
+    pub fn allow(&self, id: u32) -> Option<u64> {
+        self.allow_at(id, Instant::now())
+    }
+
+    fn allow_at(&self, id: u32, now: Instant) -> Option<u64> {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = budgets.entry(id).or_insert(LineBudget {
+            tokens: LINE_BURST,
+            at: now,
+            dropped: 0,
+        });
+        let refill = now.saturating_duration_since(b.at).as_secs_f64() / LINE_EVERY.as_secs_f64();
+        b.tokens = (b.tokens + refill).min(LINE_BURST);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Some(std::mem::take(&mut b.dropped))
+        } else {
+            b.dropped += 1;
+            None
+        }
+    }
+}
+
+/// A station's text as it may appear in a log line or the audit table: control characters
+/// (newlines that would forge log lines, terminal escapes) become spaces, and it is cut to
+/// `max` characters, marked with '…'.
+pub fn clip(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Everything a station connection needs from the box.
@@ -70,6 +145,8 @@ pub struct LinkContext {
     pub mosaic: Arc<Mosaic>,
     /// Station-originated audit lines go through the one writer, rate-limited per station.
     pub audit: crate::audit::AuditLog,
+    /// The budget of log and audit lines per station.
+    pub lines: Arc<StationLines>,
 }
 
 /// Accepts stations until the listener fails.
@@ -186,10 +263,15 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
             name: station.name.clone(),
         }))
         .await?;
-    info!(
-        station = %station.name, id = station.id, %peer, %hostname, %agent_version,
-        capture = %caps.capture, encoder = %caps.encoder, "station online"
-    );
+    let lines = ctx.lines.clone();
+    if let Some(dropped) = lines.allow(station.id) {
+        info!(
+            station = %station.name, id = station.id, %peer,
+            hostname = %clip(&hostname, 64), agent_version = %clip(&agent_version, 40),
+            capture = %clip(&caps.capture, 40), encoder = %clip(&caps.encoder, 40),
+            dropped_lines = dropped, "station online"
+        );
+    }
 
     let (control_tx, control_rx) = mpsc::channel::<Control>(64);
     let (demo_tx, demo_rx) = mpsc::channel::<FullFrame>(crate::fanout::DEMO_QUEUE);
@@ -197,16 +279,28 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
         control: control_tx.clone(),
         demo: demo_tx,
     };
-    let Some(reg) = ctx.room.online(station.clone(), channels).await else {
-        return Ok(()); // the box is shutting down
+    let reg = match ctx.room.online(station.clone(), channels).await {
+        Ok(reg) => reg,
+        // Revoked or deleted while this link was being checked.
+        Err(OnlineError::Removed) => return Err(LinkError::NotEnrolled(fp[..16].to_string())),
+        Err(OnlineError::Stopped) => return Ok(()), // the box is shutting down
     };
+    if reg.replaced {
+        if let Some(dropped) = lines.allow(station.id) {
+            info!(station = %station.name, dropped_lines = dropped, "station connected again; its previous link is closed");
+        }
+    }
     let (sink, mut stream) = framed.split();
     let writer = tokio::spawn(write_loop(sink, control_rx, demo_rx));
 
     let result = async {
         let mut gaps = GapCheck::default();
         loop {
-            let frame = match tokio::time::timeout(SILENCE_LIMIT, stream.next()).await {
+            let next = tokio::select! {
+                _ = reg.cut.cancelled() => return Err(LinkError::Cut),
+                next = tokio::time::timeout(SILENCE_LIMIT, stream.next()) => next,
+            };
+            let frame = match next {
                 Err(_) => return Err(LinkError::Silent(SILENCE_LIMIT)),
                 Ok(None) => return Ok(()),
                 Ok(Some(f)) => f?,
@@ -236,24 +330,45 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                 }
                 Frame::Control(Control::HeartbeatAck { .. }) => {}
                 Frame::Control(Control::StationError { message }) => {
-                    warn!(station = %station.name, "station reports: {message}");
+                    if let Some(dropped) = lines.allow(station.id) {
+                        warn!(
+                            station = %station.name, dropped_lines = dropped,
+                            "station reports: {}", clip(&message, MAX_STATION_TEXT)
+                        );
+                    }
                 }
                 Frame::Control(Control::Shown(shown)) => {
                     ctx.room.shown(station.id, reg.conn, shown).await;
                 }
                 Frame::Control(Control::ActionResult { action, ok, detail }) => {
-                    let (actor, result) = (format!("station:{}", station.name), if ok { "ok" } else { "failed" });
-                    if ok {
-                        info!(station = %station.name, %action, "station carried out the order");
-                    } else {
-                        warn!(station = %station.name, %action, "station could not carry out the order: {detail}");
-                    }
-                    let detail: String = detail.chars().take(500).collect();
-                    let action: String = action.chars().take(40).collect();
-                    ctx.room
+                    let action = clip(&action, 40);
+                    let detail = clip(&detail, MAX_STATION_TEXT);
+                    let accepted = ctx
+                        .room
                         .action_result(station.id, reg.conn, action.clone(), ok, detail.clone())
                         .await;
-                    // Rate-limited per station: a station cannot fill the record.
+                    let Some(dropped) = lines.allow(station.id) else {
+                        continue;
+                    };
+                    if !accepted {
+                        // Not an answer to anything this station was asked: nothing is
+                        // recorded, so a station cannot write the audit log at will.
+                        warn!(
+                            station = %station.name, %action, dropped_lines = dropped,
+                            "ignored an answer to no outstanding order"
+                        );
+                        continue;
+                    }
+                    if ok {
+                        info!(station = %station.name, %action, dropped_lines = dropped, "station carried out the order");
+                    } else {
+                        warn!(station = %station.name, %action, dropped_lines = dropped, "station could not carry out the order: {detail}");
+                    }
+                    let (actor, result) = (
+                        format!("station:{}", station.name),
+                        if ok { "ok" } else { "failed" },
+                    );
+                    // Through the one writer, rate-limited per station as well.
                     ctx.audit
                         .record(
                             crate::audit::Source::Station(station.id),
@@ -271,7 +386,11 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                     ctx.room.demo_health(station.id, reg.conn, health);
                 }
                 Frame::Control(Control::MessageRead { id }) => {
-                    ctx.room.message_read(station.id, reg.conn, id).await;
+                    if !ctx.room.message_read(station.id, reg.conn, id).await {
+                        if let Some(dropped) = lines.allow(station.id) {
+                            warn!(station = %station.name, id, dropped_lines = dropped, "ignored a read receipt for a message this station was not sent");
+                        }
+                    }
                 }
                 Frame::Control(Control::CommandResult {
                     id,
@@ -280,7 +399,8 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                     stderr,
                     error,
                 }) => {
-                    ctx.room
+                    let recorded = ctx
+                        .room
                         .command_result(
                             station.id,
                             reg.conn,
@@ -288,6 +408,11 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                             (exit_code, stdout, stderr, error),
                         )
                         .await;
+                    if !recorded {
+                        if let Some(dropped) = lines.allow(station.id) {
+                            warn!(station = %station.name, id, dropped_lines = dropped, "ignored a result for a command run not outstanding on this station");
+                        }
+                    }
                 }
                 Frame::Control(
                     other @ (Control::Hello { .. }
@@ -313,13 +438,20 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
     .await;
 
     writer.abort();
+    // The room greys the tile, unless a newer link of this station already replaced this one.
     ctx.room.offline(station.id, reg.conn).await;
-    ctx.mosaic.set_online(station.id, false);
-    match &result {
-        Ok(()) => info!(station = %station.name, "station offline (closed the link)"),
-        Err(e) => warn!(station = %station.name, "station disconnected: {e}"),
+    if let Some(dropped) = lines.allow(station.id) {
+        match &result {
+            Ok(()) => {
+                info!(station = %station.name, dropped_lines = dropped, "station offline (closed the link)")
+            }
+            Err(e) => {
+                warn!(station = %station.name, dropped_lines = dropped, "station disconnected: {e}")
+            }
+        }
     }
-    result.map(|_| ())
+    // Logged here, within the station's budget; the listener must not log it again.
+    Ok(())
 }
 
 /// Sends queued control messages, a heartbeat every few seconds, and demo frames. Control
@@ -423,6 +555,49 @@ mod tests {
             .await;
         assert_eq!(seqs, [10, 11, 20]);
         writer.abort();
+    }
+
+    #[test]
+    fn a_station_gets_a_burst_of_lines_then_one_every_few_seconds() {
+        let lines = StationLines::default();
+        let t0 = Instant::now();
+        for _ in 0..LINE_BURST as usize {
+            assert_eq!(lines.allow_at(7, t0), Some(0));
+        }
+        for _ in 0..5 {
+            assert_eq!(lines.allow_at(7, t0), None, "over the burst: dropped");
+        }
+        assert_eq!(
+            lines.allow_at(8, t0),
+            Some(0),
+            "another station has its own budget"
+        );
+        let later = t0 + LINE_EVERY;
+        assert_eq!(
+            lines.allow_at(7, later),
+            Some(5),
+            "the next line says how many were dropped"
+        );
+        assert_eq!(lines.allow_at(7, later), None);
+        // A long quiet spell refills to the burst, no more.
+        let much_later = later + LINE_EVERY * 1000;
+        let allowed = (0..100)
+            .filter(|_| lines.allow_at(7, much_later).is_some())
+            .count();
+        assert_eq!(allowed, LINE_BURST as usize);
+    }
+
+    #[test]
+    fn station_text_is_cut_and_cannot_forge_log_lines() {
+        assert_eq!(clip("disk full", 200), "disk full");
+        assert_eq!(
+            clip("ok\n2026-01-01 INFO forged line\u{1b}[31m", 200),
+            "ok 2026-01-01 INFO forged line [31m"
+        );
+        let long = "é".repeat(500);
+        let c = clip(&long, MAX_STATION_TEXT);
+        assert_eq!(c.chars().count(), MAX_STATION_TEXT + 1);
+        assert!(c.ends_with('…'));
     }
 
     /// A sink of frames backed by a channel, and the stream of what was written.

@@ -1,6 +1,11 @@
 //! The box database (SQLite, WAL): enrolled stations, one-time enrolment codes, accounts,
 //! web sessions and the append-only audit log.
 //!
+//! Personal data leaves it three ways, all here: the retention purges (`purge_*`, driven by
+//! [`crate::retention`]), the deletion of an account ([`delete_account`]) and the deletion
+//! of a station ([`delete_station`]). A deleted account or station keeps its audit lines
+//! under a pseudonym (see [`account_pseudonym`]).
+//!
 //! One connection behind a mutex: every statement is short and the box does a handful per
 //! second, so a single writer is simpler than a pool and SQLite serialises writers anyway.
 //! Async code calls through [`Store::run`], which moves the work onto the blocking pool.
@@ -153,6 +158,31 @@ const SCHEMA: &[&str] = &[
     -- The first admin's generated password must be replaced at the first sign-in.
     ALTER TABLE accounts ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
     "#,
+    r#"
+    -- A deleted account or station keeps its audit lines under a pseudonym made from its id
+    -- (account#12, station#7). SQLite gives the largest id again after that row is deleted,
+    -- so ids in use once are recorded here and never given again: a pseudonym can never
+    -- come to name someone else.
+    CREATE TABLE retired_ids (
+        kind TEXT NOT NULL CHECK (kind IN ('account', 'station')),
+        id INTEGER NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
+    -- The audit log stays append-only but for one change: a deleted account's or station's
+    -- name replaced by its pseudonym. When, what and how it went can never be rewritten,
+    -- and a name can only be replaced by text that carries a pseudonym.
+    DROP TRIGGER audit_no_update;
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        WHEN NOT (new.id = old.id AND new.at_us = old.at_us AND new.action = old.action
+            AND new.result = old.result
+            AND (new.actor = old.actor OR new.actor GLOB 'account#[0-9]*'
+                 OR new.actor GLOB 'station#[0-9]*')
+            AND (new.target = old.target OR new.target GLOB '*account#[0-9]*'
+                 OR new.target GLOB '*station#[0-9]*')
+            AND (new.detail = old.detail OR new.detail GLOB '*account#[0-9]*'
+                 OR new.detail GLOB '*station#[0-9]*'))
+        BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    "#,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,12 +332,17 @@ fn station_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationRow> {
     })
 }
 
+/// Words the audit log uses as targets of its own ("room", "self", "audit", "-") or in
+/// "3 station(s)". A station is never named one of them, so that deleting it replaces its
+/// name in audit lines (see [`delete_station`]) without touching lines about something else.
+const RESERVED_STATION_NAMES: &[&str] = &["room", "self", "audit", "-", "station"];
+
 /// A free station name based on `wanted`: `poste-03`, then `poste-03-2`, …
 pub fn unique_station_name(c: &Connection, wanted: &str) -> rusqlite::Result<String> {
     let mut name = wanted.to_string();
     let mut n = 2;
-    while c
-        .query_row(
+    while RESERVED_STATION_NAMES.contains(&name.as_str())
+        || c.query_row(
             "SELECT 1 FROM stations WHERE name = ?1",
             [&name],
             |_| Ok(()),
@@ -331,11 +366,23 @@ pub fn insert_station(
     now_us: i64,
 ) -> rusqlite::Result<u32> {
     c.execute(
-        "INSERT INTO stations (name, hostname, mac, cert_fingerprint, enrolled_at)
-         VALUES (?1, ?2, ?3, 'pending-' || hex(randomblob(16)), ?4)",
+        &format!(
+            "INSERT INTO stations (id, name, hostname, mac, cert_fingerprint, enrolled_at)
+             VALUES ({}, ?1, ?2, ?3, 'pending-' || hex(randomblob(16)), ?4)",
+            next_id("stations", "station")
+        ),
         params![name, hostname, mac, now_us],
     )?;
     Ok(c.last_insert_rowid() as u32)
+}
+
+/// The SQL for a new row's id: past every id the table has and every id it ever had
+/// (`retired_ids`), so a deleted row's pseudonym stays unique.
+fn next_id(table: &str, kind: &str) -> String {
+    format!(
+        "(SELECT max(coalesce((SELECT max(id) FROM {table}), 0),
+                     coalesce((SELECT max(id) FROM retired_ids WHERE kind = '{kind}'), 0)) + 1)"
+    )
 }
 
 pub fn finish_station(c: &Connection, id: u32, fingerprint: &str) -> rusqlite::Result<()> {
@@ -412,7 +459,11 @@ pub fn insert_account(
     now_us: i64,
 ) -> rusqlite::Result<i64> {
     c.execute(
-        "INSERT INTO accounts (username, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        &format!(
+            "INSERT INTO accounts (id, username, role, password_hash, created_at)
+             VALUES ({}, ?1, ?2, ?3, ?4)",
+            next_id("accounts", "account")
+        ),
         params![username, role.as_str(), password_hash, now_us],
     )?;
     Ok(c.last_insert_rowid())
@@ -1046,6 +1097,292 @@ pub fn purge_screenshots(c: &Connection, before_us: i64) -> rusqlite::Result<Vec
     Ok(ids)
 }
 
+// ---- lifecycle: revocation, deletion, retention ----
+
+/// A station as the admin page lists it, revoked ones included.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StationAdminRow {
+    pub id: u32,
+    pub name: String,
+    pub hostname: String,
+    pub mac: Option<String>,
+    pub enrolled_at_us: i64,
+    /// Its certificate is refused; the row stays until an admin deletes it.
+    pub revoked: bool,
+}
+
+fn station_admin_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationAdminRow> {
+    Ok(StationAdminRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        hostname: r.get(2)?,
+        mac: r.get(3)?,
+        enrolled_at_us: r.get(4)?,
+        revoked: r.get::<_, i64>(5)? != 0,
+    })
+}
+
+/// Every station, revoked ones included, by name.
+pub fn all_stations(c: &Connection) -> rusqlite::Result<Vec<StationAdminRow>> {
+    let mut st = c.prepare(
+        "SELECT id, name, hostname, mac, enrolled_at, revoked FROM stations ORDER BY name, id",
+    )?;
+    let rows = st.query_map([], station_admin_row)?;
+    rows.collect()
+}
+
+/// Marks a station revoked: from now on its certificate is refused at link start (see
+/// [`station_by_fingerprint`]). None when there is no such station; the row's `revoked`
+/// is what it was before, so a second revocation can be told apart.
+pub fn revoke_station(c: &Connection, id: u32) -> rusqlite::Result<Option<StationAdminRow>> {
+    let before = c
+        .query_row(
+            "SELECT id, name, hostname, mac, enrolled_at, revoked FROM stations WHERE id = ?1",
+            [id],
+            station_admin_row,
+        )
+        .optional()?;
+    if before.as_ref().is_some_and(|r| !r.revoked) {
+        c.execute("UPDATE stations SET revoked = 1 WHERE id = ?1", [id])?;
+    }
+    Ok(before)
+}
+
+/// The name a deleted account keeps in the audit log and in the records it sent.
+///
+/// Why the id and not a keyed hash of the name: a keyed hash can be recomputed by anyone
+/// who holds the key and guesses the name, and the box would have to keep the key next to
+/// the data; `account#12` is tied to the person by nothing left on the box once the row is
+/// gone, yet still shows which lines were the same account. Ids are never given twice
+/// (`retired_ids`), so the pseudonym cannot come to name someone else.
+pub fn account_pseudonym(id: i64) -> String {
+    format!("account#{id}")
+}
+
+/// The name a deleted station keeps in the audit log (see [`account_pseudonym`]).
+pub fn station_pseudonym(id: u32) -> String {
+    format!("station#{id}")
+}
+
+/// What deleting an account did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedAccount {
+    pub id: i64,
+    pub pseudonym: String,
+}
+
+/// Deletes an account: its row, sessions and recovery codes go; its audit lines (as actor
+/// or target), the messages and command runs it sent and the screenshots it took keep its
+/// pseudonym instead of its name. One transaction: a crash leaves the account whole or gone.
+/// None when there is no such account.
+pub fn delete_account(c: &Connection, username: &str) -> rusqlite::Result<Option<DeletedAccount>> {
+    let tx = c.unchecked_transaction()?;
+    let Some(id) = tx
+        .query_row(
+            "SELECT id FROM accounts WHERE username = ?1",
+            [username],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let p = account_pseudonym(id);
+    for sql in [
+        "UPDATE audit SET actor = ?2 WHERE actor = ?1",
+        "UPDATE audit SET target = ?2 WHERE target = ?1",
+        "UPDATE messages SET sender = ?2 WHERE sender = ?1",
+        "UPDATE command_runs SET sender = ?2 WHERE sender = ?1",
+        "UPDATE screenshots SET taken_by = ?2 WHERE taken_by = ?1",
+    ] {
+        tx.execute(sql, params![username, p])?;
+    }
+    tx.execute("DELETE FROM sessions WHERE account_id = ?1", [id])?;
+    tx.execute("DELETE FROM recovery_codes WHERE account_id = ?1", [id])?;
+    tx.execute("DELETE FROM accounts WHERE id = ?1", [id])?;
+    tx.execute(
+        "INSERT OR IGNORE INTO retired_ids (kind, id) VALUES ('account', ?1)",
+        [id],
+    )?;
+    tx.commit()?;
+    Ok(Some(DeletedAccount { id, pseudonym: p }))
+}
+
+/// What deleting a station did; the caller deletes the screenshot files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedStation {
+    pub id: u32,
+    pub name: String,
+    pub pseudonym: String,
+    pub screenshot_ids: Vec<i64>,
+}
+
+/// Deletes a station and everything about it: its row (name, host name, MAC address,
+/// certificate fingerprint), its message receipts and command output, its screenshots, the
+/// enrolment code it used; messages and command runs sent to it alone. Messages and runs
+/// that other stations got too keep their text without this station's part. Its audit
+/// lines keep its pseudonym instead of its name. One transaction. None when there is no
+/// such station.
+pub fn delete_station(c: &Connection, id: u32) -> rusqlite::Result<Option<DeletedStation>> {
+    let tx = c.unchecked_transaction()?;
+    let Some(name) = tx
+        .query_row("SELECT name FROM stations WHERE id = ?1", [id], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let p = station_pseudonym(id);
+    pseudonymise_station_audit(&tx, &name, &p)?;
+    let ids = |sql: &str| -> rusqlite::Result<Vec<i64>> {
+        let mut st = tx.prepare(sql)?;
+        let rows = st.query_map([id], |r| r.get(0))?;
+        rows.collect()
+    };
+    let messages = ids("SELECT message_id FROM message_targets WHERE station_id = ?1")?;
+    let runs = ids("SELECT run_id FROM command_results WHERE station_id = ?1")?;
+    let screenshot_ids = ids("SELECT id FROM screenshots WHERE station_id = ?1")?;
+    tx.execute("DELETE FROM message_targets WHERE station_id = ?1", [id])?;
+    tx.execute("DELETE FROM command_results WHERE station_id = ?1", [id])?;
+    for m in messages {
+        tx.execute(
+            "DELETE FROM messages WHERE id = ?1
+             AND NOT EXISTS (SELECT 1 FROM message_targets WHERE message_id = ?1)",
+            [m],
+        )?;
+    }
+    for r in runs {
+        tx.execute(
+            "DELETE FROM command_runs WHERE id = ?1
+             AND NOT EXISTS (SELECT 1 FROM command_results WHERE run_id = ?1)",
+            [r],
+        )?;
+    }
+    tx.execute("DELETE FROM screenshots WHERE station_id = ?1", [id])?;
+    tx.execute("DELETE FROM enrol_codes WHERE station_id = ?1", [id])?;
+    tx.execute("DELETE FROM stations WHERE id = ?1", [id])?;
+    tx.execute(
+        "INSERT OR IGNORE INTO retired_ids (kind, id) VALUES ('station', ?1)",
+        [id],
+    )?;
+    tx.commit()?;
+    Ok(Some(DeletedStation {
+        id,
+        name,
+        pseudonym: p,
+        screenshot_ids,
+    }))
+}
+
+/// Replaces a deleted station's name in the audit log: as an actor (`station:NAME`, and
+/// the enrolling address of its own enrolment line), in targets (one station or a list),
+/// and in the one detail that lists stations (a demo's targets).
+fn pseudonymise_station_audit(c: &Connection, name: &str, p: &str) -> rusqlite::Result<()> {
+    let actor = format!("station:{name}");
+    let rows: Vec<(i64, String, String, String, String)> = {
+        let mut st = c.prepare(
+            "SELECT id, actor, action, target, detail FROM audit
+             WHERE actor = ?1 OR instr(target, ?2) > 0
+                OR (action = 'demo-start' AND instr(detail, ?2) > 0)",
+        )?;
+        let rows = st.query_map(params![actor, name], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, old_actor, action, target, detail) in rows {
+        let new_actor = if old_actor == actor || (action == "enrol" && target == name) {
+            p.to_string()
+        } else {
+            old_actor.clone()
+        };
+        let new_target = replace_name(&target, name, p);
+        let new_detail = if action == "demo-start" {
+            replace_name(&detail, name, p)
+        } else {
+            detail.clone()
+        };
+        if new_actor != old_actor || new_target != target || new_detail != detail {
+            c.execute(
+                "UPDATE audit SET actor = ?2, target = ?3, detail = ?4 WHERE id = ?1",
+                params![id, new_actor, new_target, new_detail],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `text` with every whole occurrence of the station name `name` replaced by `with`. An
+/// occurrence counts only where no name character (letter, digit, '-') touches it, so
+/// deleting `poste-1` leaves `poste-10` and `poste-1-2` alone.
+fn replace_name(text: &str, name: &str, with: &str) -> String {
+    let name_char = |c: char| c.is_alphanumeric() || c == '-';
+    if name.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(pos) = text[i..].find(name).map(|p| p + i) {
+        let before = text[..pos].chars().next_back();
+        let after = text[pos + name.len()..].chars().next();
+        out.push_str(&text[i..pos]);
+        if before.is_some_and(name_char) || after.is_some_and(name_char) {
+            // Not a whole name: keep one character and look again after it.
+            let ch = text[pos..].chars().next().expect("a match is not empty");
+            out.push(ch);
+            i = pos + ch.len_utf8();
+        } else {
+            out.push_str(with);
+            i = pos + name.len();
+        }
+    }
+    out.push_str(&text[i..]);
+    out
+}
+
+/// Forgets messages sent before `before_us` with their per-station delivery and read
+/// receipts; returns (messages, receipts) deleted.
+pub fn purge_messages(c: &Connection, before_us: i64) -> rusqlite::Result<(usize, usize)> {
+    let tx = c.unchecked_transaction()?;
+    let receipts = tx.execute(
+        "DELETE FROM message_targets
+         WHERE message_id IN (SELECT id FROM messages WHERE sent_at_us < ?1)",
+        [before_us],
+    )?;
+    let messages = tx.execute("DELETE FROM messages WHERE sent_at_us < ?1", [before_us])?;
+    tx.commit()?;
+    Ok((messages, receipts))
+}
+
+/// Forgets command runs started before `before_us` with each station's result and output;
+/// returns (runs, results) deleted.
+pub fn purge_command_runs(c: &Connection, before_us: i64) -> rusqlite::Result<(usize, usize)> {
+    let tx = c.unchecked_transaction()?;
+    let results = tx.execute(
+        "DELETE FROM command_results
+         WHERE run_id IN (SELECT id FROM command_runs WHERE started_at_us < ?1)",
+        [before_us],
+    )?;
+    let runs = tx.execute(
+        "DELETE FROM command_runs WHERE started_at_us < ?1",
+        [before_us],
+    )?;
+    tx.commit()?;
+    Ok((runs, results))
+}
+
+/// Deletes sessions that have expired by `now_us` (they no longer let anyone in, but say
+/// when someone signed in).
+pub fn purge_sessions(c: &Connection, now_us: i64) -> rusqlite::Result<usize> {
+    c.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now_us])
+}
+
+/// Deletes enrolment codes past their expiry, used or not.
+pub fn purge_enrol_codes(c: &Connection, now_us: i64) -> rusqlite::Result<usize> {
+    c.execute("DELETE FROM enrol_codes WHERE expires_at < ?1", [now_us])
+}
+
 // ---- audit ----
 
 /// Deletes audit entries older than `before_us` (the retention period); returns how many.
@@ -1421,6 +1758,344 @@ mod tests {
             assert!(set_account_disabled(c, "prof", true)?);
             assert!(set_account_disabled(c, "prof", false)?);
             assert!(session_account(c, "tok", 10, 1_000_000)?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    fn audit_line(c: &Connection, at: i64, actor: &str, action: &str, target: &str, detail: &str) {
+        crate::audit::write(
+            c,
+            at,
+            &crate::audit::Entry {
+                actor,
+                action,
+                target,
+                result: "ok",
+                detail,
+            },
+        )
+        .unwrap();
+    }
+
+    fn all_audit(c: &Connection) -> Vec<(String, String, String, String)> {
+        let mut rows = audit_rows(c, &AuditFilter::default(), 1000).unwrap();
+        rows.reverse();
+        rows.into_iter()
+            .map(|r| (r.actor, r.action, r.target, r.detail))
+            .collect()
+    }
+
+    fn count(c: &Connection, table: &str) -> i64 {
+        c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn message_purge_takes_the_read_receipts_with_the_messages() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let a = insert_station(c, "poste-01", "h", None, 0)?;
+            let b = insert_station(c, "poste-02", "h", None, 0)?;
+            let old = insert_message(c, "prof", "Ancien", 100, &[(a, true), (b, true)])?;
+            mark_message_read(c, old, a, 150)?;
+            let new = insert_message(c, "prof", "Récent", 300, &[(a, true)])?;
+            assert_eq!(purge_messages(c, 200)?, (1, 2));
+            let left = recent_messages(c, 10)?;
+            assert_eq!(left.iter().map(|m| m.id).collect::<Vec<_>>(), vec![new]);
+            assert_eq!(count(c, "message_targets"), 1);
+            assert_eq!(purge_messages(c, 200)?, (0, 0), "nothing left to purge");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn command_purge_takes_each_stations_output_with_the_run() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let a = insert_station(c, "poste-01", "h", None, 0)?;
+            let old = insert_command_run(c, "espace-disque", &[], "prof", 100, &[(a, true)])?;
+            let outcome = CommandOutcome {
+                exit_code: Some(0),
+                stdout: "/home 12G",
+                stderr: "",
+                error: None,
+            };
+            assert!(finish_command(c, old, a, 120, &outcome)?);
+            let new = insert_command_run(c, "espace-disque", &[], "prof", 300, &[(a, true)])?;
+            assert_eq!(purge_command_runs(c, 200)?, (1, 1));
+            assert!(command_run(c, old)?.is_none());
+            assert_eq!(command_run(c, new)?.unwrap().results.len(), 1);
+            assert_eq!(count(c, "command_results"), 1);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn session_and_enrol_code_purges_remove_only_expired_rows() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let id = insert_account(c, "prof", Role::Teacher, "hash", 0)?;
+            insert_session(c, "old", id, 100, 100)?;
+            insert_session(c, "live", id, 150, 1_000)?;
+            assert_eq!(purge_sessions(c, 500)?, 1);
+            assert!(session_account(c, "live", 500, i64::MAX / 2)?.is_some());
+            assert_eq!(count(c, "sessions"), 1);
+
+            insert_enrol_code(c, "AAAA-AAAA-AAAA", 0, 100)?;
+            insert_enrol_code(c, "BBBB-BBBB-BBBB", 0, 1_000)?;
+            assert_eq!(purge_enrol_codes(c, 500)?, 1);
+            assert_eq!(count(c, "enrol_codes"), 1);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn deleting_an_account_keeps_its_audit_lines_under_a_pseudonym_and_removes_the_rest() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let admin = insert_account(c, "admin", Role::Admin, "hash", 0)?;
+            let id = insert_account(c, "mme.lefevre", Role::Teacher, "hash", 0)?;
+            assert!(id > admin);
+            insert_session(c, "tok", id, 0, 1_000)?;
+            replace_recovery_codes(c, id, &["h1".into()], 0)?;
+            let st = insert_station(c, "poste-01", "h", None, 0)?;
+            insert_message(c, "mme.lefevre", "Bonjour", 10, &[(st, true)])?;
+            insert_command_run(c, "df", &[], "mme.lefevre", 10, &[(st, true)])?;
+            insert_screenshot(
+                c,
+                &ScreenshotRow {
+                    id: 0,
+                    station_id: st,
+                    station_name: "poste-01".into(),
+                    taken_by: "mme.lefevre".into(),
+                    taken_at_us: 10,
+                    width: 1,
+                    height: 1,
+                    bytes: 1,
+                },
+            )?;
+            audit_line(c, 1, "admin", "create-account", "mme.lefevre", "teacher");
+            audit_line(c, 2, "mme.lefevre", "login", "-", "password");
+            audit_line(c, 3, "mme.lefevre.2", "login", "-", "password");
+
+            let gone = delete_account(c, "mme.lefevre")?.expect("the account exists");
+            assert_eq!(gone.pseudonym, format!("account#{id}"));
+            assert_eq!(
+                all_audit(c),
+                vec![
+                    (
+                        "admin".into(),
+                        "create-account".into(),
+                        gone.pseudonym.clone(),
+                        "teacher".into()
+                    ),
+                    (
+                        gone.pseudonym.clone(),
+                        "login".into(),
+                        "-".into(),
+                        "password".into()
+                    ),
+                    (
+                        "mme.lefevre.2".into(),
+                        "login".into(),
+                        "-".into(),
+                        "password".into()
+                    ),
+                ]
+            );
+            assert!(account_by_name(c, "mme.lefevre")?.is_none());
+            assert!(session_account(c, "tok", 10, i64::MAX / 2)?.is_none());
+            assert_eq!(count(c, "sessions"), 0);
+            assert_eq!(recovery_codes(c, id)?, vec![]);
+            assert_eq!(recent_messages(c, 10)?[0].from, gone.pseudonym);
+            assert_eq!(command_run(c, 1)?.unwrap().from, gone.pseudonym);
+            assert_eq!(screenshots(c)?[0].taken_by, gone.pseudonym);
+            let names: Vec<String> = c
+                .prepare("SELECT sender FROM messages UNION ALL SELECT sender FROM command_runs")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            assert!(!names.iter().any(|n| n.contains("lefevre")), "{names:?}");
+            assert!(delete_account(c, "mme.lefevre")?.is_none(), "already gone");
+
+            // The id is never given again, even though it was the largest.
+            let next = insert_account(c, "mme.lefevre", Role::Teacher, "hash", 20)?;
+            assert!(next > id, "{next} reuses {id}");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn the_audit_log_accepts_a_pseudonym_but_no_other_rewrite() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            audit_line(c, 1, "prof", "login", "-", "");
+            Ok(())
+        })
+        .unwrap();
+        for forged in [
+            "UPDATE audit SET actor = 'someone-else'",
+            "UPDATE audit SET at_us = 2",
+            "UPDATE audit SET result = 'refused'",
+            "UPDATE audit SET action = 'logout'",
+            "UPDATE audit SET detail = 'forged'",
+            "UPDATE audit SET actor = 'account#3', at_us = 5",
+        ] {
+            let err = s.with(|c| c.execute(forged, [])).unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{forged}: {err}");
+        }
+        s.with(|c| c.execute("UPDATE audit SET actor = 'account#3'", []))
+            .unwrap();
+    }
+
+    #[test]
+    fn deleting_a_station_removes_everything_about_it_and_pseudonymises_its_audit_lines() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let gone = insert_station(c, "poste-1", "poste-1", Some("aa:bb:cc:dd:ee:ff"), 0)?;
+            let other = insert_station(c, "poste-10", "poste-10", None, 0)?;
+            insert_enrol_code(c, "AAAA-AAAA-AAAA", 0, 1_000)?;
+            redeem_enrol_code(c, "AAAA-AAAA-AAAA", 1, gone)?;
+            let alone = insert_message(c, "prof", "Pour toi", 10, &[(gone, true)])?;
+            let shared =
+                insert_message(c, "prof", "Pour tous", 10, &[(gone, true), (other, true)])?;
+            let run_alone = insert_command_run(c, "df", &[], "prof", 10, &[(gone, true)])?;
+            let run_shared =
+                insert_command_run(c, "df", &[], "prof", 10, &[(gone, true), (other, true)])?;
+            let shot = |station_id, station_name: &str| ScreenshotRow {
+                id: 0,
+                station_id,
+                station_name: station_name.into(),
+                taken_by: "prof".into(),
+                taken_at_us: 10,
+                width: 1,
+                height: 1,
+                bytes: 1,
+            };
+            let shot_gone = insert_screenshot(c, &shot(gone, "poste-1"))?;
+            insert_screenshot(c, &shot(other, "poste-10"))?;
+            audit_line(c, 1, "station@10.0.0.5", "enrol", "poste-1", "fp");
+            audit_line(c, 2, "station@10.0.0.6", "enrol", "poste-10", "fp");
+            audit_line(c, 3, "prof", "lock", "poste-1, poste-10", "");
+            audit_line(c, 4, "station:poste-1", "shutdown", "self", "");
+            audit_line(c, 5, "station:poste-10", "shutdown", "self", "");
+            audit_line(c, 6, "prof", "view-station", "poste-1", "");
+            audit_line(
+                c,
+                7,
+                "prof",
+                "demo-start",
+                "poste-10",
+                "targets all others; online now: poste-1 poste-10",
+            );
+            audit_line(c, 8, "prof", "message", "2 station(s)", "message poste-1");
+
+            let d = delete_station(c, gone)?.expect("the station exists");
+            assert_eq!(d.pseudonym, format!("station#{gone}"));
+            assert_eq!(d.name, "poste-1");
+            assert_eq!(d.screenshot_ids, vec![shot_gone]);
+            let p = d.pseudonym.as_str();
+            let line = |a: &str, b: &str, c: &str, d: &str| {
+                (a.to_string(), b.to_string(), c.to_string(), d.to_string())
+            };
+            assert_eq!(
+                all_audit(c),
+                vec![
+                    line(p, "enrol", p, "fp"),
+                    line("station@10.0.0.6", "enrol", "poste-10", "fp"),
+                    line("prof", "lock", &format!("{p}, poste-10"), ""),
+                    line(p, "shutdown", "self", ""),
+                    line("station:poste-10", "shutdown", "self", ""),
+                    line("prof", "view-station", p, ""),
+                    line(
+                        "prof",
+                        "demo-start",
+                        "poste-10",
+                        &format!("targets all others; online now: {p} poste-10")
+                    ),
+                    // Details other than a demo's list name no station.
+                    line("prof", "message", "2 station(s)", "message poste-1"),
+                ]
+            );
+            assert_eq!(
+                stations(c)?
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>(),
+                vec!["poste-10"]
+            );
+            assert!(
+                recent_messages(c, 10)?.iter().all(|m| m.id != alone),
+                "sent to it alone"
+            );
+            let kept = recent_messages(c, 10)?;
+            assert_eq!(kept.len(), 1);
+            assert_eq!(kept[0].id, shared);
+            assert_eq!(kept[0].targets.len(), 1, "its receipt is gone");
+            assert!(command_run(c, run_alone)?.is_none());
+            assert_eq!(command_run(c, run_shared)?.unwrap().results.len(), 1);
+            assert!(screenshot(c, shot_gone)?.is_none());
+            assert_eq!(screenshots(c)?.len(), 1);
+            assert_eq!(count(c, "enrol_codes"), 0);
+            let mac: i64 = c.query_row(
+                "SELECT count(*) FROM stations WHERE mac IS NOT NULL OR hostname = 'poste-1'",
+                [],
+                |r| r.get(0),
+            )?;
+            assert_eq!(mac, 0);
+            assert!(delete_station(c, gone)?.is_none());
+            let next = insert_station(c, "poste-1", "poste-1", None, 20)?;
+            assert!(next > other, "{next} reuses a deleted id");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_revoked_station_is_no_longer_found_by_its_certificate() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let id = insert_station(c, "poste-01", "h", None, 0)?;
+            finish_station(c, id, "fp1")?;
+            assert!(station_by_fingerprint(c, "fp1")?.is_some());
+            let before = revoke_station(c, id)?.expect("exists");
+            assert!(!before.revoked);
+            assert!(station_by_fingerprint(c, "fp1")?.is_none());
+            assert!(stations(c)?.is_empty());
+            assert!(revoke_station(c, id)?.expect("still listed").revoked);
+            assert!(all_stations(c)?[0].revoked);
+            assert!(revoke_station(c, id + 1)?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn whole_names_only_are_replaced() {
+        assert_eq!(
+            replace_name("poste-1, poste-10", "poste-1", "S"),
+            "S, poste-10"
+        );
+        assert_eq!(
+            replace_name("poste-1-2 poste-1", "poste-1", "S"),
+            "poste-1-2 S"
+        );
+        assert_eq!(replace_name("aposte-1", "poste-1", "S"), "aposte-1");
+        assert_eq!(replace_name("é poste-1é", "poste-1", "S"), "é poste-1é");
+        assert_eq!(replace_name("", "poste-1", "S"), "");
+    }
+
+    #[test]
+    fn stations_are_never_named_like_the_audit_logs_own_words() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            assert_eq!(unique_station_name(c, "room")?, "room-2");
+            assert_eq!(unique_station_name(c, "station")?, "station-2");
+            assert_eq!(unique_station_name(c, "poste")?, "poste");
             Ok(())
         })
         .unwrap();

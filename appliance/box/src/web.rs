@@ -40,7 +40,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
@@ -67,6 +67,7 @@ mod orders;
 mod screenshots;
 mod server;
 mod session;
+mod stations;
 mod video;
 
 use account::*;
@@ -81,6 +82,7 @@ use server::*;
 pub use server::{serve, serve_redirect};
 use session::*;
 pub use session::{SessionEnd, SessionEvents};
+use stations::{delete_station, list_stations, revoke_station};
 pub use video::video_message;
 use video::*;
 
@@ -91,7 +93,7 @@ static WEB_UI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web-ui");
 /// `__Host-`: the browser keeps it only if set over HTTPS, for this host alone, path `/`.
 pub const SESSION_COOKIE: &str = "__Host-lanterne_session";
 /// A teacher's session lasts a school day; they log in again the next morning.
-const SESSION_TTL: Duration = Duration::from_secs(10 * 3600);
+pub(crate) const SESSION_TTL: Duration = Duration::from_secs(10 * 3600);
 /// Enrolment codes are valid for a day.
 pub const ENROL_CODE_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -183,6 +185,30 @@ pub const ROUTES: &[(&str, &str, &str, Action)] = &[
     ("GET", "/api/me", "/api/me", Action::OwnAccount),
     ("GET", "/api/room", "/api/room", Action::ViewRoom),
     ("POST", "/api/logout", "/api/logout", Action::OwnAccount),
+    (
+        "DELETE",
+        "/api/accounts/{name}",
+        "/api/accounts/admin",
+        Action::ManageAccounts,
+    ),
+    (
+        "GET",
+        "/api/stations",
+        "/api/stations",
+        Action::ManageStations,
+    ),
+    (
+        "POST",
+        "/api/stations/{id}/revoke",
+        "/api/stations/1/revoke",
+        Action::ManageStations,
+    ),
+    (
+        "DELETE",
+        "/api/stations/{id}",
+        "/api/stations/1",
+        Action::ManageStations,
+    ),
     (
         "GET",
         "/api/accounts",
@@ -425,6 +451,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/accounts/{name}/disabled", post(disable_account))
         .route("/api/accounts/{name}/password", post(reset_password))
         .route("/api/accounts/{name}/totp/reset", post(reset_two_factor))
+        .route("/api/accounts/{name}", delete(delete_account))
+        .route("/api/stations", get(list_stations))
+        .route("/api/stations/{id}/revoke", post(revoke_station))
+        .route("/api/stations/{id}", delete(delete_station))
         .route("/api/room/link", post(regenerate_room_link))
         .route("/api/audit", get(audit_json))
         .route("/api/audit.csv", get(audit_csv))
@@ -522,10 +552,18 @@ mod tests {
                 continue;
             }
             lines += 1;
-            let n = line.matches("get(").count() + line.matches("post(").count();
+            let on_line: Vec<&str> = [("get(", "GET"), ("post(", "POST"), ("delete(", "DELETE")]
+                .into_iter()
+                .filter(|(call, _)| line.contains(call))
+                .map(|(_, method)| method)
+                .collect();
+            let n = on_line.len();
             assert!(n > 0, "route {path}: its methods are not on its line");
             methods += n;
-            let listed = ROUTES.iter().filter(|(_, p, _, _)| *p == path).count();
+            let listed = ROUTES
+                .iter()
+                .filter(|(m, p, _, _)| *p == path && on_line.contains(m))
+                .count();
             assert_eq!(
                 listed, n,
                 "route {path} ({n} methods) is not fully listed in ROUTES"

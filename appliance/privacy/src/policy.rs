@@ -65,11 +65,13 @@ pub enum Action {
     ReadScreenshots,
     /// Print the room notice (poster).
     ReadNotice,
+    /// List, revoke and delete enrolled stations.
+    ManageStations,
 }
 
 impl Action {
     /// Every action, for exhaustive tests and admin pages.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Action::Thumbnails,
         Action::Focus,
         Action::Screenshot,
@@ -89,6 +91,7 @@ impl Action {
         Action::OpenUrl,
         Action::ReadScreenshots,
         Action::ReadNotice,
+        Action::ManageStations,
     ];
 
     /// What the action is, in words, for refusals ("the teacher role may not …").
@@ -113,6 +116,7 @@ impl Action {
             Action::OpenUrl => "open web pages on stations",
             Action::ReadScreenshots => "see screenshots",
             Action::ReadNotice => "print the room notice",
+            Action::ManageStations => "manage the enrolled stations",
         }
     }
 
@@ -158,7 +162,11 @@ impl Role {
             Role::Admin => true,
             Role::Teacher => !matches!(
                 action,
-                Action::AdminConfig | Action::AuditExport | Action::Enrol | Action::ManageAccounts
+                Action::AdminConfig
+                    | Action::AuditExport
+                    | Action::Enrol
+                    | Action::ManageAccounts
+                    | Action::ManageStations
             ),
             // Remote help, with the student's consent, and what any account needs to find
             // the station and manage its own sign-in: never a picture of a screen.
@@ -594,6 +602,7 @@ mod tests {
             Action::AuditExport,
             Action::Enrol,
             Action::ManageAccounts,
+            Action::ManageStations,
         ];
         for action in Action::ALL {
             assert!(

@@ -483,6 +483,44 @@ pub(super) async fn reset_two_factor(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// An admin deletes an account: its row, sessions and recovery codes go; its audit lines
+/// and the messages, command runs and screenshots it is named in keep `account#<id>`
+/// instead (`store::delete_account`). An admin cannot delete their own account, so an
+/// admin always remains.
+pub(super) async fn delete_account(
+    State(state): State<AppState>,
+    Extension(acc): Extension<Account>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if name == acc.username {
+        return Err(ApiError::BadRequest(
+            "you cannot delete your own account".into(),
+        ));
+    }
+    let n = name.clone();
+    let Some(deleted) = state
+        .store
+        .run(move |c| store::delete_account(c, &n))
+        .await?
+    else {
+        return Err(ApiError::NotFound(format!("no account '{name}'")));
+    };
+    info!(pseudonym = %deleted.pseudonym, "account deleted");
+    // Its sessions went with it: close its live views too.
+    state.sessions.publish(SessionEnd::Account(deleted.id));
+    state
+        .audit
+        .account(
+            &acc.username,
+            "delete-account",
+            &deleted.pseudonym,
+            "ok",
+            "",
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The admin pages (the route layer lets only admins in; others get the 403 page).
 pub(super) async fn admin_page() -> Response {
     asset("admin.html")

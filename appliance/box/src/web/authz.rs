@@ -122,6 +122,7 @@ pub fn action_name(action: Action) -> &'static str {
         Action::OpenUrl => "open_url",
         Action::ReadScreenshots => "read_screenshots",
         Action::ReadNotice => "read_notice",
+        Action::ManageStations => "manage_stations",
     }
 }
 

@@ -1,6 +1,11 @@
 //! The GDPR processing record (P4): the entry the school copies into its register of
-//! processing activities, generated from the live config so that the retention periods,
-//! the screenshot setting and the monitoring hours it states are the ones in force.
+//! processing activities, generated from the live config so that the contacts, retention
+//! periods, screenshot setting and monitoring hours it states are the ones in force.
+//!
+//! Every line must be true of what the box does: a category of data the box does not hold,
+//! a recipient who sees nothing or a feature that is off or not built is not written. When
+//! the box changes what it keeps, this file changes with it (the test beside it lists every
+//! field).
 
 use std::fmt::Write as _;
 
@@ -19,8 +24,10 @@ pub struct DataCategory {
     /// How long it is kept.
     pub retention: String,
     /// Retention in days when the config sets one; `None` when nothing is stored or the
-    /// data lives as long as the account.
+    /// data lives as long as the account, the station or the session.
     pub retention_days: Option<u32>,
+    /// The configuration key that sets the period, when one does.
+    pub retention_setting: Option<String>,
 }
 
 /// The record, serialisable as JSON; [`GdprRecord::to_markdown`] gives the readable form.
@@ -28,17 +35,30 @@ pub struct DataCategory {
 pub struct GdprRecord {
     /// Language of the texts.
     pub language: Lang,
+    /// Identifies what the record says: the first 12 hex digits of a SHA-256 of its content
+    /// without the date, so it changes exactly when the processing it describes changes
+    /// (another retention period, screenshots turned on…), and the school can tell whether
+    /// the copy in its register is still current.
+    pub version: String,
+    /// The Lanterne version that generated it.
+    pub software: String,
+    /// When it was generated (ISO 8601 date, the box's local day).
+    pub date: String,
     /// Name of the processing.
     pub processing: String,
     /// The controller: the school.
     pub controller: String,
+    /// How to reach the controller.
+    pub controller_contact: String,
+    /// The data protection officer and how to reach them.
+    pub dpo: String,
     /// The room whose box produced the record.
     pub room: String,
     /// Why the data is processed.
     pub purpose: String,
     /// Lawful basis (GDPR art. 6).
     pub legal_basis: String,
-    /// Personal data processed.
+    /// Personal data processed, each with how long it is kept.
     pub data_categories: Vec<DataCategory>,
     /// People whose data is processed.
     pub data_subjects: Vec<String>,
@@ -50,6 +70,8 @@ pub struct GdprRecord {
     pub cloud_or_telemetry: bool,
     /// Where the data is stored.
     pub location: String,
+    /// How data is erased: retention purges and deletions.
+    pub erasure: Vec<String>,
     /// Security measures.
     pub security_measures: Vec<String>,
     /// When screens may be watched (the P3 schedule).
@@ -74,134 +96,297 @@ fn days(lang: Lang, n: u32) -> String {
     }
 }
 
-/// Builds the record from the config.
+/// A configured text, or what to fill in where it is missing.
+fn configured(lang: Lang, value: &Option<String>, key: &str) -> String {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => v.to_owned(),
+        _ => match lang {
+            Lang::Fr => {
+                format!("À compléter : non renseigné dans la configuration du boîtier ({key})")
+            }
+            Lang::En => format!("To be completed: not set in the box's configuration ({key})"),
+        },
+    }
+}
+
+/// A category kept for a configured number of days.
+fn kept_for(lang: Lang, category: String, details: String, n: u32, key: &str) -> DataCategory {
+    DataCategory {
+        category,
+        details,
+        retention: days(lang, n),
+        retention_days: Some(n),
+        retention_setting: Some(key.to_owned()),
+    }
+}
+
+/// A category with a retention that no setting expresses in days.
+fn kept_while(category: String, details: String, retention: String) -> DataCategory {
+    DataCategory {
+        category,
+        details,
+        retention,
+        retention_days: None,
+        retention_setting: None,
+    }
+}
+
+/// Builds the record from the config, dated today (the box's local day).
 pub fn gdpr_record(config: &DocumentConfig, lang: Lang) -> GdprRecord {
-    let mut data_categories = vec![
-        DataCategory {
-            category: tr(lang, "Images des écrans des postes", "Images of the computers' screens"),
-            details: tr(
-                lang,
-                "Visionnées en direct par l'enseignant pendant les plages de surveillance ; jamais enregistrées.",
-                "Viewed live by the teacher during the monitoring hours; never recorded.",
-            ),
-            retention: tr(lang, "Aucune conservation", "Not kept"),
-            retention_days: None,
-        },
-        DataCategory {
-            category: tr(lang, "Journal des accès", "Audit log"),
-            details: tr(
-                lang,
-                "Pour chaque accès ou action : compte, rôle, action, poste, date et heure, résultat.",
-                "For every access or action: account, role, action, computer, date and time, result.",
-            ),
-            retention: days(lang, config.audit_retention_days),
-            retention_days: Some(config.audit_retention_days),
-        },
-    ];
+    let now = time::OffsetDateTime::now_local().unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    gdpr_record_on(config, lang, now.date())
+}
+
+/// Builds the record from the config, dated `date`.
+pub fn gdpr_record_on(config: &DocumentConfig, lang: Lang, date: time::Date) -> GdprRecord {
+    let t = |fr: &str, en: &str| tr(lang, fr, en);
+    let mut data_categories = vec![kept_while(
+        t("Images des écrans des postes", "Images of the computers' screens"),
+        t(
+            "Vues en direct par les enseignants pendant les plages de surveillance (mosaïque de la classe, écran d'un poste en grand) et, quand un enseignant montre l'écran d'un élève à la classe, par les autres postes ; relayées par le boîtier, jamais enregistrées.",
+            "Watched live by teachers during the monitoring hours (the class mosaic, one computer's screen full size) and, when a teacher shows a student's screen to the class, by the other computers; relayed by the box, never recorded.",
+        ),
+        t("Aucune conservation", "Not kept"),
+    )];
     data_categories.push(if config.screenshots_enabled {
-        DataCategory {
-            category: tr(lang, "Captures d'écran", "Screenshots"),
-            details: tr(
-                lang,
-                "Prises à la demande d'un enseignant, stockées sur le boîtier et inscrites au journal des accès.",
-                "Taken at a teacher's request, stored on the box and listed in the audit log.",
+        kept_for(
+            lang,
+            t("Captures d'écran", "Screenshots"),
+            t(
+                "Image d'un écran prise à la demande d'un enseignant pendant les plages de surveillance, avec le poste, l'auteur et l'heure ; stockée sur le boîtier.",
+                "A picture of one screen taken at a teacher's request during the monitoring hours, with the computer, who took it and when; stored on the box.",
             ),
-            retention: days(lang, config.screenshot_retention_days),
-            retention_days: Some(config.screenshot_retention_days),
-        }
+            config.screenshot_retention_days,
+            "privacy.screenshot_retention_days",
+        )
     } else {
-        DataCategory {
-            category: tr(lang, "Captures d'écran", "Screenshots"),
-            details: tr(
-                lang,
+        kept_while(
+            t("Captures d'écran", "Screenshots"),
+            t(
                 "Désactivées : aucune capture n'est prise ni conservée.",
                 "Disabled: no screenshot is taken or kept.",
             ),
-            retention: tr(lang, "Aucune conservation", "Not kept"),
-            retention_days: None,
-        }
+            t("Aucune conservation", "Not kept"),
+        )
     });
-    data_categories.push(DataCategory {
-        category: tr(
+    if config.hdmi_input {
+        data_categories.push(kept_while(
+            t(
+                "Image de l'ordinateur de l'enseignant (entrée HDMI du boîtier)",
+                "Image of the teacher's computer (the box's HDMI input)",
+            ),
+            t(
+                "Captée seulement pendant que l'enseignant la montre à la classe, relayée en direct aux postes, jamais enregistrée.",
+                "Captured only while the teacher shows it to the class, relayed live to the computers, never recorded.",
+            ),
+            t("Aucune conservation", "Not kept"),
+        ));
+    }
+    data_categories.extend([
+        kept_for(
             lang,
-            "Comptes des enseignants, administrateurs et techniciens",
-            "Teacher, administrator and technician accounts",
+            t("Journal des accès", "Audit log"),
+            t(
+                "Pour chaque accès ou action : date et heure, auteur (identifiant du compte, poste, ou adresse réseau d'un poste qui s'inscrit), action, poste ou autre cible, résultat et détails (adresse web ouverte, commande lancée, postes d'une démonstration…).",
+                "For every access or action: date and time, who (account name, computer, or network address of a computer enrolling), action, computer or other target, result and details (web address opened, command run, computers of a demo…).",
+            ),
+            config.audit_retention_days,
+            "privacy.audit_retention_days",
         ),
-        details: tr(
+        kept_for(
             lang,
-            "Identifiant, nom affiché, rôle, empreinte argon2id du mot de passe, secret TOTP et empreintes des codes de secours.",
-            "Login, display name, role, argon2id password hash, TOTP secret and recovery-code hashes.",
+            t("Messages des enseignants", "Teachers' messages"),
+            t(
+                "Auteur, texte, heure d'envoi, et pour chaque poste : remis ou non, heure de lecture.",
+                "Sender, text, time sent, and for each computer: delivered or not, time read.",
+            ),
+            config.message_retention_days,
+            "privacy.message_retention_days",
         ),
-        retention: tr(
+        kept_for(
             lang,
-            "Tant que le compte est actif ; supprimé par un administrateur au départ de la personne",
-            "While the account is active; deleted by an administrator when the person leaves",
+            t("Commandes lancées sur les postes", "Commands run on the computers"),
+            t(
+                "Commande et arguments, auteur, heure, et pour chaque poste : code de sortie, sortie standard et sortie d'erreur.",
+                "Command and arguments, sender, time, and for each computer: exit code, standard output and error output.",
+            ),
+            config.command_retention_days,
+            "privacy.command_retention_days",
         ),
-        retention_days: None,
-    });
+        kept_for(
+            lang,
+            t(
+                "Réponses des postes aux ordres (éteindre, redémarrer, fermer ou ouvrir la session, ouvrir une page web)",
+                "Computers' answers to orders (shut down, restart, log out or open the session, open a web page)",
+            ),
+            t(
+                "Pour chaque poste : ordre exécuté ou non, et pourquoi ; en mémoire seulement (un redémarrage du boîtier les efface plus tôt). L'ordre lui-même est au journal des accès.",
+                "For each computer: whether it carried out the order, and why not; in memory only (a box restart erases them sooner). The order itself is in the audit log.",
+            ),
+            config.order_retention_days,
+            "privacy.order_retention_days",
+        ),
+        kept_while(
+            t("Postes inscrits", "Enrolled computers"),
+            t(
+                "Nom du poste, nom d'hôte, adresse MAC (pour l'allumage à distance), empreinte de son certificat, date d'inscription, révoqué ou non.",
+                "Computer name, host name, MAC address (for Wake-on-LAN), certificate fingerprint, enrolment date, revoked or not.",
+            ),
+            t(
+                "Tant que le poste est inscrit ; effacé quand un administrateur le supprime",
+                "While the computer is enrolled; erased when an administrator deletes it",
+            ),
+        ),
+        kept_while(
+            t(
+                "Comptes des enseignants, administrateurs et techniciens",
+                "Teacher, administrator and technician accounts",
+            ),
+            t(
+                "Identifiant, rôle, date de création, compte désactivé ou non, empreinte argon2id du mot de passe, secret TOTP, empreintes des codes de secours et date de leur usage.",
+                "Login name, role, creation date, disabled or not, argon2id password hash, TOTP secret, recovery-code hashes and when each was used.",
+            ),
+            t(
+                "Tant que le compte existe ; effacé quand un administrateur le supprime",
+                "While the account exists; erased when an administrator deletes it",
+            ),
+        ),
+        kept_while(
+            t("Sessions de connexion", "Sign-in sessions"),
+            t(
+                "Empreinte du jeton de session, compte, heures de début et de fin.",
+                "Hash of the session token, account, start and end times.",
+            ),
+            match lang {
+                Lang::Fr => format!(
+                    "Jusqu'à leur expiration, {} heures au plus, ou la déconnexion",
+                    config.session_hours
+                ),
+                Lang::En => format!(
+                    "Until they expire, {} hours at most, or sign-out",
+                    config.session_hours
+                ),
+            },
+        ),
+        kept_while(
+            t("Journal technique du boîtier", "The box's technical log"),
+            t(
+                "Noms et noms d'hôte des postes, adresses réseau des postes et des tablettes, identifiant du compte qui verrouille ou lance une démonstration ; jamais de mot de passe, de jeton ni de code.",
+                "Computer names and host names, network addresses of computers and tablets, the name of the account that locks or starts a demo; never a password, token or code.",
+            ),
+            t(
+                "Selon la configuration du journal système (journald) du boîtier : limité en taille, sans durée fixée par Lanterne",
+                "As the box's system journal (journald) is configured: limited in size, no period set by Lanterne",
+            ),
+        ),
+    ]);
 
-    GdprRecord {
+    let mut recipients = vec![
+        t(
+            "Enseignants connectés : images en direct pendant les plages de surveillance, leurs messages et accusés de lecture, sorties des commandes, réponses aux ordres",
+            "Signed-in teachers: live images during the monitoring hours, their messages and read receipts, command output, answers to orders",
+        ),
+        t(
+            "Les autres élèves de la salle, quand un enseignant montre l'écran d'un élève (ou une partie) à la classe",
+            "The other students in the room, when a teacher shows a student's screen (or part of it) to the class",
+        ),
+        t(
+            "L'élève au poste : les messages envoyés à ce poste",
+            "The student at a computer: the messages sent to that computer",
+        ),
+        t(
+            "Administrateurs de l'établissement : journal des accès, comptes, postes, configuration, cette fiche",
+            "The school's administrators: audit log, accounts, computers, configuration, this record",
+        ),
+        t(
+            "Techniciens connectés : la liste des postes de la salle et leur état",
+            "Signed-in technicians: the list of the room's computers and their state",
+        ),
+    ];
+    if config.screenshots_enabled {
+        recipients.push(t(
+            "Captures d'écran : l'enseignant qui l'a prise et les administrateurs",
+            "Screenshots: the teacher who took one, and administrators",
+        ));
+    }
+    if config.hdmi_input {
+        recipients.push(t(
+            "Image de l'ordinateur de l'enseignant : les postes de la salle, pendant qu'il la montre",
+            "The teacher's computer's image: the room's computers, while the teacher shows it",
+        ));
+    }
+    recipients.push(t(
+        "Aucun destinataire extérieur à l'établissement",
+        "No recipient outside the school",
+    ));
+
+    let mut record = GdprRecord {
         language: lang,
-        processing: tr(
-            lang,
+        version: String::new(),
+        software: format!("Lanterne {}", config.software_version.trim()),
+        date: String::new(),
+        processing: t(
             "Supervision pédagogique des postes informatiques de la salle (Lanterne)",
             "Teaching supervision of the room's computers (Lanterne)",
         ),
         controller: config.school_name.trim().to_owned(),
+        controller_contact: configured(lang, &config.controller_contact, "privacy.controller_contact"),
+        dpo: configured(lang, &config.dpo, "privacy.dpo"),
         room: config.room_name.trim().to_owned(),
-        purpose: tr(
-            lang,
-            "Accompagner les élèves pendant les activités pédagogiques sur ordinateur : voir les écrans, montrer un écran à la classe, verrouiller les postes, envoyer des messages, aider un élève à distance avec son accord.",
-            "Support students during computer-based teaching activities: view screens, show a screen to the class, lock computers, send messages, help a student remotely with their consent.",
+        purpose: t(
+            "Accompagner les élèves pendant les activités pédagogiques sur ordinateur : voir les écrans pendant les plages annoncées, montrer un écran à la classe, verrouiller les postes, envoyer des messages, lancer des commandes approuvées, allumer, éteindre ou redémarrer les postes, ouvrir une page web.",
+            "Support students during computer-based teaching activities: view screens during the announced hours, show a screen to the class, lock computers, send messages, run approved commands, power computers on, off or restart them, open a web page.",
         ),
-        legal_basis: tr(
-            lang,
+        legal_basis: t(
             "Exécution d'une mission d'intérêt public : l'enseignement (RGPD, article 6-1-e).",
             "Performance of a task carried out in the public interest: education (GDPR, Article 6(1)(e)).",
         ),
         data_categories,
         data_subjects: vec![
-            tr(lang, "Élèves utilisant les postes de la salle", "Students using the room's computers"),
-            tr(lang, "Enseignants", "Teachers"),
-            tr(lang, "Administrateurs et techniciens de l'établissement", "The school's administrators and technicians"),
+            t("Élèves utilisant les postes de la salle", "Students using the room's computers"),
+            t("Enseignants", "Teachers"),
+            t("Administrateurs et techniciens de l'établissement", "The school's administrators and technicians"),
         ],
-        recipients: vec![
-            tr(
-                lang,
-                "Enseignants de la salle (images en direct, pendant les plages de surveillance)",
-                "The room's teachers (live images, during the monitoring hours)",
-            ),
-            tr(
-                lang,
-                "Administrateurs de l'établissement (journal des accès, configuration)",
-                "The school's administrators (audit log, configuration)",
-            ),
-            tr(
-                lang,
-                "Aucun destinataire extérieur à l'établissement",
-                "No recipient outside the school",
-            ),
-        ],
+        recipients,
         recipients_outside_school: Vec::new(),
         cloud_or_telemetry: false,
-        location: tr(
-            lang,
+        location: t(
             "Sur le boîtier Lanterne de la salle, dans les locaux de l'établissement ; aucun service en ligne, aucune télémétrie, aucun transfert hors de l'établissement.",
             "On the room's Lanterne box, on the school's premises; no cloud service, no telemetry, no transfer outside the school.",
         ),
+        erasure: vec![
+            t(
+                "Le boîtier efface chaque heure ce qui a dépassé sa durée de conservation (au plus une heure de retard).",
+                "Every hour the box erases what is past its retention period (at most an hour late).",
+            ),
+            t(
+                "Un administrateur peut supprimer un compte ou un poste : tout ce qui le concerne est effacé, et ses lignes du journal des accès le désignent par un pseudonyme (account#12, station#7) au lieu de son nom.",
+                "An administrator can delete an account or a computer: everything about it is erased, and its audit lines name it by a pseudonym (account#12, station#7) instead of its name.",
+            ),
+            t(
+                "Un poste révoqué ne peut plus se connecter ; sa liaison en cours est coupée aussitôt.",
+                "A revoked computer can no longer connect; its live link is cut at once.",
+            ),
+        ],
         security_measures: vec![
-            tr(lang, "Liaison boîtier–postes chiffrée en TLS 1.3 avec authentification mutuelle par certificats", "Box–computer link encrypted with TLS 1.3 and mutual certificate authentication"),
-            tr(lang, "Accès enseignant et administrateur uniquement en HTTPS", "Teacher and administrator access over HTTPS only"),
-            tr(lang, "Mots de passe d'au moins 8 caractères (majuscule, minuscule, chiffre, caractère spécial), stockés en empreintes argon2id", "Passwords of at least 8 characters (upper case, lower case, digit, special character), stored as argon2id hashes"),
-            tr(lang, "Double authentification TOTP (RFC 6238) et codes de secours à usage unique", "TOTP two-factor authentication (RFC 6238) and single-use recovery codes"),
-            tr(lang, "Journal de chaque accès, consultable et exportable par les administrateurs", "Every access logged; the log can be viewed and exported by administrators"),
-            tr(lang, "Surveillance limitée aux plages horaires configurées, avec une plage sans surveillance chaque jour d'ouverture ; voyant sur le boîtier et indicateur sur le poste visionné", "Monitoring limited to the configured hours, with a monitoring-free slot every day the room is open; a light on the box and an indicator on the watched computer"),
-            tr(lang, "Prise en main à distance uniquement après l'accord explicite de l'élève, qui peut y mettre fin à tout moment", "Remote control only after the student's explicit consent; the student can end it at any time"),
-            tr(lang, "Rôles séparés (enseignant, administrateur, technicien) limitant chaque compte à ce qu'il doit faire", "Separate roles (teacher, administrator, technician) limiting each account to what it needs"),
+            t("Liaison boîtier–postes chiffrée en TLS 1.3 avec authentification mutuelle par certificats", "Box–computer link encrypted with TLS 1.3 and mutual certificate authentication"),
+            t("Accès enseignant et administrateur uniquement en HTTPS", "Teacher and administrator access over HTTPS only"),
+            t("Mots de passe d'au moins 8 caractères (majuscule, minuscule, chiffre, caractère spécial), stockés en empreintes argon2id", "Passwords of at least 8 characters (upper case, lower case, digit, special character), stored as argon2id hashes"),
+            t("Double authentification TOTP (RFC 6238) et codes de secours à usage unique", "TOTP two-factor authentication (RFC 6238) and single-use recovery codes"),
+            t("Journal de chaque accès, consultable et exportable par les administrateurs", "Every access logged; the log can be viewed and exported by administrators"),
+            t("Surveillance limitée aux plages horaires configurées, avec une plage sans surveillance chaque jour d'ouverture ; voyant sur le boîtier et indicateur sur le poste visionné", "Monitoring limited to the configured hours, with a monitoring-free slot every day the room is open; a light on the box and an indicator on the watched computer"),
+            t("Rôles séparés (enseignant, administrateur, technicien) limitant chaque compte à ce qu'il doit faire", "Separate roles (teacher, administrator, technician) limiting each account to what it needs"),
         ],
         monitoring_hours: config.schedule.monitoring_summary(lang),
         monitoring_free_hours: config.schedule.free_summary(lang),
-    }
+    };
+    record.version = record.digest();
+    record.date = date.to_string();
+    record
+}
+
+fn hex12(bytes: &[u8]) -> String {
+    bytes.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 fn md_escape_cell(text: &str) -> String {
@@ -209,6 +394,18 @@ fn md_escape_cell(text: &str) -> String {
 }
 
 impl GdprRecord {
+    /// See [`GdprRecord::version`]: the record's content without its version and date.
+    fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let content = GdprRecord {
+            version: String::new(),
+            date: String::new(),
+            ..self.clone()
+        };
+        let json = serde_json::to_vec(&content).expect("the record serialises");
+        hex12(&Sha256::digest(&json))
+    }
+
     /// Pretty-printed JSON.
     pub fn to_json(&self) -> Result<String, DocumentError> {
         Ok(serde_json::to_string_pretty(self)?)
@@ -230,14 +427,30 @@ impl GdprRecord {
         );
         // French puts a space before a colon, English does not.
         let colon = h(" :", ":");
-        let _ = writeln!(
-            out,
-            "- **{}**{colon} {}\n- **{}**{colon} {}\n",
-            h("Responsable du traitement", "Controller"),
-            self.controller,
-            h("Salle", "Room"),
-            self.room
-        );
+        for (label, value) in [
+            (h("Version de la fiche", "Record version"), &self.version),
+            (h("Date", "Date"), &self.date),
+            (h("Généré par", "Generated by"), &self.software),
+            (
+                h("Responsable du traitement", "Controller"),
+                &self.controller,
+            ),
+            (
+                h("Contact du responsable", "Controller's contact"),
+                &self.controller_contact,
+            ),
+            (
+                h(
+                    "Délégué à la protection des données",
+                    "Data protection officer",
+                ),
+                &self.dpo,
+            ),
+            (h("Salle", "Room"), &self.room),
+        ] {
+            let _ = writeln!(out, "- **{label}**{colon} {value}");
+        }
+        out.push('\n');
         let _ = writeln!(out, "## {}\n\n{}\n", h("Finalité", "Purpose"), self.purpose);
         let _ = writeln!(
             out,
@@ -283,6 +496,7 @@ impl GdprRecord {
             h("Lieu de conservation", "Where the data is kept"),
             self.location
         );
+        list(&mut out, h("Effacement", "Erasure"), &self.erasure);
         list(
             &mut out,
             h("Mesures de sécurité", "Security measures"),

@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use crate::schedule::{Lang, Schedule};
 
-pub use gdpr::{gdpr_record, DataCategory, GdprRecord};
+pub use gdpr::{gdpr_record, gdpr_record_on, DataCategory, GdprRecord};
 pub use pdf::{PdfFont, PosterFonts, DEJAVU_SANS, DEJAVU_SANS_BOLD};
 
 /// Policy wording for classrooms (required text, keep verbatim).
@@ -59,6 +59,22 @@ pub struct DocumentConfig {
     pub screenshot_retention_days: u32,
     /// Whether screenshots are enabled (off by default).
     pub screenshots_enabled: bool,
+    /// How to reach the controller (`privacy.controller_contact`), when configured.
+    pub controller_contact: Option<String>,
+    /// The data protection officer and how to reach them (`privacy.dpo`), when configured.
+    pub dpo: Option<String>,
+    /// Days a teacher's message is kept with each station's delivery and read receipt.
+    pub message_retention_days: u32,
+    /// Days a command run is kept with each station's exit code and output.
+    pub command_retention_days: u32,
+    /// Days the box remembers each station's answer to a power or open-URL order.
+    pub order_retention_days: u32,
+    /// Longest life of a sign-in session, in hours; it is deleted when it expires.
+    pub session_hours: u32,
+    /// The box has an HDMI input through which a teacher shows their own computer.
+    pub hdmi_input: bool,
+    /// The Lanterne version that generates the record.
+    pub software_version: String,
 }
 
 /// Errors while producing documents.

@@ -21,6 +21,14 @@ pub(crate) fn config(kind: RoomKind) -> DocumentConfig {
         audit_retention_days: 180,
         screenshot_retention_days: 7,
         screenshots_enabled: false,
+        controller_contact: Some("Lycée Marie Curie, 1 rue de l'École, 75005 Paris".into()),
+        dpo: Some("DPD de l'académie de Paris, dpd@ac-paris.fr".into()),
+        message_retention_days: 7,
+        command_retention_days: 30,
+        order_retention_days: 1,
+        session_hours: 10,
+        hdmi_input: false,
+        software_version: "0.1.0".into(),
     }
 }
 
@@ -357,41 +365,287 @@ fn poster_html_escapes_config_text() {
     assert!(html.contains("&lt;script&gt;"));
 }
 
+/// Every field of the record, in both languages, from a config where each setting has a
+/// value of its own, so a field that ignored its setting would show.
 #[test]
-fn gdpr_record_states_retention_and_no_outside_recipient() {
+fn gdpr_record_states_every_field_from_the_config() {
+    use time::macros::date;
     let mut cfg = config(RoomKind::Library);
     cfg.audit_retention_days = 365;
-    let record = gdpr_record(&cfg, Lang::En);
-    let md = record.to_markdown();
-    assert!(md.contains("No recipient outside the school"), "{md}");
-    assert!(md.contains("| Audit log |"));
-    assert!(md.contains("| 365 days |"), "{md}");
-    assert!(md.contains("Disabled: no screenshot is taken or kept."));
-    assert!(md.contains("Education") || md.contains("education"));
-    assert!(md.contains("Lycée Marie Curie"));
-    assert!(md.contains("Monday, Tuesday, Thursday, Friday: 9:15–11:45 and 13:15–16:45"));
+    cfg.message_retention_days = 11;
+    cfg.command_retention_days = 43;
+    cfg.order_retention_days = 2;
+    cfg.screenshot_retention_days = 5;
+    cfg.session_hours = 10;
+    let record = gdpr_record_on(&cfg, Lang::En, date!(2026 - 11 - 23));
 
-    let json: serde_json::Value = serde_json::from_str(&record.to_json().unwrap()).unwrap();
-    assert_eq!(json["recipients_outside_school"], serde_json::json!([]));
-    assert_eq!(json["cloud_or_telemetry"], serde_json::json!(false));
-    assert_eq!(json["data_categories"][1]["retention_days"], 365);
+    assert_eq!(record.language, Lang::En);
+    assert_eq!(record.date, "2026-11-23");
+    assert_eq!(record.software, "Lanterne 0.1.0");
+    assert_eq!(record.version.len(), 12);
+    assert!(record.version.chars().all(|c| c.is_ascii_hexdigit()));
     assert_eq!(
-        json["data_categories"][2]["retention_days"],
-        serde_json::Value::Null
+        record.processing,
+        "Teaching supervision of the room's computers (Lanterne)"
     );
-    assert!(json["security_measures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|m| m.as_str().unwrap().contains("TLS 1.3")));
+    assert_eq!(record.controller, "Lycée Marie Curie");
+    assert_eq!(
+        record.controller_contact,
+        "Lycée Marie Curie, 1 rue de l'École, 75005 Paris"
+    );
+    assert_eq!(record.dpo, "DPD de l'académie de Paris, dpd@ac-paris.fr");
+    assert_eq!(record.room, "CDI");
+    for feature in [
+        "show a screen to the class",
+        "lock",
+        "messages",
+        "approved commands",
+        "open a web page",
+    ] {
+        assert!(
+            record.purpose.contains(feature),
+            "{feature}: {}",
+            record.purpose
+        );
+    }
+    assert!(
+        !record.purpose.contains("remote"),
+        "remote help is not built"
+    );
+    assert!(record.legal_basis.contains("Article 6(1)(e)"));
 
+    // Every category of data the box holds, each with its retention and the key setting it.
+    let cats: Vec<(&str, &str, Option<u32>, Option<&str>)> = record
+        .data_categories
+        .iter()
+        .map(|c| {
+            (
+                c.category.as_str(),
+                c.retention.as_str(),
+                c.retention_days,
+                c.retention_setting.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cats,
+        vec![
+            ("Images of the computers' screens", "Not kept", None, None),
+            ("Screenshots", "Not kept", None, None),
+            ("Audit log", "365 days", Some(365), Some("privacy.audit_retention_days")),
+            ("Teachers' messages", "11 days", Some(11), Some("privacy.message_retention_days")),
+            ("Commands run on the computers", "43 days", Some(43), Some("privacy.command_retention_days")),
+            (
+                "Computers' answers to orders (shut down, restart, log out or open the session, open a web page)",
+                "2 days",
+                Some(2),
+                Some("privacy.order_retention_days")
+            ),
+            (
+                "Enrolled computers",
+                "While the computer is enrolled; erased when an administrator deletes it",
+                None,
+                None
+            ),
+            (
+                "Teacher, administrator and technician accounts",
+                "While the account exists; erased when an administrator deletes it",
+                None,
+                None
+            ),
+            ("Sign-in sessions", "Until they expire, 10 hours at most, or sign-out", None, None),
+            (
+                "The box's technical log",
+                "As the box's system journal (journald) is configured: limited in size, no period set by Lanterne",
+                None,
+                None
+            ),
+        ]
+    );
+    let details = |name: &str| {
+        record
+            .data_categories
+            .iter()
+            .find(|c| c.category.starts_with(name))
+            .unwrap()
+            .details
+            .clone()
+    };
+    assert!(
+        details("Images").contains("other computers"),
+        "classmates see a shown screen"
+    );
+    assert!(details("Images").contains("never recorded"));
+    assert!(details("Screenshots").contains("Disabled"));
+    assert!(
+        details("Enrolled").contains("host name") && details("Enrolled").contains("MAC address")
+    );
+    assert!(
+        details("Teachers' messages").contains("text")
+            && details("Teachers' messages").contains("time read")
+    );
+    assert!(
+        details("Commands").contains("standard output")
+            && details("Commands").contains("error output")
+    );
+    assert!(details("Audit").contains("network address"));
+    assert!(details("Teacher, admin").contains("TOTP secret"));
+    assert!(
+        !details("Teacher, admin").contains("display name"),
+        "the box keeps none"
+    );
+
+    assert_eq!(
+        record.data_subjects,
+        vec![
+            "Students using the room's computers",
+            "Teachers",
+            "The school's administrators and technicians"
+        ]
+    );
+    assert_eq!(record.recipients.len(), 6);
+    assert!(record.recipients[0].starts_with("Signed-in teachers"));
+    assert!(record.recipients[1]
+        .starts_with("The other students in the room, when a teacher shows a student's screen"));
+    assert!(record.recipients[2].starts_with("The student at a computer"));
+    assert!(record.recipients[3].starts_with("The school's administrators"));
+    assert!(record.recipients[4].starts_with("Signed-in technicians"));
+    assert_eq!(record.recipients[5], "No recipient outside the school");
+    assert!(record.recipients_outside_school.is_empty());
+    assert!(!record.cloud_or_telemetry);
+    assert!(record.location.contains("no telemetry"));
+    assert_eq!(record.erasure.len(), 3);
+    assert!(record.erasure[0].contains("Every hour"));
+    assert!(record.erasure[1].contains("account#12, station#7"));
+    assert!(record.erasure[2].contains("revoked"));
+    assert_eq!(record.security_measures.len(), 7);
+    assert!(record.security_measures[0].contains("TLS 1.3"));
+    assert!(record
+        .security_measures
+        .iter()
+        .all(|m| !m.contains("Remote control")));
+    assert_eq!(
+        record.monitoring_hours,
+        cfg.schedule.monitoring_summary(Lang::En)
+    );
+    assert!(record
+        .monitoring_hours
+        .contains("Monday, Tuesday, Thursday, Friday: 9:15–11:45 and 13:15–16:45"));
+    assert_eq!(
+        record.monitoring_free_hours,
+        cfg.schedule.free_summary(Lang::En)
+    );
+
+    // The JSON has every field, under its documented name.
+    let json: serde_json::Value = serde_json::from_str(&record.to_json().unwrap()).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = vec![
+        "language",
+        "version",
+        "software",
+        "date",
+        "processing",
+        "controller",
+        "controller_contact",
+        "dpo",
+        "room",
+        "purpose",
+        "legal_basis",
+        "data_categories",
+        "data_subjects",
+        "recipients",
+        "recipients_outside_school",
+        "cloud_or_telemetry",
+        "location",
+        "erasure",
+        "security_measures",
+        "monitoring_hours",
+        "monitoring_free_hours",
+    ];
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+    assert_eq!(json["data_categories"][3]["retention_days"], 11);
+    assert_eq!(
+        json["data_categories"][3]["retention_setting"],
+        "privacy.message_retention_days"
+    );
+
+    // The Markdown carries the same.
+    let md = record.to_markdown();
+    for line in [
+        format!("- **Record version**: {}", record.version),
+        "- **Date**: 2026-11-23".to_string(),
+        "- **Generated by**: Lanterne 0.1.0".to_string(),
+        "- **Controller**: Lycée Marie Curie".to_string(),
+        "- **Controller's contact**: Lycée Marie Curie, 1 rue de l'École, 75005 Paris".to_string(),
+        "- **Data protection officer**: DPD de l'académie de Paris, dpd@ac-paris.fr".to_string(),
+        "- **Room**: CDI".to_string(),
+        "| Audit log |".to_string(),
+        "| 11 days |".to_string(),
+        "| 43 days |".to_string(),
+        "- No recipient outside the school".to_string(),
+        "## Erasure".to_string(),
+    ] {
+        assert!(md.contains(&line), "{line} missing from:\n{md}");
+    }
+
+    // The version follows the content, not the date.
+    let other_day = gdpr_record_on(&cfg, Lang::En, date!(2027 - 01 - 04));
+    assert_eq!(other_day.version, record.version);
+    cfg.message_retention_days = 12;
+    assert_ne!(
+        gdpr_record_on(&cfg, Lang::En, date!(2026 - 11 - 23)).version,
+        record.version
+    );
+}
+
+#[test]
+fn gdpr_record_follows_the_optional_parts_of_the_config() {
+    use time::macros::date;
+    let mut cfg = config(RoomKind::Classroom);
     cfg.screenshots_enabled = true;
-    let fr = gdpr_record(&cfg, Lang::Fr);
+    cfg.hdmi_input = true;
+    cfg.dpo = None;
+    cfg.controller_contact = Some("  ".into());
+    let fr = gdpr_record_on(&cfg, Lang::Fr, date!(2026 - 11 - 23));
+    assert_eq!(
+        fr.dpo,
+        "À compléter : non renseigné dans la configuration du boîtier (privacy.dpo)"
+    );
+    assert!(fr.controller_contact.contains("privacy.controller_contact"));
+    let shots = &fr.data_categories[1];
+    assert_eq!(shots.category, "Captures d'écran");
+    assert_eq!(
+        (shots.retention.as_str(), shots.retention_days),
+        ("7 jours", Some(7))
+    );
+    assert_eq!(
+        fr.data_categories[2].category,
+        "Image de l'ordinateur de l'enseignant (entrée HDMI du boîtier)"
+    );
+    assert!(fr
+        .recipients
+        .iter()
+        .any(|r| r.starts_with("Captures d'écran")));
+    assert!(fr
+        .recipients
+        .iter()
+        .any(|r| r.starts_with("Image de l'ordinateur de l'enseignant")));
+    assert_eq!(
+        fr.recipients.last().unwrap(),
+        "Aucun destinataire extérieur à l'établissement"
+    );
     let md = fr.to_markdown();
-    assert!(md.contains("Aucun destinataire extérieur à l'établissement"));
     assert!(md.contains("| Captures d'écran |"));
     assert!(md.contains("| 7 jours |"), "{md}");
-    assert!(md.contains("| 365 jours |"));
+    assert!(md.contains("| 180 jours |"));
     assert!(md.contains("mission d'intérêt public"));
-    assert_eq!(fr.data_categories[2].retention_days, Some(7));
+    assert!(md.contains("- **Délégué à la protection des données** : À compléter"));
+    // Every category without a period keeps nothing or says how long it lives.
+    assert!(fr.data_categories.iter().all(|c| !c.retention.is_empty()));
 }
