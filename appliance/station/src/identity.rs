@@ -116,10 +116,8 @@ impl Identity {
     }
 }
 
-/// The name the box's certificate always carries, used as the TLS server name on the link:
-/// the station pins the box CA, so the name check only has to match what that CA issues,
-/// whatever address DHCP gave the box.
-pub const BOX_SERVER_NAME: &str = "lanterne-box";
+/// The TLS server name on the link (see [`lanterne_wire::LINK_SERVER_NAME`]).
+pub const BOX_SERVER_NAME: &str = lanterne_wire::LINK_SERVER_NAME;
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

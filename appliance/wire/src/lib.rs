@@ -600,6 +600,20 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// The TLS server name a station asks for on the link, and the one name the box's link
+/// certificate always carries: the station pins the box's station CA, so the name only has to
+/// match what that CA issues, whatever address DHCP gave the box.
+pub const LINK_SERVER_NAME: &str = "lanterne-box";
+
+/// The TLS server name (SNI) a station asks for when it enrols over the box's HTTPS port. For
+/// this name alone the box presents its station-link certificate, which the station checks
+/// against the station CA pinned by its enrolment token, instead of the certificate tablets
+/// see. Under `.invalid` (RFC 6761), so no tablet can ever reach the box by this name.
+pub const ENROL_SERVER_NAME: &str = "lanterne-enrol.invalid";
+
+/// Longest PEM text (a certificate or a certificate request) either side accepts.
+pub const MAX_PEM_LEN: usize = 16 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,8 +48,12 @@ pub struct Ready {
     #[serde(default)]
     pub http_redirect: Option<std::net::SocketAddr>,
     pub station_link: std::net::SocketAddr,
+    /// The HTTPS CA: what a tablet installs.
     pub ca_cert: PathBuf,
     pub ca_fingerprint: String,
+    /// The station CA: what stations pin (enrolment tokens carry its fingerprint).
+    pub station_ca_cert: PathBuf,
+    pub station_ca_fingerprint: String,
     pub admin_password: Option<String>,
 }
 
@@ -145,6 +149,8 @@ impl BoxProcess {
                 station_link: "0.0.0.0:0".parse().expect("static"),
                 ca_cert: PathBuf::new(),
                 ca_fingerprint: String::new(),
+                station_ca_cert: PathBuf::new(),
+                station_ca_fingerprint: String::new(),
                 admin_password: None,
             },
             log,
@@ -265,7 +271,7 @@ impl Drop for BoxProcess {
     }
 }
 
-/// A minimal HTTPS client that trusts only the box CA, like a tablet that installed it.
+/// A minimal HTTPS client that trusts only the box's HTTPS CA, like a tablet that installed it.
 pub struct Https {
     host: String,
     port: u16,

@@ -1,0 +1,186 @@
+//! The box's certificate authorities against real processes: tablets trust only the HTTPS
+//! CA (or the school's certificate), stations pin only the station CA, and a station enrols
+//! and connects whichever certificate serves HTTPS.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lanterne_media::CaptureSource;
+use lanterne_scenarios::{BoxProcess, Https};
+use lanterne_station::screen::SimulatedScreen;
+use lanterne_station::{spawn_station, RunningStation, SourceSpec};
+
+async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn start_station(dir: &std::path::Path, probe: &lanterne_media::CodecProbe) -> RunningStation {
+    spawn_station(
+        dir,
+        SourceSpec::Live(CaptureSource::Synthetic {
+            label: "poste".into(),
+            rgb: [40, 70, 200],
+        }),
+        Arc::new(SimulatedScreen::default()),
+        Arc::new(lanterne_station::system::SimulatedSystem::default()),
+        probe,
+        "poste".into(),
+    )
+    .unwrap()
+}
+
+/// A school PKI: its root and a server certificate for the loopback address, as files.
+fn school_pki(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let root_key = rcgen::KeyPair::generate().unwrap();
+    let mut root = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    root.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    root.distinguished_name
+        .push(rcgen::DnType::CommonName, "PKI du lycée");
+    let root_cert = root.self_signed(&root_key).unwrap();
+    let issuer = rcgen::Issuer::new(root, root_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let (root_path, cert_path, key_path) = (
+        dir.join("school-root.pem"),
+        dir.join("school-cert.pem"),
+        dir.join("school-key.pem"),
+    );
+    std::fs::write(&root_path, root_cert.pem()).unwrap();
+    std::fs::write(&cert_path, format!("{}{}", leaf.pem(), root_cert.pem())).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (root_path, cert_path, key_path)
+}
+
+/// Before the split, enrolment pinned the CA inside the HTTPS chain, so a box serving the
+/// school's certificate could not enrol stations at all. Now the station asks for the
+/// reserved enrolment name and gets the station link's certificate.
+#[tokio::test]
+async fn stations_enrol_and_connect_while_the_school_certificate_serves_https() {
+    let pki = tempfile::tempdir().unwrap();
+    let (root, cert, key) = school_pki(pki.path());
+    let b = BoxProcess::start_with_config(&format!(
+        "[room]\nname = \"Salle 12\"\n[network]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ))
+    .await
+    .unwrap();
+
+    // A tablet that trusts the school's root reaches the box…
+    let tablet = Https::new(&b.ready.https_url, &root).unwrap();
+    let res = tablet.request("GET", "/login", None, &[]).await.unwrap();
+    assert_eq!(res.status, 200);
+    // …while the box's own CAs are not what it serves to tablets.
+    for ca in [&b.ready.ca_cert, &b.ready.station_ca_cert] {
+        let other = Https::new(&b.ready.https_url, ca).unwrap();
+        assert!(other.request("GET", "/login", None, &[]).await.is_err());
+    }
+
+    // The station pins the station CA, enrols and connects.
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().join("poste");
+    let token = b.enrol_tokens(1).unwrap().remove(0);
+    assert_eq!(token.ca_fingerprint, b.ready.station_ca_fingerprint);
+    lanterne_station::enrol::enrol(&dir, &b.ready.https_url, &token, "poste", None)
+        .await
+        .unwrap();
+    let probe = lanterne_media::init().unwrap();
+    let station = start_station(&dir, &probe);
+    wait_until("the station connected", Duration::from_secs(30), || {
+        station.status.borrow().connected
+    })
+    .await;
+    station.shutdown().await;
+}
+
+/// A token whose fingerprint is the HTTPS CA's (what a tablet trusts) is useless for
+/// enrolment: the code is never sent, because the box proves itself with the station CA.
+#[tokio::test]
+async fn the_enrolment_code_is_only_sent_to_the_pinned_station_ca() {
+    let b = BoxProcess::start().await.unwrap();
+    assert_ne!(b.ready.ca_fingerprint, b.ready.station_ca_fingerprint);
+    let mut token = b.enrol_tokens(1).unwrap().remove(0);
+    let code = token.code.clone();
+    token.ca_fingerprint = b.ready.ca_fingerprint.clone();
+    let dirs = tempfile::tempdir().unwrap();
+    let err = lanterne_station::enrol::enrol(
+        &dirs.path().join("a"),
+        &b.ready.https_url,
+        &token,
+        "poste",
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, lanterne_station::enrol::EnrolError::Tls(_)),
+        "{err}"
+    );
+    // The code was not spent: with the right pin it still works.
+    token.ca_fingerprint = b.ready.station_ca_fingerprint.clone();
+    assert_eq!(token.code, code);
+    lanterne_station::enrol::enrol(
+        &dirs.path().join("b"),
+        &b.ready.https_url,
+        &token,
+        "poste",
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+/// A box made before the split has one CA, `ca.*.pem`, which its stations pinned. After the
+/// upgrade it is the station CA (same fingerprint): the enrolled station reconnects as it
+/// was, and tablets get a new, name-constrained HTTPS CA.
+#[tokio::test]
+async fn an_upgraded_box_keeps_its_stations_and_gets_a_new_https_ca() {
+    let b = BoxProcess::start().await.unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().join("poste");
+    b.enrol(&dir, "poste").await.unwrap();
+    let pinned = b.ready.station_ca_fingerprint.clone();
+    let data = b.stop();
+    // Put the data directory back the way earlier versions left it.
+    let box_dir = data.path().join("box");
+    for f in ["key", "cert"] {
+        std::fs::rename(
+            box_dir.join(format!("station-ca.{f}.pem")),
+            box_dir.join(format!("ca.{f}.pem")),
+        )
+        .unwrap();
+        std::fs::remove_file(box_dir.join(format!("https-ca.{f}.pem"))).unwrap();
+    }
+
+    let b = BoxProcess::start_in(data).await.unwrap();
+    assert_eq!(b.ready.station_ca_fingerprint, pinned);
+    assert!(!b.box_dir().join("ca.cert.pem").exists());
+    assert_ne!(b.ready.ca_fingerprint, pinned);
+    b.wait_log_line(&["former single CA", "remove it"], Duration::from_secs(5))
+        .await
+        .unwrap();
+    let probe = lanterne_media::init().unwrap();
+    let station = start_station(&dir, &probe);
+    wait_until("the station reconnected", Duration::from_secs(30), || {
+        station.status.borrow().connected
+    })
+    .await;
+    station.shutdown().await;
+    // The tablet's CA serves the box's pages.
+    let res = b
+        .https()
+        .unwrap()
+        .request("GET", "/login", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(res.status, 200);
+}
