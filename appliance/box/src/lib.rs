@@ -166,6 +166,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     let link_ctx = station_link::LinkContext {
         tls: tokio_rustls::TlsAcceptor::from(pki::station_link_config(&ca, &link_identity)?),
+        ca: ca.clone(),
         store: store.clone(),
         room: room.clone(),
         mosaic: mosaic.clone(),

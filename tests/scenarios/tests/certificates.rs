@@ -184,3 +184,201 @@ async fn an_upgraded_box_keeps_its_stations_and_gets_a_new_https_ca() {
         .unwrap();
     assert_eq!(res.status, 200);
 }
+
+fn room_config(certificate_days: u32) -> String {
+    format!("[room]\nname = \"Salle 12\"\n[stations]\ncertificate_days = {certificate_days}\n")
+}
+
+/// Restarts the box with a new station certificate lifetime, on the same ports and data.
+async fn restart_with(b: BoxProcess, certificate_days: u32) -> BoxProcess {
+    std::fs::write(
+        b.dir.path().join("lanterne.toml"),
+        room_config(certificate_days),
+    )
+    .unwrap();
+    BoxProcess::start_in(b.stop()).await.unwrap()
+}
+
+/// Days until the station's stored certificate expires.
+fn days_left(dir: &std::path::Path) -> i64 {
+    use rustls::pki_types::pem::PemObject;
+    let der =
+        rustls::pki_types::CertificateDer::from_pem_file(dir.join("station.cert.pem")).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (cert.validity().not_after.timestamp() - now + 43_200) / 86_400
+}
+
+/// Opens a link with the identity in `dir` and says hello: the box's first answer.
+async fn hello(dir: &std::path::Path) -> Framed {
+    use futures_util::SinkExt;
+    let id = lanterne_station::identity::Identity::load(dir).unwrap();
+    let tcp = tokio::net::TcpStream::connect(&id.enrolment.link)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(lanterne_wire::LINK_SERVER_NAME).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(id.link_tls().unwrap())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let mut framed = tokio_util::codec::Framed::new(tls, lanterne_wire::FrameCodec);
+    framed
+        .send(lanterne_wire::Frame::Control(
+            lanterne_wire::Control::Hello {
+                protocol: lanterne_wire::PROTOCOL_VERSION,
+                agent_version: "test".into(),
+                hostname: "raw".into(),
+                capabilities: Default::default(),
+            },
+        ))
+        .await
+        .unwrap();
+    framed
+}
+
+type Framed = tokio_util::codec::Framed<
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    lanterne_wire::FrameCodec,
+>;
+
+/// Reads until the box closes the link; true if it did within 10 s. Control frames it sends
+/// meanwhile (welcome, stream settings, heartbeats) are skipped, a frame matching `forbidden`
+/// fails the test.
+async fn closed_by_box(
+    framed: &mut Framed,
+    forbidden: impl Fn(&lanterne_wire::Control) -> bool,
+) -> bool {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, framed.next()).await {
+            Err(_) => return false,
+            Ok(None) | Ok(Some(Err(_))) => return true,
+            Ok(Some(Ok(lanterne_wire::Frame::Control(c)))) => {
+                assert!(!forbidden(&c), "unexpected {c:?}");
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// The box renews station certificates over the link: once half of the configured lifetime
+/// has passed (here: a 30-day certificate when the box is set to 100 days), and at once when a
+/// certificate outlives the configured lifetime (100 days left when the box is set to 30). The
+/// station stores the new key and certificate and connects with them next time; from then on
+/// the old certificate is refused.
+#[tokio::test]
+async fn station_certificates_are_renewed_over_the_link_and_used_at_the_next_connection() {
+    let b = BoxProcess::start_with_config(&room_config(30))
+        .await
+        .unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().join("poste");
+    b.enrol(&dir, "poste").await.unwrap();
+    assert_eq!(days_left(&dir), 30);
+    // Keep the enrolled identity to try it again later.
+    let old = dirs.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), old.join(f.file_name())).unwrap();
+    }
+    let old_key = std::fs::read_to_string(dir.join("station.key.pem")).unwrap();
+
+    let probe = lanterne_media::init().unwrap();
+    let station = start_station(&dir, &probe);
+    wait_until("the station connected", Duration::from_secs(30), || {
+        station.status.borrow().connected
+    })
+    .await;
+
+    // A third of the way into a 100-day lifetime: half of it has passed.
+    let b = restart_with(b, 100).await;
+    wait_until("the first renewal", Duration::from_secs(30), || {
+        station.status.borrow().certificate_renewals == 1
+    })
+    .await;
+    assert_eq!(days_left(&dir), 100);
+    assert_ne!(
+        std::fs::read_to_string(dir.join("station.key.pem")).unwrap(),
+        old_key,
+        "a renewal brings a new key"
+    );
+    b.wait_log_line(
+        &["renewed the station's certificate", "days=100"],
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+
+    // The next connection uses the new certificate; the old one is refused from then on.
+    let log_before = b.log().len();
+    let b = restart_with(b, 100).await;
+    wait_until("the station came back", Duration::from_secs(60), || {
+        b.log()[log_before..].contains("station online") && station.status.borrow().connected
+    })
+    .await;
+    let mut with_old = hello(&old).await;
+    assert!(
+        closed_by_box(&mut with_old, |c| matches!(
+            c,
+            lanterne_wire::Control::Welcome { .. }
+        ))
+        .await,
+        "the old certificate still works"
+    );
+    b.wait_log_line(&["not an enrolled station"], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(station.status.borrow().certificate_renewals, 1);
+
+    // The lifetime is shortened: the 100-day certificate is renewed at once, for 30 days.
+    let b = restart_with(b, 30).await;
+    wait_until("the second renewal", Duration::from_secs(60), || {
+        station.status.borrow().certificate_renewals == 2
+    })
+    .await;
+    assert_eq!(days_left(&dir), 30);
+    b.wait_log_line(
+        &["renewed the station's certificate", "days=30"],
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    station.shutdown().await;
+}
+
+/// A station may send a certificate request only after the box offered a renewal; a fresh
+/// certificate is not offered one, and the box closes a link that asks anyway.
+#[tokio::test]
+async fn a_certificate_request_the_box_did_not_ask_for_closes_the_link() {
+    use futures_util::SinkExt;
+    let b = BoxProcess::start().await.unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().join("poste");
+    b.enrol(&dir, "poste").await.unwrap();
+    let id = lanterne_station::identity::Identity::load(&dir).unwrap();
+    let csr_pem = id.renewal_request().unwrap().csr_pem;
+    let mut framed = hello(&dir).await;
+    framed
+        .send(lanterne_wire::Frame::Control(
+            lanterne_wire::Control::CertificateRequest { csr_pem },
+        ))
+        .await
+        .unwrap();
+    assert!(
+        closed_by_box(&mut framed, |c| matches!(
+            c,
+            lanterne_wire::Control::CertificateIssued { .. }
+                | lanterne_wire::Control::RenewCertificate
+        ))
+        .await,
+        "the box kept the link open"
+    );
+    b.wait_log_line(&["did not ask for"], Duration::from_secs(10))
+        .await
+        .unwrap();
+}
