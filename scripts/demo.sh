@@ -98,8 +98,9 @@ cat <<MSG
   Simulated front panel (lock button, LEDs): https://localhost:$port/dev
   What each simulated station shows (lock, messages, power): $RUN/status.json
 
-  The certificate is issued by the box's own CA: $RUN/box/ca.cert.pem
-  (trust it on the tablet, see docs/operations.md, or accept the browser warning).
+  The certificate is issued by the box's HTTPS CA: $RUN/box/https-ca.cert.pem
+  (limited to the box's own names; trust it on the tablet, see docs/operations.md, or
+  accept the browser warning).
   Logs: $RUN/box.log, $RUN/stations.log.  Ctrl-C stops everything.
 
 MSG

@@ -64,6 +64,32 @@ pub struct Config {
     /// The box's HDMI input, for showing the teacher's PC to the class.
     #[serde(default)]
     pub hdmi: Hdmi,
+    #[serde(default)]
+    pub stations: Stations,
+}
+
+/// Station agents' certificates.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Stations {
+    /// Days a station certificate is valid; the box renews it over the station link once
+    /// half of that has passed.
+    #[serde(default = "Stations::default_certificate_days")]
+    pub certificate_days: u32,
+}
+
+impl Stations {
+    fn default_certificate_days() -> u32 {
+        crate::pki::DEFAULT_STATION_CERT_DAYS
+    }
+}
+
+impl Default for Stations {
+    fn default() -> Self {
+        Stations {
+            certificate_days: Self::default_certificate_days(),
+        }
+    }
 }
 
 /// The HDMI input (a TC358743 bridge or a USB capture dongle, see docs/hardware.md).
@@ -496,6 +522,7 @@ impl Config {
             },
             schedule: None,
             hdmi: Hdmi::default(),
+            stations: Stations::default(),
         }
     }
 
@@ -561,14 +588,8 @@ impl Config {
             ));
         }
         for (i, n) in self.network.server_names.iter().enumerate() {
-            let ok = n.parse::<std::net::IpAddr>().is_ok()
-                || (!n.is_empty()
-                    && n.len() <= 253
-                    && n.split('.').all(|l| {
-                        !l.is_empty()
-                            && l.len() <= 63
-                            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    }));
+            // The same rule the HTTPS CA's name constraints are made with.
+            let ok = n.parse::<std::net::IpAddr>().is_ok() || crate::pki::is_dns_name(n);
             if !ok {
                 return Err((
                     format!("network.server_names[{i}]"),
@@ -619,6 +640,12 @@ impl Config {
                     ));
                 }
             }
+        }
+        if !(30..=730).contains(&self.stations.certificate_days) {
+            return Err((
+                "stations.certificate_days".into(),
+                "must be between 30 and 730".into(),
+            ));
         }
         let msg = self.lock.message.trim();
         if msg.is_empty() || msg.chars().count() > lanterne_wire::MAX_TEXT_CHARS {
@@ -735,6 +762,17 @@ mod tests {
         .unwrap();
         assert!(cfg.privacy.screenshots);
         assert_eq!(cfg.privacy.screenshot_retention_days, 30);
+        let err = parse("[room]\nname = \"A\"\n[stations]\ncertificate_days = 3650\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'stations.certificate_days'"), "{err}");
+        assert_eq!(
+            parse("[room]\nname = \"A\"\n")
+                .unwrap()
+                .stations
+                .certificate_days,
+            182
+        );
         let err = parse("[room]\nname = \"A\"\n[privacy]\nscreenshot_retention_days = 0\n")
             .unwrap_err()
             .to_string();

@@ -1,7 +1,7 @@
 //! The Lanterne box daemon: the classroom appliance that stations stream to and teachers
 //! watch from their tablets.
 //!
-//! `run` wires the parts together: the database ([`store`]), the box CA ([`pki`]), the room
+//! `run` wires the parts together: the database ([`store`]), the station and HTTPS CAs ([`pki`]), the room
 //! state task ([`room`]), the demo relay ([`fanout`]), the station link listener ([`station_link`]), the mosaic
 //! (`lanterne-media`) and the HTTPS server ([`web`]). Each part owns its state; they talk
 //! through channels.
@@ -39,8 +39,9 @@ pub struct Options {
     pub data_dir: PathBuf,
     pub config: Config,
     /// When set, a JSON file written once the box accepts connections: addresses actually
-    /// bound (useful with port 0), the CA fingerprint and, on first start only, the admin
-    /// password. Mode 0600. For scripts and tests that start the box.
+    /// bound (useful with port 0), the HTTPS CA (what a tablet trusts) and the station CA
+    /// (what enrolment tokens pin) with their fingerprints and, on first start only, the
+    /// admin password. Mode 0600. For scripts and tests that start the box.
     pub ready_file: Option<PathBuf>,
 }
 
@@ -49,8 +50,11 @@ struct Ready<'a> {
     https_url: String,
     http_redirect: Option<SocketAddr>,
     station_link: SocketAddr,
+    /// The HTTPS CA certificate (used unless `network.tls_cert` is set).
     ca_cert: PathBuf,
     ca_fingerprint: String,
+    station_ca_cert: PathBuf,
+    station_ca_fingerprint: String,
     admin_password: Option<&'a str>,
     codec: String,
 }
@@ -72,22 +76,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             "first start: created the account 'admin'; its password is in this file (replace it at the first sign-in)"
         );
     }
-    let ca = Arc::new(pki::BoxCa::load_or_create(&opts.data_dir, &cfg.room.name)?);
-    let mut names: Vec<String> = ["lanterne-box", "localhost", "127.0.0.1", "::1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
-        let h = h.trim();
-        if !h.is_empty() && !names.iter().any(|n| n == h) {
-            names.push(h.to_string());
-        }
-    }
-    names.extend(cfg.network.server_names.iter().cloned());
-    let server = ca.issue_server_cert(&names)?;
+    let ca = Arc::new(
+        pki::StationCa::load_or_create(&opts.data_dir, &cfg.room.name)?
+            .with_station_cert_days(cfg.stations.certificate_days),
+    );
+    let names = https_names(cfg);
+    let https_ca = pki::HttpsCa::load_or_create(&opts.data_dir, &cfg.room.name, &names)?;
+    let link_identity = ca.issue_link_cert()?;
     let https_identity = match (&cfg.network.tls_cert, &cfg.network.tls_key) {
         (Some(c), Some(k)) => pki::ServerIdentity::from_pem_files(c, k)?,
-        _ => server.clone(),
+        _ => https_ca.issue_server_cert(&names)?,
     };
 
     let probe = lanterne_media::init().context("starting GStreamer")?;
@@ -189,7 +187,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     };
 
     let link_ctx = station_link::LinkContext {
-        tls: tokio_rustls::TlsAcceptor::from(pki::station_link_config(&ca, &server)?),
+        tls: tokio_rustls::TlsAcceptor::from(pki::station_link_config(&ca, &link_identity)?),
+        ca: ca.clone(),
         store: store.clone(),
         room: room.clone(),
         mosaic: mosaic.clone(),
@@ -217,7 +216,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         audit: audit.clone(),
         policy,
     });
-    let https_cfg = pki::https_config(&https_identity)?;
+    let https_cfg = pki::https_config(&https_identity, &link_identity)?;
 
     let url_host = if https_addr.ip().is_unspecified() {
         "localhost".to_string()
@@ -231,8 +230,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             https_url,
             http_redirect: redirect_addr,
             station_link: link_addr,
-            ca_cert: opts.data_dir.join("ca.cert.pem"),
-            ca_fingerprint: ca.fingerprint(),
+            ca_cert: pki::HttpsCa::cert_path(&opts.data_dir),
+            ca_fingerprint: https_ca.fingerprint(),
+            station_ca_cert: pki::StationCa::cert_path(&opts.data_dir),
+            station_ca_fingerprint: ca.fingerprint(),
             admin_password: first_password.as_deref(),
             codec: format!("{:?}/{:?}", probe.encoder, probe.decoder),
         };
@@ -252,6 +253,34 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         _ = shutdown_signal() => info!("shutting down"),
     }
     Ok(())
+}
+
+/// The names and addresses the box's HTTPS certificate carries and its HTTPS CA is
+/// constrained to: the fixed name, loopback, the host name and `network.server_names`.
+fn https_names(cfg: &Config) -> Vec<String> {
+    let mut names: Vec<String> = [
+        lanterne_wire::LINK_SERVER_NAME,
+        "localhost",
+        "127.0.0.1",
+        "::1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host = host.trim();
+    // The configured names are checked when the configuration loads; the host name is not.
+    let host = (!host.is_empty() && pki::is_dns_name(host)).then_some(host);
+    for n in host
+        .into_iter()
+        .chain(cfg.network.server_names.iter().map(|s| s.as_str()))
+    {
+        let n = n.to_ascii_lowercase();
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
 }
 
 /// What the room notice and GDPR record are made from, or why they cannot be made yet.
@@ -360,8 +389,8 @@ async fn shutdown_signal() {
 }
 
 /// Generates `count` one-time enrolment codes and returns them as `CODE@CA-FINGERPRINT`
-/// tokens: the code authorises one enrolment, the fingerprint lets the station pin the box
-/// CA before it trusts anything the box says.
+/// tokens: the code authorises one enrolment, the fingerprint (of the station CA) lets the
+/// station pin it before it trusts anything the box says.
 pub fn create_enrol_codes(
     data_dir: &Path,
     room_name: &str,
@@ -370,7 +399,7 @@ pub fn create_enrol_codes(
 ) -> anyhow::Result<Vec<String>> {
     create_private_dir(data_dir)?;
     let store = store::Store::open(&data_dir.join("box.sqlite"))?;
-    let ca = pki::BoxCa::load_or_create(data_dir, room_name)?;
+    let ca = pki::StationCa::load_or_create(data_dir, room_name)?;
     let now = lanterne_wire::now_us() as i64;
     let mut out = Vec::new();
     for _ in 0..count {

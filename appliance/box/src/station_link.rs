@@ -14,6 +14,11 @@
 //! reaches the log and the audit table only through [`StationLines`]: rate-limited per
 //! station, every text cut short and stripped of control characters. Answers to orders are
 //! recorded only when the room confirms the order is outstanding for that station.
+//!
+//! Station certificates are renewed over the link: when the certificate a station connected
+//! with is due ([`crate::pki::StationCa::renewal_due_in`]), the box offers a renewal, the
+//! station sends a request for a new key, and the box answers with the certificate, which the
+//! station uses from its next connection on (see [`Renewal`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -69,6 +74,8 @@ pub enum LinkError {
     WrongDirection(&'static str),
     #[error("the box closed the link (station revoked or deleted, or connected again)")]
     Cut,
+    #[error("station sent {0} the box did not ask for")]
+    Unrequested(&'static str),
 }
 
 /// Lines one station may cause in a burst, then one more every [`LINE_EVERY`].
@@ -140,6 +147,8 @@ pub fn clip(text: &str, max: usize) -> String {
 #[derive(Clone)]
 pub struct LinkContext {
     pub tls: TlsAcceptor,
+    /// Signs renewed station certificates.
+    pub ca: Arc<crate::pki::StationCa>,
     pub store: Store,
     pub room: RoomHandle,
     pub mosaic: Arc<Mosaic>,
@@ -199,6 +208,9 @@ fn control_name(c: &Control) -> &'static str {
         Control::DemoStart(_) => "demo-start",
         Control::DemoStop { .. } => "demo-stop",
         Control::DemoHealth(_) => "demo-health",
+        Control::RenewCertificate => "renew-certificate",
+        Control::CertificateRequest { .. } => "certificate-request",
+        Control::CertificateIssued { .. } => "certificate-issued",
     }
 }
 
@@ -221,6 +233,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
         .and_then(|c| c.first())
         .ok_or(LinkError::NoCertificate)?;
     let fp = crate::pki::fingerprint(cert);
+    let renewal_due_in = ctx.ca.renewal_due_in(cert);
     let lookup = fp.clone();
     let station: StationRow = ctx
         .store
@@ -292,6 +305,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
     }
     let (sink, mut stream) = framed.split();
     let writer = tokio::spawn(write_loop(sink, control_rx, demo_rx));
+    let mut renewal = Renewal::start(renewal_due_in, control_tx.clone());
 
     let result = async {
         let mut gaps = GapCheck::default();
@@ -385,6 +399,9 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                 Frame::Control(Control::DemoHealth(health)) => {
                     ctx.room.demo_health(station.id, reg.conn, health);
                 }
+                Frame::Control(Control::CertificateRequest { csr_pem }) => {
+                    renewal.on_request(&ctx, &station, &csr_pem, &control_tx).await?;
+                }
                 Frame::Control(Control::MessageRead { id }) => {
                     if !ctx.room.message_read(station.id, reg.conn, id).await {
                         if let Some(dropped) = lines.allow(station.id) {
@@ -428,7 +445,9 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
                     | Control::OpenUrl { .. }
                     | Control::Schedule { .. }
                     | Control::DemoStart(_)
-                    | Control::DemoStop { .. }),
+                    | Control::DemoStop { .. }
+                    | Control::RenewCertificate
+                    | Control::CertificateIssued { .. }),
                 ) => {
                     return Err(LinkError::WrongDirection(control_name(&other)));
                 }
@@ -492,6 +511,113 @@ async fn write_loop<S>(
         if let Err(e) = sink.send(frame).await {
             debug!("station link write failed: {e}");
             return;
+        }
+    }
+}
+
+/// Certificate renewal on one connection: the offer goes out when the certificate the station
+/// connected with is due, and the box answers one request, only once it made the offer.
+struct Renewal {
+    due_at: Option<tokio::time::Instant>,
+    offer: Option<tokio::task::JoinHandle<()>>,
+    answered: bool,
+}
+
+impl Renewal {
+    /// `due_in`: from [`crate::pki::StationCa::renewal_due_in`]; `None` never offers.
+    fn start(due_in: Option<Duration>, control: mpsc::Sender<Control>) -> Self {
+        let due_at = due_in.map(|d| tokio::time::Instant::now() + d);
+        // A timer to the due instant, not a periodic check: a station may stay connected for
+        // weeks, and most connections end long before their certificate is due.
+        let offer = due_at.map(|at| {
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at).await;
+                let _ = control.send(Control::RenewCertificate).await;
+            })
+        });
+        Renewal {
+            due_at,
+            offer,
+            answered: false,
+        }
+    }
+
+    /// Signs the station's request and sends back the certificate. The new certificate is
+    /// recorded as the station's next one: the current one keeps working until the station
+    /// connects with the new one (so a station that fails to store it loses nothing).
+    async fn on_request(
+        &mut self,
+        ctx: &LinkContext,
+        station: &StationRow,
+        csr_pem: &str,
+        control: &mpsc::Sender<Control>,
+    ) -> Result<(), LinkError> {
+        let offered = self
+            .due_at
+            .is_some_and(|at| tokio::time::Instant::now() >= at);
+        if !offered || self.answered {
+            return Err(LinkError::Unrequested("a certificate request"));
+        }
+        self.answered = true;
+        let signed = lanterne_wire::check_pem(csr_pem, "CERTIFICATE REQUEST").and_then(|_| {
+            ctx.ca
+                .sign_station_csr(csr_pem, station.id)
+                .map_err(|e| e.to_string())
+        });
+        let (cert_pem, fp) = match signed {
+            Ok(x) => x,
+            Err(e) => {
+                // Offered again at the next connection; this one carries on.
+                warn!(station = %station.name, "unusable certificate request: {e}");
+                return Ok(());
+            }
+        };
+        let (id, next) = (station.id, fp.clone());
+        let now = lanterne_wire::now_us() as i64;
+        let actor = format!("station:{}", station.name);
+        let detail = fp[..16].to_string();
+        let recorded = ctx
+            .store
+            .run(move |c| {
+                if !store::set_next_certificate(c, id, &next)? {
+                    return Ok(false);
+                }
+                crate::audit::write(
+                    c,
+                    now,
+                    &crate::audit::Entry {
+                        actor: &actor,
+                        action: "renew-certificate",
+                        target: "self",
+                        result: "ok",
+                        detail: &detail,
+                    },
+                )?;
+                Ok(true)
+            })
+            .await?;
+        if !recorded {
+            return Err(LinkError::NotEnrolled(fp[..16].to_string()));
+        }
+        info!(
+            station = %station.name,
+            days = ctx.ca.station_cert_lifetime().as_secs() / 86_400,
+            "renewed the station's certificate"
+        );
+        if control
+            .try_send(Control::CertificateIssued { cert_pem })
+            .is_err()
+        {
+            warn!(station = %station.name, "cannot send the renewed certificate now; offered again at the next connection");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        if let Some(offer) = &self.offer {
+            offer.abort();
         }
     }
 }
@@ -598,6 +724,37 @@ mod tests {
         let c = clip(&long, MAX_STATION_TEXT);
         assert_eq!(c.chars().count(), MAX_STATION_TEXT + 1);
         assert!(c.ends_with('…'));
+    }
+
+    /// The offer goes out when the certificate is due, months after the connection opened,
+    /// and not a moment before; a certificate that cannot be read is never offered renewal.
+    #[tokio::test(start_paused = true)]
+    async fn renewal_is_offered_when_due_and_not_before() {
+        let day = Duration::from_secs(86_400);
+        let (tx, mut rx) = mpsc::channel(4);
+        let _renewal = Renewal::start(Some(91 * day), tx);
+        tokio::time::sleep(91 * day - Duration::from_secs(1)).await;
+        assert!(rx.try_recv().is_err(), "offered early");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(rx.try_recv().unwrap(), Control::RenewCertificate);
+
+        let (tx, mut rx) = mpsc::channel(4);
+        let _never = Renewal::start(None, tx);
+        tokio::time::sleep(3650 * day).await;
+        assert!(rx.try_recv().is_err());
+    }
+
+    /// A connection that ends before the certificate is due leaves no timer behind.
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_connection_cancels_its_renewal_offer() {
+        let (tx, mut rx) = mpsc::channel(4);
+        drop(Renewal::start(Some(Duration::from_secs(60)), tx));
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
     }
 
     /// A sink of frames backed by a channel, and the stream of what was written.

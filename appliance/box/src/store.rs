@@ -183,6 +183,13 @@ const SCHEMA: &[&str] = &[
                  OR new.detail GLOB '*station#[0-9]*'))
         BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
     "#,
+    r#"
+    -- A station certificate renewed over the link but not used yet: both the current and the
+    -- next certificate are accepted until the station connects with the next one, so a
+    -- station that never stored its new certificate keeps working with the old one.
+    ALTER TABLE stations ADD COLUMN next_cert_fingerprint TEXT;
+    CREATE UNIQUE INDEX stations_next_cert ON stations(next_cert_fingerprint);
+    "#,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,7 +310,16 @@ pub fn sha256_hex(s: &str) -> String {
 
 // ---- stations ----
 
+/// The station a link certificate belongs to: its current certificate, or the next one
+/// issued by a renewal, which from then on is the current one (the old certificate is no
+/// longer accepted).
 pub fn station_by_fingerprint(c: &Connection, fp: &str) -> rusqlite::Result<Option<StationRow>> {
+    c.execute(
+        "UPDATE stations SET cert_fingerprint = next_cert_fingerprint,
+                             next_cert_fingerprint = NULL
+         WHERE next_cert_fingerprint = ?1 AND revoked = 0",
+        [fp],
+    )?;
     c.query_row(
         "SELECT id, name, hostname, mac, cert_fingerprint FROM stations
          WHERE cert_fingerprint = ?1 AND revoked = 0",
@@ -311,6 +327,15 @@ pub fn station_by_fingerprint(c: &Connection, fp: &str) -> rusqlite::Result<Opti
         station_row,
     )
     .optional()
+}
+
+/// Records the certificate a renewal issued for station `id`, accepted beside the current one
+/// until the station first connects with it. A later renewal replaces it.
+pub fn set_next_certificate(c: &Connection, id: u32, fp: &str) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE stations SET next_cert_fingerprint = ?2 WHERE id = ?1 AND revoked = 0",
+        params![id, fp],
+    )? == 1)
 }
 
 pub fn stations(c: &Connection) -> rusqlite::Result<Vec<StationRow>> {
@@ -1473,6 +1498,33 @@ mod tests {
                 redeem_enrol_code(c, "ZZZZ-ZZZZ-ZZZZ", 2_000, id)?,
                 Redeem::Expired
             );
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_renewed_certificate_replaces_the_old_one_at_its_first_use() {
+        let s = Store::in_memory().unwrap();
+        s.with(|c| {
+            let id = insert_station(c, "poste-01", "pc1", None, 0)?;
+            finish_station(c, id, "old")?;
+            assert!(set_next_certificate(c, id, "lost")?);
+            // A later renewal replaces a certificate the station never used.
+            assert!(set_next_certificate(c, id, "new")?);
+            assert_eq!(station_by_fingerprint(c, "lost")?, None);
+            // Until the new one is used, the old one still works.
+            let row = station_by_fingerprint(c, "old")?.unwrap();
+            assert_eq!((row.id, row.cert_fingerprint.as_str()), (id, "old"));
+            let row = station_by_fingerprint(c, "new")?.unwrap();
+            assert_eq!((row.id, row.cert_fingerprint.as_str()), (id, "new"));
+            assert_eq!(station_by_fingerprint(c, "old")?, None);
+            assert_eq!(station_by_fingerprint(c, "new")?.unwrap().id, id);
+            // A revoked station's next certificate is worth nothing either.
+            assert!(set_next_certificate(c, id, "next")?);
+            c.execute("UPDATE stations SET revoked = 1 WHERE id = ?1", [id])?;
+            assert_eq!(station_by_fingerprint(c, "next")?, None);
+            assert!(!set_next_certificate(c, id, "other")?);
             Ok(())
         })
         .unwrap();

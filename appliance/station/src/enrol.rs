@@ -1,5 +1,12 @@
 //! Enrolment: the station makes its key pair, sends a CSR with a one-time code to the box
-//! over HTTPS (pinning the box CA from the token), and saves the certificate it gets back.
+//! over HTTPS (pinning the box's station CA from the token), and saves the certificate it
+//! gets back.
+//!
+//! The code goes only over a connection verified against the pinned CA: the station asks for
+//! the reserved server name [`lanterne_wire::ENROL_SERVER_NAME`], for which the box presents
+//! its station-link certificate rather than the one tablets see (which may come from the
+//! box's name-constrained HTTPS CA or from the school), and [`PinnedCaVerifier`] accepts
+//! nothing else.
 //!
 //! Token format, as printed by `lanterne-box enrol-codes`: `CODE@CA-SHA256-HEX`.
 
@@ -152,8 +159,7 @@ async fn enrol_inner(
             addr: addr.clone(),
             source,
         })?;
-    let name =
-        ServerName::try_from(host.clone()).map_err(|_| EnrolError::BadUrl(box_url.into()))?;
+    let name = ServerName::try_from(lanterne_wire::ENROL_SERVER_NAME).expect("static DNS name");
     let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
         .connect(name, tcp)
         .await

@@ -14,6 +14,10 @@
 //! [`DemoPlayer`], media frames of [`Stream::Demo`] feed it (never waiting: the player drops
 //! when behind), a health report goes back every second, and [`Control::DemoStop`] or the
 //! end of the link closes it.
+//!
+//! When the box offers to renew this station's certificate ([`Control::RenewCertificate`]),
+//! the link sends a request for a new key and stores the certificate that comes back; the
+//! next connection uses it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,6 +93,8 @@ pub struct LinkStatus {
     pub demo: Option<DemoHealth>,
     /// What the box said when it last stopped a demo here.
     pub demo_end_reason: Option<String>,
+    /// Certificates renewed over the link since the agent started.
+    pub certificate_renewals: u64,
 }
 
 /// The running demo player and what its fps figure is computed from.
@@ -115,6 +121,8 @@ pub struct Link {
     demo: Option<Demo>,
     /// The student's input is blocked for a full-screen demo.
     input_blocked: bool,
+    /// The new key of a certificate renewal the box offered, until its certificate comes.
+    renewal: Option<crate::identity::PendingRenewal>,
 }
 
 impl Link {
@@ -143,6 +151,7 @@ impl Link {
                 probe,
                 demo: None,
                 input_blocked: false,
+                renewal: None,
             },
             rx,
         )
@@ -473,12 +482,49 @@ impl Link {
                 let _ = ctl_tx.try_send(Control::HeartbeatAck { sent_us });
             }
             Control::HeartbeatAck { .. } => {}
+            Control::RenewCertificate => self.request_certificate(ctl_tx),
+            Control::CertificateIssued { cert_pem } => self.store_certificate(&cert_pem, ctl_tx),
             other => debug!("ignoring {other:?} from the box"),
         }
     }
 }
 
 impl Link {
+    /// Answers the box's renewal offer with a request for a new key.
+    fn request_certificate(&mut self, ctl_tx: &mpsc::Sender<Control>) {
+        match self.identity.renewal_request() {
+            Ok(pending) => {
+                let csr_pem = pending.csr_pem.clone();
+                self.renewal = Some(pending);
+                let _ = ctl_tx.try_send(Control::CertificateRequest { csr_pem });
+            }
+            Err(e) => warn!("cannot answer the box's certificate renewal: {e}"),
+        }
+    }
+
+    /// Stores the renewed certificate (with its key) for the next connection; this one goes on
+    /// with the certificate it was opened with. A few small synchronous writes, a couple of
+    /// times a year.
+    fn store_certificate(&mut self, cert_pem: &str, ctl_tx: &mpsc::Sender<Control>) {
+        let Some(pending) = self.renewal.take() else {
+            warn!("the box sent a certificate this station did not ask for; ignored");
+            return;
+        };
+        match pending.complete(&self.identity, cert_pem) {
+            Ok(identity) => {
+                info!("certificate renewed; used from the next connection");
+                self.identity = Arc::new(identity);
+                self.status.send_modify(|s| s.certificate_renewals += 1);
+            }
+            Err(e) => {
+                warn!("{e}");
+                let _ = ctl_tx.try_send(Control::StationError {
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+
     /// Opens the demo player (closing one already open: a new order replaces it).
     fn start_demo(&mut self, order: DemoStart, ctl_tx: &mpsc::Sender<Control>) {
         // A demo replacing another keeps the input block as it is, rather than lifting it and

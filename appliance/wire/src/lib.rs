@@ -259,6 +259,20 @@ pub enum Control {
     },
     /// Station → box, about once a second while the player runs and once when it stops.
     DemoHealth(DemoHealth),
+    /// Box → station: the certificate this station connected with is due for renewal; the
+    /// station answers with [`Control::CertificateRequest`].
+    RenewCertificate,
+    /// Station → box, only after [`Control::RenewCertificate`]: a certificate signing request
+    /// (PEM, at most [`MAX_PEM_LEN`] bytes, see [`check_pem`]) for a key the station just made.
+    CertificateRequest {
+        csr_pem: String,
+    },
+    /// Box → station: the certificate (PEM, at most [`MAX_PEM_LEN`] bytes) for the key of the
+    /// station's last request. The station keeps using the current one on this connection and
+    /// switches at the next.
+    CertificateIssued {
+        cert_pem: String,
+    },
 }
 
 /// Longest label of a demo source ("poste-07", "PC enseignant (HDMI)").
@@ -600,6 +614,48 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// The TLS server name a station asks for on the link, and the one name the box's link
+/// certificate always carries: the station pins the box's station CA, so the name only has to
+/// match what that CA issues, whatever address DHCP gave the box.
+pub const LINK_SERVER_NAME: &str = "lanterne-box";
+
+/// The TLS server name (SNI) a station asks for when it enrols over the box's HTTPS port. For
+/// this name alone the box presents its station-link certificate, which the station checks
+/// against the station CA pinned by its enrolment token, instead of the certificate tablets
+/// see. Under `.invalid` (RFC 6761), so no tablet can ever reach the box by this name.
+pub const ENROL_SERVER_NAME: &str = "lanterne-enrol.invalid";
+
+/// Longest PEM text (a certificate or a certificate request) either side accepts.
+pub const MAX_PEM_LEN: usize = 16 * 1024;
+
+/// Checks PEM text received in [`Control::CertificateRequest`] or
+/// [`Control::CertificateIssued`] before it goes to a parser: at most [`MAX_PEM_LEN`] bytes,
+/// printable ASCII and line breaks only, and exactly one `label` block
+/// (`"CERTIFICATE REQUEST"` or `"CERTIFICATE"`).
+pub fn check_pem(pem: &str, label: &str) -> Result<(), String> {
+    if pem.len() > MAX_PEM_LEN {
+        return Err(format!(
+            "PEM text of {} bytes exceeds {MAX_PEM_LEN}",
+            pem.len()
+        ));
+    }
+    if !pem
+        .bytes()
+        .all(|b| b == b'\n' || b == b'\r' || (b' '..=b'~').contains(&b))
+    {
+        return Err("PEM text holds characters other than printable ASCII".into());
+    }
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    if pem.matches("-----BEGIN ").count() != 1
+        || !pem.trim_start().starts_with(&begin)
+        || !pem.trim_end().ends_with(&end)
+    {
+        return Err(format!("not one PEM {label}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,6 +748,15 @@ mod tests {
                 fps_x100: 2997,
                 centre_rgb: Some([200, 40, 40]),
             })),
+            Frame::Control(Control::RenewCertificate),
+            Frame::Control(Control::CertificateRequest {
+                csr_pem:
+                    "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
+                        .into(),
+            }),
+            Frame::Control(Control::CertificateIssued {
+                cert_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+            }),
             Frame::Media {
                 header: MediaHeader {
                     stream: Stream::Demo,
@@ -924,6 +989,21 @@ mod tests {
             .is_err());
     }
 
+    #[test]
+    fn pem_text_is_bounded_and_holds_one_block_of_the_right_kind() {
+        let csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n";
+        assert!(check_pem(csr, "CERTIFICATE REQUEST").is_ok());
+        assert!(check_pem(csr, "CERTIFICATE").is_err());
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        assert!(check_pem(cert, "CERTIFICATE").is_ok());
+        assert!(check_pem(&cert.repeat(2), "CERTIFICATE").is_err());
+        assert!(check_pem(&cert.replace("MIIB", "MIIB\u{0}"), "CERTIFICATE").is_err());
+        assert!(check_pem(&cert.replace("MIIB", "é"), "CERTIFICATE").is_err());
+        let big = cert.replace("MIIB", &"A".repeat(MAX_PEM_LEN));
+        assert!(check_pem(&big, "CERTIFICATE").is_err());
+        assert!(check_pem("", "CERTIFICATE").is_err());
+    }
+
     /// The fuzz target's property, run on stable with a fixed seed: random bytes and random
     /// mutations of valid frames never panic, and whatever decodes re-encodes to a frame that
     /// decodes to the same value.
@@ -957,8 +1037,17 @@ mod tests {
     fn check_decode_property(input: &[u8]) {
         let mut buf = BytesMut::from(input);
         while let Ok(Some(frame)) = decode(&mut buf) {
-            if let Frame::Control(Control::DemoStart(order)) = &frame {
-                let _ = order.validate();
+            match &frame {
+                Frame::Control(Control::DemoStart(order)) => {
+                    let _ = order.validate();
+                }
+                Frame::Control(Control::CertificateRequest { csr_pem }) => {
+                    let _ = check_pem(csr_pem, "CERTIFICATE REQUEST");
+                }
+                Frame::Control(Control::CertificateIssued { cert_pem }) => {
+                    let _ = check_pem(cert_pem, "CERTIFICATE");
+                }
+                _ => {}
             }
             let mut again = BytesMut::new();
             encode(&frame, &mut again).expect("a decoded frame re-encodes");

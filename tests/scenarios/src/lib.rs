@@ -48,8 +48,12 @@ pub struct Ready {
     #[serde(default)]
     pub http_redirect: Option<std::net::SocketAddr>,
     pub station_link: std::net::SocketAddr,
+    /// The HTTPS CA: what a tablet installs.
     pub ca_cert: PathBuf,
     pub ca_fingerprint: String,
+    /// The station CA: what stations pin (enrolment tokens carry its fingerprint).
+    pub station_ca_cert: PathBuf,
+    pub station_ca_fingerprint: String,
     pub admin_password: Option<String>,
 }
 
@@ -145,6 +149,8 @@ impl BoxProcess {
                 station_link: "0.0.0.0:0".parse().expect("static"),
                 ca_cert: PathBuf::new(),
                 ca_fingerprint: String::new(),
+                station_ca_cert: PathBuf::new(),
+                station_ca_fingerprint: String::new(),
                 admin_password: None,
             },
             log,
@@ -169,8 +175,12 @@ impl BoxProcess {
                     // The first admin's generated password must be replaced at the first
                     // sign-in; the harness does it (as the admin would) unless the scenario
                     // is about that step itself (`keep-first-password` in the directory).
+                    // A box serving the school's own certificate cannot be reached through
+                    // the box CA the harness trusts: such scenarios sign in themselves.
+                    let school_cert = std::fs::read_to_string(me.dir.path().join("lanterne.toml"))
+                        .is_ok_and(|t| t.contains("tls_cert"));
                     if let Some(pw) = me.ready.admin_password.clone() {
-                        if !me.dir.path().join("keep-first-password").exists() {
+                        if !school_cert && !me.dir.path().join("keep-first-password").exists() {
                             let new = format!("{pw}-Lt9");
                             me.https()?.replace_first_password(&pw, &new).await?;
                             me.ready.admin_password = Some(new);
@@ -275,7 +285,7 @@ impl Drop for BoxProcess {
     }
 }
 
-/// A minimal HTTPS client that trusts only the box CA, like a tablet that installed it.
+/// A minimal HTTPS client that trusts only the box's HTTPS CA, like a tablet that installed it.
 pub struct Https {
     host: String,
     port: u16,

@@ -52,7 +52,7 @@ fn box_ca_roots(b: &BoxProcess) -> rustls::RootCertStore {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(rustls::pki_types::CertificateDer::from_pem_file(&b.ready.ca_cert).unwrap())
+        .add(rustls::pki_types::CertificateDer::from_pem_file(&b.ready.station_ca_cert).unwrap())
         .unwrap();
     roots
 }
@@ -103,12 +103,27 @@ async fn peers_without_an_enrolled_certificate_are_refused() {
         .unwrap();
     assert_refused(tls_connect(addr, cfg).await).await;
 
-    // 3. A certificate genuinely signed by the box CA but never enrolled (not in the database):
-    //    the CA signature alone is not enough.
-    let ca_key =
-        rcgen::KeyPair::from_pem(&std::fs::read_to_string(b.box_dir().join("ca.key.pem")).unwrap())
-            .unwrap();
-    let ca_pem = std::fs::read_to_string(&b.ready.ca_cert).unwrap();
+    // 2b. A certificate signed by the box's HTTPS CA (the one tablets trust): that CA has no
+    //     say on the station link.
+    let https_ca_key = rcgen::KeyPair::from_pem(
+        &std::fs::read_to_string(b.box_dir().join("https-ca.key.pem")).unwrap(),
+    )
+    .unwrap();
+    let https_ca_pem = std::fs::read_to_string(&b.ready.ca_cert).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = issue_client_cert(&https_ca_pem, https_ca_key, &key);
+    let cfg = client_cfg(box_ca_roots(&b))
+        .with_client_auth_cert(vec![cert], key_der(&key))
+        .unwrap();
+    assert_refused(tls_connect(addr, cfg).await).await;
+
+    // 3. A certificate genuinely signed by the station CA but never enrolled (not in the
+    //    database): the CA signature alone is not enough.
+    let ca_key = rcgen::KeyPair::from_pem(
+        &std::fs::read_to_string(b.box_dir().join("station-ca.key.pem")).unwrap(),
+    )
+    .unwrap();
+    let ca_pem = std::fs::read_to_string(&b.ready.station_ca_cert).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = issue_client_cert(&ca_pem, ca_key, &key);
     let cfg = client_cfg(box_ca_roots(&b))
