@@ -100,8 +100,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             "monitoring only inside the configured windows"
         ),
         None => tracing::warn!(
-            "no [schedule] in the configuration: screens may be watched at any time; \
-             a school deployment must configure monitoring hours (policy P3)"
+            "no [schedule] in the configuration: monitoring is off (no thumbnails, focus \
+             view, screenshot or demo of a student's screen, ever); locking, messages, power, \
+             commands and the HDMI demo work. Set the monitoring hours in [schedule] (policy P3)"
         ),
     }
     let schedule_for_documents = schedule.clone();

@@ -2173,6 +2173,8 @@ async fn mosaic_ws(
 }
 
 async fn mosaic_session(socket: WebSocket, state: AppState, acc: Account) {
+    // Stations send thumbnails only while a viewer like this one is open (see room.rs).
+    let _viewer = state.room.mosaic_viewer().await;
     audit(&state, &acc.username, "view-mosaic", "room", "started", "").await;
     let mut frames = state.mosaic.subscribe();
     state.mosaic.request_keyframe();
