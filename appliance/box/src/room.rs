@@ -797,6 +797,12 @@ impl Link {
         self.shown.as_ref().is_some_and(|s| s.indicator_available)
     }
 
+    /// The station said it cannot show its badge. (Before its first report it is neither:
+    /// a view opened then waits for the report, which starts the video or ends the view.)
+    fn indicator_missing(&self) -> bool {
+        self.shown.as_ref().is_some_and(|s| !s.indicator_available)
+    }
+
     /// The station sends video to a person now.
     fn watched(&self) -> bool {
         self.thumb_on || self.full_on
@@ -1442,7 +1448,7 @@ impl Room {
                     .stations
                     .get(&station_id)
                     .ok_or(DemoError::UnknownStation(station_id))?;
-                if src.link.as_ref().is_some_and(|l| !l.indicator_available()) {
+                if src.link.as_ref().is_some_and(Link::indicator_missing) {
                     return Err(DemoError::OutsideMonitoring {
                         why: Unwatchable::NoIndicator {
                             station: src.row.name.clone(),
@@ -1759,7 +1765,7 @@ impl Room {
             .get_mut(&station_id)
             .ok_or(FocusError::Unknown)?;
         let link = st.link.as_mut().ok_or(FocusError::Offline)?;
-        if !link.indicator_available() {
+        if link.indicator_missing() {
             return Err(FocusError::OutsideMonitoring {
                 why: Unwatchable::NoIndicator {
                     station: st.row.name.clone(),
@@ -2579,6 +2585,39 @@ mod tests {
         );
         assert!(leds(&sim, StatusLed::Off).await);
         assert!(tile(&room, 2).no_indicator);
+    }
+
+    /// A view opened in the instant between a station's connection and its first report
+    /// waits for the report: the report starts the video, or ends the view.
+    #[tokio::test(start_paused = true)]
+    async fn a_view_opened_before_the_first_report_follows_the_report() {
+        let (room, _mosaic, _sim) = room_with(2).await;
+        let (tx, mut rx) = mpsc::channel(64);
+        let reg = room.online(row(1), channels(tx)).await.unwrap();
+        let _focus = room
+            .open_focus(1)
+            .await
+            .expect("not refused before the report");
+        settle().await;
+        assert_eq!(
+            queued_stream_orders(&mut rx),
+            [],
+            "no video before the report"
+        );
+        room.shown(1, reg.conn, CAN_SHOW_BADGE).await;
+        assert!(stream_order(&mut rx, Stream::Full).await.is_some());
+
+        let (tx, mut rx) = mpsc::channel(64);
+        let reg = room.online(row(2), channels(tx)).await.unwrap();
+        let mut focus = room.open_focus(2).await.unwrap();
+        room.shown(2, reg.conn, Shown::default()).await;
+        focus.ended.changed().await.unwrap();
+        assert!(matches!(
+            *focus.cut().borrow(),
+            Some(Unwatchable::NoIndicator { .. })
+        ));
+        settle().await;
+        assert_eq!(queued_stream_orders(&mut rx), [], "never any video");
     }
 
     /// Issue 14, exact edges with a controllable clock: the window ends at 11:45:00; video
