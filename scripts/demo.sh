@@ -21,8 +21,9 @@ BIN=target/release
 
 mkdir -p "$RUN"
 rm -f "$RUN/ready.json"
-# The demo room: simulated front panel, two approved commands, no schedule (try it at any
-# hour) and no second factor for the admin (no authenticator app needed to look around).
+# The demo room: simulated front panel, two approved commands, a monitoring schedule that
+# includes the time it starts (below) and no second factor for the admin (no authenticator
+# app needed to look around).
 cat > "$RUN/lanterne.toml" <<'TOML'
 [room]
 name = "Salle de démonstration"
@@ -43,6 +44,23 @@ name = "bonjour"
 program = "/bin/echo"
 args = ["Bonjour"]
 allowed_args = ["la classe", "tout le monde"]
+TOML
+# A box without [schedule] watches nobody. This one may watch all day, every day, except for
+# the policy's 30-minute monitoring-free slot, placed about twelve hours from now so the
+# demo shows everything; it is written afresh at every start.
+now_min=$((10#$(date +%H) * 60 + 10#$(date +%M)))
+free=$(( (now_min + 720) % 1440 ))
+(( free < 60 )) && free=60
+(( free > 1380 )) && free=1380
+hhmm() { printf '%02d:%02d' $(($1 / 60)) $(($1 % 60)); }
+days='["mon", "tue", "wed", "thu", "fri", "sat", "sun"]'
+cat >> "$RUN/lanterne.toml" <<TOML
+[schedule]
+access = [{ days = $days, start = "00:00", end = "24:00" }]
+monitoring = [
+  { days = $days, start = "00:00", end = "$(hhmm $free)" },
+  { days = $days, start = "$(hhmm $((free + 30)))", end = "24:00" },
+]
 TOML
 pids=()
 cleanup() {

@@ -16,7 +16,7 @@ import { createServer } from 'node:http';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startClassroom } from './lib/classroom.mjs';
+import { startClassroom, scheduleIncludingNow } from './lib/classroom.mjs';
 import { launch, TABLET } from './lib/browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -30,10 +30,7 @@ screenshots = true
 [accounts]
 require_totp_for_admins = true
 require_totp_for_teachers = false
-[schedule]
-access = [{ days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], start = "00:00", end = "24:00" }]
-monitoring = [{ days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], start = "00:00", end = "23:00" }]
-`;
+${scheduleIncludingNow()}`;
 
 // ---- RFC 6238 (TOTP, SHA-1, 6 digits, 30 s), written here so the test does not trust the box
 

@@ -111,6 +111,20 @@ describe(`web UI against the real box with ${STATIONS} simulated stations`, { ti
     await page.screenshot({ path: path.join(results, 'classroom-mosaic.png') });
   });
 
+  it('says monitoring is allowed and shows every student’s badge while the class is open', async () => {
+    await page.waitForFunction(() => {
+      const m = document.getElementById('monitoring');
+      return !m.hidden && m.dataset.state === 'allowed';
+    }, null, { timeout: 10_000 });
+    assert.match(await page.locator('#monitoring').textContent(), /^Surveillance autorisée jusqu’à /);
+    // Each station reports its "Écran observé" badge up: the teacher sees what the students see.
+    await page.waitForFunction((n) => document.querySelectorAll('#tiles .tile-watched').length === n,
+      room.stations.length, { timeout: 10_000 });
+    const api = await page.evaluate(async () => (await fetch('/api/room')).json());
+    assert.equal(api.watched, true);
+    assert.ok(api.mosaic.tiles.every((x) => x.watched && x.indicator && !x.no_indicator));
+  });
+
   it('opens one station\'s focus view with its own stream', async () => {
     const s = room.stations[0];
     await page.locator(`#tiles .tile[data-station-id="${s.id}"]`).tap();

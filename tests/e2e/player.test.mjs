@@ -283,6 +283,47 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     await page.waitForFunction(() => !document.querySelector('.tile[data-station-id="14"]').classList.contains('offline'));
   });
 
+  it('says when screens may be watched, and which station cannot be watched at all', async () => {
+    const line = page.locator('#monitoring');
+    const lineIs = (state) => page.waitForFunction(
+      (s) => document.getElementById('monitoring').dataset.state === s && !document.getElementById('monitoring').hidden,
+      state, { timeout: 10_000 },
+    );
+    box.setRoom({ monitoring_configured: false, monitoring: false, next_monitoring: null, monitoring_until: null });
+    await lineIs('off');
+    assert.match(await line.textContent(), /^Surveillance non configurée : aucun écran ne peut être observé/);
+    // Nothing may be opened then.
+    assert.equal(await page.locator('.tile[data-station-id="12"]').getAttribute('aria-disabled'), 'true');
+
+    box.setRoom({ monitoring_configured: true, monitoring: false, next_monitoring: '2031-03-17 13:15', monitoring_until: null });
+    await lineIs('closed');
+    const closed = await line.textContent();
+    assert.match(closed, /^Surveillance interdite maintenant\. Prochaine plage : /);
+    assert.match(closed, /17 mars/);
+    assert.match(closed, /13:15/);
+
+    box.setRoom({ monitoring_configured: true, monitoring: true, next_monitoring: null, monitoring_until: '2031-03-17 16:45' });
+    await lineIs('allowed');
+    assert.match(await line.textContent(), /^Surveillance autorisée jusqu’à .*16:45/);
+    assert.equal(await page.locator('.tile[data-station-id="12"]').getAttribute('aria-disabled'), null);
+
+    // A station whose badge is up shows it; one that cannot show it says so and is not opened.
+    box.setTile(11, { indicator: true });
+    await page.locator('.tile[data-station-id="11"] .tile-watched').waitFor({ timeout: 10_000 });
+    box.setTile(12, { no_indicator: true });
+    const blind = page.locator('.tile[data-station-id="12"]');
+    await blind.locator('.tile-noindicator').waitFor({ timeout: 10_000 });
+    assert.equal(await blind.locator('.tile-noindicator').textContent(), 'Non visionnable : pas d’indicateur');
+    assert.equal(await blind.getAttribute('aria-disabled'), 'true');
+    await blind.tap({ force: true });
+    assert.equal(await page.evaluate(() => location.hash), '', 'a station without indicator does not open');
+    await page.screenshot({ path: path.join(results, 'room-monitoring.png') });
+    box.setTile(11, { indicator: false });
+    box.setTile(12, { no_indicator: false });
+    box.setRoom({});
+    await page.waitForFunction(() => !document.querySelector('.tile[data-station-id="12"] .tile-noindicator'));
+  });
+
   it('switches to English, remembers it, and honours ?lang=', async () => {
     await page.locator('#lang-switch button[data-lang="en"]').tap();
     assert.equal(await page.locator('#logout').textContent(), 'Log out');

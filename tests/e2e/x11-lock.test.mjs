@@ -29,6 +29,8 @@ const STUDENT = [0xc8, 0x32, 0x32];
 /** The lock screen's background and the watched badge (appliance/overlay theme.rs). */
 const LOCK_BACKGROUND = [0x0b, 0x14, 0x26];
 const BADGE = [0xb9, 0x1c, 0x1c];
+/** The OK button of a message card (theme.rs MESSAGE_BUTTON). */
+const MESSAGE_BUTTON = [0x25, 0x63, 0xeb];
 
 /** Starts Xvfb on a display it picks itself and resolves with the display name. */
 function startXvfb() {
@@ -131,6 +133,30 @@ describe('the lock overlay on a real X display', { timeout: 300_000 }, () => {
     await room?.stop();
     xlogo?.kill();
     xvfb?.proc.kill();
+  });
+
+  it('tells the student the monitoring hours, until they click OK', async () => {
+    // The agent shows the hours notice once it has the room's schedule: find its OK button
+    // on the screen and click it, as a student would.
+    let ok = null;
+    for (let i = 0; i < 50 && !ok; i++) {
+      const rgb = await screenshot(xvfb.display, 'x11-notice');
+      let sx = 0;
+      let sy = 0;
+      let n = 0;
+      for (let y = 0; y < HEIGHT; y += 2) {
+        for (let x = 0; x < WIDTH; x += 2) {
+          if (near(rgb, (y * WIDTH + x) * 3, MESSAGE_BUTTON, 6)) { sx += x; sy += y; n += 1; }
+        }
+      }
+      if (n > 200) ok = { x: Math.round(sx / n), y: Math.round(sy / n) };
+    }
+    assert.ok(ok, 'the hours notice (with its OK button) is on the student’s screen');
+    await run('xdotool', ['mousemove', '--sync', String(ok.x), String(ok.y), 'click', '1'],
+      { env: { ...process.env, DISPLAY: xvfb.display } });
+    let gone = 0;
+    for (let i = 0; i < 20 && gone <= 0.95; i++) gone = share(await screenshot(xvfb.display, 'x11-before'), STUDENT);
+    assert.ok(gone > 0.95, 'the notice is gone once read');
   });
 
   it('covers the student’s screen when the teacher locks, and gives it back on unlock', async () => {

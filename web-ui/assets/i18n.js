@@ -38,6 +38,19 @@ const STRINGS = {
     // Reasons the box gives in an "ended" message, by code; unknown codes are shown as sent.
     'reason.station-offline': 'Le poste s’est déconnecté ou a été éteint.',
     'reason.station-unknown': 'Ce poste n’existe plus dans cette salle.',
+    'reason.outside-monitoring-hours': 'La plage horaire de surveillance est terminée.',
+    'reason.monitoring-not-configured': 'La surveillance n’est pas configurée sur ce boîtier : aucun écran ne peut être observé.',
+    'reason.no-indicator': 'Ce poste ne peut pas afficher « Écran observé » : il ne peut pas être visionné.',
+
+    // Monitoring hours and what the students are shown (the box decides; the tablet says it).
+    'mon.off': 'Surveillance non configurée : aucun écran ne peut être observé (pas de plages horaires dans la configuration du boîtier). Verrouillage, messages et démonstration du PC enseignant restent disponibles.',
+    'mon.allowed': 'Surveillance autorisée jusqu’à {until}.',
+    'mon.allowedOpen': 'Surveillance autorisée.',
+    'mon.closed': 'Surveillance interdite maintenant. Prochaine plage : {next}.',
+    'mon.closedNever': 'Surveillance interdite : aucune plage de surveillance n’est prévue.',
+    'room.noIndicator': 'Non visionnable : pas d’indicateur',
+    'room.noIndicatorHelp': 'Ce poste ne peut pas afficher « Écran observé » : il n’envoie aucune image.',
+    'room.badgeShown': 'Le poste affiche « Écran observé »',
 
     // ---- classroom controls (assets/controls.js) ----
     'room.locking': 'Verrouillage…',
@@ -218,6 +231,18 @@ const STRINGS = {
     'room.loadFailed': 'Could not load the room. Trying again in a few seconds…',
     'reason.station-offline': 'The station disconnected or was switched off.',
     'reason.station-unknown': 'This station is no longer part of this room.',
+    'reason.outside-monitoring-hours': 'The monitoring window has closed.',
+    'reason.monitoring-not-configured': 'Monitoring is not configured on this box: no screen can be watched.',
+    'reason.no-indicator': 'This station cannot show “Screen watched”, so it cannot be watched.',
+
+    'mon.off': 'Monitoring not configured: no screen can be watched (the box’s configuration has no monitoring hours). Locking, messages and showing the teacher’s PC still work.',
+    'mon.allowed': 'Monitoring allowed until {until}.',
+    'mon.allowedOpen': 'Monitoring allowed.',
+    'mon.closed': 'Monitoring not allowed now. Next window: {next}.',
+    'mon.closedNever': 'Monitoring not allowed: no monitoring window is scheduled.',
+    'room.noIndicator': 'Cannot be watched: no indicator',
+    'room.noIndicatorHelp': 'This station cannot show “Screen watched”: it sends no picture.',
+    'room.badgeShown': 'The station shows “Screen watched”',
 
     // ---- classroom controls (assets/controls.js) ----
     'room.locking': 'Locking…',

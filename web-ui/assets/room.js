@@ -2,7 +2,10 @@
 // of one station (#station/<id> in the address, so the tablet's back gesture returns to the
 // class), the connection state, the language switcher and logout. The classroom controls
 // (assets/controls.js) act on the room, a selection of tiles, or the station in focus.
-import { t, has, applyTranslations, bindSwitcher, onLangChange } from './i18n.js';
+// Above the class, a line says whether screens may be watched now and until / from when
+// (the box's monitoring hours); each tile says whether its student's badge is up, or that
+// the station cannot be watched at all (no indicator).
+import { t, has, applyTranslations, bindSwitcher, onLangChange, getLang } from './i18n.js';
 import { VideoStream, resetStats, webCodecsAvailable } from './video-stream.js';
 import { Controls } from './controls.js';
 import { initDemo } from './demo.js';
@@ -32,6 +35,7 @@ const els = {
   unsupported: $('unsupported'),
   unsupportedText: $('unsupported-text'),
   devLink: $('dev-link'),
+  monitoring: $('monitoring'),
 };
 
 const ui = {
@@ -46,6 +50,8 @@ const ui = {
   pushedFocus: false,
   /** Why the box ended the focus stream (code or sentence), shown until the view changes. */
   endedReason: null,
+  /** The room's monitoring state from /api/room: { configured, allowed, until, next }. */
+  monitoring: null,
 };
 
 const controls = new Controls({
@@ -108,6 +114,82 @@ function renderHeader() {
     : '';
 }
 
+/** "2026-11-23 09:15" (box local time) as the tablet's language writes it. */
+function localWhen(text) {
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2})$/.exec(text ?? '');
+  if (!m) return text ?? '';
+  const d = new Date(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+  const today = new Date();
+  const sameDay = d.toDateString() === today.toDateString();
+  const opts = sameDay
+    ? { hour: '2-digit', minute: '2-digit' }
+    : { weekday: 'long', day: 'numeric', month: 'long', hour: '2-digit', minute: '2-digit' };
+  return d.toLocaleString(getLang(), opts);
+}
+
+/** An eye, drawn (tablets need no emoji font for it). */
+function eyeIcon() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '1em');
+  svg.setAttribute('height', '1em');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('fill', 'none');
+  svg.setAttribute('stroke', 'currentColor');
+  svg.setAttribute('stroke-width', '2.5');
+  const lid = document.createElementNS(ns, 'path');
+  lid.setAttribute('d', 'M2 12s3.6-7 10-7 10 7 10 7-3.6 7-10 7S2 12 2 12z');
+  const pupil = document.createElementNS(ns, 'circle');
+  pupil.setAttribute('cx', '12');
+  pupil.setAttribute('cy', '12');
+  pupil.setAttribute('r', '3');
+  svg.append(lid, pupil);
+  return svg;
+}
+
+/** Whether screens may be watched now, and until or from when; hidden until the box says. */
+function renderMonitoring() {
+  const m = ui.monitoring;
+  if (!m) {
+    els.monitoring.hidden = true;
+    return;
+  }
+  let state;
+  let text;
+  if (!m.configured) {
+    state = 'off';
+    text = t('mon.off');
+  } else if (m.allowed) {
+    state = 'allowed';
+    text = m.until ? t('mon.allowed', { until: localWhen(m.until) }) : t('mon.allowedOpen');
+  } else {
+    state = 'closed';
+    text = m.next ? t('mon.closed', { next: localWhen(m.next) }) : t('mon.closedNever');
+  }
+  els.monitoring.dataset.state = state;
+  els.monitoring.textContent = text;
+  els.monitoring.hidden = false;
+}
+
+/** Takes the monitoring fields of a GET /api/room answer (absent from older boxes). */
+function setMonitoring(room) {
+  if (typeof room?.monitoring !== 'boolean') return;
+  ui.monitoring = {
+    configured: room.monitoring_configured !== false,
+    allowed: room.monitoring,
+    until: room.monitoring_until ?? null,
+    next: room.next_monitoring ?? null,
+  };
+  renderMonitoring();
+  renderTiles();
+}
+
+/** Screens may not be watched now (as far as the tablet knows). */
+function monitoringClosed() {
+  return ui.monitoring !== null && !ui.monitoring.allowed;
+}
+
 function stationName(id) {
   const tile = ui.layout?.tiles.find((x) => x.station_id === id);
   return tile ? tile.name : t('room.station', { id });
@@ -147,8 +229,12 @@ function renderTiles() {
       b.setAttribute('aria-label', t('room.choose', { name: tile.name }));
     } else {
       b.setAttribute('aria-label', t('room.open', { name: tile.name }));
-      if (!tile.online) b.setAttribute('aria-disabled', 'true');
+      // Nothing to open: offline, no indicator, or outside the monitoring hours.
+      if (!tile.online || tile.no_indicator === true || monitoringClosed()) {
+        b.setAttribute('aria-disabled', 'true');
+      }
     }
+    b.classList.toggle('noindicator', tile.online && tile.no_indicator === true);
 
     const label = document.createElement('span');
     label.className = 'tile-label';
@@ -174,7 +260,24 @@ function renderTiles() {
       c.title = t('room.running', { n: tile.commands_running });
       label.append(c);
     }
+    // The student's screen shows "Écran observé" right now (as the station reports it).
+    if (tile.online && tile.indicator === true) {
+      const w = document.createElement('span');
+      w.className = 'tile-badge tile-watched';
+      w.append(eyeIcon());
+      w.title = t('room.badgeShown');
+      w.setAttribute('role', 'img');
+      w.setAttribute('aria-label', t('room.badgeShown'));
+      label.append(w);
+    }
     b.append(label);
+    if (tile.online && tile.no_indicator === true) {
+      const n = document.createElement('span');
+      n.className = 'tile-noindicator';
+      n.textContent = t('room.noIndicator');
+      n.title = t('room.noIndicatorHelp');
+      b.append(n);
+    }
     if (tile.locked === true || (tile.lock_ordered === true && tile.online)) {
       // "Locked" once the station reports its lock screen is up; until then, on its way.
       const lock = document.createElement('span');
@@ -207,6 +310,33 @@ function setLayout(layout) {
   renderHeader();
   renderFocusTitle();
   fitMosaic();
+}
+
+// The mosaic stream carries the tiles, not the room's monitoring state: every change the box
+// announces (a window opening or closing changes the tiles too) and a slow tick refresh it
+// from /api/room, at most once a second.
+const MONITORING_REFRESH_MS = 30_000;
+let monitoringTimer = null;
+let monitoringDue = 0;
+function refreshMonitoring(delayMs = 1000) {
+  const at = Date.now() + delayMs;
+  if (monitoringTimer !== null && monitoringDue <= at) return;
+  clearTimeout(monitoringTimer);
+  monitoringDue = at;
+  monitoringTimer = setTimeout(async () => {
+    monitoringTimer = null;
+    try {
+      setMonitoring(await getJson('/api/room'));
+    } catch (e) {
+      console.warn(`lanterne: monitoring state: ${e.message}`);
+    }
+    refreshMonitoring(MONITORING_REFRESH_MS);
+  }, delayMs);
+}
+
+function onLayout(layout) {
+  setLayout(layout);
+  refreshMonitoring();
 }
 
 els.tiles.addEventListener('click', (ev) => {
@@ -243,7 +373,7 @@ function showMosaic() {
     path: '/api/mosaic',
     canvas: els.mosaicCanvas,
     onState: (s) => { ui.connState = s; renderConn(); },
-    onLayout: setLayout,
+    onLayout,
     onAuthLost,
   });
   ui.stream.start();
@@ -300,9 +430,13 @@ async function whyFocusRefused(id) {
     const room = await getJson('/api/room');
     if (!room) return null;
     setLayout(room.mosaic);
+    setMonitoring(room);
     const tile = room.mosaic.tiles.find((x) => x.station_id === id);
     if (!tile) return 'station-unknown';
     if (!tile.online) return 'station-offline';
+    if (room.monitoring_configured === false) return 'monitoring-not-configured';
+    if (room.monitoring === false) return 'outside-monitoring-hours';
+    if (tile.no_indicator === true) return 'no-indicator';
   } catch {
     // Cannot tell; keep retrying.
   }
@@ -374,6 +508,8 @@ async function loadRoom() {
       if (!room) return false;
       ui.roomName = typeof room.name === 'string' ? room.name : '';
       setLayout(room.mosaic);
+      setMonitoring(room);
+      refreshMonitoring(MONITORING_REFRESH_MS);
       return true;
     } catch (e) {
       console.warn(`lanterne: ${e.message}`);
@@ -405,6 +541,7 @@ function showUnsupported() {
 
 onLangChange(() => {
   renderConn();
+  renderMonitoring();
   renderHeader();
   renderTiles();
   renderFocusTitle();

@@ -58,8 +58,8 @@ pub struct Config {
     pub privacy: Privacy,
     #[serde(default)]
     pub accounts: Accounts,
-    /// When screens may be watched (P3). Without it, monitoring is allowed at any time and
-    /// the box says so in its log: a school deployment must set it.
+    /// When screens may be watched (P3). Without it nothing is ever watched (fail closed):
+    /// the box says so in its log and on the tablet.
     pub schedule: Option<lanterne_privacy::schedule::ScheduleConfig>,
     /// The box's HDMI input, for showing the teacher's PC to the class.
     #[serde(default)]

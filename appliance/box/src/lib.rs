@@ -108,8 +108,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             "monitoring only inside the configured windows"
         ),
         None => tracing::warn!(
-            "no [schedule] in the configuration: screens may be watched at any time; \
-             a school deployment must configure monitoring hours (policy P3)"
+            "no [schedule] in the configuration: monitoring is off (no thumbnails, focus \
+             view, screenshot or demo of a student's screen, ever); locking, messages, power, \
+             commands and the HDMI demo work. Set the monitoring hours in [schedule] (policy P3)"
         ),
     }
     let schedule_for_documents = schedule.clone();
@@ -121,7 +122,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             screenshots_enabled: cfg.privacy.screenshots,
         },
         clock: clock.clone(),
-        monitoring_without_schedule: true,
     };
     let (panel, panel_events, simulated_panel) = start_panel(&cfg.panel)?;
     let screenshot_settings = screenshots::Settings {

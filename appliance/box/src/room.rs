@@ -11,9 +11,33 @@
 //!
 //! The room publishes a [`RoomView`] on a watch channel; the web side sends it to tablets
 //! whenever it changes (a station comes online, a new one is enrolled).
+//!
+//! # Watched means watched
+//!
+//! The room alone decides what each station sends, from one rule (`apply_streams`): a
+//! station sends video only while a person can see it, inside a monitoring window, and only
+//! if it reported that it can show its "screen watched" badge.
+//! - Thumbnails while at least one mosaic viewer is open ([`RoomHandle::mosaic_viewer`]),
+//!   and for [`MOSAIC_LINGER`] after the last one closed.
+//! - The full stream while a focus view, a screenshot or a demo of that station needs it.
+//!
+//! The status LED, each station's badge (the station shows it exactly while it sends video)
+//! and each tile's `watched` on the tablet all follow what the room asked for. Viewers are
+//! counted with leases: dropping a [`MosaicViewer`] or a [`FocusSubscription`] closes a
+//! oneshot the room awaits, so a count can never leak because a queue was full.
+//!
+//! Monitoring windows are acted on at their edge itself: a timer armed for the next edge
+//! ([`Schedule::next_edge`]), re-armed after each edge; a coarse re-check every
+//! [`SCHEDULE_RECHECK`] only catches the wall clock being moved. Without a schedule nothing
+//! is ever watched (fail closed).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use lanterne_media::{EncodedFrame, Mosaic, TileInfo};
 use lanterne_panel::{LedState, PanelHandle, StatusLed};
@@ -32,18 +56,38 @@ use crate::store::{self, StationRow, Store};
 /// A station's full-size frame as forwarded to focus viewers (never re-encoded).
 pub type FullFrame = Arc<EncodedFrame>;
 
+/// How long stations keep sending thumbnails after the last mosaic viewer closed. A tablet
+/// that loses its socket (Wi-Fi hiccup, page reload, a short sleep) reconnects within its
+/// first retries (0.5, 1 and 2 s in `web-ui/assets/video-stream.js`); five seconds spares
+/// every station an encoder restart and the teacher a grey mosaic meanwhile. Video still
+/// flows during the linger, so the LED and the badges stay lit until it ends.
+pub const MOSAIC_LINGER: Duration = Duration::from_secs(5);
+
+/// The coarse re-check of the schedule. Edges are acted on by a timer armed for the edge
+/// itself, which runs on the monotonic clock; this only catches the wall clock being moved
+/// (a clock set by hand, an NTP step, a daylight-saving change) and re-arms that timer.
+pub const SCHEDULE_RECHECK: Duration = Duration::from_secs(60);
+
+/// How long the edge timer sleeps when no edge is coming (no schedule, or no window).
+const NO_EDGE: Duration = Duration::from_secs(24 * 3600);
+
 /// What a tablet needs to draw the room.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RoomView {
     pub name: String,
     /// The whole room is locked (persisted); each tile says what its station shows.
     pub locked: bool,
-    /// Some screen is being watched right now (what the status LED shows).
+    /// Some screen is being watched right now (what the status LED shows): some station
+    /// sends video to a person.
     pub watched: bool,
-    /// Inside a monitoring window (always true for a room without a schedule).
+    /// The configuration has a monitoring schedule. Without one no screen is ever watched.
+    pub monitoring_configured: bool,
+    /// Inside a monitoring window: screens may be watched now (never without a schedule).
     pub monitoring: bool,
     /// When monitoring is next allowed, box local time ("2026-11-23 09:15"), while outside.
     pub next_monitoring: Option<String>,
+    /// When the monitoring window in force ends, box local time, while inside one.
+    pub monitoring_until: Option<String>,
     pub mosaic: MosaicView,
     /// The demo running now, if any.
     pub demo: Option<DemoView>,
@@ -111,8 +155,8 @@ pub enum DemoError {
     NoTarget,
     #[error("{0}")]
     Invalid(String),
-    #[error("a student's screen may not be shown now (outside the monitoring hours){}", next.as_ref().map(|n| format!("; next monitoring window: {n}")).unwrap_or_default())]
-    OutsideMonitoring { next: Option<String> },
+    #[error("a student's screen may not be shown now: {why}")]
+    OutsideMonitoring { why: Unwatchable },
     #[error("no demo is running")]
     NotRunning,
     #[error("this box has no HDMI input configured ([hdmi] input in its configuration)")]
@@ -144,10 +188,52 @@ pub struct TileView {
     pub unread_messages: u32,
     /// Approved commands still running on the station.
     pub commands_running: u32,
+    /// A person can see this screen now: the box asked the station for video (thumbnails for
+    /// an open mosaic, its full stream for a focus view, a screenshot or a demo). The station
+    /// shows its badge exactly then.
+    pub watched: bool,
+    /// The station reports its "screen watched" badge is on its screen.
+    pub indicator: bool,
+    /// The station reported it cannot show that badge: it is never asked for video.
+    pub no_indicator: bool,
     pub x: u32,
     pub y: u32,
     pub w: u32,
     pub h: u32,
+}
+
+/// Why a screen may not be watched now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unwatchable {
+    /// The configuration has no `[schedule]`: no monitoring at all (fail closed, P3).
+    NotConfigured,
+    /// Outside the monitoring windows; `next` is when the next one opens (box local time).
+    OutsideHours { next: Option<String> },
+    /// The station cannot show its "screen watched" badge, so it sends no video.
+    NoIndicator { station: String },
+}
+
+impl std::fmt::Display for Unwatchable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unwatchable::NotConfigured => f.write_str(
+                "monitoring is not configured on this box (its configuration has no [schedule]), \
+                 so no screen may be watched; locking, messages, power, commands and showing \
+                 the teacher's HDMI input still work",
+            ),
+            Unwatchable::OutsideHours { next } => {
+                f.write_str("outside the monitoring hours")?;
+                match next {
+                    Some(n) => write!(f, "; next monitoring window: {n}"),
+                    None => Ok(()),
+                }
+            }
+            Unwatchable::NoIndicator { station } => write!(
+                f,
+                "{station} cannot show its \"screen watched\" indicator, so it cannot be watched"
+            ),
+        }
+    }
 }
 
 /// Why a focus view could not be opened.
@@ -157,20 +243,26 @@ pub enum FocusError {
     Unknown,
     #[error("the station is offline")]
     Offline,
-    #[error("screens may not be watched now (outside the monitoring hours){}", next.as_ref().map(|n| format!("; next monitoring window: {n}")).unwrap_or_default())]
-    OutsideMonitoring { next: Option<String> },
+    #[error("screens may not be watched now: {why}")]
+    OutsideMonitoring { why: Unwatchable },
 }
 
-/// An open focus view. Dropping it tells the room, which stops the station's full stream
-/// when the last viewer leaves.
+/// An open focus view (or a screenshot being taken). Dropping it tells the room, which stops
+/// the station's full stream when the last viewer leaves.
 pub struct FocusSubscription {
     pub frames: broadcast::Receiver<FullFrame>,
-    /// Flips to true when the station goes offline or is replaced by a new connection.
+    /// Flips to true when the view ends on the box's side: the station goes offline or
+    /// reconnects, the monitoring window closes, or the station loses its indicator.
     pub ended: watch::Receiver<bool>,
+    /// Set (before `ended` flips) when the room cut the view because the screen may no
+    /// longer be watched; stays None when the station merely left.
+    cut: watch::Receiver<Option<Unwatchable>>,
     pub station_name: String,
     station_id: u32,
     conn: u64,
     room: mpsc::Sender<Cmd>,
+    /// Dropped with the subscription: the room's lease on this viewer ends.
+    _lease: oneshot::Sender<()>,
 }
 
 impl FocusSubscription {
@@ -181,17 +273,44 @@ impl FocusSubscription {
             conn: self.conn,
         });
     }
+
+    /// Why the room cut this view, if it did (the window closed, the indicator was lost).
+    /// Follows the view after the subscription itself is dropped.
+    pub fn cut(&self) -> watch::Receiver<Option<Unwatchable>> {
+        self.cut.clone()
+    }
 }
 
-impl Drop for FocusSubscription {
-    fn drop(&mut self) {
-        // try_send: Drop cannot await. If the room's queue is full the count is repaired when
-        // the station next disconnects, which also ends its full stream.
-        let _ = self.room.try_send(Cmd::CloseFocus {
-            station_id: self.station_id,
-            conn: self.conn,
-        });
-    }
+/// An open mosaic viewer (a tablet showing the class). While at least one is held, and for
+/// [`MOSAIC_LINGER`] after the last is dropped, stations inside the monitoring hours send
+/// thumbnails; dropping it is all it takes to close it.
+pub struct MosaicViewer {
+    _lease: oneshot::Sender<()>,
+}
+
+/// What a dropped lease was for.
+enum Lease {
+    Mosaic,
+    Focus {
+        station_id: u32,
+        conn: u64,
+        /// The link's view generation when the view opened: views the room already ended
+        /// (window closed) are not counted twice.
+        gen: u64,
+    },
+}
+
+type LeaseFuture = Pin<Box<dyn Future<Output = Lease> + Send + Sync>>;
+
+/// A future that resolves to `what` once the lease's sender side is dropped.
+fn lease(what: Lease) -> (oneshot::Sender<()>, LeaseFuture) {
+    let (tx, rx) = oneshot::channel::<()>();
+    let fut = async move {
+        // Nobody ever sends: only the drop of the sender completes this.
+        let _ = rx.await;
+        what
+    };
+    (tx, Box::pin(fut))
 }
 
 /// What a station link gets back when it registers.
@@ -265,9 +384,8 @@ enum Cmd {
         station_id: u32,
         reply: oneshot::Sender<Result<FocusSubscription, FocusError>>,
     },
-    CloseFocus {
-        station_id: u32,
-        conn: u64,
+    OpenMosaic {
+        closed: LeaseFuture,
     },
     Keyframe {
         station_id: u32,
@@ -520,6 +638,14 @@ impl RoomHandle {
         let _ = self.tx.send(Cmd::Enrolled { station }).await;
     }
 
+    /// Opens a mosaic viewer for as long as the returned guard is held (the mosaic
+    /// WebSocket holds one for its lifetime): see [`MosaicViewer`].
+    pub async fn mosaic_viewer(&self) -> MosaicViewer {
+        let (tx, closed) = lease(Lease::Mosaic);
+        let _ = self.tx.send(Cmd::OpenMosaic { closed }).await;
+        MosaicViewer { _lease: tx }
+    }
+
     pub async fn open_focus(&self, station_id: u32) -> Result<FocusSubscription, FocusError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -721,9 +847,17 @@ struct Link {
     demo_tx: mpsc::Sender<FullFrame>,
     full_tx: broadcast::Sender<FullFrame>,
     ended: watch::Sender<bool>,
+    /// Why this station's views were ended (None: they were not, or it left).
+    views_cut: watch::Sender<Option<Unwatchable>>,
+    /// Focus views, screenshots and a demo that need this station's full stream.
     focus_viewers: usize,
+    /// Bumped when the room ends every view of this station at once.
+    view_gen: u64,
+    /// What the room asked the station to send.
     thumb_on: bool,
-    shown: Shown,
+    full_on: bool,
+    /// The station's last report of its screen; None until the first one.
+    shown: Option<Shown>,
     /// Messages and command runs this connection got and has not answered yet (a station
     /// that reconnects starts afresh: its agent may have restarted without them).
     unread: BTreeSet<u64>,
@@ -742,12 +876,46 @@ pub struct LockSettings {
     pub message: String,
 }
 
+impl Link {
+    /// The station said it can show its badge: it may be asked for video.
+    fn indicator_available(&self) -> bool {
+        self.shown.as_ref().is_some_and(|s| s.indicator_available)
+    }
+
+    /// The station said it cannot show its badge. (Before its first report it is neither:
+    /// a view opened then waits for the report, which starts the video or ends the view.)
+    fn indicator_missing(&self) -> bool {
+        self.shown.as_ref().is_some_and(|s| !s.indicator_available)
+    }
+
+    /// The station sends video to a person now.
+    fn watched(&self) -> bool {
+        self.thumb_on || self.full_on
+    }
+
+    /// Ends every view of this station (they must reopen), saying why when the screen may no
+    /// longer be watched; later views start afresh.
+    fn end_views(&mut self, why: Option<Unwatchable>) {
+        self.views_cut.send_replace(why);
+        let _ = self.ended.send(true);
+        self.ended = watch::channel(false).0;
+        self.views_cut = watch::channel(None).0;
+        self.focus_viewers = 0;
+        self.view_gen += 1;
+    }
+}
+
 struct Room {
     name: String,
     schedule: Option<Schedule>,
     schedule_json: Option<String>,
     clock: Arc<dyn Clock + Send + Sync>,
     monitoring: bool,
+    /// Open mosaic viewers, and until when thumbnails linger after the last one closed.
+    mosaic_viewers: usize,
+    linger_until: Option<tokio::time::Instant>,
+    /// Viewers' leases: each resolves when its guard is dropped.
+    leases: FuturesUnordered<LeaseFuture>,
     store: Store,
     panel: PanelHandle,
     /// The whole room is locked, stations enrolled later included.
@@ -841,7 +1009,7 @@ pub struct RoomSettings {
     pub name: String,
     pub plan: StreamPlan,
     pub lock: LockSettings,
-    /// None: monitoring allowed at any time.
+    /// None: no monitoring at all (fail closed).
     pub schedule: Option<Schedule>,
     /// The same schedule as configured, sent to every station (JSON).
     pub schedule_json: Option<String>,
@@ -881,13 +1049,16 @@ pub fn spawn(
     );
     let monitoring = schedule
         .as_ref()
-        .is_none_or(|s| s.is_monitoring_at(clock.now()));
+        .is_some_and(|s| s.is_monitoring_at(clock.now()));
     let mut room = Room {
         name,
         schedule,
         schedule_json,
         clock,
         monitoring,
+        mosaic_viewers: 0,
+        linger_until: None,
+        leases: FuturesUnordered::new(),
         store,
         panel,
         locked,
@@ -909,9 +1080,16 @@ pub fn spawn(
         last_demo_end: None,
         hdmi,
     };
+    // Nobody watches yet: the mosaic neither decodes nor encodes until a viewer comes.
+    room.apply_streams();
     room.relayout();
     tokio::spawn(room.run(rx));
     Ok(RoomHandle { tx, view: view_rx })
+}
+
+/// A local date and time as the tablet shows it: "2026-11-23 09:15".
+fn local_minute(t: time::PrimitiveDateTime) -> String {
+    format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute())
 }
 
 /// Station ids stored as "3,7,12"; anything unreadable is dropped (the table is ours).
@@ -923,17 +1101,38 @@ fn parse_ids(text: &str) -> BTreeSet<u32> {
 
 impl Room {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
-        // Monitoring windows start and end on the minute; checking every few seconds keeps
-        // the edges sharp without a timer per window.
-        let mut schedule_tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        // A timer to the next window edge, re-armed after each edge and each re-check.
+        let mut edge = Box::pin(tokio::time::sleep_until(self.next_edge()));
+        let mut recheck = tokio::time::interval_at(
+            tokio::time::Instant::now() + SCHEDULE_RECHECK,
+            SCHEDULE_RECHECK,
+        );
         // While a demo runs, its receivers' health changes every second; tablets see it at
         // that pace rather than at every station's report.
         let mut demo_tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
+            let linger_end = self.linger_until;
             let cmd = tokio::select! {
                 cmd = rx.recv() => match cmd { Some(c) => c, None => return },
-                _ = schedule_tick.tick() => {
+                _ = &mut edge => {
                     self.check_schedule().await;
+                    edge.as_mut().reset(self.next_edge());
+                    continue;
+                }
+                _ = recheck.tick() => {
+                    self.check_schedule().await;
+                    edge.as_mut().reset(self.next_edge());
+                    continue;
+                }
+                Some(ended) = self.leases.next(), if !self.leases.is_empty() => {
+                    self.lease_ended(ended);
+                    continue;
+                }
+                _ = tokio::time::sleep_until(linger_end.unwrap_or_else(tokio::time::Instant::now)), if linger_end.is_some() => {
+                    // The last viewer did not come back: thumbnails stop.
+                    self.linger_until = None;
+                    self.apply_streams();
+                    self.publish();
                     continue;
                 }
                 _ = demo_tick.tick(), if self.demo.is_some() => {
@@ -972,7 +1171,6 @@ impl Room {
                     self.next_conn += 1;
                     let (full_tx, _) = broadcast::channel(64);
                     let id = station.id;
-                    let thumbnail = self.thumbnail_settings();
                     let lock_wanted = self.lock_wanted(id);
                     let entry = self
                         .stations
@@ -992,18 +1190,12 @@ impl Room {
                         old.cut.cancel();
                     }
                     let (ended, _) = watch::channel(false);
-                    // Monitoring is on whenever the room is (issue 5 adds the schedule):
-                    // ask for thumbnails right away.
                     // The station checks the hours itself too, and shows them to the student.
+                    // No video is asked for yet: not before the station reports it can show
+                    // its badge (its first `Shown`), and only while someone looks.
                     if let Some(json) = &self.schedule_json {
                         let _ = control.try_send(Control::Schedule {
                             config_json: json.clone(),
-                        });
-                    }
-                    if self.monitoring {
-                        let _ = control.try_send(Control::SetStream {
-                            stream: Stream::Thumb,
-                            settings: Some(thumbnail),
                         });
                     }
                     // The room lock outlives connections: a station that comes back (or a
@@ -1028,9 +1220,12 @@ impl Room {
                         demo_tx,
                         full_tx: full_tx.clone(),
                         ended,
+                        views_cut: watch::channel(None).0,
                         focus_viewers: 0,
-                        thumb_on: self.monitoring,
-                        shown: Shown::default(),
+                        view_gen: 0,
+                        thumb_on: false,
+                        full_on: false,
+                        shown: None,
                         unread: BTreeSet::new(),
                         running: BTreeSet::new(),
                     });
@@ -1069,6 +1264,7 @@ impl Room {
                         let st = self.stations.get_mut(&station_id).expect("checked");
                         let link = st.link.take().expect("checked");
                         let _ = link.ended.send(true);
+                        self.mosaic.set_online(station_id, false);
                         self.relayout();
                     }
                 }
@@ -1109,12 +1305,26 @@ impl Room {
                     conn,
                     shown,
                 } => {
-                    if let Some(link) = self.link_mut(station_id, conn) {
-                        if link.shown != shown {
-                            link.shown = shown;
-                            self.publish();
-                        }
+                    let Some(link) = self.link_mut(station_id, conn) else {
+                        continue;
+                    };
+                    if link.shown.as_ref() == Some(&shown) {
+                        continue;
                     }
+                    let unable = !shown.indicator_available;
+                    let newly_unable =
+                        unable && link.shown.as_ref().is_none_or(|s| s.indicator_available);
+                    link.shown = Some(shown);
+                    if unable {
+                        let name = self.stations[&station_id].row.name.clone();
+                        if newly_unable {
+                            tracing::warn!(station = %name, "the station cannot show its \"screen watched\" indicator: it will not be watched");
+                        }
+                        self.cut_off(station_id, Unwatchable::NoIndicator { station: name })
+                            .await;
+                    }
+                    self.apply_streams();
+                    self.publish();
                 }
                 Cmd::SetLock {
                     locked,
@@ -1235,8 +1445,12 @@ impl Room {
                     let _ = reply.send(self.open_focus(station_id));
                     self.publish();
                 }
-                Cmd::CloseFocus { station_id, conn } => {
-                    self.release_full(station_id, conn);
+                Cmd::OpenMosaic { closed } => {
+                    self.leases.push(closed);
+                    self.mosaic_viewers += 1;
+                    self.linger_until = None;
+                    self.apply_streams();
+                    self.publish();
                 }
                 Cmd::Keyframe { station_id, conn } => {
                     if let Some(link) = self.link_mut(station_id, conn) {
@@ -1298,18 +1512,89 @@ impl Room {
         true
     }
 
-    /// One viewer (a focus view or the demo) no longer needs this station's full stream;
-    /// the last one stops it.
-    fn release_full(&mut self, station_id: u32, conn: u64) {
+    /// A viewer's guard was dropped.
+    fn lease_ended(&mut self, lease: Lease) {
+        match lease {
+            Lease::Mosaic => {
+                self.mosaic_viewers = self.mosaic_viewers.saturating_sub(1);
+                if self.mosaic_viewers == 0 {
+                    self.linger_until = Some(tokio::time::Instant::now() + MOSAIC_LINGER);
+                }
+            }
+            Lease::Focus {
+                station_id,
+                conn,
+                gen,
+            } => self.release_full(station_id, conn, Some(gen)),
+        }
+    }
+
+    /// One viewer (a focus view, a screenshot or the demo) no longer needs this station's
+    /// full stream; the last one stops it. `gen` None: the demo, always of the current views.
+    fn release_full(&mut self, station_id: u32, conn: u64, gen: Option<u64>) {
         if let Some(link) = self.link_mut(station_id, conn) {
+            if gen.is_some_and(|g| g != link.view_gen) {
+                return; // already ended by the room
+            }
             link.focus_viewers = link.focus_viewers.saturating_sub(1);
-            if link.focus_viewers == 0 {
+            self.apply_streams();
+            self.publish();
+        }
+    }
+
+    /// Asks every station for exactly the video someone can see now, and no more (see the
+    /// module docs). The one place that starts or stops a station's streams.
+    fn apply_streams(&mut self) {
+        let mosaic_open = self.mosaic_viewers > 0 || self.linger_until.is_some();
+        // An idle box neither decodes nor encodes the mosaic.
+        self.mosaic.set_active(mosaic_open);
+        let thumbnail = self.thumbnail_settings();
+        let focus = self.plan.focus;
+        for st in self.stations.values_mut() {
+            let Some(link) = st.link.as_mut() else {
+                continue;
+            };
+            let allowed = self.monitoring && link.indicator_available();
+            let thumb = allowed && mosaic_open;
+            if thumb != link.thumb_on {
+                link.thumb_on = thumb;
+                let _ = link.control.try_send(Control::SetStream {
+                    stream: Stream::Thumb,
+                    settings: thumb.then_some(thumbnail),
+                });
+                // Tiles show pictures only while asked for: grey otherwise, never frozen on
+                // the last picture.
+                self.mosaic.set_online(st.row.id, thumb);
+            }
+            let full = allowed && link.focus_viewers > 0;
+            if full != link.full_on {
+                link.full_on = full;
                 let _ = link.control.try_send(Control::SetStream {
                     stream: Stream::Full,
-                    settings: None,
+                    settings: full.then_some(focus),
                 });
             }
-            self.publish();
+        }
+    }
+
+    /// This station may no longer be watched (`why`): a demo of it ends and its views are
+    /// cut, before `apply_streams` stops its video.
+    async fn cut_off(&mut self, station_id: u32, why: Unwatchable) {
+        if self
+            .demo
+            .as_ref()
+            .is_some_and(|d| d.source_station() == Some(station_id))
+        {
+            self.end_demo("source-gone", "box").await;
+        }
+        if let Some(link) = self
+            .stations
+            .get_mut(&station_id)
+            .and_then(|s| s.link.as_mut())
+        {
+            if link.focus_viewers > 0 {
+                link.end_views(Some(why));
+            }
         }
     }
 
@@ -1321,15 +1606,20 @@ impl Room {
             DemoSource::Station { station_id } => {
                 // Showing a student's screen to the class is watching it: same hours as the
                 // focus view.
-                if !self.monitoring {
-                    return Err(DemoError::OutsideMonitoring {
-                        next: self.next_monitoring(),
-                    });
+                if let Some(why) = self.closed() {
+                    return Err(DemoError::OutsideMonitoring { why });
                 }
                 let src = self
                     .stations
                     .get(&station_id)
                     .ok_or(DemoError::UnknownStation(station_id))?;
+                if src.link.as_ref().is_some_and(Link::indicator_missing) {
+                    return Err(DemoError::OutsideMonitoring {
+                        why: Unwatchable::NoIndicator {
+                            station: src.row.name.clone(),
+                        },
+                    });
+                }
                 Some((station_id, src.row.name.clone()))
             }
             // The teacher's own PC: nobody is watched, at any hour.
@@ -1376,19 +1666,18 @@ impl Room {
         }
         let (relay, source_conn, hdmi) = match source_id {
             Some(id) => {
-                let focus = self.plan.focus;
                 let link = self
                     .stations
                     .get_mut(&id)
                     .and_then(|s| s.link.as_mut())
                     .expect("checked online");
                 link.focus_viewers += 1;
-                if link.focus_viewers == 1 {
-                    let _ = link.control.try_send(Control::SetStream {
-                        stream: Stream::Full,
-                        settings: Some(focus),
-                    });
-                }
+                self.apply_streams();
+                let link = self
+                    .stations
+                    .get_mut(&id)
+                    .and_then(|s| s.link.as_mut())
+                    .expect("checked online");
                 let control = link.control.clone();
                 let relay = Relay::start(SourceFeed {
                     frames: link.full_tx.subscribe(),
@@ -1493,7 +1782,7 @@ impl Room {
         }
         let end = DemoEnd { source_name, ..end };
         if let (Some(source), Some(conn)) = (source, source_conn) {
-            self.release_full(source, conn);
+            self.release_full(source, conn, None);
         }
         tracing::info!(%actor, source = %end.source_name, reason, "demo ended");
         self.audit(actor, "demo-stop", &end.source_name, reason)
@@ -1566,22 +1855,43 @@ impl Room {
     fn next_monitoring(&self) -> Option<String> {
         let s = self.schedule.as_ref()?;
         let next = s.next_monitoring_start(self.clock.now())?;
-        Some(format!(
-            "{} {:02}:{:02}",
-            next.date(),
-            next.hour(),
-            next.minute()
-        ))
+        Some(local_minute(next))
     }
 
-    /// Starts or stops every station's thumbnails at the edges of the monitoring windows,
-    /// and ends focus views when a window closes. Stations stop sending; the box stops
-    /// showing (tiles go grey instead of freezing on the last picture).
+    /// Why no screen may be watched now; None inside a monitoring window.
+    fn closed(&self) -> Option<Unwatchable> {
+        if self.monitoring {
+            return None;
+        }
+        Some(match self.schedule {
+            None => Unwatchable::NotConfigured,
+            Some(_) => Unwatchable::OutsideHours {
+                next: self.next_monitoring(),
+            },
+        })
+    }
+
+    /// When the room's clock next crosses a window edge, on the monotonic clock.
+    fn next_edge(&self) -> tokio::time::Instant {
+        let now = self.clock.now();
+        let wait = self
+            .schedule
+            .as_ref()
+            .and_then(|s| s.next_edge(now))
+            .and_then(|edge| Duration::try_from(edge - now).ok())
+            .unwrap_or(NO_EDGE);
+        tokio::time::Instant::now() + wait
+    }
+
+    /// Acts at a monitoring window's edge (called by the edge timer and the coarse
+    /// re-check): when a window closes, a demo of a student's screen ends, every station's
+    /// video stops, the LED goes off and open views (focus, screenshots in progress) are cut
+    /// with the reason; when one opens, stations with viewers are asked for video again.
     async fn check_schedule(&mut self) {
         let now = self
             .schedule
             .as_ref()
-            .is_none_or(|s| s.is_monitoring_at(self.clock.now()));
+            .is_some_and(|s| s.is_monitoring_at(self.clock.now()));
         if now == self.monitoring {
             return;
         }
@@ -1591,17 +1901,6 @@ impl Room {
             "monitoring window {}",
             if now { "opens" } else { "closes" }
         );
-        let thumbnail = self.thumbnail_settings();
-        for st in self.stations.values_mut() {
-            if let Some(link) = st.link.as_mut() {
-                link.thumb_on = now;
-                let _ = link.control.try_send(Control::SetStream {
-                    stream: Stream::Thumb,
-                    settings: now.then_some(thumbnail),
-                });
-            }
-            self.mosaic.set_online(st.row.id, now && st.link.is_some());
-        }
         // Showing the teacher's own PC watches nobody: only a student's screen stops.
         if !now
             && self
@@ -1611,53 +1910,59 @@ impl Room {
         {
             self.end_demo("outside-monitoring-hours", "schedule").await;
         }
-        // Publish first, so focus viewers ended below see why.
+        // Video first (the edge is about what leaves the stations), then the LED and the
+        // tablets, then the views: a focus view told it ended already sees why.
+        self.apply_streams();
         self.publish();
-        if !now {
-            for link in self.stations.values().filter_map(|s| s.link.as_ref()) {
-                if link.focus_viewers > 0 {
-                    let _ = link.control.try_send(Control::SetStream {
-                        stream: Stream::Full,
-                        settings: None,
-                    });
-                    let _ = link.ended.send(true);
-                }
+        if let Some(why) = self.closed() {
+            for link in self.stations.values_mut().filter_map(|s| s.link.as_mut()) {
+                link.end_views(Some(why.clone()));
             }
         }
     }
 
     fn open_focus(&mut self, station_id: u32) -> Result<FocusSubscription, FocusError> {
-        if !self.monitoring {
-            return Err(FocusError::OutsideMonitoring {
-                next: self.next_monitoring(),
-            });
+        if let Some(why) = self.closed() {
+            return Err(FocusError::OutsideMonitoring { why });
         }
-        let tx = self.tx.clone();
-        let focus = self.plan.focus;
         let st = self
             .stations
             .get_mut(&station_id)
             .ok_or(FocusError::Unknown)?;
         let link = st.link.as_mut().ok_or(FocusError::Offline)?;
-        link.focus_viewers += 1;
-        if link.focus_viewers == 1 {
-            let _ = link.control.try_send(Control::SetStream {
-                stream: Stream::Full,
-                settings: Some(focus),
+        if link.indicator_missing() {
+            return Err(FocusError::OutsideMonitoring {
+                why: Unwatchable::NoIndicator {
+                    station: st.row.name.clone(),
+                },
             });
         }
-        // A new viewer needs an IDR to start decoding.
-        let _ = link.control.try_send(Control::RequestKeyframe {
-            stream: Stream::Full,
+        link.focus_viewers += 1;
+        let (conn, gen) = (link.conn, link.view_gen);
+        let (lease_tx, closed) = lease(Lease::Focus {
+            station_id,
+            conn,
+            gen,
         });
-        Ok(FocusSubscription {
+        let sub = FocusSubscription {
             frames: link.full_tx.subscribe(),
             ended: link.ended.subscribe(),
+            cut: link.views_cut.subscribe(),
             station_name: st.row.name.clone(),
             station_id,
-            conn: link.conn,
-            room: tx,
-        })
+            conn,
+            room: self.tx.clone(),
+            _lease: lease_tx,
+        };
+        self.leases.push(closed);
+        self.apply_streams();
+        // A new viewer needs an IDR to start decoding (a stream just started begins with one).
+        if let Some(link) = self.link_mut(station_id, conn) {
+            let _ = link.control.try_send(Control::RequestKeyframe {
+                stream: Stream::Full,
+            });
+        }
+        Ok(sub)
     }
 
     fn lock_wanted(&self, id: u32) -> bool {
@@ -1964,12 +2269,13 @@ impl Room {
     }
 
     /// Is any screen being watched right now? The single source of truth for the status LED:
-    /// a station is watched while it sends thumbnails or someone has it open.
+    /// a station is watched while the room asks it for video, which it does only while a
+    /// person can see that video (see `apply_streams`).
     fn watched(&self) -> bool {
         self.stations
             .values()
             .filter_map(|s| s.link.as_ref())
-            .any(|l| l.thumb_on || l.focus_viewers > 0)
+            .any(Link::watched)
     }
 
     /// Recomputes the mosaic grid, then publishes.
@@ -1979,7 +2285,7 @@ impl Room {
             .set_tiles(ids.iter().map(|&id| TileInfo { id }).collect());
         for st in self.stations.values() {
             self.mosaic
-                .set_online(st.row.id, self.monitoring && st.link.is_some());
+                .set_online(st.row.id, st.link.as_ref().is_some_and(|l| l.thumb_on));
         }
         // Stations already streaming keep their thumbnail size until they reconnect: changing
         // an encoder's size mid-stream is not worth the risk of a stalled tile for a few
@@ -2029,10 +2335,25 @@ impl Room {
                     station_id: t.id,
                     name: st.row.name.clone(),
                     online: st.link.is_some(),
-                    locked: st.link.as_ref().is_some_and(|l| l.shown.locked),
+                    locked: st
+                        .link
+                        .as_ref()
+                        .and_then(|l| l.shown.as_ref())
+                        .is_some_and(|s| s.locked),
                     lock_ordered: self.lock_wanted(t.id),
                     unread_messages: st.link.as_ref().map_or(0, |l| l.unread.len() as u32),
                     commands_running: st.link.as_ref().map_or(0, |l| l.running.len() as u32),
+                    watched: st.link.as_ref().is_some_and(Link::watched),
+                    indicator: st
+                        .link
+                        .as_ref()
+                        .and_then(|l| l.shown.as_ref())
+                        .is_some_and(|s| s.watched_indicator),
+                    no_indicator: st
+                        .link
+                        .as_ref()
+                        .and_then(|l| l.shown.as_ref())
+                        .is_some_and(|s| !s.indicator_available),
                     x: t.x,
                     y: t.y,
                     w: t.w,
@@ -2045,12 +2366,20 @@ impl Room {
         } else {
             self.next_monitoring()
         };
+        let monitoring_until = self
+            .schedule
+            .as_ref()
+            .filter(|_| self.monitoring)
+            .and_then(|s| s.current_window_end(self.clock.now()))
+            .map(local_minute);
         let view = RoomView {
             name: self.name.clone(),
             locked: self.locked,
             watched,
+            monitoring_configured: self.schedule.is_some(),
             monitoring: self.monitoring,
             next_monitoring,
+            monitoring_until,
             mosaic: MosaicView {
                 width: layout.width,
                 height: layout.height,
@@ -2074,6 +2403,9 @@ impl Room {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+    use time::macros::datetime;
+    use time::PrimitiveDateTime;
 
     fn row(id: u32) -> StationRow {
         StationRow {
@@ -2085,16 +2417,67 @@ mod tests {
         }
     }
 
-    async fn room_with(n: u32) -> (RoomHandle, Arc<Mosaic>, lanterne_panel::SimulatedPanel) {
-        let clock = Arc::new(lanterne_privacy::policy::SystemClock::new());
-        room_on_schedule(n, None, clock).await
+    /// A wall clock that runs with tokio's clock (paused in these tests: it moves only when
+    /// the test sleeps or tokio auto-advances to the next timer) and that can be set, like a
+    /// clock changed by hand.
+    struct TestClock {
+        at: Mutex<(PrimitiveDateTime, tokio::time::Instant)>,
+    }
+
+    impl TestClock {
+        fn new(t: PrimitiveDateTime) -> Arc<Self> {
+            Arc::new(TestClock {
+                at: Mutex::new((t, tokio::time::Instant::now())),
+            })
+        }
+
+        /// Sets the wall clock (the monotonic clock does not move).
+        fn set(&self, t: PrimitiveDateTime) {
+            *self.at.lock().unwrap() = (t, tokio::time::Instant::now());
+        }
+
+        /// The monotonic instant at which this clock shows `t`.
+        fn instant_of(&self, t: PrimitiveDateTime) -> tokio::time::Instant {
+            let (base, at) = *self.at.lock().unwrap();
+            at + Duration::try_from(t - base).expect("a time ahead")
+        }
+    }
+
+    impl Clock for TestClock {
+        fn now(&self) -> PrimitiveDateTime {
+            let (base, at) = *self.at.lock().unwrap();
+            base + at.elapsed()
+        }
+    }
+
+    /// Monday 08:00–18:00 open, watched 09:15–11:45 and 13:15–16:45 (2026-11-23 is a Monday).
+    fn monday_schedule() -> Schedule {
+        let config: lanterne_privacy::schedule::ScheduleConfig = toml::from_str(
+            r#"
+            access = [{ days = ["mon"], start = "08:00", end = "18:00" }]
+            monitoring = [
+                { days = ["mon"], start = "09:15", end = "11:45" },
+                { days = ["mon"], start = "13:15", end = "16:45" },
+            ]
+            "#,
+        )
+        .unwrap();
+        config.validate().unwrap()
+    }
+
+    type Parts = (RoomHandle, Arc<Mosaic>, lanterne_panel::SimulatedPanel);
+
+    /// A room inside a monitoring window (Monday 10:00).
+    async fn room_with(n: u32) -> Parts {
+        let clock = TestClock::new(datetime!(2026-11-23 10:00));
+        room_on_schedule(n, Some(monday_schedule()), clock).await
     }
 
     async fn room_on_schedule(
         n: u32,
         schedule: Option<Schedule>,
         clock: Arc<dyn Clock + Send + Sync>,
-    ) -> (RoomHandle, Arc<Mosaic>, lanterne_panel::SimulatedPanel) {
+    ) -> Parts {
         let probe = lanterne_media::init().unwrap();
         let (mosaic, _rx) = Mosaic::start(
             lanterne_media::MosaicConfig {
@@ -2145,24 +2528,86 @@ mod tests {
         }
     }
 
-    async fn thumb_order(rx: &mut mpsc::Receiver<Control>) -> StreamSettings {
+    const CAN_SHOW_BADGE: Shown = Shown {
+        locked: false,
+        watched_indicator: false,
+        indicator_available: true,
+    };
+
+    /// Station `id` connects and reports its screen; returns its control queue and connection.
+    async fn online(room: &RoomHandle, id: u32, shown: Shown) -> (mpsc::Receiver<Control>, u64) {
+        let (tx, rx) = mpsc::channel(64);
+        let reg = room.online(row(id), channels(tx)).await.unwrap();
+        room.shown(id, reg.conn, shown).await;
+        (rx, reg.conn)
+    }
+
+    /// The next order for `stream` (Some: start, None: stop), skipping other control messages.
+    async fn stream_order(
+        rx: &mut mpsc::Receiver<Control>,
+        want: Stream,
+    ) -> Option<StreamSettings> {
         loop {
-            match rx.recv().await.expect("control open") {
-                Control::SetStream {
-                    stream: Stream::Thumb,
-                    settings: Some(s),
-                } => return s,
-                _ => continue,
+            // Virtual time: hours pass in no time, and the next window may be hours away.
+            let msg = tokio::time::timeout(Duration::from_secs(4 * 3600), rx.recv())
+                .await
+                .expect("a stream order")
+                .expect("control open");
+            if let Control::SetStream { stream, settings } = msg {
+                if stream == want {
+                    return settings;
+                }
             }
         }
     }
 
-    #[tokio::test]
+    /// Every stream order queued now, without waiting.
+    fn queued_stream_orders(rx: &mut mpsc::Receiver<Control>) -> Vec<(Stream, bool)> {
+        let mut out = Vec::new();
+        while let Ok(msg) = rx.try_recv() {
+            if let Control::SetStream { stream, settings } = msg {
+                out.push((stream, settings.is_some()));
+            }
+        }
+        out
+    }
+
+    /// Lets the room and panel tasks run everything queued (time does not move).
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn leds(sim: &lanterne_panel::SimulatedPanel, status: StatusLed) -> bool {
+        let want = LedState {
+            lock: false,
+            status,
+        };
+        tokio::time::timeout(Duration::from_secs(5), sim.wait_for_leds(want))
+            .await
+            .unwrap_or(false)
+    }
+
+    fn tile(room: &RoomHandle, id: u32) -> TileView {
+        room.view()
+            .borrow()
+            .mosaic
+            .tiles
+            .iter()
+            .find(|t| t.station_id == id)
+            .cloned()
+            .expect("a tile")
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn thumbnails_are_asked_no_larger_than_a_tile() {
         let (room, mosaic, _sim) = room_with(32).await;
-        let (tx, mut rx) = mpsc::channel(64);
-        room.online(row(1), channels(tx)).await.unwrap();
-        let s = thumb_order(&mut rx).await;
+        let _viewer = room.mosaic_viewer().await;
+        let (mut rx, _) = online(&room, 1, CAN_SHOW_BADGE).await;
+        let s = stream_order(&mut rx, Stream::Thumb)
+            .await
+            .expect("thumbnails");
         let tile = mosaic.layout().tiles[0];
         assert!(
             s.width <= tile.w + 1 && s.height <= tile.h + 1,
@@ -2176,31 +2621,399 @@ mod tests {
 
         // A small class keeps the configured size.
         let (room, _mosaic, _sim) = room_with(2).await;
-        let (tx, mut rx) = mpsc::channel(64);
-        room.online(row(1), channels(tx)).await.unwrap();
-        let s = thumb_order(&mut rx).await;
+        let _viewer = room.mosaic_viewer().await;
+        let (mut rx, _) = online(&room, 1, CAN_SHOW_BADGE).await;
+        let s = stream_order(&mut rx, Stream::Thumb)
+            .await
+            .expect("thumbnails");
         assert_eq!((s.width, s.height), (480, 270));
     }
 
-    async fn leds(sim: &lanterne_panel::SimulatedPanel, status: StatusLed) -> bool {
-        let want = LedState {
-            lock: false,
-            status,
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(5), sim.wait_for_leds(want))
-            .await
-            .unwrap_or(false)
+    /// Issue 14: inside a monitoring window with nobody looking, no station is asked for
+    /// video, no tile is watched and the LED is off; a mosaic viewer lights all of it; after
+    /// the viewer leaves it all goes off once the linger is over, and not before.
+    #[tokio::test(start_paused = true)]
+    async fn stations_stream_only_while_a_mosaic_viewer_is_open_plus_the_linger() {
+        let (room, mosaic, sim) = room_with(2).await;
+        let (mut rx1, _) = online(&room, 1, CAN_SHOW_BADGE).await;
+        let (mut rx2, _) = online(&room, 2, CAN_SHOW_BADGE).await;
+        settle().await;
+        assert!(room.view().borrow().monitoring);
+        assert_eq!(queued_stream_orders(&mut rx1), []);
+        assert_eq!(queued_stream_orders(&mut rx2), []);
+        assert!(leds(&sim, StatusLed::Off).await);
+        assert!(!room.view().borrow().watched && !tile(&room, 1).watched);
+        assert!(
+            !mosaic.is_active(),
+            "nobody watches: no composing, no encoding"
+        );
+
+        // A tablet opens the class.
+        let viewer = room.mosaic_viewer().await;
+        assert!(stream_order(&mut rx1, Stream::Thumb).await.is_some());
+        assert!(stream_order(&mut rx2, Stream::Thumb).await.is_some());
+        assert!(leds(&sim, StatusLed::Watching).await);
+        assert!(tile(&room, 1).watched && tile(&room, 2).watched);
+        assert!(room.view().borrow().watched);
+        assert!(mosaic.is_active());
+
+        // A second viewer, then the first leaves: nothing changes.
+        let second = room.mosaic_viewer().await;
+        drop(viewer);
+        tokio::time::sleep(MOSAIC_LINGER * 2).await;
+        assert_eq!(queued_stream_orders(&mut rx1), []);
+        assert!(tile(&room, 1).watched);
+
+        // The last viewer leaves: video goes on for the linger (a reconnecting tablet), then
+        // stops everywhere.
+        let left = tokio::time::Instant::now();
+        drop(second);
+        assert_eq!(stream_order(&mut rx1, Stream::Thumb).await, None);
+        let after = left.elapsed();
+        assert_eq!(stream_order(&mut rx2, Stream::Thumb).await, None);
+        assert!(
+            after >= MOSAIC_LINGER && after < MOSAIC_LINGER + Duration::from_secs(1),
+            "thumbnails stopped {after:?} after the last viewer left"
+        );
+        assert!(leds(&sim, StatusLed::Off).await);
+        assert!(!tile(&room, 1).watched && !room.view().borrow().watched);
+        assert!(!mosaic.is_active());
+
+        // A viewer back within the linger keeps the stream without a restart.
+        let viewer = room.mosaic_viewer().await;
+        assert!(stream_order(&mut rx1, Stream::Thumb).await.is_some());
+        drop(viewer);
+        tokio::time::sleep(MOSAIC_LINGER / 2).await;
+        let _back = room.mosaic_viewer().await;
+        tokio::time::sleep(MOSAIC_LINGER * 2).await;
+        assert_eq!(queued_stream_orders(&mut rx1), [], "no stop, no restart");
+        assert!(leds(&sim, StatusLed::Watching).await);
     }
 
-    #[tokio::test]
-    async fn the_status_led_is_lit_while_a_station_streams_and_off_after() {
+    /// Fail closed on the station: a station that reports it cannot show its badge is never
+    /// asked for video, cannot be opened or shown, and the tablet says so; a station that
+    /// loses its badge while watched stops at once and its views end with the reason.
+    #[tokio::test(start_paused = true)]
+    async fn a_station_without_its_indicator_is_never_watched() {
         let (room, _mosaic, sim) = room_with(2).await;
+        let _viewer = room.mosaic_viewer().await;
+        let no_badge = Shown {
+            indicator_available: false,
+            ..Shown::default()
+        };
+        let (mut rx1, _) = online(&room, 1, no_badge.clone()).await;
+        let (mut rx2, conn2) = online(&room, 2, CAN_SHOW_BADGE).await;
+        assert!(stream_order(&mut rx2, Stream::Thumb).await.is_some());
+        settle().await;
+        assert_eq!(queued_stream_orders(&mut rx1), [], "no video asked");
+        let t = tile(&room, 1);
+        assert!(t.online && t.no_indicator && !t.watched, "{t:?}");
+        assert!(!tile(&room, 2).no_indicator);
+        let refused = room.open_focus(1).await.err().expect("focus refused");
+        assert_eq!(
+            refused,
+            FocusError::OutsideMonitoring {
+                why: Unwatchable::NoIndicator {
+                    station: "poste-01".into()
+                }
+            }
+        );
+        assert!(refused.to_string().contains("indicator"), "{refused}");
+        let demo = room
+            .start_demo(
+                DemoRequest {
+                    source: DemoSource::Station { station_id: 1 },
+                    targets: None,
+                    mode: DemoMode::Windowed,
+                    region: None,
+                },
+                "prof",
+            )
+            .await
+            .expect_err("a demo of it refused");
+        assert!(
+            matches!(demo, DemoError::OutsideMonitoring { .. }),
+            "{demo}"
+        );
+
+        // Station 2 is watched in focus, then its overlay dies.
+        let mut focus = room
+            .open_focus(2)
+            .await
+            .expect("focus of a station with badge");
+        assert!(stream_order(&mut rx2, Stream::Full).await.is_some());
+        room.shown(2, conn2, no_badge).await;
+        assert_eq!(stream_order(&mut rx2, Stream::Thumb).await, None);
+        assert_eq!(stream_order(&mut rx2, Stream::Full).await, None);
+        focus.ended.changed().await.unwrap();
+        assert!(*focus.ended.borrow());
+        assert_eq!(
+            *focus.cut().borrow(),
+            Some(Unwatchable::NoIndicator {
+                station: "poste-02".into()
+            })
+        );
         assert!(leds(&sim, StatusLed::Off).await);
-        let (tx, _rx) = mpsc::channel(64);
+        assert!(tile(&room, 2).no_indicator);
+    }
+
+    /// A view opened in the instant between a station's connection and its first report
+    /// waits for the report: the report starts the video, or ends the view.
+    #[tokio::test(start_paused = true)]
+    async fn a_view_opened_before_the_first_report_follows_the_report() {
+        let (room, _mosaic, _sim) = room_with(2).await;
+        let (tx, mut rx) = mpsc::channel(64);
         let reg = room.online(row(1), channels(tx)).await.unwrap();
+        let _focus = room
+            .open_focus(1)
+            .await
+            .expect("not refused before the report");
+        settle().await;
+        assert_eq!(
+            queued_stream_orders(&mut rx),
+            [],
+            "no video before the report"
+        );
+        room.shown(1, reg.conn, CAN_SHOW_BADGE).await;
+        assert!(stream_order(&mut rx, Stream::Full).await.is_some());
+
+        let (tx, mut rx) = mpsc::channel(64);
+        let reg = room.online(row(2), channels(tx)).await.unwrap();
+        let mut focus = room.open_focus(2).await.unwrap();
+        room.shown(2, reg.conn, Shown::default()).await;
+        focus.ended.changed().await.unwrap();
+        assert!(matches!(
+            *focus.cut().borrow(),
+            Some(Unwatchable::NoIndicator { .. })
+        ));
+        settle().await;
+        assert_eq!(queued_stream_orders(&mut rx), [], "never any video");
+    }
+
+    /// Issue 14, exact edges with a controllable clock: the window ends at 11:45:00; video
+    /// (thumbnails and a focus view's full stream) stops, the LED goes off, the focus view
+    /// ends and a screenshot waiting for its picture is abandoned at the edge itself.
+    #[tokio::test(start_paused = true)]
+    async fn at_the_window_end_video_stops_and_the_led_goes_off_at_the_edge() {
+        // An odd phase: a periodic check (every few seconds from start) would miss the edge.
+        let clock = TestClock::new(datetime!(2026-11-23 11:44:42.7));
+        let (room, _mosaic, sim) =
+            room_on_schedule(2, Some(monday_schedule()), clock.clone()).await;
+        let edge = clock.instant_of(datetime!(2026-11-23 11:45));
+        let _viewer = room.mosaic_viewer().await;
+        let (mut rx, conn) = online(&room, 1, CAN_SHOW_BADGE).await;
+        assert!(stream_order(&mut rx, Stream::Thumb).await.is_some());
+        let mut focus = room.open_focus(1).await.unwrap();
+        assert!(stream_order(&mut rx, Stream::Full).await.is_some());
+        room.shown(
+            1,
+            conn,
+            Shown {
+                watched_indicator: true,
+                ..CAN_SHOW_BADGE
+            },
+        )
+        .await;
         assert!(leds(&sim, StatusLed::Watching).await);
-        room.offline(1, reg.conn).await;
+        assert_eq!(
+            room.view().borrow().monitoring_until.as_deref(),
+            Some("2026-11-23 11:45")
+        );
+
+        // 5 s before the edge a teacher takes a screenshot; the station is slow to send its
+        // keyframe (it never does here).
+        tokio::time::sleep_until(edge - Duration::from_secs(5)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::screenshots::Settings {
+            enabled: true,
+            retention_days: 7,
+            dir: dir.path().join("screenshots"),
+        };
+        let store = Store::in_memory().unwrap();
+        let (r, s) = (room.clone(), store.clone());
+        let shot =
+            tokio::spawn(
+                async move { crate::screenshots::take(&settings, &r, &s, 1, "prof").await },
+            );
+        settle().await;
+        tokio::time::sleep_until(edge - Duration::from_millis(1)).await;
+        settle().await;
+        assert_eq!(
+            queued_stream_orders(&mut rx),
+            [],
+            "nothing stops before the edge"
+        );
+        assert!(sim.leds().status == StatusLed::Watching);
+
+        let thumb_stop = stream_order(&mut rx, Stream::Thumb).await;
+        let video_stopped = tokio::time::Instant::now() - edge;
+        assert_eq!(thumb_stop, None);
         assert!(leds(&sim, StatusLed::Off).await);
+        let led_off = tokio::time::Instant::now() - edge;
+        assert!(
+            tokio::time::Instant::now() >= edge,
+            "stopped before the edge"
+        );
+        let full = queued_stream_orders(&mut rx);
+        assert!(full.contains(&(Stream::Full, false)), "{full:?}");
+        println!(
+            "window end, controllable clock: video stopped {} ms and the LED went off {} ms after the edge",
+            video_stopped.as_millis(),
+            led_off.as_millis()
+        );
+        assert!(video_stopped < Duration::from_secs(1) && led_off < Duration::from_secs(1));
+
+        focus.ended.changed().await.unwrap();
+        assert_eq!(
+            *focus.cut().borrow(),
+            Some(Unwatchable::OutsideHours {
+                next: Some("2026-11-23 13:15".into())
+            })
+        );
+        let shot = shot.await.unwrap().expect_err("screenshot abandoned");
+        assert!(
+            shot.to_string().contains("outside the monitoring hours"),
+            "{shot}"
+        );
+        assert_eq!(
+            store
+                .run(
+                    |c| c.query_row("SELECT COUNT(*) FROM screenshots", [], |r| r
+                        .get::<_, i64>(0))
+                )
+                .await
+                .unwrap(),
+            0,
+            "nothing kept"
+        );
+        let view = room.view().borrow().clone();
+        assert!(!view.monitoring && !view.watched && !tile(&room, 1).watched);
+        assert_eq!(view.next_monitoring.as_deref(), Some("2026-11-23 13:15"));
+
+        // The viewer still looks; the afternoon window opens on its own timer at 13:15.
+        let opens = clock.instant_of(datetime!(2026-11-23 13:15));
+        assert!(stream_order(&mut rx, Stream::Thumb).await.is_some());
+        let late = tokio::time::Instant::now() - opens;
+        assert!(
+            late < Duration::from_secs(1),
+            "thumbnails again {late:?} after 13:15"
+        );
+        assert!(leds(&sim, StatusLed::Watching).await);
+        assert!(room.open_focus(1).await.is_ok());
+    }
+
+    /// A wall clock moved across a window's edges (set by hand, NTP step): the coarse
+    /// re-check catches it within SCHEDULE_RECHECK, on every path at once (station video,
+    /// status LED, focus view, what the tablet is told).
+    #[tokio::test(start_paused = true)]
+    async fn monitoring_follows_a_clock_set_across_window_edges() {
+        let clock = TestClock::new(datetime!(2026-11-23 10:00));
+        let (room, _mosaic, sim) =
+            room_on_schedule(2, Some(monday_schedule()), clock.clone()).await;
+        let _viewer = room.mosaic_viewer().await;
+        let (mut rx, _) = online(&room, 1, CAN_SHOW_BADGE).await;
+        assert!(stream_order(&mut rx, Stream::Thumb).await.is_some());
+        assert!(leds(&sim, StatusLed::Watching).await);
+        drop(
+            room.open_focus(1)
+                .await
+                .expect("focus allowed inside a window"),
+        );
+
+        // The clock jumps to 12:00, lunch: a monitoring-free slot.
+        clock.set(datetime!(2026-11-23 12:00));
+        let jumped = tokio::time::Instant::now();
+        assert_eq!(stream_order(&mut rx, Stream::Thumb).await, None);
+        assert!(jumped.elapsed() <= SCHEDULE_RECHECK);
+        assert!(leds(&sim, StatusLed::Off).await);
+        let refused = room.open_focus(1).await.err().expect("focus refused");
+        assert_eq!(
+            refused,
+            FocusError::OutsideMonitoring {
+                why: Unwatchable::OutsideHours {
+                    next: Some("2026-11-23 13:15".into())
+                }
+            }
+        );
+        assert!(
+            refused.to_string().contains("2026-11-23 13:15"),
+            "{refused}"
+        );
+        let view = room.view().borrow().clone();
+        assert!(!view.monitoring && !view.watched && view.monitoring_configured);
+        assert_eq!(view.next_monitoring.as_deref(), Some("2026-11-23 13:15"));
+
+        // 13:20: the afternoon window is open again.
+        clock.set(datetime!(2026-11-23 13:20));
+        assert!(stream_order(&mut rx, Stream::Thumb).await.is_some());
+        assert!(leds(&sim, StatusLed::Watching).await);
+        assert!(room.open_focus(1).await.is_ok());
+    }
+
+    /// Fail closed: without a schedule nothing is ever watched, with a message saying why,
+    /// while the other controls work.
+    #[tokio::test(start_paused = true)]
+    async fn without_a_schedule_no_screen_is_ever_watched() {
+        let clock = TestClock::new(datetime!(2026-11-23 10:00));
+        let (room, mosaic, sim) = room_on_schedule(2, None, clock).await;
+        let _viewer = room.mosaic_viewer().await;
+        let (mut rx, _) = online(&room, 1, CAN_SHOW_BADGE).await;
+        tokio::time::sleep(SCHEDULE_RECHECK * 2).await;
+        assert_eq!(queued_stream_orders(&mut rx), [], "no video asked");
+        assert!(leds(&sim, StatusLed::Off).await);
+        assert!(
+            mosaic.is_active(),
+            "the tablet still gets the class's (grey) mosaic"
+        );
+        let view = room.view().borrow().clone();
+        assert!(!view.monitoring_configured && !view.monitoring && !view.watched);
+        assert_eq!(view.next_monitoring, None);
+        let refused = room.open_focus(1).await.err().expect("focus refused");
+        assert_eq!(
+            refused,
+            FocusError::OutsideMonitoring {
+                why: Unwatchable::NotConfigured
+            }
+        );
+        assert!(refused.to_string().contains("[schedule]"), "{refused}");
+        let demo = room
+            .start_demo(
+                DemoRequest {
+                    source: DemoSource::Station { station_id: 1 },
+                    targets: None,
+                    mode: DemoMode::Windowed,
+                    region: None,
+                },
+                "prof",
+            )
+            .await
+            .expect_err("a demo of a student refused");
+        assert!(demo.to_string().contains("not configured"), "{demo}");
+        // The lock and other orders still reach the station.
+        room.set_lock(Some(true), None, "prof").await.unwrap();
+        room.order(
+            None,
+            Control::OpenUrl {
+                url: "https://fr.wikipedia.org/".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let mut got = (false, false);
+        while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            match msg {
+                Control::Lock { .. } => got.0 = true,
+                Control::OpenUrl { .. } => got.1 = true,
+                Control::SetStream {
+                    settings: Some(_), ..
+                } => panic!("video asked"),
+                _ => {}
+            }
+            if got == (true, true) {
+                break;
+            }
+        }
+        assert_eq!(got, (true, true));
     }
 
     #[tokio::test]
@@ -2298,85 +3111,5 @@ mod tests {
         assert_eq!(room.forget_orders(lanterne_wire::now_us() + 1).await, 2);
         assert!(room.order_run(order.id).await.unwrap().is_none());
         assert!(!answer(2, two.conn, "open-url").await);
-    }
-
-    /// The next thumbnail order (Some: start, None: stop), skipping other control messages.
-    async fn thumb_switch(rx: &mut mpsc::Receiver<Control>) -> Option<StreamSettings> {
-        let wait = std::time::Duration::from_secs(10);
-        loop {
-            let msg = tokio::time::timeout(wait, rx.recv())
-                .await
-                .expect("a thumbnail order within the schedule check period")
-                .expect("control open");
-            if let Control::SetStream {
-                stream: Stream::Thumb,
-                settings,
-            } = msg
-            {
-                return settings;
-            }
-        }
-    }
-
-    /// Monitoring hours (P3) with a controllable clock: the room follows the schedule as the
-    /// clock crosses the edges of a window, on every path at once (station video, status
-    /// LED, focus view, what the tablet is told).
-    #[tokio::test]
-    async fn monitoring_follows_the_schedule_as_a_manual_clock_crosses_window_edges() {
-        use time::macros::datetime;
-        let config: lanterne_privacy::schedule::ScheduleConfig = toml::from_str(
-            r#"
-            access = [{ days = ["mon"], start = "08:00", end = "18:00" }]
-            monitoring = [
-                { days = ["mon"], start = "09:15", end = "11:45" },
-                { days = ["mon"], start = "13:15", end = "16:45" },
-            ]
-            "#,
-        )
-        .unwrap();
-        let schedule = config.validate().unwrap();
-        // Monday 23 November 2026, 10:00: inside the morning window.
-        let clock = Arc::new(lanterne_privacy::policy::ManualClock::new(datetime!(
-            2026-11-23 10:00
-        )));
-        let (room, _mosaic, sim) = room_on_schedule(2, Some(schedule), clock.clone()).await;
-        let (tx, mut rx) = mpsc::channel(64);
-        room.online(row(1), channels(tx)).await.unwrap();
-        assert!(thumb_switch(&mut rx).await.is_some(), "thumbnails asked");
-        assert!(leds(&sim, StatusLed::Watching).await);
-        let focus = room
-            .open_focus(1)
-            .await
-            .expect("focus allowed inside a window");
-        drop(focus);
-        assert!(room.view().borrow().monitoring);
-
-        // 12:00, lunch: a monitoring-free slot.
-        clock.set(datetime!(2026-11-23 12:00));
-        assert_eq!(thumb_switch(&mut rx).await, None, "thumbnails stopped");
-        assert!(leds(&sim, StatusLed::Off).await);
-        let refused = room.open_focus(1).await.err().expect("focus refused");
-        assert_eq!(
-            refused,
-            FocusError::OutsideMonitoring {
-                next: Some("2026-11-23 13:15".into())
-            }
-        );
-        assert!(
-            refused.to_string().contains("2026-11-23 13:15"),
-            "{refused}"
-        );
-        let view = room.view().borrow().clone();
-        assert!(!view.monitoring && !view.watched);
-        assert_eq!(view.next_monitoring.as_deref(), Some("2026-11-23 13:15"));
-
-        // 13:20: the afternoon window is open again.
-        clock.set(datetime!(2026-11-23 13:20));
-        assert!(
-            thumb_switch(&mut rx).await.is_some(),
-            "thumbnails asked again"
-        );
-        assert!(leds(&sim, StatusLed::Watching).await);
-        assert!(room.open_focus(1).await.is_ok());
     }
 }

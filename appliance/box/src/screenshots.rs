@@ -5,15 +5,18 @@
 //!
 //! Taking one goes through the room's focus path, so the monitoring schedule (P3) applies
 //! exactly as for the focus view, and the status LED and the station's indicator show the
-//! screen is being watched while the picture is taken.
+//! screen is being watched while the picture is taken. A screenshot still in progress when
+//! the monitoring window closes (or the station loses its indicator) is abandoned: nothing is
+//! kept, and the teacher is told why.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tracing::error;
 
-use crate::room::{FocusError, RoomHandle};
+use crate::room::{FocusError, RoomHandle, Unwatchable};
 use crate::store::{self, ScreenshotRow, Store, StoreError};
 
 /// How long a station has to send a keyframe once asked. Stations answer a keyframe request
@@ -69,14 +72,23 @@ pub async fn take(
     taken_by: &str,
 ) -> Result<ScreenshotRow, ScreenshotError> {
     let mut sub = room.open_focus(station_id).await?;
+    let cut = sub.cut();
     let keyframe = tokio::time::timeout(KEYFRAME_WAIT, async {
         loop {
-            match sub.frames.recv().await {
-                Ok(f) if f.keyframe => return Ok(f),
-                Ok(_) => {}
-                // Fell behind a burst: the next keyframe still does.
-                Err(RecvError::Lagged(_)) => sub.request_keyframe(),
-                Err(RecvError::Closed) => return Err(ScreenshotError::StationLeft),
+            tokio::select! {
+                // The room ended the view: the window closed, the indicator was lost, or
+                // the station left.
+                _ = sub.ended.changed() => {
+                    still_allowed(&cut)?;
+                    return Err(ScreenshotError::StationLeft);
+                }
+                f = sub.frames.recv() => match f {
+                    Ok(f) if f.keyframe => return Ok(f),
+                    Ok(_) => {}
+                    // Fell behind a burst: the next keyframe still does.
+                    Err(RecvError::Lagged(_)) => sub.request_keyframe(),
+                    Err(RecvError::Closed) => return Err(ScreenshotError::StationLeft),
+                },
             }
         }
     })
@@ -89,6 +101,8 @@ pub async fn take(
     let still = tokio::task::spawn_blocking(move || lanterne_media::still::keyframe_to_png(&data))
         .await
         .map_err(|e| StoreError::Join(e.to_string()))??;
+    // Still in progress: a window that closed meanwhile abandons it.
+    still_allowed(&cut)?;
     let mut row = ScreenshotRow {
         id: 0,
         station_id,
@@ -103,19 +117,39 @@ pub async fn take(
     let r = row.clone();
     row.id = store.run(move |c| store::insert_screenshot(c, &r)).await?;
     let path = settings.file(row.id);
-    let written = write_private(&settings.dir, &path, still.png).await;
-    if let Err(source) = written {
-        // No row may point at a file that does not exist.
+    let written = write_private(&settings.dir, &path, still.png)
+        .await
+        .map_err(|source| ScreenshotError::Io {
+            path: path.clone(),
+            source,
+        })
+        // The window may have closed while the file was written: it is not kept then.
+        .and_then(|()| still_allowed(&cut));
+    if let Err(e) = written {
+        // No row may point at a file that does not exist, and nothing taken as the window
+        // closed is kept.
         let id = row.id;
+        let _ = std::fs::remove_file(&path);
         let _ = store
             .run(move |c| {
                 c.execute("DELETE FROM screenshots WHERE id = ?1", [id])
                     .map(|_| ())
             })
             .await;
-        return Err(ScreenshotError::Io { path, source });
+        return Err(e);
     }
     Ok(row)
+}
+
+/// Err when the room cut the view this screenshot is taken through (the screen may no
+/// longer be watched): the screenshot is abandoned, saying why.
+fn still_allowed(cut: &watch::Receiver<Option<Unwatchable>>) -> Result<(), ScreenshotError> {
+    match cut.borrow().clone() {
+        None => Ok(()),
+        Some(why) => Err(ScreenshotError::Focus(FocusError::OutsideMonitoring {
+            why,
+        })),
+    }
 }
 
 async fn write_private(dir: &Path, path: &Path, png: Vec<u8>) -> std::io::Result<()> {

@@ -367,7 +367,8 @@ pub const ROUTES: &[(&str, &str, &str, Action)] = &[
         "/api/dev/panel/press",
         Action::AdminConfig,
     ),
-    ("GET", "/api/mosaic", "/api/mosaic", Action::Thumbnails),
+    // Tile states at any hour; the handler also asks `Thumbnails` (see HANDLER_CHECKS).
+    ("GET", "/api/mosaic", "/api/mosaic", Action::ViewRoom),
     (
         "GET",
         "/api/stations/{id}/focus",
@@ -381,6 +382,23 @@ pub const ROUTES: &[(&str, &str, &str, Action)] = &[
         "/api/demo/stop",
         "/api/demo/stop",
         Action::DemoOfTeacher,
+    ),
+];
+
+/// Actions some handlers ask the same authorization function for, beyond their route's:
+/// (method, route pattern, action, when).
+pub const HANDLER_CHECKS: &[(&str, &str, Action, &str)] = &[
+    (
+        "GET",
+        "/api/mosaic",
+        Action::Thumbnails,
+        "always: the role decides whether the socket opens, the hours whether video flows",
+    ),
+    (
+        "POST",
+        "/api/demo",
+        Action::DemoOfStudent,
+        "when the source is a student's station",
     ),
 ];
 
@@ -399,12 +417,33 @@ pub fn route_role_table() -> String {
         "| method | route | action | admin | teacher | technician |\n|---|---|---|---|---|---|\n",
     );
     for (method, pattern, _, action) in ROUTES {
+        let extra = HANDLER_CHECKS
+            .iter()
+            .find(|(m, p, _, _)| m == method && p == pattern);
+        let name = match extra {
+            Some((_, _, a, when)) => format!(
+                "{}, and {} ({when})",
+                authz::action_name(*action),
+                authz::action_name(*a)
+            ),
+            None => authz::action_name(*action).to_string(),
+        };
+        // An unconditional handler check narrows who gets in.
+        let mark = |role: Role| match extra {
+            Some((_, _, a, w)) if w.starts_with("always") => {
+                if role.permits(*action) && role.permits(*a) {
+                    "yes"
+                } else {
+                    "**no**"
+                }
+            }
+            _ => mark(role, *action),
+        };
         t.push_str(&format!(
-            "| {method} | `{pattern}` | {} | {} | {} | {} |\n",
-            authz::action_name(*action),
-            mark(Role::Admin, *action),
-            mark(Role::Teacher, *action),
-            mark(Role::Technician, *action),
+            "| {method} | `{pattern}` | {name} | {} | {} | {} |\n",
+            mark(Role::Admin),
+            mark(Role::Teacher),
+            mark(Role::Technician),
         ));
     }
     t

@@ -13,6 +13,11 @@
 //! Here the composer never waits for a station: each tick it takes whatever newest picture
 //! each tile's appsink holds (max-buffers=1, drop=true) and keeps the old pixels otherwise.
 //! Per-station decode pipelines also isolate failures: a corrupt stream restarts one tile.
+//!
+//! Nobody watching, nothing done: [`Mosaic::set_active`]`(false)` stops composing and
+//! encoding (the stations are told to stop sending, so the tile decoders idle too). When it
+//! becomes active again the canvas starts afresh (no tile frozen on a picture from before
+//! the pause) and the first encoded frame is a keyframe.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -332,6 +337,8 @@ struct Inner {
     relayout: Mutex<()>,
     tx: broadcast::Sender<Arc<MosaicFrame>>,
     stop: AtomicBool,
+    /// Someone may watch: compose and encode (see [`Mosaic::set_active`]).
+    active: AtomicBool,
     frames_out: AtomicU64,
     ticks_skipped: AtomicU64,
     /// Decode errors of tiles that were removed.
@@ -377,6 +384,7 @@ impl Mosaic {
             relayout: Mutex::new(()),
             tx,
             stop: AtomicBool::new(false),
+            active: AtomicBool::new(true),
             frames_out: AtomicU64::new(0),
             ticks_skipped: AtomicU64::new(0),
             retired_errors: AtomicU64::new(0),
@@ -532,6 +540,20 @@ impl Mosaic {
                 f.need_key.store(true, Ordering::SeqCst);
             }
         }
+    }
+
+    /// Composes and encodes (`true`, the state at start) or idles (`false`): a box nobody
+    /// watches spends nothing on the mosaic. Resuming starts from a clean canvas and a
+    /// keyframe.
+    pub fn set_active(&self, active: bool) {
+        if self.inner.active.swap(active, Ordering::SeqCst) != active {
+            tracing::debug!(active, "mosaic composing and encoding");
+        }
+    }
+
+    /// Whether the mosaic is composed and encoded now.
+    pub fn is_active(&self) -> bool {
+        self.inner.active.load(Ordering::SeqCst)
     }
 
     /// Asks for a keyframe in the mosaic stream (a viewer joined).
@@ -765,11 +787,30 @@ fn compose_loop(inner: &Inner, pending: &Mutex<VecDeque<Pending>>) {
     // Updates of a skipped tick ride on the next frame, so no capture time is lost.
     let mut carried: Vec<(u16, u64)> = Vec::new();
     let mut next = Instant::now();
+    let mut paused = false;
     while !inner.stop.load(Ordering::SeqCst) {
+        if !inner.active.load(Ordering::SeqCst) {
+            // Idle: no composing, no encoding; the tick counter stands still so the running
+            // time carries on without a gap when a viewer comes.
+            paused = true;
+            std::thread::sleep(period);
+            continue;
+        }
         let (rects, feeds, gen) = {
             let g = inner.grid.lock().unwrap_or_else(|p| p.into_inner());
             (g.layout.tiles.clone(), g.feeds.clone(), g.generation)
         };
+        if paused {
+            paused = false;
+            // Pictures decoded before the pause are stale: drop them, repaint, and start the
+            // stream again at a keyframe.
+            for f in &feeds {
+                let _ = f.appsink.try_pull_sample(gst::ClockTime::ZERO);
+            }
+            generation = u64::MAX;
+            next = Instant::now();
+            crate::encoder::send_keyframe_request(&inner.enc_sink);
+        }
         if gen != generation {
             canvas.fill(0, 0, canvas.w, canvas.h, BLACK_YUV);
             generation = gen;

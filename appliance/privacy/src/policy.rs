@@ -202,7 +202,7 @@ pub enum DenyReason {
     OutsideMonitoringHours,
     /// A monitoring action in a room whose configuration has no monitoring schedule: no
     /// schedule means no monitoring at all (fail closed, P3).
-    #[error("screens may not be watched: this box has no monitoring schedule ([schedule] in its configuration)")]
+    #[error("monitoring is not configured on this box (its configuration has no [schedule]), so no screen may be watched")]
     NoSchedule,
 }
 

@@ -16,7 +16,7 @@
 //! hours". As implemented: on **every weekday that has access hours** (and any monitoring
 //! window), take the access time of that day (touching access windows join into one
 //! stretch), remove the monitoring windows, and look at what is left. At least one *contiguous* free stretch must last
-//! `min_free_minutes` or more (default 30). A day with access hours and no such stretch
+//! `min_free_minutes` or more (default 30, which is also the least a config may set). A day with access hours and no such stretch
 //! makes the whole configuration invalid, and the error names the day and the longest free
 //! stretch found. Days without access hours need nothing, and neither do days without any
 //! monitoring window (they are free from end to end, even when open for less than
@@ -36,7 +36,9 @@ use time::{Duration, PrimitiveDateTime, Time, Weekday};
 /// Minutes in a day; `24:00` is the largest time accepted, as a window end only.
 const DAY_MINUTES: u16 = 24 * 60;
 
-/// Default for `min_free_minutes` when the config does not set it.
+/// Default for `min_free_minutes` when the config does not set it, and its floor: a school
+/// may ask for a longer monitoring-free slot, never a shorter one (P3 asks for a slot of a
+/// school-sized length, and half an hour is the shortest that deserves the name).
 pub const DEFAULT_MIN_FREE_MINUTES: u16 = 30;
 
 /// A language the human-readable texts are produced in.
@@ -122,9 +124,12 @@ pub enum ScheduleError {
     /// A monitoring window lies (partly) outside the access hours.
     #[error("'{field}' is outside the access hours on {day} (monitoring is only allowed while stations may be used)")]
     MonitoringOutsideAccess { field: String, day: String },
-    /// `min_free_minutes` is zero, which would disable the P3 rule.
-    #[error("'schedule.min_free_minutes' must be at least 1 (it is {value})")]
-    MinFreeTooSmall { value: u16 },
+    /// `min_free_minutes` is below [`DEFAULT_MIN_FREE_MINUTES`]: the P3 slot may only be
+    /// made longer.
+    #[error(
+        "'schedule.min_free_minutes' must be at least {minimum} (it is {value}): the monitoring-free slot may be made longer, not shorter"
+    )]
+    MinFreeTooSmall { value: u16, minimum: u16 },
     /// The P3 rule fails for a day.
     #[error(
         "'schedule.monitoring' leaves no monitoring-free slot of at least {required} minutes inside the access hours on {day} \
@@ -199,8 +204,11 @@ fn parse_hhmm(text: &str, allow_24: bool) -> Option<u16> {
 impl ScheduleConfig {
     /// Checks every rule of the module docs and builds the [`Schedule`].
     pub fn validate(&self) -> Result<Schedule, ScheduleError> {
-        if self.min_free_minutes == 0 {
-            return Err(ScheduleError::MinFreeTooSmall { value: 0 });
+        if self.min_free_minutes < DEFAULT_MIN_FREE_MINUTES {
+            return Err(ScheduleError::MinFreeTooSmall {
+                value: self.min_free_minutes,
+                minimum: DEFAULT_MIN_FREE_MINUTES,
+            });
         }
         if self.access.is_empty() {
             return Err(ScheduleError::NoAccess);
@@ -456,6 +464,17 @@ impl Schedule {
         Some(end)
     }
 
+    /// The next moment strictly after `after` at which monitoring starts or stops: the end of
+    /// the window in force, or the start of the next one. `None` when the schedule has no
+    /// monitoring window at all (nothing ever changes). The box and the stations sleep until
+    /// this moment and act at the edge itself.
+    pub fn next_edge(&self, after: PrimitiveDateTime) -> Option<PrimitiveDateTime> {
+        match self.current_window_end(after) {
+            Some(end) => Some(end),
+            None => self.next_monitoring_start(after),
+        }
+    }
+
     /// Monitoring windows, one line per group of days with identical hours, e.g.
     /// `lundi, mardi, jeudi, vendredi : 9 h 15 – 11 h 45 et 13 h 15 – 16 h 45`.
     pub fn monitoring_lines(&self, lang: Lang) -> Vec<String> {
@@ -639,6 +658,88 @@ pub(crate) mod tests {
             Some(datetime!(2026-11-23 11:45))
         );
         assert_eq!(s.current_window_end(datetime!(2026-11-23 12:00)), None);
+    }
+
+    #[test]
+    fn the_next_edge_is_the_end_inside_a_window_and_the_start_outside() {
+        let s = cdi();
+        // Inside: the end of this window, even a fraction of a second before it.
+        assert_eq!(
+            s.next_edge(datetime!(2026-11-23 10:00)),
+            Some(datetime!(2026-11-23 11:45))
+        );
+        assert_eq!(
+            s.next_edge(datetime!(2026-11-23 11:44:59.999)),
+            Some(datetime!(2026-11-23 11:45))
+        );
+        // At the end itself monitoring has stopped: the next edge is the next start.
+        assert_eq!(
+            s.next_edge(datetime!(2026-11-23 11:45)),
+            Some(datetime!(2026-11-23 13:15))
+        );
+        // At a start monitoring runs: the next edge is that window's end.
+        assert_eq!(
+            s.next_edge(datetime!(2026-11-23 13:15)),
+            Some(datetime!(2026-11-23 16:45))
+        );
+        // Friday evening: Monday morning.
+        assert_eq!(
+            s.next_edge(datetime!(2026-11-27 18:00)),
+            Some(datetime!(2026-11-30 09:15))
+        );
+        // Every edge found is a real change of state.
+        let mut at = datetime!(2026-11-23 00:00);
+        for _ in 0..20 {
+            let edge = s.next_edge(at).unwrap();
+            assert!(edge > at);
+            assert_ne!(
+                s.is_monitoring_at(edge),
+                s.is_monitoring_at(edge - Duration::seconds(1)),
+                "no change at {edge}"
+            );
+            at = edge;
+        }
+        // No monitoring window: nothing ever changes.
+        let never = ScheduleConfig {
+            access: vec![window(&["mon"], "08:00", "17:00")],
+            monitoring: vec![],
+            min_free_minutes: 30,
+        };
+        assert_eq!(
+            never
+                .validate()
+                .unwrap()
+                .next_edge(datetime!(2026-11-23 09:00)),
+            None
+        );
+    }
+
+    #[test]
+    fn the_free_slot_may_be_made_longer_never_shorter() {
+        let mut cfg = cdi_config();
+        cfg.min_free_minutes = 29;
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(
+            err,
+            ScheduleError::MinFreeTooSmall {
+                value: 29,
+                minimum: 30
+            }
+        );
+        assert!(
+            err.to_string().contains("'schedule.min_free_minutes'"),
+            "{err}"
+        );
+        // Longer is fine while every day keeps such a slot (the CDI keeps 75 minutes before
+        // its first window every day)…
+        cfg.min_free_minutes = 75;
+        assert!(cfg.validate().is_ok());
+        // …and refused, naming the day, once a day cannot.
+        cfg.min_free_minutes = 120;
+        assert!(matches!(
+            cfg.validate().unwrap_err(),
+            ScheduleError::NoFreeSlot { required: 120, .. }
+        ));
     }
 
     #[test]
@@ -831,7 +932,10 @@ pub(crate) mod tests {
         cfg.min_free_minutes = 0;
         assert_eq!(
             cfg.validate().unwrap_err(),
-            ScheduleError::MinFreeTooSmall { value: 0 }
+            ScheduleError::MinFreeTooSmall {
+                value: 0,
+                minimum: 30
+            }
         );
 
         let mut cfg = cdi_config();

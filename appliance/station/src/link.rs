@@ -10,6 +10,10 @@
 //! Whenever the link is down, both streams are switched off: nobody is watching, so nothing
 //! is captured.
 //!
+//! Video leaves only when the box asks for it, inside the monitoring hours by this station's
+//! own clock (the box sends the schedule; none means never), and only while this screen can
+//! show the "watched" badge: a timer to the next window edge stops it at the edge itself.
+//!
 //! The box may also relay a demo to this station: [`Control::DemoStart`] opens a
 //! [`DemoPlayer`], media frames of [`Stream::Demo`] feed it (never waiting: the player drops
 //! when behind), a health report goes back every second, and [`Control::DemoStop`] or the
@@ -46,6 +50,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
 /// How often the demo player's health goes to the box.
 const DEMO_HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// Video stops at a monitoring window's end by a timer armed for that moment; this coarse
+/// re-check only catches the station's wall clock being moved (the timer runs on the
+/// monotonic clock) and re-arms the timer.
+const SCHEDULE_RECHECK: Duration = Duration::from_secs(60);
+/// How long the edge timer sleeps when no edge is coming (no schedule, or no window).
+const NO_EDGE: Duration = Duration::from_secs(24 * 3600);
 
 /// What the link drives: a live screen encoder or a replayed file.
 pub trait VideoSource: Send + Sync {
@@ -260,6 +270,10 @@ impl Link {
             .await?;
         let mut dismissed = self.screen.dismissals();
         let mut dismissals_open = true;
+        // A timer to the next monitoring edge by this station's clock, re-armed after each
+        // edge, each schedule from the box and each coarse re-check.
+        let mut edge = std::pin::pin!(tokio::time::sleep_until(self.next_edge()));
+        let mut recheck = tokio::time::interval(SCHEDULE_RECHECK);
         // The first report goes out when the player opens; the tick follows a second later.
         let mut demo_tick = tokio::time::interval_at(
             tokio::time::Instant::now() + DEMO_HEALTH_EVERY,
@@ -277,7 +291,13 @@ impl Link {
                     match incoming {
                         None => return Err(LinkError::Closed),
                         Some(Err(e)) => return Err(e.into()),
-                        Some(Ok(Frame::Control(c))) => self.on_control(c, &ctl_tx, &mut resync),
+                        Some(Ok(Frame::Control(c))) => {
+                            let schedule = matches!(c, Control::Schedule { .. });
+                            self.on_control(c, &ctl_tx, &mut resync);
+                            if schedule {
+                                edge.as_mut().reset(self.next_edge());
+                            }
+                        }
                         Some(Ok(Frame::Media { header, data })) => {
                             if header.stream != Stream::Demo {
                                 return Err(LinkError::Unexpected(format!(
@@ -313,11 +333,18 @@ impl Link {
                     let health = self.demo_health();
                     framed.send(Frame::Control(Control::DemoHealth(health))).await?;
                 }
+                _ = &mut edge => {
+                    self.enforce_schedule(&ctl_tx);
+                    edge.as_mut().reset(self.next_edge());
+                }
+                _ = recheck.tick() => {
+                    self.enforce_schedule(&ctl_tx);
+                    edge.as_mut().reset(self.next_edge());
+                }
                 _ = beat.tick() => {
                     if last_heard.elapsed() > SILENCE_LIMIT {
                         return Err(LinkError::Silent(SILENCE_LIMIT));
                     }
-                    self.enforce_schedule(&ctl_tx);
                     framed.send(Frame::Control(Control::Heartbeat { sent_us: lanterne_wire::now_us() })).await?;
                 }
                 m = self.media.recv() => {
@@ -353,6 +380,7 @@ impl Link {
                     Some(s) => s
                         .validate()
                         .and_then(|_| self.outside_hours().map_or(Ok(()), Err))
+                        .and_then(|_| self.indicator_ready())
                         .and_then(|_| self.source.set_stream(stream, Some(s))),
                     None => self.source.set_stream(stream, None),
                 };
@@ -373,7 +401,7 @@ impl Link {
                             let st = self.status.borrow();
                             st.thumb_on || st.full_on
                         };
-                        self.apply_screen(ctl_tx, move |s| s.set_watched(watched));
+                        self.show_watched(ctl_tx, watched);
                     }
                     Err(message) => {
                         warn!(?stream, "cannot apply stream settings: {message}");
@@ -624,10 +652,58 @@ impl Link {
         health
     }
 
+    /// Err when this screen cannot show the watched indicator: then no video may leave.
+    fn indicator_ready(&self) -> Result<(), String> {
+        if self.screen.shown().indicator_available {
+            return Ok(());
+        }
+        Err(
+            "this station cannot show the \"screen watched\" indicator, so it sends no video"
+                .into(),
+        )
+    }
+
+    /// Puts the watched badge up or takes it down, off the link task. A badge that cannot be
+    /// shown stops the video at once (the screen then reports the indicator unavailable, and
+    /// the box stops asking).
+    fn show_watched(&self, ctl_tx: &mpsc::Sender<Control>, on: bool) {
+        let (screen, source, tx) = (self.screen.clone(), self.source.clone(), ctl_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = screen.set_watched(on) {
+                let mut message = format!("cannot show the watched indicator: {e}");
+                if on {
+                    for s in [Stream::Thumb, Stream::Full] {
+                        let _ = source.set_stream(s, None);
+                    }
+                    message.push_str("; video stopped");
+                }
+                warn!("{message}");
+                let _ = tx.blocking_send(Control::StationError { message });
+            }
+            let _ = tx.blocking_send(Control::Shown(screen.shown()));
+        });
+    }
+
+    /// When this station's clock next crosses the edge of a monitoring window.
+    fn next_edge(&self) -> tokio::time::Instant {
+        use lanterne_privacy::policy::Clock;
+        let now = self.clock.now();
+        let wait = self
+            .schedule
+            .as_ref()
+            .and_then(|s| s.next_edge(now))
+            .and_then(|edge| Duration::try_from(edge - now).ok())
+            .unwrap_or(NO_EDGE);
+        tokio::time::Instant::now() + wait
+    }
+
     /// Why video may not leave now, by this station's own clock and the box's schedule.
+    /// Without a schedule from the box, never (no schedule means no monitoring).
     fn outside_hours(&self) -> Option<String> {
         use lanterne_privacy::policy::Clock;
-        let schedule = self.schedule.as_ref()?;
+        let Some(schedule) = self.schedule.as_ref() else {
+            return Some("the box sent no monitoring schedule: no monitoring at all".into());
+        };
         let now = self.clock.now();
         if schedule.is_monitoring_at(now) {
             return None;
@@ -673,7 +749,7 @@ impl Link {
     }
 
     /// Stops every stream when the station's clock says the window has closed, even if the
-    /// box has not (yet) said so.
+    /// box has not (yet) said so. Runs at the edge itself (a timer), see `next_edge`.
     fn enforce_schedule(&mut self, ctl_tx: &mpsc::Sender<Control>) {
         let on = {
             let st = self.status.borrow();

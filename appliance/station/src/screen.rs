@@ -1,5 +1,6 @@
-//! What the station shows its user besides video: the lock overlay (and later messages and
-//! the "watched" indicator). The link drives a [`Screen`]; the state it reports to the box is
+//! What the station shows its user besides video: the lock overlay, messages and the
+//! "watched" indicator. A screen that cannot show that indicator says so in its
+//! [`Shown::indicator_available`], and the station then sends no video at all. The link drives a [`Screen`]; the state it reports to the box is
 //! what the screen says it shows, not what was asked.
 //!
 //! Implementations: the real X11 overlay ([`X11Screen`], `lanterne-overlay`), [`NoScreen`]
@@ -44,6 +45,9 @@ pub struct X11Screen {
     overlay: lanterne_overlay::Overlay,
     dismissed: tokio::sync::broadcast::Sender<u64>,
     display: Option<String>,
+    /// The last attempt to put the watched badge up failed: until one succeeds, this screen
+    /// reports that it cannot show the indicator (and so gets asked for no video).
+    badge_failed: std::sync::atomic::AtomicBool,
 }
 
 impl X11Screen {
@@ -75,6 +79,7 @@ impl X11Screen {
             overlay,
             dismissed,
             display: display.map(str::to_string),
+            badge_failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -89,9 +94,15 @@ impl Screen for X11Screen {
     }
 
     fn set_watched(&self, on: bool) -> Result<(), String> {
-        self.overlay
+        let r = self
+            .overlay
             .set_watched(on, lanterne_overlay::DEFAULT_WATCHED_LABEL)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        if on {
+            self.badge_failed
+                .store(r.is_err(), std::sync::atomic::Ordering::SeqCst);
+        }
+        r
     }
 
     fn show_message(&self, id: u64, from: &str, text: &str) -> Result<(), String> {
@@ -109,6 +120,8 @@ impl Screen for X11Screen {
         Shown {
             locked: s.locked,
             watched_indicator: s.watched,
+            indicator_available: s.display_lost.is_none()
+                && !self.badge_failed.load(std::sync::atomic::Ordering::SeqCst),
         }
     }
 
@@ -136,9 +149,14 @@ pub struct SimulatedScreen {
 
 impl Default for SimulatedScreen {
     fn default() -> Self {
+        // A simulated screen stands for a working overlay: it can show the badge.
+        let shown = Shown {
+            indicator_available: true,
+            ..Shown::default()
+        };
         SimulatedScreen {
-            state: Mutex::default(),
-            changes: tokio::sync::watch::channel(Shown::default()).0,
+            state: Mutex::new((shown.clone(), String::new())),
+            changes: tokio::sync::watch::channel(shown).0,
             messages: Mutex::default(),
             dismissed: tokio::sync::broadcast::channel(DISMISSALS).0,
             input_blocked: std::sync::atomic::AtomicBool::new(false),
@@ -261,8 +279,15 @@ impl Screen for NoScreen {
         Ok(())
     }
 
-    fn set_watched(&self, _on: bool) -> Result<(), String> {
-        // Nothing to draw on; the box still knows the station streams and lights its LED.
+    fn set_watched(&self, on: bool) -> Result<(), String> {
+        // Nothing to draw on: the student could not know they are watched, so no video may
+        // leave (the link checks `indicator_available` before starting any).
+        if on {
+            return Err(format!(
+                "cannot show the watched indicator on this screen: {}",
+                self.reason
+            ));
+        }
         Ok(())
     }
 
@@ -278,7 +303,11 @@ impl Screen for NoScreen {
     }
 
     fn shown(&self) -> Shown {
-        Shown::default()
+        Shown {
+            locked: false,
+            watched_indicator: false,
+            indicator_available: false,
+        }
     }
 
     fn block_input(&self, on: bool) -> Result<(), String> {
@@ -320,5 +349,11 @@ mod tests {
         let err = s.lock("x").unwrap_err();
         assert!(err.contains("no X11 display"));
         assert!(!s.shown().locked);
+        // No badge can be drawn: the box is told, and asked video is refused.
+        assert!(!s.shown().indicator_available);
+        let err = s.set_watched(true).unwrap_err();
+        assert!(err.contains("watched indicator"), "{err}");
+        assert!(s.set_watched(false).is_ok());
+        assert!(SimulatedScreen::default().shown().indicator_available);
     }
 }

@@ -28,7 +28,10 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change of a message layout. A box accepts stations that speak
 /// exactly its version; agents are upgraded together with the box image.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// 2: [`Shown`] gained `indicator_available` (a station says whether it can show the
+/// watched indicator at all).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest control payload. Control messages are small; anything bigger is an attack or a bug.
 pub const MAX_CONTROL_LEN: usize = 64 * 1024;
 /// Largest media payload: header plus one access unit. A 1080p IDR at high quality stays
@@ -416,6 +419,10 @@ pub struct Shown {
     pub locked: bool,
     /// The "your screen is being watched" indicator is visible.
     pub watched_indicator: bool,
+    /// The station can show that indicator (its overlay runs on a display it supports). A
+    /// station that cannot sends no video, and the box never asks it for any: false, the
+    /// default, until the station says otherwise.
+    pub indicator_available: bool,
 }
 
 /// Longest lock or message text a station accepts; longer text is cut by the sender.
@@ -727,6 +734,7 @@ mod tests {
             Frame::Control(Control::Shown(Shown {
                 locked: true,
                 watched_indicator: false,
+                indicator_available: true,
             })),
             Frame::Control(Control::DemoStart(DemoStart {
                 source: "poste-07".into(),

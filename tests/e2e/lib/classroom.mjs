@@ -7,8 +7,10 @@
 //   await room.stop();
 //
 // Options: `config` (the box's TOML config; the addresses are still given on the command
-// line), `replay` (a replay file for every station), `autologin` (names of the stations set
-// up to open a session on order; the others refuse). `room.status()` reads what each
+// line; default: the development room), `schedule` (default true: a config without its own
+// `[schedule]` gets `scheduleIncludingNow()`, since a box without one watches nobody; false
+// keeps the config as given), `replay` (a replay file for every station), `autologin` (names
+// of the stations set up to open a session on order; the others refuse). `room.status()` reads what each
 // station shows (lock, messages, system actions), `room.waitForStatus(pred)` waits until a
 // predicate on it holds, and `room.order('dismiss poste-01 3')` acts as a student.
 // `stations: 0` starts the box alone; `room.runStation(name, args)` enrols and runs one real
@@ -29,6 +31,37 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
 const binDir = process.env.LANTERNE_BIN_DIR || path.join(root, 'target', 'debug');
 
+/** What the box runs without --config: the development room (appliance/box config.rs). */
+const DEVELOPMENT_ROOM = `[room]
+name = "Salle de démonstration"
+school = "Établissement de démonstration"
+[panel]
+backend = "simulated"
+[accounts]
+require_totp_for_admins = false
+`;
+
+/**
+ * A `[schedule]` under which screens may be watched now and for about eleven hours either
+ * way: open all day, watched all day but for the policy's 30-minute monitoring-free slot,
+ * placed about twelve hours from now (local time, which the box shares with this process).
+ * The same as `schedule_including_now` of the Rust scenarios.
+ */
+export function scheduleIncludingNow() {
+  const now = new Date();
+  const minute = now.getHours() * 60 + now.getMinutes();
+  const free = Math.min(Math.max((minute + 12 * 60) % (24 * 60), 60), 23 * 60);
+  const hhmm = (m) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+  const days = '["mon", "tue", "wed", "thu", "fri", "sat", "sun"]';
+  return `[schedule]
+access = [{ days = ${days}, start = "00:00", end = "24:00" }]
+monitoring = [
+  { days = ${days}, start = "00:00", end = "${hhmm(free)}" },
+  { days = ${days}, start = "${hhmm(free + 30)}", end = "24:00" },
+]
+`;
+}
+
 async function waitForFile(file, proc, what, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -48,7 +81,7 @@ async function waitForFile(file, proc, what, timeoutMs) {
 }
 
 export async function startClassroom({
-  stations = 8, replay = null, config = null, autologin = [],
+  stations = 8, replay = null, config = null, autologin = [], schedule = true,
 } = {}) {
   for (const b of ['lanterne-box', 'lanterne-station']) {
     if (!existsSync(path.join(binDir, b))) {
@@ -60,10 +93,10 @@ export async function startClassroom({
   const boxLog = openSync(path.join(dir, 'box.log'), 'w');
   const boxArgs = ['run', '--data-dir', path.join(dir, 'box'), '--https', '127.0.0.1:0',
     '--station-link', '127.0.0.1:0', '--ready-file', path.join(dir, 'ready.json')];
-  if (config !== null) {
-    await writeFile(path.join(dir, 'box.toml'), config);
-    boxArgs.push('--config', path.join(dir, 'box.toml'));
-  }
+  let toml = config ?? DEVELOPMENT_ROOM;
+  if (schedule && !toml.includes('[schedule]')) toml = `${toml.replace(/\n?$/, '\n')}${scheduleIncludingNow()}`;
+  await writeFile(path.join(dir, 'box.toml'), toml);
+  boxArgs.push('--config', path.join(dir, 'box.toml'));
   const box = spawn(path.join(binDir, 'lanterne-box'), boxArgs,
     { env, stdio: ['ignore', 'ignore', boxLog] });
   const procs = [box];

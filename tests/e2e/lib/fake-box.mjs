@@ -52,6 +52,8 @@ const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 10
 export async function startFakeBox({ webRoot, roomName, mosaic, stations, user, fps = 15 }) {
   const sessions = new Set();
   const sockets = { mosaic: new Set(), focus: new Map() };
+  /** Extra fields of GET /api/room (the monitoring state), set by tests. */
+  let roomExtra = {};
   const log = [];
   let origin = '';
 
@@ -134,7 +136,7 @@ export async function startFakeBox({ webRoot, roomName, mosaic, stations, user, 
       if (p.startsWith('/api/')) {
         if (!session) return json(res, 401, { error: 'not logged in' });
         if (req.method === 'GET' && p === '/api/me') return json(res, 200, { username: user.username, role: 'teacher' });
-        if (req.method === 'GET' && p === '/api/room') return json(res, 200, { name: roomName, mosaic: layout() });
+        if (req.method === 'GET' && p === '/api/room') return json(res, 200, { name: roomName, ...roomExtra, mosaic: layout() });
         if (req.method === 'POST' && p === '/api/logout') {
           if (!postGuard(req, res)) return;
           sessions.delete(session);
@@ -217,6 +219,20 @@ export async function startFakeBox({ webRoot, roomName, mosaic, stations, user, 
     /** Changes a station's online state and pushes the new layout, as the box does. */
     setOnline(id, online) {
       stations.find((s) => s.id === id).online = online;
+      const msg = JSON.stringify({ type: 'layout', ...layout() });
+      for (const ws of sockets.mosaic) ws.send(msg);
+    },
+    /** Sets fields of one tile (e.g. no_indicator) and pushes the new layout. */
+    setTile(id, fields) {
+      const s = stations.find((x) => x.id === id);
+      s.tile = { ...s.tile, ...fields };
+      const msg = JSON.stringify({ type: 'layout', ...layout() });
+      for (const ws of sockets.mosaic) ws.send(msg);
+    },
+    /** Sets the room's monitoring fields of GET /api/room and pushes a layout, as the box
+     * does when a window opens or closes. */
+    setRoom(fields) {
+      roomExtra = { ...fields };
       const msg = JSON.stringify({ type: 'layout', ...layout() });
       for (const ws of sockets.mosaic) ws.send(msg);
     },

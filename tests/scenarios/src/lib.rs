@@ -57,6 +57,41 @@ pub struct Ready {
     pub admin_password: Option<String>,
 }
 
+/// The development room (what the box runs without `--config`) with a monitoring schedule
+/// that includes the present, so screens may be watched: see [`schedule_including_now`].
+pub fn development_config() -> String {
+    format!(
+        "[room]\nname = \"Salle de démonstration\"\nschool = \"Établissement de démonstration\"\n\
+         [panel]\nbackend = \"simulated\"\n[accounts]\nrequire_totp_for_admins = false\n{}",
+        schedule_including_now()
+    )
+}
+
+/// A `[schedule]` section under which screens may be watched now and for about eleven hours
+/// either way: stations open all day every day, watched all day but for the policy's
+/// 30-minute monitoring-free slot, placed about twelve hours from now (box local time, as
+/// the box reads it: the same time zone as this process). A box without a schedule watches
+/// nothing, so every scenario that needs video starts its box with one.
+pub fn schedule_including_now() -> String {
+    use lanterne_privacy::policy::Clock;
+    let now = lanterne_privacy::policy::SystemClock::new().now();
+    let minute = u32::from(now.hour()) * 60 + u32::from(now.minute());
+    // Both monitoring windows stay non-empty: the slot starts between 01:00 and 23:00.
+    let free = ((minute + 12 * 60) % (24 * 60)).clamp(60, 23 * 60);
+    let hhmm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+    let days = r#"["mon", "tue", "wed", "thu", "fri", "sat", "sun"]"#;
+    format!(
+        "[schedule]\n\
+         access = [{{ days = {days}, start = \"00:00\", end = \"24:00\" }}]\n\
+         monitoring = [\n\
+         {{ days = {days}, start = \"00:00\", end = \"{}\" }},\n\
+         {{ days = {days}, start = \"{}\", end = \"24:00\" }},\n\
+         ]\n",
+        hhmm(free),
+        hhmm(free + 30)
+    )
+}
+
 /// A running `lanterne-box run`, killed on drop.
 pub struct BoxProcess {
     child: Child,
@@ -66,7 +101,15 @@ pub struct BoxProcess {
 }
 
 impl BoxProcess {
+    /// The development room, with a schedule that allows monitoring now
+    /// ([`development_config`]).
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_config(&development_config()).await
+    }
+
+    /// The development room exactly as the box runs it without `--config`: no schedule, so
+    /// no screen may ever be watched.
+    pub async fn start_unscheduled() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         Self::start_in(dir).await
     }

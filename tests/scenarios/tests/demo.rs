@@ -37,8 +37,15 @@ struct Class {
 }
 
 impl Class {
+    /// A room with `config`; one without its own `[schedule]` gets one that includes now
+    /// (showing a student's screen is watching it).
     async fn start(config: &str) -> Class {
-        let b = BoxProcess::start_with_config(config).await.unwrap();
+        let config = if config.contains("[schedule]") {
+            config.to_string()
+        } else {
+            format!("{config}{}", lanterne_scenarios::schedule_including_now())
+        };
+        let b = BoxProcess::start_with_config(&config).await.unwrap();
         let https = b.https().unwrap();
         let cookie = https
             .login("admin", b.ready.admin_password.as_deref().unwrap())

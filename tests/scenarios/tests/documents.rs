@@ -68,7 +68,7 @@ async fn notice_and_gdpr_record_come_from_the_live_configuration() {
 
 #[tokio::test]
 async fn without_a_schedule_the_documents_say_what_is_missing() {
-    let b = BoxProcess::start().await.unwrap();
+    let b = BoxProcess::start_unscheduled().await.unwrap();
     let https = b.https().unwrap();
     let cookie = https
         .login("admin", b.ready.admin_password.as_deref().unwrap())

@@ -1,6 +1,7 @@
 //! Monitoring hours (policy P3) enforced by the box: inside a window stations stream
-//! thumbnails, the focus view opens and the status LED is lit; outside, the station is told to
-//! send nothing, the focus view is refused with the next allowed time, and the LED is off.
+//! thumbnails to an open mosaic, the focus view opens and the status LED is lit; outside, the
+//! station is told to send nothing even with the mosaic open, the focus view is refused with
+//! the next allowed time, and the LED is off. (`watched.rs` covers who looks and the edges.)
 //!
 //! The schedules are built around the real local time of the run (the box reads the system
 //! clock), one hour clear of any window edge.
@@ -111,6 +112,7 @@ async fn inside_a_window_the_class_is_watched() {
         .login("admin", b.ready.admin_password.as_deref().unwrap())
         .await
         .unwrap();
+    let _mosaic = https.websocket("/api/mosaic", &cookie).await.unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(st.status.borrow().thumb_on && st.status.borrow().frames_sent > 0) {
@@ -133,6 +135,13 @@ async fn inside_a_window_the_class_is_watched() {
     );
     let room = get(&https, &cookie, "/api/room").await;
     assert_eq!(room["monitoring"], true);
+    assert_eq!(room["monitoring_configured"], true);
+    assert!(
+        room["monitoring_until"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&hhmm((now + 60).min(24 * 60) % (24 * 60)))),
+        "the tablet is told when the window ends: {room}"
+    );
     assert_eq!(
         get(&https, &cookie, "/api/dev/panel").await["status_led"],
         "watching"
@@ -162,6 +171,8 @@ async fn outside_the_windows_nothing_is_watched_and_the_next_window_is_named() {
         .login("admin", b.ready.admin_password.as_deref().unwrap())
         .await
         .unwrap();
+    // Even with the class open on a tablet.
+    let _mosaic = https.websocket("/api/mosaic", &cookie).await.unwrap();
 
     // Give the box time to (wrongly) ask for video; it must not.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -226,6 +237,13 @@ async fn a_station_refuses_video_outside_the_hours_by_its_own_clock() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (st, _id) = station(&b, dir.path()).await;
+    // A teacher opens the class, so the box asks for thumbnails.
+    let https = b.https().unwrap();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+    let _mosaic = https.websocket("/api/mosaic", &cookie).await.unwrap();
     b.wait_log_line(
         &[
             "station reports",

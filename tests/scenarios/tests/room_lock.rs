@@ -85,8 +85,8 @@ async fn button_and_api_lock_every_station_and_the_lock_survives_a_box_restart()
     let p = panel(&https, &cookie).await;
     assert_eq!(p["lock_led"], false);
     assert_eq!(
-        p["status_led"], "watching",
-        "stations stream thumbnails: the room is watched"
+        p["status_led"], "off",
+        "nobody has the class open: nobody is watched"
     );
 
     // Press: every station locks, with the configured message, and the lock LED lights.

@@ -150,9 +150,10 @@ async fn screenshots_are_refused_while_the_configuration_keeps_them_off() {
 
 #[tokio::test]
 async fn a_screenshot_is_a_png_of_the_station_kept_on_the_box_and_audited() {
-    let b = BoxProcess::start_with_config(
-        "[room]\nname = \"Salle 12\"\n[privacy]\nscreenshots = true\nscreenshot_retention_days = 3\n",
-    )
+    let b = BoxProcess::start_with_config(&format!(
+        "[room]\nname = \"Salle 12\"\n[privacy]\nscreenshots = true\nscreenshot_retention_days = 3\n{}",
+        lanterne_scenarios::schedule_including_now()
+    ))
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();

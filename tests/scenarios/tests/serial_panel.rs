@@ -1,7 +1,7 @@
 //! The box with its production panel backend (USB serial) talking to a fake RP2040 panel on a
 //! pseudo-terminal that runs the firmware's own logic: a button press locks the room, the
-//! status LED follows "is any screen watched", and unplugging and replugging the panel is
-//! survived.
+//! status LED follows "is any screen watched" (a station streaming to an open mosaic), and
+//! unplugging and replugging the panel is survived.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,8 +36,9 @@ async fn serial_panel_button_locks_the_room_and_the_status_led_follows_monitorin
     let link = dir.join("lanterne-panel");
     let fake = FakePanel::plug(&link, panel_config());
     let b = BoxProcess::start_with_config(&format!(
-        "[room]\nname = \"Salle 12\"\n[panel]\nbackend = \"serial\"\ndevice = \"{}\"\n",
-        link.display()
+        "[room]\nname = \"Salle 12\"\n[panel]\nbackend = \"serial\"\ndevice = \"{}\"\n{}",
+        link.display(),
+        lanterne_scenarios::schedule_including_now()
     ))
     .await
     .unwrap();
@@ -50,7 +51,14 @@ async fn serial_panel_button_locks_the_room_and_the_status_led_follows_monitorin
         .await;
     assert!(s.box_alive);
 
-    // A station connects and streams thumbnails: the status LED lights.
+    // A station connects and a teacher opens the class: it streams thumbnails, the status
+    // LED lights.
+    let https = b.https().unwrap();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+    let _mosaic = https.websocket("/api/mosaic", &cookie).await.unwrap();
     let probe = lanterne_media::init().unwrap();
     let sdir = tempfile::tempdir().unwrap();
     b.enrol(sdir.path(), "poste-01").await.unwrap();

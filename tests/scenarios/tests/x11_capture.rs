@@ -304,10 +304,11 @@ async fn a_full_screen_demo_fills_a_real_x11_screen_and_blocks_its_input() {
     let (_xvfb, display) = start_xvfb();
     let _window = colour_window(&display, "#28A03C");
     // A source smaller than the screen, so full screen and windowed look different.
-    let b = BoxProcess::start_with_config(
+    let b = BoxProcess::start_with_config(&format!(
         "[room]\nname = \"Salle 12\"\n[panel]\nbackend = \"simulated\"\n\
-         [focus]\nwidth = 640\nheight = 360\nfps = 15\nbitrate_kbps = 800\n",
-    )
+         [focus]\nwidth = 640\nheight = 360\nfps = 15\nbitrate_kbps = 800\n{}",
+        lanterne_scenarios::schedule_including_now()
+    ))
     .await
     .unwrap();
     let probe = lanterne_media::init().unwrap();

@@ -265,9 +265,13 @@ pub(super) async fn create_account(
         RoleChoice::Technician => store::Role::Technician,
     };
     let pw = req.password.clone();
-    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&pw))
+    let hash = state
+        .login_gate
+        .run_argon2(move || accounts::hash_password(&pw))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .ok_or_else(|| {
+            ApiError::TooManyRequests("the box is busy checking sign-ins; try again".into())
+        })?;
     let name = req.username.clone();
     let now = lanterne_wire::now_us() as i64;
     let created = state
@@ -354,9 +358,13 @@ pub(super) async fn reset_password(
     accounts::check_password_rule(&req.password)
         .map_err(|rule| ApiError::BadRequest(format!("'password': {rule}")))?;
     let pw = req.password.clone();
-    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&pw))
+    let hash = state
+        .login_gate
+        .run_argon2(move || accounts::hash_password(&pw))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .ok_or_else(|| {
+            ApiError::TooManyRequests("the box is busy checking sign-ins; try again".into())
+        })?;
     let n = name.clone();
     if !state
         .store

@@ -20,28 +20,18 @@ pub struct Policy {
     pub config: PolicyConfig,
     /// The room's clock (a manual one in tests).
     pub clock: Arc<dyn Clock + Send + Sync>,
-    /// Transitional: a room without a schedule still allows monitoring at any hour, as the
-    /// room task does today; set false once the room fails closed too, so both agree.
-    pub monitoring_without_schedule: bool,
 }
 
 impl Policy {
     /// The decision for `role` and `action` now.
     pub fn decide(&self, role: store::Role, action: Action) -> Decision {
-        let d = policy::decide_in_room(
+        policy::decide_in_room(
             policy_role(role),
             action,
             self.clock.now(),
             self.schedule.as_deref(),
             &self.config,
-        );
-        match d {
-            Decision::Deny {
-                reason: DenyReason::NoSchedule,
-                ..
-            } if self.monitoring_without_schedule => Decision::Allow,
-            other => other,
-        }
+        )
     }
 }
 

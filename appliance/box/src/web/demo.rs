@@ -114,7 +114,7 @@ pub(super) async fn start_demo(
                         "demo-start",
                         &source_label,
                         "refused",
-                        "outside monitoring hours",
+                        &e.to_string(),
                     )
                     .await;
                 ApiError::Forbidden(e.to_string())

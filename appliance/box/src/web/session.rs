@@ -328,30 +328,24 @@ fn argon2_busy() -> Response {
 }
 
 /// Checks `password` against `hash` (or a dummy hash when there is no usable account, so
-/// timing does not reveal which names exist) in one of the bounded argon2 slots. `None`:
-/// no slot came free in time.
+/// timing does not reveal which names exist) on one of the argon2 threads. `None`: none
+/// came free in time.
 pub(super) async fn verify_bounded(
     state: &AppState,
     password: &str,
     hash: Option<&str>,
 ) -> Result<Option<bool>, ApiError> {
-    let Some(slot) = state.login_gate.argon2_slot().await else {
-        return Ok(None);
-    };
     let (pw, hash) = (password.to_string(), hash.map(str::to_string));
-    let ok = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        match hash {
+    Ok(state
+        .login_gate
+        .run_argon2(move || match hash {
             Some(h) => accounts::verify_password(&pw, &h),
             None => {
                 accounts::verify_password(&pw, dummy_hash());
                 false
             }
-        }
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Some(ok))
+        })
+        .await)
 }
 
 /// A refused sign-in, for the audit log: caused by someone without a session, so it goes
@@ -537,13 +531,14 @@ pub(super) async fn change_own_password(
             "'new_password' must differ from the current one".into(),
         ));
     }
-    let Some(_slot) = state.login_gate.argon2_slot().await else {
+    let pw = req.new_password.clone();
+    let Some(hash) = state
+        .login_gate
+        .run_argon2(move || accounts::hash_password(&pw))
+        .await
+    else {
         return Ok(argon2_busy());
     };
-    let pw = req.new_password.clone();
-    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&pw))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let (name, id) = (acc.username.clone(), acc.id);
     state
         .store

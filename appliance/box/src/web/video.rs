@@ -111,12 +111,32 @@ pub(super) fn layout_message(view: &RoomView) -> Message {
     )
 }
 
+/// The live room: tile states at any hour (the tablet draws the class from them), and the
+/// composed thumbnails while the policy allows this account to watch them. The role is
+/// asked here (a technician is refused the socket); the hours gate every frame, and the
+/// room asks stations for video only inside the windows anyway.
 pub(super) async fn mosaic_ws(
     State(state): State<AppState>,
     Extension(acc): Extension<Account>,
     Extension(live): Extension<store::LiveSession>,
-    ws: WebSocketUpgrade,
+    // A rejection is answered only after the role check: a refused role hears 403 whatever
+    // it sent.
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let decision = state.policy.decide(acc.role, Action::Thumbnails);
+    if let lanterne_privacy::policy::Decision::Deny {
+        reason: lanterne_privacy::policy::DenyReason::RoleNotPermitted { .. },
+        ..
+    } = decision
+    {
+        if let Err(refusal) = authorize(&state, &acc, Action::Thumbnails, "room").await {
+            return refusal;
+        }
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
     ws.max_message_size(WS_MAX_IN)
         .on_upgrade(move |socket| mosaic_session(socket, state, acc, live))
 }
@@ -139,6 +159,8 @@ pub(super) async fn mosaic_session(
     // Signed out, disabled, password or second factor reset, expired: the view closes.
     let over = session_over(state.clone(), live);
     tokio::pin!(over);
+    // Stations send thumbnails only while a viewer like this one is open (see room.rs).
+    let _viewer = state.room.mosaic_viewer().await;
     state
         .audit
         .account(&acc.username, "view-mosaic", "room", "started", "")
@@ -164,6 +186,11 @@ pub(super) async fn mosaic_session(
             }
             f = frames.recv() => match f {
                 Ok(f) => {
+                    // Asked per frame: a window's edge can pass while the socket is open.
+                    if !state.policy.decide(acc.role, Action::Thumbnails).is_allowed() {
+                        gate = ViewerGate::new();
+                        continue;
+                    }
                     let Admit::Send { config } = gate.admit(f.keyframe, &f.data) else { continue };
                     if let Some(config) = config {
                         alive = tx.send(config).await.is_ok();
@@ -214,7 +241,7 @@ pub(super) async fn focus_ws(
                     "view-station",
                     &id.to_string(),
                     "refused",
-                    "outside monitoring hours",
+                    &e.to_string(),
                 )
                 .await;
             return Err(ApiError::Forbidden(e.to_string()));
@@ -251,10 +278,12 @@ pub(super) async fn focus_session(
             }
             ended = sub.ended.changed() => {
                 if ended.is_err() || *sub.ended.borrow() {
-                    let reason = if state.room.view().borrow().monitoring {
-                        "station-offline"
-                    } else {
-                        "outside-monitoring-hours"
+                    // The room says why it ended the view; no reason: the station left.
+                    let reason = match &*sub.cut().borrow() {
+                        Some(crate::room::Unwatchable::NotConfigured) => "monitoring-not-configured",
+                        Some(crate::room::Unwatchable::OutsideHours { .. }) => "outside-monitoring-hours",
+                        Some(crate::room::Unwatchable::NoIndicator { .. }) => "no-indicator",
+                        None => "station-offline",
                     };
                     let msg = serde_json::json!({"type": "ended", "reason": reason});
                     let _ = tx.send(Message::Text(msg.to_string().into())).await;

@@ -427,3 +427,52 @@ async fn a_failed_tile_decoder_is_counted_restarted_and_recovers_at_the_next_key
         (1, 1, 1)
     );
 }
+
+/// Nobody watching, nothing done: an inactive mosaic encodes nothing; made active again it
+/// starts with a keyframe carrying its parameter sets, so a viewer decodes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_mosaic_encodes_nothing_and_resumes_at_a_keyframe() {
+    tracing();
+    let probe = crate::init().unwrap();
+    let (mosaic, mut frames) = Mosaic::start(
+        MosaicConfig {
+            width: 320,
+            height: 180,
+            fps: 10,
+            bitrate_kbps: 300,
+        },
+        &probe,
+    )
+    .unwrap();
+    mosaic.set_tiles(vec![TileInfo { id: 1 }]);
+    // Running: frames come.
+    tokio::time::timeout(Duration::from_secs(10), frames.recv())
+        .await
+        .expect("an active mosaic encodes")
+        .unwrap();
+    mosaic.set_active(false);
+    assert!(!mosaic.is_active());
+    // Whatever was in flight drains; then nothing for a second (ten ticks at 10 fps).
+    while tokio::time::timeout(Duration::from_millis(500), frames.recv())
+        .await
+        .is_ok()
+    {}
+    let idle_from = mosaic.stats().frames_out;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), frames.recv())
+            .await
+            .is_err(),
+        "an idle mosaic still encodes"
+    );
+    assert_eq!(mosaic.stats().frames_out, idle_from);
+
+    mosaic.set_active(true);
+    let first = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+        .await
+        .expect("the mosaic resumes")
+        .unwrap();
+    assert!(
+        first.keyframe && crate::h264::idr_with_parameter_sets(&first.data),
+        "the first frame after a pause is a keyframe with SPS/PPS"
+    );
+}

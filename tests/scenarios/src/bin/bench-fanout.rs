@@ -544,9 +544,11 @@ async fn run(a: Args) -> anyhow::Result<serde_json::Value> {
         full_kbps, a.receivers, a.windows, a.window
     );
 
-    let b = BoxProcess::start_with_config(
-        "[room]\nname = \"Banc d'essai\"\n[panel]\nbackend = \"simulated\"\n",
-    )
+    // The source is a student's station: showing it is watching it, so inside a window.
+    let b = BoxProcess::start_with_config(&format!(
+        "[room]\nname = \"Banc d'essai\"\n[panel]\nbackend = \"simulated\"\n{}",
+        lanterne_scenarios::schedule_including_now()
+    ))
     .await?;
     let box_pid = b.pid();
     let dirs = tempfile::tempdir()?;
