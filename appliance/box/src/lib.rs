@@ -55,7 +55,7 @@ struct Ready<'a> {
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let cfg = &opts.config;
-    let open_files = listener::raise_open_file_limit().context("raising the open-file limit")?;
+    let open_files = listener::raise_open_file_limit();
     let limits = listener::Plan::new(&cfg.limits, open_files);
     info!(
         open_files,

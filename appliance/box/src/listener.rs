@@ -196,14 +196,32 @@ impl Plan {
 }
 
 /// Raises the soft open-file limit to the hard one (a systemd service starts at 1024 soft)
-/// and returns the limit now in force.
-pub fn raise_open_file_limit() -> io::Result<u64> {
-    let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
-    let now = rlimit::increase_nofile_limit(u64::MAX)?;
-    if now > soft {
-        info!(from = soft, to = now, hard, "raised the open-file limit");
+/// and returns the limit now in force. A failure is logged, not fatal: the box then plans
+/// with the limit it has.
+pub fn raise_open_file_limit() -> u64 {
+    let (soft, hard) = match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok(limits) => limits,
+        Err(e) => {
+            warn!("cannot read the open-file limit ({e}); planning for 1024");
+            return 1024;
+        }
+    };
+    match rlimit::increase_nofile_limit(hard) {
+        Ok(now) => {
+            if now > soft {
+                info!(
+                    from = soft,
+                    to = now,
+                    "raised the open-file limit to the hard limit"
+                );
+            }
+            now
+        }
+        Err(e) => {
+            warn!(soft, hard, "cannot raise the open-file limit: {e}");
+            soft
+        }
     }
-    Ok(now)
 }
 
 /// Where connections come from: a TCP listener, or a stand-in in tests.
@@ -238,17 +256,15 @@ where
     let mut table = Table::new(limits, events_tx);
     let mut report = Report::default();
     let mut fds = FdGauge::new();
-    let mut next_report = Instant::now() + REPORT_EVERY;
+    let mut report_tick = tokio::time::interval_at(Instant::now() + REPORT_EVERY, REPORT_EVERY);
+    report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut paused_until: Option<Instant> = None;
     loop {
         tokio::select! {
             // Closes and trusts first, so the counts are current before the next decision.
             biased;
             Some(event) = events.recv() => table.apply(event),
-            _ = tokio::time::sleep_until(next_report) => {
-                report.log(name, &table, &stats);
-                next_report = Instant::now() + REPORT_EVERY;
-            }
+            _ = report_tick.tick() => report.log(name, &table, &stats),
             _ = sleep_until_some(paused_until), if paused_until.is_some() => paused_until = None,
             accepted = acceptor.accept(), if paused_until.is_none() => match accepted {
                 Ok((tcp, peer)) => {

@@ -111,7 +111,12 @@ pub async fn serve(
                             info!(%peer, "station link closed: {e}")
                         }
                     }
-                    Err(e) => warn!(%peer, "station link closed: {e}"),
+                    // A station's own link always gets its line; before the hello, anyone's
+                    // connection only within the listener's log budget.
+                    Err(e) if conn.is_trusted() || log.allows() => {
+                        warn!(%peer, "station link closed: {e}")
+                    }
+                    Err(_) => {}
                 }
             }
         },
