@@ -97,6 +97,43 @@ cores with the box.`,
       ['ratio relay / baseline CPU per receiver', r.ratio_relay_to_baseline_cpu_per_receiver, 'reported'],
     ],
   },
+  hostile: {
+    title: 'Hostile network: the box at a 1024 open-file limit under attack',
+    what: `The box (release build) runs under \`prlimit --nofile=1024:1024\`, the open-file limit a
+systemd service gets, with one simulated station streaming and a teacher watching the mosaic
+WebSocket. One attacker process (its own one-thread runtime, on the same two cores as the box)
+then runs each phase in turn: N connections from 16 loopback addresses each sending half of a
+\`POST /api/login\` and nothing more, then the same from one address; slow headers (HTTPS
+request heads a byte a second) with TLS ClientHellos a byte a second on the station link;
+slow bodies (whole heads, bodies a byte a second) with TLS sessions made with a real enrolled
+station's certificate whose hello comes a byte a second; then M logins at once with random
+user names. Every connection the box closes is opened again after about half a second, so each
+attack keeps its N connections going for the whole phase; "held at once" is how many of them
+the box kept open together, as the attacker saw it. Meanwhile the teacher signs in again and
+again, each time on a fresh HTTPS connection from 127.0.0.1; during the station-link phases a
+second station connects. RSS is the box's VmRSS and descriptors its /proc/PID/fd, sampled
+every 100 ms. The baseline is the phase without attack, in the same run.`,
+    rows: (r) => {
+      const rows = [
+        ['box open-file limit', r.box_nofile, '1024'],
+        ['box exited', r.box_exited ? 'yes' : 'no', 'no'],
+        ['box RSS, all phases (MB, max)', r.box_rss_mb_max, '< 300'],
+        ['box accept errors logged', r.box_accept_error_lines, '0'],
+      ];
+      for (const p of r.phases) {
+        const attacks = p.attacks
+          .map((a) => `${a.connections} ${a.kind} on ${a.target} (${a.sources} addr.): held at once ${a.held_max}, refused ${a.refused}, cut ${a.cut} (max after ${a.cut_after_s_max} s)`)
+          .join('; ');
+        rows.push([`**${p.name}**${attacks ? `: ${attacks}` : ''}`, '', '']);
+        rows.push(['— teacher sign-in p50 / p99 (ms)', `${p.sign_in_ms_p50} / ${p.sign_in_ms_p99} (${p.sign_ins} sign-ins)`, 'p99 < 2000']);
+        rows.push(['— mosaic frames / longest pause (ms)', `${p.mosaic_frames} / ${p.mosaic_max_gap_ms}`, 'pause < 2000']);
+        rows.push(['— box RSS (MB, max) / descriptors (max)', `${p.box_rss_mb_max} / ${p.box_fds_max}`, '< 300 / < 1024']);
+        if (p.station_connect_ms !== null) rows.push(['— a station connects (ms)', p.station_connect_ms, '< 5000']);
+        if (p.logins) rows.push(['— logins answered (by status) / p50 / p99 (ms)', `${JSON.stringify(p.logins.answers)} / ${p.logins.answer_ms_p50} / ${p.logins.answer_ms_p99}`, 'reported']);
+      }
+      return rows;
+    },
+  },
 };
 
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();

@@ -66,6 +66,9 @@ pub struct Config {
     pub hdmi: Hdmi,
     #[serde(default)]
     pub stations: Stations,
+    /// Connection caps and timeouts (see `listener.rs` for the admission rule).
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// Station agents' certificates.
@@ -88,6 +91,131 @@ impl Default for Stations {
     fn default() -> Self {
         Stations {
             certificate_days: Self::default_certificate_days(),
+        }
+    }
+}
+
+/// Connection caps and timeouts that keep the box answering on a hostile network.
+///
+/// A cap left out is derived from the open-file limit (see `listener::Plan::new`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// HTTPS connections held at once.
+    pub https_connections: Option<u32>,
+    /// HTTPS connections from one address not yet trusted (an open WebSocket is trusted).
+    #[serde(default = "Limits::default_https_per_address")]
+    pub https_pending_per_address: u32,
+    /// Station link connections held at once.
+    pub station_link_connections: Option<u32>,
+    /// Station link connections from one address not yet past their certificate check.
+    #[serde(default = "Limits::default_link_per_address")]
+    pub station_link_pending_per_address: u32,
+    /// Plain-HTTP redirect connections held at once.
+    pub http_redirect_connections: Option<u32>,
+    #[serde(default = "Limits::default_redirect_per_address")]
+    pub http_redirect_pending_per_address: u32,
+    /// Seconds for a TLS handshake (HTTPS and the station link, with the station's hello).
+    #[serde(default = "Limits::default_timeout")]
+    pub tls_handshake_timeout_s: u32,
+    /// Seconds from the moment a connection waits for a request (new, or kept alive after
+    /// the previous response) to the end of the request's headers: also the keep-alive
+    /// idle limit.
+    #[serde(default = "Limits::default_timeout")]
+    pub request_header_timeout_s: u32,
+    /// Seconds from the end of the headers to the end of the body.
+    #[serde(default = "Limits::default_timeout")]
+    pub request_body_timeout_s: u32,
+    /// Seconds a response may wait for a client that does not read it.
+    #[serde(default = "Limits::default_write_stall")]
+    pub write_stall_timeout_s: u32,
+}
+
+impl Limits {
+    /// A tablet's browser opens about six connections to a host; pages, assets and API
+    /// calls of one teacher stay well under this.
+    fn default_https_per_address() -> u32 {
+        32
+    }
+    /// A station holds one link; a few more cover reconnections, and stations behind one
+    /// NAT address once they are trusted do not count.
+    fn default_link_per_address() -> u32 {
+        8
+    }
+    fn default_redirect_per_address() -> u32 {
+        8
+    }
+    fn default_timeout() -> u32 {
+        10
+    }
+    fn default_write_stall() -> u32 {
+        30
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let caps = [
+            (
+                "https",
+                self.https_connections,
+                self.https_pending_per_address,
+            ),
+            (
+                "station_link",
+                self.station_link_connections,
+                self.station_link_pending_per_address,
+            ),
+            (
+                "http_redirect",
+                self.http_redirect_connections,
+                self.http_redirect_pending_per_address,
+            ),
+        ];
+        for (listener, connections, per_address) in caps {
+            if let Some(n) = connections {
+                if !(1..=100_000).contains(&n) {
+                    return Err((
+                        format!("limits.{listener}_connections"),
+                        "must be between 1 and 100000".into(),
+                    ));
+                }
+            }
+            if per_address == 0 || per_address > connections.unwrap_or(100_000) {
+                return Err((
+                    format!("limits.{listener}_pending_per_address"),
+                    format!("must be between 1 and 'limits.{listener}_connections'"),
+                ));
+            }
+        }
+        for (field, value) in [
+            ("tls_handshake_timeout_s", self.tls_handshake_timeout_s),
+            ("request_header_timeout_s", self.request_header_timeout_s),
+            ("request_body_timeout_s", self.request_body_timeout_s),
+            ("write_stall_timeout_s", self.write_stall_timeout_s),
+        ] {
+            if !(1..=300).contains(&value) {
+                return Err((
+                    format!("limits.{field}"),
+                    "must be between 1 and 300 seconds".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            https_connections: None,
+            https_pending_per_address: Self::default_https_per_address(),
+            station_link_connections: None,
+            station_link_pending_per_address: Self::default_link_per_address(),
+            http_redirect_connections: None,
+            http_redirect_pending_per_address: Self::default_redirect_per_address(),
+            tls_handshake_timeout_s: Self::default_timeout(),
+            request_header_timeout_s: Self::default_timeout(),
+            request_body_timeout_s: Self::default_timeout(),
+            write_stall_timeout_s: Self::default_write_stall(),
         }
     }
 }
@@ -523,6 +651,7 @@ impl Config {
             schedule: None,
             hdmi: Hdmi::default(),
             stations: Stations::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -708,6 +837,7 @@ impl Config {
                 "must be between 500 and 20000".into(),
             ));
         }
+        self.limits.validate()?;
         if self.hdmi.input == HdmiInput::Device && !cfg!(feature = "v4l2-capture") {
             return Err((
                 "hdmi.input".into(),
@@ -925,6 +1055,40 @@ mod tests {
         )
         .unwrap();
         assert!(ok.monitoring_schedule().unwrap().is_some());
+    }
+
+    #[test]
+    fn connection_limits_default_to_the_open_file_limit_and_are_checked_by_field() {
+        let cfg = parse("[room]\nname = \"A\"\n").unwrap();
+        assert_eq!(cfg.limits, Limits::default());
+        assert_eq!(cfg.limits.https_connections, None);
+        let cfg = parse(
+            "[room]\nname = \"A\"\n[limits]\nhttps_connections = 300\nrequest_body_timeout_s = 5\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.limits.https_connections, Some(300));
+        assert_eq!(cfg.limits.request_body_timeout_s, 5);
+        let err = parse("[room]\nname = \"A\"\n[limits]\nhttps_connections = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'limits.https_connections'"), "{err}");
+        let err = parse(
+            "[room]\nname = \"A\"\n[limits]\nstation_link_connections = 4\nstation_link_pending_per_address = 5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("'limits.station_link_pending_per_address'"),
+            "{err}"
+        );
+        let err = parse("[room]\nname = \"A\"\n[limits]\nrequest_header_timeout_s = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'limits.request_header_timeout_s'"), "{err}");
+        let err = parse("[room]\nname = \"A\"\n[limits]\nidle_s = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("idle_s"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! `run` wires the parts together: the database ([`store`]), the station and HTTPS CAs ([`pki`]), the room
 //! state task ([`room`]), the demo relay ([`fanout`]), the station link listener ([`station_link`]), the mosaic
 //! (`lanterne-media`) and the HTTPS server ([`web`]). Each part owns its state; they talk
-//! through channels.
+//! through channels. The three listening sockets admit connections through [`listener`],
+//! which bounds them and keeps the box answering on a hostile network.
 #![forbid(unsafe_code)]
 
 pub mod accounts;
@@ -12,6 +13,7 @@ pub mod audit;
 pub mod config;
 pub mod fanout;
 pub mod hdmi;
+pub mod listener;
 pub mod login_gate;
 pub mod pki;
 pub mod retention;
@@ -61,6 +63,25 @@ struct Ready<'a> {
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let cfg = &opts.config;
+    let open_files = listener::raise_open_file_limit();
+    let limits = listener::Plan::new(&cfg.limits, open_files);
+    info!(
+        open_files,
+        https = limits.https.connections,
+        https_per_address = limits.https.pending_per_address,
+        station_link = limits.station_link.connections,
+        station_link_per_address = limits.station_link.pending_per_address,
+        http_redirect = limits.http_redirect.connections,
+        "connection limits"
+    );
+    if limits.descriptors_at_caps() + listener::FD_HEADROOM > open_files {
+        tracing::warn!(
+            open_files,
+            at_caps = limits.descriptors_at_caps(),
+            "the connection caps in [limits] add up to more than the open-file limit allows: \
+             listeners will count themselves full before their caps"
+        );
+    }
     create_private_dir(&opts.data_dir)?;
     let store = store::Store::open(&opts.data_dir.join("box.sqlite"))
         .with_context(|| format!("opening the database in {}", opts.data_dir.display()))?;
@@ -242,14 +263,20 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     let redirect = async move {
         match redirect_listener {
-            Some(l) => web::serve_redirect(l, https_addr.port()).await,
+            Some(l) => web::serve_redirect(l, https_addr.port(), limits.http_redirect()).await,
             None => std::future::pending().await,
         }
     };
+    // The listeners never return: no accept error is fatal (see `listener`).
     tokio::select! {
-        r = redirect => r.context("HTTP redirect listener")?,
-        r = station_link::serve(link_listener, link_ctx) => r.context("station link listener")?,
-        r = web::serve(https_listener, https_cfg, app) => r.context("HTTPS listener")?,
+        never = redirect => match never {},
+        never = station_link::serve(
+            link_listener,
+            link_ctx,
+            limits.station_link,
+            limits.timeouts.tls_handshake,
+        ) => match never {},
+        never = web::serve(https_listener, https_cfg, app, limits.https()) => match never {},
         _ = shutdown_signal() => info!("shutting down"),
     }
     Ok(())

@@ -41,12 +41,9 @@ use crate::store::{self, StationRow, Store};
 /// bookkeeping).
 const LINK_SEND_BUFFER: usize = 256 * 1024;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// Silence (no frame at all) after which a station is considered gone.
 const SILENCE_LIMIT: Duration = Duration::from_secs(20);
-/// More simultaneous connections than a room could ever have means something is wrong.
-const MAX_CONNECTIONS: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -76,6 +73,8 @@ pub enum LinkError {
     Cut,
     #[error("station sent {0} the box did not ask for")]
     Unrequested(&'static str),
+    #[error("evicted for a newcomer before the station was identified")]
+    Evicted,
 }
 
 /// Lines one station may cause in a burst, then one more every [`LINE_EVERY`].
@@ -158,30 +157,59 @@ pub struct LinkContext {
     pub lines: Arc<StationLines>,
 }
 
-/// Accepts stations until the listener fails.
-pub async fn serve(listener: TcpListener, ctx: LinkContext) -> std::io::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (tcp, peer) = listener.accept().await?;
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            warn!(%peer, "too many station connections; refusing");
-            continue;
-        };
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            match handle(tcp, peer, ctx).await {
-                Ok(()) => {}
-                Err(e @ (LinkError::Handshake(_) | LinkError::HandshakeTimeout)) => {
-                    warn!(%peer, "station link refused: {e}")
+/// Accepts stations for ever, within `limits` (see [`crate::listener`]): a connection is
+/// pending, and evictable for a newcomer, until its certificate is checked and its hello
+/// read; then it is trusted. `handshake_timeout` bounds the TLS handshake and, again, the
+/// wait for the hello.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: LinkContext,
+    limits: crate::listener::Limits,
+    handshake_timeout: Duration,
+) -> std::convert::Infallible {
+    crate::listener::run(
+        listener,
+        "station link",
+        limits,
+        move |tcp, peer, admission| {
+            let ctx = ctx.clone();
+            async move {
+                let conn = admission.handle();
+                // Dropping `handle` is safe only before the station is trusted (nothing is
+                // registered with the room yet), and only then can it be evicted.
+                let result = tokio::select! {
+                    r = handle(tcp, peer, ctx, &conn, handshake_timeout) => r,
+                    _ = conn.cut_off() => Err(LinkError::Evicted),
+                };
+                let log = admission.log_budget();
+                match result {
+                    Ok(()) => {}
+                    Err(e @ (LinkError::Handshake(_) | LinkError::HandshakeTimeout)) => {
+                        if log.allows() {
+                            warn!(%peer, "station link refused: {e}")
+                        }
+                    }
+                    Err(e @ (LinkError::NoCertificate | LinkError::NotEnrolled(_))) => {
+                        if log.allows() {
+                            warn!(%peer, "station link refused: {e}")
+                        }
+                    }
+                    Err(e @ LinkError::Evicted) => {
+                        if log.allows() {
+                            info!(%peer, "station link closed: {e}")
+                        }
+                    }
+                    // A station's own link always gets its line; before the hello, anyone's
+                    // connection only within the listener's log budget.
+                    Err(e) if conn.is_trusted() || log.allows() => {
+                        warn!(%peer, "station link closed: {e}")
+                    }
+                    Err(_) => {}
                 }
-                Err(e @ (LinkError::NoCertificate | LinkError::NotEnrolled(_))) => {
-                    warn!(%peer, "station link refused: {e}")
-                }
-                Err(e) => warn!(%peer, "station link closed: {e}"),
             }
-        });
-    }
+        },
+    )
+    .await
 }
 
 fn control_name(c: &Control) -> &'static str {
@@ -214,7 +242,13 @@ fn control_name(c: &Control) -> &'static str {
     }
 }
 
-async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<(), LinkError> {
+async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    ctx: LinkContext,
+    conn: &crate::listener::ConnHandle,
+    handshake_timeout: Duration,
+) -> Result<(), LinkError> {
     let _ = tcp.set_nodelay(true);
     // Left alone, the kernel grows the send buffer to megabytes: many seconds of demo video
     // queued for a slow station before the relay's own bounded queue (which drops to the next
@@ -222,7 +256,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
     if let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(LINK_SEND_BUFFER) {
         warn!(%peer, "cannot bound the link's send buffer: {e}");
     }
-    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, ctx.tls.accept(tcp))
+    let tls = tokio::time::timeout(handshake_timeout, ctx.tls.accept(tcp))
         .await
         .map_err(|_| LinkError::HandshakeTimeout)?
         .map_err(LinkError::Handshake)?;
@@ -242,11 +276,11 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
         .ok_or_else(|| LinkError::NotEnrolled(fp[..16].to_string()))?;
 
     let mut framed = Framed::new(tls, FrameCodec);
-    let hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next())
+    let hello = tokio::time::timeout(handshake_timeout, framed.next())
         .await
-        .map_err(|_| LinkError::NoHello(HANDSHAKE_TIMEOUT))?;
+        .map_err(|_| LinkError::NoHello(handshake_timeout))?;
     let (agent_version, hostname, caps) = match hello {
-        None => return Err(LinkError::NoHello(HANDSHAKE_TIMEOUT)),
+        None => return Err(LinkError::NoHello(handshake_timeout)),
         Some(Err(e)) => return Err(e.into()),
         Some(Ok(Frame::Media { .. })) => return Err(LinkError::NotHello("media")),
         Some(Ok(Frame::Control(Control::Hello {
@@ -269,6 +303,11 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, ctx: LinkContext) -> Result<()
         }
         Some(Ok(Frame::Control(other))) => return Err(LinkError::NotHello(control_name(&other))),
     };
+    // An enrolled station that said hello: from now on its link is never evicted for a
+    // newcomer (and must not be: the room is about to know it).
+    if !conn.trust() {
+        return Err(LinkError::Evicted);
+    }
     framed
         .send(Frame::Control(Control::Welcome {
             protocol: PROTOCOL_VERSION,

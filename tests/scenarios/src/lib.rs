@@ -6,6 +6,7 @@
 //! it). They are looked up next to the test executable (`target/<profile>/`).
 
 pub mod bench;
+pub mod hostile;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -138,6 +139,20 @@ impl BoxProcess {
         Self::start_in(dir).await
     }
 
+    /// Like [`BoxProcess::start_with_config`], with the box started through `wrapper` (a
+    /// command that runs the rest of its arguments in its own place, e.g.
+    /// `["prlimit", "--nofile=1024:1024", "--"]`), so that [`BoxProcess::pid`] is still the box.
+    pub async fn start_under(wrapper: &[&str], toml: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut toml = toml.to_string();
+        if !toml.contains("[accounts]") {
+            toml.push_str("\n[accounts]\nrequire_totp_for_admins = false\n");
+        }
+        std::fs::write(dir.path().join("lanterne.toml"), toml)?;
+        std::fs::write(dir.path().join("wrapper"), wrapper.join("\n"))?;
+        Self::start_in(dir).await
+    }
+
     /// Starts the box on an existing data directory (for restart scenarios). A
     /// `lanterne.toml` in it is used as the configuration.
     pub async fn start_in(dir: tempfile::TempDir) -> anyhow::Result<Self> {
@@ -161,7 +176,16 @@ impl BoxProcess {
             }
             Err(_) => ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string()),
         };
-        let mut cmd = Command::new(bin("lanterne-box"));
+        let wrapper = std::fs::read_to_string(dir.path().join("wrapper")).unwrap_or_default();
+        let mut wrapper = wrapper.lines().filter(|l| !l.is_empty());
+        let mut cmd = match wrapper.next() {
+            Some(program) => {
+                let mut cmd = Command::new(program);
+                cmd.args(wrapper).arg(bin("lanterne-box"));
+                cmd
+            }
+            None => Command::new(bin("lanterne-box")),
+        };
         cmd.args(["run", "--data-dir"]).arg(dir.path().join("box"));
         let config = dir.path().join("lanterne.toml");
         if config.exists() {

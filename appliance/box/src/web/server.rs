@@ -3,57 +3,109 @@
 
 use super::*;
 
-/// Serves the HTTPS listener until it fails. HTTP/1.1 only: WebSockets over HTTP/2 need
-/// extended CONNECT, which Safari and Chrome handle differently; one protocol keeps every
-/// tablet on the same path.
+/// Serves the HTTPS listener for ever, within `limits` (see [`crate::listener`]: who is
+/// admitted, evicted or cut, and when). HTTP/1.1 only: WebSockets over HTTP/2 need extended
+/// CONNECT, which Safari and Chrome handle differently; one protocol keeps every tablet on the
+/// same path.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
-) -> std::io::Result<()> {
+    limits: crate::listener::HttpLimits,
+) -> std::convert::Infallible {
     let acceptor = TlsAcceptor::from(tls);
-    loop {
-        let (tcp, peer) = listener.accept().await?;
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        info!(%peer, "HTTPS handshake failed: {e}");
-                        return;
-                    }
-                    Err(_) => return,
+    let t = limits.timeouts;
+    crate::listener::run(
+        listener,
+        "HTTPS",
+        limits.connections,
+        move |tcp, peer, admission| {
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            async move {
+                let conn = admission.handle();
+                let handshake = tokio::time::timeout(t.tls_handshake, acceptor.accept(tcp));
+                let tls = tokio::select! {
+                    r = handshake => match r {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            if admission.log_budget().allows() {
+                                info!(%peer, "HTTPS handshake failed: {e}");
+                            }
+                            return;
+                        }
+                        Err(_) => return,
+                    },
+                    _ = conn.cut_off() => return,
                 };
-            let svc = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    let app = app.clone();
-                    async move {
-                        use tower::ServiceExt;
-                        app.oneshot(req.map(Body::new)).await
+                let log = admission.log_budget();
+                let io = admission.guard(tls, t.write_stall);
+                let svc_conn = conn.clone();
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (mut parts, body) = req.into_parts();
+                        parts.extensions.insert(ConnectInfo(peer));
+                        // Counted from the end of the head: a body trickled a byte at a time
+                        // is cut at the deadline, with its connection.
+                        let body = crate::listener::DeadlineBody::new(
+                            body,
+                            t.request_body,
+                            svc_conn.clone(),
+                        );
+                        let req = Request::from_parts(parts, Body::new(body));
+                        let app = app.clone();
+                        let conn = svc_conn.clone();
+                        async move {
+                            use tower::ServiceExt;
+                            let res = app.oneshot(req).await;
+                            // The router upgrades only behind a session (every WebSocket route
+                            // is in ROUTES, behind a session): such a connection is trusted, never
+                            // evicted for an anonymous one.
+                            if matches!(&res, Ok(r) if r.status() == StatusCode::SWITCHING_PROTOCOLS)
+                            {
+                                conn.trust();
+                            }
+                            res
+                        }
+                    },
+                );
+                let served = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(t.request_head)
+                    .max_buf_size(crate::listener::MAX_REQUEST_HEAD)
+                    .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+                    .with_upgrades();
+                tokio::select! {
+                    r = served => {
+                        if let Err(e) = r {
+                            if log.allows() {
+                                info!(%peer, "HTTPS connection ended: {e}");
+                            }
+                        }
                     }
-                },
-            );
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(15))
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                info!(%peer, "HTTPS connection ended: {e}");
+                    _ = conn.cut_off() => {}
+                }
             }
-        });
-    }
+        },
+    )
+    .await
 }
 
 /// Plain HTTP: every request gets a permanent redirect to the same path over HTTPS, and
-/// nothing else (no page, no API) is ever served without TLS.
-pub async fn serve_redirect(listener: TcpListener, https_port: u16) -> std::io::Result<()> {
-    loop {
-        let (tcp, peer) = listener.accept().await?;
-        tokio::spawn(async move {
+/// nothing else (no page, no API) is ever served without TLS. Within `limits` like HTTPS.
+pub async fn serve_redirect(
+    listener: TcpListener,
+    https_port: u16,
+    limits: crate::listener::HttpLimits,
+) -> std::convert::Infallible {
+    let t = limits.timeouts;
+    crate::listener::run(
+        listener,
+        "HTTP redirect",
+        limits.connections,
+        move |tcp, peer, admission| async move {
+            let conn = admission.handle();
+            let log = admission.log_budget();
             let svc = hyper::service::service_fn(
                 move |req: hyper::Request<hyper::body::Incoming>| async move {
                     let host = req
@@ -91,15 +143,27 @@ pub async fn serve_redirect(listener: TcpListener, https_port: u16) -> std::io::
                     Ok::<_, std::convert::Infallible>(res.expect("static response parts"))
                 },
             );
-            let conn = hyper::server::conn::http1::Builder::new()
+            let served = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc);
-            if let Err(e) = conn.await {
-                info!(%peer, "HTTP redirect connection ended: {e}");
+                .header_read_timeout(t.request_head)
+                .max_buf_size(crate::listener::MAX_REQUEST_HEAD)
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(admission.guard(tcp, t.write_stall)),
+                    svc,
+                );
+            tokio::select! {
+                r = served => {
+                    if let Err(e) = r {
+                        if log.allows() {
+                            info!(%peer, "HTTP redirect connection ended: {e}");
+                        }
+                    }
+                }
+                _ = conn.cut_off() => {}
             }
-        });
-    }
+        },
+    )
+    .await
 }
 
 pub(super) fn asset(path: &str) -> Response {
