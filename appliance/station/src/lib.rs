@@ -10,6 +10,7 @@
 
 pub mod classroom;
 pub mod commands;
+pub mod config;
 pub mod enrol;
 pub mod identity;
 pub mod link;
@@ -25,6 +26,7 @@ use lanterne_media::{CaptureSource, CodecProbe};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::commands::AllowList;
 use crate::identity::Identity;
 use crate::link::{Link, LinkStatus, VideoSource};
 use crate::screen::Screen;
@@ -66,7 +68,8 @@ impl RunningStation {
 /// less than the next one, and a long queue would be latency.
 const MEDIA_QUEUE: usize = 8;
 
-/// Starts one enrolled station from its identity directory.
+/// Starts one enrolled station from its identity directory. It runs no command the box
+/// orders: see [`spawn_station_allowing`].
 pub fn spawn_station(
     dir: &Path,
     spec: SourceSpec,
@@ -74,6 +77,20 @@ pub fn spawn_station(
     system: Arc<dyn SystemActions>,
     probe: &CodecProbe,
     hostname: String,
+) -> anyhow::Result<RunningStation> {
+    let none = Arc::new(AllowList::default());
+    spawn_station_allowing(dir, spec, screen, system, probe, hostname, none)
+}
+
+/// [`spawn_station`], running the commands of `commands` when the box orders them.
+pub fn spawn_station_allowing(
+    dir: &Path,
+    spec: SourceSpec,
+    screen: Arc<dyn Screen>,
+    system: Arc<dyn SystemActions>,
+    probe: &CodecProbe,
+    hostname: String,
+    commands: Arc<AllowList>,
 ) -> anyhow::Result<RunningStation> {
     let identity = Arc::new(Identity::load(dir)?);
     let (tx, rx) = mpsc::channel(MEDIA_QUEUE);
@@ -93,6 +110,7 @@ pub fn spawn_station(
         hostname,
         *probe,
     );
+    let link = link.with_allowed_commands(commands);
     Ok(RunningStation {
         name: identity.enrolment.name.clone(),
         station_id: identity.enrolment.station_id,

@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
+use crate::commands::AllowList;
 use crate::identity::{Identity, BOX_SERVER_NAME};
 use crate::screen::Screen;
 use crate::system::SystemActions;
@@ -115,6 +116,8 @@ pub struct Link {
     demo: Option<Demo>,
     /// The student's input is blocked for a full-screen demo.
     input_blocked: bool,
+    /// The commands this PC's own configuration lets the box run (none by default).
+    commands: Arc<AllowList>,
 }
 
 impl Link {
@@ -143,9 +146,16 @@ impl Link {
                 probe,
                 demo: None,
                 input_blocked: false,
+                commands: Arc::new(AllowList::default()),
             },
             rx,
         )
+    }
+
+    /// Lets the box run the commands of `list` (and only those).
+    pub fn with_allowed_commands(mut self, list: Arc<AllowList>) -> Self {
+        self.commands = list;
+        self
     }
 
     /// Runs until the task is dropped: connect, serve, back off, again.
@@ -393,11 +403,14 @@ impl Link {
                 args,
                 timeout_s,
             } => {
-                let tx = ctl_tx.clone();
+                let (tx, allowed) = (ctl_tx.clone(), self.commands.clone());
                 let timeout = Duration::from_secs(u64::from(timeout_s.clamp(1, 600)));
-                info!(id, %program, "running a command ordered by the box");
+                match allowed.check(&program, &args) {
+                    Ok(()) => info!(id, %program, "running a command ordered by the box"),
+                    Err(reason) => warn!(id, "refusing a command ordered by the box: {reason}"),
+                }
                 tokio::spawn(async move {
-                    let o = crate::commands::run(&program, &args, timeout).await;
+                    let o = crate::commands::run_ordered(&allowed, &program, &args, timeout).await;
                     let _ = tx
                         .send(Control::CommandResult {
                             id,

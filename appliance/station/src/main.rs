@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! lanterne-station enrol --box https://box:443 --token CODE@FINGERPRINT   # once, as admin
-//! lanterne-station run                                                     # the agent
-//! lanterne-station classroom --box https://127.0.0.1:8443 --tokens t.txt --count 8
+//! lanterne-station run [--config /etc/lanterne/station.toml]                # the agent
+//! lanterne-station classroom --box https://127.0.0.1:8443 --tokens t.txt --count 8 \
+//!     [--station-config station.toml]
 //! lanterne-station record --out thumb.lrp --frames 150                     # replay file
 //! ```
 //! `RUST_LOG` sets the log filter (default `info`).
@@ -15,11 +16,13 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use lanterne_media::{CaptureSource, StreamParams};
 use lanterne_station::classroom::{self, SimulatedStation};
+use lanterne_station::commands::AllowList;
+use lanterne_station::config::StationConfig;
 use lanterne_station::enrol::Token;
 use lanterne_station::identity::Identity;
 use lanterne_station::screen::{NoScreen, Screen, SimulatedScreen, X11Screen};
 use lanterne_station::system::{LinuxSystem, SimulatedSystem};
-use lanterne_station::{spawn_station, SourceSpec, PALETTE};
+use lanterne_station::{spawn_station_allowing, SourceSpec, PALETTE};
 
 #[derive(Parser)]
 #[command(version, about = "Lanterne station agent")]
@@ -57,6 +60,9 @@ enum Cmd {
     Run {
         #[arg(long, default_value = "/var/lib/lanterne-station")]
         data_dir: PathBuf,
+        /// This PC's own configuration: the commands the box may run here (none without it).
+        #[arg(long, default_value = lanterne_station::config::DEFAULT_PATH)]
+        config: PathBuf,
         #[arg(long, value_enum, default_value_t = Source::X11)]
         source: Source,
         /// X11 display (default: $DISPLAY).
@@ -100,6 +106,10 @@ enum Cmd {
         /// display-manager autologin account; the others refuse, as real stations would.
         #[arg(long, value_delimiter = ',')]
         autologin: Vec<String>,
+        /// Every station's own configuration (as /etc/lanterne/station.toml on a real PC):
+        /// the commands the box may run on them. Without it they run none.
+        #[arg(long)]
+        station_config: Option<PathBuf>,
     },
     /// Record a synthetic thumbnail stream to a replay file.
     Record {
@@ -171,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Run {
             data_dir,
+            config,
             source,
             display,
             label,
@@ -178,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
             session_user,
             autologin_user,
         } => {
+            let commands = Arc::new(allow_list(&config)?);
             let probe = lanterne_media::init()?;
             let display_for_overlay = display.clone();
             let capture = match source {
@@ -200,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
                     .ok()
                     .filter(|u| !u.is_empty() && u != "root")
             });
-            let st = spawn_station(
+            let st = spawn_station_allowing(
                 &data_dir,
                 SourceSpec::Live(capture),
                 screen,
@@ -210,6 +222,7 @@ async fn main() -> anyhow::Result<()> {
                 }),
                 &probe,
                 hostname(),
+                commands,
             )?;
             tracing::info!(name = %st.name, "station agent running");
             tokio::select! {
@@ -227,9 +240,18 @@ async fn main() -> anyhow::Result<()> {
             manifest,
             status,
             autologin,
+            station_config,
         } => {
+            let commands = Arc::new(match &station_config {
+                Some(path) => allow_list(path)?,
+                None => AllowList::default(),
+            });
             let outputs = ClassroomOutputs { manifest, status };
-            classroom(data_dir, box_url, tokens, count, replay, outputs, autologin).await
+            let setup = ClassroomSetup {
+                autologin,
+                commands,
+            };
+            classroom(data_dir, box_url, tokens, count, replay, outputs, setup).await
         }
         Cmd::Record {
             out,
@@ -273,6 +295,32 @@ struct ClassroomOutputs {
     status: Option<PathBuf>,
 }
 
+/// How the simulated PCs are set up, as an admin would set real ones.
+struct ClassroomSetup {
+    /// Stations (by name) whose display manager opens a session on order.
+    autologin: Vec<String>,
+    /// Every station's command allow-list.
+    commands: Arc<AllowList>,
+}
+
+/// The allow-list in this PC's configuration file; a missing file allows nothing.
+fn allow_list(path: &std::path::Path) -> anyhow::Result<AllowList> {
+    let config = StationConfig::load(path)?;
+    if config.commands.is_empty() {
+        tracing::info!(
+            "no command in {}: this station runs no command the box orders",
+            path.display()
+        );
+    } else {
+        tracing::info!(
+            count = config.commands.len(),
+            "commands the box may run here are listed in {}",
+            path.display()
+        );
+    }
+    Ok(AllowList::new(path, config.commands))
+}
+
 async fn classroom(
     data_dir: PathBuf,
     box_url: String,
@@ -280,9 +328,13 @@ async fn classroom(
     count: usize,
     replay: Option<PathBuf>,
     outputs: ClassroomOutputs,
-    autologin: Vec<String>,
+    setup: ClassroomSetup,
 ) -> anyhow::Result<()> {
     let ClassroomOutputs { manifest, status } = outputs;
+    let ClassroomSetup {
+        autologin,
+        commands,
+    } = setup;
     if count == 0 || count > 200 {
         bail!("--count must be between 1 and 200");
     }
@@ -333,7 +385,15 @@ async fn classroom(
         } else {
             SimulatedSystem::default()
         });
-        let st = spawn_station(&dir, spec, screen.clone(), system.clone(), &probe, host)?;
+        let st = spawn_station_allowing(
+            &dir,
+            spec,
+            screen.clone(),
+            system.clone(),
+            &probe,
+            host,
+            commands.clone(),
+        )?;
         entries.push(ManifestEntry {
             id: st.station_id,
             name: st.name.clone(),

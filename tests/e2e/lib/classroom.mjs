@@ -8,7 +8,9 @@
 //
 // Options: `config` (the box's TOML config; the addresses are still given on the command
 // line), `replay` (a replay file for every station), `autologin` (names of the stations set
-// up to open a session on order; the others refuse). `room.status()` reads what each
+// up to open a session on order; the others refuse), `stationConfig` (every station's own
+// configuration, as /etc/lanterne/station.toml on a real PC: the commands it accepts; without
+// it the stations run no command). `room.status()` reads what each
 // station shows (lock, messages, system actions), `room.waitForStatus(pred)` waits until a
 // predicate on it holds, and `room.order('dismiss poste-01 3')` acts as a student.
 // `stations: 0` starts the box alone; `room.runStation(name, args)` enrols and runs one real
@@ -47,7 +49,7 @@ async function waitForFile(file, proc, what, timeoutMs) {
 }
 
 export async function startClassroom({
-  stations = 8, replay = null, config = null, autologin = [],
+  stations = 8, replay = null, config = null, autologin = [], stationConfig = null,
 } = {}) {
   for (const b of ['lanterne-box', 'lanterne-station']) {
     if (!existsSync(path.join(binDir, b))) {
@@ -107,6 +109,11 @@ export async function startClassroom({
       '--manifest', path.join(dir, 'stations.json'), '--status', path.join(dir, 'status.json')];
     if (replay) args.push('--replay', replay);
     if (autologin.length) args.push('--autologin', autologin.join(','));
+    if (stationConfig !== null) {
+      // Written with mode 0644: the station refuses a file others may write.
+      await writeFile(path.join(dir, 'station.toml'), stationConfig, { mode: 0o644 });
+      args.push('--station-config', path.join(dir, 'station.toml'));
+    }
     const classLog = openSync(path.join(dir, 'stations.log'), 'w');
     const classroom = spawn(path.join(binDir, 'lanterne-station'), args,
       { env, stdio: ['pipe', 'ignore', classLog] });
