@@ -1,9 +1,10 @@
 //! The station's own configuration file on the PC (`/etc/lanterne/station.toml` by default):
 //! what this PC lets the box do, decided by whoever administers the PC, not by the box.
 //!
-//! Today it holds the command allow-list: the box orders only commands its admin approved,
-//! and the station runs only those that are also listed here, so a box that is stolen,
-//! misconfigured or impersonated cannot run arbitrary programs as root on the PCs.
+//! It holds the command allow-list (the box orders only commands its admin approved, and the
+//! station runs only those that are also listed here, so a box that is stolen, misconfigured
+//! or impersonated cannot run arbitrary programs as root on the PCs) and where the service
+//! waits for the session helper, and whom it accepts as one (`[session]`).
 //!
 //! Unknown keys are errors and every semantic check names its field
 //! (`'commands[1].program' must be an absolute path`). No file means an empty list: the
@@ -53,6 +54,39 @@ pub struct StationConfig {
     /// Commands the box may have this station run; nothing else is run.
     #[serde(default)]
     pub commands: Vec<AllowedCommand>,
+    #[serde(default)]
+    pub session: SessionHelper,
+}
+
+/// The local socket of the session helper (see `session_socket`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionHelper {
+    /// Where the service listens for the helper.
+    #[serde(default = "SessionHelper::default_socket")]
+    pub socket: PathBuf,
+    /// Accounts whose helper is accepted. With `groups` empty too: any account but root.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Groups whose members' helper is accepted.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl SessionHelper {
+    fn default_socket() -> PathBuf {
+        PathBuf::from(crate::session_socket::DEFAULT_SOCKET)
+    }
+}
+
+impl Default for SessionHelper {
+    fn default() -> Self {
+        SessionHelper {
+            socket: Self::default_socket(),
+            users: Vec::new(),
+            groups: Vec::new(),
+        }
+    }
 }
 
 /// One command this PC accepts.
@@ -158,6 +192,38 @@ impl StationConfig {
                 }
             }
         }
+        if !self.session.socket.is_absolute() {
+            return Err(("session.socket".into(), "must be an absolute path".into()));
+        }
+        for (what, list) in [
+            ("session.users", &self.session.users),
+            ("session.groups", &self.session.groups),
+        ] {
+            if list.len() > 64 {
+                return Err((what.into(), "lists more than 64 names".into()));
+            }
+            for (i, name) in list.iter().enumerate() {
+                if name.is_empty()
+                    || name.len() > 64
+                    || name
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == ':' || c == '/')
+                {
+                    return Err((
+                        format!("{what}[{i}]"),
+                        "must be an account or group name (1 to 64 characters, no spaces, \
+                         ':' or '/')"
+                            .into(),
+                    ));
+                }
+                if name == "root" && what == "session.users" {
+                    return Err((
+                        format!("{what}[{i}]"),
+                        "root may not run the session helper".into(),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -211,6 +277,33 @@ mod tests {
         let cfg = StationConfig::parse(&text, &path).expect("sample config is valid");
         assert!(!cfg.commands.is_empty(), "the sample shows commands");
         assert!(cfg.commands.iter().all(|c| c.program.starts_with('/')));
+        assert_eq!(
+            cfg.session.socket,
+            Path::new("/run/lanterne-station/session.sock")
+        );
+    }
+
+    #[test]
+    fn the_session_section_is_checked_by_field() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.session, SessionHelper::default());
+        let cfg = parse("[session]\nsocket = \"/tmp/s.sock\"\ngroups = [\"eleves\"]\n").unwrap();
+        assert_eq!(cfg.session.groups, ["eleves"]);
+        let err = parse("[session]\nsocket = \"s.sock\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'session.socket'"), "{err}");
+        let err = parse("[session]\nusers = [\"eleve\", \"a b\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'session.users[1]'"), "{err}");
+        let err = parse("[session]\nusers = [\"root\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'session.users[0]'") && err.contains("root"),
+            "{err}"
+        );
     }
 
     #[test]
