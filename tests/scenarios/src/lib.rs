@@ -6,6 +6,7 @@
 //! it). They are looked up next to the test executable (`target/<profile>/`).
 
 pub mod bench;
+pub mod xvfb;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
