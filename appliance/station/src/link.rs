@@ -721,36 +721,16 @@ impl Link {
         }
     }
 
-    /// Checks one report from the session and keeps what the link needs from it. Ok(Some)
-    /// goes on to the box; Err names what a session may not send.
+    /// Checks one report from the session ([`check_report`]) and keeps what the link needs
+    /// from it. Ok(Some) goes on to the box.
     fn on_report(&mut self, c: Control) -> Result<Option<Control>, String> {
-        Ok(Some(match c {
-            Control::Shown(shown) => {
-                self.shown = shown.clone();
-                Control::Shown(shown)
-            }
-            // Id 0 is the station's own notice, not a teacher's message.
-            Control::MessageRead { id: 0 } => return Ok(None),
-            Control::MessageRead { id } => Control::MessageRead { id },
-            Control::DemoHealth(h) => {
-                self.status.send_modify(|st| st.demo = Some(h));
-                Control::DemoHealth(h)
-            }
-            Control::StationError { message } => Control::StationError {
-                message: lanterne_wire::bounded_text(&message),
-            },
-            Control::ActionResult { action, ok, detail } if action == "open-url" => {
-                Control::ActionResult {
-                    action,
-                    ok,
-                    detail: lanterne_wire::bounded_text(&detail),
-                }
-            }
-            Control::ActionResult { .. } => {
-                return Err("a result of an order it does not carry out".into())
-            }
-            other => return Err(format!("{:?}", std::mem::discriminant(&other))),
-        }))
+        let c = check_report(c)?;
+        match &c {
+            Some(Control::Shown(shown)) => self.shown = shown.clone(),
+            Some(Control::DemoHealth(h)) => self.status.send_modify(|st| st.demo = Some(*h)),
+            _ => {}
+        }
+        Ok(c)
     }
 
     /// A session connected: it gets what the box wants shown right now.
@@ -887,6 +867,38 @@ impl Link {
     }
 }
 
+/// What a session may tell the box, bounded: what it shows, messages read (not the station's
+/// own notice, id 0), demo health, errors, and how an open-URL order went. Ok(None): nothing
+/// to pass on. Err names anything else, which a session may not send.
+fn check_report(c: Control) -> Result<Option<Control>, String> {
+    Ok(Some(match c {
+        Control::Shown(shown) => Control::Shown(shown),
+        Control::MessageRead { id: 0 } => return Ok(None),
+        Control::MessageRead { id } => Control::MessageRead { id },
+        Control::DemoHealth(h) => Control::DemoHealth(h),
+        Control::StationError { message } => Control::StationError {
+            message: lanterne_wire::bounded_text(&message),
+        },
+        Control::ActionResult { action, ok, detail } if action == "open-url" => {
+            Control::ActionResult {
+                action,
+                ok,
+                detail: lanterne_wire::bounded_text(&detail),
+            }
+        }
+        Control::ActionResult { action, .. } => {
+            let action: String = action.chars().take(40).collect();
+            return Err(format!(
+                "a result of '{action}', an order it does not carry out"
+            ));
+        }
+        other => {
+            let shown: String = format!("{other:?}").chars().take(60).collect();
+            return Err(format!("{shown}, which is not a session's report"));
+        }
+    }))
+}
+
 /// Receives from `rx`, or never when there is none.
 async fn recv_if<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
     match rx {
@@ -970,6 +982,71 @@ mod tests {
         assert!(!r.accept(&f(6, false)));
         assert!(r.accept(&f(7, true)));
         assert!(r.accept(&f(8, false)));
+    }
+
+    #[test]
+    fn a_session_reports_only_what_a_session_may_and_bounded() {
+        let shown = Control::Shown(Shown {
+            locked: true,
+            watched_indicator: true,
+        });
+        assert_eq!(check_report(shown.clone()), Ok(Some(shown)));
+        assert_eq!(check_report(Control::MessageRead { id: 0 }), Ok(None));
+        assert_eq!(
+            check_report(Control::MessageRead { id: 9 }),
+            Ok(Some(Control::MessageRead { id: 9 }))
+        );
+        let long = "é".repeat(10_000);
+        match check_report(Control::StationError { message: long }) {
+            Ok(Some(Control::StationError { message })) => {
+                assert_eq!(message.chars().count(), lanterne_wire::MAX_TEXT_CHARS)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_report(Control::ActionResult {
+            action: "open-url".into(),
+            ok: false,
+            detail: "no browser".into(),
+        })
+        .unwrap()
+        .is_some());
+        // Results of orders the service carries out itself, and anything else, are refused:
+        // a session cannot claim the PC shut down or a command ran.
+        for c in [
+            Control::ActionResult {
+                action: "shutdown".into(),
+                ok: true,
+                detail: String::new(),
+            },
+            Control::CommandResult {
+                id: 1,
+                exit_code: Some(0),
+                stdout: "ok".into(),
+                stderr: String::new(),
+                error: None,
+            },
+            Control::Hello {
+                protocol: PROTOCOL_VERSION,
+                agent_version: "x".into(),
+                hostname: "x".into(),
+                capabilities: Capabilities::default(),
+            },
+            Control::Heartbeat { sent_us: 1 },
+            Control::Lock {
+                message: "x".into(),
+            },
+        ] {
+            assert!(check_report(c.clone()).is_err(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_flooding_session_runs_out_of_reports() {
+        let mut b = ReportBudget::new();
+        for _ in 0..SESSION_REPORTS_PER_SECOND {
+            assert!(b.take());
+        }
+        assert!(!b.take());
     }
 
     #[test]

@@ -428,3 +428,122 @@ fn stream_index(s: Stream) -> usize {
         Stream::Full | Stream::Demo => 1,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::screen::SimulatedScreen;
+    use crate::system::SimulatedSystem;
+    use lanterne_wire::{Shown, StreamSettings};
+    use std::sync::Mutex;
+
+    /// Records which streams are on.
+    #[derive(Default)]
+    struct Streams(Mutex<[bool; 2]>);
+
+    impl VideoSource for Streams {
+        fn set_stream(&self, s: Stream, settings: Option<StreamSettings>) -> Result<(), String> {
+            self.0.lock().unwrap()[stream_index(s)] = settings.is_some();
+            Ok(())
+        }
+        fn request_keyframe(&self, _: Stream) {}
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::default()
+        }
+    }
+
+    /// The next report that is not a `Shown` change in between.
+    async fn next_report(conn: &mut SessionConn, want: impl Fn(&Control) -> bool) -> Control {
+        loop {
+            let c = tokio::time::timeout(Duration::from_secs(10), conn.reports.recv())
+                .await
+                .expect("a report in time")
+                .expect("the session is there");
+            if want(&c) {
+                return c;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_carries_out_orders_and_takes_down_what_it_showed_when_the_service_goes() {
+        let probe = lanterne_media::init().unwrap();
+        let screen = Arc::new(SimulatedScreen::default());
+        let source = Arc::new(Streams::default());
+        let system = Arc::new(SimulatedSystem::default());
+        let mut session = Session::new(source.clone(), screen.clone(), system.clone(), probe);
+        let (_media_tx, media) = mpsc::channel(1);
+        let (mut conn, end) = pair("test".into(), None, session.capabilities(), media);
+        let task = tokio::spawn(async move { session.serve(end).await });
+        assert_eq!(
+            next_report(&mut conn, |_| true).await,
+            Control::Shown(Shown::default()),
+            "the session says first what it shows"
+        );
+
+        conn.orders
+            .try_send(Control::Lock {
+                message: "Au tableau".into(),
+            })
+            .unwrap();
+        let settings = StreamSettings {
+            width: 480,
+            height: 270,
+            fps: 5,
+            bitrate_kbps: 250,
+        };
+        conn.orders
+            .try_send(Control::SetStream {
+                stream: Stream::Thumb,
+                settings: Some(settings),
+            })
+            .unwrap();
+        next_report(
+            &mut conn,
+            |c| matches!(c, Control::Shown(s) if s.locked && s.watched_indicator),
+        )
+        .await;
+        assert_eq!(*source.0.lock().unwrap(), [true, false]);
+
+        conn.orders
+            .try_send(Control::OpenUrl {
+                url: "https://example.org/".into(),
+            })
+            .unwrap();
+        let r = next_report(&mut conn, |c| matches!(c, Control::ActionResult { .. })).await;
+        assert!(matches!(r, Control::ActionResult { ok: true, .. }), "{r:?}");
+        assert_eq!(system.done(), ["open-url https://example.org/"]);
+
+        conn.orders
+            .try_send(Control::ShowMessage {
+                id: 5,
+                from: "prof".into(),
+                text: "Bonjour".into(),
+            })
+            .unwrap();
+        // The screen reports what it shows after each change, the message included.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while screen.open_messages().is_empty() {
+            assert!(Instant::now() < deadline, "the message never showed");
+            next_report(&mut conn, |c| matches!(c, Control::Shown(_))).await;
+        }
+        assert!(screen.dismiss(5));
+        assert_eq!(
+            next_report(&mut conn, |c| matches!(c, Control::MessageRead { .. })).await,
+            Control::MessageRead { id: 5 }
+        );
+
+        // The service goes: nothing stays watched, streamed or locked for it.
+        let mut shown = screen.subscribe();
+        drop(conn);
+        task.await.unwrap();
+        assert_eq!(*source.0.lock().unwrap(), [false, false]);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            shown.wait_for(|s| !s.locked && !s.watched_indicator),
+        )
+        .await
+        .expect("the lock and the badge are taken down")
+        .unwrap();
+    }
+}

@@ -1,4 +1,4 @@
-//! The two kinds of video source a station link can drive: the live screen (through
+//! The two kinds of video source a station session can drive: the live screen (through
 //! `lanterne_media::ScreenEncoder`) and a replayed pre-encoded file (for simulated classrooms
 //! of 30+ stations on one machine, where encoding every screen would measure the encoders
 //! instead of the box).
