@@ -165,6 +165,8 @@ pub struct Link {
     wanted: Wanted,
     /// What the session last said it shows; nothing without a session.
     shown: Shown,
+    /// Who the session was, when it went and the box has not been told yet.
+    gone_notice: Option<String>,
     budget: ReportBudget,
     /// Orders for the session from this link's own tasks.
     to_session: mpsc::Sender<Control>,
@@ -198,6 +200,7 @@ impl Link {
                 session: None,
                 wanted: Wanted::default(),
                 shown: Shown::default(),
+                gone_notice: None,
                 budget: ReportBudget::new(),
                 to_session,
                 to_session_rx,
@@ -285,6 +288,8 @@ impl Link {
         while let Ok(conn) = self.sessions.try_recv() {
             self.session_connected(conn);
         }
+        // The box hears what is shown after the welcome anyway.
+        self.gone_notice = None;
         let addr = self.identity.enrolment.link.clone();
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
             .await
@@ -347,6 +352,9 @@ impl Link {
                 .await?;
         }
         loop {
+            for c in self.gone_notice().into_iter().flatten() {
+                framed.send(Frame::Control(c)).await?;
+            }
             tokio::select! {
                 biased;
                 out = ctl_rx.recv() => {
@@ -664,14 +672,7 @@ impl Link {
                 None
             }
             SessionEvent::Gone => {
-                let peer = self.session_gone();
-                to_box(Control::Shown(Shown::default()));
-                to_box(Control::StationError {
-                    message: format!(
-                        "the student session ({peer}) is gone: no video, lock or messages \
-                         until one connects again"
-                    ),
-                });
+                self.session_gone();
                 None
             }
             SessionEvent::Report(c) => {
@@ -681,7 +682,6 @@ impl Link {
                          second; dropping it"
                     );
                     self.session_gone();
-                    to_box(Control::Shown(Shown::default()));
                     return None;
                 }
                 match self.on_report(c) {
@@ -690,7 +690,6 @@ impl Link {
                     Err(what) => {
                         warn!("the session sent {what}, which it may not; dropping it");
                         self.session_gone();
-                        to_box(Control::Shown(Shown::default()));
                     }
                 }
                 None
@@ -764,14 +763,14 @@ impl Link {
     }
 
     /// The session is gone (closed, stuck or misbehaving): nothing is shown or sent any
-    /// more. What the box wants is kept for the next session. Returns who it was.
-    fn session_gone(&mut self) -> String {
-        let peer = self
-            .session
-            .take()
-            .map(|s| s.peer)
-            .unwrap_or_else(|| "none".into());
+    /// more, which the box is told next ([`Link::gone_notice`]). What the box wants is kept
+    /// for the next session.
+    fn session_gone(&mut self) {
+        let Some(peer) = self.session.take().map(|s| s.peer) else {
+            return;
+        };
         info!(%peer, "session gone");
+        self.gone_notice = Some(peer);
         self.shown = Shown::default();
         self.status.send_modify(|st| {
             if let Some(d) = st.demo.as_mut() {
@@ -779,7 +778,20 @@ impl Link {
             }
         });
         self.publish_streams();
-        peer
+    }
+
+    /// What the box is told once a session has gone, if one has since it last heard.
+    fn gone_notice(&mut self) -> Option<[Control; 2]> {
+        let peer = self.gone_notice.take()?;
+        Some([
+            Control::Shown(Shown::default()),
+            Control::StationError {
+                message: format!(
+                    "the student session ({peer}) is gone: no video, lock or messages until \
+                     one connects again"
+                ),
+            },
+        ])
     }
 
     /// Tells the student when the screen may be watched, once per session (message id 0 is

@@ -166,6 +166,13 @@ pub fn listen(
         path: path.to_path_buf(),
         source,
     };
+    // systemd makes /run/lanterne-station (RuntimeDirectory=); a service started by hand
+    // makes it the same way: writable by its own account only.
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+        std::fs::create_dir_all(dir).map_err(listen_err)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(listen_err)?;
+    }
     let listener = UnixListener::bind(path).map_err(listen_err)?;
     // Any local account may connect; the peer credentials decide who is served.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(listen_err)?;
@@ -645,7 +652,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stale_socket_is_replaced_but_nothing_else() {
+    async fn listening_replaces_a_stale_socket_only_and_makes_a_missing_directory() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-socket");
         std::fs::write(&file, "x").unwrap();
@@ -659,8 +666,16 @@ mod tests {
         ));
         let path = dir.path().join("session.sock");
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-        let _rx = listen(&path, test_policy(), g).unwrap();
+        let _rx = listen(&path, test_policy(), g.clone()).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o666);
+        // A missing directory is made, readable by all and writable by the service only.
+        let path = dir.path().join("run/lanterne-station/session.sock");
+        let _rx = listen(&path, test_policy(), g).unwrap();
+        let mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
     }
 }
