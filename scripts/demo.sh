@@ -62,6 +62,18 @@ monitoring = [
   { days = $days, start = "$(hhmm $((free + 30)))", end = "24:00" },
 ]
 TOML
+# Each PC runs only the commands its own /etc/lanterne/station.toml lists; the simulated
+# stations share this one, which allows the two demo commands.
+cat > "$RUN/station.toml" <<'TOML'
+[[commands]]
+program = "/bin/df"
+args = ["-h", "/"]
+[[commands]]
+program = "/bin/echo"
+args = ["Bonjour"]
+allowed_args = ["la classe", "tout le monde"]
+TOML
+chmod 644 "$RUN/station.toml"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -101,6 +113,7 @@ fi
 RUST_LOG=${RUST_LOG:-info} "$BIN/lanterne-station" classroom --data-dir "$RUN/stations" \
   --box "https://127.0.0.1:$port" --tokens "$RUN/tokens.txt" --count "$COUNT" \
   --manifest "$RUN/stations.json" --status "$RUN/status.json" --autologin poste-01 \
+  --station-config "$RUN/station.toml" \
   2> "$RUN/stations.log" &
 pids+=($!)
 

@@ -95,6 +95,12 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
         'allowed_args = ["tout le monde"]', 'timeout_s = 10',
         '[[commands]]', 'name = "pause"', 'program = "/bin/sleep"', 'args = ["3"]',
       ].join('\n'),
+      // The stations' own allow-list has both commands too (a station runs nothing else).
+      stationConfig: [
+        '[[commands]]', 'program = "/bin/echo"', 'args = ["bonjour"]',
+        'allowed_args = ["tout le monde"]',
+        '[[commands]]', 'program = "/bin/sleep"', 'args = ["3"]',
+      ].join('\n'),
     });
     browser = await launch({ viewport: TABLET, hasTouch: true, ignoreHTTPSErrors: true });
     page = browser.context.pages()[0] ?? await browser.context.newPage();

@@ -3,17 +3,28 @@
 //! box asks (thumbnails during monitoring, the full stream while the teacher has this station
 //! open).
 //!
-//! [`enrol`] makes the identity, [`link`] speaks the protocol, [`sources`] adapts the live
-//! encoder or a replay file to the link. [`spawn_station`] glues one station together;
-//! the `classroom` command runs many in one process for demos, tests and benchmarks.
+//! On a PC the agent is two processes. The system service (`lanterne-station run`, root)
+//! holds the identity and the [`link`] to the box, and does what needs the PC's authority:
+//! power, log out, open a session, [`commands`] from the PC's own allow-list ([`config`]).
+//! The session helper (`lanterne-station session`, started in each interactive session as
+//! the student) does everything the student sees or uses: capture and encoding
+//! ([`sources`]), the overlay ([`screen`]), the demo player, opening URLs ([`session`]).
+//! [`session_socket`] joins them over a local socket that checks each peer's credentials.
+//!
+//! [`enrol`] makes the identity. [`spawn_station`] runs one whole station in this process
+//! (link and session joined by channels instead of the socket); the `classroom` command runs
+//! many that way for demos, tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod classroom;
 pub mod commands;
+pub mod config;
 pub mod enrol;
 pub mod identity;
 pub mod link;
 pub mod screen;
+pub mod session;
+pub mod session_socket;
 pub mod sources;
 pub mod system;
 
@@ -25,9 +36,12 @@ use lanterne_media::{CaptureSource, CodecProbe};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::commands::AllowList;
 use crate::identity::Identity;
-use crate::link::{Link, LinkStatus, VideoSource};
+use crate::link::{Link, LinkStatus};
 use crate::screen::Screen;
+use crate::session::{Session, SessionConn, UrlOpener, MEDIA_QUEUE};
+use crate::sources::VideoSource;
 use crate::system::SystemActions;
 
 /// What a station shows.
@@ -42,64 +56,120 @@ pub enum SourceSpec {
     },
 }
 
-/// A running station: its link task and the source it drives (kept alive with it).
+impl SourceSpec {
+    /// Starts the source, its frames going to `out`.
+    pub fn start(
+        self,
+        probe: &CodecProbe,
+        out: mpsc::Sender<session::VideoFrame>,
+    ) -> anyhow::Result<Arc<dyn VideoSource>> {
+        Ok(match self {
+            SourceSpec::Live(capture) => Arc::new(sources::LiveSource::start(capture, probe, out)?),
+            SourceSpec::Replay(file) => Arc::new(sources::ReplaySource::new(file, out)),
+            SourceSpec::ReplayWithFull { thumb, full } => {
+                Arc::new(sources::ReplaySource::new(thumb, out).with_full(full))
+            }
+        })
+    }
+}
+
+/// A running station: its link task, the task of its session when that runs in this
+/// process, and the source it drives (kept alive with it).
 pub struct RunningStation {
     pub name: String,
     pub station_id: u32,
     pub status: watch::Receiver<LinkStatus>,
     pub task: JoinHandle<()>,
-    pub source: Arc<dyn VideoSource>,
+    /// The in-process session (a finished task for a service whose sessions connect
+    /// through the socket).
+    pub session: JoinHandle<()>,
+    pub source: Option<Arc<dyn VideoSource>>,
 }
 
 impl RunningStation {
-    /// Stops the link and the video source, and waits until both are gone (the capture
-    /// pipeline is stopped when the last reference to the source is dropped).
+    /// Stops the link, the session and the video source, and waits until they are gone
+    /// (the capture pipeline is stopped when the last reference to the source is dropped).
     pub async fn shutdown(self) {
-        let RunningStation { task, source, .. } = self;
+        let RunningStation {
+            task,
+            session,
+            source,
+            ..
+        } = self;
         task.abort();
         let _ = task.await;
+        session.abort();
+        let _ = session.await;
         drop(source);
     }
 }
 
-/// Frames waiting between the encoder and the link. Short on purpose: a late frame is worth
-/// less than the next one, and a long queue would be latency.
-const MEDIA_QUEUE: usize = 8;
-
-/// Starts one enrolled station from its identity directory.
-pub fn spawn_station(
+/// Starts one enrolled station from its identity directory, with its session in this
+/// process. It runs no command the box orders: see [`spawn_station_allowing`].
+pub fn spawn_station<S>(
     dir: &Path,
     spec: SourceSpec,
     screen: Arc<dyn Screen>,
-    system: Arc<dyn SystemActions>,
+    system: Arc<S>,
     probe: &CodecProbe,
     hostname: String,
-) -> anyhow::Result<RunningStation> {
+) -> anyhow::Result<RunningStation>
+where
+    S: SystemActions + UrlOpener + 'static,
+{
+    let none = Arc::new(AllowList::default());
+    spawn_station_allowing(dir, spec, screen, system, probe, hostname, none)
+}
+
+/// [`spawn_station`], running the commands of `commands` when the box orders them.
+pub fn spawn_station_allowing<S>(
+    dir: &Path,
+    spec: SourceSpec,
+    screen: Arc<dyn Screen>,
+    system: Arc<S>,
+    probe: &CodecProbe,
+    hostname: String,
+    commands: Arc<AllowList>,
+) -> anyhow::Result<RunningStation>
+where
+    S: SystemActions + UrlOpener + 'static,
+{
     let identity = Arc::new(Identity::load(dir)?);
     let (tx, rx) = mpsc::channel(MEDIA_QUEUE);
-    let source: Arc<dyn VideoSource> = match spec {
-        SourceSpec::Live(capture) => Arc::new(sources::LiveSource::start(capture, probe, tx)?),
-        SourceSpec::Replay(file) => Arc::new(sources::ReplaySource::new(file, tx)),
-        SourceSpec::ReplayWithFull { thumb, full } => {
-            Arc::new(sources::ReplaySource::new(thumb, tx).with_full(full))
-        }
-    };
-    let (link, status) = Link::new(
-        identity.clone(),
-        source.clone(),
-        screen,
-        system,
-        rx,
-        hostname,
-        *probe,
-    );
-    Ok(RunningStation {
+    let source = spec.start(probe, tx)?;
+    let mut session = Session::new(source.clone(), screen, system.clone(), *probe);
+    let (conn, end) = session::pair("in-process".into(), None, session.capabilities(), rx);
+    let (sessions_tx, sessions) = mpsc::channel(1);
+    sessions_tx
+        .try_send(conn)
+        .expect("an empty channel takes one");
+    // No other session ever comes: the link stops listening once this one is taken.
+    drop(sessions_tx);
+    let mut running = spawn_service(identity, system, sessions, hostname, commands);
+    running.session = tokio::spawn(async move { session.serve(end).await });
+    running.source = Some(source);
+    Ok(running)
+}
+
+/// Starts the link of a station whose sessions arrive on `sessions` (the system service:
+/// they connect through [`session_socket`]).
+pub fn spawn_service(
+    identity: Arc<Identity>,
+    system: Arc<dyn SystemActions>,
+    sessions: mpsc::Receiver<SessionConn>,
+    hostname: String,
+    commands: Arc<AllowList>,
+) -> RunningStation {
+    let (link, status) = Link::new(identity.clone(), system, sessions, hostname);
+    let link = link.with_allowed_commands(commands);
+    RunningStation {
         name: identity.enrolment.name.clone(),
         station_id: identity.enrolment.station_id,
         status,
         task: tokio::spawn(link.run()),
-        source,
-    })
+        session: tokio::spawn(async {}),
+        source: None,
+    }
 }
 
 /// The MAC address of the first real network interface, for Wake-on-LAN.

@@ -1,5 +1,20 @@
-//! The station end of the station link: connect, say hello, then carry the box's orders to
-//! the video source and the source's frames to the box, reconnecting with backoff forever.
+//! The station end of the station link, in the station's system service: connect, say hello,
+//! then carry the box's orders and the student session's reports and video, reconnecting
+//! with backoff forever.
+//!
+//! The service does itself only what needs the PC's own authority: power, log out, open a
+//! session, and commands from the PC's own allow-list. Everything the student sees or uses
+//! (streams, lock, messages, demo, open a URL) is relayed to the session half
+//! ([`crate::session`]), which runs as the student in the session helper, or in this
+//! process for simulated stations. Sessions come and go ([`SessionConn`]): the link
+//! remembers what the box wants shown (lock, streams, demo) and gives it to a session that
+//! connects, and while none is connected no video leaves the station and the box is told so
+//! (nothing shown, and an error for what it asked).
+//!
+//! What a session sends is checked here before it reaches the box: only reports a session
+//! may make (what it shows, messages read, demo health, errors, the open-URL result), at a
+//! bounded rate, and video only of the streams the box asked for within the monitoring
+//! hours.
 //!
 //! Priorities: the loop always serves control (orders from the box, acks, heartbeats) before
 //! media, and the media queue between the encoder and this loop is short and lossy, so an
@@ -7,17 +22,14 @@
 //! the way (queue overflow), the loop drops the stream's frames until the next keyframe and
 //! asks the encoder for one, so the box never receives a stream it cannot decode.
 //!
-//! Whenever the link is down, both streams are switched off: nobody is watching, so nothing
-//! is captured.
+//! Whenever the link is down, both streams and any demo are switched off: nobody is
+//! watching, so nothing is captured.
 //!
 //! Video leaves only when the box asks for it, inside the monitoring hours by this station's
-//! own clock (the box sends the schedule; none means never), and only while this screen can
-//! show the "watched" badge: a timer to the next window edge stops it at the edge itself.
-//!
-//! The box may also relay a demo to this station: [`Control::DemoStart`] opens a
-//! [`DemoPlayer`], media frames of [`Stream::Demo`] feed it (never waiting: the player drops
-//! when behind), a health report goes back every second, and [`Control::DemoStop`] or the
-//! end of the link closes it.
+//! own clock (the box sends the schedule; none means never): a timer to the next window edge
+//! stops it at the edge itself. The session shows the "watched" badge whenever it sends video,
+//! and reports whether it can (`Shown::indicator_available`); the box asks no video of a
+//! station that cannot.
 //!
 //! When the box offers to renew this station's certificate ([`Control::RenewCertificate`]),
 //! the link sends a request for a new key and stores the certificate that comes back; the
@@ -27,9 +39,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use lanterne_media::{CodecProbe, DemoPlayer, EncodedFrame, PlayerConfig, StreamKind};
+use lanterne_media::EncodedFrame;
 use lanterne_wire::{
-    Capabilities, Control, DemoHealth, DemoMode, DemoStart, Frame, FrameCodec, MediaHeader, Stream,
+    Capabilities, Control, DemoHealth, DemoStart, Frame, FrameCodec, MediaHeader, Shown, Stream,
     StreamSettings, WireError, PROTOCOL_VERSION,
 };
 use rustls::pki_types::ServerName;
@@ -38,8 +50,9 @@ use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
+use crate::commands::AllowList;
 use crate::identity::{Identity, BOX_SERVER_NAME};
-use crate::screen::Screen;
+use crate::session::{SessionConn, VideoFrame};
 use crate::system::SystemActions;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,22 +61,20 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(20);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
-/// How often the demo player's health goes to the box.
-const DEMO_HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// Reports a session may send in one second; a session sending more is broken or hostile
+/// and is dropped (a real one sends a few per teacher action and one demo report a second).
+const SESSION_REPORTS_PER_SECOND: u32 = 200;
 /// Video stops at a monitoring window's end by a timer armed for that moment; this coarse
 /// re-check only catches the station's wall clock being moved (the timer runs on the
 /// monotonic clock) and re-arms the timer.
 const SCHEDULE_RECHECK: Duration = Duration::from_secs(60);
 /// How long the edge timer sleeps when no edge is coming (no schedule, or no window).
 const NO_EDGE: Duration = Duration::from_secs(24 * 3600);
-
-/// What the link drives: a live screen encoder or a replayed file.
-pub trait VideoSource: Send + Sync {
-    /// Start (Some) or stop (None) a stream. Err explains why it cannot be done.
-    fn set_stream(&self, stream: Stream, settings: Option<StreamSettings>) -> Result<(), String>;
-    fn request_keyframe(&self, stream: Stream);
-    fn capabilities(&self) -> Capabilities;
-}
+/// How long a starting service waits for a waiting session's first report.
+const FIRST_REPORT_WAIT: Duration = Duration::from_secs(2);
+/// What the box is told when something needs a session and none is connected.
+const NO_SESSION: &str = "no student session is connected on this station (its session \
+     helper is not running)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -95,8 +106,12 @@ pub enum LinkError {
 pub struct LinkStatus {
     pub connected: bool,
     pub station_id: Option<u32>,
+    /// The box asked for this stream, within the monitoring hours, and a session is there
+    /// to send it.
     pub thumb_on: bool,
     pub full_on: bool,
+    /// A session is connected (always, for a station whose session runs in this process).
+    pub session: bool,
     pub frames_sent: u64,
     pub frames_dropped: u64,
     /// The demo player's last health report (`playing` false once it stopped).
@@ -107,68 +122,128 @@ pub struct LinkStatus {
     pub certificate_renewals: u64,
 }
 
-/// The running demo player and what its fps figure is computed from.
-struct Demo {
-    player: DemoPlayer,
-    last_report: Instant,
-    decoded_at_last_report: u64,
+/// What the box wants the student's session to show; given again to a session that
+/// connects, since the box says it only once.
+#[derive(Debug, Default)]
+struct Wanted {
+    /// The lock message, while the box wants the screen locked.
+    lock: Option<String>,
+    /// Thumbnail and full stream settings, while the box wants them.
+    streams: [Option<StreamSettings>; 2],
+    demo: Option<DemoStart>,
+}
+
+/// Counts a session's reports per second.
+#[derive(Debug)]
+struct ReportBudget {
+    window: Instant,
+    count: u32,
+}
+
+impl ReportBudget {
+    fn new() -> Self {
+        ReportBudget {
+            window: Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// False once the session sent more than its share this second.
+    fn take(&mut self) -> bool {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count <= SESSION_REPORTS_PER_SECOND
+    }
+}
+
+/// Something from the session side.
+enum SessionEvent {
+    Connected(SessionConn),
+    Report(Control),
+    Video(VideoFrame),
+    /// The session closed its end.
+    Gone,
+    /// An order for the session from a task of this link (the power countdown notice).
+    Order(Control),
 }
 
 pub struct Link {
     /// The room's monitoring hours as the box sent them; checked here too (defence in depth).
     schedule: Option<lanterne_privacy::schedule::Schedule>,
     clock: lanterne_privacy::policy::SystemClock,
-    /// The hours notice is shown once per agent run, not at every reconnection.
+    /// The hours notice is shown once per session, not at every reconnection to the box.
     notice_shown: bool,
     identity: Arc<Identity>,
-    source: Arc<dyn VideoSource>,
-    screen: Arc<dyn Screen>,
     system: Arc<dyn SystemActions>,
-    media: mpsc::Receiver<(StreamKind, EncodedFrame)>,
+    /// Sessions as they connect (closed for good when nothing can connect any more).
+    sessions: mpsc::Receiver<SessionConn>,
+    sessions_open: bool,
+    session: Option<SessionConn>,
+    wanted: Wanted,
+    /// What the session last said it shows; nothing without a session.
+    shown: Shown,
+    /// Who the session was, when it went and the box has not been told yet.
+    gone_notice: Option<String>,
+    budget: ReportBudget,
+    /// Orders for the session from this link's own tasks.
+    to_session: mpsc::Sender<Control>,
+    to_session_rx: mpsc::Receiver<Control>,
     status: tokio::sync::watch::Sender<LinkStatus>,
     hostname: String,
-    probe: CodecProbe,
-    demo: Option<Demo>,
-    /// The student's input is blocked for a full-screen demo.
-    input_blocked: bool,
+    /// The commands this PC's own configuration lets the box run (none by default).
+    commands: Arc<AllowList>,
     /// The new key of a certificate renewal the box offered, until its certificate comes.
     renewal: Option<crate::identity::PendingRenewal>,
 }
 
 impl Link {
+    /// A link for the enrolled station `identity`, serving the sessions that arrive on
+    /// `sessions`.
     pub fn new(
         identity: Arc<Identity>,
-        source: Arc<dyn VideoSource>,
-        screen: Arc<dyn Screen>,
         system: Arc<dyn SystemActions>,
-        media: mpsc::Receiver<(StreamKind, EncodedFrame)>,
+        sessions: mpsc::Receiver<SessionConn>,
         hostname: String,
-        probe: CodecProbe,
     ) -> (Self, tokio::sync::watch::Receiver<LinkStatus>) {
         let (status, rx) = tokio::sync::watch::channel(LinkStatus::default());
+        let (to_session, to_session_rx) = mpsc::channel(8);
         (
             Link {
                 schedule: None,
                 clock: lanterne_privacy::policy::SystemClock::new(),
                 notice_shown: false,
                 identity,
-                source,
-                screen,
                 system,
-                media,
+                sessions,
+                sessions_open: true,
+                session: None,
+                wanted: Wanted::default(),
+                shown: Shown::default(),
+                gone_notice: None,
+                budget: ReportBudget::new(),
+                to_session,
+                to_session_rx,
                 status,
                 hostname,
-                probe,
-                demo: None,
-                input_blocked: false,
+                commands: Arc::new(AllowList::default()),
                 renewal: None,
             },
             rx,
         )
     }
 
+    /// Lets the box run the commands of `list` (and only those).
+    pub fn with_allowed_commands(mut self, list: Arc<AllowList>) -> Self {
+        self.commands = list;
+        self
+    }
+
     /// Runs until the task is dropped: connect, serve, back off, again.
     pub async fn run(mut self) {
+        self.first_session_report().await;
         let mut backoff = BACKOFF_MIN;
         loop {
             let started = Instant::now();
@@ -192,28 +267,79 @@ impl Link {
                 backoff = BACKOFF_MIN;
             }
             let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
-            tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+            self.offline(backoff + Duration::from_millis(jitter)).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// A session already waiting when the service starts (the in-process session of a
+    /// simulated station, or a helper that was quicker than the service) first says what it
+    /// shows, so the box's first report from this station is the session's own rather than
+    /// "nothing shown": otherwise a view opened meanwhile would be ended for a missing badge.
+    /// Waits for that first report at most [`FIRST_REPORT_WAIT`], and not at all without a
+    /// session.
+    async fn first_session_report(&mut self) {
+        let Ok(conn) = self.sessions.try_recv() else {
+            return;
+        };
+        self.session_connected(conn);
+        let until = tokio::time::Instant::now() + FIRST_REPORT_WAIT;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return,
+                ev = self.next_session_event() => {
+                    let shown = matches!(ev, SessionEvent::Report(Control::Shown(_)));
+                    let _ = self.on_session_event(ev, None);
+                    if shown || self.session.is_none() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits `wait` before the next attempt, serving the session side meanwhile: sessions
+    /// connect and go, and their reports must not pile up (they only update the status).
+    async fn offline(&mut self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return,
+                ev = self.next_session_event() => {
+                    let _ = self.on_session_event(ev, None);
+                }
+            }
         }
     }
 
     fn stop_streams(&mut self) {
         for s in [Stream::Thumb, Stream::Full] {
-            let _ = self.source.set_stream(s, None);
+            if self.wanted.streams[stream_index(s)].take().is_some() {
+                let _ = self.order_session(Control::SetStream {
+                    stream: s,
+                    settings: None,
+                });
+            }
         }
         // Without the box there is nothing to show: the player closes with the link.
-        self.stop_demo(None);
-        let screen = self.screen.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = screen.set_watched(false) {
-                warn!("cannot remove the watched indicator: {e}");
-            }
-        });
+        if self.wanted.demo.take().is_some() {
+            let _ = self.order_session(Control::DemoStop {
+                reason: "the link to the box is down".into(),
+            });
+        }
         // Frames captured for the previous session are stale: drop them.
-        while self.media.try_recv().is_ok() {}
+        if let Some(s) = self.session.as_mut() {
+            while s.media.try_recv().is_ok() {}
+        }
     }
 
     async fn session(&mut self) -> Result<(), LinkError> {
+        // A session already waiting is taken now, so the hello announces its capture.
+        while let Ok(conn) = self.sessions.try_recv() {
+            self.session_connected(conn);
+        }
+        // The box hears what is shown after the welcome anyway.
+        self.gone_notice = None;
         let addr = self.identity.enrolment.link.clone();
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
             .await
@@ -235,7 +361,7 @@ impl Link {
                 protocol: PROTOCOL_VERSION,
                 agent_version: env!("CARGO_PKG_VERSION").to_string(),
                 hostname: self.hostname.clone(),
-                capabilities: self.source.capabilities(),
+                capabilities: self.capabilities(),
             }))
             .await?;
         let welcome = tokio::time::timeout(CONNECT_TIMEOUT, framed.next())
@@ -266,20 +392,23 @@ impl Link {
         let (ctl_tx, mut ctl_rx) = mpsc::channel::<Control>(32);
         // The box learns what this screen shows (e.g. still locked from before a restart).
         framed
-            .send(Frame::Control(Control::Shown(self.screen.shown())))
+            .send(Frame::Control(Control::Shown(self.shown.clone())))
             .await?;
-        let mut dismissed = self.screen.dismissals();
-        let mut dismissals_open = true;
+        if self.session.is_none() {
+            framed
+                .send(Frame::Control(Control::StationError {
+                    message: format!("{NO_SESSION}: no video, lock or messages until one connects"),
+                }))
+                .await?;
+        }
         // A timer to the next monitoring edge by this station's clock, re-armed after each
         // edge, each schedule from the box and each coarse re-check.
         let mut edge = std::pin::pin!(tokio::time::sleep_until(self.next_edge()));
         let mut recheck = tokio::time::interval(SCHEDULE_RECHECK);
-        // The first report goes out when the player opens; the tick follows a second later.
-        let mut demo_tick = tokio::time::interval_at(
-            tokio::time::Instant::now() + DEMO_HEALTH_EVERY,
-            DEMO_HEALTH_EVERY,
-        );
         loop {
+            for c in self.gone_notice().into_iter().flatten() {
+                framed.send(Frame::Control(c)).await?;
+            }
             tokio::select! {
                 biased;
                 out = ctl_rx.recv() => {
@@ -305,33 +434,13 @@ impl Link {
                                     header.stream
                                 )));
                             }
-                            // Frames that arrive after a stop (they were queued) are dropped.
-                            if let Some(d) = &self.demo {
-                                d.player.push(EncodedFrame {
-                                    data,
-                                    keyframe: header.keyframe,
-                                    capture_us: header.capture_us,
-                                    seq: header.seq,
-                                });
+                            // Lossy: the player drops and resyncs at a keyframe. Frames that
+                            // arrive after a stop (they were queued) are dropped.
+                            if let (Some(s), true) = (&self.session, self.wanted.demo.is_some()) {
+                                let _ = s.demo.try_send((header, data));
                             }
                         }
                     }
-                }
-                d = dismissed.recv(), if dismissals_open => match d {
-                    // Id 0 is the station's own countdown notice, not a teacher's message.
-                    Ok(0) => {}
-                    Ok(id) => framed.send(Frame::Control(Control::MessageRead { id })).await?,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        warn!(lost = n, "message dismissals were lost");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        // The screen is gone; nothing more will be dismissed.
-                        dismissals_open = false;
-                    }
-                },
-                _ = demo_tick.tick(), if self.demo.is_some() => {
-                    let health = self.demo_health();
-                    framed.send(Frame::Control(Control::DemoHealth(health))).await?;
                 }
                 _ = &mut edge => {
                     self.enforce_schedule(&ctl_tx);
@@ -347,27 +456,11 @@ impl Link {
                     }
                     framed.send(Frame::Control(Control::Heartbeat { sent_us: lanterne_wire::now_us() })).await?;
                 }
-                m = self.media.recv() => {
-                    let Some((kind, frame)) = m else { return Err(LinkError::Closed) };
-                    let stream = crate::sources::wire_stream(kind);
-                    let r = &mut resync[stream_index(stream)];
-                    if !r.accept(&frame) {
-                        self.status.send_modify(|s| s.frames_dropped += 1);
-                        if r.should_request_keyframe() {
-                            self.source.request_keyframe(stream);
-                        }
-                        continue;
+                ev = self.next_session_event() => {
+                    if let Some(frame) = self.on_session_event(ev, Some((&ctl_tx, &mut resync))) {
+                        framed.send(frame).await?;
+                        self.status.send_modify(|s| s.frames_sent += 1);
                     }
-                    framed.send(Frame::Media {
-                        header: MediaHeader {
-                            stream,
-                            keyframe: frame.keyframe,
-                            seq: frame.seq,
-                            capture_us: frame.capture_us,
-                        },
-                        data: frame.data,
-                    }).await?;
-                    self.status.send_modify(|s| s.frames_sent += 1);
                 }
             }
         }
@@ -376,32 +469,30 @@ impl Link {
     fn on_control(&mut self, c: Control, ctl_tx: &mpsc::Sender<Control>, resync: &mut [Resync; 2]) {
         match c {
             Control::SetStream { stream, settings } => {
-                let result = match settings {
-                    Some(s) => s
-                        .validate()
-                        .and_then(|_| self.outside_hours().map_or(Ok(()), Err))
-                        .and_then(|_| self.indicator_ready())
-                        .and_then(|_| self.source.set_stream(stream, Some(s))),
-                    None => self.source.set_stream(stream, None),
+                let result = if stream == Stream::Demo {
+                    Err("a station does not send the demo stream".to_string())
+                } else {
+                    match settings {
+                        Some(s) => s
+                            .validate()
+                            .and_then(|_| self.outside_hours().map_or(Ok(()), Err)),
+                        None => Ok(()),
+                    }
                 };
                 match result {
                     Ok(()) => {
-                        debug!(?stream, ?settings, "stream settings applied");
+                        debug!(?stream, ?settings, "stream settings for the session");
+                        self.wanted.streams[stream_index(stream)] = settings;
                         // A (re)started stream begins with a keyframe; wait for it.
                         resync[stream_index(stream)] = Resync::default();
-                        let on = settings.is_some();
-                        self.status.send_modify(|s| match stream {
-                            Stream::Thumb => s.thumb_on = on,
-                            Stream::Full => s.full_on = on,
-                            // Refused by every source before this point.
-                            Stream::Demo => {}
-                        });
-                        // The student sees an indicator whenever video leaves the station.
-                        let watched = {
-                            let st = self.status.borrow();
-                            st.thumb_on || st.full_on
-                        };
-                        self.show_watched(ctl_tx, watched);
+                        self.publish_streams();
+                        // The session shows the watched indicator whenever it sends video.
+                        let sent = self.order_session(Control::SetStream { stream, settings });
+                        if let (Err(why), Some(_)) = (sent, settings) {
+                            let _ = ctl_tx.try_send(Control::StationError {
+                                message: format!("no video: {why}"),
+                            });
+                        }
                     }
                     Err(message) => {
                         warn!(?stream, "cannot apply stream settings: {message}");
@@ -409,32 +500,54 @@ impl Link {
                     }
                 }
             }
-            Control::RequestKeyframe { stream } => self.source.request_keyframe(stream),
-            Control::DemoStart(order) => self.start_demo(order, ctl_tx),
+            Control::RequestKeyframe { stream } => {
+                let _ = self.order_session(Control::RequestKeyframe { stream });
+            }
+            Control::DemoStart(order) => {
+                self.wanted.demo = Some(order.clone());
+                if let Err(why) = self.order_session(Control::DemoStart(order)) {
+                    let _ = ctl_tx.try_send(Control::StationError {
+                        message: format!("cannot show the demo: {why}"),
+                    });
+                }
+            }
             Control::DemoStop { reason } => {
                 info!(%reason, "the box stopped the demo");
-                self.stop_demo(Some(reason));
-                if let Some(h) = self.status.borrow().demo {
-                    let _ = ctl_tx.try_send(Control::DemoHealth(h));
-                }
+                self.wanted.demo = None;
+                self.status
+                    .send_modify(|st| st.demo_end_reason = Some(reason.clone()));
+                // The session answers with the player's last counters.
+                let _ = self.order_session(Control::DemoStop { reason });
             }
             Control::Schedule { config_json } => self.on_schedule(&config_json, ctl_tx),
             Control::Lock { message } => {
                 let message = lanterne_wire::bounded_text(&message);
-                self.apply_screen(ctl_tx, move |s| s.lock(&message));
+                self.wanted.lock = Some(message.clone());
+                if let Err(why) = self.order_session(Control::Lock { message }) {
+                    let _ = ctl_tx.try_send(Control::StationError {
+                        message: format!("cannot lock: {why}"),
+                    });
+                }
             }
-            Control::Unlock => self.apply_screen(ctl_tx, |s| s.unlock()),
+            Control::Unlock => {
+                self.wanted.lock = None;
+                // Nothing is locked without a session.
+                let _ = self.order_session(Control::Unlock);
+            }
             Control::RunCommand {
                 id,
                 program,
                 args,
                 timeout_s,
             } => {
-                let tx = ctl_tx.clone();
+                let (tx, allowed) = (ctl_tx.clone(), self.commands.clone());
                 let timeout = Duration::from_secs(u64::from(timeout_s.clamp(1, 600)));
-                info!(id, %program, "running a command ordered by the box");
+                match allowed.check(&program, &args) {
+                    Ok(()) => info!(id, %program, "running a command ordered by the box"),
+                    Err(reason) => warn!(id, "refusing a command ordered by the box: {reason}"),
+                }
                 tokio::spawn(async move {
-                    let o = crate::commands::run(&program, &args, timeout).await;
+                    let o = crate::commands::run_ordered(&allowed, &program, &args, timeout).await;
                     let _ = tx
                         .send(Control::CommandResult {
                             id,
@@ -450,8 +563,10 @@ impl Link {
                 action,
                 countdown_s,
             } => {
-                let (screen, system, tx) =
-                    (self.screen.clone(), self.system.clone(), ctl_tx.clone());
+                let (to_session, system, tx) =
+                    (self.to_session.clone(), self.system.clone(), ctl_tx.clone());
+                // Log out ends the session of the student whose helper is connected.
+                let session_uid = self.session.as_ref().and_then(|s| s.uid);
                 let countdown = countdown_s.min(600);
                 tokio::spawn(async move {
                     let what = match action {
@@ -465,16 +580,19 @@ impl Link {
                         let text = format!(
                             "Cet ordinateur va {what} dans {countdown} s. Enregistrez votre travail."
                         );
-                        let s = screen.clone();
-                        let _ = tokio::task::spawn_blocking(move || {
-                            s.show_message(0, "Lanterne", &text)
-                        })
-                        .await;
+                        let _ = to_session
+                            .send(Control::ShowMessage {
+                                id: 0,
+                                from: "Lanterne".into(),
+                                text,
+                            })
+                            .await;
                         tokio::time::sleep(Duration::from_secs(countdown.into())).await;
                     }
-                    let result = tokio::task::spawn_blocking(move || system.power(action))
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string()));
+                    let result =
+                        tokio::task::spawn_blocking(move || system.power(action, session_uid))
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
                     let _ = tx
                         .send(Control::ActionResult {
                             action: action.name().into(),
@@ -485,26 +603,25 @@ impl Link {
                 });
             }
             Control::OpenUrl { url } => {
-                let (system, tx) = (self.system.clone(), ctl_tx.clone());
-                tokio::spawn(async move {
-                    let result = tokio::task::spawn_blocking(move || system.open_url(&url))
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string()));
-                    let _ = tx
-                        .send(Control::ActionResult {
-                            action: "open-url".into(),
-                            ok: result.is_ok(),
-                            detail: result.err().unwrap_or_default(),
-                        })
-                        .await;
-                });
+                // Opened by the session, as the student: never by this service.
+                if let Err(why) = self.order_session(Control::OpenUrl { url }) {
+                    let _ = ctl_tx.try_send(Control::ActionResult {
+                        action: "open-url".into(),
+                        ok: false,
+                        detail: why,
+                    });
+                }
             }
             Control::ShowMessage { id, from, text } => {
                 let (from, text) = (
                     lanterne_wire::bounded_text(&from),
                     lanterne_wire::bounded_text(&text),
                 );
-                self.apply_screen(ctl_tx, move |s| s.show_message(id, &from, &text));
+                if let Err(why) = self.order_session(Control::ShowMessage { id, from, text }) {
+                    let _ = ctl_tx.try_send(Control::StationError {
+                        message: format!("cannot show the message: {why}"),
+                    });
+                }
             }
             Control::Heartbeat { sent_us } => {
                 let _ = ctl_tx.try_send(Control::HeartbeatAck { sent_us });
@@ -518,6 +635,258 @@ impl Link {
 }
 
 impl Link {
+    /// What the hello tells the box about capture: the session's, or that there is none.
+    fn capabilities(&self) -> Capabilities {
+        match &self.session {
+            Some(s) => s.capabilities.clone(),
+            None => Capabilities {
+                capture: "none (no session)".into(),
+                encoder: "none".into(),
+                screen: None,
+            },
+        }
+    }
+
+    /// Passes an order to the session. Err says why it could not (no session, or one that
+    /// stopped reading: that one is dropped rather than waited for).
+    fn order_session(&mut self, c: Control) -> Result<(), String> {
+        let Some(s) = &self.session else {
+            return Err(NO_SESSION.to_string());
+        };
+        match s.orders.try_send(c) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(peer = %s.peer, "the session stopped reading orders; dropping it");
+                self.session_gone();
+                Err(NO_SESSION.to_string())
+            }
+            // It is going; its closed reports say so next.
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(NO_SESSION.to_string()),
+        }
+    }
+
+    /// Streams on in the status: wanted and a session to send them.
+    fn publish_streams(&self) {
+        let there = self.session.is_some();
+        let thumb = there && self.wanted.streams[0].is_some();
+        let full = there && self.wanted.streams[1].is_some();
+        self.status.send_modify(|s| {
+            s.thumb_on = thumb;
+            s.full_on = full;
+            s.session = there;
+        });
+    }
+
+    /// The next thing from the session side. Reports and orders come before video.
+    async fn next_session_event(&mut self) -> SessionEvent {
+        loop {
+            let Link {
+                sessions,
+                sessions_open,
+                session,
+                to_session_rx,
+                ..
+            } = self;
+            let (reports, media) = match session.as_mut() {
+                Some(s) => (Some(&mut s.reports), Some(&mut s.media)),
+                None => (None, None),
+            };
+            tokio::select! {
+                biased;
+                order = to_session_rx.recv() => {
+                    return SessionEvent::Order(order.expect("sender held by the link"));
+                }
+                report = recv_if(reports) => {
+                    return match report {
+                        Some(c) => SessionEvent::Report(c),
+                        None => SessionEvent::Gone,
+                    };
+                }
+                conn = sessions.recv(), if *sessions_open => match conn {
+                    Some(c) => return SessionEvent::Connected(c),
+                    None => *sessions_open = false,
+                },
+                frame = recv_if(media) => {
+                    return match frame {
+                        Some(f) => SessionEvent::Video(f),
+                        // The encoder is gone; the session's reports say the rest.
+                        None => SessionEvent::Gone,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Handles what came from the session side; `online` holds the queue to the box and the
+    /// resync gates while the box is connected. Returns a video frame to send to the box.
+    fn on_session_event(
+        &mut self,
+        ev: SessionEvent,
+        online: Option<(&mpsc::Sender<Control>, &mut [Resync; 2])>,
+    ) -> Option<Frame> {
+        let to_box = |c: Control| {
+            if let Some((tx, _)) = &online {
+                if tx.try_send(c).is_err() {
+                    warn!("a report for the box was dropped (queue full)");
+                }
+            }
+        };
+        match ev {
+            SessionEvent::Order(c) => {
+                let _ = self.order_session(c);
+                None
+            }
+            SessionEvent::Connected(conn) => {
+                self.session_connected(conn);
+                None
+            }
+            SessionEvent::Gone => {
+                self.session_gone();
+                None
+            }
+            SessionEvent::Report(c) => {
+                if !self.budget.take() {
+                    warn!(
+                        "the session sent more than {SESSION_REPORTS_PER_SECOND} reports in a \
+                         second; dropping it"
+                    );
+                    self.session_gone();
+                    return None;
+                }
+                match self.on_report(c) {
+                    Ok(Some(c)) => to_box(c),
+                    Ok(None) => {}
+                    Err(what) => {
+                        warn!("the session sent {what}, which it may not; dropping it");
+                        self.session_gone();
+                    }
+                }
+                None
+            }
+            SessionEvent::Video((kind, frame)) => {
+                let (_, resync) = online?;
+                let stream = crate::sources::wire_stream(kind);
+                // Only what the box asked for, within the hours, leaves the station.
+                self.wanted.streams[stream_index(stream)]?;
+                let r = &mut resync[stream_index(stream)];
+                if !r.accept(&frame) {
+                    self.status.send_modify(|s| s.frames_dropped += 1);
+                    if r.should_request_keyframe() {
+                        let _ = self.order_session(Control::RequestKeyframe { stream });
+                    }
+                    return None;
+                }
+                Some(Frame::Media {
+                    header: MediaHeader {
+                        stream,
+                        keyframe: frame.keyframe,
+                        seq: frame.seq,
+                        capture_us: frame.capture_us,
+                    },
+                    data: frame.data,
+                })
+            }
+        }
+    }
+
+    /// Checks one report from the session ([`check_report`]) and keeps what the link needs
+    /// from it. Ok(Some) goes on to the box.
+    fn on_report(&mut self, c: Control) -> Result<Option<Control>, String> {
+        let c = check_report(c)?;
+        match &c {
+            Some(Control::Shown(shown)) => self.shown = shown.clone(),
+            Some(Control::DemoHealth(h)) => self.status.send_modify(|st| st.demo = Some(*h)),
+            _ => {}
+        }
+        Ok(c)
+    }
+
+    /// A session connected: it gets what the box wants shown right now.
+    fn session_connected(&mut self, conn: SessionConn) {
+        if let Some(old) = self.session.take() {
+            warn!(old = %old.peer, new = %conn.peer, "a new session replaces the connected one");
+        }
+        info!(peer = %conn.peer, capture = %conn.capabilities.capture, "session connected");
+        self.session = Some(conn);
+        self.budget = ReportBudget::new();
+        if let Some(message) = self.wanted.lock.clone() {
+            let _ = self.order_session(Control::Lock { message });
+        }
+        if self.outside_hours().is_some() {
+            self.wanted.streams = [None, None];
+        }
+        for stream in [Stream::Thumb, Stream::Full] {
+            if let Some(settings) = self.wanted.streams[stream_index(stream)] {
+                let _ = self.order_session(Control::SetStream {
+                    stream,
+                    settings: Some(settings),
+                });
+            }
+        }
+        if let Some(order) = self.wanted.demo.clone() {
+            let _ = self.order_session(Control::DemoStart(order));
+        }
+        self.notice_shown = false;
+        self.show_hours_notice();
+        self.publish_streams();
+    }
+
+    /// The session is gone (closed, stuck or misbehaving): nothing is shown or sent any
+    /// more, which the box is told next ([`Link::gone_notice`]). What the box wants is kept
+    /// for the next session.
+    fn session_gone(&mut self) {
+        let Some(peer) = self.session.take().map(|s| s.peer) else {
+            return;
+        };
+        info!(%peer, "session gone");
+        self.gone_notice = Some(peer);
+        self.shown = Shown::default();
+        self.status.send_modify(|st| {
+            if let Some(d) = st.demo.as_mut() {
+                d.playing = false;
+            }
+        });
+        self.publish_streams();
+    }
+
+    /// What the box is told once a session has gone, if one has since it last heard.
+    fn gone_notice(&mut self) -> Option<[Control; 2]> {
+        let peer = self.gone_notice.take()?;
+        Some([
+            Control::Shown(Shown::default()),
+            Control::StationError {
+                message: format!(
+                    "the student session ({peer}) is gone: no video, lock or messages until \
+                     one connects again"
+                ),
+            },
+        ])
+    }
+
+    /// Tells the student when the screen may be watched, once per session (message id 0 is
+    /// the station's own notice).
+    fn show_hours_notice(&mut self) {
+        let Some(schedule) = &self.schedule else {
+            return;
+        };
+        if self.notice_shown || self.session.is_none() {
+            return;
+        }
+        let hours = schedule.monitoring_summary(lanterne_privacy::Lang::Fr);
+        let text = format!(
+            "Votre écran peut être observé par l'enseignant pendant ces heures : \
+             {hours}. Le voyant de la salle et le badge « Écran observé » \
+             l'indiquent ; en dehors, rien n'est transmis."
+        );
+        self.notice_shown = self
+            .order_session(Control::ShowMessage {
+                id: 0,
+                from: "Lanterne".into(),
+                text,
+            })
+            .is_ok();
+    }
+
     /// Answers the box's renewal offer with a request for a new key.
     fn request_certificate(&mut self, ctl_tx: &mpsc::Sender<Control>) {
         match self.identity.renewal_request() {
@@ -551,137 +920,6 @@ impl Link {
                 });
             }
         }
-    }
-
-    /// Opens the demo player (closing one already open: a new order replaces it).
-    fn start_demo(&mut self, order: DemoStart, ctl_tx: &mpsc::Sender<Control>) {
-        // A demo replacing another keeps the input block as it is, rather than lifting it and
-        // setting it again from two blocking tasks that could run in either order.
-        let was_blocked = std::mem::take(&mut self.input_blocked);
-        self.stop_demo(None);
-        let fullscreen = order.mode == DemoMode::FullScreen;
-        if let Err(message) = order.validate() {
-            warn!("refusing a demo order: {message}");
-            let _ = ctl_tx.try_send(Control::StationError { message });
-            if was_blocked {
-                self.apply_screen(ctl_tx, |s| s.block_input(false));
-            }
-            return;
-        }
-        let output = self.screen.demo_output(fullscreen);
-        // Full screen: the student watches, and cannot use the station meanwhile; given back
-        // when the demo ends for any reason (stop_demo).
-        self.input_blocked = fullscreen;
-        if fullscreen != was_blocked {
-            self.apply_screen(ctl_tx, move |s| s.block_input(fullscreen));
-        }
-        let config = PlayerConfig {
-            label: order.source.clone(),
-            region: order.region.map(|r| (r.x, r.y, r.width, r.height)),
-            output,
-        };
-        match DemoPlayer::start(&config, &self.probe) {
-            Ok(player) => {
-                info!(source = %order.source, mode = ?order.mode, "demo player open");
-                self.demo = Some(Demo {
-                    player,
-                    last_report: Instant::now(),
-                    decoded_at_last_report: 0,
-                });
-                let health = self.demo_health();
-                let _ = ctl_tx.try_send(Control::DemoHealth(health));
-            }
-            Err(e) => {
-                warn!("cannot open the demo player: {e}");
-                let _ = ctl_tx.try_send(Control::StationError {
-                    message: format!("cannot open the demo player: {e}"),
-                });
-            }
-        }
-    }
-
-    /// Closes the player, keeping its last counters (with `playing` false) in the status.
-    fn stop_demo(&mut self, reason: Option<String>) {
-        if std::mem::take(&mut self.input_blocked) {
-            let screen = self.screen.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = screen.block_input(false) {
-                    warn!("cannot give the student's input back: {e}");
-                }
-            });
-        }
-        if let Some(d) = self.demo.take() {
-            let s = d.player.stats();
-            self.status.send_modify(|st| {
-                st.demo = Some(DemoHealth {
-                    playing: false,
-                    frames_decoded: s.frames_decoded,
-                    frames_dropped: s.frames_dropped,
-                    fps_x100: 0,
-                    centre_rgb: s.centre_rgb,
-                });
-            });
-        }
-        if reason.is_some() {
-            self.status.send_modify(|st| st.demo_end_reason = reason);
-        }
-    }
-
-    /// The player's counters now, also kept in the status.
-    fn demo_health(&mut self) -> DemoHealth {
-        let Some(d) = self.demo.as_mut() else {
-            return DemoHealth::default();
-        };
-        let s = d.player.stats();
-        let secs = d.last_report.elapsed().as_secs_f64();
-        let fps_x100 = if secs > 0.0 {
-            ((s.frames_decoded - d.decoded_at_last_report) as f64 * 100.0 / secs) as u32
-        } else {
-            0
-        };
-        d.last_report = Instant::now();
-        d.decoded_at_last_report = s.frames_decoded;
-        let health = DemoHealth {
-            playing: true,
-            frames_decoded: s.frames_decoded,
-            frames_dropped: s.frames_dropped,
-            fps_x100,
-            centre_rgb: s.centre_rgb,
-        };
-        self.status.send_modify(|st| st.demo = Some(health));
-        health
-    }
-
-    /// Err when this screen cannot show the watched indicator: then no video may leave.
-    fn indicator_ready(&self) -> Result<(), String> {
-        if self.screen.shown().indicator_available {
-            return Ok(());
-        }
-        Err(
-            "this station cannot show the \"screen watched\" indicator, so it sends no video"
-                .into(),
-        )
-    }
-
-    /// Puts the watched badge up or takes it down, off the link task. A badge that cannot be
-    /// shown stops the video at once (the screen then reports the indicator unavailable, and
-    /// the box stops asking).
-    fn show_watched(&self, ctl_tx: &mpsc::Sender<Control>, on: bool) {
-        let (screen, source, tx) = (self.screen.clone(), self.source.clone(), ctl_tx.clone());
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = screen.set_watched(on) {
-                let mut message = format!("cannot show the watched indicator: {e}");
-                if on {
-                    for s in [Stream::Thumb, Stream::Full] {
-                        let _ = source.set_stream(s, None);
-                    }
-                    message.push_str("; video stopped");
-                }
-                warn!("{message}");
-                let _ = tx.blocking_send(Control::StationError { message });
-            }
-            let _ = tx.blocking_send(Control::Shown(screen.shown()));
-        });
     }
 
     /// When this station's clock next crosses the edge of a monitoring window.
@@ -725,18 +963,8 @@ impl Link {
             .and_then(|c| c.validate().map_err(|e| e.to_string()));
         match parsed {
             Ok(schedule) => {
-                if !self.notice_shown {
-                    self.notice_shown = true;
-                    let hours = schedule.monitoring_summary(lanterne_privacy::Lang::Fr);
-                    let text = format!(
-                        "Votre écran peut être observé par l'enseignant pendant ces heures : \
-                         {hours}. Le voyant de la salle et le badge « Écran observé » \
-                         l'indiquent ; en dehors, rien n'est transmis."
-                    );
-                    // Message id 0 is the station's own notice.
-                    self.apply_screen(ctl_tx, move |s| s.show_message(0, "Lanterne", &text));
-                }
                 self.schedule = Some(schedule);
+                self.show_hours_notice();
                 self.enforce_schedule(ctl_tx);
             }
             Err(e) => {
@@ -751,45 +979,63 @@ impl Link {
     /// Stops every stream when the station's clock says the window has closed, even if the
     /// box has not (yet) said so. Runs at the edge itself (a timer), see `next_edge`.
     fn enforce_schedule(&mut self, ctl_tx: &mpsc::Sender<Control>) {
-        let on = {
-            let st = self.status.borrow();
-            st.thumb_on || st.full_on
-        };
-        if !on {
+        if self.wanted.streams.iter().all(Option::is_none) {
             return;
         }
         if let Some(why) = self.outside_hours() {
             warn!("stopping video: {why}");
+            self.wanted.streams = [None, None];
             for s in [Stream::Thumb, Stream::Full] {
-                let _ = self.source.set_stream(s, None);
+                let _ = self.order_session(Control::SetStream {
+                    stream: s,
+                    settings: None,
+                });
             }
-            self.status.send_modify(|s| {
-                s.thumb_on = false;
-                s.full_on = false;
-            });
-            self.apply_screen(ctl_tx, |s| s.set_watched(false));
+            self.publish_streams();
             let _ = ctl_tx.try_send(Control::StationError {
                 message: format!("video stopped: {why}"),
             });
         }
     }
+}
 
-    /// Runs a screen change off the link task (grabbing input may take a moment), then
-    /// reports what the screen shows, or the error.
-    fn apply_screen(
-        &self,
-        ctl_tx: &mpsc::Sender<Control>,
-        change: impl FnOnce(&dyn Screen) -> Result<(), String> + Send + 'static,
-    ) {
-        let screen = self.screen.clone();
-        let tx = ctl_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(message) = change(screen.as_ref()) {
-                warn!("screen change failed: {message}");
-                let _ = tx.blocking_send(Control::StationError { message });
+/// What a session may tell the box, bounded: what it shows, messages read (not the station's
+/// own notice, id 0), demo health, errors, and how an open-URL order went. Ok(None): nothing
+/// to pass on. Err names anything else, which a session may not send.
+fn check_report(c: Control) -> Result<Option<Control>, String> {
+    Ok(Some(match c {
+        Control::Shown(shown) => Control::Shown(shown),
+        Control::MessageRead { id: 0 } => return Ok(None),
+        Control::MessageRead { id } => Control::MessageRead { id },
+        Control::DemoHealth(h) => Control::DemoHealth(h),
+        Control::StationError { message } => Control::StationError {
+            message: lanterne_wire::bounded_text(&message),
+        },
+        Control::ActionResult { action, ok, detail } if action == "open-url" => {
+            Control::ActionResult {
+                action,
+                ok,
+                detail: lanterne_wire::bounded_text(&detail),
             }
-            let _ = tx.blocking_send(Control::Shown(screen.shown()));
-        });
+        }
+        Control::ActionResult { action, .. } => {
+            let action: String = action.chars().take(40).collect();
+            return Err(format!(
+                "a result of '{action}', an order it does not carry out"
+            ));
+        }
+        other => {
+            let shown: String = format!("{other:?}").chars().take(60).collect();
+            return Err(format!("{shown}, which is not a session's report"));
+        }
+    }))
+}
+
+/// Receives from `rx`, or never when there is none.
+async fn recv_if<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -868,6 +1114,72 @@ mod tests {
         assert!(!r.accept(&f(6, false)));
         assert!(r.accept(&f(7, true)));
         assert!(r.accept(&f(8, false)));
+    }
+
+    #[test]
+    fn a_session_reports_only_what_a_session_may_and_bounded() {
+        let shown = Control::Shown(Shown {
+            locked: true,
+            watched_indicator: true,
+            indicator_available: true,
+        });
+        assert_eq!(check_report(shown.clone()), Ok(Some(shown)));
+        assert_eq!(check_report(Control::MessageRead { id: 0 }), Ok(None));
+        assert_eq!(
+            check_report(Control::MessageRead { id: 9 }),
+            Ok(Some(Control::MessageRead { id: 9 }))
+        );
+        let long = "é".repeat(10_000);
+        match check_report(Control::StationError { message: long }) {
+            Ok(Some(Control::StationError { message })) => {
+                assert_eq!(message.chars().count(), lanterne_wire::MAX_TEXT_CHARS)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_report(Control::ActionResult {
+            action: "open-url".into(),
+            ok: false,
+            detail: "no browser".into(),
+        })
+        .unwrap()
+        .is_some());
+        // Results of orders the service carries out itself, and anything else, are refused:
+        // a session cannot claim the PC shut down or a command ran.
+        for c in [
+            Control::ActionResult {
+                action: "shutdown".into(),
+                ok: true,
+                detail: String::new(),
+            },
+            Control::CommandResult {
+                id: 1,
+                exit_code: Some(0),
+                stdout: "ok".into(),
+                stderr: String::new(),
+                error: None,
+            },
+            Control::Hello {
+                protocol: PROTOCOL_VERSION,
+                agent_version: "x".into(),
+                hostname: "x".into(),
+                capabilities: Capabilities::default(),
+            },
+            Control::Heartbeat { sent_us: 1 },
+            Control::Lock {
+                message: "x".into(),
+            },
+        ] {
+            assert!(check_report(c.clone()).is_err(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_flooding_session_runs_out_of_reports() {
+        let mut b = ReportBudget::new();
+        for _ in 0..SESSION_REPORTS_PER_SECOND {
+            assert!(b.take());
+        }
+        assert!(!b.take());
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! lanterne-station enrol --box https://box:443 --token CODE@FINGERPRINT   # once, as admin
-//! lanterne-station run                                                     # the agent
-//! lanterne-station classroom --box https://127.0.0.1:8443 --tokens t.txt --count 8
+//! lanterne-station run [--config /etc/lanterne/station.toml]   # the system service (root)
+//! lanterne-station session [--display :0]                       # in each session, as the student
+//! lanterne-station classroom --box https://127.0.0.1:8443 --tokens t.txt --count 8 \
+//!     [--station-config station.toml]
 //! lanterne-station record --out thumb.lrp --frames 150                     # replay file
 //! ```
 //! `RUST_LOG` sets the log filter (default `info`).
@@ -15,11 +17,14 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use lanterne_media::{CaptureSource, StreamParams};
 use lanterne_station::classroom::{self, SimulatedStation};
+use lanterne_station::commands::AllowList;
+use lanterne_station::config::StationConfig;
 use lanterne_station::enrol::Token;
 use lanterne_station::identity::Identity;
 use lanterne_station::screen::{NoScreen, Screen, SimulatedScreen, X11Screen};
-use lanterne_station::system::{LinuxSystem, SimulatedSystem};
-use lanterne_station::{spawn_station, SourceSpec, PALETTE};
+use lanterne_station::session_socket::{self, HelperPolicy};
+use lanterne_station::system::{LinuxSystem, SimulatedSystem, XdgOpener};
+use lanterne_station::{spawn_service, spawn_station_allowing, SourceSpec, PALETTE};
 
 #[derive(Parser)]
 #[command(version, about = "Lanterne station agent")]
@@ -53,10 +58,33 @@ enum Cmd {
         #[arg(long)]
         hostname: Option<String>,
     },
-    /// Run the agent.
+    /// Run the system service (as root): the link to the box, power, log out, open a
+    /// session, commands from this PC's allow-list. What the student sees and uses is done by
+    /// the session helper (`session`), which connects to it.
     Run {
         #[arg(long, default_value = "/var/lib/lanterne-station")]
         data_dir: PathBuf,
+        /// This PC's own configuration: the commands the box may run here (none without it)
+        /// and the session helper's socket.
+        #[arg(long, default_value = lanterne_station::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// The user whose session "log out" ends (default: the session helper's account).
+        #[arg(long)]
+        session_user: Option<String>,
+        /// The account the display manager logs in automatically; enables "open a session".
+        #[arg(long)]
+        autologin_user: Option<String>,
+    },
+    /// Run the session helper in the student's session, as the student: screen capture, the
+    /// lock, message and watched overlay, the demo player, opening links. It connects to the
+    /// system service's socket and serves it until the service goes, then waits for it.
+    Session {
+        /// The service's socket (`[session] socket` in its configuration).
+        #[arg(long, default_value = lanterne_station::session_socket::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// The account the service runs as (name or uid); the helper talks to nobody else.
+        #[arg(long, default_value = "root")]
+        service_user: String,
         #[arg(long, value_enum, default_value_t = Source::X11)]
         source: Source,
         /// X11 display (default: $DISPLAY).
@@ -67,12 +95,9 @@ enum Cmd {
         label: String,
         #[arg(long, default_value = "3c64c8", value_parser = parse_rgb)]
         rgb: [u8; 3],
-        /// The user whose session "log out" ends (default: $USER when it is not root).
-        #[arg(long)]
-        session_user: Option<String>,
-        /// The account the display manager logs in automatically; enables "open a session".
-        #[arg(long)]
-        autologin_user: Option<String>,
+        /// The program that opens a web page for the student.
+        #[arg(long, default_value = "/usr/bin/xdg-open")]
+        opener: PathBuf,
     },
     /// Run a simulated classroom: many stations in this one process, each enrolled with one
     /// token from --tokens on first start.
@@ -100,6 +125,10 @@ enum Cmd {
         /// display-manager autologin account; the others refuse, as real stations would.
         #[arg(long, value_delimiter = ',')]
         autologin: Vec<String>,
+        /// Every station's own configuration (as /etc/lanterne/station.toml on a real PC):
+        /// the commands the box may run on them. Without it they run none.
+        #[arg(long)]
+        station_config: Option<PathBuf>,
     },
     /// Record a synthetic thumbnail stream to a replay file.
     Record {
@@ -171,52 +200,60 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Run {
             data_dir,
-            source,
-            display,
-            label,
-            rgb,
+            config,
             session_user,
             autologin_user,
         } => {
-            let probe = lanterne_media::init()?;
-            let display_for_overlay = display.clone();
-            let capture = match source {
-                Source::X11 => CaptureSource::X11 { display },
-                Source::Pipewire => CaptureSource::PipeWire,
-                Source::Synthetic => CaptureSource::Synthetic { label, rgb },
-            };
-            let screen: Arc<dyn Screen> = match X11Screen::connect(display_for_overlay.as_deref()) {
-                Ok(s) => Arc::new(s),
-                Err(reason) => {
-                    tracing::warn!(
-                        "no lock overlay or watched indicator on this station: {reason}"
-                    );
-                    Arc::new(NoScreen::new(reason))
-                }
-            };
-            // The student's session: given, or the user running the agent when that is not root.
-            let session_user = session_user.or_else(|| {
-                std::env::var("USER")
-                    .ok()
-                    .filter(|u| !u.is_empty() && u != "root")
-            });
-            let st = spawn_station(
-                &data_dir,
-                SourceSpec::Live(capture),
-                screen,
+            let station_config = StationConfig::load(&config)?;
+            let commands = Arc::new(allow_list(&config, &station_config));
+            let identity = Arc::new(Identity::load(&data_dir)?);
+            let helper = &station_config.session;
+            let sessions = session_socket::listen(
+                &helper.socket,
+                HelperPolicy::new(helper.users.clone(), helper.groups.clone()),
+                session_socket::Greeting {
+                    station_id: identity.enrolment.station_id,
+                    name: identity.enrolment.name.clone(),
+                },
+            )?;
+            let st = spawn_service(
+                identity,
                 Arc::new(LinuxSystem {
                     session_user,
                     autologin_user,
                 }),
-                &probe,
+                sessions,
                 hostname(),
-            )?;
-            tracing::info!(name = %st.name, "station agent running");
+                commands,
+            );
+            tracing::info!(name = %st.name, "station service running");
             tokio::select! {
                 r = st.task => r.context("station link task")?,
                 _ = tokio::signal::ctrl_c() => {}
             }
             Ok(())
+        }
+        Cmd::Session {
+            socket,
+            service_user,
+            source,
+            display,
+            label,
+            rgb,
+            opener,
+        } => {
+            let service_uid = account_uid(&service_user)?;
+            let capture = match source {
+                Source::X11 => CaptureSource::X11 {
+                    display: display.clone(),
+                },
+                Source::Pipewire => CaptureSource::PipeWire,
+                Source::Synthetic => CaptureSource::Synthetic { label, rgb },
+            };
+            tokio::select! {
+                r = session_helper(&socket, service_uid, capture, display, opener) => r,
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
         }
         Cmd::Classroom {
             data_dir,
@@ -227,9 +264,18 @@ async fn main() -> anyhow::Result<()> {
             manifest,
             status,
             autologin,
+            station_config,
         } => {
+            let commands = Arc::new(match &station_config {
+                Some(path) => allow_list(path, &StationConfig::load(path)?),
+                None => AllowList::default(),
+            });
             let outputs = ClassroomOutputs { manifest, status };
-            classroom(data_dir, box_url, tokens, count, replay, outputs, autologin).await
+            let setup = ClassroomSetup {
+                autologin,
+                commands,
+            };
+            classroom(data_dir, box_url, tokens, count, replay, outputs, setup).await
         }
         Cmd::Record {
             out,
@@ -273,6 +319,103 @@ struct ClassroomOutputs {
     status: Option<PathBuf>,
 }
 
+/// How the simulated PCs are set up, as an admin would set real ones.
+struct ClassroomSetup {
+    /// Stations (by name) whose display manager opens a session on order.
+    autologin: Vec<String>,
+    /// Every station's command allow-list.
+    commands: Arc<AllowList>,
+}
+
+/// The allow-list of `config`, read from `path`.
+fn allow_list(path: &std::path::Path, config: &StationConfig) -> AllowList {
+    if config.commands.is_empty() {
+        tracing::info!(
+            "no command in {}: this station runs no command the box orders",
+            path.display()
+        );
+    } else {
+        tracing::info!(
+            count = config.commands.len(),
+            "commands the box may run here are listed in {}",
+            path.display()
+        );
+    }
+    AllowList::new(path, config.commands.clone())
+}
+
+/// The uid of an account given by name or number.
+fn account_uid(account: &str) -> anyhow::Result<u32> {
+    if let Ok(uid) = account.parse() {
+        return Ok(uid);
+    }
+    match nix::unistd::User::from_name(account)? {
+        Some(u) => Ok(u.uid.as_raw()),
+        None => bail!("no account named '{account}' on this PC"),
+    }
+}
+
+/// The session helper: starts what the student sees and uses, then serves the station
+/// service, connecting again (with backoff) whenever it is not there. Ends with an error
+/// when the service refuses this helper or is not the expected account.
+async fn session_helper(
+    socket: &std::path::Path,
+    service_uid: u32,
+    capture: CaptureSource,
+    display: Option<String>,
+    opener: PathBuf,
+) -> anyhow::Result<()> {
+    use lanterne_station::session::{self, Session, MEDIA_QUEUE};
+    use lanterne_station::session_socket::SocketError;
+    use std::time::Duration;
+
+    let probe = lanterne_media::init()?;
+    let screen: Arc<dyn Screen> = match X11Screen::connect(display.as_deref()) {
+        Ok(s) => Arc::new(s),
+        Err(reason) => {
+            tracing::warn!("no lock overlay or watched indicator in this session: {reason}");
+            Arc::new(NoScreen::new(reason))
+        }
+    };
+    let (tx, mut media) = tokio::sync::mpsc::channel(MEDIA_QUEUE);
+    let source = SourceSpec::Live(capture).start(&probe, tx)?;
+    let mut session = Session::new(
+        source,
+        screen,
+        Arc::new(XdgOpener { program: opener }),
+        probe,
+    );
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match session_socket::connect(socket, service_uid, session.capabilities()).await {
+            Ok((framed, greeting)) => {
+                tracing::info!(station = %greeting.name, "connected to the station service");
+                backoff = Duration::from_millis(200);
+                let (conn, end) = session::pair(
+                    "station service".into(),
+                    None,
+                    session.capabilities(),
+                    media,
+                );
+                let (_, (why, back)) = tokio::join!(
+                    session.serve(end),
+                    session_socket::bridge_to_service(framed, conn)
+                );
+                tracing::info!("disconnected from the station service: {why}");
+                media = back;
+            }
+            Err(e @ (SocketError::Refused(_) | SocketError::WrongService { .. })) => {
+                return Err(e.into())
+            }
+            Err(e) => {
+                tracing::info!("{e}; trying again in {} ms", backoff.as_millis());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
 async fn classroom(
     data_dir: PathBuf,
     box_url: String,
@@ -280,9 +423,13 @@ async fn classroom(
     count: usize,
     replay: Option<PathBuf>,
     outputs: ClassroomOutputs,
-    autologin: Vec<String>,
+    setup: ClassroomSetup,
 ) -> anyhow::Result<()> {
     let ClassroomOutputs { manifest, status } = outputs;
+    let ClassroomSetup {
+        autologin,
+        commands,
+    } = setup;
     if count == 0 || count > 200 {
         bail!("--count must be between 1 and 200");
     }
@@ -333,7 +480,15 @@ async fn classroom(
         } else {
             SimulatedSystem::default()
         });
-        let st = spawn_station(&dir, spec, screen.clone(), system.clone(), &probe, host)?;
+        let st = spawn_station_allowing(
+            &dir,
+            spec,
+            screen.clone(),
+            system.clone(),
+            &probe,
+            host,
+            commands.clone(),
+        )?;
         entries.push(ManifestEntry {
             id: st.station_id,
             name: st.name.clone(),

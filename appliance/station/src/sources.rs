@@ -1,4 +1,4 @@
-//! The two kinds of video source a station link can drive: the live screen (through
+//! The two kinds of video source a station session can drive: the live screen (through
 //! `lanterne_media::ScreenEncoder`) and a replayed pre-encoded file (for simulated classrooms
 //! of 30+ stations on one machine, where encoding every screen would measure the encoders
 //! instead of the box).
@@ -13,7 +13,14 @@ use lanterne_wire::{Capabilities, Stream, StreamSettings};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::link::VideoSource;
+/// What a session's video comes from: a live screen encoder or a replayed file. The session
+/// switches its streams on the service's orders.
+pub trait VideoSource: Send + Sync {
+    /// Start (Some) or stop (None) a stream. Err explains why it cannot be done.
+    fn set_stream(&self, stream: Stream, settings: Option<StreamSettings>) -> Result<(), String>;
+    fn request_keyframe(&self, stream: Stream);
+    fn capabilities(&self) -> Capabilities;
+}
 
 pub fn wire_stream(kind: StreamKind) -> Stream {
     match kind {

@@ -1,19 +1,26 @@
 //! What a station does to its own computer on the teacher's order: shut down, restart, log
-//! the user out, open a web page. [`LinuxSystem`] runs the standard systemd/freedesktop tools;
-//! [`SimulatedSystem`] records the orders of display-less simulated stations.
+//! the user out, open a session ([`SystemActions`], in the system service), and open a web
+//! page ([`UrlOpener`], in the student's session). [`LinuxSystem`] and [`XdgOpener`] run the
+//! standard systemd/freedesktop tools; [`SimulatedSystem`] records the orders of
+//! display-less simulated stations.
 //!
-//! On a real station the agent runs as a system service (root), which `systemctl poweroff`,
-//! `reboot` and `loginctl terminate-user` need; opening a URL runs `xdg-open` in the session
-//! (the agent's `DISPLAY`).
+//! On a real station the service runs as root, which `systemctl poweroff`, `reboot` and
+//! `loginctl terminate-user` need. Opening a URL runs `xdg-open` in the session helper, as
+//! the student (its own `DISPLAY`): a web browser started by root would be the student's
+//! way to root.
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use lanterne_wire::PowerAction;
 
+pub use crate::session::UrlOpener;
+
 pub trait SystemActions: Send + Sync {
-    fn power(&self, action: PowerAction) -> Result<(), String>;
-    fn open_url(&self, url: &str) -> Result<(), String>;
+    /// Carries out `action`; `session_uid` is the account of the connected student session,
+    /// whose session "log out" ends when no user is configured.
+    fn power(&self, action: PowerAction, session_uid: Option<u32>) -> Result<(), String>;
 }
 
 const NO_AUTOLOGIN: &str = "this station is not set up to open sessions: configure automatic \
@@ -21,7 +28,8 @@ const NO_AUTOLOGIN: &str = "this station is not set up to open sessions: configu
 
 /// The tools of a systemd Linux desktop.
 pub struct LinuxSystem {
-    /// The user whose session "log out" ends (the student logged in at the screen).
+    /// The user whose session "log out" ends; None: the account of the connected session
+    /// helper (the student logged in at the screen).
     pub session_user: Option<String>,
     /// Set when the display manager logs this account in automatically: "open a session"
     /// then restarts the display manager, which opens it (see docs/operations.md).
@@ -45,16 +53,20 @@ fn run_blocking(program: &str, args: &[String]) -> Result<(), String> {
 }
 
 impl SystemActions for LinuxSystem {
-    fn power(&self, action: PowerAction) -> Result<(), String> {
+    fn power(&self, action: PowerAction, session_uid: Option<u32>) -> Result<(), String> {
         match action {
             PowerAction::Shutdown => run_blocking("/usr/bin/systemctl", &["poweroff".into()]),
             PowerAction::Restart => run_blocking("/usr/bin/systemctl", &["reboot".into()]),
-            PowerAction::Logout => match &self.session_user {
-                Some(user) => run_blocking(
+            PowerAction::Logout => match (&self.session_user, session_uid) {
+                (Some(user), _) => run_blocking(
                     "/usr/bin/loginctl",
                     &["terminate-user".into(), user.clone()],
                 ),
-                None => Err("no user session is known on this station".into()),
+                (None, Some(uid)) => run_blocking(
+                    "/usr/bin/loginctl",
+                    &["terminate-user".into(), uid.to_string()],
+                ),
+                (None, None) => Err("no user session is known on this station".into()),
             },
             PowerAction::OpenSession => match &self.autologin_user {
                 Some(_) => run_blocking(
@@ -65,10 +77,26 @@ impl SystemActions for LinuxSystem {
             },
         }
     }
+}
 
+/// Opens web pages with the desktop's opener (`xdg-open`), as the account running it.
+pub struct XdgOpener {
+    /// The opener program; `/usr/bin/xdg-open` unless the helper is told otherwise.
+    pub program: PathBuf,
+}
+
+impl Default for XdgOpener {
+    fn default() -> Self {
+        XdgOpener {
+            program: PathBuf::from("/usr/bin/xdg-open"),
+        }
+    }
+}
+
+impl UrlOpener for XdgOpener {
     fn open_url(&self, url: &str) -> Result<(), String> {
         lanterne_wire::validate_url(url).map_err(|e| format!("the URL {e}"))?;
-        run_blocking("/usr/bin/xdg-open", &[url.to_string()])
+        run_blocking(&self.program.to_string_lossy(), &[url.to_string()])
     }
 }
 
@@ -96,7 +124,7 @@ impl SimulatedSystem {
 }
 
 impl SystemActions for SimulatedSystem {
-    fn power(&self, action: PowerAction) -> Result<(), String> {
+    fn power(&self, action: PowerAction, _session_uid: Option<u32>) -> Result<(), String> {
         if action == PowerAction::OpenSession && !self.autologin {
             return Err(NO_AUTOLOGIN.into());
         }
@@ -106,7 +134,9 @@ impl SystemActions for SimulatedSystem {
             .push(action.name().to_string());
         Ok(())
     }
+}
 
+impl UrlOpener for SimulatedSystem {
     fn open_url(&self, url: &str) -> Result<(), String> {
         lanterne_wire::validate_url(url).map_err(|e| format!("the URL {e}"))?;
         self.done
@@ -127,18 +157,15 @@ mod tests {
             session_user: None,
             autologin_user: None,
         };
-        let err = s.power(PowerAction::OpenSession).unwrap_err();
+        let err = s.power(PowerAction::OpenSession, None).unwrap_err();
         assert!(err.contains("not set up to open sessions"), "{err}");
-        let err = s.power(PowerAction::Logout).unwrap_err();
+        let err = s.power(PowerAction::Logout, None).unwrap_err();
         assert!(err.contains("no user session"), "{err}");
     }
 
     #[test]
     fn urls_are_checked_before_anything_runs() {
-        let s = LinuxSystem {
-            session_user: None,
-            autologin_user: None,
-        };
+        let s = XdgOpener::default();
         assert!(s
             .open_url("file:///etc/passwd")
             .unwrap_err()
@@ -151,11 +178,11 @@ mod tests {
     #[test]
     fn a_simulated_station_opens_sessions_only_when_set_up_like_a_real_one() {
         let plain = SimulatedSystem::default();
-        let err = plain.power(PowerAction::OpenSession).unwrap_err();
+        let err = plain.power(PowerAction::OpenSession, None).unwrap_err();
         assert!(err.contains("not set up to open sessions"), "{err}");
         assert!(plain.done().is_empty());
         let auto = SimulatedSystem::with_autologin();
-        auto.power(PowerAction::OpenSession).unwrap();
+        auto.power(PowerAction::OpenSession, None).unwrap();
         assert_eq!(auto.done(), ["open-session"]);
     }
 }

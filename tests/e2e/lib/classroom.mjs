@@ -10,16 +10,21 @@
 // line; default: the development room), `schedule` (default true: a config without its own
 // `[schedule]` gets `scheduleIncludingNow()`, since a box without one watches nobody; false
 // keeps the config as given), `replay` (a replay file for every station), `autologin` (names
-// of the stations set up to open a session on order; the others refuse). `room.status()` reads what each
+// of the stations set up to open a session on order; the others refuse), `stationConfig` (every
+// station's own configuration, as /etc/lanterne/station.toml on a real PC: the commands it
+// accepts; without it the stations run no command). `room.status()` reads what each
 // station shows (lock, messages, system actions), `room.waitForStatus(pred)` waits until a
 // predicate on it holds, and `room.order('dismiss poste-01 3')` acts as a student.
-// `stations: 0` starts the box alone; `room.runStation(name, args)` enrols and runs one real
-// `lanterne-station run` process (e.g. capturing an Xvfb display).
+// `stations: 0` starts the box alone; `room.runStation(name, args)` enrols one station and
+// runs it as on a PC: the system service (`lanterne-station run`) and the session helper
+// (`lanterne-station session ARGS`, e.g. capturing an Xvfb display) joined by their socket.
+// Run as root (CI), the helper runs as the account `nobody`, as a student's would: the service
+// refuses a helper running as root.
 //
 // Needs the binaries built first (`cargo build --workspace --bins`, which scripts/test.sh
 // does); LANTERNE_BIN_DIR overrides where they are (default: target/debug).
 import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
 import { existsSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -81,7 +86,7 @@ async function waitForFile(file, proc, what, timeoutMs) {
 }
 
 export async function startClassroom({
-  stations = 8, replay = null, config = null, autologin = [], schedule = true,
+  stations = 8, replay = null, config = null, autologin = [], schedule = true, stationConfig = null,
 } = {}) {
   for (const b of ['lanterne-box', 'lanterne-station']) {
     if (!existsSync(path.join(binDir, b))) {
@@ -131,11 +136,42 @@ export async function startClassroom({
         await promisify(execFile)(path.join(binDir, 'lanterne-station'),
           ['enrol', '--data-dir', data, '--box', ready.https_url, '--token', token,
             '--hostname', name], { env });
+        // The PC's own configuration names the helper's socket, in a directory the helper's
+        // account may reach.
+        const pc = path.join(dir, `pc-${name}`);
+        await mkdir(pc, { recursive: true });
+        await chmod(dir, 0o755);
+        await chmod(pc, 0o755);
+        const socket = path.join(pc, 'session.sock');
+        const config = path.join(pc, 'station.toml');
+        await writeFile(config, `[session]\nsocket = ${JSON.stringify(socket)}\n`, { mode: 0o644 });
         const log = openSync(path.join(dir, `${name}.log`), 'w');
-        const p = spawn(path.join(binDir, 'lanterne-station'), ['run', '--data-dir', data, ...args],
-          { env, stdio: ['ignore', 'ignore', log] });
-        procs.push(p);
-        return p;
+        const service = spawn(path.join(binDir, 'lanterne-station'),
+          ['run', '--data-dir', data, '--config', config], { env, stdio: ['ignore', 'ignore', log] });
+        procs.push(service);
+        const deadline = Date.now() + 30_000;
+        while (!existsSync(socket)) {
+          if (service.exitCode !== null) throw new Error(`the service of ${name} exited`);
+          if (Date.now() > deadline) throw new Error(`the service of ${name} never listened`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        // Its home holds GStreamer's registry cache.
+        const home = path.join(pc, 'home');
+        await mkdir(home);
+        const helperArgs = ['session', '--socket', socket, ...args];
+        const options = { env: { ...env, HOME: home }, stdio: ['ignore', 'ignore',
+          openSync(path.join(dir, `${name}-session.log`), 'w')] };
+        if (process.getuid() === 0) {
+          const id = async (flag) => Number((await promisify(execFile)('id', [flag, 'nobody'])).stdout);
+          options.uid = await id('-u');
+          options.gid = await id('-g');
+          await chown(home, options.uid, options.gid);
+        } else {
+          // Not root: the service runs as this account too, and the helper is told so.
+          helperArgs.push('--service-user', String(process.getuid()));
+        }
+        procs.push(spawn(path.join(binDir, 'lanterne-station'), helperArgs, options));
+        return service;
       },
     };
     if (stations === 0) return base;
@@ -145,6 +181,11 @@ export async function startClassroom({
       '--manifest', path.join(dir, 'stations.json'), '--status', path.join(dir, 'status.json')];
     if (replay) args.push('--replay', replay);
     if (autologin.length) args.push('--autologin', autologin.join(','));
+    if (stationConfig !== null) {
+      // Written with mode 0644: the station refuses a file others may write.
+      await writeFile(path.join(dir, 'station.toml'), stationConfig, { mode: 0o644 });
+      args.push('--station-config', path.join(dir, 'station.toml'));
+    }
     const classLog = openSync(path.join(dir, 'stations.log'), 'w');
     const classroom = spawn(path.join(binDir, 'lanterne-station'), args,
       { env, stdio: ['pipe', 'ignore', classLog] });

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod hostile;
+pub mod xvfb;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use lanterne_media::CaptureSource;
 use lanterne_scenarios::{BoxProcess, Https};
+use lanterne_station::commands::AllowList;
+use lanterne_station::config::StationConfig;
 use lanterne_station::screen::SimulatedScreen;
-use lanterne_station::{spawn_station, SourceSpec};
+use lanterne_station::{spawn_station, spawn_station_allowing, SourceSpec};
 
 async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -266,8 +268,9 @@ async fn only_approved_commands_run_and_each_station_reports_its_result() {
         let dir = dirs.path().join(&name);
         ids.push(b.enrol(&dir, &name).await.unwrap().station_id);
         if i == 1 {
+            // The PC's own list has both commands the box approved.
             stations.push(
-                spawn_station(
+                spawn_station_allowing(
                     &dir,
                     SourceSpec::Live(CaptureSource::Synthetic {
                         label: name.clone(),
@@ -277,6 +280,12 @@ async fn only_approved_commands_run_and_each_station_reports_its_result() {
                     std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
                     &probe,
                     name,
+                    station_allow_list(
+                        "[[commands]]\nprogram = \"/bin/echo\"\nargs = [\"bonjour\"]\n\
+                         allowed_args = [\"tout le monde\"]\n\
+                         [[commands]]\nprogram = \"/bin/sh\"\n\
+                         args = [\"-c\", \"echo raté >&2; exit 4\"]\n",
+                    ),
                 )
                 .unwrap(),
             );
@@ -349,6 +358,83 @@ async fn only_approved_commands_run_and_each_station_reports_its_result() {
     for s in stations {
         s.shutdown().await;
     }
+}
+
+/// A station's own allow-list, as it would read it from /etc/lanterne/station.toml.
+fn station_allow_list(toml: &str) -> Arc<AllowList> {
+    let path = std::path::Path::new("/etc/lanterne/station.toml");
+    Arc::new(AllowList::new(
+        path,
+        StationConfig::parse(toml, path).unwrap().commands,
+    ))
+}
+
+#[tokio::test]
+async fn a_command_approved_on_the_box_but_not_on_the_station_is_refused_by_the_station() {
+    let dir = tempfile::tempdir().unwrap();
+    // The box approves a command that would create `marker`; the station's list only has echo.
+    let marker = dir.path().join("ran");
+    let b = BoxProcess::start_with_config(&format!(
+        "[room]\nname = \"Salle 12\"\n[panel]\nbackend = \"simulated\"\n\
+         [[commands]]\nname = \"bonjour\"\nprogram = \"/bin/echo\"\nargs = [\"bonjour\"]\n\
+         [[commands]]\nname = \"marque\"\nprogram = \"/usr/bin/touch\"\nargs = [{:?}]\n",
+        marker.display().to_string()
+    ))
+    .await
+    .unwrap();
+    let probe = lanterne_media::init().unwrap();
+    let station_dir = dir.path().join("poste-01");
+    b.enrol(&station_dir, "poste-01").await.unwrap();
+    let station = spawn_station_allowing(
+        &station_dir,
+        SourceSpec::Live(CaptureSource::Synthetic {
+            label: "poste-01".into(),
+            rgb: [40, 70, 200],
+        }),
+        Arc::new(SimulatedScreen::default()),
+        Arc::new(lanterne_station::system::SimulatedSystem::default()),
+        &probe,
+        "poste-01".into(),
+        station_allow_list("[[commands]]\nprogram = \"/bin/echo\"\nargs = [\"bonjour\"]\n"),
+    )
+    .unwrap();
+    wait_until("station connected", Duration::from_secs(30), || {
+        station.status.borrow().connected
+    })
+    .await;
+    let https = b.https().unwrap();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+    let run = |name: &str| {
+        https.post_json(
+            &cookie,
+            "/api/commands/run",
+            serde_json::json!({ "name": name, "stations": null }),
+        )
+    };
+
+    // The box approves it and sends it; the station refuses it and says why.
+    let res = run("marque").await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.json()["sent_to"], serde_json::json!(["poste-01"]));
+    let result = wait_for_result(&https, &cookie, res.json()["id"].as_u64().unwrap()).await;
+    assert_eq!(result[0]["name"], "poste-01");
+    assert_eq!(result[0]["exit_code"], serde_json::Value::Null, "{result}");
+    assert_eq!(
+        result[0]["error"],
+        "'/usr/bin/touch' is not in this station's allow-list (/etc/lanterne/station.toml)",
+        "{result}"
+    );
+    assert!(!marker.exists(), "the refused program never ran");
+
+    // What both lists allow still runs.
+    let res = run("bonjour").await;
+    let result = wait_for_result(&https, &cookie, res.json()["id"].as_u64().unwrap()).await;
+    assert_eq!(result[0]["exit_code"], 0, "{result}");
+    assert_eq!(result[0]["stdout"], "bonjour\n");
+    station.shutdown().await;
 }
 
 /// Polls a command run until every delivered station has answered; returns its results.

@@ -2,61 +2,14 @@
 //! the screen with a window of one colour, opens the station's focus view through the box like a tablet, decodes
 //! what the box forwards and finds that colour.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lanterne_media::CaptureSource;
+use lanterne_scenarios::xvfb::{start_xvfb, Xvfb};
 use lanterne_scenarios::{close_to, decode_last_rgb, mean_rgb, next_item, BoxProcess, WsItem};
 use lanterne_station::{spawn_station, SourceSpec};
-
-struct Xvfb(Child);
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts Xvfb on a display number it picks itself (`-displayfd`: printed once the server
-/// accepts connections, so parallel tests never race for a number and nothing sleeps).
-fn start_xvfb() -> (Xvfb, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1280x720x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb is not installed: run scripts/setup.sh");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let x = Xvfb(child);
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("Xvfb did not report a display within 30 s");
-    let n: u32 = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("Xvfb failed to start (printed {line:?})"));
-    assert!(Path::new(&format!("/tmp/.X11-unix/X{n}")).exists());
-    (x, format!(":{n}"))
-}
 
 /// Covers the screen with a window of one colour (xlogo with equal fore- and background) and
 /// waits until it is mapped.
