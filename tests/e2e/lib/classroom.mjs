@@ -77,7 +77,7 @@ export async function startClassroom({
     const enrolCodes = async (count) => (await promisify(execFile)(
       path.join(binDir, 'lanterne-box'),
       ['enrol-codes', '--data-dir', path.join(dir, 'box'), '--count', String(count)],
-      { env },
+      { env, timeout: 60_000 },
     )).stdout;
     const base = {
       url: ready.https_url,
@@ -92,7 +92,7 @@ export async function startClassroom({
         const data = path.join(dir, 'stations', name);
         await promisify(execFile)(path.join(binDir, 'lanterne-station'),
           ['enrol', '--data-dir', data, '--box', ready.https_url, '--token', token,
-            '--hostname', name], { env });
+            '--hostname', name], { env, timeout: 60_000 });
         const log = openSync(path.join(dir, `${name}.log`), 'w');
         const p = spawn(path.join(binDir, 'lanterne-station'), ['run', '--data-dir', data, ...args],
           { env, stdio: ['ignore', 'ignore', log] });
@@ -111,8 +111,9 @@ export async function startClassroom({
     const classroom = spawn(path.join(binDir, 'lanterne-station'), args,
       { env, stdio: ['pipe', 'ignore', classLog] });
     procs.push(classroom);
+    // Every wait in the browser tests is bounded by a minute (lib/browser.mjs).
     const manifest = await waitForFile(path.join(dir, 'stations.json'), classroom,
-      'lanterne-station classroom', 120_000);
+      'lanterne-station classroom', 60_000);
     const status = async () => {
       try {
         return JSON.parse(await readFile(path.join(dir, 'status.json'), 'utf8'));
