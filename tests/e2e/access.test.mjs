@@ -274,14 +274,20 @@ describe('access and privacy against the real box', { timeout: 300_000 }, () => 
     await page.close();
   });
 
+  // The visitor is a tablet that scanned the QR code: its own browser context, without the
+  // admin's session. (It used to be a page in the admin's context: the sign-in page, seeing a
+  // session, sent it on to the live room, and the test closed it during that navigation — a
+  // `page.close()` that can wait forever; on a loaded machine it held this test for 288 s.)
   it('regenerating the room link refuses the old one at once', async () => {
     const page = await adminPage();
     await page.click('#regenerate-link');
     await page.waitForSelector('#room-link-url:not([hidden])');
     const first = await page.textContent('#room-link-url');
     assert.ok(await page.isVisible('#room-link-qr svg'), 'QR code shown');
-    const visitor = await browser.context.newPage();
+    const tablet = await browser.newContext();
+    const visitor = await tablet.newPage();
     await visitor.goto(first);
+    await visitor.waitForSelector('#login-form');
     assert.match(visitor.url(), /\/login$/, 'the current link leads to the sign-in');
 
     await page.click('#regenerate-link');
@@ -291,8 +297,11 @@ describe('access and privacy against the real box', { timeout: 300_000 }, () => 
     assert.equal(old.status(), 404);
     assert.match(await visitor.textContent('body'), /no longer valid/);
     await visitor.goto(second);
+    await visitor.waitForSelector('#login-form');
     assert.match(visitor.url(), /\/login$/);
-    await visitor.close();
+    // Still on the sign-in page: nobody was signed in by following the link.
+    assert.equal((await tablet.request.get(`${room.url}/api/me`)).status(), 401);
+    await tablet.close();
     await page.close();
   });
 
@@ -313,6 +322,9 @@ describe('access and privacy against the real box', { timeout: 300_000 }, () => 
     await attacker.goto(`http://localhost:${evil.address().port}/`);
     const res = await refused;
     assert.ok([401, 403].includes(res.status()), `status ${res.status()}`);
+    // The form's navigation must be over before the page is closed (a close racing a
+    // navigation can hang; see lib/browser.mjs).
+    await attacker.waitForURL(`${room.url}/api/logout`);
     await attacker.close();
     evil.close();
     assert.equal((await page.context().request.get(`${room.url}/api/me`)).status(), 200,

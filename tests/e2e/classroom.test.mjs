@@ -73,7 +73,7 @@ describe(`web UI against the real box with ${STATIONS} simulated stations`, { ti
     await page.waitForFunction((ids) => ids.every((id) => {
       const el = document.querySelector(`#tiles .tile[data-station-id="${id}"]`);
       return el && !el.classList.contains('offline');
-    }), room.stations.map((s) => s.id), { timeout: 90_000, polling: 250 });
+    }), room.stations.map((s) => s.id), { timeout: 60_000, polling: 250 });
     for (const s of room.stations) {
       const name = await page.locator(`#tiles .tile[data-station-id="${s.id}"] .tile-name`).textContent();
       assert.equal(name, s.name);

@@ -113,7 +113,7 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
     await page.waitForFunction((ids) => ids.every((id) => {
       const el = document.querySelector(`#tiles .tile[data-station-id="${id}"]`);
       return el && !el.classList.contains('offline');
-    }), room.stations.map((s) => s.id), { timeout: 90_000, polling: 250 });
+    }), room.stations.map((s) => s.id), { timeout: 60_000, polling: 250 });
     await room.waitForStatus((st) => st.length === 4 && st.every((s) => s.connected), 'all connected');
   }, { timeout: 240_000 });
 

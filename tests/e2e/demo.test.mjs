@@ -66,7 +66,7 @@ describe('demo: one station shown on every other, from the tablet', { timeout: 4
     await page.waitForFunction((ids) => ids.every((id) => {
       const el = document.querySelector(`#tiles .tile[data-station-id="${id}"]`);
       return el && !el.classList.contains('offline');
-    }), room.stations.map((s) => s.id), { timeout: 90_000, polling: 250 });
+    }), room.stations.map((s) => s.id), { timeout: 60_000, polling: 250 });
   }, { timeout: 240_000 });
 
   after(async () => {

@@ -125,7 +125,7 @@ describe('the lock overlay on a real X display', { timeout: 300_000 }, () => {
     await page.fill('#password', room.password);
     await page.click('#login-submit');
     await page.waitForURL(/\/room$/, { timeout: 15_000 });
-    await page.locator('#tiles .tile:not(.offline)').waitFor({ timeout: 90_000 });
+    await page.locator('#tiles .tile:not(.offline)').waitFor({ timeout: 60_000 });
   }, { timeout: 200_000 });
 
   after(async () => {

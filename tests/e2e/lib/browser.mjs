@@ -1,9 +1,13 @@
 // Launches the machine's Debian Chromium headless through playwright-core (never a
-// downloaded browser), with a throw-away profile, and reads pixels back from page canvases.
+// downloaded browser), with throw-away contexts, and reads pixels back from page canvases.
+//
+// No browser-test step may wait longer than STEP_LIMIT_MS. Playwright's actions, waits and
+// navigations get STEP_TIMEOUT_MS as their default here, explicitly; the calls playwright-core
+// runs with no timeout at all (page.close, context.newPage, clearCookies, evaluate, isVisible,
+// … — `kNoTimeout` in its client) are bounded by STEP_LIMIT_MS through `bounded`. One such call
+// once held access.test.mjs for 288 s, until the suite's limit: `page.close()` landing while the
+// page navigated by itself never returns.
 import { chromium } from 'playwright-core';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 
 const EXECUTABLE = process.env.LANTERNE_CHROMIUM || '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -12,24 +16,71 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 /** A tablet-sized landscape viewport (iPad Air 11"). */
 export const TABLET = { width: 1180, height: 820 };
 
+/** Default timeout of every Playwright action, wait and navigation in these tests. */
+export const STEP_TIMEOUT_MS = 30_000;
+/** The longest any single browser-test step may take, whatever it is. */
+export const STEP_LIMIT_MS = 60_000;
+
 /**
- * Returns { context, close }. contextOptions go to the persistent context (viewport,
- * ignoreHTTPSErrors, ...).
+ * `promise`, or a rejection naming `what` once `ms` have passed without it settling.
+ */
+export function withinLimit(promise, what, ms = STEP_LIMIT_MS) {
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+
+// Methods playwright-core calls with no timeout (checked against its client code, 1.65).
+const PAGE_UNBOUNDED = ['close', 'evaluate', 'evaluateHandle', '$', '$$', '$eval', '$$eval',
+  'isVisible', 'isHidden', 'content', 'title', 'bringToFront'];
+const CONTEXT_UNBOUNDED = ['newPage', 'clearCookies', 'cookies', 'addCookies', 'close'];
+const BOUNDED = Symbol('bounded');
+
+/** Wraps `names` of `target` so each call rejects after STEP_LIMIT_MS. Idempotent. */
+function bounded(target, names, what) {
+  if (target[BOUNDED]) return target;
+  target[BOUNDED] = true;
+  for (const name of names) {
+    const original = target[name].bind(target);
+    target[name] = (...args) => withinLimit(original(...args), `${what}.${name}()`);
+  }
+  return target;
+}
+
+function prepare(context) {
+  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+  context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+  context.on('page', (page) => bounded(page, PAGE_UNBOUNDED, 'page'));
+  bounded(context, CONTEXT_UNBOUNDED, 'context');
+  const newPage = context.newPage;
+  context.newPage = async () => bounded(await newPage(), PAGE_UNBOUNDED, 'page');
+  return context;
+}
+
+/**
+ * Returns { context, newContext, close }. contextOptions go to the context (viewport,
+ * ignoreHTTPSErrors, ...); `newContext(options)` makes another, isolated one (its own
+ * cookies: another person's tablet) with the same options unless overridden.
  */
 export async function launch(contextOptions = {}) {
-  const profile = await mkdtemp(path.join(tmpdir(), 'lanterne-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
+  const browser = await chromium.launch({
     executablePath: EXECUTABLE,
     headless: true,
     args: ARGS,
-    viewport: TABLET,
-    ...contextOptions,
+    timeout: STEP_LIMIT_MS,
   });
+  const newContext = async (options = {}) => prepare(
+    await withinLimit(browser.newContext({ viewport: TABLET, ...contextOptions, ...options }),
+      'browser.newContext()'),
+  );
+  const context = await newContext();
   return {
     context,
+    newContext,
     close: async () => {
-      await context.close().catch(() => {});
-      await rm(profile, { recursive: true, force: true });
+      await withinLimit(browser.close(), 'browser.close()').catch(() => {});
     },
   };
 }

@@ -116,7 +116,7 @@ export async function startClassroom({
     const enrolCodes = async (count) => (await promisify(execFile)(
       path.join(binDir, 'lanterne-box'),
       ['enrol-codes', '--data-dir', path.join(dir, 'box'), '--count', String(count)],
-      { env },
+      { env, timeout: 60_000 },
     )).stdout;
     // The generated first password must be replaced at the first sign-in; the harness does
     // it as the admin would, so the tests sign in with the new one.
@@ -135,7 +135,7 @@ export async function startClassroom({
         const data = path.join(dir, 'stations', name);
         await promisify(execFile)(path.join(binDir, 'lanterne-station'),
           ['enrol', '--data-dir', data, '--box', ready.https_url, '--token', token,
-            '--hostname', name], { env });
+            '--hostname', name], { env, timeout: 60_000 });
         // The PC's own configuration names the helper's socket, in a directory the helper's
         // account may reach.
         const pc = path.join(dir, `pc-${name}`);
@@ -190,8 +190,9 @@ export async function startClassroom({
     const classroom = spawn(path.join(binDir, 'lanterne-station'), args,
       { env, stdio: ['pipe', 'ignore', classLog] });
     procs.push(classroom);
+    // Every wait in the browser tests is bounded by a minute (lib/browser.mjs).
     const manifest = await waitForFile(path.join(dir, 'stations.json'), classroom,
-      'lanterne-station classroom', 120_000);
+      'lanterne-station classroom', 60_000);
     const status = async () => {
       try {
         return JSON.parse(await readFile(path.join(dir, 'status.json'), 'utf8'));
