@@ -6,34 +6,14 @@
 
 use lanterne_box::web::{HANDLER_CHECKS, ROUTES};
 use lanterne_privacy::policy::Role;
-use lanterne_scenarios::BoxProcess;
+use lanterne_scenarios::{schedule_including_now, BoxProcess};
 use serde_json::json;
-
-/// A schedule whose monitoring window holds the box's current local time (with the
-/// monitoring-free slot the rules require elsewhere in the day).
-fn schedule_around_now() -> String {
-    let out = std::process::Command::new("date")
-        .arg("+%H")
-        .output()
-        .unwrap();
-    let hour: u32 = String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let (start, end) = (hour.saturating_sub(1), (hour + 2).min(24));
-    format!(
-        "[schedule]\n\
-         access = [{{ days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], start = \"00:00\", end = \"24:00\" }}]\n\
-         monitoring = [{{ days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], start = \"{start:02}:00\", end = \"{end:02}:00\" }}]\n"
-    )
-}
 
 #[tokio::test]
 async fn every_route_refuses_exactly_the_roles_the_policy_refuses() {
     let config = format!(
         "[room]\nname = \"Salle 12\"\nschool = \"Collège\"\n[privacy]\nscreenshots = true\n{}",
-        schedule_around_now()
+        schedule_including_now()
     );
     let b = BoxProcess::start_with_config(&config).await.unwrap();
     let https = b.https().unwrap();

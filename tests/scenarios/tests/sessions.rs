@@ -8,28 +8,9 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use lanterne_scenarios::{BoxProcess, Https, Ws};
+use lanterne_scenarios::{schedule_including_now, BoxProcess, Https, Ws};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-/// A schedule whose monitoring window holds the box's current local time.
-fn schedule_around_now() -> String {
-    let out = std::process::Command::new("date")
-        .arg("+%H")
-        .output()
-        .unwrap();
-    let hour: u32 = String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let (start, end) = (hour.saturating_sub(1), (hour + 2).min(24));
-    format!(
-        "[schedule]\n\
-         access = [{{ days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], start = \"00:00\", end = \"24:00\" }}]\n\
-         monitoring = [{{ days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], start = \"{start:02}:00\", end = \"{end:02}:00\" }}]\n"
-    )
-}
 
 /// Reads the socket until the box says the view ended (or closes it); answers how long
 /// that took from `since` and the reason given.
@@ -65,7 +46,7 @@ async fn status(https: &Https, cookie: &str, path: &str) -> u16 {
 async fn a_live_view_closes_within_a_second_when_its_session_ends() {
     let b = BoxProcess::start_with_config(&format!(
         "[room]\nname = \"Salle 3\"\n{}",
-        schedule_around_now()
+        schedule_including_now()
     ))
     .await
     .unwrap();
