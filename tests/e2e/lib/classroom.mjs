@@ -87,6 +87,7 @@ async function waitForFile(file, proc, what, timeoutMs) {
 
 export async function startClassroom({
   stations = 8, replay = null, config = null, autologin = [], schedule = true, stationConfig = null,
+  keepFirstPassword = false,
 } = {}) {
   for (const b of ['lanterne-box', 'lanterne-station']) {
     if (!existsSync(path.join(binDir, b))) {
@@ -120,8 +121,12 @@ export async function startClassroom({
     )).stdout;
     // The generated first password must be replaced at the first sign-in; the harness does
     // it as the admin would, so the tests sign in with the new one.
-    const password = `${ready.admin_password}-Lt9`;
-    await replaceFirstPassword(ready, ready.admin_password, password);
+    // `keepFirstPassword`: the test goes through that first sign-in itself.
+    let password = ready.admin_password;
+    if (!keepFirstPassword) {
+      password = `${ready.admin_password}-Lt9`;
+      await replaceFirstPassword(ready, ready.admin_password, password);
+    }
     const base = {
       url: ready.https_url,
       username: 'admin',
