@@ -192,18 +192,13 @@ impl Poster {
             items: vec![
                 tr(
                     lang,
-                    "Le voyant du boîtier mural de la salle est allumé tant qu'au moins un écran est visionné ; un clignotement particulier signale une prise en main à distance en cours.",
-                    "The light on the room's wall box is on while any screen is being watched; a distinct blinking shows that a remote-control session is running.",
+                    "Le voyant du boîtier mural de la salle est allumé tant qu'au moins un écran est visionné.",
+                    "The light on the room's wall box is on while any screen is being watched.",
                 ),
                 tr(
                     lang,
                     "Sur votre poste, un indicateur reste affiché en permanence tant que l'image de votre écran est transmise.",
                     "On your computer, an indicator stays on screen for as long as your screen's image is being sent.",
-                ),
-                tr(
-                    lang,
-                    "Aucune prise en main à distance sans votre accord : une demande s'affiche sur votre poste et vous pouvez y mettre fin à tout moment.",
-                    "No remote control without your consent: a request appears on your computer, and you can end the session at any time.",
                 ),
             ],
         });
