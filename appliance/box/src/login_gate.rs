@@ -208,7 +208,6 @@ impl LoginGate {
             gate: self.clone(),
             addr,
             name: name.to_string(),
-            outcome_known: false,
         })
     }
 
@@ -239,39 +238,33 @@ pub struct Attempt {
     gate: LoginGate,
     addr: IpAddr,
     name: String,
-    outcome_known: bool,
 }
 
 impl Attempt {
     /// The password was right: the provisional failure is given back and the name's count
     /// from this address starts again.
-    pub fn succeeded(mut self) {
+    pub fn succeeded(self) {
         let mut s = self.gate.lock();
         remove_failure(&mut s.by_addr, &self.addr);
         s.by_name.remove(&(self.name.clone(), self.addr));
-        self.outcome_known = true;
     }
 
     /// Not a failure after all (the password was right and a second factor is asked for,
     /// or the box was too busy to check): the provisional failure is given back.
-    pub fn not_a_failure(mut self) {
+    pub fn not_a_failure(self) {
         let mut s = self.gate.lock();
         remove_failure(&mut s.by_addr, &self.addr);
         remove_failure(&mut s.by_name, &(self.name.clone(), self.addr));
-        self.outcome_known = true;
     }
 
     /// A real failure: it stays counted.
-    pub fn failed(mut self) {
-        self.outcome_known = true;
-    }
+    pub fn failed(self) {}
 }
 
 impl Drop for Attempt {
     fn drop(&mut self) {
         // Whatever happened (even a cancelled request), the verification is over; an
         // attempt dropped without an outcome stays counted as a failure.
-        let _ = self.outcome_known;
         let mut s = self.gate.lock();
         if let Some(n) = s.in_flight.get_mut(&self.addr) {
             *n = n.saturating_sub(1);

@@ -651,6 +651,23 @@ pub fn delete_session(c: &Connection, token: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Ends one session, by the hash of its token.
+pub fn delete_session_by_hash(c: &Connection, token_hash: &str) -> rusqlite::Result<()> {
+    c.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+    Ok(())
+}
+
+/// Whether the session with this token hash is still there, unexpired, for an enabled
+/// account.
+pub fn session_alive(c: &Connection, token_hash: &str, now_us: i64) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT COUNT(*) FROM sessions s JOIN accounts a ON a.id = s.account_id
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND a.disabled = 0",
+        params![token_hash, now_us],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )
+}
+
 /// Ends every session of an account (password change, second factor replaced).
 pub fn delete_account_sessions(c: &Connection, account_id: i64) -> rusqlite::Result<usize> {
     c.execute("DELETE FROM sessions WHERE account_id = ?1", [account_id])

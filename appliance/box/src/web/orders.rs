@@ -62,18 +62,12 @@ pub(super) async fn send_message(
             "'stations' lists too many stations".into(),
         ));
     }
-    use crate::room::SendError;
     state
         .room
         .send_message(req.stations, &acc.username, text)
         .await
         .map(Json)
-        .map_err(|e| match e {
-            SendError::UnknownStation(_) | SendError::NoTarget => {
-                ApiError::BadRequest(format!("'stations': {e}"))
-            }
-            SendError::Internal(m) => ApiError::Internal(m),
-        })
+        .map_err(order_error)
 }
 
 /// The latest messages with, per station, whether they were delivered and read.
@@ -269,7 +263,6 @@ pub(super) async fn run_command(
     }
     let mut args = approved.args.clone();
     args.extend(req.args.iter().cloned());
-    use crate::room::SendError;
     state
         .room
         .run_command(
@@ -284,12 +277,7 @@ pub(super) async fn run_command(
         )
         .await
         .map(Json)
-        .map_err(|e| match e {
-            SendError::UnknownStation(_) | SendError::NoTarget => {
-                ApiError::BadRequest(format!("'stations': {e}"))
-            }
-            SendError::Internal(m) => ApiError::Internal(m),
-        })
+        .map_err(order_error)
 }
 
 /// One run with each station's exit code and output (or why it did not run).

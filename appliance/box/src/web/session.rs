@@ -73,9 +73,7 @@ pub(super) async fn end_sessions(state: &AppState, end: SessionEnd) -> Result<()
     state
         .store
         .run(move |c| match &e {
-            SessionEnd::Token(hash) => c
-                .execute("DELETE FROM sessions WHERE token_hash = ?1", [hash])
-                .map(|_| ()),
+            SessionEnd::Token(hash) => store::delete_session_by_hash(c, hash),
             SessionEnd::Account(id) => store::delete_account_sessions(c, *id).map(|_| ()),
         })
         .await?;
@@ -116,16 +114,8 @@ pub(super) async fn session_over(state: AppState, live: store::LiveSession) -> &
                     let (hash, now) = (live.token_hash.clone(), lanterne_wire::now_us() as i64);
                     let alive = state
                         .store
-                        .run(move |c| {
-                            c.query_row(
-                                "SELECT COUNT(*) FROM sessions s JOIN accounts a ON a.id = s.account_id
-                                 WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND a.disabled = 0",
-                                rusqlite::params![hash, now],
-                                |r| r.get::<_, i64>(0),
-                            )
-                        })
+                        .run(move |c| store::session_alive(c, &hash, now))
                         .await
-                        .map(|n| n > 0)
                         .unwrap_or(false);
                     if !alive {
                         return "signed-out";
