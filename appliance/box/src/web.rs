@@ -421,12 +421,8 @@ pub fn route_role_table() -> String {
             .iter()
             .find(|(m, p, _, _)| m == method && p == pattern);
         let name = match extra {
-            Some((_, _, a, when)) => format!(
-                "{}, and {} ({when})",
-                authz::action_name(*action),
-                authz::action_name(*a)
-            ),
-            None => authz::action_name(*action).to_string(),
+            Some((_, _, a, when)) => format!("{}, and {} ({when})", action.name(), a.name()),
+            None => action.name().to_string(),
         };
         // An unconditional handler check narrows who gets in.
         let mark = |role: Role| match extra {

@@ -94,6 +94,32 @@ impl Action {
         Action::ManageStations,
     ];
 
+    /// The action's name as the audit log and the API write it (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Thumbnails => "thumbnails",
+            Action::Focus => "focus",
+            Action::Screenshot => "screenshot",
+            Action::DemoOfStudent => "demo_of_student",
+            Action::RemoteHelp => "remote_help",
+            Action::Lock => "lock",
+            Action::Message => "message",
+            Action::Power => "power",
+            Action::RunCommand => "run_command",
+            Action::AdminConfig => "admin_config",
+            Action::AuditExport => "audit_export",
+            Action::Enrol => "enrol",
+            Action::ManageAccounts => "manage_accounts",
+            Action::ViewRoom => "view_room",
+            Action::OwnAccount => "own_account",
+            Action::DemoOfTeacher => "demo_of_teacher",
+            Action::OpenUrl => "open_url",
+            Action::ReadScreenshots => "read_screenshots",
+            Action::ReadNotice => "read_notice",
+            Action::ManageStations => "manage_stations",
+        }
+    }
+
     /// What the action is, in words, for refusals ("the teacher role may not …").
     pub fn describe(self) -> &'static str {
         match self {
@@ -696,6 +722,16 @@ mod tests {
             assert_eq!(
                 decide_in_room(Role::Teacher, action, now, Some(&s), &config),
                 decide(Role::Teacher, action, now, &s, &config)
+            );
+        }
+    }
+
+    #[test]
+    fn action_names_are_their_serde_names() {
+        for action in Action::ALL {
+            assert_eq!(
+                serde_json::to_value(action).unwrap(),
+                serde_json::Value::String(action.name().into())
             );
         }
     }

@@ -64,7 +64,7 @@ pub async fn authorize(
         .audit
         .account(
             &acc.username,
-            action_name(action),
+            action.name(),
             target,
             "refused",
             &reason.to_string(),
@@ -88,32 +88,6 @@ pub async fn authorize(
         body["screenshots_disabled"] = serde_json::Value::Bool(true);
     }
     Err((StatusCode::FORBIDDEN, Json(body)).into_response())
-}
-
-/// The audit name of an action (its serde name).
-pub fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Thumbnails => "thumbnails",
-        Action::Focus => "focus",
-        Action::Screenshot => "screenshot",
-        Action::DemoOfStudent => "demo_of_student",
-        Action::RemoteHelp => "remote_help",
-        Action::Lock => "lock",
-        Action::Message => "message",
-        Action::Power => "power",
-        Action::RunCommand => "run_command",
-        Action::AdminConfig => "admin_config",
-        Action::AuditExport => "audit_export",
-        Action::Enrol => "enrol",
-        Action::ManageAccounts => "manage_accounts",
-        Action::ViewRoom => "view_room",
-        Action::OwnAccount => "own_account",
-        Action::DemoOfTeacher => "demo_of_teacher",
-        Action::OpenUrl => "open_url",
-        Action::ReadScreenshots => "read_screenshots",
-        Action::ReadNotice => "read_notice",
-        Action::ManageStations => "manage_stations",
-    }
 }
 
 /// The action [`ROUTES`] lists for this request's route, if any.
