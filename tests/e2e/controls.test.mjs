@@ -66,6 +66,12 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
   const station = (i) => room.stations[i];
   const byName = (status, name) => status.find((s) => s.name === name);
   const tile = (i) => page.locator(`#tiles .tile[data-station-id="${station(i).id}"]`);
+  /** Waits until the page shows station i full size: the page routes on `hashchange`, which
+   *  runs after the URL has already changed, so waiting for the URL alone races the view. */
+  const inFocus = (i) => page.waitForFunction(
+    (id) => document.body.dataset.view === 'focus' && location.hash === `#station/${id}`,
+    station(i).id,
+  );
   const reportLine = (name) => page.locator(`#report-list li[data-station="${name}"]`);
 
   async function waitReportLine(name, state, text) {
@@ -259,6 +265,7 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
 
     // Logging a student out asks for confirmation, then ends that session only.
     await tile(2).click();
+    await inFocus(2);
     await page.click('#act-power');
     await page.selectOption('#power-countdown', '0');
     await page.click('#sheet-power [data-power="logout"]');
@@ -273,6 +280,7 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
   it('opens a link on the station in focus, and refuses a script address', async () => {
     await tile(2).click();
     await page.waitForURL(new RegExp(`#station/${station(2).id}$`));
+    await inFocus(2);
     assert.equal(await page.locator('#act-target').textContent(), station(2).name);
     await page.click('#act-url');
     await page.fill('#url-text', 'javascript:alert(1)');
