@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+mod inject;
 mod pixels;
 mod scene;
 mod text;
@@ -82,6 +83,12 @@ pub enum OverlayError {
     DisplayLost(String),
     #[error("the overlay thread did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("the X server has no XTEST extension: remote-help input cannot be played")]
+    NoXTest,
+    /// A remote-help call that does not match what is on screen (input without the student's
+    /// consent, a second request while one is open…).
+    #[error("{0}")]
+    Help(String),
 }
 
 /// What the overlay reports back to the agent.
@@ -91,6 +98,30 @@ pub enum OverlayEvent {
     MessageDismissed { id: u64 },
     /// The X connection broke (session ended, server crashed); every later call fails.
     DisplayLost { reason: String },
+    /// Remote help `id` moved on: the student answered the prompt, it timed out, or the
+    /// student ended the help ("Arrêter" or Ctrl+Alt+End).
+    Help { id: u64, step: HelpStep },
+}
+
+/// What the student did with remote help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelpStep {
+    /// A pointer click on "Accepter": the banner is up and input is played from now on.
+    Accepted,
+    Refused,
+    /// Nobody answered within the prompt's time.
+    TimedOut,
+    /// "Arrêter" or Ctrl+Alt+End while the help ran.
+    Stopped,
+}
+
+/// Remote help as the overlay shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelpShown {
+    /// The consent prompt for `id` is on every monitor.
+    Asking { id: u64 },
+    /// The student accepted `id`: the banner is on every monitor and input is played.
+    Active { id: u64 },
 }
 
 /// What is on screen right now, as the agent reports it to the box.
@@ -117,6 +148,10 @@ pub struct OverlayState {
     pub input_blocked: bool,
     /// Size of the X screen (all monitors), in pixels.
     pub screen_size: (u16, u16),
+    /// Remote help's prompt or banner, when one is up.
+    pub help: Option<HelpShown>,
+    /// The "shown to the class" banner is up.
+    pub shown_to_class: bool,
 }
 
 /// A handle on the overlay thread of one X display. Cheap to clone; the windows go away when
@@ -195,6 +230,45 @@ impl Overlay {
     /// retrying). Independent of the lock: unlocking keeps input blocked, and the reverse.
     pub fn block_input(&self, on: bool) -> Result<(), OverlayError> {
         self.request(|reply| worker::Command::BlockInput { on, reply })
+    }
+
+    /// Asks the student for remote help `id` from `from`: a prompt on every monitor, above
+    /// everything, that only a pointer click on "Accepter" accepts (keys do nothing, and a
+    /// click in the first moments after it appears is ignored, so a click meant for something
+    /// else cannot accept). "Refuser", or `timeout` without an answer, refuses. The answer
+    /// comes as [`OverlayEvent::Help`]. Fails while another request or help is open.
+    pub fn ask_help(&self, id: u64, from: &str, timeout: Duration) -> Result<(), OverlayError> {
+        let from = text::bounded(from, MAX_LABEL_CHARS, false);
+        self.request(|reply| worker::Command::AskHelp {
+            id,
+            from,
+            timeout,
+            reply,
+        })
+    }
+
+    /// Ends remote help `id` (its prompt or its banner) from the agent's side: the helper
+    /// stopped, or the box withdrew the question. Keys and buttons the helper held are
+    /// released. Ending an id that is not open is a no-op.
+    pub fn end_help(&self, id: u64) -> Result<(), OverlayError> {
+        self.request(|reply| worker::Command::EndHelp { id, reply })
+    }
+
+    /// Plays the helper's input for help `id`, only while the student's consent to `id`
+    /// holds (its banner is up); otherwise [`OverlayError::Help`] and nothing is played.
+    /// Returns once the X server has played it.
+    pub fn inject(
+        &self,
+        id: u64,
+        events: Vec<lanterne_wire::InputEvent>,
+    ) -> Result<(), OverlayError> {
+        self.request(|reply| worker::Command::Inject { id, events, reply })
+    }
+
+    /// Shows (or takes down) the banner telling the student their screen is shown to the
+    /// class.
+    pub fn set_shown_to_class(&self, on: bool) -> Result<(), OverlayError> {
+        self.request(|reply| worker::Command::ShownToClass { on, reply })
     }
 
     /// A new receiver of overlay events. Each call subscribes a new receiver; events that

@@ -199,6 +199,221 @@ pub fn badge(fonts: &Fonts, monitor_h: u32, label: &str) -> Canvas {
     canvas
 }
 
+/// Draws a button label centred in `(x, y, w, h)`.
+fn button(
+    canvas: &mut Canvas,
+    fonts: &Fonts,
+    r: Rect,
+    size: f32,
+    label: &str,
+    fill: Rgb,
+    ink: Rgb,
+) {
+    let radius = (r.height as f32 * 0.18).round();
+    canvas.fill_rounded_rect(
+        r.x as f32,
+        r.y as f32,
+        r.width as f32,
+        r.height as f32,
+        radius,
+        fill,
+    );
+    let lw = text::line_width(&fonts.bold, size, label);
+    let cap = text::ascent(&fonts.bold, size) * 0.72;
+    canvas.draw_line(
+        &fonts.bold,
+        size,
+        (r.x as f32 + (r.width as f32 - lw) / 2.0).round(),
+        (r.y as f32 + r.height as f32 / 2.0 + cap / 2.0).round(),
+        label,
+        ink,
+    );
+}
+
+/// Text of the consent prompt, as the student reads it.
+pub fn consent_text(from: &str, timeout_s: u32) -> (String, String) {
+    (
+        "Demande de prise en main".to_string(),
+        format!(
+            "{from} demande à prendre la main sur cet ordinateur pour vous aider : cette \
+             personne verra votre écran et pourra utiliser la souris et le clavier.\n\n\
+             Vous pourrez arrêter à tout moment avec le bouton « Arrêter » ou les touches \
+             Ctrl+Alt+Fin.\nSans réponse de votre part, la demande est refusée dans \
+             {timeout_s} secondes."
+        ),
+    )
+}
+
+/// The remote-help consent prompt: a card with who asks and what accepting means, and two
+/// buttons of the same size, "Refuser" then "Accepter". Returns the card and the two
+/// buttons' rectangles (refuse, accept).
+pub fn consent_card(
+    fonts: &Fonts,
+    monitor_w: u32,
+    monitor_h: u32,
+    from: &str,
+    timeout_s: u32,
+) -> (Canvas, Rect, Rect) {
+    let scale = scale_for(monitor_h);
+    let width = (620.0 * scale).min(monitor_w as f32 * 0.92).max(240.0);
+    let pad = 28.0 * scale;
+    let accent = 8.0 * scale;
+    let inner_w = width - 2.0 * pad;
+    let (title, body) = consent_text(from, timeout_s);
+    let title_block = TextBlock::fit(
+        &fonts.bold,
+        &title,
+        24.0 * scale,
+        16.0 * scale,
+        inner_w,
+        70.0 * scale,
+    );
+    let body_block = TextBlock::fit(
+        &fonts.regular,
+        &body,
+        19.0 * scale,
+        13.0 * scale,
+        inner_w,
+        monitor_h as f32 * 0.55,
+    );
+    let button_h = 52.0 * scale;
+    let gap = 16.0 * scale;
+    let button_w = ((inner_w - gap) / 2.0).min(200.0 * scale);
+    let height = accent
+        + pad
+        + title_block.height()
+        + 14.0 * scale
+        + body_block.height()
+        + pad
+        + button_h
+        + pad;
+    let mut canvas = Canvas::new(width as u32, height.ceil() as u32, MESSAGE_BACKGROUND);
+    canvas.fill_rounded_rect(0.0, 0.0, width, accent, 0.0, HELP_BANNER_BACKGROUND);
+    let mut y = accent + pad;
+    title_block.draw(&mut canvas, &fonts.bold, Align::Left(pad), y, MESSAGE_TITLE);
+    y += title_block.height() + 14.0 * scale;
+    body_block.draw(
+        &mut canvas,
+        &fonts.regular,
+        Align::Left(pad),
+        y,
+        MESSAGE_TEXT,
+    );
+    y += body_block.height() + pad;
+    let label = (19.0 * scale).round();
+    let accept = Rect {
+        x: (width - pad - button_w) as i32,
+        y: y as i32,
+        width: button_w as u32,
+        height: button_h as u32,
+    };
+    let refuse = Rect {
+        x: (width - pad - 2.0 * button_w - gap) as i32,
+        ..accept
+    };
+    button(
+        &mut canvas,
+        fonts,
+        refuse,
+        label,
+        "Refuser",
+        CONSENT_REFUSE,
+        MESSAGE_BUTTON_TEXT,
+    );
+    button(
+        &mut canvas,
+        fonts,
+        accept,
+        label,
+        "Accepter",
+        CONSENT_ACCEPT,
+        MESSAGE_BUTTON_TEXT,
+    );
+    (canvas, refuse, accept)
+}
+
+/// The banner shown while someone controls the station: "Prise en main en cours par <from>"
+/// and an "Arrêter" button (its rectangle is returned), as wide as its content.
+pub fn help_banner(fonts: &Fonts, monitor_w: u32, monitor_h: u32, from: &str) -> (Canvas, Rect) {
+    let scale = scale_for(monitor_h);
+    let size = (17.0 * scale).round();
+    let pad = 12.0 * scale;
+    let label = format!("Prise en main en cours par {from} — Ctrl+Alt+Fin pour arrêter");
+    let button_label = "Arrêter";
+    let button_w = text::line_width(&fonts.bold, size, button_label) + 2.0 * pad;
+    let button_h = text::line_height(&fonts.bold, size) + pad;
+    let max_text = (monitor_w as f32 * 0.9 - button_w - 3.0 * pad).max(100.0);
+    let shown = fit_line(fonts, size, &label, max_text);
+    let text_w = text::line_width(&fonts.bold, size, &shown);
+    let h = button_h + 2.0 * pad * 0.6;
+    let w = pad + text_w + pad + button_w + pad;
+    let mut canvas = Canvas::new(w.ceil() as u32, h.ceil() as u32, HELP_BANNER_BACKGROUND);
+    let asc = text::ascent(&fonts.bold, size);
+    let baseline = (h - text::line_height(&fonts.bold, size)) / 2.0 + asc;
+    canvas.draw_line(
+        &fonts.bold,
+        size,
+        pad.round(),
+        baseline.round(),
+        &shown,
+        HELP_BANNER_TEXT,
+    );
+    let stop = Rect {
+        x: (pad + text_w + pad) as i32,
+        y: ((h - button_h) / 2.0) as i32,
+        width: button_w as u32,
+        height: button_h as u32,
+    };
+    button(
+        &mut canvas,
+        fonts,
+        stop,
+        size,
+        button_label,
+        HELP_STOP_BUTTON,
+        HELP_STOP_TEXT,
+    );
+    (canvas, stop)
+}
+
+/// The banner of a student whose screen is shown to the whole class.
+pub fn class_banner(fonts: &Fonts, monitor_h: u32) -> Canvas {
+    let scale = scale_for(monitor_h);
+    let size = (16.0 * scale).round();
+    let pad = 12.0 * scale;
+    let label = "Votre écran est montré à la classe";
+    let w = pad + text::line_width(&fonts.bold, size, label) + pad;
+    let h = text::line_height(&fonts.bold, size) + pad;
+    let mut canvas = Canvas::new(w.ceil() as u32, h.ceil() as u32, CLASS_BANNER_BACKGROUND);
+    let asc = text::ascent(&fonts.bold, size);
+    let baseline = (h - text::line_height(&fonts.bold, size)) / 2.0 + asc;
+    canvas.draw_line(
+        &fonts.bold,
+        size,
+        pad.round(),
+        baseline.round(),
+        label,
+        CLASS_BANNER_TEXT,
+    );
+    canvas
+}
+
+/// `line` cut with an ellipsis to fit `max_width` at `size`.
+fn fit_line(fonts: &Fonts, size: f32, line: &str, max_width: f32) -> String {
+    if text::line_width(&fonts.bold, size, line) <= max_width {
+        return line.to_string();
+    }
+    let mut chars: Vec<char> = line.chars().collect();
+    while !chars.is_empty() {
+        chars.pop();
+        let cut: String = chars.iter().collect::<String>() + "…";
+        if text::line_width(&fonts.bold, size, &cut) <= max_width {
+            return cut;
+        }
+    }
+    "…".to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +475,56 @@ mod tests {
         let c = badge(&f, 1080, crate::DEFAULT_WATCHED_LABEL);
         assert!(c.width < 400 && c.height < 80, "{}x{}", c.width, c.height);
         assert!(c.pixels.iter().any(|p| *p == BADGE_TEXT.word()));
+    }
+
+    #[test]
+    fn consent_card_has_two_equal_buttons_inside_accept_on_the_right() {
+        let f = fonts();
+        for (w, h) in [(1280, 720), (800, 600), (3840, 2160), (320, 240)] {
+            let (c, refuse, accept) = consent_card(&f, w, h, "Mme Martin (enseignante)", 30);
+            assert!(c.width <= w, "{w}x{h}: card {}x{}", c.width, c.height);
+            for r in [refuse, accept] {
+                assert!(r.x >= 0 && r.y >= 0);
+                assert!(r.x as u32 + r.width <= c.width && r.y as u32 + r.height <= c.height);
+            }
+            assert_eq!((refuse.width, refuse.height), (accept.width, accept.height));
+            assert!(
+                refuse.x + refuse.width as i32 <= accept.x,
+                "no overlap, accept right"
+            );
+            assert_eq!(
+                c.get(accept.x as u32 + 3, accept.y as u32 + accept.height / 2),
+                CONSENT_ACCEPT
+            );
+            assert_eq!(
+                c.get(refuse.x as u32 + 3, refuse.y as u32 + refuse.height / 2),
+                CONSENT_REFUSE
+            );
+        }
+        let (_, body) = consent_text("M. Durand", 30);
+        assert!(
+            body.contains("M. Durand")
+                && body.contains("30 secondes")
+                && body.contains("Ctrl+Alt+Fin")
+        );
+    }
+
+    #[test]
+    fn help_banner_fits_and_has_its_stop_button() {
+        let f = fonts();
+        for (w, h) in [(1280, 720), (640, 480)] {
+            let (c, stop) = help_banner(&f, w, h, &"Quelqu'un au nom très long ".repeat(4));
+            assert!(c.width <= w, "{w}: banner {} wide", c.width);
+            assert!(
+                stop.x as u32 + stop.width <= c.width && stop.y as u32 + stop.height <= c.height
+            );
+            assert_eq!(
+                c.get(stop.x as u32 + 2, stop.y as u32 + stop.height / 2),
+                HELP_STOP_BUTTON
+            );
+            assert_eq!(c.get(1, 1), HELP_BANNER_BACKGROUND);
+        }
+        let c = class_banner(&f, 720);
+        assert!(c.width < 600 && c.pixels.iter().any(|p| *p == CLASS_BANNER_TEXT.word()));
     }
 }

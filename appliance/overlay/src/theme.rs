@@ -46,3 +46,17 @@ pub const MESSAGE_BUTTON_TEXT: Rgb = Rgb(0xff, 0xff, 0xff);
 
 pub const BADGE_BACKGROUND: Rgb = Rgb(0xb9, 0x1c, 0x1c);
 pub const BADGE_TEXT: Rgb = Rgb(0xff, 0xff, 0xff);
+
+/// Remote help: the consent prompt's buttons. "Accepter" is green, "Refuser" a neutral grey of
+/// the same size: neither is the "default" a student clicks without reading.
+pub const CONSENT_ACCEPT: Rgb = Rgb(0x15, 0x80, 0x3d);
+pub const CONSENT_REFUSE: Rgb = Rgb(0x4b, 0x55, 0x63);
+/// The banner shown for as long as someone controls the station: a warm dark orange that
+/// reads as "something unusual is happening", with a light "Arrêter" button.
+pub const HELP_BANNER_BACKGROUND: Rgb = Rgb(0x9a, 0x34, 0x12);
+pub const HELP_BANNER_TEXT: Rgb = Rgb(0xff, 0xff, 0xff);
+pub const HELP_STOP_BUTTON: Rgb = Rgb(0xff, 0xed, 0xd5);
+pub const HELP_STOP_TEXT: Rgb = Rgb(0x9a, 0x34, 0x12);
+/// The banner of a student whose screen is shown to the class.
+pub const CLASS_BANNER_BACKGROUND: Rgb = Rgb(0x1d, 0x4e, 0xd8);
+pub const CLASS_BANNER_TEXT: Rgb = Rgb(0xff, 0xff, 0xff);

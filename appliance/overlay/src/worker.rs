@@ -48,6 +48,25 @@ pub enum Command {
         on: bool,
         reply: Reply,
     },
+    AskHelp {
+        id: u64,
+        from: String,
+        timeout: Duration,
+        reply: Reply,
+    },
+    EndHelp {
+        id: u64,
+        reply: Reply,
+    },
+    Inject {
+        id: u64,
+        events: Vec<lanterne_wire::InputEvent>,
+        reply: Reply,
+    },
+    ShownToClass {
+        on: bool,
+        reply: Reply,
+    },
 }
 
 pub enum Input {
@@ -74,6 +93,13 @@ const LOCK_IMAGE_CACHE: usize = 4;
 
 const XK_RETURN: u32 = 0xff0d;
 const XK_KP_ENTER: u32 = 0xff8d;
+const XK_END: u32 = 0xff57;
+const XK_KP_END: u32 = 0xff9c;
+/// A click on the consent prompt this soon after it appeared is ignored: it was aimed at
+/// whatever was there before, not at "Accepter".
+const CONSENT_ARMING: Duration = Duration::from_millis(700);
+/// Control and Mod1 (Alt): with End, the student's key combination that ends remote help.
+const STOP_MODS: u16 = 0x04 | 0x08;
 
 /// Connects, prepares everything that can fail early (font, visual), and starts the threads.
 pub fn start(
@@ -172,6 +198,7 @@ pub fn start(
         &CreateWindowAux::new(),
     )?;
     let enter_keycodes = enter_keycodes(&conn)?;
+    let injector = crate::inject::Injector::new(conn.clone(), root);
     conn.flush()?;
     tracing::info!(
         screen = screen_num,
@@ -216,6 +243,11 @@ pub fn start(
         lock_images: Vec::new(),
         badge_monitors: Vec::new(),
         layout_dirty_since: None,
+        help_prompt: None,
+        help_banner: None,
+        stop_grabs: Vec::new(),
+        class_banners: Vec::new(),
+        injector,
     };
     std::thread::Builder::new()
         .name("overlay-x11".into())
@@ -256,6 +288,11 @@ fn read_events(conn: Arc<RustConnection>, tx: mpsc::Sender<Input>) {
 
 /// Keycodes whose first keysyms include Return or keypad Enter, whatever the layout.
 fn enter_keycodes(conn: &RustConnection) -> Result<Vec<u8>, OverlayError> {
+    keycodes_of(conn, &[XK_RETURN, XK_KP_ENTER])
+}
+
+/// Keycodes whose keysyms include one of `wanted`.
+fn keycodes_of(conn: &RustConnection, wanted: &[u32]) -> Result<Vec<u8>, OverlayError> {
     let setup = conn.setup();
     let (min, max) = (setup.min_keycode, setup.max_keycode);
     let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
@@ -264,9 +301,31 @@ fn enter_keycodes(conn: &RustConnection) -> Result<Vec<u8>, OverlayError> {
         .keysyms
         .chunks(per)
         .enumerate()
-        .filter(|(_, syms)| syms.iter().any(|s| *s == XK_RETURN || *s == XK_KP_ENTER))
+        .filter(|(_, syms)| syms.iter().any(|s| wanted.contains(s)))
         .map(|(i, _)| min + i as u8)
         .collect())
+}
+
+/// The consent prompt of one remote-help request: a card on every monitor.
+struct HelpPrompt {
+    id: u64,
+    from: String,
+    timeout_s: u32,
+    /// Each card with its "Refuser" and "Accepter" buttons.
+    cards: Vec<(Panel, Rect, Rect)>,
+    shown_at: Instant,
+    deadline: Instant,
+    /// The card and button ("accept": true) a press started on.
+    pressed: Option<(Window, bool)>,
+}
+
+/// The banner of a running remote help: one per monitor, with its "Arrêter" button.
+struct HelpBanner {
+    id: u64,
+    from: String,
+    panels: Vec<(Panel, Rect)>,
+    pressed: Option<Window>,
+    monitors: Vec<Monitor>,
 }
 
 /// One window with the pixels we paint into it on every Expose.
@@ -337,6 +396,14 @@ struct Worker {
     badge_monitors: Vec<Monitor>,
     /// When a RandR or root-size event was first seen since the last layout check.
     layout_dirty_since: Option<Instant>,
+    /// Remote help: the consent prompt, or the banner once the student accepted. At most
+    /// one of the two is up.
+    help_prompt: Option<HelpPrompt>,
+    help_banner: Option<HelpBanner>,
+    /// (keycode, modifiers) of the Ctrl+Alt+End grabs held while help runs.
+    stop_grabs: Vec<(u8, u16)>,
+    class_banners: Vec<Panel>,
+    injector: crate::inject::Injector,
 }
 
 impl Worker {
@@ -357,6 +424,7 @@ impl Worker {
         loop {
             let input = if self.lock.is_some()
                 || self.shield.is_some()
+                || self.help_prompt.is_some()
                 || self.restack_pending
                 || self.layout_dirty_since.is_some()
             {
@@ -407,6 +475,15 @@ impl Worker {
             } => (self.show_message(id, &from, &text), reply),
             Command::SetWatched { on, label, reply } => (self.set_watched(on, label), reply),
             Command::BlockInput { on, reply } => (self.block_input(on), reply),
+            Command::AskHelp {
+                id,
+                from,
+                timeout,
+                reply,
+            } => (self.ask_help(id, from, timeout), reply),
+            Command::EndHelp { id, reply } => (self.end_help(id), reply),
+            Command::Inject { id, events, reply } => (self.inject(id, &events), reply),
+            Command::ShownToClass { on, reply } => (self.shown_to_class(on), reply),
         };
         self.publish();
         if let Err(e) = &result {
@@ -431,6 +508,12 @@ impl Worker {
             watched: !self.badges.is_empty(),
             watched_label: self.watched_label.clone(),
             display_lost: None,
+            help: match (&self.help_prompt, &self.help_banner) {
+                (Some(p), _) => Some(crate::HelpShown::Asking { id: p.id }),
+                (None, Some(b)) => Some(crate::HelpShown::Active { id: b.id }),
+                (None, None) => None,
+            },
+            shown_to_class: !self.class_banners.is_empty(),
         };
         self.state.send_replace(state);
     }
@@ -963,6 +1046,397 @@ impl Worker {
         Ok(())
     }
 
+    fn help_window(&self, window: Window) -> bool {
+        self.help_prompt
+            .as_ref()
+            .is_some_and(|p| p.cards.iter().any(|(c, _, _)| c.window == window))
+            || self
+                .help_banner
+                .as_ref()
+                .is_some_and(|b| b.panels.iter().any(|(p, _)| p.window == window))
+    }
+
+    fn ask_help(&mut self, id: u64, from: String, timeout: Duration) -> Result<(), OverlayError> {
+        if let Some(open) = self
+            .help_prompt
+            .as_ref()
+            .map(|p| p.id)
+            .or(self.help_banner.as_ref().map(|b| b.id))
+        {
+            return Err(OverlayError::Help(format!(
+                "remote help {open} is already open on this screen"
+            )));
+        }
+        let timeout_s = timeout.as_secs().clamp(1, 3600) as u32;
+        self.show_prompt(id, from, timeout_s, Instant::now() + timeout)?;
+        tracing::info!(id, "remote-help consent prompt shown");
+        Ok(())
+    }
+
+    /// Puts the prompt's cards up on every monitor (replacing cards already up for it).
+    fn show_prompt(
+        &mut self,
+        id: u64,
+        from: String,
+        timeout_s: u32,
+        deadline: Instant,
+    ) -> Result<(), OverlayError> {
+        let shown_at = match self.help_prompt.take() {
+            Some(old) => {
+                for (c, _, _) in &old.cards {
+                    self.conn.destroy_window(c.window)?;
+                }
+                old.shown_at
+            }
+            None => Instant::now(),
+        };
+        let mut cards = Vec::new();
+        for m in self.monitors()? {
+            let (image, refuse, accept) = scene::consent_card(
+                &self.fonts,
+                m.width as u32,
+                m.height as u32,
+                &from,
+                timeout_s,
+            );
+            let x = m.x as i32 + (m.width as i32 - image.width as i32) / 2;
+            let y = m.y as i32 + (m.height as i32 - image.height as i32) / 2;
+            let window = self.create_window(
+                (
+                    x as i16,
+                    y.max(m.y as i32) as i16,
+                    image.width as u16,
+                    image.height as u16,
+                ),
+                crate::theme::MESSAGE_BACKGROUND,
+                EventMask::EXPOSURE
+                    | EventMask::BUTTON_PRESS
+                    | EventMask::BUTTON_RELEASE
+                    | EventMask::VISIBILITY_CHANGE
+                    | EventMask::STRUCTURE_NOTIFY,
+                "Lanterne — demande de prise en main",
+            )?;
+            self.conn
+                .configure_window(window, &ConfigureWindowAux::new().border_width(2))?;
+            self.conn.change_window_attributes(
+                window,
+                &x11rb::protocol::xproto::ChangeWindowAttributesAux::new()
+                    .border_pixel(self.format.pixel(crate::theme::HELP_BANNER_BACKGROUND)),
+            )?;
+            self.conn.map_window(window)?;
+            cards.push((
+                Panel {
+                    window,
+                    image: Arc::new(image),
+                    image_x: 0,
+                    image_y: 0,
+                },
+                refuse,
+                accept,
+            ));
+        }
+        self.help_prompt = Some(HelpPrompt {
+            id,
+            from,
+            timeout_s,
+            cards,
+            shown_at,
+            deadline,
+            pressed: None,
+        });
+        self.restack()?;
+        if let Some(p) = &self.help_prompt {
+            for (c, _, _) in &p.cards {
+                self.paint(c)?;
+            }
+        }
+        self.sync()
+    }
+
+    /// Takes the prompt down with the student's answer (or the timeout); an acceptance puts
+    /// the banner up before anyone hears of it.
+    fn close_prompt(&mut self, step: crate::HelpStep) -> Result<(), OverlayError> {
+        let Some(p) = self.help_prompt.take() else {
+            return Ok(());
+        };
+        if step == crate::HelpStep::Accepted {
+            // Banner first, then the cards go: the screen never shows neither.
+            self.show_help_banner(p.id, p.from.clone())?;
+        }
+        for (c, _, _) in &p.cards {
+            self.conn.destroy_window(c.window)?;
+        }
+        self.sync()?;
+        tracing::info!(id = p.id, ?step, "remote-help prompt answered");
+        self.publish();
+        self.emit(OverlayEvent::Help { id: p.id, step });
+        Ok(())
+    }
+
+    fn help_press(&mut self, window: Window, x: i32, y: i32) {
+        if let Some(p) = self.help_prompt.as_mut() {
+            // Early clicks were meant for what was under the prompt.
+            let armed = p.shown_at.elapsed() >= CONSENT_ARMING;
+            p.pressed = p
+                .cards
+                .iter()
+                .find(|(c, _, _)| c.window == window)
+                .and_then(|(_, refuse, accept)| {
+                    if accept.contains(x, y) && armed {
+                        Some((window, true))
+                    } else if refuse.contains(x, y) {
+                        Some((window, false))
+                    } else {
+                        None
+                    }
+                });
+        }
+        if let Some(b) = self.help_banner.as_mut() {
+            b.pressed = b
+                .panels
+                .iter()
+                .find(|(p, stop)| p.window == window && stop.contains(x, y))
+                .map(|_| window);
+        }
+    }
+
+    /// A press and its release on the same button is a click.
+    fn help_release(&mut self, window: Window, x: i32, y: i32) -> Result<(), OverlayError> {
+        if let Some(p) = self.help_prompt.as_mut() {
+            let pressed = p.pressed.take();
+            let hit = p
+                .cards
+                .iter()
+                .find(|(c, _, _)| c.window == window)
+                .and_then(|(_, refuse, accept)| match pressed {
+                    Some((w, true)) if w == window && accept.contains(x, y) => {
+                        Some(crate::HelpStep::Accepted)
+                    }
+                    Some((w, false)) if w == window && refuse.contains(x, y) => {
+                        Some(crate::HelpStep::Refused)
+                    }
+                    _ => None,
+                });
+            if let Some(step) = hit {
+                return self.close_prompt(step);
+            }
+            return Ok(());
+        }
+        let stop = self.help_banner.as_mut().is_some_and(|b| {
+            let pressed = b.pressed.take();
+            pressed == Some(window)
+                && b.panels
+                    .iter()
+                    .any(|(p, stop)| p.window == window && stop.contains(x, y))
+        });
+        if stop {
+            self.student_stopped_help()?;
+        }
+        Ok(())
+    }
+
+    fn student_stopped_help(&mut self) -> Result<(), OverlayError> {
+        let Some(id) = self.help_banner.as_ref().map(|b| b.id) else {
+            return Ok(());
+        };
+        self.take_down_banner()?;
+        tracing::info!(id, "the student ended remote help");
+        self.publish();
+        self.emit(OverlayEvent::Help {
+            id,
+            step: crate::HelpStep::Stopped,
+        });
+        Ok(())
+    }
+
+    /// The banner across the top of every monitor, and Ctrl+Alt+End grabbed on the root.
+    fn show_help_banner(&mut self, id: u64, from: String) -> Result<(), OverlayError> {
+        let old = self.help_banner.take();
+        if let Some(old) = &old {
+            for (p, _) in &old.panels {
+                self.conn.destroy_window(p.window)?;
+            }
+        } else {
+            self.injector.refresh_mapping()?;
+        }
+        let monitors = self.monitors()?;
+        let mut panels = Vec::new();
+        for m in &monitors {
+            let (image, stop) =
+                scene::help_banner(&self.fonts, m.width as u32, m.height as u32, &from);
+            let x = m.x as i32 + (m.width as i32 - image.width as i32) / 2;
+            let window = self.create_window(
+                (
+                    x.max(m.x as i32) as i16,
+                    m.y,
+                    image.width as u16,
+                    image.height as u16,
+                ),
+                crate::theme::HELP_BANNER_BACKGROUND,
+                EventMask::EXPOSURE
+                    | EventMask::BUTTON_PRESS
+                    | EventMask::BUTTON_RELEASE
+                    | EventMask::VISIBILITY_CHANGE
+                    | EventMask::STRUCTURE_NOTIFY,
+                "Lanterne — prise en main en cours",
+            )?;
+            self.conn.map_window(window)?;
+            panels.push((
+                Panel {
+                    window,
+                    image: Arc::new(image),
+                    image_x: 0,
+                    image_y: 0,
+                },
+                stop,
+            ));
+        }
+        self.help_banner = Some(HelpBanner {
+            id,
+            from,
+            panels,
+            pressed: None,
+            monitors,
+        });
+        if self.stop_grabs.is_empty() {
+            self.grab_stop_keys()?;
+        }
+        self.restack()?;
+        if let Some(b) = &self.help_banner {
+            for (p, _) in &b.panels {
+                self.paint(p)?;
+            }
+        }
+        self.sync()
+    }
+
+    /// Ctrl+Alt+End ends the help from any window: a passive grab on the root, with and
+    /// without Caps Lock and Num Lock (Lock, Mod2), which would otherwise change the match.
+    fn grab_stop_keys(&mut self) -> Result<(), OverlayError> {
+        use x11rb::protocol::xproto::ModMask;
+        let base = u16::from(ModMask::CONTROL | ModMask::M1);
+        let extras = [
+            0,
+            u16::from(ModMask::LOCK),
+            u16::from(ModMask::M2),
+            u16::from(ModMask::LOCK | ModMask::M2),
+        ];
+        for code in keycodes_of(&self.conn, &[XK_END, XK_KP_END])? {
+            for extra in extras {
+                let mods = base | extra;
+                self.conn.grab_key(
+                    true,
+                    self.root,
+                    mods.into(),
+                    code,
+                    GrabMode::ASYNC,
+                    GrabMode::ASYNC,
+                )?;
+                self.stop_grabs.push((code, mods));
+            }
+        }
+        // The root's own key events reach us only through these grabs.
+        Ok(())
+    }
+
+    fn take_down_banner(&mut self) -> Result<(), OverlayError> {
+        let Some(b) = self.help_banner.take() else {
+            return Ok(());
+        };
+        // Input stops first: nothing the helper still holds outlives the help.
+        let released = self.injector.finish();
+        for (p, _) in &b.panels {
+            self.conn.destroy_window(p.window)?;
+        }
+        for (code, mods) in std::mem::take(&mut self.stop_grabs) {
+            self.conn.ungrab_key(code, self.root, mods.into())?;
+        }
+        self.sync()?;
+        released
+    }
+
+    fn end_help(&mut self, id: u64) -> Result<(), OverlayError> {
+        if let Some(p) = self.help_prompt.take_if(|p| p.id == id) {
+            for (c, _, _) in &p.cards {
+                self.conn.destroy_window(c.window)?;
+            }
+            self.sync()?;
+            tracing::info!(id, "remote-help request withdrawn");
+        }
+        if self.help_banner.as_ref().is_some_and(|b| b.id == id) {
+            self.take_down_banner()?;
+            tracing::info!(id, "remote help ended by the helper");
+        }
+        Ok(())
+    }
+
+    fn inject(
+        &mut self,
+        id: u64,
+        events: &[lanterne_wire::InputEvent],
+    ) -> Result<(), OverlayError> {
+        match &self.help_banner {
+            Some(b) if b.id == id => {}
+            _ => {
+                return Err(OverlayError::Help(format!(
+                "input for remote help {id} refused: the student has not accepted it, or ended it"
+            )))
+            }
+        }
+        lanterne_wire::validate_input(events).map_err(OverlayError::Help)?;
+        let skipped = self.injector.play(events)?;
+        if skipped > 0 {
+            tracing::debug!(skipped, "remote-help keys with no keycode to type them");
+        }
+        Ok(())
+    }
+
+    fn shown_to_class(&mut self, on: bool) -> Result<(), OverlayError> {
+        for p in std::mem::take(&mut self.class_banners) {
+            self.conn.destroy_window(p.window)?;
+        }
+        if on {
+            for m in self.monitors()? {
+                let image = scene::class_banner(&self.fonts, m.height as u32);
+                let margin = (12.0 * scene::scale_for(m.height as u32)) as i32;
+                let x = m.x as i32 + margin;
+                let y = m.y as i32 + margin;
+                let window = self.create_window(
+                    (x as i16, y as i16, image.width as u16, image.height as u16),
+                    crate::theme::CLASS_BANNER_BACKGROUND,
+                    EventMask::EXPOSURE
+                        | EventMask::VISIBILITY_CHANGE
+                        | EventMask::STRUCTURE_NOTIFY,
+                    "Lanterne — écran montré à la classe",
+                )?;
+                if self.has_shape {
+                    // Clicks go through, as with the watched badge.
+                    self.conn.shape_rectangles(
+                        shape::SO::SET,
+                        shape::SK::INPUT,
+                        x11rb::protocol::xproto::ClipOrdering::UNSORTED,
+                        window,
+                        0,
+                        0,
+                        &[],
+                    )?;
+                }
+                self.conn.map_window(window)?;
+                self.class_banners.push(Panel {
+                    window,
+                    image: Arc::new(image),
+                    image_x: 0,
+                    image_y: 0,
+                });
+            }
+            self.restack()?;
+            for p in &self.class_banners {
+                self.paint(p)?;
+            }
+        }
+        self.sync()
+    }
+
     fn remember_focus(&mut self) -> Result<(), OverlayError> {
         let focus = self.conn.get_input_focus()?.reply()?.focus;
         // Only a real client window is worth restoring (not None/PointerRoot, not ours).
@@ -997,6 +1471,17 @@ impl Worker {
             )
             .chain(self.messages.iter().map(|m| m.panel.window))
             .chain(self.badges.iter().map(|b| b.window))
+            .chain(self.class_banners.iter().map(|b| b.window))
+            .chain(
+                self.help_banner
+                    .iter()
+                    .flat_map(|b| b.panels.iter().map(|(p, _)| p.window)),
+            )
+            .chain(
+                self.help_prompt
+                    .iter()
+                    .flat_map(|p| p.cards.iter().map(|(c, _, _)| c.window)),
+            )
     }
 
     /// Puts our windows on top in order: badge, then messages, then the lock. Done top-down
@@ -1036,6 +1521,13 @@ impl Worker {
     }
 
     fn tick(&mut self) -> Result<(), OverlayError> {
+        if self
+            .help_prompt
+            .as_ref()
+            .is_some_and(|p| Instant::now() >= p.deadline)
+        {
+            self.close_prompt(crate::HelpStep::TimedOut)?;
+        }
         if self.restack_pending && self.last_restack.elapsed() >= RESTACK_MIN_INTERVAL {
             self.restack()?;
         }
@@ -1078,6 +1570,17 @@ impl Worker {
             .flat_map(|l| l.panels.iter())
             .chain(self.messages.iter().map(|m| &m.panel))
             .chain(self.badges.iter())
+            .chain(self.class_banners.iter())
+            .chain(
+                self.help_banner
+                    .iter()
+                    .flat_map(|b| b.panels.iter().map(|(p, _)| p)),
+            )
+            .chain(
+                self.help_prompt
+                    .iter()
+                    .flat_map(|p| p.cards.iter().map(|(c, _, _)| c)),
+            )
             .find(|p| p.window == window)
     }
 
@@ -1099,6 +1602,20 @@ impl Worker {
                 if let Some(i) = index {
                     self.dismiss(i)?;
                 }
+            }
+            // Through the root grab, or through the lock's keyboard grab while locked.
+            Event::KeyPress(e)
+                if self.stop_grabs.iter().any(|(k, _)| *k == e.detail)
+                    && u16::from(e.state) & STOP_MODS == STOP_MODS
+                    && self.help_banner.is_some() =>
+            {
+                self.student_stopped_help()?;
+            }
+            Event::ButtonPress(e) if e.detail == 1 && self.help_window(e.event) => {
+                self.help_press(e.event, e.event_x as i32, e.event_y as i32);
+            }
+            Event::ButtonRelease(e) if e.detail == 1 && self.help_window(e.event) => {
+                self.help_release(e.event, e.event_x as i32, e.event_y as i32)?;
             }
             Event::ButtonPress(e) if e.detail == 1 => {
                 if let Some(m) = self.messages.iter_mut().find(|m| m.panel.window == e.event) {
@@ -1161,7 +1678,8 @@ impl Worker {
                 self.layout_dirty_since.get_or_insert_with(Instant::now);
             }
             Event::MappingNotify(_) => {
-                // The keyboard layout changed: Enter may sit on another keycode now.
+                // The keyboard layout changed: Enter may sit on another keycode now. (Our own
+                // remote-help typing changes the mapping too; the injector keeps its copy.)
                 self.enter_keycodes = enter_keycodes(&self.conn)?;
             }
             Event::Error(e) => {
@@ -1192,6 +1710,18 @@ impl Worker {
                 self.set_watched(true, label)?;
             }
         }
+        if let Some(b) = self.help_banner.as_ref().filter(|b| b.monitors != now) {
+            let (id, from) = (b.id, b.from.clone());
+            self.show_help_banner(id, from)?;
+        }
+        if let Some(p) = self.help_prompt.as_ref() {
+            let (id, from, timeout_s, deadline) = (p.id, p.from.clone(), p.timeout_s, p.deadline);
+            // A new layout gets new cards; the time left does not start again.
+            self.show_prompt(id, from, timeout_s, deadline)?;
+        }
+        if !self.class_banners.is_empty() {
+            self.shown_to_class(true)?;
+        }
         self.publish();
         Ok(())
     }
@@ -1203,6 +1733,9 @@ impl Worker {
         self.messages.clear();
         self.badges.clear();
         self.watched_label = None;
+        self.help_prompt = None;
+        self.help_banner = None;
+        self.class_banners.clear();
         // State first: a subscriber reacting to the event must already see it.
         self.state.send_replace(OverlayState {
             display_lost: Some(reason.clone()),
@@ -1231,10 +1764,17 @@ impl Worker {
         if let Err(e) = result {
             tracing::debug!(error = %e, "overlay shutdown on a broken connection");
         }
+        if self.help_banner.take().is_some() {
+            if let Err(e) = self.injector.finish() {
+                tracing::debug!(error = %e, "releasing remote-help input at shutdown");
+            }
+        }
         self.lock = None;
         self.shield = None;
         self.messages.clear();
         self.badges.clear();
+        self.help_prompt = None;
+        self.class_banners.clear();
         tracing::debug!("overlay thread stopped");
     }
 }

@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// 2: [`Shown`] gained `indicator_available` (a station says whether it can show the
 /// watched indicator at all).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: remote help with the student's consent ([`Control::HelpAsk`], [`Control::HelpState`],
+/// [`Control::HelpInput`], [`Control::HelpStop`]) and [`Control::ShownToClass`].
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Largest control payload. Control messages are small; anything bigger is an attack or a bug.
 pub const MAX_CONTROL_LEN: usize = 64 * 1024;
 /// Largest media payload: header plus one access unit. A 1080p IDR at high quality stays
@@ -276,6 +278,195 @@ pub enum Control {
     CertificateIssued {
         cert_pem: String,
     },
+    /// Box → station: someone asks to take control of this station to help. The station shows
+    /// the consent prompt and answers with [`Control::HelpState`]; only the student's click on
+    /// "Accepter" accepts, and no answer within `timeout_s` is a refusal. See
+    /// [`HelpAsk::validate`].
+    HelpAsk(HelpAsk),
+    /// Station → box: where remote help `id` stands (accepted, refused, timed out, ended by
+    /// the student, or impossible here).
+    HelpState {
+        id: u64,
+        state: HelpState,
+    },
+    /// Box → station: pointer and keyboard input for remote help `id`. A station injects it
+    /// only while the student's consent to `id` holds; see [`validate_input`].
+    HelpInput {
+        id: u64,
+        events: Vec<InputEvent>,
+    },
+    /// Box → station: remote help `id` is over (the helper stopped, or withdrew the question).
+    HelpStop {
+        id: u64,
+    },
+    /// Box → station: this station's screen is shown to the class (a demo of it) from now on
+    /// (`on`), or no longer. The student sees a banner for as long as it lasts.
+    ShownToClass {
+        on: bool,
+    },
+}
+
+/// Longest name of the person asking for remote help, as the student reads it.
+pub const MAX_HELPER_NAME_CHARS: usize = 64;
+/// Bounds of the consent prompt's wait: the box asks for 30 s; a station never waits longer
+/// than two minutes nor less than five seconds, whatever it is sent.
+pub const HELP_TIMEOUT_S: std::ops::RangeInclusive<u32> = 5..=120;
+/// Input events in one [`Control::HelpInput`].
+pub const MAX_INPUT_EVENTS: usize = 32;
+/// Characters of one [`InputEvent::Text`].
+pub const MAX_INPUT_TEXT_CHARS: usize = 256;
+
+/// A request for remote help, as the station's consent prompt shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelpAsk {
+    /// Identifies this help session on both sides (the box never reuses one).
+    pub id: u64,
+    /// Who asks ("Mme Martin (enseignant)").
+    pub from: String,
+    /// Seconds the prompt waits for the student before refusing by itself.
+    pub timeout_s: u32,
+}
+
+impl HelpAsk {
+    /// What a station checks before showing the prompt.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.from.trim().is_empty() {
+            return Err("the request for help does not say who asks".into());
+        }
+        if self.from.chars().count() > MAX_HELPER_NAME_CHARS {
+            return Err(format!(
+                "the helper's name is longer than {MAX_HELPER_NAME_CHARS} characters"
+            ));
+        }
+        if self.from.chars().any(char::is_control) {
+            return Err("the helper's name holds control characters".into());
+        }
+        if !HELP_TIMEOUT_S.contains(&self.timeout_s) {
+            return Err(format!(
+                "a consent prompt waits {}..={} s, not {} s",
+                HELP_TIMEOUT_S.start(),
+                HELP_TIMEOUT_S.end(),
+                self.timeout_s
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where one remote help session stands, as the station reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelpState {
+    /// The prompt is on the student's screen.
+    Asking,
+    /// The student clicked "Accepter": input is injected until the help ends.
+    Accepted,
+    /// The student clicked "Refuser".
+    Refused,
+    /// Nobody answered in time: refused by itself.
+    TimedOut,
+    /// The student ended the help ("Arrêter" or the key combination).
+    EndedByStudent,
+    /// The station ended it after the box's [`Control::HelpStop`].
+    Ended,
+    /// The station cannot ask (no display for the prompt, another help running…), or lost
+    /// what it needs midway; the reason is for the helper.
+    Unavailable { reason: String },
+}
+
+impl HelpState {
+    /// The name both ends use in the audit log and the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HelpState::Asking => "asking",
+            HelpState::Accepted => "accepted",
+            HelpState::Refused => "refused",
+            HelpState::TimedOut => "timed-out",
+            HelpState::EndedByStudent => "ended-by-student",
+            HelpState::Ended => "ended",
+            HelpState::Unavailable { .. } => "unavailable",
+        }
+    }
+
+    /// The help is over (or never started) once in this state.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, HelpState::Asking | HelpState::Accepted)
+    }
+}
+
+/// A pointer button.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PointerButton {
+    Left,
+    Middle,
+    Right,
+}
+
+/// A key the helper's special-key row sends (text goes as [`InputEvent::Text`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpecialKey {
+    Escape,
+    Tab,
+    Enter,
+    Backspace,
+    Delete,
+    Left,
+    Right,
+    Up,
+    Down,
+    Home,
+    End,
+    PageUp,
+    PageDown,
+    Control,
+    Alt,
+    Shift,
+}
+
+/// One input event of remote help. Pointer positions are fractions of the station's whole
+/// screen in 1/65535ths, so the tablet needs no knowledge of the station's resolution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputEvent {
+    PointerMove { x: u16, y: u16 },
+    Button { button: PointerButton, pressed: bool },
+    /// Wheel steps: positive scrolls down.
+    Scroll { steps: i8 },
+    Key { key: SpecialKey, pressed: bool },
+    /// Text typed as it is (each character pressed and released).
+    Text { text: String },
+}
+
+/// Checks the events of one [`Control::HelpInput`]: at most [`MAX_INPUT_EVENTS`], text at
+/// most [`MAX_INPUT_TEXT_CHARS`] characters without control characters (keys such as Enter go
+/// as [`InputEvent::Key`]), scroll steps within ±10.
+pub fn validate_input(events: &[InputEvent]) -> Result<(), String> {
+    if events.is_empty() {
+        return Err("no input events".into());
+    }
+    if events.len() > MAX_INPUT_EVENTS {
+        return Err(format!(
+            "{} input events in one message (at most {MAX_INPUT_EVENTS})",
+            events.len()
+        ));
+    }
+    for e in events {
+        match e {
+            InputEvent::Text { text } => {
+                if text.is_empty() || text.chars().count() > MAX_INPUT_TEXT_CHARS {
+                    return Err(format!(
+                        "typed text must hold 1..={MAX_INPUT_TEXT_CHARS} characters"
+                    ));
+                }
+                if text.chars().any(char::is_control) {
+                    return Err("typed text holds control characters (send keys instead)".into());
+                }
+            }
+            InputEvent::Scroll { steps } if !(-10..=10).contains(steps) || *steps == 0 => {
+                return Err(format!("scroll of {steps} steps (1..=10 either way)"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Longest label of a demo source ("poste-07", "PC enseignant (HDMI)").
@@ -765,6 +956,37 @@ mod tests {
             Frame::Control(Control::CertificateIssued {
                 cert_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
             }),
+            Frame::Control(Control::HelpAsk(HelpAsk {
+                id: 9,
+                from: "Mme Martin (enseignante)".into(),
+                timeout_s: 30,
+            })),
+            Frame::Control(Control::HelpState {
+                id: 9,
+                state: HelpState::Unavailable {
+                    reason: "pas d'écran".into(),
+                },
+            }),
+            Frame::Control(Control::HelpInput {
+                id: 9,
+                events: vec![
+                    InputEvent::PointerMove { x: 0, y: 65535 },
+                    InputEvent::Button {
+                        button: PointerButton::Right,
+                        pressed: true,
+                    },
+                    InputEvent::Scroll { steps: -3 },
+                    InputEvent::Key {
+                        key: SpecialKey::Control,
+                        pressed: true,
+                    },
+                    InputEvent::Text {
+                        text: "élève".into(),
+                    },
+                ],
+            }),
+            Frame::Control(Control::HelpStop { id: 9 }),
+            Frame::Control(Control::ShownToClass { on: true }),
             Frame::Media {
                 header: MediaHeader {
                     stream: Stream::Demo,
@@ -1055,11 +1277,111 @@ mod tests {
                 Frame::Control(Control::CertificateIssued { cert_pem }) => {
                     let _ = check_pem(cert_pem, "CERTIFICATE");
                 }
+                Frame::Control(Control::HelpAsk(ask)) => {
+                    let _ = ask.validate();
+                }
+                Frame::Control(Control::HelpInput { events, .. }) => {
+                    let _ = validate_input(events);
+                }
                 _ => {}
             }
             let mut again = BytesMut::new();
             encode(&frame, &mut again).expect("a decoded frame re-encodes");
             assert_eq!(decode(&mut again).unwrap(), Some(frame));
+        }
+    }
+
+    #[test]
+    fn help_requests_are_bounded_before_a_prompt_shows() {
+        let ok = HelpAsk {
+            id: 1,
+            from: "M. Durand (technicien)".into(),
+            timeout_s: 30,
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        for (bad, why) in [
+            (
+                HelpAsk {
+                    from: "  ".into(),
+                    ..ok.clone()
+                },
+                "does not say who asks",
+            ),
+            (
+                HelpAsk {
+                    from: "x".repeat(MAX_HELPER_NAME_CHARS + 1),
+                    ..ok.clone()
+                },
+                "longer than",
+            ),
+            (
+                HelpAsk {
+                    from: "a\u{1b}[2J".into(),
+                    ..ok.clone()
+                },
+                "control characters",
+            ),
+            (
+                HelpAsk {
+                    timeout_s: 0,
+                    ..ok.clone()
+                },
+                "not 0 s",
+            ),
+            (
+                HelpAsk {
+                    timeout_s: 3600,
+                    ..ok.clone()
+                },
+                "not 3600 s",
+            ),
+        ] {
+            let e = bad.validate().unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn help_input_is_bounded_in_count_text_and_steps() {
+        let text = |t: &str| InputEvent::Text { text: t.into() };
+        assert_eq!(validate_input(&[text("bonjour à tous")]), Ok(()));
+        assert!(validate_input(&[]).is_err());
+        assert!(validate_input(&vec![InputEvent::Scroll { steps: 1 }; MAX_INPUT_EVENTS]).is_ok());
+        assert!(
+            validate_input(&vec![InputEvent::Scroll { steps: 1 }; MAX_INPUT_EVENTS + 1])
+                .unwrap_err()
+                .contains("at most")
+        );
+        assert!(validate_input(&[text("")]).is_err());
+        assert!(validate_input(&[text(&"é".repeat(MAX_INPUT_TEXT_CHARS))]).is_ok());
+        assert!(validate_input(&[text(&"é".repeat(MAX_INPUT_TEXT_CHARS + 1))]).is_err());
+        assert!(validate_input(&[text("rm -rf /\n")])
+            .unwrap_err()
+            .contains("control characters"));
+        assert!(validate_input(&[InputEvent::Scroll { steps: 0 }]).is_err());
+        assert!(validate_input(&[InputEvent::Scroll { steps: 11 }]).is_err());
+        assert!(validate_input(&[InputEvent::Scroll { steps: -10 }]).is_ok());
+        // The largest message the box may send fits one control frame.
+        let frame = Frame::Control(Control::HelpInput {
+            id: u64::MAX,
+            events: vec![text(&"\u{10ffff}".repeat(MAX_INPUT_TEXT_CHARS)); MAX_INPUT_EVENTS],
+        });
+        let mut buf = BytesMut::new();
+        encode(&frame, &mut buf).expect("the largest input message fits a control frame");
+    }
+
+    #[test]
+    fn only_asking_and_accepted_help_is_still_running() {
+        assert!(!HelpState::Asking.is_final());
+        assert!(!HelpState::Accepted.is_final());
+        for s in [
+            HelpState::Refused,
+            HelpState::TimedOut,
+            HelpState::EndedByStudent,
+            HelpState::Ended,
+            HelpState::Unavailable { reason: "x".into() },
+        ] {
+            assert!(s.is_final(), "{s:?}");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Feeds arbitrary bytes to the station link decoder: it must never panic, never buffer
 //! beyond its limits, and whatever it accepts must survive a re-encode unchanged. Demo
 //! orders that decode are also validated, as a station does before opening its player, and
-//! certificate texts are checked as both sides do before parsing them.
+//! certificate texts are checked as both sides do before parsing them, and remote-help
+//! requests and input are checked as a station does before showing a prompt or injecting.
 #![no_main]
 
 use bytes::BytesMut;
@@ -23,6 +24,13 @@ fuzz_target!(|data: &[u8]| {
             }
             Frame::Control(Control::CertificateIssued { cert_pem }) => {
                 let _ = lanterne_wire::check_pem(cert_pem, "CERTIFICATE");
+            }
+            // What a station checks before showing a consent prompt or injecting input.
+            Frame::Control(Control::HelpAsk(ask)) => {
+                let _ = ask.validate();
+            }
+            Frame::Control(Control::HelpInput { events, .. }) => {
+                let _ = lanterne_wire::validate_input(events);
             }
             _ => {}
         }
