@@ -69,6 +69,35 @@ pub struct Config {
     /// Connection caps and timeouts (see `listener.rs` for the admission rule).
     #[serde(default)]
     pub limits: Limits,
+    /// Who may ask a student for remote help (always with the student's consent).
+    #[serde(default)]
+    pub remote_help: RemoteHelp,
+}
+
+/// Remote help: the school decides which roles may ask for it. The student's explicit
+/// agreement on the station is needed every time, whatever is set here.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteHelp {
+    /// "admin", "teacher", "technician"; empty turns remote help off (and the poster and the
+    /// GDPR record no longer mention it).
+    #[serde(default = "RemoteHelp::default_roles")]
+    pub roles: Vec<lanterne_privacy::policy::Role>,
+}
+
+impl RemoteHelp {
+    fn default_roles() -> Vec<lanterne_privacy::policy::Role> {
+        use lanterne_privacy::policy::Role;
+        vec![Role::Admin, Role::Teacher, Role::Technician]
+    }
+}
+
+impl Default for RemoteHelp {
+    fn default() -> Self {
+        RemoteHelp {
+            roles: RemoteHelp::default_roles(),
+        }
+    }
 }
 
 /// Station agents' certificates.
@@ -648,6 +677,7 @@ impl Config {
                 require_totp_for_teachers: false,
                 idle_timeout_minutes: Accounts::idle_default(),
             },
+            remote_help: RemoteHelp::default(),
             schedule: None,
             hdmi: Hdmi::default(),
             stations: Stations::default(),

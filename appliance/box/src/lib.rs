@@ -141,6 +141,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         schedule: schedule.clone().map(Arc::new),
         config: lanterne_privacy::policy::PolicyConfig {
             screenshots_enabled: cfg.privacy.screenshots,
+            remote_help_roles: cfg.remote_help.roles.clone(),
         },
         clock: clock.clone(),
     };
@@ -343,6 +344,7 @@ fn document_config(
         order_retention_days: cfg.privacy.order_retention_days,
         session_hours: web::SESSION_TTL.as_secs().div_ceil(3600) as u32,
         hdmi_input: cfg.hdmi.input != config::HdmiInput::None,
+        remote_help_roles: cfg.remote_help.roles.clone(),
         software_version: env!("CARGO_PKG_VERSION").to_string(),
     }))
 }

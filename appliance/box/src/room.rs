@@ -51,7 +51,10 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::fanout::{DemoSource, ReceiverStats, Relay, SourceFeed};
+
+mod help;
 use crate::store::{self, StationRow, Store};
+pub use help::{HelpError, HelpNow, HelpStep, HelpView, HELP_ANSWER_S, INPUT_PER_SECOND};
 
 /// A station's full-size frame as forwarded to focus viewers (never re-encoded).
 pub type FullFrame = Arc<EncodedFrame>;
@@ -196,6 +199,8 @@ pub struct TileView {
     pub indicator: bool,
     /// The station reported it cannot show that badge: it is never asked for video.
     pub no_indicator: bool,
+    /// Remote help on this station: "asking" (the student's prompt is up) or "active".
+    pub help: Option<&'static str>,
     pub x: u32,
     pub y: u32,
     pub w: u32,
@@ -211,6 +216,8 @@ pub enum Unwatchable {
     OutsideHours { next: Option<String> },
     /// The station cannot show its "screen watched" badge, so it sends no video.
     NoIndicator { station: String },
+    /// The remote help this view was opened for is over (ends only the helper's view).
+    HelpOver,
 }
 
 impl std::fmt::Display for Unwatchable {
@@ -232,6 +239,7 @@ impl std::fmt::Display for Unwatchable {
                 f,
                 "{station} cannot show its \"screen watched\" indicator, so it cannot be watched"
             ),
+            Unwatchable::HelpOver => f.write_str("the remote help is over"),
         }
     }
 }
@@ -291,6 +299,12 @@ pub struct MosaicViewer {
 /// What a dropped lease was for.
 enum Lease {
     Mosaic,
+    /// A helper's view of a station during remote help.
+    HelpView {
+        station_id: u32,
+        conn: u64,
+        id: u64,
+    },
     Focus {
         station_id: u32,
         conn: u64,
@@ -452,6 +466,7 @@ enum Cmd {
         id: u64,
         reply: oneshot::Sender<Result<Option<OrderRun>, SendError>>,
     },
+    Help(help::HelpCmd),
 }
 
 /// Orders whose answers the box remembers for the tablet; older ones are in the audit log.
@@ -659,6 +674,108 @@ impl RoomHandle {
         self.view.clone()
     }
 
+    async fn help_ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, HelpError>>) -> help::HelpCmd,
+    ) -> Result<T, HelpError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Help(make(reply)))
+            .await
+            .map_err(|_| HelpError::Offline)?;
+        rx.await.map_err(|_| HelpError::Offline)?
+    }
+
+    /// Asks the student at `station_id` to accept remote help from account `helper`, named
+    /// `label` on the prompt. Audited by the room, as is every later step.
+    pub async fn ask_help(
+        &self,
+        station_id: u32,
+        helper: &str,
+        label: &str,
+    ) -> Result<HelpNow, HelpError> {
+        self.help_ask(|reply| help::HelpCmd::Ask {
+            station_id,
+            helper: helper.to_string(),
+            label: label.to_string(),
+            reply,
+        })
+        .await
+    }
+
+    /// Passes the helper's input on, only while the student's consent holds.
+    pub async fn help_input(
+        &self,
+        station_id: u32,
+        helper: &str,
+        events: Vec<lanterne_wire::InputEvent>,
+    ) -> Result<(), HelpError> {
+        self.help_ask(|reply| help::HelpCmd::Input {
+            station_id,
+            helper: helper.to_string(),
+            events,
+            reply,
+        })
+        .await
+    }
+
+    /// The helper ends their help (or withdraws the question).
+    pub async fn stop_help(&self, station_id: u32, helper: &str) -> Result<(), HelpError> {
+        self.help_ask(|reply| help::HelpCmd::Stop {
+            station_id,
+            helper: helper.to_string(),
+            reply,
+        })
+        .await
+    }
+
+    /// A station's help now and its recent steps.
+    pub async fn help_view(&self, station_id: u32) -> Result<HelpView, HelpError> {
+        self.help_ask(|reply| help::HelpCmd::View { station_id, reply })
+            .await
+    }
+
+    /// The helper's view of the station, while the student's consent holds (any hour).
+    pub async fn open_help_view(
+        &self,
+        station_id: u32,
+        helper: &str,
+    ) -> Result<FocusSubscription, HelpError> {
+        self.help_ask(|reply| help::HelpCmd::OpenView {
+            station_id,
+            helper: helper.to_string(),
+            reply,
+        })
+        .await
+    }
+
+    /// A station's report on the help it was asked; false when it answers no help asked of
+    /// this link.
+    pub async fn help_state(
+        &self,
+        station_id: u32,
+        conn: u64,
+        id: u64,
+        state: lanterne_wire::HelpState,
+    ) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Cmd::Help(help::HelpCmd::Reported {
+                station_id,
+                conn,
+                id,
+                state,
+                reply,
+            }))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
     pub async fn shown(&self, station_id: u32, conn: u64, shown: Shown) {
         let _ = self
             .tx
@@ -851,6 +968,8 @@ struct Link {
     views_cut: watch::Sender<Option<Unwatchable>>,
     /// Focus views, screenshots and a demo that need this station's full stream.
     focus_viewers: usize,
+    /// Helpers' views during remote help the student accepted (any hour).
+    help_viewers: usize,
     /// Bumped when the room ends every view of this station at once.
     view_gen: u64,
     /// What the room asked the station to send.
@@ -939,6 +1058,8 @@ struct Room {
     demo: Option<Demo>,
     last_demo_end: Option<DemoEnd>,
     hdmi: Option<(crate::config::Hdmi, lanterne_media::CodecProbe)>,
+    /// Remote help, asked or running, per station.
+    helps: help::Helps,
 }
 
 /// The running demo, owned by the room task.
@@ -1079,6 +1200,7 @@ pub fn spawn(
         demo: None,
         last_demo_end: None,
         hdmi,
+        helps: help::Helps::default(),
     };
     // Nobody watches yet: the mosaic neither decodes nor encodes until a viewer comes.
     room.apply_streams();
@@ -1222,6 +1344,7 @@ impl Room {
                         ended,
                         views_cut: watch::channel(None).0,
                         focus_viewers: 0,
+                        help_viewers: 0,
                         view_gen: 0,
                         thumb_on: false,
                         full_on: false,
@@ -1235,6 +1358,12 @@ impl Room {
                         cut,
                         replaced,
                     }));
+                    // Help asked over the previous link does not carry over: the station
+                    // dropped it when that link went.
+                    if self.helps.running.get(&id).is_some_and(|h| h.conn != conn) {
+                        self.end_help(id, "unavailable", "box", "the station reconnected")
+                            .await;
+                    }
                     self.relayout();
                 }
                 Cmd::Remove { station_id, reply } => {
@@ -1265,6 +1394,8 @@ impl Room {
                         let link = st.link.take().expect("checked");
                         let _ = link.ended.send(true);
                         self.mosaic.set_online(station_id, false);
+                        self.end_help(station_id, "unavailable", "box", "the station went offline")
+                            .await;
                         self.relayout();
                     }
                 }
@@ -1452,6 +1583,7 @@ impl Room {
                     self.apply_streams();
                     self.publish();
                 }
+                Cmd::Help(c) => self.on_help(c).await,
                 Cmd::Keyframe { station_id, conn } => {
                     if let Some(link) = self.link_mut(station_id, conn) {
                         let _ = link.control.try_send(Control::RequestKeyframe {
@@ -1469,6 +1601,13 @@ impl Room {
         if !self.stations.contains_key(&id) {
             return false;
         }
+        self.end_help(
+            id,
+            "unavailable",
+            "box",
+            "the station was revoked or deleted",
+        )
+        .await;
         if self
             .demo
             .as_ref()
@@ -1526,6 +1665,11 @@ impl Room {
                 conn,
                 gen,
             } => self.release_full(station_id, conn, Some(gen)),
+            Lease::HelpView {
+                station_id,
+                conn,
+                id,
+            } => self.release_help_view(station_id, conn, id),
         }
     }
 
@@ -1566,7 +1710,11 @@ impl Room {
                 // the last picture.
                 self.mosaic.set_online(st.row.id, thumb);
             }
-            let full = allowed && link.focus_viewers > 0;
+            // A helper's view during remote help the student accepted: at any hour, the
+            // student's consent being the safeguard (the station checks it too).
+            let helping =
+                link.indicator_available() && link.help_viewers > 0 && self.helps.active(st.row.id);
+            let full = (allowed && link.focus_viewers > 0) || helping;
             if full != link.full_on {
                 link.full_on = full;
                 let _ = link.control.try_send(Control::SetStream {
@@ -2276,6 +2424,7 @@ impl Room {
             .values()
             .filter_map(|s| s.link.as_ref())
             .any(Link::watched)
+            || self.helps.any_active()
     }
 
     /// Recomputes the mosaic grid, then publishes.
@@ -2317,7 +2466,10 @@ impl Room {
         let watched = self.watched();
         self.panel.set_leds(LedState {
             lock: self.anything_locked(),
-            status: if watched {
+            // Remote help has its own pattern, and counts as watching (DESIGN §3.3).
+            status: if self.helps.any_active() {
+                StatusLed::RemoteControl
+            } else if watched {
                 StatusLed::Watching
             } else {
                 StatusLed::Off
@@ -2354,6 +2506,7 @@ impl Room {
                         .as_ref()
                         .and_then(|l| l.shown.as_ref())
                         .is_some_and(|s| !s.indicator_available),
+                    help: self.helps.tile_state(t.id),
                     x: t.x,
                     y: t.y,
                     w: t.w,

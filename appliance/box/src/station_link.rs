@@ -239,6 +239,11 @@ fn control_name(c: &Control) -> &'static str {
         Control::RenewCertificate => "renew-certificate",
         Control::CertificateRequest { .. } => "certificate-request",
         Control::CertificateIssued { .. } => "certificate-issued",
+        Control::HelpAsk(_) => "help-ask",
+        Control::HelpState { .. } => "help-state",
+        Control::HelpInput { .. } => "help-input",
+        Control::HelpStop { .. } => "help-stop",
+        Control::ShownToClass { .. } => "shown-to-class",
     }
 }
 
@@ -438,6 +443,14 @@ async fn handle(
                 Frame::Control(Control::DemoHealth(health)) => {
                     ctx.room.demo_health(station.id, reg.conn, health);
                 }
+                Frame::Control(Control::HelpState { id, state }) => {
+                    // The room audits what it accepts; anything else is not a help it asked.
+                    if !ctx.room.help_state(station.id, reg.conn, id, state).await {
+                        if let Some(dropped) = lines.allow(station.id) {
+                            warn!(station = %station.name, id, dropped_lines = dropped, "ignored a remote-help answer for no help asked of this station");
+                        }
+                    }
+                }
                 Frame::Control(Control::CertificateRequest { csr_pem }) => {
                     renewal.on_request(&ctx, &station, &csr_pem, &control_tx).await?;
                 }
@@ -486,7 +499,11 @@ async fn handle(
                     | Control::DemoStart(_)
                     | Control::DemoStop { .. }
                     | Control::RenewCertificate
-                    | Control::CertificateIssued { .. }),
+                    | Control::CertificateIssued { .. }
+                    | Control::HelpAsk(_)
+                    | Control::HelpInput { .. }
+                    | Control::HelpStop { .. }
+                    | Control::ShownToClass { .. }),
                 ) => {
                     return Err(LinkError::WrongDirection(control_name(&other)));
                 }

@@ -10,6 +10,7 @@
 //! | `authz` | the one authorization path: every route and WebSocket asks it |
 //! | `orders` | the room view and the classroom controls (lock, messages, power, commands) |
 //! | `demo` | showing a screen to the class |
+//! | `help` | remote help with the student's consent |
 //! | `video` | the mosaic and focus WebSockets |
 //! | `screenshots` | taking and reading screenshots |
 //! | `enrol` | station enrolment |
@@ -63,6 +64,7 @@ mod admin;
 pub mod authz;
 mod demo;
 mod enrol;
+mod help;
 mod orders;
 mod screenshots;
 mod server;
@@ -76,6 +78,7 @@ use authz::authorize;
 use demo::*;
 use enrol::enrol;
 pub use enrol::{EnrolRequest, EnrolResponse};
+use help::*;
 use orders::*;
 use screenshots::*;
 use server::*;
@@ -375,6 +378,37 @@ pub const ROUTES: &[(&str, &str, &str, Action)] = &[
         "/api/stations/1/focus",
         Action::Focus,
     ),
+    // Remote help: at any hour; the room checks the student's consent and the helper.
+    (
+        "GET",
+        "/api/stations/{id}/help",
+        "/api/stations/1/help",
+        Action::RemoteHelp,
+    ),
+    (
+        "POST",
+        "/api/stations/{id}/help",
+        "/api/stations/1/help",
+        Action::RemoteHelp,
+    ),
+    (
+        "POST",
+        "/api/stations/{id}/help/input",
+        "/api/stations/1/help/input",
+        Action::RemoteHelp,
+    ),
+    (
+        "POST",
+        "/api/stations/{id}/help/stop",
+        "/api/stations/1/help/stop",
+        Action::RemoteHelp,
+    ),
+    (
+        "GET",
+        "/api/stations/{id}/help/video",
+        "/api/stations/1/help/video",
+        Action::RemoteHelp,
+    ),
     // A student's screen as the source also needs `DemoOfStudent` (asked by the handler).
     ("POST", "/api/demo", "/api/demo", Action::DemoOfTeacher),
     (
@@ -518,6 +552,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/dev/panel/press", post(dev_panel_press))
         .route("/api/mosaic", get(mosaic_ws))
         .route("/api/stations/{id}/focus", get(focus_ws))
+        .route("/api/stations/{id}/help", get(help_status).post(ask_help))
+        .route("/api/stations/{id}/help/input", post(help_input))
+        .route("/api/stations/{id}/help/stop", post(stop_help))
+        .route("/api/stations/{id}/help/video", get(help_video_ws))
         .route("/api/demo", post(start_demo))
         .route("/api/demo/stop", post(stop_demo))
         .route_layer(middleware::from_fn_with_state(

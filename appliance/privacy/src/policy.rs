@@ -5,13 +5,18 @@
 //! 1. the **role** (P6 and §3.3 of the design): a teacher uses the room, a technician only
 //!    helps remotely, an admin may do everything;
 //! 2. **screenshots** need `screenshots_enabled` (off by default, P4);
-//! 3. **monitoring actions** (thumbnails, focus, screenshot, demo of a student's screen,
-//!    remote help) are refused outside the schedule's monitoring windows (P3), for every
-//!    role including admins, and the refusal carries the next time they are allowed.
+//! 3. **remote help** needs the role to be listed in `remote_help.roles` (the school decides
+//!    per role; all three by default);
+//! 4. **monitoring actions** (thumbnails, focus, screenshot, demo of a student's screen) are
+//!    refused outside the schedule's monitoring windows (P3), for every role including
+//!    admins, and the refusal carries the next time they are allowed.
 //!
-//! An `Allow` for [`Action::RemoteHelp`] is only the box's half: the student must still
-//! accept the prompt on the station (P5); that consent is checked by the station link, not
-//! here. The station also checks the schedule itself before it sends any video.
+//! Remote help is not a monitoring action: it is allowed at any hour, because nothing is seen
+//! before the student accepts the prompt on the station (P5), and the student can end it at
+//! any time. An `Allow` for [`Action::RemoteHelp`] is only the box's half: the consent is the
+//! station's report of the student's click, followed by the room, and the station plays input
+//! only for the help its student accepted. The station also checks the schedule itself
+//! before it sends any video outside remote help.
 //!
 //! Time comes from a [`Clock`] so that tests (and the box's own scenario tests) control it.
 
@@ -151,11 +156,7 @@ impl Action {
     pub fn is_monitoring(self) -> bool {
         matches!(
             self,
-            Action::Thumbnails
-                | Action::Focus
-                | Action::Screenshot
-                | Action::DemoOfStudent
-                | Action::RemoteHelp
+            Action::Thumbnails | Action::Focus | Action::Screenshot | Action::DemoOfStudent
         )
     }
 }
@@ -204,13 +205,33 @@ impl Role {
     }
 }
 
-/// Policy settings (in the box, made from its config's `[privacy]` section).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Policy settings (in the box, made from its config's `[privacy]` and `[remote_help]`
+/// sections).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Screenshots are personal data kept on the box (P4): off unless the admin enables them.
     #[serde(default)]
     pub screenshots_enabled: bool,
+    /// The roles that may ask a student for remote help (each one also needs the role rule).
+    #[serde(default = "PolicyConfig::all_roles")]
+    pub remote_help_roles: Vec<Role>,
+}
+
+impl PolicyConfig {
+    fn all_roles() -> Vec<Role> {
+        vec![Role::Admin, Role::Teacher, Role::Technician]
+    }
+}
+
+impl Default for PolicyConfig {
+    /// Screenshots off; remote help for every role allowed to help (consent makes it safe).
+    fn default() -> Self {
+        PolicyConfig {
+            screenshots_enabled: false,
+            remote_help_roles: PolicyConfig::all_roles(),
+        }
+    }
 }
 
 /// Why an action is refused.
@@ -223,6 +244,9 @@ pub enum DenyReason {
     /// Screenshots are disabled in the config.
     #[error("screenshots are turned off on this box (privacy.screenshots in the configuration)")]
     ScreenshotsDisabled,
+    /// Remote help is turned off for this role in the config.
+    #[error("remote help is turned off for the {} role on this box ('remote_help.roles' in the configuration)", role.name())]
+    RemoteHelpOff { role: Role },
     /// A monitoring action outside the monitoring windows.
     #[error("screens may not be watched outside the monitoring hours ('schedule.monitoring')")]
     OutsideMonitoringHours,
@@ -324,6 +348,12 @@ impl Decision {
             (DenyReason::NoSchedule, Lang::En) => {
                 "No monitoring hours are configured: screens may not be watched.".to_owned()
             }
+            (DenyReason::RemoteHelpOff { .. }, Lang::Fr) => {
+                "L'aide à distance est désactivée pour votre rôle sur ce boîtier.".to_owned()
+            }
+            (DenyReason::RemoteHelpOff { .. }, Lang::En) => {
+                "Remote help is turned off for your role on this box.".to_owned()
+            }
         };
         Some(match (next_allowed, lang) {
             (Some(t), Lang::Fr) => format!(
@@ -371,6 +401,12 @@ pub fn decide(
             next_allowed: None,
         };
     }
+    if action == Action::RemoteHelp && !config.remote_help_roles.contains(&role) {
+        return Decision::Deny {
+            reason: DenyReason::RemoteHelpOff { role },
+            next_allowed: None,
+        };
+    }
     if action.is_monitoring() && !schedule.is_monitoring_at(now) {
         return Decision::Deny {
             reason: DenyReason::OutsideMonitoringHours,
@@ -402,6 +438,12 @@ pub fn decide_in_room(
             if action == Action::Screenshot && !config.screenshots_enabled {
                 return Decision::Deny {
                     reason: DenyReason::ScreenshotsDisabled,
+                    next_allowed: None,
+                };
+            }
+            if action == Action::RemoteHelp && !config.remote_help_roles.contains(&role) {
+                return Decision::Deny {
+                    reason: DenyReason::RemoteHelpOff { role },
                     next_allowed: None,
                 };
             }
@@ -572,6 +614,7 @@ mod tests {
         let schedule = cdi();
         let config = PolicyConfig {
             screenshots_enabled: true,
+            ..PolicyConfig::default()
         };
         let saturday = datetime!(2026-11-28 10:00);
         for action in Action::ALL {
@@ -610,6 +653,7 @@ mod tests {
         );
         let on = PolicyConfig {
             screenshots_enabled: true,
+            ..PolicyConfig::default()
         };
         assert!(decide(Role::Teacher, Action::Screenshot, inside, &schedule, &on).is_allowed());
     }
@@ -619,6 +663,7 @@ mod tests {
         let schedule = cdi();
         let config = PolicyConfig {
             screenshots_enabled: true,
+            ..PolicyConfig::default()
         };
         let inside = datetime!(2026-11-23 10:00);
         let allowed = |role, action| decide(role, action, inside, &schedule, &config);
@@ -671,26 +716,66 @@ mod tests {
                 next_allowed: None
             }
         );
-        // Remote help is a monitoring action: the technician also waits for a window.
-        assert!(matches!(
-            decide(
-                Role::Technician,
-                Action::RemoteHelp,
-                outside,
-                &schedule,
-                &config
-            ),
-            Decision::Deny {
-                reason: DenyReason::OutsideMonitoringHours,
-                ..
-            }
-        ));
+        // Remote help is not monitoring: the student's consent is the safeguard, at any hour.
+        assert!(decide(
+            Role::Technician,
+            Action::RemoteHelp,
+            outside,
+            &schedule,
+            &config
+        )
+        .is_allowed());
+        assert!(
+            decide_in_room(Role::Teacher, Action::RemoteHelp, outside, None, &config).is_allowed()
+        );
+    }
+
+    #[test]
+    fn the_school_turns_remote_help_off_per_role() {
+        let schedule = cdi();
+        let inside = datetime!(2026-11-23 10:00);
+        let config = PolicyConfig {
+            remote_help_roles: vec![Role::Teacher],
+            ..PolicyConfig::default()
+        };
+        assert!(decide(
+            Role::Teacher,
+            Action::RemoteHelp,
+            inside,
+            &schedule,
+            &config
+        )
+        .is_allowed());
+        for role in [Role::Technician, Role::Admin] {
+            assert_eq!(
+                decide(role, Action::RemoteHelp, inside, &schedule, &config),
+                Decision::Deny {
+                    reason: DenyReason::RemoteHelpOff { role },
+                    next_allowed: None
+                }
+            );
+            assert!(matches!(
+                decide_in_room(role, Action::RemoteHelp, inside, None, &config),
+                Decision::Deny {
+                    reason: DenyReason::RemoteHelpOff { .. },
+                    ..
+                }
+            ));
+        }
+        // Everything else stays as it was.
+        assert!(decide(Role::Admin, Action::Focus, inside, &schedule, &config).is_allowed());
+        // By default every role that may help, may.
+        assert_eq!(
+            PolicyConfig::default().remote_help_roles,
+            vec![Role::Admin, Role::Teacher, Role::Technician]
+        );
     }
 
     #[test]
     fn without_a_schedule_nothing_is_watched_and_the_rest_works() {
         let config = PolicyConfig {
             screenshots_enabled: true,
+            ..PolicyConfig::default()
         };
         let now = datetime!(2026-11-23 10:00);
         for action in Action::ALL {

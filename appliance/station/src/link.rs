@@ -31,6 +31,13 @@
 //! and reports whether it can (`Shown::indicator_available`); the box asks no video of a
 //! station that cannot.
 //!
+//! Remote help: the box's request goes to the session, which asks the student. The link
+//! follows the answer the session reports, and passes the box's input on only for the help
+//! the student accepted (the session and its screen check again). While accepted help runs,
+//! the full stream may flow outside the monitoring hours: the student's consent, shown by the
+//! banner for its whole length, is the safeguard there. Input for any other help is refused
+//! and the box is told.
+//!
 //! When the box offers to renew this station's certificate ([`Control::RenewCertificate`]),
 //! the link sends a request for a new key and stores the certificate that comes back; the
 //! next connection uses it.
@@ -120,6 +127,10 @@ pub struct LinkStatus {
     pub demo_end_reason: Option<String>,
     /// Certificates renewed over the link since the agent started.
     pub certificate_renewals: u64,
+    /// Remote help the student accepted and that still runs.
+    pub help_active: Option<u64>,
+    /// Remote-help input messages refused (no consent for their help).
+    pub input_refused: u64,
 }
 
 /// What the box wants the student's session to show; given again to a session that
@@ -131,6 +142,8 @@ struct Wanted {
     /// Thumbnail and full stream settings, while the box wants them.
     streams: [Option<StreamSettings>; 2],
     demo: Option<DemoStart>,
+    /// The box shows this station's screen to the class.
+    shown_to_class: bool,
 }
 
 /// Counts a session's reports per second.
@@ -197,6 +210,10 @@ pub struct Link {
     commands: Arc<AllowList>,
     /// The new key of a certificate renewal the box offered, until its certificate comes.
     renewal: Option<crate::identity::PendingRenewal>,
+    /// Remote help asked of the session: its id and whether the student accepted it.
+    help: Option<(u64, bool)>,
+    /// A help the box must hear has ended because the session went.
+    help_gone: Option<u64>,
 }
 
 impl Link {
@@ -230,6 +247,8 @@ impl Link {
                 hostname,
                 commands: Arc::new(AllowList::default()),
                 renewal: None,
+                help: None,
+                help_gone: None,
             },
             rx,
         )
@@ -321,6 +340,12 @@ impl Link {
                 });
             }
         }
+        // Nobody keeps control of this PC through a link that is down.
+        if let Some((id, _)) = self.help.take() {
+            let _ = self.order_session(Control::HelpStop { id });
+            self.status.send_modify(|st| st.help_active = None);
+        }
+        self.wanted.shown_to_class = false;
         // Without the box there is nothing to show: the player closes with the link.
         if self.wanted.demo.take().is_some() {
             let _ = self.order_session(Control::DemoStop {
@@ -473,9 +498,13 @@ impl Link {
                     Err("a station does not send the demo stream".to_string())
                 } else {
                     match settings {
-                        Some(s) => s
-                            .validate()
-                            .and_then(|_| self.outside_hours().map_or(Ok(()), Err)),
+                        Some(s) => s.validate().and_then(|_| {
+                            // Accepted remote help shows the helper this screen at any hour.
+                            if stream == Stream::Full && self.help_accepted() {
+                                return Ok(());
+                            }
+                            self.outside_hours().map_or(Ok(()), Err)
+                        }),
                         None => Ok(()),
                     }
                 };
@@ -520,6 +549,63 @@ impl Link {
                 let _ = self.order_session(Control::DemoStop { reason });
             }
             Control::Schedule { config_json } => self.on_schedule(&config_json, ctl_tx),
+            Control::HelpAsk(ask) => {
+                let id = ask.id;
+                let unavailable = |reason: String| Control::HelpState {
+                    id,
+                    state: lanterne_wire::HelpState::Unavailable { reason },
+                };
+                if let Err(reason) = ask.validate() {
+                    let _ = ctl_tx.try_send(unavailable(reason));
+                } else if let Some((open, _)) = self.help.filter(|(open, _)| *open != id) {
+                    let _ = ctl_tx.try_send(unavailable(format!(
+                        "remote help {open} is already open on this station"
+                    )));
+                } else {
+                    self.help = Some((id, false));
+                    if let Err(why) = self.order_session(Control::HelpAsk(ask)) {
+                        self.help = None;
+                        let _ = ctl_tx.try_send(unavailable(format!("nobody can be asked: {why}")));
+                    }
+                }
+            }
+            Control::HelpInput { id, events } => {
+                if self.help != Some((id, true)) {
+                    self.status.send_modify(|st| st.input_refused += 1);
+                    warn!(
+                        id,
+                        "remote-help input without the student's consent: refused"
+                    );
+                    let _ = ctl_tx.try_send(Control::StationError {
+                        message: format!(
+                            "remote-help input refused: the student has not accepted help {id}, \
+                             or ended it"
+                        ),
+                    });
+                } else if let Err(message) = lanterne_wire::validate_input(&events) {
+                    let _ = ctl_tx.try_send(Control::StationError {
+                        message: format!("remote-help input refused: {message}"),
+                    });
+                } else if self
+                    .order_session(Control::HelpInput { id, events })
+                    .is_err()
+                {
+                    warn!(id, "remote-help input dropped: no session");
+                }
+            }
+            Control::HelpStop { id } => {
+                if self.help.is_some_and(|(open, _)| open == id) {
+                    // The session confirms with HelpState::Ended.
+                    let _ = self.order_session(Control::HelpStop { id });
+                    self.help = None;
+                    self.status.send_modify(|st| st.help_active = None);
+                    self.stop_full_outside_hours();
+                }
+            }
+            Control::ShownToClass { on } => {
+                self.wanted.shown_to_class = on;
+                let _ = self.order_session(Control::ShownToClass { on });
+            }
             Control::Lock { message } => {
                 let message = lanterne_wire::bounded_text(&message);
                 self.wanted.lock = Some(message.clone());
@@ -796,6 +882,21 @@ impl Link {
         match &c {
             Some(Control::Shown(shown)) => self.shown = shown.clone(),
             Some(Control::DemoHealth(h)) => self.status.send_modify(|st| st.demo = Some(*h)),
+            Some(Control::HelpState { id, state }) => {
+                match self.help {
+                    // Only the help this link asked for; anything else is not passed on.
+                    Some((open, _)) if open == *id => {}
+                    _ => return Ok(None),
+                }
+                if *state == lanterne_wire::HelpState::Accepted {
+                    self.help = Some((*id, true));
+                    self.status.send_modify(|st| st.help_active = Some(*id));
+                } else if state.is_final() {
+                    self.help = None;
+                    self.status.send_modify(|st| st.help_active = None);
+                    self.stop_full_outside_hours();
+                }
+            }
             _ => {}
         }
         Ok(c)
@@ -826,6 +927,9 @@ impl Link {
         if let Some(order) = self.wanted.demo.clone() {
             let _ = self.order_session(Control::DemoStart(order));
         }
+        if self.wanted.shown_to_class {
+            let _ = self.order_session(Control::ShownToClass { on: true });
+        }
         self.notice_shown = false;
         self.show_hours_notice();
         self.publish_streams();
@@ -840,6 +944,10 @@ impl Link {
         };
         info!(%peer, "session gone");
         self.gone_notice = Some(peer);
+        if let Some((id, _)) = self.help.take() {
+            self.help_gone = Some(id);
+            self.status.send_modify(|st| st.help_active = None);
+        }
         self.shown = Shown::default();
         self.status.send_modify(|st| {
             if let Some(d) = st.demo.as_mut() {
@@ -850,17 +958,27 @@ impl Link {
     }
 
     /// What the box is told once a session has gone, if one has since it last heard.
-    fn gone_notice(&mut self) -> Option<[Control; 2]> {
+    fn gone_notice(&mut self) -> Option<Vec<Control>> {
         let peer = self.gone_notice.take()?;
-        Some([
-            Control::Shown(Shown::default()),
-            Control::StationError {
-                message: format!(
+        let help = self.help_gone.take().map(|id| Control::HelpState {
+            id,
+            state: lanterne_wire::HelpState::Unavailable {
+                reason: "the student's session ended".into(),
+            },
+        });
+        Some(
+            help.into_iter()
+                .chain([
+                    Control::Shown(Shown::default()),
+                    Control::StationError {
+                        message: format!(
                     "the student session ({peer}) is gone: no video, lock or messages until \
                      one connects again"
                 ),
-            },
-        ])
+                    },
+                ])
+                .collect(),
+        )
     }
 
     /// Tells the student when the screen may be watched, once per session (message id 0 is
@@ -976,16 +1094,43 @@ impl Link {
         }
     }
 
+    /// The student accepted remote help that still runs.
+    fn help_accepted(&self) -> bool {
+        matches!(self.help, Some((_, true)))
+    }
+
+    /// Remote help ended: outside the hours, the full stream it allowed stops now, whatever
+    /// the box does next.
+    fn stop_full_outside_hours(&mut self) {
+        if self.wanted.streams[1].is_some() && self.outside_hours().is_some() {
+            info!("remote help ended outside the monitoring hours: full stream stopped");
+            self.wanted.streams[1] = None;
+            let _ = self.order_session(Control::SetStream {
+                stream: Stream::Full,
+                settings: None,
+            });
+            self.publish_streams();
+        }
+    }
+
     /// Stops every stream when the station's clock says the window has closed, even if the
-    /// box has not (yet) said so. Runs at the edge itself (a timer), see `next_edge`.
+    /// box has not (yet) said so. Runs at the edge itself (a timer), see `next_edge`. The full
+    /// stream of accepted remote help goes on (see the module docs).
     fn enforce_schedule(&mut self, ctl_tx: &mpsc::Sender<Control>) {
-        if self.wanted.streams.iter().all(Option::is_none) {
+        let keep_full = self.help_accepted();
+        if self.wanted.streams[0].is_none() && (keep_full || self.wanted.streams[1].is_none()) {
             return;
         }
         if let Some(why) = self.outside_hours() {
             warn!("stopping video: {why}");
-            self.wanted.streams = [None, None];
-            for s in [Stream::Thumb, Stream::Full] {
+            let stopped: &[Stream] = if keep_full {
+                self.wanted.streams[0] = None;
+                &[Stream::Thumb]
+            } else {
+                self.wanted.streams = [None, None];
+                &[Stream::Thumb, Stream::Full]
+            };
+            for &s in stopped {
                 let _ = self.order_session(Control::SetStream {
                     stream: s,
                     settings: None,
@@ -1008,6 +1153,17 @@ fn check_report(c: Control) -> Result<Option<Control>, String> {
         Control::MessageRead { id: 0 } => return Ok(None),
         Control::MessageRead { id } => Control::MessageRead { id },
         Control::DemoHealth(h) => Control::DemoHealth(h),
+        Control::HelpState { id, state } => Control::HelpState {
+            id,
+            state: match state {
+                lanterne_wire::HelpState::Unavailable { reason } => {
+                    lanterne_wire::HelpState::Unavailable {
+                        reason: lanterne_wire::bounded_text(&reason),
+                    }
+                }
+                other => other,
+            },
+        },
         Control::StationError { message } => Control::StationError {
             message: lanterne_wire::bounded_text(&message),
         },

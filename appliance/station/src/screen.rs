@@ -12,7 +12,10 @@
 
 use std::sync::Mutex;
 
-use lanterne_wire::Shown;
+use lanterne_wire::{HelpAsk, HelpState, InputEvent, Shown};
+
+/// Remote help moving on, as the student decided: (help id, new state).
+pub type HelpEvent = (u64, HelpState);
 
 pub trait Screen: Send + Sync {
     /// Puts the lock overlay up and captures input; returns once that is done.
@@ -34,6 +37,31 @@ pub trait Screen: Send + Sync {
     /// Takes the student's keyboard and pointer away without covering the screen (`on`), or
     /// gives them back: a full-screen demo is watched, not used. Returns once done.
     fn block_input(&self, on: bool) -> Result<(), String>;
+    /// Remote help: puts the consent prompt for `ask` in front of the student. Their answer
+    /// (and later their ending it) comes on [`Screen::help_events`]. A screen that cannot ask
+    /// a person refuses: nobody may accept in the student's place.
+    fn ask_help(&self, _ask: &HelpAsk) -> Result<(), String> {
+        Err("this station has no screen to ask the student for consent".into())
+    }
+    /// Takes help `id` down (prompt or banner) from the agent's side.
+    fn end_help(&self, _id: u64) -> Result<(), String> {
+        Ok(())
+    }
+    /// Plays the helper's input, only while the student's consent to `id` holds.
+    fn inject(&self, id: u64, _events: Vec<InputEvent>) -> Result<(), String> {
+        Err(format!(
+            "input for remote help {id} refused: this screen takes no remote input"
+        ))
+    }
+    /// The student's decisions on remote help, as they happen.
+    fn help_events(&self) -> tokio::sync::broadcast::Receiver<HelpEvent> {
+        // Nothing is ever asked of a screen without a prompt: a closed channel.
+        tokio::sync::broadcast::channel(1).1
+    }
+    /// Shows (or takes down) "your screen is shown to the class".
+    fn set_shown_to_class(&self, _on: bool) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Dismissals are rare (a person clicks OK); a small buffer is plenty.
@@ -44,6 +72,7 @@ const DISMISSALS: usize = 16;
 pub struct X11Screen {
     overlay: lanterne_overlay::Overlay,
     dismissed: tokio::sync::broadcast::Sender<u64>,
+    help: tokio::sync::broadcast::Sender<HelpEvent>,
     display: Option<String>,
     /// The last attempt to put the watched badge up failed: until one succeeds, this screen
     /// reports that it cannot show the indicator (and so gets asked for no video).
@@ -57,7 +86,9 @@ impl X11Screen {
         let overlay = lanterne_overlay::Overlay::connect(display).map_err(|e| e.to_string())?;
         let mut events = overlay.events();
         let (dismissed, _) = tokio::sync::broadcast::channel(DISMISSALS);
+        let (help, _) = tokio::sync::broadcast::channel(DISMISSALS);
         let tx = dismissed.clone();
+        let help_tx = help.clone();
         std::thread::Builder::new()
             .name("overlay-events".into())
             .spawn(move || {
@@ -71,6 +102,16 @@ impl X11Screen {
                         lanterne_overlay::OverlayEvent::DisplayLost { reason } => {
                             tracing::warn!("the X11 display went away: {reason}");
                         }
+                        lanterne_overlay::OverlayEvent::Help { id, step } => {
+                            use lanterne_overlay::HelpStep;
+                            let state = match step {
+                                HelpStep::Accepted => HelpState::Accepted,
+                                HelpStep::Refused => HelpState::Refused,
+                                HelpStep::TimedOut => HelpState::TimedOut,
+                                HelpStep::Stopped => HelpState::EndedByStudent,
+                            };
+                            let _ = help_tx.send((id, state));
+                        }
                     }
                 }
             })
@@ -78,6 +119,7 @@ impl X11Screen {
         Ok(X11Screen {
             overlay,
             dismissed,
+            help,
             display: display.map(str::to_string),
             badge_failed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -136,6 +178,34 @@ impl Screen for X11Screen {
     fn block_input(&self, on: bool) -> Result<(), String> {
         self.overlay.block_input(on).map_err(|e| e.to_string())
     }
+
+    fn ask_help(&self, ask: &HelpAsk) -> Result<(), String> {
+        self.overlay
+            .ask_help(
+                ask.id,
+                &ask.from,
+                std::time::Duration::from_secs(u64::from(ask.timeout_s)),
+            )
+            .map_err(|e| e.to_string())
+    }
+
+    fn end_help(&self, id: u64) -> Result<(), String> {
+        self.overlay.end_help(id).map_err(|e| e.to_string())
+    }
+
+    fn inject(&self, id: u64, events: Vec<InputEvent>) -> Result<(), String> {
+        self.overlay.inject(id, events).map_err(|e| e.to_string())
+    }
+
+    fn help_events(&self) -> tokio::sync::broadcast::Receiver<HelpEvent> {
+        self.help.subscribe()
+    }
+
+    fn set_shown_to_class(&self, on: bool) -> Result<(), String> {
+        self.overlay
+            .set_shown_to_class(on)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// A display-less station's screen state (simulated classrooms, benchmarks).
@@ -145,6 +215,7 @@ pub struct SimulatedScreen {
     messages: Mutex<Vec<(u64, String, String)>>,
     dismissed: tokio::sync::broadcast::Sender<u64>,
     input_blocked: std::sync::atomic::AtomicBool,
+    shown_to_class: std::sync::atomic::AtomicBool,
 }
 
 impl Default for SimulatedScreen {
@@ -160,11 +231,18 @@ impl Default for SimulatedScreen {
             messages: Mutex::default(),
             dismissed: tokio::sync::broadcast::channel(DISMISSALS).0,
             input_blocked: std::sync::atomic::AtomicBool::new(false),
+            shown_to_class: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
 
 impl SimulatedScreen {
+    /// The "shown to the class" banner is up.
+    pub fn shown_to_class(&self) -> bool {
+        self.shown_to_class
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The student's keyboard and pointer are taken away (a full-screen demo).
     pub fn input_blocked(&self) -> bool {
         self.input_blocked.load(std::sync::atomic::Ordering::SeqCst)
@@ -240,6 +318,15 @@ impl Screen for SimulatedScreen {
 
     fn block_input(&self, on: bool) -> Result<(), String> {
         self.input_blocked
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    // A simulated station has no student: it cannot ask for consent (the trait's default
+    // refuses), so remote help is never possible on it.
+
+    fn set_shown_to_class(&self, on: bool) -> Result<(), String> {
+        self.shown_to_class
             .store(on, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }

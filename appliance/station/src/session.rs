@@ -12,8 +12,10 @@
 //!
 //! ```text
 //!  service ── orders: SetStream, RequestKeyframe, Lock, Unlock, ShowMessage, OpenUrl, ──▶ session
-//!             DemoStart, DemoStop; demo access units on their own lossy queue
-//!  service ◀── reports: Shown, MessageRead, DemoHealth, StationError, ActionResult ── session
+//!             DemoStart, DemoStop, HelpAsk, HelpInput, HelpStop, ShownToClass;
+//!             demo access units on their own lossy queue
+//!  service ◀── reports: Shown, MessageRead, DemoHealth, StationError, ActionResult, ── session
+//!              HelpState
 //!             video (thumbnail, full) on the encoder's own lossy queue
 //! ```
 //!
@@ -22,13 +24,20 @@
 //! When the service goes away the session takes down everything it showed for it: streams,
 //! the watched indicator, the demo and the lock (a new service connection re-applies the
 //! room's state).
+//!
+//! Remote help: the session puts the consent prompt up ([`Screen::ask_help`]) and reports
+//! the student's answer; input is played only for the help the student accepted, here and
+//! again by the screen itself, in order, by one task.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lanterne_media::{CodecProbe, DemoPlayer, EncodedFrame, PlayerConfig, StreamKind};
-use lanterne_wire::{Capabilities, Control, DemoHealth, DemoMode, DemoStart, MediaHeader, Stream};
+use lanterne_wire::{
+    Capabilities, Control, DemoHealth, DemoMode, DemoStart, HelpState, InputEvent, MediaHeader,
+    Stream,
+};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -47,6 +56,10 @@ pub const DEMO_QUEUE: usize = 64;
 /// Frames waiting between the encoder and the service. Short on purpose: a late frame is
 /// worth less than the next one, and a long queue would be latency.
 pub const MEDIA_QUEUE: usize = 8;
+/// Remote-help input messages waiting to be played. The box sends at most a few dozen a
+/// second; more waiting means the screen is stuck, and input is dropped rather than played
+/// late.
+const INPUT_QUEUE: usize = 32;
 
 /// Opens a web page for the student.
 pub trait UrlOpener: Send + Sync {
@@ -131,6 +144,13 @@ pub struct Session {
     input_blocked: bool,
     /// Thumbnail and full stream switched on by the service.
     streams_on: [bool; 2],
+    /// Remote help on screen: its id, and whether the student accepted it.
+    help: Option<(u64, bool)>,
+    /// Input for the player task (started with the first help the student accepts).
+    input: Option<mpsc::Sender<(u64, Vec<InputEvent>)>>,
+    /// How putting a prompt up went (it runs off the session's task), back to the loop.
+    prompts: mpsc::UnboundedSender<(u64, HelpState)>,
+    prompts_rx: Option<mpsc::UnboundedReceiver<(u64, HelpState)>>,
 }
 
 impl Session {
@@ -140,6 +160,7 @@ impl Session {
         opener: Arc<dyn UrlOpener>,
         probe: CodecProbe,
     ) -> Self {
+        let prompts = mpsc::unbounded_channel();
         Session {
             source,
             screen,
@@ -148,6 +169,10 @@ impl Session {
             demo: None,
             input_blocked: false,
             streams_on: [false, false],
+            help: None,
+            input: None,
+            prompts: prompts.0,
+            prompts_rx: Some(prompts.1),
         }
     }
 
@@ -173,6 +198,12 @@ impl Session {
         }
         let mut dismissed = self.screen.dismissals();
         let mut dismissals_open = true;
+        let mut help_events = self.screen.help_events();
+        let mut help_open = true;
+        let mut prompts = self
+            .prompts_rx
+            .take()
+            .expect("a session serves one connection at a time");
         let mut demo_open = true;
         // The first report goes out when the player opens; the tick follows a second later.
         let mut demo_tick = tokio::time::interval_at(
@@ -214,6 +245,26 @@ impl Session {
                         dismissals_open = false;
                     }
                 },
+                h = help_events.recv(), if help_open => match h {
+                    Ok((id, state)) => {
+                        if let Some(report) = self.on_help_event(id, state) {
+                            if reports.send(report).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(lost = n, "remote-help events were lost");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => help_open = false,
+                },
+                Some((id, state)) = prompts.recv() => {
+                    if let Some(report) = self.on_help_event(id, state) {
+                        if reports.send(report).await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 _ = demo_tick.tick(), if self.demo.is_some() => {
                     let health = self.demo_health();
                     if reports.send(Control::DemoHealth(health)).await.is_err() {
@@ -222,6 +273,7 @@ impl Session {
                 }
             }
         }
+        self.prompts_rx = Some(prompts);
         self.disconnected();
     }
 
@@ -233,8 +285,18 @@ impl Session {
             }
         }
         self.stop_demo();
+        let help = self.help.take().map(|(id, _)| id);
         let screen = self.screen.clone();
         tokio::task::spawn_blocking(move || {
+            // Nobody may keep control through a service that is gone.
+            if let Some(id) = help {
+                if let Err(e) = screen.end_help(id) {
+                    warn!("cannot end remote help: {e}");
+                }
+            }
+            if let Err(e) = screen.set_shown_to_class(false) {
+                warn!("cannot take the \"shown to the class\" banner down: {e}");
+            }
             if let Err(e) = screen.set_watched(false) {
                 warn!("cannot remove the watched indicator: {e}");
             }
@@ -305,7 +367,116 @@ impl Session {
                         .await;
                 });
             }
+            Control::HelpAsk(ask) => self.ask_help(ask, reports),
+            Control::HelpInput { id, events } => self.play_input(id, events, reports),
+            Control::HelpStop { id } => {
+                if self.help.is_some_and(|(open, _)| open == id) {
+                    self.help = None;
+                    let (screen, tx) = (self.screen.clone(), reports.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let state = match screen.end_help(id) {
+                            Ok(()) => HelpState::Ended,
+                            Err(reason) => HelpState::Unavailable { reason },
+                        };
+                        let _ = tx.blocking_send(Control::HelpState { id, state });
+                    });
+                }
+            }
+            Control::ShownToClass { on } => {
+                self.apply_screen(reports, move |s| s.set_shown_to_class(on));
+            }
             other => debug!("a session ignores {other:?}"),
+        }
+    }
+
+    /// Shows the consent prompt; the student's answer comes from the screen's help events.
+    fn ask_help(&mut self, ask: lanterne_wire::HelpAsk, reports: &mpsc::Sender<Control>) {
+        let id = ask.id;
+        let refused = |reason: String| Control::HelpState {
+            id,
+            state: HelpState::Unavailable { reason },
+        };
+        if let Err(reason) = ask.validate() {
+            let _ = reports.try_send(refused(reason));
+            return;
+        }
+        if let Some((open, _)) = self.help {
+            let _ = reports.try_send(refused(format!(
+                "remote help {open} is already open on this station"
+            )));
+            return;
+        }
+        self.help = Some((id, false));
+        let (screen, tx) = (self.screen.clone(), self.prompts.clone());
+        tokio::task::spawn_blocking(move || {
+            let state = match screen.ask_help(&ask) {
+                Ok(()) => HelpState::Asking,
+                Err(reason) => HelpState::Unavailable { reason },
+            };
+            let _ = tx.send((id, state));
+        });
+    }
+
+    /// The screen says the student decided: keeps this session's view of the help and
+    /// returns the report for the service.
+    fn on_help_event(&mut self, id: u64, state: HelpState) -> Option<Control> {
+        match self.help {
+            Some((open, _)) if open == id => {}
+            // A late answer for a help already withdrawn.
+            _ => return None,
+        }
+        self.help = match &state {
+            HelpState::Accepted => Some((id, true)),
+            s if s.is_final() => None,
+            _ => self.help,
+        };
+        info!(id, state = state.name(), "remote help");
+        Some(Control::HelpState { id, state })
+    }
+
+    /// Queues input for the player task, only for the help the student accepted.
+    fn play_input(&mut self, id: u64, events: Vec<InputEvent>, reports: &mpsc::Sender<Control>) {
+        if self.help != Some((id, true)) {
+            warn!(
+                id,
+                "remote-help input without the student's consent: refused"
+            );
+            let _ = reports.try_send(Control::StationError {
+                message: format!(
+                    "remote-help input refused: the student has not accepted help {id}, or ended it"
+                ),
+            });
+            return;
+        }
+        if let Err(message) = lanterne_wire::validate_input(&events) {
+            let _ = reports.try_send(Control::StationError {
+                message: format!("remote-help input refused: {message}"),
+            });
+            return;
+        }
+        let input = self.input.get_or_insert_with(|| {
+            let (tx, mut rx) = mpsc::channel::<(u64, Vec<InputEvent>)>(INPUT_QUEUE);
+            let (screen, reports) = (self.screen.clone(), reports.clone());
+            // One task plays everything, in the order it came.
+            tokio::spawn(async move {
+                while let Some((id, events)) = rx.recv().await {
+                    let screen = screen.clone();
+                    let played = tokio::task::spawn_blocking(move || screen.inject(id, events))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    if let Err(message) = played {
+                        warn!("remote-help input not played: {message}");
+                        let _ = reports.try_send(Control::StationError { message });
+                    }
+                }
+            });
+            tx
+        });
+        if input.try_send((id, events)).is_err() {
+            warn!(
+                id,
+                "remote-help input dropped: the screen is not keeping up"
+            );
         }
     }
 

@@ -426,13 +426,26 @@ pub enum SpecialKey {
 /// screen in 1/65535ths, so the tablet needs no knowledge of the station's resolution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InputEvent {
-    PointerMove { x: u16, y: u16 },
-    Button { button: PointerButton, pressed: bool },
+    PointerMove {
+        x: u16,
+        y: u16,
+    },
+    Button {
+        button: PointerButton,
+        pressed: bool,
+    },
     /// Wheel steps: positive scrolls down.
-    Scroll { steps: i8 },
-    Key { key: SpecialKey, pressed: bool },
+    Scroll {
+        steps: i8,
+    },
+    Key {
+        key: SpecialKey,
+        pressed: bool,
+    },
     /// Text typed as it is (each character pressed and released).
-    Text { text: String },
+    Text {
+        text: String,
+    },
 }
 
 /// Checks the events of one [`Control::HelpInput`]: at most [`MAX_INPUT_EVENTS`], text at

@@ -283,6 +283,7 @@ pub(super) async fn focus_session(
                         Some(crate::room::Unwatchable::NotConfigured) => "monitoring-not-configured",
                         Some(crate::room::Unwatchable::OutsideHours { .. }) => "outside-monitoring-hours",
                         Some(crate::room::Unwatchable::NoIndicator { .. }) => "no-indicator",
+                        Some(crate::room::Unwatchable::HelpOver) => "help-ended",
                         None => "station-offline",
                     };
                     let msg = serde_json::json!({"type": "ended", "reason": reason});

@@ -148,6 +148,23 @@ pub fn gdpr_record_on(config: &DocumentConfig, lang: Lang, date: time::Date) -> 
         ),
         t("Aucune conservation", "Not kept"),
     )];
+    let helpers = super::helpers_fr_en(&config.remote_help_roles);
+    if let Some(who) = &helpers {
+        data_categories.push(kept_while(
+            t("Écran et saisies pendant une aide à distance", "Screen and input during remote help"),
+            match lang {
+                Lang::Fr => format!(
+                    "Seulement après que l'élève a accepté, sur son poste, la demande d'aide ({} la demande) : l'écran du poste est vu en direct par la personne qui aide, qui utilise la souris et le clavier du poste ; à toute heure, l'élève pouvant arrêter à tout moment. Rien n'est enregistré ; les étapes (demande, accord ou refus, fin et par qui) sont inscrites au journal des accès.",
+                    who.0.to_lowercase()
+                ),
+                Lang::En => format!(
+                    "Only once the student has accepted the request on their computer ({} asks): the computer's screen is watched live by the person helping, who uses the computer's mouse and keyboard; at any hour, and the student can end it at any time. Nothing is recorded; the steps (request, agreement or refusal, end and by whom) are written to the audit log.",
+                    who.1.to_lowercase()
+                ),
+            },
+            t("Aucune conservation", "Not kept"),
+        ));
+    }
     data_categories.push(if config.screenshots_enabled {
         kept_for(
             lang,
@@ -303,6 +320,12 @@ pub fn gdpr_record_on(config: &DocumentConfig, lang: Lang, date: time::Date) -> 
             "Signed-in technicians: the list of the room's computers and their state",
         ),
     ];
+    if helpers.is_some() {
+        recipients.push(t(
+            "La personne qui aide un élève à distance, avec son accord : l'écran de ce poste pendant l'aide",
+            "The person helping a student remotely, with the student's agreement: that computer's screen during the help",
+        ));
+    }
     if config.screenshots_enabled {
         recipients.push(t(
             "Captures d'écran : l'enseignant qui l'a prise et les administrateurs",
@@ -333,10 +356,19 @@ pub fn gdpr_record_on(config: &DocumentConfig, lang: Lang, date: time::Date) -> 
         controller_contact: configured(lang, &config.controller_contact, "privacy.controller_contact"),
         dpo: configured(lang, &config.dpo, "privacy.dpo"),
         room: config.room_name.trim().to_owned(),
-        purpose: t(
-            "Accompagner les élèves pendant les activités pédagogiques sur ordinateur : voir les écrans pendant les plages annoncées, montrer un écran à la classe, verrouiller les postes, envoyer des messages, lancer des commandes approuvées, allumer, éteindre ou redémarrer les postes, ouvrir une page web.",
-            "Support students during computer-based teaching activities: view screens during the announced hours, show a screen to the class, lock computers, send messages, run approved commands, power computers on, off or restart them, open a web page.",
-        ),
+        purpose: {
+            let mut purpose = t(
+                "Accompagner les élèves pendant les activités pédagogiques sur ordinateur : voir les écrans pendant les plages annoncées, montrer un écran à la classe, verrouiller les postes, envoyer des messages, lancer des commandes approuvées, allumer, éteindre ou redémarrer les postes, ouvrir une page web.",
+                "Support students during computer-based teaching activities: view screens during the announced hours, show a screen to the class, lock computers, send messages, run approved commands, power computers on, off or restart them, open a web page.",
+            );
+            if helpers.is_some() {
+                purpose.push_str(&t(
+                    " Aider un élève en prenant la main sur son poste, après son accord explicite.",
+                    " Help a student by taking control of their computer, after their explicit agreement.",
+                ));
+            }
+            purpose
+        },
         legal_basis: t(
             "Exécution d'une mission d'intérêt public : l'enseignement (RGPD, article 6-1-e).",
             "Performance of a task carried out in the public interest: education (GDPR, Article 6(1)(e)).",
@@ -380,6 +412,12 @@ pub fn gdpr_record_on(config: &DocumentConfig, lang: Lang, date: time::Date) -> 
         monitoring_hours: config.schedule.monitoring_summary(lang),
         monitoring_free_hours: config.schedule.free_summary(lang),
     };
+    if helpers.is_some() {
+        record.security_measures.push(t(
+            "Prise en main à distance seulement après l'accord explicite de l'élève (un clic sur « Accepter » ; refus au bout de 30 s sans réponse), arrêtable à tout moment par l'élève, signalée par un bandeau sur le poste et le clignotement du voyant du boîtier",
+            "Remote control only after the student's explicit agreement (a click on \"Accepter\"; refused after 30 s without an answer), which the student can end at any time, shown by a banner on the computer and the box's light blinking",
+        ));
+    }
     record.version = record.digest();
     record.date = date.to_string();
     record

@@ -73,6 +73,9 @@ pub struct DocumentConfig {
     pub session_hours: u32,
     /// The box has an HDMI input through which a teacher shows their own computer.
     pub hdmi_input: bool,
+    /// The roles allowed to ask for remote help (`remote_help.roles`); empty: remote help
+    /// is off, and no document mentions it.
+    pub remote_help_roles: Vec<crate::policy::Role>,
     /// The Lanterne version that generates the record.
     pub software_version: String,
 }
@@ -128,6 +131,58 @@ pub struct Poster {
     pub sections: Vec<PosterSection>,
     /// Small print at the bottom.
     pub footer: String,
+}
+
+/// Who may ask for remote help, in words ("Un enseignant ou un technicien"), in both
+/// languages; None when remote help is off.
+pub(crate) fn helpers_fr_en(roles: &[crate::policy::Role]) -> Option<(String, String)> {
+    use crate::policy::Role;
+    let mut fr = Vec::new();
+    let mut en = Vec::new();
+    for (role, f, e) in [
+        (Role::Teacher, "un enseignant", "a teacher"),
+        (Role::Technician, "un technicien", "a technician"),
+        (Role::Admin, "un administrateur", "an administrator"),
+    ] {
+        if roles.contains(&role) {
+            fr.push(f);
+            en.push(e);
+        }
+    }
+    let join = |v: Vec<&str>, or: &str| match v.len() {
+        0 => None,
+        1 => Some(v[0].to_string()),
+        n => Some(format!("{} {or} {}", v[..n - 1].join(", "), v[n - 1])),
+    };
+    let mut fr = join(fr, "ou")?;
+    let en = join(en, "or")?;
+    fr.replace_range(0..1, &fr[0..1].to_uppercase());
+    let mut en_cap = en.clone();
+    en_cap.replace_range(0..1, &en[0..1].to_uppercase());
+    Some((fr, en_cap))
+}
+
+/// The poster's remote-help lines: each one is a fact the agent and the box enforce (the
+/// documents' claims test checks them against the code).
+pub fn remote_help_lines(lang: Lang, who: &(String, String)) -> Vec<String> {
+    match lang {
+        Lang::Fr => vec![
+            format!(
+                "{} peut demander à prendre la main sur votre poste pour vous aider. Rien ne se passe sans votre accord : une fenêtre vous le demande, seul un clic sur « Accepter » l'autorise, et sans réponse la demande est refusée au bout de 30 secondes.",
+                who.0
+            ),
+            "Pendant l'aide, un bandeau reste en haut de votre écran ; vous l'arrêtez à tout moment avec son bouton « Arrêter » ou les touches Ctrl+Alt+Fin.".into(),
+            "Le voyant du boîtier clignote tant qu'une aide à distance est en cours. Elle est possible à toute heure, même hors des plages de surveillance, puisqu'elle demande votre accord.".into(),
+        ],
+        Lang::En => vec![
+            format!(
+                "{} may ask to take control of your computer to help you. Nothing happens without your agreement: a window asks you, only a click on \"Accepter\" allows it, and with no answer the request is refused after 30 seconds.",
+                who.1
+            ),
+            "During the help, a banner stays at the top of your screen; you end it at any time with its \"Arrêter\" button or the keys Ctrl+Alt+End.".into(),
+            "The light on the box blinks while remote help is running. It is possible at any hour, even outside the monitoring hours, since it needs your agreement.".into(),
+        ],
+    }
 }
 
 fn tr(lang: Lang, fr: &str, en: &str) -> String {
@@ -202,6 +257,12 @@ impl Poster {
                 ),
             ],
         });
+        if let Some(who) = helpers_fr_en(&config.remote_help_roles) {
+            sections.push(PosterSection {
+                heading: tr(lang, "Aide à distance", "Remote help"),
+                items: remote_help_lines(lang, &who),
+            });
+        }
         let screenshots = if config.screenshots_enabled {
             match lang {
                 Lang::Fr => format!(

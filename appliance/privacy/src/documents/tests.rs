@@ -28,6 +28,7 @@ pub(crate) fn config(kind: RoomKind) -> DocumentConfig {
         order_retention_days: 1,
         session_hours: 10,
         hdmi_input: false,
+        remote_help_roles: Vec::new(),
         software_version: "0.1.0".into(),
     }
 }
@@ -409,8 +410,8 @@ fn gdpr_record_states_every_field_from_the_config() {
         );
     }
     assert!(
-        !record.purpose.contains("remote"),
-        "remote help is not built"
+        !record.purpose.contains("control"),
+        "remote help is off in this config"
     );
     assert!(record.legal_basis.contains("Article 6(1)(e)"));
 
@@ -648,4 +649,68 @@ fn gdpr_record_follows_the_optional_parts_of_the_config() {
     assert!(md.contains("- **Délégué à la protection des données** : À compléter"));
     // Every category without a period keeps nothing or says how long it lives.
     assert!(fr.data_categories.iter().all(|c| !c.retention.is_empty()));
+}
+
+#[test]
+fn remote_help_appears_in_every_document_exactly_when_a_role_may_ask_for_it() {
+    use crate::policy::Role;
+    let mut cfg = config(RoomKind::Classroom);
+    for lang in [Lang::Fr, Lang::En] {
+        let poster = Poster::new(&cfg, lang);
+        assert!(
+            poster
+                .sections
+                .iter()
+                .all(|s| s.heading != "Aide à distance" && s.heading != "Remote help"),
+            "off: no remote-help section"
+        );
+        let record = gdpr_record(&cfg, lang);
+        let all = format!("{record:?}");
+        for word in [
+            "Accepter",
+            "aide à distance",
+            "remote help",
+            "Remote control",
+            "prise en main à distance",
+        ] {
+            assert!(!all.contains(word), "off: the record says {word:?}");
+        }
+    }
+    cfg.remote_help_roles = vec![Role::Technician];
+    let poster = Poster::new(&cfg, Lang::Fr);
+    let help = poster
+        .sections
+        .iter()
+        .find(|s| s.heading == "Aide à distance")
+        .expect("on: a remote-help section");
+    assert!(
+        help.items[0].starts_with("Un technicien peut demander"),
+        "{}",
+        help.items[0]
+    );
+    assert!(help.items[0].contains("« Accepter »") && help.items[0].contains("30 secondes"));
+    assert!(help.items[1].contains("Ctrl+Alt+Fin") && help.items[1].contains("« Arrêter »"));
+    assert!(help.items[2].contains("clignote"));
+    cfg.remote_help_roles = vec![Role::Teacher, Role::Technician, Role::Admin];
+    let en = Poster::new(&cfg, Lang::En);
+    let help = en
+        .sections
+        .iter()
+        .find(|s| s.heading == "Remote help")
+        .unwrap();
+    assert!(
+        help.items[0].starts_with("A teacher, a technician or an administrator may ask"),
+        "{}",
+        help.items[0]
+    );
+    let record = gdpr_record(&cfg, Lang::En);
+    assert!(record.purpose.contains("after their explicit agreement"));
+    assert!(record
+        .security_measures
+        .iter()
+        .any(|m| m.contains("Remote control only after")));
+    assert!(record
+        .data_categories
+        .iter()
+        .any(|c| format!("{c:?}").contains("Screen and input during remote help")));
 }
