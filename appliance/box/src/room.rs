@@ -1827,6 +1827,8 @@ impl Room {
                     .and_then(|s| s.link.as_mut())
                     .expect("checked online");
                 let control = link.control.clone();
+                // The student whose screen the class sees is told, for as long as it lasts.
+                let _ = control.try_send(Control::ShownToClass { on: true });
                 let relay = Relay::start(SourceFeed {
                     frames: link.full_tx.subscribe(),
                     request_keyframe: Box::new(move || {
@@ -1930,6 +1932,9 @@ impl Room {
         }
         let end = DemoEnd { source_name, ..end };
         if let (Some(source), Some(conn)) = (source, source_conn) {
+            if let Some(link) = self.link_mut(source, conn) {
+                let _ = link.control.try_send(Control::ShownToClass { on: false });
+            }
             self.release_full(source, conn, None);
         }
         tracing::info!(%actor, source = %end.source_name, reason, "demo ended");
@@ -2751,6 +2756,183 @@ mod tests {
             .find(|t| t.station_id == id)
             .cloned()
             .expect("a tile")
+    }
+
+    /// The next control message matching `want`, skipping the others.
+    async fn next_control(
+        rx: &mut mpsc::Receiver<Control>,
+        want: impl Fn(&Control) -> bool,
+    ) -> Control {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+                .await
+                .expect("a control message")
+                .expect("control open");
+            if want(&msg) {
+                return msg;
+            }
+        }
+    }
+
+    /// Issue 11: remote help goes nowhere without the student's answer; once accepted it
+    /// works outside the monitoring hours (consent is the safeguard), only for the helper,
+    /// rate-limited, with its own LED pattern; every step is listed; the student ends it.
+    #[tokio::test(start_paused = true)]
+    async fn remote_help_waits_for_the_students_consent_and_works_at_any_hour() {
+        use lanterne_wire::{HelpState, InputEvent};
+        // A Saturday: no monitoring window.
+        let clock = TestClock::new(datetime!(2026-11-28 10:00));
+        let (room, _mosaic, sim) = room_on_schedule(2, Some(monday_schedule()), clock).await;
+        let (mut rx, conn) = online(&room, 1, CAN_SHOW_BADGE).await;
+        settle().await;
+        assert!(!room.view().borrow().monitoring);
+        let asked = room.ask_help(1, "tech", "tech (technicien)").await.unwrap();
+        assert_eq!(asked.state, "asking");
+        let Control::HelpAsk(ask) =
+            next_control(&mut rx, |c| matches!(c, Control::HelpAsk(_))).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (ask.id, ask.timeout_s, ask.from.as_str()),
+            (asked.id, 30, "tech (technicien)")
+        );
+        assert_eq!(tile(&room, 1).help, Some("asking"));
+        assert!(matches!(
+            room.ask_help(1, "prof", "prof (enseignant)").await,
+            Err(HelpError::Busy { .. })
+        ));
+        let moved = vec![InputEvent::PointerMove { x: 10, y: 10 }];
+        assert_eq!(
+            room.help_input(1, "tech", moved.clone()).await,
+            Err(HelpError::NotAccepted)
+        );
+        assert!(matches!(
+            room.open_help_view(1, "tech").await,
+            Err(HelpError::NotAccepted)
+        ));
+        // Nobody but the station's current link answers for the student.
+        assert!(
+            !room
+                .help_state(1, conn, ask.id + 1, HelpState::Accepted)
+                .await
+        );
+        assert!(
+            !room
+                .help_state(1, conn + 9, ask.id, HelpState::Accepted)
+                .await
+        );
+        assert!(!room.help_state(2, conn, ask.id, HelpState::Accepted).await);
+        assert!(leds(&sim, StatusLed::Off).await);
+
+        assert!(room.help_state(1, conn, ask.id, HelpState::Asking).await);
+        assert!(room.help_state(1, conn, ask.id, HelpState::Accepted).await);
+        assert!(
+            leds(&sim, StatusLed::RemoteControl).await,
+            "its own LED pattern"
+        );
+        assert_eq!(tile(&room, 1).help, Some("active"));
+        assert_eq!(
+            room.help_input(1, "prof", moved.clone()).await,
+            Err(HelpError::NotYours)
+        );
+        room.help_input(1, "tech", moved.clone()).await.unwrap();
+        let got = next_control(&mut rx, |c| matches!(c, Control::HelpInput { .. })).await;
+        assert_eq!(
+            got,
+            Control::HelpInput {
+                id: ask.id,
+                events: moved.clone()
+            }
+        );
+        // The helper sees the screen outside the hours: the full stream starts.
+        let mut view = room.open_help_view(1, "tech").await.unwrap();
+        assert!(stream_order(&mut rx, Stream::Full).await.is_some());
+        assert!(tile(&room, 1).watched);
+        while rx.try_recv().is_ok() {}
+        // 60 input messages a second, no more.
+        for _ in 1..INPUT_PER_SECOND {
+            room.help_input(1, "tech", moved.clone()).await.unwrap();
+        }
+        assert_eq!(
+            room.help_input(1, "tech", moved.clone()).await,
+            Err(HelpError::TooFast)
+        );
+        assert!(room
+            .help_input(1, "tech", vec![InputEvent::Scroll { steps: 0 }])
+            .await
+            .is_err());
+
+        // The student ends it: the view ends, the video stops, the LED goes out.
+        assert!(
+            room.help_state(1, conn, ask.id, HelpState::EndedByStudent)
+                .await
+        );
+        tokio::time::timeout(Duration::from_secs(5), view.ended.wait_for(|e| *e))
+            .await
+            .expect("the helper's view ends")
+            .unwrap();
+        assert_eq!(*view.cut().borrow(), Some(Unwatchable::HelpOver));
+        assert_eq!(stream_order(&mut rx, Stream::Full).await, None);
+        assert!(leds(&sim, StatusLed::Off).await);
+        assert_eq!(
+            room.help_input(1, "tech", moved.clone()).await,
+            Err(HelpError::NotYours)
+        );
+        drop(view);
+
+        // Unanswered: the room counts it timed out after the prompt's 30 s (and a grace).
+        let again = room.ask_help(1, "tech", "tech (technicien)").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(36)).await;
+        settle().await;
+        let stop = next_control(&mut rx, |c| matches!(c, Control::HelpStop { .. })).await;
+        assert_eq!(stop, Control::HelpStop { id: again.id });
+        let steps: Vec<(&str, String)> = room
+            .help_view(1)
+            .await
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| (s.step, s.by.clone()))
+            .collect();
+        let want: Vec<(&str, String)> = [
+            ("asked", "tech"),
+            ("prompt-shown", "box"),
+            ("accepted", "student"),
+            ("started", "tech"),
+            ("ended", "student"),
+            ("asked", "tech"),
+            ("timed-out", "box"),
+        ]
+        .iter()
+        .map(|(a, b)| (*a, b.to_string()))
+        .collect();
+        assert_eq!(steps, want);
+        assert_eq!(room.help_view(1).await.unwrap().help, None);
+    }
+
+    /// The student whose screen is shown to the class is told for as long as it lasts.
+    #[tokio::test(start_paused = true)]
+    async fn the_demo_source_is_told_its_screen_is_shown_to_the_class() {
+        let (room, _mosaic, _sim) = room_with(2).await;
+        let (mut rx1, _) = online(&room, 1, CAN_SHOW_BADGE).await;
+        let (_rx2, _) = online(&room, 2, CAN_SHOW_BADGE).await;
+        room.start_demo(
+            DemoRequest {
+                source: DemoSource::Station { station_id: 1 },
+                targets: None,
+                mode: DemoMode::Windowed,
+                region: None,
+            },
+            "prof",
+        )
+        .await
+        .unwrap();
+        let on = next_control(&mut rx1, |c| matches!(c, Control::ShownToClass { .. })).await;
+        assert_eq!(on, Control::ShownToClass { on: true });
+        room.stop_demo("prof").await.unwrap();
+        let off = next_control(&mut rx1, |c| matches!(c, Control::ShownToClass { .. })).await;
+        assert_eq!(off, Control::ShownToClass { on: false });
     }
 
     #[tokio::test(start_paused = true)]
