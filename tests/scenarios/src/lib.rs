@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod hostile;
+pub mod xscreen;
 pub mod xvfb;
 
 use std::path::{Path, PathBuf};
