@@ -14,6 +14,8 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-tools
   xvfb x11-utils x11-xserver-utils x11-apps xdotool
+  # The X application the remote-help browser test and benchmark click and type into.
+  python3-tk
   chromium fonts-dejavu-core
 )
 # Node.js may come from elsewhere than Debian (with its own npm, which conflicts with

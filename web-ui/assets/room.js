@@ -9,6 +9,7 @@ import { t, has, applyTranslations, bindSwitcher, onLangChange, getLang } from '
 import { VideoStream, resetStats, webCodecsAvailable } from './video-stream.js';
 import { Controls } from './controls.js';
 import { initDemo } from './demo.js';
+import { initHelp } from './help.js';
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -361,6 +362,7 @@ function onAuthLost() {
 
 function showMosaic() {
   if (ui.view === 'mosaic') return;
+  help.setStation(null);
   stopStream();
   ui.view = 'mosaic';
   ui.focusId = null;
@@ -396,9 +398,24 @@ function showFocus(id) {
   ctx.fillRect(0, 0, els.focusCanvas.width, els.focusCanvas.height);
   renderFocusTitle();
   controls.render();
+  startFocusStream(id, false);
+  help.setStation(id);
+  fitFocus();
+  els.back.focus({ preventScroll: true });
+}
+
+/**
+ * The focus view's picture: the station's full stream, or during remote help the helper's
+ * own view of it (which the box keeps open at any hour while the student's consent holds).
+ */
+function startFocusStream(id, helping) {
+  stopStream();
+  els.focusEnded.hidden = true;
+  ui.endedReason = null;
   resetStats('focus');
+  const base = `/api/stations/${encodeURIComponent(id)}`;
   ui.stream = new VideoStream({
-    path: `/api/stations/${encodeURIComponent(id)}/focus`,
+    path: helping ? `${base}/help/video` : `${base}/focus`,
     canvas: els.focusCanvas,
     onState: (s) => { ui.connState = s; renderConn(); },
     onEnded: (reason) => {
@@ -411,9 +428,17 @@ function showFocus(id) {
     onAuthLost,
   });
   ui.stream.start();
-  fitFocus();
-  els.back.focus({ preventScroll: true });
 }
+
+const help = initHelp({
+  focusedStation: () => ui.focusId,
+  stage: els.focusStage,
+  canvas: els.focusCanvas,
+  useHelpView: (helping) => {
+    if (ui.view === 'focus' && ui.focusId !== null) startFocusStream(ui.focusId, helping);
+  },
+  onAuthLost: () => onAuthLost(),
+});
 
 /** The box sends reason codes ("station-offline") or sentences; codes are translated. */
 function renderEndedReason() {
@@ -546,6 +571,7 @@ onLangChange(() => {
   renderTiles();
   renderFocusTitle();
   renderEndedReason();
+  help.rerender();
   if (!els.unsupported.hidden) showUnsupported();
 });
 

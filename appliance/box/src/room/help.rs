@@ -66,7 +66,7 @@ pub struct HelpStep {
     /// "asked", "prompt-shown", "accepted", "started", "refused", "timed-out",
     /// "unavailable", "ended".
     pub step: &'static str,
-    /// Who: the helper's account, "student", or "box".
+    /// Who: the helper's account, "student", "station" (its prompt's own timeout) or "box".
     pub by: String,
     pub detail: String,
 }
@@ -489,8 +489,9 @@ impl Room {
                 self.publish();
             }
             HelpState::Refused => self.end_help_as(station_id, "refused", "student", "").await,
+            // The prompt on the station waited its time without an answer.
             HelpState::TimedOut => {
-                self.end_help_as(station_id, "timed-out", "student", "no answer within 30 s")
+                self.end_help_as(station_id, "timed-out", "station", "no answer within 30 s")
                     .await
             }
             HelpState::EndedByStudent => self.end_help_as(station_id, "ended", "student", "").await,
