@@ -30,6 +30,10 @@ mod pixels;
 mod scene;
 mod text;
 pub mod theme;
+
+/// The consent prompt's title and text, as the student reads them (the documents' claims test
+/// checks the poster against it).
+pub use scene::consent_text;
 mod worker;
 
 use std::sync::{mpsc, Arc};
