@@ -161,7 +161,7 @@ describe('remote help with the student’s consent, on a real X station', { time
       });
       return res.status;
     });
-    assert.equal(status, 403, 'input after the end is refused');
+    assert.equal(status, 409, 'input after the end is refused');
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(app.lines.filter((l) => l.startsWith('click')).length, clicks, 'no click reached the application');
   });

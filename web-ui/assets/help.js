@@ -171,7 +171,7 @@ export function initHelp({ focusedStation, stage, canvas, useHelpView, onAuthLos
     try {
       await api('POST', `${base()}/input`, { events: batch });
     } catch (e) {
-      if (e.status === 409 || e.status === 403) {
+      if (e.status === 409) {
         // The help is over (the student ended it): say so without waiting for the poll.
         state.queue = [];
         refresh();

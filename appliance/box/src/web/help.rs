@@ -12,10 +12,12 @@ use lanterne_wire::InputEvent;
 fn help_error(e: HelpError) -> ApiError {
     match e {
         HelpError::Unknown => ApiError::NotFound(e.to_string()),
-        HelpError::Offline | HelpError::Busy { .. } | HelpError::NotAccepted => {
-            ApiError::Conflict(e.to_string())
-        }
-        HelpError::NoIndicator { .. } | HelpError::NotYours => ApiError::Forbidden(e.to_string()),
+        // The state of the room, not the policy, says no: 409 (403 is the policy's answer).
+        HelpError::Offline
+        | HelpError::Busy { .. }
+        | HelpError::NotAccepted
+        | HelpError::NotYours
+        | HelpError::NoIndicator { .. } => ApiError::Conflict(e.to_string()),
         HelpError::TooFast => ApiError::TooManyRequests(e.to_string()),
         HelpError::BadInput(_) => ApiError::BadRequest(e.to_string()),
     }
