@@ -97,6 +97,26 @@ cores with the box.`,
       ['ratio relay / baseline CPU per receiver', r.ratio_relay_to_baseline_cpu_per_receiver, 'reported'],
     ],
   },
+  'remote-help': {
+    title: 'Remote help: a tap on the tablet → the pixel it changes on the station',
+    what: `A real box, a real station agent (its system service, and its session helper running as
+a student's account on an Xvfb display) and an ordinary X application (Tk: a button that flips
+between red and green at each click). The student accepts the consent prompt with a click; then
+each round sends what the tablet sends for a tap (pointer move, press, release) as one
+\`POST /api/stations/{id}/help/input\` on a kept-alive HTTPS connection on loopback, and polls the
+button's pixel on the X server until its colour flips: one sample is the time from sending the
+request to seeing the new colour. Path: HTTPS → the box's policy and room → the station link (TLS)
+→ the service → the session helper → XTEST → the application redraws. The baseline, in the same
+run and timed the same way, is the same click played straight into the X server with XTEST.`,
+    rows: (r) => [
+      ['tap → changed pixel, p50 (ms)', r.input_to_pixel_ms_p50, '< 100'],
+      ['tap → changed pixel, p99 (ms)', r.input_to_pixel_ms_p99, '< 200'],
+      ['tap → changed pixel, max (ms)', r.input_to_pixel_ms_max, 'reported'],
+      ['baseline: XTEST click → changed pixel, p50 / p99 (ms)', `${r.baseline_xtest_click_to_pixel_ms_p50} / ${r.baseline_xtest_click_to_pixel_ms_p99}`, '—'],
+      ['added by Lanterne, p50 (ms)', r.added_by_lanterne_ms_p50, 'reported'],
+      ['samples', r.samples, '≥ 200'],
+    ],
+  },
   hostile: {
     title: 'Hostile network: the box at a 1024 open-file limit under attack',
     what: `The box (release build) runs under \`prlimit --nofile=1024:1024\`, the open-file limit a

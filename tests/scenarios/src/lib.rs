@@ -354,6 +354,52 @@ impl Drop for BoxProcess {
     }
 }
 
+/// An HTTP/1.1 connection to the box that serves one request after the other.
+pub struct KeepAlive {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl KeepAlive {
+    /// One request on this connection; `headers` are added as given.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Response> {
+        self.sender.ready().await?;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(&v)?)
+            }
+            None => Bytes::new(),
+        };
+        let res = self.sender.send_request(req.body(Full::new(body))?).await?;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = Limited::new(res.into_body(), 4 << 20)
+            .collect()
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+            .to_bytes();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
 /// A minimal HTTPS client that trusts only the box's HTTPS CA, like a tablet that installed it.
 pub struct Https {
     host: String,
@@ -442,6 +488,18 @@ impl Https {
             status,
             headers,
             body,
+        })
+    }
+
+    /// One connection kept open for many requests, as a browser keeps one to the box.
+    pub async fn keep_alive(&self) -> anyhow::Result<KeepAlive> {
+        let stream = self.connect().await?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(KeepAlive {
+            sender,
+            host: format!("{}:{}", self.host, self.port),
         })
     }
 
