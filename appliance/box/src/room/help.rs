@@ -468,7 +468,9 @@ impl Room {
             .get_mut(&station_id)
             .filter(|h| h.id == id && h.conn == conn)
         else {
-            return false;
+            // A station confirming the stop of a help the room already ended: nothing to
+            // record, and nothing to warn about.
+            return state == HelpState::Ended;
         };
         match state {
             HelpState::Asking => {
