@@ -15,6 +15,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-tools
   xvfb x11-utils x11-xserver-utils x11-apps xdotool
   chromium fonts-dejavu-core
+  webkit2gtk-driver
 )
 # Node.js may come from elsewhere than Debian (with its own npm, which conflicts with
 # Debian's npm package): install Debian's only when there is no node or npm at all.

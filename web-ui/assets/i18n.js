@@ -675,6 +675,26 @@ const ACCESS_STRINGS = {
 for (const lang of Object.keys(ACCESS_STRINGS)) Object.assign(STRINGS[lang], ACCESS_STRINGS[lang]);
 // ---- end of access & privacy strings ----
 
+// ---- tablet console: header menu, lock bar of the other pages, connection ----
+const TABLET_STRINGS = {
+  fr: {
+    'menu.open': 'Menu',
+    'quick.bar': 'Verrouillage de la classe',
+    'quick.lock': 'Verrouiller la classe',
+    'quick.unlock': 'Déverrouiller la classe',
+    'quick.result': '{title} : {text}',
+  },
+  en: {
+    'menu.open': 'Menu',
+    'quick.bar': 'Class lock',
+    'quick.lock': 'Lock the class',
+    'quick.unlock': 'Unlock the class',
+    'quick.result': '{title}: {text}',
+  },
+};
+for (const lang of Object.keys(TABLET_STRINGS)) Object.assign(STRINGS[lang], TABLET_STRINGS[lang]);
+// ---- end of tablet console strings ----
+
 export const LANGUAGES = Object.keys(STRINGS);
 const DEFAULT_LANG = 'fr';
 const STORAGE_KEY = 'lanterne.lang';

@@ -472,6 +472,10 @@ document.addEventListener('keydown', (ev) => {
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible' && ui.stream) ui.stream.retryNow();
 });
+// The same when the tablet's Wi-Fi comes back.
+window.addEventListener('online', () => {
+  if (ui.stream) ui.stream.retryNow();
+});
 
 // ---- session ------------------------------------------------------------------------------
 
