@@ -34,7 +34,31 @@ pub trait Screen: Send + Sync {
     /// Takes the student's keyboard and pointer away without covering the screen (`on`), or
     /// gives them back: a full-screen demo is watched, not used. Returns once done.
     fn block_input(&self, on: bool) -> Result<(), String>;
+    /// What the student does through this screen besides dismissing messages: raise or
+    /// withdraw a hand (and, on a simulated screen, log in and out). None: this screen offers
+    /// no such control.
+    fn student_events(&self) -> Option<tokio::sync::broadcast::Receiver<StudentEvent>> {
+        None
+    }
+    /// The teacher cleared the student's raised hand: the screen shows it down. A screen
+    /// without a hand control has nothing to take down.
+    fn clear_hand(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
+
+/// Something the student did at the station that the box hears about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StudentEvent {
+    /// The hand went up (true) or the student withdrew it (false).
+    Hand(bool),
+    /// Someone logged in (their display name) or out (None). Only simulated screens send it:
+    /// on a PC the service takes it from the session's account.
+    User(Option<String>),
+}
+
+/// Student events are rare (a person taps a button); a small buffer is plenty.
+const STUDENT_EVENTS: usize = 16;
 
 /// Dismissals are rare (a person clicks OK); a small buffer is plenty.
 const DISMISSALS: usize = 16;
@@ -145,6 +169,9 @@ pub struct SimulatedScreen {
     messages: Mutex<Vec<(u64, String, String)>>,
     dismissed: tokio::sync::broadcast::Sender<u64>,
     input_blocked: std::sync::atomic::AtomicBool,
+    /// The simulated student: logged-in display name and raised hand.
+    student: Mutex<(Option<String>, bool)>,
+    student_events: tokio::sync::broadcast::Sender<StudentEvent>,
 }
 
 impl Default for SimulatedScreen {
@@ -160,11 +187,39 @@ impl Default for SimulatedScreen {
             messages: Mutex::default(),
             dismissed: tokio::sync::broadcast::channel(DISMISSALS).0,
             input_blocked: std::sync::atomic::AtomicBool::new(false),
+            student: Mutex::new((None, false)),
+            student_events: tokio::sync::broadcast::channel(STUDENT_EVENTS).0,
         }
     }
 }
 
 impl SimulatedScreen {
+    /// A student logs in (`Some(display name)`) or out (None); logging out lowers the hand.
+    pub fn set_user(&self, name: Option<String>) {
+        let mut s = self.student.lock().unwrap_or_else(|p| p.into_inner());
+        if name.is_none() && s.1 {
+            s.1 = false;
+            let _ = self.student_events.send(StudentEvent::Hand(false));
+        }
+        s.0 = name.clone();
+        let _ = self.student_events.send(StudentEvent::User(name));
+    }
+
+    /// The student raises (true) or withdraws (false) their hand.
+    pub fn raise_hand(&self, up: bool) {
+        let mut s = self.student.lock().unwrap_or_else(|p| p.into_inner());
+        s.1 = up;
+        let _ = self.student_events.send(StudentEvent::Hand(up));
+    }
+
+    /// Who is logged in and whether their hand is up.
+    pub fn student(&self) -> (Option<String>, bool) {
+        self.student
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The student's keyboard and pointer are taken away (a full-screen demo).
     pub fn input_blocked(&self) -> bool {
         self.input_blocked.load(std::sync::atomic::Ordering::SeqCst)
@@ -203,6 +258,15 @@ impl SimulatedScreen {
 }
 
 impl Screen for SimulatedScreen {
+    fn student_events(&self) -> Option<tokio::sync::broadcast::Receiver<StudentEvent>> {
+        Some(self.student_events.subscribe())
+    }
+
+    fn clear_hand(&self) -> Result<(), String> {
+        self.student.lock().unwrap_or_else(|p| p.into_inner()).1 = false;
+        Ok(())
+    }
+
     fn lock(&self, message: &str) -> Result<(), String> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.0.locked = true;

@@ -276,6 +276,39 @@ pub enum Control {
     CertificateIssued {
         cert_pem: String,
     },
+    /// Station → box: the display name of the person logged in at the station (None: nobody
+    /// is). Sent when a student session starts and ends; the station's service takes it from
+    /// the session's account, never from what the session says about itself. Checked with
+    /// [`validate_display_name`]. Personal data: the box keeps it in memory only, for as long
+    /// as the session lasts.
+    SessionUser {
+        display_name: Option<String>,
+    },
+    /// Station → box: the student raised their hand (true) or withdrew it (false). Not tied
+    /// to the monitoring hours: asking for help watches nobody.
+    HandRaised {
+        raised: bool,
+    },
+    /// Box → station: the teacher has seen the raised hand and cleared it.
+    HandCleared,
+}
+
+/// Longest display name a station reports (characters).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+/// Checks a display name from a station before anyone shows it: not blank, at most
+/// [`MAX_DISPLAY_NAME_CHARS`] characters, no control characters.
+pub fn validate_display_name(name: &str) -> Result<(), &'static str> {
+    if name.trim().is_empty() {
+        return Err("the display name is blank");
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err("the display name is longer than 64 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("the display name contains control characters");
+    }
+    Ok(())
 }
 
 /// Longest label of a demo source ("poste-07", "PC enseignant (HDMI)").
@@ -670,6 +703,13 @@ mod tests {
 
     fn sample_frames() -> Vec<Frame> {
         vec![
+            Frame::Control(Control::SessionUser {
+                display_name: Some("Élise Martin".into()),
+            }),
+            Frame::Control(Control::SessionUser { display_name: None }),
+            Frame::Control(Control::HandRaised { raised: true }),
+            Frame::Control(Control::HandRaised { raised: false }),
+            Frame::Control(Control::HandCleared),
             Frame::Control(Control::Hello {
                 protocol: PROTOCOL_VERSION,
                 agent_version: "0.1.0".into(),
@@ -1061,5 +1101,15 @@ mod tests {
             encode(&frame, &mut again).expect("a decoded frame re-encodes");
             assert_eq!(decode(&mut again).unwrap(), Some(frame));
         }
+    }
+
+    #[test]
+    fn display_names_are_bounded_and_printable() {
+        assert_eq!(validate_display_name("Élise Martin"), Ok(()));
+        assert_eq!(validate_display_name(&"é".repeat(64)), Ok(()));
+        assert!(validate_display_name(&"é".repeat(65)).is_err());
+        assert!(validate_display_name("  ").is_err());
+        assert!(validate_display_name("Élise\u{1b}[2J").is_err());
+        assert!(validate_display_name("a\nb").is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Feeds arbitrary bytes to the station link decoder: it must never panic, never buffer
 //! beyond its limits, and whatever it accepts must survive a re-encode unchanged. Demo
 //! orders that decode are also validated, as a station does before opening its player, and
-//! certificate texts are checked as both sides do before parsing them.
+//! certificate texts are checked as both sides do before parsing them, and display names as
+//! the station's service and the box do before showing them.
 #![no_main]
 
 use bytes::BytesMut;
@@ -23,6 +24,11 @@ fuzz_target!(|data: &[u8]| {
             }
             Frame::Control(Control::CertificateIssued { cert_pem }) => {
                 let _ = lanterne_wire::check_pem(cert_pem, "CERTIFICATE");
+            }
+            Frame::Control(Control::SessionUser {
+                display_name: Some(name),
+            }) => {
+                let _ = lanterne_wire::validate_display_name(name);
             }
             _ => {}
         }
