@@ -683,6 +683,13 @@ const TABLET_STRINGS = {
     'quick.lock': 'Verrouiller la classe',
     'quick.unlock': 'Déverrouiller la classe',
     'quick.result': '{title} : {text}',
+    'hand.title': 'Mains levées ({n})',
+    'hand.tile': 'main levée, {n}ᵉ à demander',
+    'hand.clear': 'Vu',
+    'hand.clearOf': 'Effacer la main levée de {name}',
+    'find.label': 'Trouver un élève ou un poste',
+    'find.placeholder': 'Nom de l’élève ou du poste',
+    'find.count': '{n} poste(s) trouvé(s)',
   },
   en: {
     'menu.open': 'Menu',
@@ -690,6 +697,13 @@ const TABLET_STRINGS = {
     'quick.lock': 'Lock the class',
     'quick.unlock': 'Unlock the class',
     'quick.result': '{title}: {text}',
+    'hand.title': 'Raised hands ({n})',
+    'hand.tile': 'hand raised, number {n} to ask',
+    'hand.clear': 'Seen',
+    'hand.clearOf': 'Clear the raised hand of {name}',
+    'find.label': 'Find a student or a station',
+    'find.placeholder': 'Student or station name',
+    'find.count': '{n} station(s) found',
   },
 };
 for (const lang of Object.keys(TABLET_STRINGS)) Object.assign(STRINGS[lang], TABLET_STRINGS[lang]);

@@ -9,6 +9,7 @@ import { t, has, applyTranslations, bindSwitcher, onLangChange, getLang } from '
 import { VideoStream, resetStats, webCodecsAvailable } from './video-stream.js';
 import { Controls } from './controls.js';
 import { initDemo } from './demo.js';
+import { decorateTile, renderHands } from './hands.js';
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -299,8 +300,10 @@ function renderTiles() {
       off.textContent = t('room.offline');
       b.append(off);
     }
+    decorateTile(b, tile);
     els.tiles.append(b);
   }
+  renderHands(layout.tiles, renderTiles);
 }
 
 function setLayout(layout) {
