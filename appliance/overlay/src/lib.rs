@@ -8,7 +8,7 @@
 //!                                                                 (owns windows, grabs,
 //!                                                                  state; replies once the
 //!                                                                  server has applied it)
-//!        ◀── OverlayEvent (MessageDismissed, DisplayLost) ── events() ◀──┘
+//!        ◀── OverlayEvent (MessageDismissed, DisplayLost, HandKey) ── events() ◀──┘
 //! ```
 //!
 //! One thread owns every window and the grab state; the handle only sends it commands and
@@ -91,6 +91,9 @@ pub enum OverlayEvent {
     MessageDismissed { id: u64 },
     /// The X connection broke (session ended, server crashed); every later call fails.
     DisplayLost { reason: String },
+    /// The student pressed Ctrl+Alt+H (grabbed from any application): raise their hand, or
+    /// withdraw it when it is up.
+    HandKey,
 }
 
 /// What is on screen right now, as the agent reports it to the box.

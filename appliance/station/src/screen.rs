@@ -10,7 +10,7 @@
 //! state a real screen would show so the box, the tablet and the benchmarks see the same
 //! protocol traffic as with real stations.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use lanterne_wire::Shown;
 
@@ -60,6 +60,14 @@ pub enum StudentEvent {
 /// Student events are rare (a person taps a button); a small buffer is plenty.
 const STUDENT_EVENTS: usize = 16;
 
+/// Id of the station's own note about the raised hand (teachers' messages count up from 1,
+/// the hours notice is 0); its dismissal is not a read receipt.
+const HAND_NOTICE_ID: u64 = u64::MAX;
+const HAND_UP_TEXT: &str = "Main levée : l'enseignant voit votre demande d'aide sur sa tablette. \
+                            Ctrl+Alt+H pour la baisser.";
+const HAND_DOWN_TEXT: &str = "Main baissée. Ctrl+Alt+H pour la lever à nouveau.";
+const HAND_SEEN_TEXT: &str = "L'enseignant a vu votre main levée.";
+
 /// Dismissals are rare (a person clicks OK); a small buffer is plenty.
 const DISMISSALS: usize = 16;
 
@@ -68,6 +76,9 @@ const DISMISSALS: usize = 16;
 pub struct X11Screen {
     overlay: lanterne_overlay::Overlay,
     dismissed: tokio::sync::broadcast::Sender<u64>,
+    /// The student's hand is up (Ctrl+Alt+H), and where that is announced.
+    hand: Arc<std::sync::atomic::AtomicBool>,
+    student: tokio::sync::broadcast::Sender<StudentEvent>,
     display: Option<String>,
     /// The last attempt to put the watched badge up failed: until one succeeds, this screen
     /// reports that it cannot show the indicator (and so gets asked for no video).
@@ -82,13 +93,28 @@ impl X11Screen {
         let mut events = overlay.events();
         let (dismissed, _) = tokio::sync::broadcast::channel(DISMISSALS);
         let tx = dismissed.clone();
+        let (student, _) = tokio::sync::broadcast::channel(STUDENT_EVENTS);
+        let hand = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (student_tx, hand_up, notices) = (student.clone(), hand.clone(), overlay.clone());
         std::thread::Builder::new()
             .name("overlay-events".into())
             .spawn(move || {
                 while let Some(ev) = events.blocking_recv() {
                     match ev {
+                        // The station's own note about the hand is not a teacher's message.
+                        lanterne_overlay::OverlayEvent::MessageDismissed { id: HAND_NOTICE_ID } => {
+                        }
                         lanterne_overlay::OverlayEvent::MessageDismissed { id } => {
                             let _ = tx.send(id);
+                        }
+                        lanterne_overlay::OverlayEvent::HandKey => {
+                            let up = !hand_up.fetch_xor(true, std::sync::atomic::Ordering::SeqCst);
+                            let _ = student_tx.send(StudentEvent::Hand(up));
+                            // The student sees that the request went (or was withdrawn).
+                            let text = if up { HAND_UP_TEXT } else { HAND_DOWN_TEXT };
+                            if let Err(e) = notices.show_message(HAND_NOTICE_ID, "Lanterne", text) {
+                                tracing::warn!("cannot show the raised-hand note: {e}");
+                            }
                         }
                         // Losing the display ends the session's screen; the agent keeps
                         // running and says so.
@@ -102,6 +128,8 @@ impl X11Screen {
         Ok(X11Screen {
             overlay,
             dismissed,
+            hand,
+            student,
             display: display.map(str::to_string),
             badge_failed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -109,6 +137,19 @@ impl X11Screen {
 }
 
 impl Screen for X11Screen {
+    fn student_events(&self) -> Option<tokio::sync::broadcast::Receiver<StudentEvent>> {
+        Some(self.student.subscribe())
+    }
+
+    fn clear_hand(&self) -> Result<(), String> {
+        if self.hand.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.overlay
+                .show_message(HAND_NOTICE_ID, "Lanterne", HAND_SEEN_TEXT)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     fn lock(&self, message: &str) -> Result<(), String> {
         self.overlay.lock(message).map_err(|e| e.to_string())
     }
