@@ -1,7 +1,8 @@
 // Accessibility audit of every page of the teacher's web UI against the REAL box with 2
 // simulated stations, in French and in English: axe-core (npm) runs inside the page and must
 // find no serious or critical violation of WCAG 2.1 A/AA (labels on every control, contrast,
-// names of buttons and links, document language, ARIA use…). Pages: sign-in, the class,
+// names of buttons and links, document language, ARIA use…). Pages: sign-in, the class (a
+// student's name on a tile and her raised hand listed),
 // the class with its header menu open, one station full size, the class during a demo, the
 // message sheet, the admin pages and "my account". Each violation is reported with its rule,
 // impact and the elements at fault.
@@ -71,6 +72,11 @@ describe('accessibility audit of every page (axe-core), French and English', { t
       await page.waitForFunction((n) => document.querySelectorAll('#tiles .tile:not(.offline)').length === n,
         room.stations.length, { timeout: 60_000 });
       await waitForFrames(page, 'mosaic', 0, 30_000);
+      // A student at poste-01 with her hand up: her name on the tile, the line of hands.
+      room.order(`login ${room.stations[0].name} Élise Martin`);
+      room.order(`hand ${room.stations[0].name} up`);
+      await page.locator('#hands').waitFor({ state: 'visible' });
+      await page.locator('#tiles .tile-user').waitFor();
       await check('the class');
 
       // The header menu, open (a narrower screen folds it).

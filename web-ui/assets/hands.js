@@ -72,7 +72,8 @@ export function decorateTile(b, tile) {
     user.textContent = tile.user_name;
     label?.replaceWith(caption);
     if (label) caption.append(label);
-    caption.append(user);
+    // The spaces keep words apart for assistive technology (a flex column drops them).
+    caption.append(' ', user);
     extra.push(tile.user_name);
   }
   if (tile.hand) {
@@ -80,10 +81,11 @@ export function decorateTile(b, tile) {
     hand.className = 'tile-hand';
     hand.append(handIcon(), document.createTextNode(String(tile.hand)));
     hand.title = t('hand.tile', { n: tile.hand });
-    b.append(hand);
+    b.append(' ', hand);
     extra.push(t('hand.tile', { n: tile.hand }));
   }
-  if (extra.length) b.setAttribute('aria-label', `${b.getAttribute('aria-label')} — ${extra.join(', ')}`);
+  // In the order they are on the tile, so what is seen is what is read (WCAG 2.5.3).
+  if (extra.length) b.setAttribute('aria-label', `${b.getAttribute('aria-label')} — ${extra.join(' — ')}`);
   const q = query();
   b.classList.toggle('found', matches(tile, q));
   b.classList.toggle('dimmed', q !== '' && !matches(tile, q));
