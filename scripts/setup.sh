@@ -17,6 +17,7 @@ APT_PACKAGES=(
   # The X application the remote-help browser test and benchmark click and type into.
   python3-tk
   chromium fonts-dejavu-core
+  webkit2gtk-driver
 )
 # Node.js may come from elsewhere than Debian (with its own npm, which conflicts with
 # Debian's npm package): install Debian's only when there is no node or npm at all.

@@ -14,7 +14,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startClassroom } from './lib/classroom.mjs';
-import { launch, waitForFrames, waitForColour, TABLET } from './lib/browser.mjs';
+import { launch, waitForFrames, waitForColour, headerControl, TABLET } from './lib/browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const results = path.join(here, 'test-results');
@@ -143,7 +143,7 @@ describe(`web UI against the real box with ${STATIONS} simulated stations`, { ti
   });
 
   it('logs out, after which the room is locked again', async () => {
-    await page.locator('#logout').tap();
+    await (await headerControl(page, '#logout')).tap();
     await page.waitForURL(/\/login$/);
     await page.goto(`${room.url}/room`);
     assert.equal(new URL(page.url()).pathname, '/login');

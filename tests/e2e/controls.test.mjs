@@ -15,7 +15,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startClassroom } from './lib/classroom.mjs';
-import { launch, TABLET } from './lib/browser.mjs';
+import { headerControl, launch, TABLET } from './lib/browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const results = path.join(here, 'test-results');
@@ -329,8 +329,7 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
 
   it('presses the simulated panel button on the developer page', async () => {
     // The room is locked (previous test): the button's light is on.
-    assert.equal(await page.locator('#dev-link').isVisible(), true);
-    await page.click('#dev-link');
+    await (await headerControl(page, '#dev-link')).click();
     await page.waitForURL(/\/dev$/);
     await page.waitForFunction(() => document.getElementById('lock-led').dataset.state === 'on',
       null, { timeout: 10_000 });
@@ -355,10 +354,10 @@ describe('classroom controls from the tablet', { timeout: 420_000 }, () => {
 
   it('speaks English when asked', async () => {
     await page.goto(`${room.url}/room`);
-    await page.click('#lang-switch button[data-lang="en"]');
+    await (await headerControl(page, '#lang-switch button[data-lang="en"]')).click();
     assert.equal((await page.locator('#act-lock').textContent()).trim(), 'Lock');
     assert.equal(await page.locator('#act-target').textContent(), 'Whole class');
-    await page.click('#lang-switch button[data-lang="fr"]');
+    await (await headerControl(page, '#lang-switch button[data-lang="fr"]')).click();
     assert.deepEqual(pageErrors, [], 'no script error on the pages');
   });
 });

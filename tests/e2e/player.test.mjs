@@ -166,10 +166,15 @@ describe('web UI player against a fake box streaming real H.264', { timeout: 180
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForFunction(() => document.getElementById('mosaic-stage').getBoundingClientRect().width <= 390);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling');
-    for (const sel of ['#logout', '#lang-switch', '#conn']) {
+    // The header's actions fold into its menu on a phone; opened, each fits the width.
+    await page.waitForSelector('#menu-toggle', { state: 'visible' });
+    await page.click('#menu-toggle');
+    for (const sel of ['#logout', '#lang-switch', '#conn', '#menu-toggle']) {
       const b = await page.locator(sel).boundingBox();
-      assert.ok(b.x >= 0 && b.x + b.width <= 390, `${sel} fits the phone's width`);
+      assert.ok(b && b.x >= 0 && b.x + b.width <= 390, `${sel} fits the phone's width`);
     }
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#logout', { state: 'hidden' });
     await page.screenshot({ path: path.join(results, 'room-phone.png') });
     await page.setViewportSize(TABLET);
     await page.waitForFunction(() => document.getElementById('mosaic-stage').getBoundingClientRect().width > 820);

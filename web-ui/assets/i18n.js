@@ -753,6 +753,40 @@ const ACCESS_STRINGS = {
 for (const lang of Object.keys(ACCESS_STRINGS)) Object.assign(STRINGS[lang], ACCESS_STRINGS[lang]);
 // ---- end of access & privacy strings ----
 
+// ---- tablet console: header menu, lock bar of the other pages, connection ----
+const TABLET_STRINGS = {
+  fr: {
+    'menu.open': 'Menu',
+    'quick.bar': 'Verrouillage de la classe',
+    'quick.lock': 'Verrouiller la classe',
+    'quick.unlock': 'Déverrouiller la classe',
+    'quick.result': '{title} : {text}',
+    'hand.title': 'Mains levées ({n})',
+    'hand.tile': '{n} (main levée)',
+    'hand.clear': 'Vu',
+    'hand.clearOf': 'Vu : effacer la main levée de {name}',
+    'find.label': 'Trouver un élève ou un poste',
+    'find.placeholder': 'Nom de l’élève ou du poste',
+    'find.count': '{n} poste(s) trouvé(s)',
+  },
+  en: {
+    'menu.open': 'Menu',
+    'quick.bar': 'Class lock',
+    'quick.lock': 'Lock the class',
+    'quick.unlock': 'Unlock the class',
+    'quick.result': '{title}: {text}',
+    'hand.title': 'Raised hands ({n})',
+    'hand.tile': '{n} (hand raised)',
+    'hand.clear': 'Seen',
+    'hand.clearOf': 'Seen: clear the raised hand of {name}',
+    'find.label': 'Find a student or a station',
+    'find.placeholder': 'Student or station name',
+    'find.count': '{n} station(s) found',
+  },
+};
+for (const lang of Object.keys(TABLET_STRINGS)) Object.assign(STRINGS[lang], TABLET_STRINGS[lang]);
+// ---- end of tablet console strings ----
+
 export const LANGUAGES = Object.keys(STRINGS);
 const DEFAULT_LANG = 'fr';
 const STORAGE_KEY = 'lanterne.lang';

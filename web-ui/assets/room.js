@@ -10,6 +10,7 @@ import { VideoStream, resetStats, webCodecsAvailable } from './video-stream.js';
 import { Controls } from './controls.js';
 import { initDemo } from './demo.js';
 import { initHelp } from './help.js';
+import { decorateTile, renderHands } from './hands.js';
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -300,8 +301,10 @@ function renderTiles() {
       off.textContent = t('room.offline');
       b.append(off);
     }
+    decorateTile(b, tile);
     els.tiles.append(b);
   }
+  renderHands(layout.tiles, renderTiles);
 }
 
 function setLayout(layout) {
@@ -496,6 +499,10 @@ document.addEventListener('keydown', (ev) => {
 // A tablet that slept has lost its socket; reconnect as soon as the teacher looks again.
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible' && ui.stream) ui.stream.retryNow();
+});
+// The same when the tablet's Wi-Fi comes back.
+window.addEventListener('online', () => {
+  if (ui.stream) ui.stream.retryNow();
 });
 
 // ---- session ------------------------------------------------------------------------------

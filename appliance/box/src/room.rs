@@ -201,6 +201,13 @@ pub struct TileView {
     pub no_indicator: bool,
     /// Remote help on this station: "asking" (the student's prompt is up) or "active".
     pub help: Option<&'static str>,
+    /// Display name of the person logged in at the station, as its agent reports it. Kept in
+    /// memory only, and only while the station's session and link last (personal data, see
+    /// the GDPR record).
+    pub user_name: Option<String>,
+    /// The student's hand is up: its place among the raised hands of the room (1 = raised
+    /// first), until the student withdraws it or a teacher clears it.
+    pub hand: Option<u32>,
     pub x: u32,
     pub y: u32,
     pub w: u32,
@@ -409,6 +416,21 @@ enum Cmd {
         station_id: u32,
         conn: u64,
         shown: Shown,
+    },
+    SessionUser {
+        station_id: u32,
+        conn: u64,
+        name: Option<String>,
+    },
+    Hand {
+        station_id: u32,
+        conn: u64,
+        raised: bool,
+    },
+    /// A teacher cleared a raised hand: Ok(false) when it was not raised.
+    ClearHand {
+        station_id: u32,
+        reply: oneshot::Sender<Result<bool, SendError>>,
     },
     SetLock {
         /// None toggles (the panel button).
@@ -787,6 +809,36 @@ impl RoomHandle {
             .await;
     }
 
+    /// The station reports who is logged in (display name, already checked) or nobody.
+    pub async fn session_user(&self, station_id: u32, conn: u64, name: Option<String>) {
+        let _ = self
+            .tx
+            .send(Cmd::SessionUser {
+                station_id,
+                conn,
+                name,
+            })
+            .await;
+    }
+
+    /// The station's student raised (true) or withdrew (false) their hand.
+    pub async fn hand(&self, station_id: u32, conn: u64, raised: bool) {
+        let _ = self
+            .tx
+            .send(Cmd::Hand {
+                station_id,
+                conn,
+                raised,
+            })
+            .await;
+    }
+
+    /// Clears a raised hand (the teacher has seen it) and tells the station. Ok(false): the
+    /// hand was not up (already withdrawn or cleared from another tablet).
+    pub async fn clear_hand(&self, station_id: u32) -> Result<bool, SendError> {
+        self.ask(|reply| Cmd::ClearHand { station_id, reply }).await
+    }
+
     /// Sends one request to the room task and waits for its answer.
     async fn ask<T>(
         &self,
@@ -981,6 +1033,10 @@ struct Link {
     /// that reconnects starts afresh: its agent may have restarted without them).
     unread: BTreeSet<u64>,
     running: BTreeSet<u64>,
+    /// Who is logged in at the station (display name), as this connection reported.
+    user: Option<String>,
+    /// When the student's hand went up, as a room-wide sequence number (orders the hands).
+    hand: Option<u64>,
 }
 
 /// Settings the room hands to stations.
@@ -1050,6 +1106,8 @@ struct Room {
     mosaic: Arc<Mosaic>,
     plan: StreamPlan,
     next_conn: u64,
+    /// The next raised hand's sequence number.
+    next_hand: u64,
     /// Recent power and open-URL orders, oldest first.
     orders: std::collections::VecDeque<OrderRun>,
     next_order: u64,
@@ -1193,6 +1251,7 @@ pub fn spawn(
         mosaic,
         plan,
         next_conn: 1,
+        next_hand: 1,
         orders: std::collections::VecDeque::new(),
         next_order: 1,
         view: view_tx,
@@ -1351,6 +1410,8 @@ impl Room {
                         shown: None,
                         unread: BTreeSet::new(),
                         running: BTreeSet::new(),
+                        user: None,
+                        hand: None,
                     });
                     let _ = reply.send(Ok(Registered {
                         conn,
@@ -1456,6 +1517,67 @@ impl Room {
                     }
                     self.apply_streams();
                     self.publish();
+                }
+                Cmd::SessionUser {
+                    station_id,
+                    conn,
+                    name,
+                } => {
+                    let Some(link) = self.link_mut(station_id, conn) else {
+                        continue;
+                    };
+                    if link.user != name {
+                        link.user = name;
+                        self.publish();
+                    }
+                }
+                Cmd::Hand {
+                    station_id,
+                    conn,
+                    raised,
+                } => {
+                    let seq = self.next_hand;
+                    let Some(link) = self.link_mut(station_id, conn) else {
+                        continue;
+                    };
+                    // A hand already up keeps its place in the queue.
+                    let changed = match (raised, link.hand) {
+                        (true, None) => {
+                            link.hand = Some(seq);
+                            true
+                        }
+                        (false, Some(_)) => {
+                            link.hand = None;
+                            true
+                        }
+                        _ => false,
+                    };
+                    if changed {
+                        if raised {
+                            self.next_hand += 1;
+                        }
+                        self.publish();
+                    }
+                }
+                Cmd::ClearHand { station_id, reply } => {
+                    let Some(st) = self.stations.get_mut(&station_id) else {
+                        let _ = reply.send(Err(SendError::UnknownStation(station_id)));
+                        continue;
+                    };
+                    let cleared = match st.link.as_mut() {
+                        Some(link) if link.hand.is_some() => {
+                            link.hand = None;
+                            if link.control.try_send(Control::HandCleared).is_err() {
+                                tracing::warn!(station = %st.row.name, "could not tell the station its hand was cleared (queue full)");
+                            }
+                            true
+                        }
+                        _ => false,
+                    };
+                    let _ = reply.send(Ok(cleared));
+                    if cleared {
+                        self.publish();
+                    }
                 }
                 Cmd::SetLock {
                     locked,
@@ -2481,6 +2603,19 @@ impl Room {
             },
         });
         let layout = self.mosaic.layout();
+        // Raised hands in the order they went up: 1 for the first.
+        let mut hands: Vec<(u64, u32)> = self
+            .stations
+            .iter()
+            .filter_map(|(id, st)| Some((st.link.as_ref()?.hand?, *id)))
+            .collect();
+        hands.sort_unstable();
+        let rank = |id: u32| {
+            hands
+                .iter()
+                .position(|(_, h)| *h == id)
+                .map(|i| i as u32 + 1)
+        };
         let tiles = layout
             .tiles
             .iter()
@@ -2512,6 +2647,8 @@ impl Room {
                         .and_then(|l| l.shown.as_ref())
                         .is_some_and(|s| !s.indicator_available),
                     help: self.helps.tile_state(t.id),
+                    user_name: st.link.as_ref().and_then(|l| l.user.clone()),
+                    hand: rank(t.id),
                     x: t.x,
                     y: t.y,
                     w: t.w,
@@ -3349,6 +3486,52 @@ mod tests {
             }
         }
         assert_eq!(got, (true, true));
+    }
+
+    /// Names and hands work at any hour (here: no schedule at all, nobody may be watched),
+    /// hands keep the order they went up in, and both go with the station's link.
+    #[tokio::test(start_paused = true)]
+    async fn raised_hands_keep_their_order_and_names_last_the_session_at_any_hour() {
+        let clock = TestClock::new(datetime!(2026-11-23 10:00));
+        let (room, _mosaic, _sim) = room_on_schedule(3, None, clock).await;
+        let (mut rx1, c1) = online(&room, 1, CAN_SHOW_BADGE).await;
+        let (_rx2, c2) = online(&room, 2, CAN_SHOW_BADGE).await;
+        let (_rx3, c3) = online(&room, 3, CAN_SHOW_BADGE).await;
+        room.session_user(1, c1, Some("Élise Martin".into())).await;
+        room.hand(2, c2, true).await;
+        room.hand(1, c1, true).await;
+        room.hand(3, c3, true).await;
+        // Raised again while up: keeps its place.
+        room.hand(2, c2, true).await;
+        settle().await;
+        assert_eq!(tile(&room, 1).user_name.as_deref(), Some("Élise Martin"));
+        assert_eq!(tile(&room, 2).user_name, None);
+        let ranks = || [1, 2, 3].map(|id| tile(&room, id).hand);
+        assert_eq!(ranks(), [Some(2), Some(1), Some(3)]);
+        // The student of poste-02 withdraws: the others move up.
+        room.hand(2, c2, false).await;
+        settle().await;
+        assert_eq!(ranks(), [Some(1), None, Some(2)]);
+        // A report from an old connection changes nothing.
+        room.hand(2, c2 + 100, true).await;
+        settle().await;
+        assert_eq!(tile(&room, 2).hand, None);
+        // The teacher clears poste-01's hand: the station is told.
+        assert_eq!(room.clear_hand(1).await, Ok(true));
+        assert_eq!(room.clear_hand(1).await, Ok(false), "already cleared");
+        assert_eq!(room.clear_hand(9).await, Err(SendError::UnknownStation(9)));
+        assert_eq!(ranks(), [None, None, Some(1)]);
+        let mut told = false;
+        while let Ok(c) = rx1.try_recv() {
+            told |= c == Control::HandCleared;
+        }
+        assert!(told, "the station heard its hand was cleared");
+        // Logging out removes the name; the station going offline removes everything.
+        room.session_user(1, c1, None).await;
+        room.offline(3, c3).await;
+        settle().await;
+        assert_eq!(tile(&room, 1).user_name, None);
+        assert_eq!(tile(&room, 3).hand, None);
     }
 
     #[tokio::test]

@@ -244,6 +244,9 @@ fn control_name(c: &Control) -> &'static str {
         Control::HelpInput { .. } => "help-input",
         Control::HelpStop { .. } => "help-stop",
         Control::ShownToClass { .. } => "shown-to-class",
+        Control::SessionUser { .. } => "session-user",
+        Control::HandRaised { .. } => "hand-raised",
+        Control::HandCleared => "hand-cleared",
     }
 }
 
@@ -398,6 +401,25 @@ async fn handle(
                 Frame::Control(Control::Shown(shown)) => {
                     ctx.room.shown(station.id, reg.conn, shown).await;
                 }
+                Frame::Control(Control::SessionUser { display_name }) => {
+                    // Shown to teachers: a name that is not a plain, bounded one is dropped.
+                    let name = match display_name {
+                        Some(n) => match lanterne_wire::validate_display_name(&n) {
+                            Ok(()) => Some(n),
+                            Err(why) => {
+                                if let Some(dropped) = lines.allow(station.id) {
+                                    warn!(station = %station.name, dropped_lines = dropped, "ignored a display name: {why}");
+                                }
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
+                    ctx.room.session_user(station.id, reg.conn, name).await;
+                }
+                Frame::Control(Control::HandRaised { raised }) => {
+                    ctx.room.hand(station.id, reg.conn, raised).await;
+                }
                 Frame::Control(Control::ActionResult { action, ok, detail }) => {
                     let action = clip(&action, 40);
                     let detail = clip(&detail, MAX_STATION_TEXT);
@@ -503,7 +525,8 @@ async fn handle(
                     | Control::HelpAsk(_)
                     | Control::HelpInput { .. }
                     | Control::HelpStop { .. }
-                    | Control::ShownToClass { .. }),
+                    | Control::ShownToClass { .. }
+                    | Control::HandCleared),
                 ) => {
                     return Err(LinkError::WrongDirection(control_name(&other)));
                 }

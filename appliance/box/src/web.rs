@@ -299,6 +299,12 @@ pub const ROUTES: &[(&str, &str, &str, Action)] = &[
         Action::ReadScreenshots,
     ),
     ("POST", "/api/room/lock", "/api/room/lock", Action::Lock),
+    (
+        "POST",
+        "/api/stations/{id}/hand/clear",
+        "/api/stations/1/hand/clear",
+        Action::ClearHand,
+    ),
     ("POST", "/api/messages", "/api/messages", Action::Message),
     ("GET", "/api/messages", "/api/messages", Action::Message),
     (
@@ -536,6 +542,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/screenshots", get(list_screenshots))
         .route("/api/screenshots/{file}", get(screenshot_png))
         .route("/api/room/lock", post(lock_room))
+        .route("/api/stations/{id}/hand/clear", post(clear_hand))
         .route("/api/messages", post(send_message).get(list_messages))
         .route("/api/stations/wake", post(wake_stations))
         .route("/api/stations/power", post(power_stations))

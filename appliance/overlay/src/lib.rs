@@ -8,7 +8,7 @@
 //!                                                                 (owns windows, grabs,
 //!                                                                  state; replies once the
 //!                                                                  server has applied it)
-//!        ◀── OverlayEvent (MessageDismissed, DisplayLost) ── events() ◀──┘
+//!        ◀── OverlayEvent (MessageDismissed, DisplayLost, HandKey) ── events() ◀──┘
 //! ```
 //!
 //! One thread owns every window and the grab state; the handle only sends it commands and
@@ -102,6 +102,9 @@ pub enum OverlayEvent {
     MessageDismissed { id: u64 },
     /// The X connection broke (session ended, server crashed); every later call fails.
     DisplayLost { reason: String },
+    /// The student pressed Ctrl+Alt+H (grabbed from any application): raise their hand, or
+    /// withdraw it when it is up.
+    HandKey,
     /// Remote help `id` moved on: the student answered the prompt, it timed out, or the
     /// student ended the help ("Arrêter" or Ctrl+Alt+End).
     Help { id: u64, step: HelpStep },

@@ -10,8 +10,8 @@ use x11rb::protocol::randr::{self, ConnectionExt as _};
 use x11rb::protocol::shape::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{
     AtomEnum, ClientMessageEvent, ConfigureWindowAux, ConnectionExt as _, CreateGCAux,
-    CreateWindowAux, EventMask, GrabMode, GrabStatus, ImageFormat, InputFocus, PropMode, StackMode,
-    Visibility, Window, WindowClass,
+    CreateWindowAux, EventMask, GrabMode, GrabStatus, ImageFormat, InputFocus, KeyButMask, ModMask,
+    PropMode, StackMode, Visibility, Window, WindowClass,
 };
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
@@ -100,6 +100,8 @@ const XK_KP_END: u32 = 0xff9c;
 const CONSENT_ARMING: Duration = Duration::from_millis(700);
 /// Control and Mod1 (Alt): with End, the student's key combination that ends remote help.
 const STOP_MODS: u16 = 0x04 | 0x08;
+const XK_LOWER_H: u32 = 0x68;
+const XK_UPPER_H: u32 = 0x48;
 
 /// Connects, prepares everything that can fail early (font, visual), and starts the threads.
 pub fn start(
@@ -199,6 +201,8 @@ pub fn start(
     )?;
     let enter_keycodes = enter_keycodes(&conn)?;
     let injector = crate::inject::Injector::new(conn.clone(), root);
+    let hand_keycodes = keycodes_of(&conn, &[XK_LOWER_H, XK_UPPER_H])?;
+    grab_hand_key(&conn, root, &hand_keycodes)?;
     conn.flush()?;
     tracing::info!(
         screen = screen_num,
@@ -226,6 +230,7 @@ pub fn start(
         wake,
         fonts,
         enter_keycodes,
+        hand_keycodes,
         has_randr,
         has_shape,
         lock: None,
@@ -286,13 +291,34 @@ fn read_events(conn: Arc<RustConnection>, tx: mpsc::Sender<Input>) {
     }
 }
 
-/// Keycodes whose first keysyms include Return or keypad Enter, whatever the layout.
-fn enter_keycodes(conn: &RustConnection) -> Result<Vec<u8>, OverlayError> {
-    keycodes_of(conn, &[XK_RETURN, XK_KP_ENTER])
+/// Ctrl+Alt+H, grabbed on the root window so it reaches the overlay from any application:
+/// the student raises or withdraws their hand. Also grabbed with Caps Lock and Num Lock on,
+/// which X counts as modifiers. Another client holding the same combination makes the
+/// server refuse the grab (an X error, logged): the student then has no shortcut.
+fn grab_hand_key(conn: &RustConnection, root: Window, keycodes: &[u8]) -> Result<(), OverlayError> {
+    let chord = ModMask::CONTROL | ModMask::M1;
+    for &key in keycodes {
+        for extra in [
+            ModMask::from(0u16),
+            ModMask::LOCK,
+            ModMask::M2,
+            ModMask::LOCK | ModMask::M2,
+        ] {
+            conn.grab_key(
+                true,
+                root,
+                chord | extra,
+                key,
+                GrabMode::ASYNC,
+                GrabMode::ASYNC,
+            )?;
+        }
+    }
+    Ok(())
 }
 
-/// Keycodes whose keysyms include one of `wanted`.
-fn keycodes_of(conn: &RustConnection, wanted: &[u32]) -> Result<Vec<u8>, OverlayError> {
+/// Keycodes whose keysyms include any of `syms`, whatever the layout.
+fn keycodes_of(conn: &RustConnection, syms: &[u32]) -> Result<Vec<u8>, OverlayError> {
     let setup = conn.setup();
     let (min, max) = (setup.min_keycode, setup.max_keycode);
     let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
@@ -301,9 +327,14 @@ fn keycodes_of(conn: &RustConnection, wanted: &[u32]) -> Result<Vec<u8>, Overlay
         .keysyms
         .chunks(per)
         .enumerate()
-        .filter(|(_, syms)| syms.iter().any(|s| wanted.contains(s)))
+        .filter(|(_, ks)| ks.iter().any(|s| syms.contains(s)))
         .map(|(i, _)| min + i as u8)
         .collect())
+}
+
+/// Keycodes whose first keysyms include Return or keypad Enter, whatever the layout.
+fn enter_keycodes(conn: &RustConnection) -> Result<Vec<u8>, OverlayError> {
+    keycodes_of(conn, &[XK_RETURN, XK_KP_ENTER])
 }
 
 /// The consent prompt of one remote-help request: a card on every monitor.
@@ -373,6 +404,8 @@ struct Worker {
     wake: Window,
     fonts: Fonts,
     enter_keycodes: Vec<u8>,
+    /// Keycodes of H, for Ctrl+Alt+H (raise or withdraw a hand).
+    hand_keycodes: Vec<u8>,
     has_randr: bool,
     has_shape: bool,
     lock: Option<LockScreen>,
@@ -1592,6 +1625,13 @@ impl Worker {
                     self.conn.flush()?;
                 }
             }
+            Event::KeyPress(e)
+                if self.hand_keycodes.contains(&e.detail)
+                    && e.state.contains(KeyButMask::CONTROL)
+                    && e.state.contains(KeyButMask::MOD1) =>
+            {
+                self.emit(OverlayEvent::HandKey);
+            }
             Event::KeyPress(e) if self.enter_keycodes.contains(&e.detail) => {
                 // The card that got the key, else (keys routed to the lock window) the newest.
                 let index = self
@@ -1678,9 +1718,15 @@ impl Worker {
                 self.layout_dirty_since.get_or_insert_with(Instant::now);
             }
             Event::MappingNotify(_) => {
-                // The keyboard layout changed: Enter may sit on another keycode now. (Our own
-                // remote-help typing changes the mapping too; the injector keeps its copy.)
+                // The keyboard layout changed: Enter and H may sit on other keycodes now. (Our
+                // own remote-help typing changes the mapping too; the injector keeps its copy.)
                 self.enter_keycodes = enter_keycodes(&self.conn)?;
+                let hand = keycodes_of(&self.conn, &[XK_LOWER_H, XK_UPPER_H])?;
+                if hand != self.hand_keycodes {
+                    self.conn.ungrab_key(0u8, self.root, ModMask::ANY)?;
+                    grab_hand_key(&self.conn, self.root, &hand)?;
+                    self.hand_keycodes = hand;
+                }
             }
             Event::Error(e) => {
                 // Mostly a focus request on a window that just went away; worth a trace.

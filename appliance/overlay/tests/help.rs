@@ -57,9 +57,23 @@ fn only_a_click_on_accepter_accepts_and_input_flows_only_while_consent_holds() {
     ));
     assert_eq!(pointer(&client), before);
 
+    // Where the prompt's "Accepter" is (the prompt always sits at the same place), from a
+    // first request withdrawn at once.
+    overlay
+        .ask_help(9, "Mme Martin (enseignante)", Duration::from_secs(30))
+        .unwrap();
+    let accept = centre_of(&client, theme::CONSENT_ACCEPT);
+    overlay.end_help(9).unwrap();
+    assert_eq!(overlay.state().help, None);
+
+    let asked = Instant::now();
     overlay
         .ask_help(1, "Mme Martin (enseignante)", Duration::from_secs(30))
         .unwrap();
+    // A click on "Accepter" the instant it appeared is ignored (it was aimed at whatever was
+    // there before).
+    client.click(accept.0, accept.1);
+    let clicked_after = asked.elapsed();
     assert_eq!(overlay.state().help, Some(HelpShown::Asking { id: 1 }));
     client.screenshot().save_png("help-prompt.png");
     // A second request while one is open is refused.
@@ -69,11 +83,19 @@ fn only_a_click_on_accepter_accepts_and_input_flows_only_while_consent_holds() {
     // Enter (or any key) does not accept; nor does input sent while the prompt is up.
     client.tap_key(client.keycode(XK_RETURN));
     assert!(overlay.inject(1, moved.clone()).is_err());
-    // A click on "Accepter" the instant it appeared is ignored.
-    let accept = centre_of(&client, theme::CONSENT_ACCEPT);
-    client.click(accept.0, accept.1);
-    assert_eq!(next_event(&mut events, 1), None);
-    assert_eq!(overlay.state().help, Some(HelpShown::Asking { id: 1 }));
+    if clicked_after < Duration::from_millis(600) {
+        assert_eq!(next_event(&mut events, 1), None, "an early click accepted");
+        assert_eq!(overlay.state().help, Some(HelpShown::Asking { id: 1 }));
+    } else {
+        // The machine stalled for longer than the prompt's arming time between showing it and
+        // the click: that click was not early, and this run cannot check the rule.
+        eprintln!("the early click came {clicked_after:?} after the prompt: not checked");
+        let _ = next_event(&mut events, 1);
+        overlay.end_help(1).unwrap();
+        overlay
+            .ask_help(1, "Mme Martin (enseignante)", Duration::from_secs(30))
+            .unwrap();
+    }
 
     wait_armed();
     client.click(accept.0, accept.1);

@@ -177,6 +177,40 @@ fn lock_waits_for_a_brief_foreign_grab_and_reports_a_lasting_one() {
     assert!(overlay.state().input_captured);
 }
 
+/// Ctrl+Alt+H raises (or withdraws) the student's hand from whatever application has the
+/// keyboard; the application does not get the H, and H alone still reaches it.
+#[test]
+fn ctrl_alt_h_is_the_raise_hand_key_from_any_application() {
+    const XK_H: u32 = 0x68;
+    const XK_CONTROL_L: u32 = 0xffe3;
+    const XK_ALT_L: u32 = 0xffe9;
+    let x = Xvfb::start("1280x720x24");
+    let client = Client::connect(&x.display);
+    client.set_desktop(DESKTOP);
+    let app = client.app_window(100, 100, 400, 300);
+    let overlay = Overlay::connect(Some(&x.display)).unwrap();
+    let mut events = overlay.events();
+    let (ctrl, alt, h) = (
+        client.keycode(XK_CONTROL_L),
+        client.keycode(XK_ALT_L),
+        client.keycode(XK_H),
+    );
+    client.chord(&[ctrl, alt], h);
+    assert_eq!(next_event(&mut events, 5), Some(OverlayEvent::HandKey));
+    client.chord(&[ctrl, alt], h);
+    assert_eq!(next_event(&mut events, 5), Some(OverlayEvent::HandKey));
+    assert!(
+        !client.presses(app).contains(&Press::Key(h)),
+        "the chord's H went to the application"
+    );
+    client.tap_key(h);
+    assert_eq!(
+        client.presses(app),
+        vec![Press::Key(h)],
+        "H alone is the student's"
+    );
+}
+
 #[test]
 fn message_dismissed_with_enter_reports_its_id() {
     let x = Xvfb::start("1280x720x24");

@@ -72,11 +72,13 @@ pub enum Action {
     ReadNotice,
     /// List, revoke and delete enrolled stations.
     ManageStations,
+    /// Clear a student's raised hand (the teacher has seen it). Watches nobody: any hour.
+    ClearHand,
 }
 
 impl Action {
     /// Every action, for exhaustive tests and admin pages.
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::Thumbnails,
         Action::Focus,
         Action::Screenshot,
@@ -97,6 +99,7 @@ impl Action {
         Action::ReadScreenshots,
         Action::ReadNotice,
         Action::ManageStations,
+        Action::ClearHand,
     ];
 
     /// The action's name as the audit log and the API write it (its serde name).
@@ -122,6 +125,7 @@ impl Action {
             Action::ReadScreenshots => "read_screenshots",
             Action::ReadNotice => "read_notice",
             Action::ManageStations => "manage_stations",
+            Action::ClearHand => "clear_hand",
         }
     }
 
@@ -148,6 +152,7 @@ impl Action {
             Action::ReadScreenshots => "see screenshots",
             Action::ReadNotice => "print the room notice",
             Action::ManageStations => "manage the enrolled stations",
+            Action::ClearHand => "clear a student's raised hand",
         }
     }
 

@@ -9,6 +9,9 @@
 //! ```text
 //! dismiss poste-03 7      # the student of poste-03 clicks OK on message 7
 //! unplug poste-02         # poste-02 goes offline (its link is stopped for good)
+//! login poste-01 Élise Martin   # Élise Martin logs in at poste-01 (display name)
+//! logout poste-01         # and out again (her hand, if raised, goes down)
+//! hand poste-01 up        # she raises her hand (down: withdraws it)
 //! ```
 
 use std::collections::HashMap;
@@ -51,6 +54,10 @@ struct StationStatus {
     messages: Vec<MessageOnScreen>,
     /// System actions carried out so far ("restart", "open-url https://…").
     system: Vec<String>,
+    /// The display name of the student logged in, if any.
+    user: Option<String>,
+    /// The student's hand is up (until they withdraw it or the teacher clears it).
+    hand_raised: bool,
 }
 
 fn snapshot(stations: &[SimulatedStation]) -> Vec<StationStatus> {
@@ -73,6 +80,8 @@ fn snapshot(stations: &[SimulatedStation]) -> Vec<StationStatus> {
                     .map(|(id, from, text)| MessageOnScreen { id, from, text })
                     .collect(),
                 system: s.system.done(),
+                user: s.screen.student().0,
+                hand_raised: s.screen.student().1,
             }
         })
         .collect()
@@ -111,8 +120,13 @@ fn write_atomically(path: &Path, status: &[StationStatus]) -> std::io::Result<()
 /// Why a student order from standard input was not carried out.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OrderError {
-    #[error("unknown order {0:?} (expected: dismiss STATION ID, unplug STATION)")]
+    #[error(
+        "unknown order {0:?} (expected: dismiss STATION ID, unplug STATION, login STATION NAME, \
+         logout STATION, hand STATION up|down)"
+    )]
     Unknown(String),
+    #[error("{0}")]
+    BadName(&'static str),
     #[error("no station named {0:?}")]
     NoStation(String),
     #[error("'{0}' is not a message id")]
@@ -153,6 +167,21 @@ pub async fn obey(
         }
         ["unplug", station] => {
             find(station)?.running.task.abort();
+            Ok(())
+        }
+        ["login", station, name @ ..] if !name.is_empty() => {
+            let s = find(station)?;
+            let name = name.join(" ");
+            lanterne_wire::validate_display_name(&name).map_err(OrderError::BadName)?;
+            s.screen.set_user(Some(name));
+            Ok(())
+        }
+        ["logout", station] => {
+            find(station)?.screen.set_user(None);
+            Ok(())
+        }
+        ["hand", station, way @ ("up" | "down")] => {
+            find(station)?.screen.raise_hand(*way == "up");
             Ok(())
         }
         _ => Err(OrderError::Unknown(line.trim().to_string())),
@@ -196,6 +225,18 @@ mod tests {
         assert_eq!(
             obey("unplug", &none).await,
             Err(OrderError::Unknown("unplug".into()))
+        );
+        assert_eq!(
+            obey("login poste-09 Élise Martin", &none).await,
+            Err(OrderError::NoStation("poste-09".into()))
+        );
+        assert_eq!(
+            obey("hand poste-01 sideways", &none).await,
+            Err(OrderError::Unknown("hand poste-01 sideways".into()))
+        );
+        assert_eq!(
+            obey("login poste-01", &none).await,
+            Err(OrderError::Unknown("login poste-01".into()))
         );
     }
 }

@@ -200,6 +200,11 @@ pub struct Link {
     shown: Shown,
     /// Who the session was, when it went and the box has not been told yet.
     gone_notice: Option<String>,
+    /// Who is logged in at the station (display name) and whether their hand is up, for as
+    /// long as their session lasts; `student_changed`: the box has not heard the latest.
+    user: Option<String>,
+    hand: bool,
+    student_changed: bool,
     budget: ReportBudget,
     /// Orders for the session from this link's own tasks.
     to_session: mpsc::Sender<Control>,
@@ -240,6 +245,9 @@ impl Link {
                 wanted: Wanted::default(),
                 shown: Shown::default(),
                 gone_notice: None,
+                user: None,
+                hand: false,
+                student_changed: false,
                 budget: ReportBudget::new(),
                 to_session,
                 to_session_rx,
@@ -430,9 +438,21 @@ impl Link {
         // edge, each schedule from the box and each coarse re-check.
         let mut edge = std::pin::pin!(tokio::time::sleep_until(self.next_edge()));
         let mut recheck = tokio::time::interval(SCHEDULE_RECHECK);
+        // The box keeps who is at the station and a raised hand only while connected.
+        self.student_changed = true;
         loop {
             for c in self.gone_notice().into_iter().flatten() {
                 framed.send(Frame::Control(c)).await?;
+            }
+            if std::mem::take(&mut self.student_changed) {
+                framed
+                    .send(Frame::Control(Control::SessionUser {
+                        display_name: self.user.clone(),
+                    }))
+                    .await?;
+                framed
+                    .send(Frame::Control(Control::HandRaised { raised: self.hand }))
+                    .await?;
             }
             tokio::select! {
                 biased;
@@ -619,6 +639,11 @@ impl Link {
                 self.wanted.lock = None;
                 // Nothing is locked without a session.
                 let _ = self.order_session(Control::Unlock);
+            }
+            Control::HandCleared => {
+                self.hand = false;
+                // Without a session there is no hand to take down.
+                let _ = self.order_session(Control::HandCleared);
             }
             Control::RunCommand {
                 id,
@@ -878,6 +903,32 @@ impl Link {
     /// Checks one report from the session ([`check_report`]) and keeps what the link needs
     /// from it. Ok(Some) goes on to the box.
     fn on_report(&mut self, c: Control) -> Result<Option<Control>, String> {
+        match c {
+            Control::HandRaised { raised } => {
+                // A session that is gone has no hand; a connected one says so once.
+                if self.hand != raised {
+                    self.hand = raised;
+                    self.student_changed = true;
+                }
+                return Ok(None);
+            }
+            // Only a session in this process (the simulated classroom) says who is logged
+            // in; a helper's account is what the kernel said when it connected.
+            Control::SessionUser { display_name } => {
+                if self.session.as_ref().is_some_and(|s| s.uid.is_some()) {
+                    return Err("who is logged in (the service knows it from the account)".into());
+                }
+                if let Some(name) = &display_name {
+                    lanterne_wire::validate_display_name(name)?;
+                }
+                if self.user != display_name {
+                    self.user = display_name;
+                    self.student_changed = true;
+                }
+                return Ok(None);
+            }
+            _ => {}
+        }
         let c = check_report(c)?;
         match &c {
             Some(Control::Shown(shown)) => self.shown = shown.clone(),
@@ -908,6 +959,10 @@ impl Link {
             warn!(old = %old.peer, new = %conn.peer, "a new session replaces the connected one");
         }
         info!(peer = %conn.peer, capture = %conn.capabilities.capture, "session connected");
+        // A new session starts with its own account and no hand raised.
+        self.user = conn.user.clone();
+        self.hand = false;
+        self.student_changed = true;
         self.session = Some(conn);
         self.budget = ReportBudget::new();
         if let Some(message) = self.wanted.lock.clone() {
@@ -948,6 +1003,10 @@ impl Link {
             self.help_gone = Some(id);
             self.status.send_modify(|st| st.help_active = None);
         }
+        // Nobody is logged in any more: the name and the hand go with the session.
+        self.user = None;
+        self.hand = false;
+        self.student_changed = true;
         self.shown = Shown::default();
         self.status.send_modify(|st| {
             if let Some(d) = st.demo.as_mut() {

@@ -10,7 +10,7 @@
 //! state a real screen would show so the box, the tablet and the benchmarks see the same
 //! protocol traffic as with real stations.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use lanterne_wire::{HelpAsk, HelpState, InputEvent, Shown};
 
@@ -62,7 +62,39 @@ pub trait Screen: Send + Sync {
     fn set_shown_to_class(&self, _on: bool) -> Result<(), String> {
         Ok(())
     }
+    /// What the student does through this screen besides dismissing messages: raise or
+    /// withdraw a hand (and, on a simulated screen, log in and out). None: this screen offers
+    /// no such control.
+    fn student_events(&self) -> Option<tokio::sync::broadcast::Receiver<StudentEvent>> {
+        None
+    }
+    /// The teacher cleared the student's raised hand: the screen shows it down. A screen
+    /// without a hand control has nothing to take down.
+    fn clear_hand(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
+
+/// Something the student did at the station that the box hears about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StudentEvent {
+    /// The hand went up (true) or the student withdrew it (false).
+    Hand(bool),
+    /// Someone logged in (their display name) or out (None). Only simulated screens send it:
+    /// on a PC the service takes it from the session's account.
+    User(Option<String>),
+}
+
+/// Student events are rare (a person taps a button); a small buffer is plenty.
+const STUDENT_EVENTS: usize = 16;
+
+/// Id of the station's own note about the raised hand (teachers' messages count up from 1,
+/// the hours notice is 0); its dismissal is not a read receipt.
+const HAND_NOTICE_ID: u64 = u64::MAX;
+const HAND_UP_TEXT: &str = "Main levée : l'enseignant voit votre demande d'aide sur sa tablette. \
+                            Ctrl+Alt+H pour la baisser.";
+const HAND_DOWN_TEXT: &str = "Main baissée. Ctrl+Alt+H pour la lever à nouveau.";
+const HAND_SEEN_TEXT: &str = "L'enseignant a vu votre main levée.";
 
 /// Dismissals are rare (a person clicks OK); a small buffer is plenty.
 const DISMISSALS: usize = 16;
@@ -73,6 +105,9 @@ pub struct X11Screen {
     overlay: lanterne_overlay::Overlay,
     dismissed: tokio::sync::broadcast::Sender<u64>,
     help: tokio::sync::broadcast::Sender<HelpEvent>,
+    /// The student's hand is up (Ctrl+Alt+H), and where that is announced.
+    hand: Arc<std::sync::atomic::AtomicBool>,
+    student: tokio::sync::broadcast::Sender<StudentEvent>,
     display: Option<String>,
     /// The last attempt to put the watched badge up failed: until one succeeds, this screen
     /// reports that it cannot show the indicator (and so gets asked for no video).
@@ -89,13 +124,28 @@ impl X11Screen {
         let (help, _) = tokio::sync::broadcast::channel(DISMISSALS);
         let tx = dismissed.clone();
         let help_tx = help.clone();
+        let (student, _) = tokio::sync::broadcast::channel(STUDENT_EVENTS);
+        let hand = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (student_tx, hand_up, notices) = (student.clone(), hand.clone(), overlay.clone());
         std::thread::Builder::new()
             .name("overlay-events".into())
             .spawn(move || {
                 while let Some(ev) = events.blocking_recv() {
                     match ev {
+                        // The station's own note about the hand is not a teacher's message.
+                        lanterne_overlay::OverlayEvent::MessageDismissed { id: HAND_NOTICE_ID } => {
+                        }
                         lanterne_overlay::OverlayEvent::MessageDismissed { id } => {
                             let _ = tx.send(id);
+                        }
+                        lanterne_overlay::OverlayEvent::HandKey => {
+                            let up = !hand_up.fetch_xor(true, std::sync::atomic::Ordering::SeqCst);
+                            let _ = student_tx.send(StudentEvent::Hand(up));
+                            // The student sees that the request went (or was withdrawn).
+                            let text = if up { HAND_UP_TEXT } else { HAND_DOWN_TEXT };
+                            if let Err(e) = notices.show_message(HAND_NOTICE_ID, "Lanterne", text) {
+                                tracing::warn!("cannot show the raised-hand note: {e}");
+                            }
                         }
                         // Losing the display ends the session's screen; the agent keeps
                         // running and says so.
@@ -120,6 +170,8 @@ impl X11Screen {
             overlay,
             dismissed,
             help,
+            hand,
+            student,
             display: display.map(str::to_string),
             badge_failed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -127,6 +179,19 @@ impl X11Screen {
 }
 
 impl Screen for X11Screen {
+    fn student_events(&self) -> Option<tokio::sync::broadcast::Receiver<StudentEvent>> {
+        Some(self.student.subscribe())
+    }
+
+    fn clear_hand(&self) -> Result<(), String> {
+        if self.hand.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.overlay
+                .show_message(HAND_NOTICE_ID, "Lanterne", HAND_SEEN_TEXT)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     fn lock(&self, message: &str) -> Result<(), String> {
         self.overlay.lock(message).map_err(|e| e.to_string())
     }
@@ -216,6 +281,9 @@ pub struct SimulatedScreen {
     dismissed: tokio::sync::broadcast::Sender<u64>,
     input_blocked: std::sync::atomic::AtomicBool,
     shown_to_class: std::sync::atomic::AtomicBool,
+    /// The simulated student: logged-in display name and raised hand.
+    student: Mutex<(Option<String>, bool)>,
+    student_events: tokio::sync::broadcast::Sender<StudentEvent>,
 }
 
 impl Default for SimulatedScreen {
@@ -232,6 +300,8 @@ impl Default for SimulatedScreen {
             dismissed: tokio::sync::broadcast::channel(DISMISSALS).0,
             input_blocked: std::sync::atomic::AtomicBool::new(false),
             shown_to_class: std::sync::atomic::AtomicBool::new(false),
+            student: Mutex::new((None, false)),
+            student_events: tokio::sync::broadcast::channel(STUDENT_EVENTS).0,
         }
     }
 }
@@ -241,6 +311,32 @@ impl SimulatedScreen {
     pub fn shown_to_class(&self) -> bool {
         self.shown_to_class
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A student logs in (`Some(display name)`) or out (None); logging out lowers the hand.
+    pub fn set_user(&self, name: Option<String>) {
+        let mut s = self.student.lock().unwrap_or_else(|p| p.into_inner());
+        if name.is_none() && s.1 {
+            s.1 = false;
+            let _ = self.student_events.send(StudentEvent::Hand(false));
+        }
+        s.0 = name.clone();
+        let _ = self.student_events.send(StudentEvent::User(name));
+    }
+
+    /// The student raises (true) or withdraws (false) their hand.
+    pub fn raise_hand(&self, up: bool) {
+        let mut s = self.student.lock().unwrap_or_else(|p| p.into_inner());
+        s.1 = up;
+        let _ = self.student_events.send(StudentEvent::Hand(up));
+    }
+
+    /// Who is logged in and whether their hand is up.
+    pub fn student(&self) -> (Option<String>, bool) {
+        self.student
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The student's keyboard and pointer are taken away (a full-screen demo).
@@ -281,6 +377,15 @@ impl SimulatedScreen {
 }
 
 impl Screen for SimulatedScreen {
+    fn student_events(&self) -> Option<tokio::sync::broadcast::Receiver<StudentEvent>> {
+        Some(self.student_events.subscribe())
+    }
+
+    fn clear_hand(&self) -> Result<(), String> {
+        self.student.lock().unwrap_or_else(|p| p.into_inner()).1 = false;
+        Ok(())
+    }
+
     fn lock(&self, message: &str) -> Result<(), String> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.0.locked = true;

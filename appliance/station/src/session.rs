@@ -12,10 +12,10 @@
 //!
 //! ```text
 //!  service ── orders: SetStream, RequestKeyframe, Lock, Unlock, ShowMessage, OpenUrl, ──▶ session
-//!             DemoStart, DemoStop, HelpAsk, HelpInput, HelpStop, ShownToClass;
+//!             DemoStart, DemoStop, HelpAsk, HelpInput, HelpStop, ShownToClass, HandCleared;
 //!             demo access units on their own lossy queue
 //!  service ◀── reports: Shown, MessageRead, DemoHealth, StationError, ActionResult, ── session
-//!              HelpState
+//!              HelpState, HandRaised (and, from a simulated screen only, SessionUser)
 //!             video (thumbnail, full) on the encoder's own lossy queue
 //! ```
 //!
@@ -41,7 +41,7 @@ use lanterne_wire::{
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::screen::Screen;
+use crate::screen::{Screen, StudentEvent};
 use crate::sources::VideoSource;
 
 /// How often the demo player's health goes to the service.
@@ -77,6 +77,10 @@ pub struct SessionConn {
     pub peer: String,
     /// The account the session runs as (None in this process): "log out" ends its session.
     pub uid: Option<u32>,
+    /// The display name of that account (NSS, looked up by the service from the kernel's
+    /// peer credentials), reported to the box as who is at the station. None in this
+    /// process: the simulated classroom's sessions report their student themselves.
+    pub user: Option<String>,
     /// What the session captures with, announced in the station's hello to the box.
     pub capabilities: Capabilities,
     /// Orders for the session: `try_send` only; full means the session is stuck.
@@ -110,6 +114,7 @@ pub fn pair(
         SessionConn {
             peer,
             uid,
+            user: None,
             capabilities,
             orders: orders_tx,
             demo: demo_tx,
@@ -204,6 +209,7 @@ impl Session {
             .prompts_rx
             .take()
             .expect("a session serves one connection at a time");
+        let mut student = self.screen.student_events();
         let mut demo_open = true;
         // The first report goes out when the player opens; the tick follows a second later.
         let mut demo_tick = tokio::time::interval_at(
@@ -265,6 +271,21 @@ impl Session {
                         }
                     }
                 }
+                ev = recv_student(&mut student), if student.is_some() => match ev {
+                    Ok(ev) => {
+                        let report = match ev {
+                            StudentEvent::Hand(raised) => Control::HandRaised { raised },
+                            StudentEvent::User(display_name) => Control::SessionUser { display_name },
+                        };
+                        if reports.send(report).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(lost = n, "student requests were lost");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => student = None,
+                },
                 _ = demo_tick.tick(), if self.demo.is_some() => {
                     let health = self.demo_health();
                     if reports.send(Control::DemoHealth(health)).await.is_err() {
@@ -345,6 +366,7 @@ impl Session {
                 self.apply_screen(reports, move |s| s.lock(&message));
             }
             Control::Unlock => self.apply_screen(reports, |s| s.unlock()),
+            Control::HandCleared => self.apply_screen(reports, |s| s.clear_hand()),
             Control::ShowMessage { id, from, text } => {
                 let (from, text) = (
                     lanterne_wire::bounded_text(&from),
@@ -622,6 +644,16 @@ impl Session {
             }
             let _ = tx.blocking_send(Control::Shown(screen.shown()));
         });
+    }
+}
+
+/// The next student event, for a screen that has them (the caller only polls when it does).
+async fn recv_student(
+    rx: &mut Option<tokio::sync::broadcast::Receiver<StudentEvent>>,
+) -> Result<StudentEvent, tokio::sync::broadcast::error::RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -308,12 +308,30 @@ async fn serve_helper(
         return;
     }
     let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
-    let (conn, end) = session::pair(peer.clone(), Some(uid), capabilities, media_rx);
+    let (mut conn, end) = session::pair(peer.clone(), Some(uid), capabilities, media_rx);
+    // Who is at the station, as the account database says (NSS may block: off the async
+    // threads); never what the helper says about itself.
+    conn.user = tokio::task::spawn_blocking(move || display_name(uid))
+        .await
+        .ok()
+        .flatten();
     if sessions.send(conn).await.is_err() {
         return;
     }
     let why = bridge_to_helper(framed, end, media_tx, place).await;
     info!(%peer, "session helper disconnected: {why}");
+}
+
+/// The display name of account `uid`: the first field of its GECOS ("Élise Martin,,,"), or
+/// its login name when that is empty; None when the account is unknown or neither is a
+/// name the box would show ([`lanterne_wire::validate_display_name`]).
+pub fn display_name(uid: u32) -> Option<String> {
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
+    let gecos = user.gecos.to_string_lossy();
+    let full = gecos.split(',').next().unwrap_or("").trim().to_string();
+    [full, user.name]
+        .into_iter()
+        .find(|n| lanterne_wire::validate_display_name(n).is_ok())
 }
 
 fn check_hello(protocol: u16, c: Capabilities) -> Result<Capabilities, String> {
@@ -539,6 +557,13 @@ pub async fn bridge_to_service(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_display_name_comes_from_the_account_database() {
+        // root exists everywhere, with "root" as its GECOS name or none (then its login).
+        assert_eq!(display_name(0).as_deref(), Some("root"));
+        assert_eq!(display_name(u32::MAX - 7), None, "no such account");
+    }
 
     #[test]
     fn root_is_never_a_session_helper() {

@@ -32,7 +32,9 @@ use serde::{Deserialize, Serialize};
 /// 2: [`Shown`] gained `indicator_available` (a station says whether it can show the
 /// watched indicator at all).
 /// 3: remote help with the student's consent ([`Control::HelpAsk`], [`Control::HelpState`],
-/// [`Control::HelpInput`], [`Control::HelpStop`]) and [`Control::ShownToClass`].
+/// [`Control::HelpInput`], [`Control::HelpStop`]) and [`Control::ShownToClass`]; who sits at a
+/// station ([`Control::SessionUser`]) and raised hands ([`Control::HandRaised`],
+/// [`Control::HandCleared`]).
 pub const PROTOCOL_VERSION: u16 = 3;
 /// Largest control payload. Control messages are small; anything bigger is an attack or a bug.
 pub const MAX_CONTROL_LEN: usize = 64 * 1024;
@@ -304,6 +306,21 @@ pub enum Control {
     ShownToClass {
         on: bool,
     },
+    /// Station → box: the display name of the person logged in at the station (None: nobody
+    /// is). Sent when a student session starts and ends; the station's service takes it from
+    /// the session's account, never from what the session says about itself. Checked with
+    /// [`validate_display_name`]. Personal data: the box keeps it in memory only, for as long
+    /// as the session lasts.
+    SessionUser {
+        display_name: Option<String>,
+    },
+    /// Station → box: the student raised their hand (true) or withdrew it (false). Not tied
+    /// to the monitoring hours: asking for help watches nobody.
+    HandRaised {
+        raised: bool,
+    },
+    /// Box → station: the teacher has seen the raised hand and cleared it.
+    HandCleared,
 }
 
 /// Longest name of the person asking for remote help, as the student reads it.
@@ -478,6 +495,24 @@ pub fn validate_input(events: &[InputEvent]) -> Result<(), String> {
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Longest display name a station reports (characters).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+/// Checks a display name from a station before anyone shows it: not blank, at most
+/// [`MAX_DISPLAY_NAME_CHARS`] characters, no control characters.
+pub fn validate_display_name(name: &str) -> Result<(), &'static str> {
+    if name.trim().is_empty() {
+        return Err("the display name is blank");
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err("the display name is longer than 64 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("the display name contains control characters");
     }
     Ok(())
 }
@@ -874,6 +909,13 @@ mod tests {
 
     fn sample_frames() -> Vec<Frame> {
         vec![
+            Frame::Control(Control::SessionUser {
+                display_name: Some("Élise Martin".into()),
+            }),
+            Frame::Control(Control::SessionUser { display_name: None }),
+            Frame::Control(Control::HandRaised { raised: true }),
+            Frame::Control(Control::HandRaised { raised: false }),
+            Frame::Control(Control::HandCleared),
             Frame::Control(Control::Hello {
                 protocol: PROTOCOL_VERSION,
                 agent_version: "0.1.0".into(),
@@ -1396,5 +1438,15 @@ mod tests {
         ] {
             assert!(s.is_final(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn display_names_are_bounded_and_printable() {
+        assert_eq!(validate_display_name("Élise Martin"), Ok(()));
+        assert_eq!(validate_display_name(&"é".repeat(64)), Ok(()));
+        assert!(validate_display_name(&"é".repeat(65)).is_err());
+        assert!(validate_display_name("  ").is_err());
+        assert!(validate_display_name("Élise\u{1b}[2J").is_err());
+        assert!(validate_display_name("a\nb").is_err());
     }
 }

@@ -136,3 +136,18 @@ export async function waitForColour(page, selector, fx, fy, rgb, { tolerance = 4
     throw new Error(`${selector} at (${fx}, ${fy}): expected ≈${JSON.stringify(rgb)}, saw ${JSON.stringify(seen)} (${e.message.split('\n')[0]})`);
   }
 }
+
+/**
+ * A control of a page's header (log out, language, admin, account, developer panel links),
+ * opening the header's menu first when the header is folded into it (a screen too narrow for
+ * every action, see web-ui/assets/topbar.js).
+ */
+export async function headerControl(page, selector) {
+  const control = page.locator(selector);
+  const toggle = page.locator('#menu-toggle');
+  if (await toggle.isVisible() && !(await control.isVisible())) {
+    await toggle.click();
+    await control.waitFor({ state: 'visible' });
+  }
+  return control;
+}

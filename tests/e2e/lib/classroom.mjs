@@ -15,7 +15,8 @@
 // accepts; without it the stations run no command). `room.status()` reads what each
 // station shows (lock, messages, system actions), `room.waitForStatus(pred)` waits until a
 // predicate on it holds, and `room.order('dismiss poste-01 3')` acts as a student.
-// `stations: 0` starts the box alone; `room.runStation(name, args)` enrols one station and
+// `room.restartBox()` stops the box and starts it again on the same data directory, config and
+// addresses (stations and tablets find it where it was). `stations: 0` starts the box alone; `room.runStation(name, args)` enrols one station and
 // runs it as on a PC: the system service (`lanterne-station run`) and the session helper
 // (`lanterne-station session ARGS`, e.g. capturing an Xvfb display) joined by their socket.
 // Run as root (CI), the helper runs as the account `nobody`, as a student's would: the service
@@ -103,7 +104,7 @@ export async function startClassroom({
   if (schedule && !toml.includes('[schedule]')) toml = `${toml.replace(/\n?$/, '\n')}${scheduleIncludingNow()}`;
   await writeFile(path.join(dir, 'box.toml'), toml);
   boxArgs.push('--config', path.join(dir, 'box.toml'));
-  const box = spawn(path.join(binDir, 'lanterne-box'), boxArgs,
+  let box = spawn(path.join(binDir, 'lanterne-box'), boxArgs,
     { env, stdio: ['ignore', 'ignore', boxLog] });
   const procs = [box];
   const stop = async () => {
@@ -135,6 +136,28 @@ export async function startClassroom({
       dir,
       boxPid: box.pid,
       stop,
+      /**
+       * Stops the box (SIGTERM, as systemd would) and starts it again with the same data
+       * directory, config and addresses, as after a power cut or an update. Resolves when
+       * the new box accepts connections, with { stoppedAt, readyAt } (Date.now() values).
+       */
+      async restartBox() {
+        const exited = new Promise((r) => box.once('exit', r));
+        box.kill('SIGTERM');
+        await exited;
+        const stoppedAt = Date.now();
+        const readyFile = path.join(dir, 'ready.json');
+        await rm(readyFile, { force: true });
+        const args = [...boxArgs];
+        args[args.indexOf('--https') + 1] = new URL(ready.https_url).host;
+        args[args.indexOf('--station-link') + 1] = ready.station_link;
+        const log = openSync(path.join(dir, 'box.log'), 'a');
+        box = spawn(path.join(binDir, 'lanterne-box'), args, { env, stdio: ['ignore', 'ignore', log] });
+        procs.push(box);
+        this.boxPid = box.pid;
+        await waitForFile(readyFile, box, 'lanterne-box (restarted)', 60_000);
+        return { stoppedAt, readyAt: Date.now() };
+      },
       async runStation(name, args) {
         const token = (await enrolCodes(1)).trim();
         const data = path.join(dir, 'stations', name);

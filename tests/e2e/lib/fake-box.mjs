@@ -14,6 +14,7 @@ const MIME = {
   '.css': 'text/css; charset=utf-8',
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
+  '.webmanifest': 'application/manifest+json',
 };
 // The box's policy: anything inline (script or style) is refused, so the UI must not rely on
 // it. Like the box, the WebSocket origin is named (here ws: rather than wss:).

@@ -460,6 +460,7 @@ async fn without_a_helper_nothing_is_shown_or_sent_and_a_helper_that_connects_ge
         (Some(true), Some(false)),
         "ordered but not shown: {t}"
     );
+    assert!(t["user_name"].is_null(), "nobody logged in yet: {t}");
 
     // The student's session starts: its helper gets the lock at once and shows it.
     let helper = pc.helper("eleve", Some(student), &["--display", &display]);
@@ -469,6 +470,16 @@ async fn without_a_helper_nothing_is_shown_or_sent_and_a_helper_that_connects_ge
     tile_until(&https, &cookie, pc.station_id, "locked", |t| {
         t["locked"] == true
     })
+    .await;
+    // Who is at the station, as the account database names the helper's account (a system
+    // account without a full name: its login name), taken from the kernel's credentials.
+    tile_until(
+        &https,
+        &cookie,
+        pc.station_id,
+        "showing who is logged in",
+        |t| t["user_name"] == "lanterne-eleve",
+    )
     .await;
 
     // Its screen reaches the teacher through the helper and the service.
@@ -497,8 +508,12 @@ async fn without_a_helper_nothing_is_shown_or_sent_and_a_helper_that_connects_ge
     service
         .wait_line(&["session gone"], Duration::from_secs(30))
         .await;
-    tile_until(&https, &cookie, pc.station_id, "unlocked", |t| {
-        t["locked"] == false && t["lock_ordered"] == true
-    })
+    tile_until(
+        &https,
+        &cookie,
+        pc.station_id,
+        "unlocked, nobody logged in",
+        |t| t["locked"] == false && t["lock_ordered"] == true && t["user_name"].is_null(),
+    )
     .await;
 }

@@ -32,6 +32,27 @@ pub(super) async fn lock_room(
         .map_err(order_error)
 }
 
+/// Whether a clear found the hand up.
+#[derive(serde::Serialize)]
+pub(super) struct HandCleared {
+    cleared: bool,
+}
+
+/// Clears a student's raised hand (the teacher has seen it); the station takes its hand
+/// down. Not a monitoring action: it works at any hour.
+pub(super) async fn clear_hand(
+    State(state): State<AppState>,
+    Path(id): Path<u32>,
+) -> Result<Json<HandCleared>, ApiError> {
+    match state.room.clear_hand(id).await {
+        Ok(cleared) => Ok(Json(HandCleared { cleared })),
+        Err(crate::room::SendError::UnknownStation(_)) => Err(ApiError::NotFound(format!(
+            "no station with id {id} in this room"
+        ))),
+        Err(e) => Err(order_error(e)),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MessageRequest {

@@ -301,6 +301,26 @@ impl Client {
         self.sync();
     }
 
+    /// Holds `modifiers` down, taps `key`, and lets the modifiers go, through XTEST.
+    pub fn chord(&self, modifiers: &[u8], key: u8) {
+        for &m in modifiers {
+            self.conn
+                .xtest_fake_input(KEY_PRESS_EVENT, m, CURRENT_TIME, NONE, 0, 0, 0)
+                .unwrap();
+        }
+        for t in [KEY_PRESS_EVENT, KEY_RELEASE_EVENT] {
+            self.conn
+                .xtest_fake_input(t, key, CURRENT_TIME, NONE, 0, 0, 0)
+                .unwrap();
+        }
+        for &m in modifiers.iter().rev() {
+            self.conn
+                .xtest_fake_input(KEY_RELEASE_EVENT, m, CURRENT_TIME, NONE, 0, 0, 0)
+                .unwrap();
+        }
+        self.sync();
+    }
+
     /// Moves the pointer to (x, y) on the root and clicks button 1 through XTEST.
     pub fn click(&self, x: i16, y: i16) {
         self.conn

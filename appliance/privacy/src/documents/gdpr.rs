@@ -296,12 +296,26 @@ pub fn gdpr_record_on(config: &DocumentConfig, lang: Lang, date: time::Date) -> 
                 "As the box's system journal (journald) is configured: limited in size, no period set by Lanterne",
             ),
         ),
+        kept_while(
+            t(
+                "Nom de l'élève connecté à un poste et sa main levée",
+                "Name of the student signed in at a computer, and their raised hand",
+            ),
+            t(
+                "Nom affiché du compte ouvert sur le poste (pour que l'enseignant sache qui est où) et, quand l'élève demande de l'aide, l'ordre de sa demande ; en mémoire seulement, jamais écrits sur le disque du boîtier.",
+                "Display name of the account signed in at the computer (so the teacher knows who sits where) and, when the student asks for help, the order of the request; in memory only, never written to the box's disk.",
+            ),
+            t(
+                "Le temps de la session de l'élève : effacés quand il se déconnecte, quand le poste se déconnecte du boîtier ou au redémarrage du boîtier ; la main, dès que l'élève la baisse ou que l'enseignant l'efface",
+                "For the student's session: erased when they sign out, when the computer disconnects from the box or when the box restarts; the hand as soon as the student lowers it or the teacher clears it",
+            ),
+        ),
     ]);
 
     let mut recipients = vec![
         t(
-            "Enseignants connectés : images en direct pendant les plages de surveillance, leurs messages et accusés de lecture, sorties des commandes, réponses aux ordres",
-            "Signed-in teachers: live images during the monitoring hours, their messages and read receipts, command output, answers to orders",
+            "Enseignants connectés : images en direct pendant les plages de surveillance, leurs messages et accusés de lecture, sorties des commandes, réponses aux ordres, qui est connecté à quel poste et les mains levées",
+            "Signed-in teachers: live images during the monitoring hours, their messages and read receipts, command output, answers to orders, who is signed in at which computer and the raised hands",
         ),
         t(
             "Les autres élèves de la salle, quand un enseignant montre l'écran d'un élève (ou une partie) à la classe",

@@ -461,6 +461,12 @@ fn gdpr_record_states_every_field_from_the_config() {
                 None,
                 None
             ),
+            (
+                "Name of the student signed in at a computer, and their raised hand",
+                "For the student's session: erased when they sign out, when the computer disconnects from the box or when the box restarts; the hand as soon as the student lowers it or the teacher clears it",
+                None,
+                None
+            ),
         ]
     );
     let details = |name: &str| {

@@ -1,8 +1,9 @@
 //! Feeds arbitrary bytes to the station link decoder: it must never panic, never buffer
 //! beyond its limits, and whatever it accepts must survive a re-encode unchanged. Demo
 //! orders that decode are also validated, as a station does before opening its player, and
-//! certificate texts are checked as both sides do before parsing them, and remote-help
-//! requests and input are checked as a station does before showing a prompt or injecting.
+//! certificate texts are checked as both sides do before parsing them, remote-help requests
+//! and input as a station does before showing a prompt or injecting, and display names as
+//! the station's service and the box do before showing them.
 #![no_main]
 
 use bytes::BytesMut;
@@ -31,6 +32,11 @@ fuzz_target!(|data: &[u8]| {
             }
             Frame::Control(Control::HelpInput { events, .. }) => {
                 let _ = lanterne_wire::validate_input(events);
+            }
+            Frame::Control(Control::SessionUser {
+                display_name: Some(name),
+            }) => {
+                let _ = lanterne_wire::validate_display_name(name);
             }
             _ => {}
         }
