@@ -128,6 +128,20 @@ pub struct MosaicStats {
 /// Access units a tile may hold before decode; beyond this the station is ahead of the
 /// decoder and frames are dropped until the next keyframe.
 const TILE_QUEUE: u64 = 4;
+/// A tile waiting for a keyframe asks its station for one at most this often. Stations make
+/// keyframes only when asked (a still screen sends nothing for minutes), so a tile that lost
+/// its place must ask rather than wait for one.
+const TILE_KEYFRAME_GAP: Duration = Duration::from_millis(500);
+
+/// What [`Mosaic::push`] needs from the station that sent the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a tile that lost its place stays frozen unless its station is asked for a keyframe"]
+pub enum TileFeedback {
+    /// Nothing.
+    Ok,
+    /// The tile cannot decode until a keyframe: ask the station's thumbnail stream for one.
+    WantKeyframe,
+}
 /// Spacing between tiles, even so every tile starts on a 4:2:0 chroma sample.
 const GAP: u32 = 4;
 /// Offline tiles: dark grey (RGB 48,48,48 in BT.601 limited range).
@@ -190,6 +204,8 @@ struct TileFeed {
     need_key: AtomicBool,
     online: AtomicBool,
     counters: Arc<TileCounters>,
+    /// When this tile last asked its station for a keyframe.
+    key_asked: Mutex<Option<Instant>>,
 }
 
 impl TileFeed {
@@ -266,6 +282,7 @@ impl TileFeed {
             need_key: AtomicBool::new(true),
             online: AtomicBool::new(true),
             counters,
+            key_asked: Mutex::new(None),
         })
     }
 
@@ -280,6 +297,17 @@ impl TileFeed {
             self.counters.failed.store(true, Ordering::SeqCst);
         }
         self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Waiting for a keyframe: ask for one unless asked less than [`TILE_KEYFRAME_GAP`] ago.
+    fn want_keyframe(&self) -> TileFeedback {
+        let mut asked = self.key_asked.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if asked.is_some_and(|t| now.duration_since(t) < TILE_KEYFRAME_GAP) {
+            return TileFeedback::Ok;
+        }
+        *asked = Some(now);
+        TileFeedback::WantKeyframe
     }
 
     fn stats(&self) -> TileStats {
@@ -488,18 +516,20 @@ impl Mosaic {
     }
 
     /// Hands one station thumbnail access unit to its tile. Never blocks: when the tile's
-    /// queue is full the frame is dropped (counted) and the tile waits for the next keyframe.
-    pub fn push(&self, station_id: u32, frame: EncodedFrame) {
+    /// queue is full the frame is dropped (counted) and the tile waits for the next keyframe,
+    /// which the caller is told to ask the station for ([`TileFeedback::WantKeyframe`],
+    /// rate-limited).
+    pub fn push(&self, station_id: u32, frame: EncodedFrame) -> TileFeedback {
         let Some(feed) = self.grid().by_id.get(&station_id).cloned() else {
-            return;
+            return TileFeedback::Ok;
         };
         let c = &feed.counters;
         c.frames_in.fetch_add(1, Ordering::Relaxed);
         if !feed.online.load(Ordering::SeqCst) {
-            return;
+            return TileFeedback::Ok;
         }
         if feed.need_key.load(Ordering::SeqCst) && !frame.keyframe {
-            return;
+            return feed.want_keyframe();
         }
         if feed.appsrc.current_level_buffers() >= TILE_QUEUE {
             let n = c.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -510,7 +540,7 @@ impl Mosaic {
                     "tile decoder behind; dropping until the next keyframe"
                 );
             }
-            return;
+            return feed.want_keyframe();
         }
         let mut buf = gst::Buffer::from_slice(frame.data);
         {
@@ -527,7 +557,9 @@ impl Mosaic {
         if feed.appsrc.push_buffer(buf).is_err() {
             // Flushing: the tile is being restarted or removed.
             feed.need_key.store(true, Ordering::SeqCst);
+            return feed.want_keyframe();
         }
+        TileFeedback::Ok
     }
 
     /// Marks a station online or offline; an offline tile is drawn dark grey.
@@ -618,7 +650,7 @@ fn build_encoder(
         .format(gst::Format::Time)
         .caps(&probe::raw_caps(params))
         .build();
-    let enc = probe::make_encoder(probe.encoder, params, false)?;
+    let enc = probe::make_encoder(probe.encoder, params, false, probe::Gop::SHORT)?;
     let enc_caps = gst::ElementFactory::make("capsfilter")
         .property("caps", probe::encoder_output_caps(probe.encoder))
         .build()
