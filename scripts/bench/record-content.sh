@@ -27,7 +27,7 @@ else
   seconds=${2:-30}
   mkdir -p "$out"
 fi
-station=$PWD/target/release/lanterne-station
+station=${LANTERNE_BIN_DIR:-$PWD/target/release}/lanterne-station
 # What a 40-station mosaic asks of each station (1280x720 mosaic, 7x6 grid, tile 178x100 at
 # 5 fps, the box's defaults) and what the focus view asks (1280x720 at 30 fps, 3000 kbit/s).
 thumb_args=(--width 178 --height 100 --fps 5 --bitrate-kbps 250)
