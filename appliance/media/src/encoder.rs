@@ -498,6 +498,7 @@ fn build_branch(
         &params,
         kind == StreamKind::Thumb,
         STATION_GOP,
+        probe::RateMode::ScreenQuality,
     )?;
     let enc_caps = built(
         element("capsfilter")

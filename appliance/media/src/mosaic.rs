@@ -1,7 +1,7 @@
 //! Box side: every station's thumbnail decoded, composed into one canvas, encoded once.
 //!
 //! ```text
-//! push(id, AU) ─▶ appsrc ─▶ h264parse ─▶ decoder ─▶ videoscale ─▶ videoconvert ─▶ I420 tile size ─▶ appsink   (one small pipeline per station)
+//! push(id, AU) ─▶ appsrc ─▶ [h264parse] ─▶ decoder ─▶ videoscale ─▶ videoconvert ─▶ I420 tile size ─▶ appsink   (one small pipeline per station)
 //!                                                                                                       │ latest frame, pulled each tick
 //! composer thread (owns the I420 canvas, ticks at config.fps) ◀─────────────────────────────────────────┘
 //!     └─▶ appsrc ─▶ encoder ─▶ h264parse ─▶ appsink ─▶ broadcast<Arc<MosaicFrame>>
@@ -13,6 +13,15 @@
 //! Here the composer never waits for a station: each tick it takes whatever newest picture
 //! each tile's appsink holds (max-buffers=1, drop=true) and keeps the old pixels otherwise.
 //! Per-station decode pipelines also isolate failures: a corrupt stream restarts one tile.
+//!
+//! A tile's decoder runs only while its station sends: it starts at the first keyframe and is
+//! stopped (its pipeline set to `Null`) after [`TILE_RELEASE_AFTER`] without a frame. libav's
+//! H.264 context alone is about 780 kB, allocated zeroed, so 40 idle decoders held 30+ MB for
+//! nothing; under the stations' rate control a still screen sends nothing at all, so in a real
+//! room many tiles are idle even while the teacher watches, and all of them are when nobody
+//! does. The tile keeps its last picture on the canvas; when the station sends again, the
+//! first frame is usually an inter frame, which a fresh decoder cannot use: the tile asks for
+//! a keyframe ([`TileFeedback::WantKeyframe`]) and starts the decoder on it.
 //!
 //! Nobody watching, nothing done: [`Mosaic::set_active`]`(false)` stops composing and
 //! encoding (the stations are told to stop sending, so the tile decoders idle too). When it
@@ -111,6 +120,10 @@ pub struct TileStats {
     pub decode_errors: u64,
     /// Times the tile's pipeline was restarted after an error.
     pub restarts: u64,
+    /// The tile's decoder is running (it stops after [`TILE_RELEASE_AFTER`] without frames).
+    pub decoding: bool,
+    /// Times the decoder was started (on a keyframe after being idle or new).
+    pub decoder_starts: u64,
 }
 
 /// Counters for the whole mosaic.
@@ -132,6 +145,8 @@ const TILE_QUEUE: u64 = 4;
 /// keyframes only when asked (a still screen sends nothing for minutes), so a tile that lost
 /// its place must ask rather than wait for one.
 const TILE_KEYFRAME_GAP: Duration = Duration::from_millis(500);
+/// A tile whose station sent nothing for this long stops its decoder (see the module docs).
+pub(crate) const TILE_RELEASE_AFTER: Duration = Duration::from_secs(5);
 
 /// What [`Mosaic::push`] needs from the station that sent the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,35 +205,63 @@ struct TileCounters {
     dropped: AtomicU64,
     decode_errors: AtomicU64,
     restarts: AtomicU64,
+    decoder_starts: AtomicU64,
     /// Set by the bus handler; the composer restarts the pipeline.
     failed: AtomicBool,
 }
 
-/// One station's decoder.
+/// One station's tile: its decoder pipeline while the station sends, and what outlives it.
 struct TileFeed {
     id: u32,
-    pipeline: gst::Pipeline,
-    appsrc: gst_app::AppSrc,
-    size_caps: gst::Element,
-    appsink: gst_app::AppSink,
+    decoder: DecoderKind,
     need_key: AtomicBool,
     online: AtomicBool,
     counters: Arc<TileCounters>,
     /// When this tile last asked its station for a keyframe.
     key_asked: Mutex<Option<Instant>>,
+    /// The decoder pipeline (None while idle), the tile size and when the last frame came;
+    /// `push` starts the pipeline and the composer stops it, both under this lock.
+    decoding: Mutex<Decoding>,
 }
 
-impl TileFeed {
-    /// `appsrc is-live format=time caps=video/x-h264,byte-stream,au ! h264parse ! <decoder>
+struct Decoding {
+    pipe: Option<TilePipeline>,
+    size: (u32, u32),
+    last_frame: Instant,
+}
+
+/// The running part of a tile. Dropping it sets the pipeline to `Null` and frees its
+/// elements, the decoder's context with them.
+struct TilePipeline {
+    pipeline: gst::Pipeline,
+    appsrc: gst_app::AppSrc,
+    size_caps: gst::Element,
+    appsink: gst_app::AppSink,
+}
+
+impl TilePipeline {
+    /// `appsrc is-live format=time caps=video/x-h264,byte-stream,au ! [h264parse] ! <decoder>
     ///  ! videoscale ! videoconvert ! video/x-raw,I420,W×H ! appsink max-buffers=1 drop=true`
-    fn start(id: u32, decoder: DecoderKind, w: u32, h: u32) -> Result<TileFeed, MediaError> {
+    ///
+    /// libav takes the stations' Annex B access units as they are (SPS/PPS ride in front of
+    /// every IDR), so its tiles have no h264parse: a parser is about 250 kB per tile, 10 MB
+    /// for a room of 40 (measured with 40 idle tiles). The other decoders keep one.
+    fn start(
+        id: u32,
+        decoder: DecoderKind,
+        (w, h): (u32, u32),
+        counters: &Arc<TileCounters>,
+    ) -> Result<TilePipeline, MediaError> {
         let pipeline = gst::Pipeline::with_name(&format!("tile-{id}"));
         let appsrc = gst_app::AppSrc::builder()
             .is_live(true)
             .format(gst::Format::Time)
             .caps(&probe::annexb_au_caps())
             .build();
-        let parse = make("h264parse")?;
+        let parse = match decoder {
+            DecoderKind::Avdec => None,
+            DecoderKind::V4l2 | DecoderKind::OpenH264 => Some(make("h264parse")?),
+        };
         let dec = probe::make_decoder(decoder)?;
         let scale = make("videoscale")?;
         let convert = make("videoconvert")?;
@@ -233,25 +276,18 @@ impl TileFeed {
             .drop(true)
             .enable_last_sample(false)
             .build();
-        let elems: [&gst::Element; 7] = [
-            appsrc.upcast_ref(),
-            &parse,
-            &dec,
-            &scale,
-            &convert,
-            &size_caps,
-            appsink.upcast_ref(),
-        ];
+        let mut elems: Vec<&gst::Element> = vec![appsrc.upcast_ref()];
+        elems.extend(parse.as_ref());
+        elems.extend([&dec, &scale, &convert, &size_caps, appsink.upcast_ref()]);
         let err = |e: gst::glib::BoolError| MediaError::Build {
             what: "mosaic tile",
             detail: e.to_string(),
         };
-        pipeline.add_many(elems).map_err(err)?;
-        gst::Element::link_many(elems).map_err(err)?;
+        pipeline.add_many(&elems).map_err(err)?;
+        gst::Element::link_many(&elems).map_err(err)?;
 
         // A sync handler instead of a watch thread per tile: 32 tiles would mean 32 threads
         // polling. It only flags and counts; the composer restarts a failed tile.
-        let counters = Arc::new(TileCounters::default());
         let c = counters.clone();
         pipeline
             .bus()
@@ -272,31 +308,99 @@ impl TileFeed {
                 }
                 gst::BusSyncReply::Drop
             });
-        crate::bus::start_pipeline("mosaic tile", &pipeline)?;
-        Ok(TileFeed {
-            id,
+        let tile = TilePipeline {
             pipeline,
             appsrc,
             size_caps,
             appsink,
+        };
+        crate::bus::start_pipeline("mosaic tile", &tile.pipeline)?;
+        Ok(tile)
+    }
+}
+
+impl Drop for TilePipeline {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl TileFeed {
+    /// A tile without a decoder yet: it starts at the station's first keyframe.
+    fn new(id: u32, decoder: DecoderKind, w: u32, h: u32) -> TileFeed {
+        TileFeed {
+            id,
+            decoder,
             need_key: AtomicBool::new(true),
             online: AtomicBool::new(true),
-            counters,
+            counters: Arc::default(),
             key_asked: Mutex::new(None),
-        })
+            decoding: Mutex::new(Decoding {
+                pipe: None,
+                size: (w, h),
+                last_frame: Instant::now(),
+            }),
+        }
     }
 
+    fn decoding(&self) -> std::sync::MutexGuard<'_, Decoding> {
+        self.decoding.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After an error: the decoder is dropped and starts again at the next keyframe (frames
+    /// pushed meanwhile must not reach a decoder without its parameter sets). The restart is
+    /// counted last, once the tile is ready again (stats readers rely on that order).
     fn restart(&self) {
-        // Wait for a keyframe before anything else: frames pushed while the pipeline goes
-        // down and up again must not reach a decoder without its parameter sets. The restart
-        // is counted last, once the tile is ready again (stats readers rely on that order).
+        let mut d = self.decoding();
         self.need_key.store(true, Ordering::SeqCst);
-        let _ = self.pipeline.set_state(gst::State::Null);
-        if let Err(e) = crate::bus::start_pipeline("mosaic tile", &self.pipeline) {
-            tracing::warn!(station = self.id, error = %e, "tile restart failed; will retry");
-            self.counters.failed.store(true, Ordering::SeqCst);
-        }
+        d.pipe = None;
         self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Starts the decoder (on a keyframe); false when it would not start (counted as a
+    /// decode error; the next keyframe tries again).
+    fn start_decoder(&self, d: &mut Decoding) -> bool {
+        if d.pipe.is_some() {
+            return true;
+        }
+        match TilePipeline::start(self.id, self.decoder, d.size, &self.counters) {
+            Ok(p) => {
+                d.pipe = Some(p);
+                self.counters.decoder_starts.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(station = self.id, error = %e, "tile decoder did not start");
+                self.counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Drops the decoder of a tile whose station has been silent for [`TILE_RELEASE_AFTER`].
+    fn release_if_idle(&self, now: Instant) {
+        let mut d = self.decoding();
+        if d.pipe.is_some() && now.duration_since(d.last_frame) >= TILE_RELEASE_AFTER {
+            self.need_key.store(true, Ordering::SeqCst);
+            d.pipe = None;
+        }
+    }
+
+    /// The newest decoded picture, if one came since the last call.
+    fn newest(&self) -> Option<gst::Sample> {
+        self.decoding()
+            .pipe
+            .as_ref()
+            .and_then(|p| p.appsink.try_pull_sample(gst::ClockTime::ZERO))
+    }
+
+    /// The tile's size changed (relayout); a running decoder scales to it from now on.
+    fn resize(&self, w: u32, h: u32) {
+        let mut d = self.decoding();
+        d.size = (w, h);
+        if let Some(p) = &d.pipe {
+            p.size_caps.set_property("caps", tile_caps(w, h));
+        }
     }
 
     /// Waiting for a keyframe: ask for one unless asked less than [`TILE_KEYFRAME_GAP`] ago.
@@ -319,13 +423,9 @@ impl TileFeed {
             dropped: c.dropped.load(Ordering::Relaxed),
             decode_errors: c.decode_errors.load(Ordering::Relaxed),
             restarts: c.restarts.load(Ordering::Relaxed),
+            decoding: self.decoding().pipe.is_some(),
+            decoder_starts: c.decoder_starts.load(Ordering::Relaxed),
         }
-    }
-}
-
-impl Drop for TileFeed {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
 
@@ -466,17 +566,10 @@ impl Mosaic {
         for rect in &layout.tiles {
             let feed = match existing.get(&rect.id) {
                 Some(f) => {
-                    f.size_caps.set_property("caps", tile_caps(rect.w, rect.h));
+                    f.resize(rect.w, rect.h);
                     f.clone()
                 }
-                None => match TileFeed::start(rect.id, self.inner.decoder, rect.w, rect.h) {
-                    Ok(f) => Arc::new(f),
-                    Err(e) => {
-                        // The tile stays in the layout (black); its frames are ignored.
-                        tracing::error!(station = rect.id, error = %e, "cannot start tile decoder");
-                        continue;
-                    }
-                },
+                None => Arc::new(TileFeed::new(rect.id, self.inner.decoder, rect.w, rect.h)),
             };
             feeds.push(feed);
         }
@@ -531,7 +624,21 @@ impl Mosaic {
         if feed.need_key.load(Ordering::SeqCst) && !frame.keyframe {
             return feed.want_keyframe();
         }
-        if feed.appsrc.current_level_buffers() >= TILE_QUEUE {
+        // Held until the frame is queued, so the composer cannot stop the decoder between
+        // the check and the push. Starting a stopped decoder takes a millisecond or two.
+        let mut decoding = feed.decoding();
+        decoding.last_frame = Instant::now();
+        if decoding.pipe.is_none() {
+            if !frame.keyframe {
+                feed.need_key.store(true, Ordering::SeqCst);
+                return feed.want_keyframe();
+            }
+            if !feed.start_decoder(&mut decoding) {
+                return TileFeedback::Ok;
+            }
+        }
+        let appsrc = &decoding.pipe.as_ref().expect("started above").appsrc;
+        if appsrc.current_level_buffers() >= TILE_QUEUE {
             let n = c.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if !feed.need_key.swap(true, Ordering::SeqCst) {
                 tracing::warn!(
@@ -554,7 +661,7 @@ impl Mosaic {
         if frame.keyframe {
             feed.need_key.store(false, Ordering::SeqCst);
         }
-        if feed.appsrc.push_buffer(buf).is_err() {
+        if appsrc.push_buffer(buf).is_err() {
             // Flushing: the tile is being restarted or removed.
             feed.need_key.store(true, Ordering::SeqCst);
             return feed.want_keyframe();
@@ -650,7 +757,13 @@ fn build_encoder(
         .format(gst::Format::Time)
         .caps(&probe::raw_caps(params))
         .build();
-    let enc = probe::make_encoder(probe.encoder, params, false, probe::Gop::SHORT)?;
+    let enc = probe::make_encoder(
+        probe.encoder,
+        params,
+        false,
+        probe::Gop::SHORT,
+        probe::RateMode::Bitrate,
+    )?;
     let enc_caps = gst::ElementFactory::make("capsfilter")
         .property("caps", probe::encoder_output_caps(probe.encoder))
         .build()
@@ -825,6 +938,17 @@ fn compose_loop(inner: &Inner, pending: &Mutex<VecDeque<Pending>>) {
             // Idle: no composing, no encoding; the tick counter stands still so the running
             // time carries on without a gap when a viewer comes.
             paused = true;
+            // The stations stop sending when nobody watches: their decoders go idle too.
+            let feeds = inner
+                .grid
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .feeds
+                .clone();
+            let now = Instant::now();
+            for f in &feeds {
+                f.release_if_idle(now);
+            }
             std::thread::sleep(period);
             continue;
         }
@@ -837,7 +961,7 @@ fn compose_loop(inner: &Inner, pending: &Mutex<VecDeque<Pending>>) {
             // Pictures decoded before the pause are stale: drop them, repaint, and start the
             // stream again at a keyframe.
             for f in &feeds {
-                let _ = f.appsink.try_pull_sample(gst::ClockTime::ZERO);
+                let _ = f.newest();
             }
             generation = u64::MAX;
             next = Instant::now();
@@ -849,6 +973,7 @@ fn compose_loop(inner: &Inner, pending: &Mutex<VecDeque<Pending>>) {
             carried.clear(); // tile indices changed
         }
         let mut updates = std::mem::take(&mut carried);
+        let tick_start = Instant::now();
         let feeds_by_id: HashMap<u32, &Arc<TileFeed>> = feeds.iter().map(|f| (f.id, f)).collect();
         for (index, rect) in rects.iter().enumerate() {
             let Some(feed) = feeds_by_id.get(&rect.id) else {
@@ -857,7 +982,8 @@ fn compose_loop(inner: &Inner, pending: &Mutex<VecDeque<Pending>>) {
             if feed.counters.failed.swap(false, Ordering::SeqCst) {
                 feed.restart();
             }
-            let newest = feed.appsink.try_pull_sample(gst::ClockTime::ZERO);
+            feed.release_if_idle(tick_start);
+            let newest = feed.newest();
             if !feed.online.load(Ordering::SeqCst) {
                 canvas.fill(
                     rect.x as usize,

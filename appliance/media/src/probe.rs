@@ -140,7 +140,7 @@ fn encode_test(kind: EncoderKind) -> Result<(), MediaError> {
         .property("caps", raw_caps(&params))
         .build()
         .map_err(|_| MediaError::MissingElement("capsfilter".into()))?;
-    let enc = make_encoder(kind, &params, false, Gop::SHORT)?;
+    let enc = make_encoder(kind, &params, false, Gop::SHORT, RateMode::Bitrate)?;
     let enc_caps = gst::ElementFactory::make("capsfilter")
         .property("caps", encoder_output_caps(kind))
         .build()
@@ -222,6 +222,23 @@ impl Gop {
     }
 }
 
+/// How an encoder spends its bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RateMode {
+    /// Aim at the bitrate (the mosaic, the HDMI source: pictures that are encoded anyway).
+    Bitrate,
+    /// Screens: constant quality, with the bitrate as a ceiling (x264 CRF under a VBV cap).
+    /// An encoder aiming at 3 Mbit/s spends them whatever the picture: on a slide where
+    /// only a caret blinks it re-encodes the unchanged text ever finer, frame after frame.
+    /// At constant quality a small change costs a small frame, and motion still gets up to
+    /// the bitrate. Encoders without such a mode keep aiming at the bitrate.
+    ScreenQuality,
+}
+
+/// x264's constant-quality factor for screens (its default is 23; lower is finer). Text
+/// scaled from 1080p to 720p stays sharp at this value.
+const SCREEN_CRF: u32 = 23;
+
 /// An encoder configured for low latency, no B-frames, the given bitrate and GOP.
 /// `light` asks for a single thread (thumbnails: many small encodes, latency over speed).
 pub(crate) fn make_encoder(
@@ -229,6 +246,7 @@ pub(crate) fn make_encoder(
     p: &crate::StreamParams,
     light: bool,
     gop: Gop,
+    rate: RateMode,
 ) -> Result<gst::Element, MediaError> {
     let factory = encoder_factory(kind)
         .ok_or_else(|| MediaError::MissingElement(format!("{kind:?} encoder")))?;
@@ -242,6 +260,11 @@ pub(crate) fn make_encoder(
             enc.set_property("b-adapt", false);
             if light {
                 enc.set_property("threads", 1u32);
+            }
+            if rate == RateMode::ScreenQuality {
+                // "qual": CRF, with `bitrate` as the VBV maximum.
+                enc.set_property_from_str("pass", "qual");
+                enc.set_property("quantizer", SCREEN_CRF);
             }
         }
         (EncoderKind::OpenH264, _) => {

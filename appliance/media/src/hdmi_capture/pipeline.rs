@@ -347,7 +347,13 @@ fn build_encode(
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build(),
     )?);
-    let encoder = probe::make_encoder(encoder_kind, params, false, probe::Gop::SHORT)?;
+    let encoder = probe::make_encoder(
+        encoder_kind,
+        params,
+        false,
+        probe::Gop::SHORT,
+        probe::RateMode::Bitrate,
+    )?;
     elems.push(encoder.clone());
     elems.push(capsfilter(probe::encoder_output_caps(encoder_kind))?);
     elems.push(built(

@@ -452,8 +452,8 @@ async fn a_failed_tile_decoder_is_counted_restarted_and_recovers_at_the_next_key
     // libav conceals damaged slices silently, so a real decoder failure cannot be provoked
     // reliably from bitstream garbage; post the error a failing decoder would post.
     let feed = mosaic.grid().by_id[&3].clone();
-    let dec = feed
-        .pipeline
+    let pipeline = feed.decoding().pipe.as_ref().unwrap().pipeline.clone();
+    let dec = pipeline
         .iterate_elements()
         .into_iter()
         .filter_map(Result::ok)
@@ -535,5 +535,82 @@ async fn an_idle_mosaic_encodes_nothing_and_resumes_at_a_keyframe() {
     assert!(
         first.keyframe && crate::h264::idr_with_parameter_sets(&first.data),
         "the first frame after a pause is a keyframe with SPS/PPS"
+    );
+}
+
+/// Memory at scale: a tile decodes only while its station sends. A new tile holds no decoder,
+/// the first keyframe starts it, a silent station's decoder is stopped (its picture stays on
+/// the canvas), and the next change comes back through a keyframe the tile asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_station_s_tile_stops_its_decoder_and_restarts_it_on_a_keyframe() {
+    tracing();
+    let probe = crate::init().unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let enc = ScreenEncoder::start(
+        CaptureSource::Synthetic {
+            label: "idle".into(),
+            rgb: COLOURS[2],
+        },
+        &probe,
+        tx,
+    )
+    .unwrap();
+    enc.set_stream(StreamKind::Thumb, Some(thumb()));
+    let mut gop = Vec::new();
+    while gop.len() < 3 {
+        let (_, f) = recv_within(&mut rx, 10, "encoded frame").await;
+        gop.push(f);
+    }
+    drop(enc);
+
+    let (mosaic, _rx) = Mosaic::start(MosaicConfig::default(), &probe).unwrap();
+    mosaic.set_tiles(vec![TileInfo { id: 5 }]);
+    let tile = |m: &Mosaic| m.stats().tiles[0];
+    assert!(
+        !tile(&mosaic).decoding,
+        "a tile that got nothing holds a decoder"
+    );
+
+    for f in &gop {
+        assert_eq!(mosaic.push(5, f.clone()), TileFeedback::Ok);
+    }
+    assert!(tile(&mosaic).decoding);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tile(&mosaic).frames_shown == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing shown: {:?}",
+            tile(&mosaic)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Silence: the composer stops the decoder once TILE_RELEASE_AFTER has passed.
+    let deadline = Instant::now() + TILE_RELEASE_AFTER + Duration::from_secs(10);
+    while tile(&mosaic).decoding {
+        assert!(
+            Instant::now() < deadline,
+            "the silent tile kept its decoder"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shown = tile(&mosaic).frames_shown;
+
+    // The station sends a change (an inter frame): the tile cannot decode it and asks.
+    assert_eq!(mosaic.push(5, gop[1].clone()), TileFeedback::WantKeyframe);
+    assert!(!tile(&mosaic).decoding);
+    // The keyframe comes: the decoder starts again and pictures show again.
+    assert_eq!(mosaic.push(5, gop[0].clone()), TileFeedback::Ok);
+    let s = tile(&mosaic);
+    assert!(s.decoding && s.decoder_starts == 2, "{s:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tile(&mosaic).frames_shown == shown {
+        assert!(Instant::now() < deadline, "nothing shown after the restart");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        tile(&mosaic).restarts,
+        0,
+        "stopping an idle decoder is not a failure"
     );
 }
