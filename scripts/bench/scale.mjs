@@ -299,10 +299,14 @@ results.lanterne_relay_cpu_measured = fanout?.date ?? null;
 
 const targets = {
   box_rss_mb_max: 150, idle_box_cpu_pct_max: 1, static_kbytes_per_s_max: 20, mosaic_fps_min: 10, vnc_bytes_ratio_min: 10,
+  // Heartbeats (every 5 s each way) are tens of bytes per second per station; the smallest
+  // thumbnail stream is kilobytes per second.
+  idle_link_bytes_per_s_per_station_max: 200,
 };
 const met = {
   box_rss: results.box_rss_mb_max < targets.box_rss_mb_max,
   idle_cpu: results.idle_box_cpu_pct < targets.idle_box_cpu_pct_max,
+  idle_no_video: results.idle_link_bytes_per_s_per_station < targets.idle_link_bytes_per_s_per_station_max,
   static_rate: results.static_kbytes_per_s_per_station <= targets.static_kbytes_per_s_max,
   mosaic_fps: results.mosaic_fps_median >= targets.mosaic_fps_min,
   vnc_ratio: results.vnc_bytes_ratio >= targets.vnc_bytes_ratio_min,
