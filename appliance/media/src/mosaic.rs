@@ -757,10 +757,12 @@ fn build_encoder(
         .format(gst::Format::Time)
         .caps(&probe::raw_caps(params))
         .build();
+    // One thread: x264 keeps buffers per thread, and 1280×720 at 10 fps with its fastest
+    // presets is a small load for one core (the Pi encodes in hardware).
     let enc = probe::make_encoder(
         probe.encoder,
         params,
-        false,
+        true,
         probe::Gop::SHORT,
         probe::RateMode::Bitrate,
     )?;

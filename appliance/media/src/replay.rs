@@ -583,6 +583,21 @@ fn blocking_recv_timeout<T>(rx: &mut mpsc::Receiver<T>, timeout: Duration) -> Op
     }
 }
 
+/// [`play`], after waiting `delay`: stations of a simulated room that replay the same file
+/// would otherwise all show the same picture at the same instant, and all send the file's
+/// keyframe together at every pass.
+pub async fn play_delayed(
+    file: Arc<ReplayFile>,
+    out: mpsc::Sender<EncodedFrame>,
+    looped: bool,
+    delay: Duration,
+) {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => play(file, out, looped).await,
+        _ = out.closed() => {}
+    }
+}
+
 /// Sends the file's frames to `out` at their recorded pace, each stamped with a fresh
 /// `capture_us` (now) and an increasing `seq`, as a live station would. With `looped` it
 /// starts over at the first frame (a keyframe) after the last one, keeping the pace; without,

@@ -530,6 +530,16 @@ async fn classroom(
                 .with_context(|| format!("enrolling {host}"))?;
         }
         let spec = match replay.get(i % replay.len().max(1)) {
+            // Stations sharing a file start spread over its length, as a real room's
+            // screens never change in step.
+            Some(f) if replay.len() > 1 => {
+                let same = count.div_ceil(replay.len()) as u32;
+                let nth = (i / replay.len()) as u32;
+                SourceSpec::ReplayDelayed {
+                    file: f.clone(),
+                    delay: f.duration() * nth / same.max(1),
+                }
+            }
             Some(f) => SourceSpec::Replay(f.clone()),
             None => SourceSpec::Live(CaptureSource::Synthetic {
                 label: host.clone(),
