@@ -297,7 +297,7 @@ async fn x11_capture_of_an_xvfb_screen_shows_its_root_colour() {
         "still pictures skipped: {skipped}, encoded: {encoded}"
     );
 
-    let pics = decode(&[first.data.clone()]);
+    let pics = decode(std::slice::from_ref(&first.data));
     let p = pics.last().unwrap();
     assert_eq!((p.width, p.height), (320, 180));
     // The whole root window is the colour; the pointer sits somewhere as a few pixels.
