@@ -236,8 +236,8 @@ async function vncRun(scene) {
     const xvfb = started(spawn('Xvfb', ['-displayfd', '1', '-screen', '0', '1920x1080x24', '-nolisten', 'tcp', '-noreset'],
       { stdio: ['ignore', 'pipe', 'ignore'] }));
     const display = `:${(await new Promise((r) => xvfb.stdout.once('data', r))).toString().trim()}`;
-    // The same scene as recorded: record-content.sh drives it (SCENE_ONLY runs one scene
-    // live, without recording, until killed).
+    // The same scene as recorded: record-content.sh --live sets it up and drives it, without
+    // recording, until killed.
     started(spawn(path.join(root, 'scripts/bench/record-content.sh'), ['--live', scene],
       { env: { ...process.env, DISPLAY: display }, stdio: 'ignore', detached: true }));
     await sleep(9000); // the program's first paint
