@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use lanterne_media::{EncodedFrame, Mosaic};
+use lanterne_media::{EncodedFrame, Mosaic, TileFeedback};
 use lanterne_wire::{Control, Frame, FrameCodec, MediaHeader, Stream, WireError, PROTOCOL_VERSION};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -378,7 +378,15 @@ async fn handle(
                         debug!(station = %station.name, ?header.stream, "gap in station sequence");
                     }
                     match header.stream {
-                        Stream::Thumb => ctx.mosaic.push(station.id, frame),
+                        Stream::Thumb => {
+                            // Stations make keyframes only when asked (a still screen sends
+                            // none): a tile that lost its place asks through this link.
+                            if ctx.mosaic.push(station.id, frame) == TileFeedback::WantKeyframe {
+                                let _ = control_tx.try_send(Control::RequestKeyframe {
+                                    stream: Stream::Thumb,
+                                });
+                            }
+                        }
                         // No receivers is normal between focus views; not an error.
                         Stream::Full => {
                             let _ = reg.full_tx.send(Arc::new(frame));

@@ -15,6 +15,14 @@
 //! In front of it a pad probe thins frames to the target interval by PTS: after a stall
 //! (a busy machine) videorate alone would pass a burst at capture rate to catch up with its
 //! timestamp grid; the probe lets through at most one frame per interval.
+//!
+//! Rate control for screens ([`change`]): a pad probe in front of each encoder drops a scaled
+//! picture identical to the last one encoded, so a still screen sends nothing, a blinking
+//! cursor a small frame per blink, and motion gets the stream's full rate and bitrate.
+//! Keyframes come when a receiver needs one (stream switched on, a request from the box, a
+//! frame lost to a full queue), not on a short timer: a periodic IDR of a still 1280×720
+//! slide would alone cost more than the whole stream otherwise does. A long safety GOP
+//! ([`STATION_GOP`]) remains for a decoder that lost its place without anyone asking.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,8 +34,11 @@ use gstreamer_app as gst_app;
 use tokio::sync::{mpsc, watch};
 
 use crate::bus::{make, BusWatch};
-use crate::probe::{self, EncoderKind};
+use crate::probe::{self, EncoderKind, Gop};
+
+mod change;
 use crate::{CodecProbe, EncodedFrame, MediaError, PipelineError, StreamKind, StreamParams};
+use change::ChangeGate;
 
 /// What a station captures.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,9 +56,13 @@ pub enum CaptureSource {
 const SYNTHETIC: (i32, i32, i32) = (1280, 720, 30);
 /// Capture rate asked of real screens; each branch's videorate brings it down.
 const CAPTURE_FPS: i32 = 30;
-/// A keyframe at least this often, whatever the encoder's own GOP (which cannot change
-/// while playing), so a tablet that lost a frame recovers within ~2 s.
-const KEYFRAME_EVERY_US: u64 = 2_000_000;
+/// The stations' own keyframe interval, in seconds of *encoded* frames (still pictures are
+/// not encoded, so a still screen makes none). Receivers ask for keyframes when they need
+/// one; this only bounds how long a decoder that lost its place silently stays wrong.
+pub(crate) const STATION_GOP: Gop = Gop(60);
+/// The same bound in capture time, whatever the encoder's own GOP (which cannot change while
+/// playing when the rate changes).
+const KEYFRAME_EVERY_US: u64 = STATION_GOP.0 as u64 * 1_000_000;
 
 /// Defaults a branch is built with; it stays OFF until [`ScreenEncoder::set_stream`].
 fn default_params(kind: StreamKind) -> StreamParams {
@@ -73,6 +88,12 @@ struct BranchShared {
     on: AtomicBool,
     /// Drop frames until the next keyframe (after switching on, a caps change or a drop).
     need_key: AtomicBool,
+    /// A keyframe was asked of the encoder and has not come out yet: still pictures go to
+    /// the encoder meanwhile, since it can only make the keyframe from a picture.
+    key_asked: AtomicBool,
+    /// Pictures the change gate held back (nothing had changed) and let through.
+    still_skipped: AtomicU64,
+    encoded: AtomicU64,
     seq: AtomicU64,
     dropped: AtomicU64,
     last_key_us: AtomicU64,
@@ -89,6 +110,7 @@ struct Branch {
     appsink: gst_app::AppSink,
     shared: Arc<BranchShared>,
     params: Mutex<Option<StreamParams>>,
+    gate: Arc<Mutex<ChangeGate>>,
 }
 
 /// Captures the screen and encodes the thumbnail and full streams on demand.
@@ -176,6 +198,7 @@ impl ScreenEncoder {
             if current.take().is_some() {
                 b.shared.on.store(false, Ordering::SeqCst);
                 b.valve.set_property("drop", true);
+                b.gate.lock().unwrap_or_else(|p| p.into_inner()).reset();
                 self.apply_capture_state();
                 tracing::debug!(?kind, "stream off");
             }
@@ -202,7 +225,7 @@ impl ScreenEncoder {
             b.shared.need_key.store(true, Ordering::SeqCst);
         }
         if old.bitrate_kbps != p.bitrate_kbps {
-            probe::set_bitrate(self.encoder_kind, &b.encoder, &p);
+            probe::set_bitrate(self.encoder_kind, &b.encoder, &p, STATION_GOP);
         }
         if !was_on {
             b.shared.need_key.store(true, Ordering::SeqCst);
@@ -210,13 +233,24 @@ impl ScreenEncoder {
             b.valve.set_property("drop", false);
             self.apply_capture_state();
         }
-        send_keyframe_request(&b.appsink);
+        ask_keyframe(&b.shared, &b.appsink);
         tracing::debug!(?kind, ?p, "stream on");
     }
 
-    /// Asks for an IDR (with SPS/PPS) on one stream as soon as possible.
+    /// Asks for an IDR (with SPS/PPS) on one stream as soon as possible, still screen or not.
     pub fn request_keyframe(&self, kind: StreamKind) {
-        send_keyframe_request(&self.branch(kind).appsink);
+        let b = self.branch(kind);
+        ask_keyframe(&b.shared, &b.appsink);
+    }
+
+    /// Pictures of one stream that were not encoded because the screen had not changed, and
+    /// pictures that were encoded.
+    pub fn still_skipped(&self, kind: StreamKind) -> (u64, u64) {
+        let s = &self.branch(kind).shared;
+        (
+            s.still_skipped.load(Ordering::Relaxed),
+            s.encoded.load(Ordering::Relaxed),
+        )
     }
 
     /// True while the screen is being captured (some stream is ON).
@@ -459,7 +493,13 @@ fn build_branch(
             .build(),
         "capsfilter",
     )?;
-    let encoder = probe::make_encoder(encoder_kind, &params, kind == StreamKind::Thumb)?;
+    let encoder = probe::make_encoder(
+        encoder_kind,
+        &params,
+        kind == StreamKind::Thumb,
+        STATION_GOP,
+        probe::RateMode::ScreenQuality,
+    )?;
     let enc_caps = built(
         element("capsfilter")
             .property("caps", probe::encoder_output_caps(encoder_kind))
@@ -490,6 +530,9 @@ fn build_branch(
     let shared = Arc::new(BranchShared {
         on: AtomicBool::new(false),
         need_key: AtomicBool::new(true),
+        key_asked: AtomicBool::new(false),
+        still_skipped: AtomicU64::new(0),
+        encoded: AtomicU64::new(0),
         seq: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
         last_key_us: AtomicU64::new(0),
@@ -513,6 +556,26 @@ fn build_branch(
                 return gst::PadProbeReturn::Handled;
             }
             thin.last_pts_ns.store(pts, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    let gate = Arc::new(Mutex::new(ChangeGate::default()));
+    let (gate_shared, probe_gate) = (shared.clone(), gate.clone());
+    encoder
+        .static_pad("sink")
+        .expect("an encoder has a sink pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let Some(buffer) = info.buffer() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let force = gate_shared.need_key.load(Ordering::SeqCst)
+                || gate_shared.key_asked.load(Ordering::SeqCst);
+            let mut gate = probe_gate.lock().unwrap_or_else(|p| p.into_inner());
+            if still_picture(pad, buffer, &mut gate, force) {
+                gate_shared.still_skipped.fetch_add(1, Ordering::Relaxed);
+                // Handled, not Drop: see the thinning probe above.
+                return gst::PadProbeReturn::Handled;
+            }
+            gate_shared.encoded.fetch_add(1, Ordering::Relaxed);
             gst::PadProbeReturn::Ok
         });
     let cb_shared = shared.clone();
@@ -549,7 +612,51 @@ fn build_branch(
         appsink,
         shared,
         params: Mutex::new(None),
+        gate,
     })
+}
+
+/// True when `buffer` (the raw picture going into the encoder) shows exactly what the last
+/// encoded picture showed and no keyframe is owed. A picture that cannot be read is encoded.
+fn still_picture(
+    pad: &gst::Pad,
+    buffer: &gst::BufferRef,
+    gate: &mut ChangeGate,
+    force: bool,
+) -> bool {
+    use gstreamer_video::prelude::*;
+    let Some(info) = pad
+        .current_caps()
+        .and_then(|c| gstreamer_video::VideoInfo::from_caps(&c).ok())
+    else {
+        return false;
+    };
+    let Ok(frame) = gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info) else {
+        return false;
+    };
+    // Every visible row of every plane: the bytes past a row's width are padding.
+    let fi = info.format_info();
+    let mut planes = Vec::with_capacity(frame.n_planes() as usize);
+    for plane in 0..frame.n_planes() {
+        let Ok(data) = frame.plane_data(plane) else {
+            return false;
+        };
+        // The first component stored in this plane gives its row length and height.
+        let Some(comp) = (0..fi.n_components()).find(|&c| fi.plane()[c as usize] == plane) else {
+            return false;
+        };
+        let stride = frame.plane_stride()[plane as usize] as usize;
+        let width = frame.comp_width(comp) as usize * fi.pixel_stride()[comp as usize] as usize;
+        let height = frame.comp_height(comp) as usize;
+        if height == 0 || width > stride || data.len() < stride * (height - 1) + width {
+            return false;
+        }
+        planes.push((data, stride, width, height));
+    }
+    let rows = planes.iter().flat_map(|&(data, stride, width, height)| {
+        (0..height).map(move |r| &data[r * stride..r * stride + width])
+    });
+    !gate.admit(rows, force)
 }
 
 /// Runs on the streaming thread for every encoded access unit: never blocks.
@@ -578,12 +685,13 @@ fn on_encoded(
     );
     if keyframe {
         shared.last_key_us.store(capture_us, Ordering::Relaxed);
+        shared.key_asked.store(false, Ordering::SeqCst);
     } else if capture_us.saturating_sub(shared.last_key_us.load(Ordering::Relaxed))
         > KEYFRAME_EVERY_US
     {
         // Count from now so the request is not repeated for every frame until the IDR arrives.
         shared.last_key_us.store(capture_us, Ordering::Relaxed);
-        send_keyframe_request(sink);
+        ask_keyframe(shared, sink);
     }
     let Ok(mapped) = buffer.into_mapped_buffer_readable() else {
         return;
@@ -605,7 +713,7 @@ fn on_encoded(
             let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // The receiver missed a reference frame: resync at a keyframe, asked for once.
             if !shared.need_key.swap(true, Ordering::SeqCst) {
-                send_keyframe_request(sink);
+                ask_keyframe(shared, sink);
                 tracing::warn!(
                     ?kind,
                     dropped_total = n,
@@ -615,6 +723,13 @@ fn on_encoded(
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
+}
+
+/// Asks the encoder of a station stream for a keyframe and lets still pictures through to it
+/// until that keyframe comes out.
+fn ask_keyframe(shared: &BranchShared, sink: &gst_app::AppSink) {
+    shared.key_asked.store(true, Ordering::SeqCst);
+    send_keyframe_request(sink);
 }
 
 /// An upstream force-key-unit event from the appsink reaches h264parse (which then repeats

@@ -59,7 +59,8 @@ pub use bus::PipelineError;
 pub use encoder::{CaptureSource, ScreenEncoder};
 pub use h264::codec_string;
 pub use mosaic::{
-    Mosaic, MosaicConfig, MosaicFrame, MosaicLayout, MosaicStats, TileInfo, TileRect, TileStats,
+    Mosaic, MosaicConfig, MosaicFrame, MosaicLayout, MosaicStats, TileFeedback, TileInfo, TileRect,
+    TileStats,
 };
 pub use player::{DemoPlayer, PlayerConfig, PlayerOutput, PlayerStats};
 pub use probe::{init, CodecProbe, DecoderKind, EncoderKind};

@@ -1,7 +1,7 @@
 //! Box side: every station's thumbnail decoded, composed into one canvas, encoded once.
 //!
 //! ```text
-//! push(id, AU) ─▶ appsrc ─▶ h264parse ─▶ decoder ─▶ videoscale ─▶ videoconvert ─▶ I420 tile size ─▶ appsink   (one small pipeline per station)
+//! push(id, AU) ─▶ appsrc ─▶ [h264parse] ─▶ decoder ─▶ videoscale ─▶ videoconvert ─▶ I420 tile size ─▶ appsink   (one small pipeline per station)
 //!                                                                                                       │ latest frame, pulled each tick
 //! composer thread (owns the I420 canvas, ticks at config.fps) ◀─────────────────────────────────────────┘
 //!     └─▶ appsrc ─▶ encoder ─▶ h264parse ─▶ appsink ─▶ broadcast<Arc<MosaicFrame>>
@@ -13,6 +13,15 @@
 //! Here the composer never waits for a station: each tick it takes whatever newest picture
 //! each tile's appsink holds (max-buffers=1, drop=true) and keeps the old pixels otherwise.
 //! Per-station decode pipelines also isolate failures: a corrupt stream restarts one tile.
+//!
+//! A tile's decoder runs only while its station sends: it starts at the first keyframe and is
+//! stopped (its pipeline set to `Null`) after [`TILE_RELEASE_AFTER`] without a frame. libav's
+//! H.264 context alone is about 780 kB, allocated zeroed, so 40 idle decoders held 30+ MB for
+//! nothing; under the stations' rate control a still screen sends nothing at all, so in a real
+//! room many tiles are idle even while the teacher watches, and all of them are when nobody
+//! does. The tile keeps its last picture on the canvas; when the station sends again, the
+//! first frame is usually an inter frame, which a fresh decoder cannot use: the tile asks for
+//! a keyframe ([`TileFeedback::WantKeyframe`]) and starts the decoder on it.
 //!
 //! Nobody watching, nothing done: [`Mosaic::set_active`]`(false)` stops composing and
 //! encoding (the stations are told to stop sending, so the tile decoders idle too). When it
@@ -111,6 +120,10 @@ pub struct TileStats {
     pub decode_errors: u64,
     /// Times the tile's pipeline was restarted after an error.
     pub restarts: u64,
+    /// The tile's decoder is running (it stops after [`TILE_RELEASE_AFTER`] without frames).
+    pub decoding: bool,
+    /// Times the decoder was started (on a keyframe after being idle or new).
+    pub decoder_starts: u64,
 }
 
 /// Counters for the whole mosaic.
@@ -128,6 +141,22 @@ pub struct MosaicStats {
 /// Access units a tile may hold before decode; beyond this the station is ahead of the
 /// decoder and frames are dropped until the next keyframe.
 const TILE_QUEUE: u64 = 4;
+/// A tile waiting for a keyframe asks its station for one at most this often. Stations make
+/// keyframes only when asked (a still screen sends nothing for minutes), so a tile that lost
+/// its place must ask rather than wait for one.
+const TILE_KEYFRAME_GAP: Duration = Duration::from_millis(500);
+/// A tile whose station sent nothing for this long stops its decoder (see the module docs).
+pub(crate) const TILE_RELEASE_AFTER: Duration = Duration::from_secs(5);
+
+/// What [`Mosaic::push`] needs from the station that sent the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a tile that lost its place stays frozen unless its station is asked for a keyframe"]
+pub enum TileFeedback {
+    /// Nothing.
+    Ok,
+    /// The tile cannot decode until a keyframe: ask the station's thumbnail stream for one.
+    WantKeyframe,
+}
 /// Spacing between tiles, even so every tile starts on a 4:2:0 chroma sample.
 const GAP: u32 = 4;
 /// Offline tiles: dark grey (RGB 48,48,48 in BT.601 limited range).
@@ -176,33 +205,63 @@ struct TileCounters {
     dropped: AtomicU64,
     decode_errors: AtomicU64,
     restarts: AtomicU64,
+    decoder_starts: AtomicU64,
     /// Set by the bus handler; the composer restarts the pipeline.
     failed: AtomicBool,
 }
 
-/// One station's decoder.
+/// One station's tile: its decoder pipeline while the station sends, and what outlives it.
 struct TileFeed {
     id: u32,
+    decoder: DecoderKind,
+    need_key: AtomicBool,
+    online: AtomicBool,
+    counters: Arc<TileCounters>,
+    /// When this tile last asked its station for a keyframe.
+    key_asked: Mutex<Option<Instant>>,
+    /// The decoder pipeline (None while idle), the tile size and when the last frame came;
+    /// `push` starts the pipeline and the composer stops it, both under this lock.
+    decoding: Mutex<Decoding>,
+}
+
+struct Decoding {
+    pipe: Option<TilePipeline>,
+    size: (u32, u32),
+    last_frame: Instant,
+}
+
+/// The running part of a tile. Dropping it sets the pipeline to `Null` and frees its
+/// elements, the decoder's context with them.
+struct TilePipeline {
     pipeline: gst::Pipeline,
     appsrc: gst_app::AppSrc,
     size_caps: gst::Element,
     appsink: gst_app::AppSink,
-    need_key: AtomicBool,
-    online: AtomicBool,
-    counters: Arc<TileCounters>,
 }
 
-impl TileFeed {
-    /// `appsrc is-live format=time caps=video/x-h264,byte-stream,au ! h264parse ! <decoder>
+impl TilePipeline {
+    /// `appsrc is-live format=time caps=video/x-h264,byte-stream,au ! [h264parse] ! <decoder>
     ///  ! videoscale ! videoconvert ! video/x-raw,I420,W×H ! appsink max-buffers=1 drop=true`
-    fn start(id: u32, decoder: DecoderKind, w: u32, h: u32) -> Result<TileFeed, MediaError> {
+    ///
+    /// libav takes the stations' Annex B access units as they are (SPS/PPS ride in front of
+    /// every IDR), so its tiles have no h264parse: a parser is about 250 kB per tile, 10 MB
+    /// for a room of 40 (measured with 40 idle tiles). The other decoders keep one.
+    fn start(
+        id: u32,
+        decoder: DecoderKind,
+        (w, h): (u32, u32),
+        counters: &Arc<TileCounters>,
+    ) -> Result<TilePipeline, MediaError> {
         let pipeline = gst::Pipeline::with_name(&format!("tile-{id}"));
         let appsrc = gst_app::AppSrc::builder()
             .is_live(true)
             .format(gst::Format::Time)
             .caps(&probe::annexb_au_caps())
             .build();
-        let parse = make("h264parse")?;
+        let parse = match decoder {
+            DecoderKind::Avdec => None,
+            DecoderKind::V4l2 | DecoderKind::OpenH264 => Some(make("h264parse")?),
+        };
         let dec = probe::make_decoder(decoder)?;
         let scale = make("videoscale")?;
         let convert = make("videoconvert")?;
@@ -217,25 +276,18 @@ impl TileFeed {
             .drop(true)
             .enable_last_sample(false)
             .build();
-        let elems: [&gst::Element; 7] = [
-            appsrc.upcast_ref(),
-            &parse,
-            &dec,
-            &scale,
-            &convert,
-            &size_caps,
-            appsink.upcast_ref(),
-        ];
+        let mut elems: Vec<&gst::Element> = vec![appsrc.upcast_ref()];
+        elems.extend(parse.as_ref());
+        elems.extend([&dec, &scale, &convert, &size_caps, appsink.upcast_ref()]);
         let err = |e: gst::glib::BoolError| MediaError::Build {
             what: "mosaic tile",
             detail: e.to_string(),
         };
-        pipeline.add_many(elems).map_err(err)?;
-        gst::Element::link_many(elems).map_err(err)?;
+        pipeline.add_many(&elems).map_err(err)?;
+        gst::Element::link_many(&elems).map_err(err)?;
 
         // A sync handler instead of a watch thread per tile: 32 tiles would mean 32 threads
         // polling. It only flags and counts; the composer restarts a failed tile.
-        let counters = Arc::new(TileCounters::default());
         let c = counters.clone();
         pipeline
             .bus()
@@ -256,30 +308,110 @@ impl TileFeed {
                 }
                 gst::BusSyncReply::Drop
             });
-        crate::bus::start_pipeline("mosaic tile", &pipeline)?;
-        Ok(TileFeed {
-            id,
+        let tile = TilePipeline {
             pipeline,
             appsrc,
             size_caps,
             appsink,
+        };
+        crate::bus::start_pipeline("mosaic tile", &tile.pipeline)?;
+        Ok(tile)
+    }
+}
+
+impl Drop for TilePipeline {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl TileFeed {
+    /// A tile without a decoder yet: it starts at the station's first keyframe.
+    fn new(id: u32, decoder: DecoderKind, w: u32, h: u32) -> TileFeed {
+        TileFeed {
+            id,
+            decoder,
             need_key: AtomicBool::new(true),
             online: AtomicBool::new(true),
-            counters,
-        })
+            counters: Arc::default(),
+            key_asked: Mutex::new(None),
+            decoding: Mutex::new(Decoding {
+                pipe: None,
+                size: (w, h),
+                last_frame: Instant::now(),
+            }),
+        }
     }
 
+    fn decoding(&self) -> std::sync::MutexGuard<'_, Decoding> {
+        self.decoding.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After an error: the decoder is dropped and starts again at the next keyframe (frames
+    /// pushed meanwhile must not reach a decoder without its parameter sets). The restart is
+    /// counted last, once the tile is ready again (stats readers rely on that order).
     fn restart(&self) {
-        // Wait for a keyframe before anything else: frames pushed while the pipeline goes
-        // down and up again must not reach a decoder without its parameter sets. The restart
-        // is counted last, once the tile is ready again (stats readers rely on that order).
+        let mut d = self.decoding();
         self.need_key.store(true, Ordering::SeqCst);
-        let _ = self.pipeline.set_state(gst::State::Null);
-        if let Err(e) = crate::bus::start_pipeline("mosaic tile", &self.pipeline) {
-            tracing::warn!(station = self.id, error = %e, "tile restart failed; will retry");
-            self.counters.failed.store(true, Ordering::SeqCst);
-        }
+        d.pipe = None;
         self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Starts the decoder (on a keyframe); false when it would not start (counted as a
+    /// decode error; the next keyframe tries again).
+    fn start_decoder(&self, d: &mut Decoding) -> bool {
+        if d.pipe.is_some() {
+            return true;
+        }
+        match TilePipeline::start(self.id, self.decoder, d.size, &self.counters) {
+            Ok(p) => {
+                d.pipe = Some(p);
+                self.counters.decoder_starts.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(station = self.id, error = %e, "tile decoder did not start");
+                self.counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Drops the decoder of a tile whose station has been silent for [`TILE_RELEASE_AFTER`].
+    fn release_if_idle(&self, now: Instant) {
+        let mut d = self.decoding();
+        if d.pipe.is_some() && now.duration_since(d.last_frame) >= TILE_RELEASE_AFTER {
+            self.need_key.store(true, Ordering::SeqCst);
+            d.pipe = None;
+        }
+    }
+
+    /// The newest decoded picture, if one came since the last call.
+    fn newest(&self) -> Option<gst::Sample> {
+        self.decoding()
+            .pipe
+            .as_ref()
+            .and_then(|p| p.appsink.try_pull_sample(gst::ClockTime::ZERO))
+    }
+
+    /// The tile's size changed (relayout); a running decoder scales to it from now on.
+    fn resize(&self, w: u32, h: u32) {
+        let mut d = self.decoding();
+        d.size = (w, h);
+        if let Some(p) = &d.pipe {
+            p.size_caps.set_property("caps", tile_caps(w, h));
+        }
+    }
+
+    /// Waiting for a keyframe: ask for one unless asked less than [`TILE_KEYFRAME_GAP`] ago.
+    fn want_keyframe(&self) -> TileFeedback {
+        let mut asked = self.key_asked.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if asked.is_some_and(|t| now.duration_since(t) < TILE_KEYFRAME_GAP) {
+            return TileFeedback::Ok;
+        }
+        *asked = Some(now);
+        TileFeedback::WantKeyframe
     }
 
     fn stats(&self) -> TileStats {
@@ -291,13 +423,9 @@ impl TileFeed {
             dropped: c.dropped.load(Ordering::Relaxed),
             decode_errors: c.decode_errors.load(Ordering::Relaxed),
             restarts: c.restarts.load(Ordering::Relaxed),
+            decoding: self.decoding().pipe.is_some(),
+            decoder_starts: c.decoder_starts.load(Ordering::Relaxed),
         }
-    }
-}
-
-impl Drop for TileFeed {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
 
@@ -438,17 +566,10 @@ impl Mosaic {
         for rect in &layout.tiles {
             let feed = match existing.get(&rect.id) {
                 Some(f) => {
-                    f.size_caps.set_property("caps", tile_caps(rect.w, rect.h));
+                    f.resize(rect.w, rect.h);
                     f.clone()
                 }
-                None => match TileFeed::start(rect.id, self.inner.decoder, rect.w, rect.h) {
-                    Ok(f) => Arc::new(f),
-                    Err(e) => {
-                        // The tile stays in the layout (black); its frames are ignored.
-                        tracing::error!(station = rect.id, error = %e, "cannot start tile decoder");
-                        continue;
-                    }
-                },
+                None => Arc::new(TileFeed::new(rect.id, self.inner.decoder, rect.w, rect.h)),
             };
             feeds.push(feed);
         }
@@ -488,20 +609,36 @@ impl Mosaic {
     }
 
     /// Hands one station thumbnail access unit to its tile. Never blocks: when the tile's
-    /// queue is full the frame is dropped (counted) and the tile waits for the next keyframe.
-    pub fn push(&self, station_id: u32, frame: EncodedFrame) {
+    /// queue is full the frame is dropped (counted) and the tile waits for the next keyframe,
+    /// which the caller is told to ask the station for ([`TileFeedback::WantKeyframe`],
+    /// rate-limited).
+    pub fn push(&self, station_id: u32, frame: EncodedFrame) -> TileFeedback {
         let Some(feed) = self.grid().by_id.get(&station_id).cloned() else {
-            return;
+            return TileFeedback::Ok;
         };
         let c = &feed.counters;
         c.frames_in.fetch_add(1, Ordering::Relaxed);
         if !feed.online.load(Ordering::SeqCst) {
-            return;
+            return TileFeedback::Ok;
         }
         if feed.need_key.load(Ordering::SeqCst) && !frame.keyframe {
-            return;
+            return feed.want_keyframe();
         }
-        if feed.appsrc.current_level_buffers() >= TILE_QUEUE {
+        // Held until the frame is queued, so the composer cannot stop the decoder between
+        // the check and the push. Starting a stopped decoder takes a millisecond or two.
+        let mut decoding = feed.decoding();
+        decoding.last_frame = Instant::now();
+        if decoding.pipe.is_none() {
+            if !frame.keyframe {
+                feed.need_key.store(true, Ordering::SeqCst);
+                return feed.want_keyframe();
+            }
+            if !feed.start_decoder(&mut decoding) {
+                return TileFeedback::Ok;
+            }
+        }
+        let appsrc = &decoding.pipe.as_ref().expect("started above").appsrc;
+        if appsrc.current_level_buffers() >= TILE_QUEUE {
             let n = c.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if !feed.need_key.swap(true, Ordering::SeqCst) {
                 tracing::warn!(
@@ -510,7 +647,7 @@ impl Mosaic {
                     "tile decoder behind; dropping until the next keyframe"
                 );
             }
-            return;
+            return feed.want_keyframe();
         }
         let mut buf = gst::Buffer::from_slice(frame.data);
         {
@@ -524,10 +661,12 @@ impl Mosaic {
         if frame.keyframe {
             feed.need_key.store(false, Ordering::SeqCst);
         }
-        if feed.appsrc.push_buffer(buf).is_err() {
+        if appsrc.push_buffer(buf).is_err() {
             // Flushing: the tile is being restarted or removed.
             feed.need_key.store(true, Ordering::SeqCst);
+            return feed.want_keyframe();
         }
+        TileFeedback::Ok
     }
 
     /// Marks a station online or offline; an offline tile is drawn dark grey.
@@ -618,7 +757,15 @@ fn build_encoder(
         .format(gst::Format::Time)
         .caps(&probe::raw_caps(params))
         .build();
-    let enc = probe::make_encoder(probe.encoder, params, false)?;
+    // One thread: x264 keeps buffers per thread, and 1280×720 at 10 fps with its fastest
+    // presets is a small load for one core (the Pi encodes in hardware).
+    let enc = probe::make_encoder(
+        probe.encoder,
+        params,
+        true,
+        probe::Gop::SHORT,
+        probe::RateMode::Bitrate,
+    )?;
     let enc_caps = gst::ElementFactory::make("capsfilter")
         .property("caps", probe::encoder_output_caps(probe.encoder))
         .build()
@@ -793,6 +940,17 @@ fn compose_loop(inner: &Inner, pending: &Mutex<VecDeque<Pending>>) {
             // Idle: no composing, no encoding; the tick counter stands still so the running
             // time carries on without a gap when a viewer comes.
             paused = true;
+            // The stations stop sending when nobody watches: their decoders go idle too.
+            let feeds = inner
+                .grid
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .feeds
+                .clone();
+            let now = Instant::now();
+            for f in &feeds {
+                f.release_if_idle(now);
+            }
             std::thread::sleep(period);
             continue;
         }
@@ -805,7 +963,7 @@ fn compose_loop(inner: &Inner, pending: &Mutex<VecDeque<Pending>>) {
             // Pictures decoded before the pause are stale: drop them, repaint, and start the
             // stream again at a keyframe.
             for f in &feeds {
-                let _ = f.appsink.try_pull_sample(gst::ClockTime::ZERO);
+                let _ = f.newest();
             }
             generation = u64::MAX;
             next = Instant::now();
@@ -817,6 +975,7 @@ fn compose_loop(inner: &Inner, pending: &Mutex<VecDeque<Pending>>) {
             carried.clear(); // tile indices changed
         }
         let mut updates = std::mem::take(&mut carried);
+        let tick_start = Instant::now();
         let feeds_by_id: HashMap<u32, &Arc<TileFeed>> = feeds.iter().map(|f| (f.id, f)).collect();
         for (index, rect) in rects.iter().enumerate() {
             let Some(feed) = feeds_by_id.get(&rect.id) else {
@@ -825,7 +984,8 @@ fn compose_loop(inner: &Inner, pending: &Mutex<VecDeque<Pending>>) {
             if feed.counters.failed.swap(false, Ordering::SeqCst) {
                 feed.restart();
             }
-            let newest = feed.appsink.try_pull_sample(gst::ClockTime::ZERO);
+            feed.release_if_idle(tick_start);
+            let newest = feed.newest();
             if !feed.online.load(Ordering::SeqCst) {
                 canvas.fill(
                     rect.x as usize,

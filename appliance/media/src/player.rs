@@ -556,8 +556,10 @@ mod tests {
                 bitrate_kbps: 300,
             }),
         );
+        // The screen is still now: under rate control it sends its keyframe and nothing
+        // more until it changes, so that one picture is what there is to look at.
         let mut aus = Vec::new();
-        while aus.len() < 4 {
+        while aus.is_empty() {
             let (kind, f) = crate::testutil::recv_within(&mut crx, 10, "captured frame").await;
             if kind == StreamKind::Thumb && (f.keyframe || !aus.is_empty()) {
                 aus.push(f.data);

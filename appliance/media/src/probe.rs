@@ -140,7 +140,7 @@ fn encode_test(kind: EncoderKind) -> Result<(), MediaError> {
         .property("caps", raw_caps(&params))
         .build()
         .map_err(|_| MediaError::MissingElement("capsfilter".into()))?;
-    let enc = make_encoder(kind, &params, false)?;
+    let enc = make_encoder(kind, &params, false, Gop::SHORT, RateMode::Bitrate)?;
     let enc_caps = gst::ElementFactory::make("capsfilter")
         .property("caps", encoder_output_caps(kind))
         .build()
@@ -208,17 +208,45 @@ pub(crate) fn annexb_au_caps() -> gst::Caps {
         .build()
 }
 
-/// Keyframe interval: about two seconds, so a tablet that loses a frame recovers quickly.
-fn gop(fps: u32) -> u32 {
-    (fps * 2).max(1)
+/// How often an encoder makes a keyframe on its own, in seconds of encoded frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Gop(pub u32);
+
+impl Gop {
+    /// About two seconds, so a receiver that loses a frame recovers quickly without asking
+    /// (the mosaic stream to tablets, the HDMI demo source).
+    pub(crate) const SHORT: Gop = Gop(2);
+
+    fn frames(self, fps: u32) -> u32 {
+        (fps.saturating_mul(self.0)).max(1)
+    }
 }
 
-/// An encoder configured for low latency, no B-frames, the given bitrate and a ~2 s GOP.
+/// How an encoder spends its bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RateMode {
+    /// Aim at the bitrate (the mosaic, the HDMI source: pictures that are encoded anyway).
+    Bitrate,
+    /// Screens: constant quality, with the bitrate as a ceiling (x264 CRF under a VBV cap).
+    /// An encoder aiming at 3 Mbit/s spends them whatever the picture: on a slide where
+    /// only a caret blinks it re-encodes the unchanged text ever finer, frame after frame.
+    /// At constant quality a small change costs a small frame, and motion still gets up to
+    /// the bitrate. Encoders without such a mode keep aiming at the bitrate.
+    ScreenQuality,
+}
+
+/// x264's constant-quality factor for screens (its default is 23; lower is finer). Text
+/// scaled from 1080p to 720p stays sharp at this value.
+const SCREEN_CRF: u32 = 23;
+
+/// An encoder configured for low latency, no B-frames, the given bitrate and GOP.
 /// `light` asks for a single thread (thumbnails: many small encodes, latency over speed).
 pub(crate) fn make_encoder(
     kind: EncoderKind,
     p: &crate::StreamParams,
     light: bool,
+    gop: Gop,
+    rate: RateMode,
 ) -> Result<gst::Element, MediaError> {
     let factory = encoder_factory(kind)
         .ok_or_else(|| MediaError::MissingElement(format!("{kind:?} encoder")))?;
@@ -232,6 +260,11 @@ pub(crate) fn make_encoder(
             enc.set_property("b-adapt", false);
             if light {
                 enc.set_property("threads", 1u32);
+            }
+            if rate == RateMode::ScreenQuality {
+                // "qual": CRF, with `bitrate` as the VBV maximum.
+                enc.set_property_from_str("pass", "qual");
+                enc.set_property("quantizer", SCREEN_CRF);
             }
         }
         (EncoderKind::OpenH264, _) => {
@@ -248,52 +281,58 @@ pub(crate) fn make_encoder(
         }
         (EncoderKind::V4l2, _) => {}
     }
-    configure_encoder(kind, &enc, p);
+    configure_encoder(kind, &enc, p, gop);
     Ok(enc)
 }
 
-/// Sets the bitrate, the one setting the encoders accept while playing.
-pub(crate) fn set_bitrate(kind: EncoderKind, enc: &gst::Element, p: &crate::StreamParams) {
+/// Sets the bitrate, the one setting the encoders accept while playing (`gop`: the one the
+/// encoder was made with; V4L2 takes every control again at once).
+pub(crate) fn set_bitrate(
+    kind: EncoderKind,
+    enc: &gst::Element,
+    p: &crate::StreamParams,
+    gop: Gop,
+) {
     match kind {
         EncoderKind::X264 | EncoderKind::Vaapi => enc.set_property("bitrate", p.bitrate_kbps),
         EncoderKind::OpenH264 => enc.set_property("bitrate", p.bitrate_kbps.saturating_mul(1000)),
-        EncoderKind::V4l2 => configure_v4l2(enc, p),
+        EncoderKind::V4l2 => configure_v4l2(enc, p, gop),
     }
 }
 
 /// Bitrate and GOP at creation. The GOP cannot change while playing (x264enc refuses), so
 /// callers that change fps later force keyframes on a timer instead.
-fn configure_encoder(kind: EncoderKind, enc: &gst::Element, p: &crate::StreamParams) {
+fn configure_encoder(kind: EncoderKind, enc: &gst::Element, p: &crate::StreamParams, gop: Gop) {
     match kind {
         EncoderKind::X264 => {
             enc.set_property("bitrate", p.bitrate_kbps);
-            enc.set_property("key-int-max", gop(p.fps));
+            enc.set_property("key-int-max", gop.frames(p.fps));
         }
         EncoderKind::OpenH264 => {
             enc.set_property("bitrate", p.bitrate_kbps.saturating_mul(1000));
-            enc.set_property("gop-size", gop(p.fps));
+            enc.set_property("gop-size", gop.frames(p.fps));
         }
         EncoderKind::Vaapi => {
             enc.set_property("bitrate", p.bitrate_kbps);
             if enc.find_property("key-int-max").is_some() {
-                enc.set_property("key-int-max", gop(p.fps));
+                enc.set_property("key-int-max", gop.frames(p.fps));
             } else {
-                enc.set_property("keyframe-period", gop(p.fps));
+                enc.set_property("keyframe-period", gop.frames(p.fps));
             }
         }
-        EncoderKind::V4l2 => configure_v4l2(enc, p),
+        EncoderKind::V4l2 => configure_v4l2(enc, p, gop),
     }
 }
 
 /// The Pi's encoder takes its settings as V4L2 controls; `repeat_sequence_header` puts
 /// SPS/PPS in front of every IDR.
-fn configure_v4l2(enc: &gst::Element, p: &crate::StreamParams) {
+fn configure_v4l2(enc: &gst::Element, p: &crate::StreamParams, gop: Gop) {
     let controls = gst::Structure::builder("controls")
         .field(
             "video_bitrate",
             (p.bitrate_kbps.saturating_mul(1000)) as i32,
         )
-        .field("h264_i_frame_period", gop(p.fps) as i32)
+        .field("h264_i_frame_period", gop.frames(p.fps) as i32)
         .field("repeat_sequence_header", 1i32)
         .build();
     enc.set_property("extra-controls", controls);

@@ -1,18 +1,19 @@
 //! Pre-encoded stream files, so a simulated classroom of 30+ stations costs file reads, not
 //! 30 live encoders.
 //!
-//! # File format, version 1 (all integers little-endian)
+//! # File format, version 2 (all integers little-endian)
 //!
 //! ```text
 //! header (34 bytes):
 //!   magic         8 bytes  "LNTRPLAY"
-//!   version       u16      1
+//!   version       u16      2 (1 is read too: the same, with loop_ms always 0)
 //!   width         u32      1..=7680
 //!   height        u32      1..=4320
 //!   fps           u32      1..=240
 //!   bitrate_kbps  u32      what the recorder asked for (informative)
 //!   frame_count   u32      1..=1_000_000
-//!   reserved      u32      0
+//!   loop_ms       u32      length of one pass; 0 = last pts + one frame interval; otherwise
+//!                          more than the last pts (version 1: reserved, 0)
 //! then frame_count records:
 //!   length        u32      1..=4 MiB, bytes of the access unit
 //!   pts_us        u64      presentation time from the first frame, non-decreasing
@@ -22,9 +23,13 @@
 //!
 //! The first frame must be a keyframe (so playback and every loop start decodable), and
 //! nothing may follow the last frame. Files are bounded to 1 GiB.
+//!
+//! `loop_ms` exists for screens under rate control: a still screen sends nothing, so a
+//! recording of one is a keyframe and a few small frames, and only the recorded length says
+//! how long the stillness lasted.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +41,7 @@ use crate::{
 };
 
 pub const MAGIC: &[u8; 8] = b"LNTRPLAY";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 34;
 pub const FRAME_HEADER_LEN: usize = 13;
 pub const MAX_AU_BYTES: u32 = 4 << 20;
@@ -52,7 +57,7 @@ pub enum ReplayError {
     ShortHeader(usize),
     #[error("not a Lanterne replay file (bad magic)")]
     BadMagic,
-    #[error("unsupported version {0} (this build reads version {VERSION})")]
+    #[error("unsupported version {0} (this build reads versions 1 and {VERSION})")]
     UnsupportedVersion(u16),
     #[error("header field '{field}' is {value}, allowed {allowed}")]
     BadHeader {
@@ -97,6 +102,8 @@ pub struct ReplayFrame {
 pub struct ReplayFile {
     pub params: StreamParams,
     frames: Vec<ReplayFrame>,
+    /// Length of one pass as recorded (µs); 0 when the file does not say.
+    loop_us: u64,
 }
 
 impl ReplayFile {
@@ -131,7 +138,7 @@ impl ReplayFile {
         }
         h.advance(8);
         let version = h.get_u16_le();
-        if version != VERSION {
+        if version != 1 && version != VERSION {
             return Err(ReplayError::UnsupportedVersion(version));
         }
         let width = h.get_u32_le();
@@ -139,7 +146,7 @@ impl ReplayFile {
         let fps = h.get_u32_le();
         let bitrate_kbps = h.get_u32_le();
         let frame_count = h.get_u32_le();
-        let reserved = h.get_u32_le();
+        let loop_ms = h.get_u32_le();
         let check = |field, value: u32, ok: bool, allowed| {
             if ok {
                 Ok(())
@@ -160,7 +167,9 @@ impl ReplayFile {
             (1..=MAX_FRAMES).contains(&frame_count),
             "1..=1000000",
         )?;
-        check("reserved", reserved, reserved == 0, "0")?;
+        if version == 1 {
+            check("reserved", loop_ms, loop_ms == 0, "0")?;
+        }
 
         let mut pos = HEADER_LEN;
         // Never trust frame_count for the allocation: each frame needs at least 14 bytes.
@@ -222,6 +231,13 @@ impl ReplayFile {
         if pos != data.len() {
             return Err(ReplayError::TrailingBytes(data.len() - pos));
         }
+        let loop_us = u64::from(loop_ms) * 1000;
+        check(
+            "loop_ms",
+            loop_ms,
+            loop_ms == 0 || loop_us > previous_us,
+            "0 or more than the last frame's pts",
+        )?;
         Ok(ReplayFile {
             params: StreamParams {
                 width,
@@ -230,6 +246,7 @@ impl ReplayFile {
                 bitrate_kbps,
             },
             frames,
+            loop_us,
         })
     }
 
@@ -238,15 +255,30 @@ impl ReplayFile {
         self.frames.iter()
     }
 
-    /// How long one pass lasts: last pts plus one frame interval.
+    /// How long one pass lasts: the recorded length, or else last pts plus one frame
+    /// interval.
     pub fn duration(&self) -> Duration {
+        if self.loop_us > 0 {
+            return Duration::from_micros(self.loop_us);
+        }
         let last = self.frames.last().map_or(0, |f| f.pts_us);
         Duration::from_micros(last + 1_000_000 / self.params.fps as u64)
     }
+
+    /// Bytes of access units in one pass.
+    pub fn payload_bytes(&self) -> u64 {
+        self.frames.iter().map(|f| f.data.len() as u64).sum()
+    }
 }
 
-/// Serialises frames into the version-1 format (used by [`record`] and tests).
+/// Serialises frames into the current format, one pass lasting last pts + one frame interval
+/// (used by [`record`] and tests).
 pub fn encode(params: StreamParams, frames: &[ReplayFrame]) -> Vec<u8> {
+    encode_looped(params, frames, 0)
+}
+
+/// Serialises frames with an explicit pass length in ms (`loop_ms`, see the format).
+pub fn encode_looped(params: StreamParams, frames: &[ReplayFrame], loop_ms: u32) -> Vec<u8> {
     let body: usize = frames.iter().map(|f| FRAME_HEADER_LEN + f.data.len()).sum();
     let mut out = Vec::with_capacity(HEADER_LEN + body);
     out.extend_from_slice(MAGIC);
@@ -257,7 +289,7 @@ pub fn encode(params: StreamParams, frames: &[ReplayFrame]) -> Vec<u8> {
         params.fps,
         params.bitrate_kbps,
         frames.len() as u32,
-        0,
+        loop_ms,
     ] {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -376,6 +408,164 @@ fn capture_frames(
     Ok(out)
 }
 
+/// One stream of a [`record_for`] recording.
+#[derive(Clone, Debug)]
+pub struct RecordTarget {
+    pub kind: StreamKind,
+    pub params: StreamParams,
+    pub path: PathBuf,
+}
+
+/// Longest recording [`record_for`] makes (`loop_ms` is a u32, and a benchmark needs less).
+pub const MAX_RECORD: Duration = Duration::from_secs(600);
+
+/// Captures `source` for `length` through the station's own encoder, rate control included
+/// (a still screen records as a keyframe and nothing more), every target stream at once, and
+/// writes each stream to its file with `length` as the pass length. Blocking, on its own
+/// thread.
+pub fn record_for(
+    source: CaptureSource,
+    probe: &CodecProbe,
+    targets: &[RecordTarget],
+    length: Duration,
+) -> Result<Vec<RecordSummary>, MediaError> {
+    if length.is_zero() || length > MAX_RECORD {
+        return Err(MediaError::InvalidParams(format!(
+            "recording length {length:?} outside (0, {MAX_RECORD:?}]"
+        )));
+    }
+    if targets.is_empty()
+        || (targets.len() == 2 && targets[0].kind == targets[1].kind)
+        || targets.len() > 2
+    {
+        return Err(MediaError::InvalidParams(
+            "record one thumbnail and/or one full stream".into(),
+        ));
+    }
+    for t in targets {
+        t.params.validate()?;
+    }
+    let probe = *probe;
+    let owned = targets.to_vec();
+    let recorded = std::thread::Builder::new()
+        .name("replay record".into())
+        .spawn(move || capture_for(source, &probe, &owned, length))
+        .map_err(|e| MediaError::Io {
+            path: "record thread".into(),
+            source: e,
+        })?
+        .join()
+        .map_err(|_| MediaError::Build {
+            what: "replay recorder",
+            detail: "recording thread panicked".into(),
+        })??;
+    let loop_ms = length.as_millis() as u32;
+    let mut summaries = Vec::new();
+    for (t, frames) in targets.iter().zip(recorded) {
+        let bytes = encode_looped(t.params, &frames, loop_ms);
+        write_atomically(&t.path, &bytes)?;
+        let summary = RecordSummary {
+            frames: frames.len() as u32,
+            keyframes: frames.iter().filter(|f| f.keyframe).count() as u32,
+            bytes: bytes.len() as u64,
+        };
+        tracing::info!(path = %t.path.display(), ?summary, "replay file recorded");
+        summaries.push(summary);
+    }
+    Ok(summaries)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MediaError> {
+    let io = |source| MediaError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let tmp = path.with_extension("partial");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Frames of each target (in order) whose capture falls within `length` of the first one.
+fn capture_for(
+    source: CaptureSource,
+    probe: &CodecProbe,
+    targets: &[RecordTarget],
+    length: Duration,
+) -> Result<Vec<Vec<ReplayFrame>>, MediaError> {
+    let (tx, mut rx) = mpsc::channel(256);
+    let enc = ScreenEncoder::start(source, probe, tx)?;
+    let errors = enc.errors();
+    for t in targets {
+        enc.set_stream(t.kind, Some(t.params));
+    }
+    let mut out: Vec<Vec<ReplayFrame>> = vec![Vec::new(); targets.len()];
+    // Capture time of each stream's first keyframe: its file's pts 0.
+    let mut base_us: Vec<Option<u64>> = vec![None; targets.len()];
+    let length_us = length.as_micros() as u64;
+    // Every stream starts with a keyframe within a few seconds; then the length runs.
+    let deadline = std::time::Instant::now() + length + Duration::from_secs(15);
+    loop {
+        if let Some(e) = errors.borrow().clone() {
+            return Err(e.into());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(MediaError::Timeout(format!(
+                "no complete recording of {length:?} (frames per stream: {:?})",
+                out.iter().map(Vec::len).collect::<Vec<_>>()
+            )));
+        }
+        // Done when every stream has had its whole length (and a margin for the pipeline).
+        let started: Option<Vec<u64>> = base_us.iter().copied().collect();
+        if let Some(latest) = started.and_then(|b| b.into_iter().max()) {
+            if crate::now_us().saturating_sub(latest) > length_us + 500_000 {
+                break;
+            }
+        }
+        let Some((kind, f)) = blocking_recv_timeout(&mut rx, Duration::from_millis(100)) else {
+            continue;
+        };
+        let Some(i) = targets.iter().position(|t| t.kind == kind) else {
+            continue;
+        };
+        let base = match base_us[i] {
+            Some(b) => b,
+            // Each file starts at its own first keyframe.
+            None if f.keyframe => *base_us[i].insert(f.capture_us),
+            None => continue,
+        };
+        let pts_us = f
+            .capture_us
+            .saturating_sub(base)
+            .max(out[i].last().map_or(0, |p| p.pts_us));
+        if pts_us >= length_us {
+            continue;
+        }
+        out[i].push(ReplayFrame {
+            pts_us,
+            keyframe: f.keyframe,
+            data: f.data,
+        });
+    }
+    for t in targets {
+        if enc.dropped(t.kind) > 0 {
+            return Err(MediaError::Timeout(
+                "the recorder fell behind the encoder and lost frames".into(),
+            ));
+        }
+    }
+    if let Some(i) = out.iter().position(Vec::is_empty) {
+        return Err(MediaError::Timeout(format!(
+            "the {:?} stream produced no keyframe",
+            targets[i].kind
+        )));
+    }
+    Ok(out)
+}
+
 /// `blocking_recv` with a timeout, for a thread outside any runtime.
 fn blocking_recv_timeout<T>(rx: &mut mpsc::Receiver<T>, timeout: Duration) -> Option<T> {
     let deadline = std::time::Instant::now() + timeout;
@@ -390,6 +580,21 @@ fn blocking_recv_timeout<T>(rx: &mut mpsc::Receiver<T>, timeout: Duration) -> Op
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
+    }
+}
+
+/// [`play`], after waiting `delay`: stations of a simulated room that replay the same file
+/// would otherwise all show the same picture at the same instant, and all send the file's
+/// keyframe together at every pass.
+pub async fn play_delayed(
+    file: Arc<ReplayFile>,
+    out: mpsc::Sender<EncodedFrame>,
+    looped: bool,
+    delay: Duration,
+) {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => play(file, out, looped).await,
+        _ = out.closed() => {}
     }
 }
 

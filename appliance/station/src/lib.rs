@@ -48,6 +48,11 @@ use crate::system::SystemActions;
 pub enum SourceSpec {
     Live(CaptureSource),
     Replay(Arc<ReplayFile>),
+    /// A replayed file whose streams start `delay` after they are switched on.
+    ReplayDelayed {
+        file: Arc<ReplayFile>,
+        delay: std::time::Duration,
+    },
     /// A replayed thumbnail stream plus a replayed full stream (for the focus view and as a
     /// demo source in benchmarks).
     ReplayWithFull {
@@ -66,6 +71,9 @@ impl SourceSpec {
         Ok(match self {
             SourceSpec::Live(capture) => Arc::new(sources::LiveSource::start(capture, probe, out)?),
             SourceSpec::Replay(file) => Arc::new(sources::ReplaySource::new(file, out)),
+            SourceSpec::ReplayDelayed { file, delay } => {
+                Arc::new(sources::ReplaySource::new(file, out).with_delay(delay))
+            }
             SourceSpec::ReplayWithFull { thumb, full } => {
                 Arc::new(sources::ReplaySource::new(thumb, out).with_full(full))
             }

@@ -7,6 +7,7 @@
 //! lanterne-station classroom --box https://127.0.0.1:8443 --tokens t.txt --count 8 \
 //!     [--station-config station.toml]
 //! lanterne-station record --out thumb.lrp --frames 150                     # replay file
+//! lanterne-station record --display :5 --seconds 30 --out t.lrp --full-out f.lrp  # an X11 screen
 //! ```
 //! `RUST_LOG` sets the log filter (default `info`).
 
@@ -111,9 +112,10 @@ enum Cmd {
         tokens: Option<PathBuf>,
         #[arg(long, default_value_t = 8)]
         count: usize,
-        /// Replay this file on every station instead of encoding a test pattern live.
-        #[arg(long)]
-        replay: Option<PathBuf>,
+        /// Replay this file on every station instead of encoding a test pattern live; with
+        /// several (comma-separated), station i plays file i modulo their number.
+        #[arg(long, value_delimiter = ',')]
+        replay: Vec<PathBuf>,
         /// Write the stations (id, name, colour) as JSON here once they are started.
         #[arg(long)]
         manifest: Option<PathBuf>,
@@ -130,10 +132,28 @@ enum Cmd {
         #[arg(long)]
         station_config: Option<PathBuf>,
     },
-    /// Record a synthetic thumbnail stream to a replay file.
+    /// Record a synthetic thumbnail stream to a replay file, or (--display) an X11 screen's
+    /// thumbnail and full streams through the station's own capture, encoder and rate control.
     Record {
         #[arg(long)]
         out: PathBuf,
+        /// Capture this X11 display instead of the synthetic picture.
+        #[arg(long)]
+        display: Option<String>,
+        /// Record for this long (instead of --frames): a still screen makes few frames.
+        #[arg(long)]
+        seconds: Option<u32>,
+        /// Also record the full stream to this file (with --seconds).
+        #[arg(long)]
+        full_out: Option<PathBuf>,
+        #[arg(long, default_value_t = 1280)]
+        full_width: u32,
+        #[arg(long, default_value_t = 720)]
+        full_height: u32,
+        #[arg(long, default_value_t = 30)]
+        full_fps: u32,
+        #[arg(long, default_value_t = 2500)]
+        full_bitrate_kbps: u32,
         #[arg(long, default_value_t = 150)]
         frames: u32,
         #[arg(long, default_value = "replay")]
@@ -279,6 +299,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Record {
             out,
+            display,
+            seconds,
+            full_out,
+            full_width,
+            full_height,
+            full_fps,
+            full_bitrate_kbps,
             frames,
             label,
             rgb,
@@ -288,19 +315,54 @@ async fn main() -> anyhow::Result<()> {
             bitrate_kbps,
         } => {
             let probe = lanterne_media::init()?;
-            lanterne_media::replay::record(
-                CaptureSource::Synthetic { label, rgb },
-                &probe,
-                StreamParams {
-                    width,
-                    height,
-                    fps,
-                    bitrate_kbps,
-                },
-                frames,
-                &out,
-            )?;
-            println!("wrote {}", out.display());
+            let source = match display {
+                Some(d) => CaptureSource::X11 { display: Some(d) },
+                None => CaptureSource::Synthetic { label, rgb },
+            };
+            let thumb = StreamParams {
+                width,
+                height,
+                fps,
+                bitrate_kbps,
+            };
+            let Some(seconds) = seconds else {
+                if full_out.is_some() {
+                    bail!("--full-out needs --seconds");
+                }
+                lanterne_media::replay::record(source, &probe, thumb, frames, &out)?;
+                println!("wrote {}", out.display());
+                return Ok(());
+            };
+            use lanterne_media::replay::RecordTarget;
+            use lanterne_media::StreamKind;
+            let mut targets = vec![RecordTarget {
+                kind: StreamKind::Thumb,
+                params: thumb,
+                path: out,
+            }];
+            if let Some(path) = full_out {
+                targets.push(RecordTarget {
+                    kind: StreamKind::Full,
+                    params: StreamParams {
+                        width: full_width,
+                        height: full_height,
+                        fps: full_fps,
+                        bitrate_kbps: full_bitrate_kbps,
+                    },
+                    path,
+                });
+            }
+            let length = std::time::Duration::from_secs(seconds.into());
+            let summaries = lanterne_media::replay::record_for(source, &probe, &targets, length)?;
+            for (t, s) in targets.iter().zip(summaries) {
+                println!(
+                    "wrote {}: {} frames ({} keyframes), {} bytes over {seconds} s",
+                    t.path.display(),
+                    s.frames,
+                    s.keyframes,
+                    s.bytes
+                );
+            }
             Ok(())
         }
     }
@@ -421,7 +483,7 @@ async fn classroom(
     box_url: String,
     tokens: Option<PathBuf>,
     count: usize,
-    replay: Option<PathBuf>,
+    replay: Vec<PathBuf>,
     outputs: ClassroomOutputs,
     setup: ClassroomSetup,
 ) -> anyhow::Result<()> {
@@ -443,13 +505,14 @@ async fn classroom(
         None => Vec::new(),
     };
     let probe = lanterne_media::init()?;
-    let replay = match replay {
-        Some(p) => Some(Arc::new(
-            lanterne_media::replay::ReplayFile::open(&p)
-                .with_context(|| format!("opening replay file {}", p.display()))?,
-        )),
-        None => None,
-    };
+    let replay = replay
+        .iter()
+        .map(|p| {
+            lanterne_media::replay::ReplayFile::open(p)
+                .map(Arc::new)
+                .with_context(|| format!("opening replay file {}", p.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut tokens = tokens.into_iter();
     let mut running = Vec::new();
     let mut entries = Vec::new();
@@ -466,7 +529,17 @@ async fn classroom(
                 .await
                 .with_context(|| format!("enrolling {host}"))?;
         }
-        let spec = match &replay {
+        let spec = match replay.get(i % replay.len().max(1)) {
+            // Stations sharing a file start spread over its length, as a real room's
+            // screens never change in step.
+            Some(f) if replay.len() > 1 => {
+                let same = count.div_ceil(replay.len()) as u32;
+                let nth = (i / replay.len()) as u32;
+                SourceSpec::ReplayDelayed {
+                    file: f.clone(),
+                    delay: f.duration() * nth / same.max(1),
+                }
+            }
             Some(f) => SourceSpec::Replay(f.clone()),
             None => SourceSpec::Live(CaptureSource::Synthetic {
                 label: host.clone(),

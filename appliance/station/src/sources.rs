@@ -108,6 +108,9 @@ pub struct ReplaySource {
     thumb: Arc<ReplayFile>,
     full: Option<Arc<ReplayFile>>,
     out: mpsc::Sender<(StreamKind, EncodedFrame)>,
+    /// How long a stream waits before its first frame (spreads a simulated room's stations
+    /// over the file's length).
+    delay: std::time::Duration,
     /// The playing task per stream (thumbnail, full).
     tasks: Mutex<[Option<JoinHandle<()>>; 2]>,
 }
@@ -118,8 +121,15 @@ impl ReplaySource {
             thumb: file,
             full: None,
             out,
+            delay: std::time::Duration::ZERO,
             tasks: Mutex::new([None, None]),
         }
+    }
+
+    /// Starts every stream `delay` after it is switched on.
+    pub fn with_delay(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// Also answers requests for the full stream, with `full`.
@@ -154,8 +164,9 @@ impl VideoSource for ReplaySource {
         if settings.is_some() {
             let (tx, mut rx) = mpsc::channel::<EncodedFrame>(4);
             let out = self.out.clone();
+            let delay = self.delay;
             tasks[slot] = Some(tokio::spawn(async move {
-                let play = lanterne_media::replay::play(file, tx, true);
+                let play = lanterne_media::replay::play_delayed(file, tx, true, delay);
                 let forward = async {
                     while let Some(f) = rx.recv().await {
                         // Lossy like the live encoder: a full queue drops the frame, and the

@@ -240,15 +240,35 @@ fn x11_without_a_reachable_display_fails_to_start_with_the_reason() {
     assert!(matches!(err, MediaError::Start { .. }), "{err:?}");
 }
 
+fn set_root(display: &str, colour: &str) {
+    let status = std::process::Command::new("xsetroot")
+        .args(["-display", display, "-solid", colour])
+        .status()
+        .expect("xsetroot is missing (apt-get install x11-xserver-utils)");
+    assert!(status.success(), "xsetroot failed: {status}");
+}
+
+/// Waits until no frame of `kind` has come for `quiet`; returns how many came before that.
+async fn frames_until_quiet(
+    rx: &mut mpsc::Receiver<(StreamKind, EncodedFrame)>,
+    quiet: Duration,
+) -> Vec<EncodedFrame> {
+    let mut out = Vec::new();
+    while let Ok(Some((_, f))) = tokio::time::timeout(quiet, rx.recv()).await {
+        out.push(f);
+        assert!(out.len() < 100, "a still screen keeps sending frames");
+    }
+    out
+}
+
+/// Also the rate-control behaviour on a real X11 screen: a still screen sends its first
+/// keyframe and then nothing, a keyframe request is answered although nothing changed, and
+/// a change is sent as an inter frame that decodes to the new picture.
 #[tokio::test]
 async fn x11_capture_of_an_xvfb_screen_shows_its_root_colour() {
     tracing();
     let x = Xvfb::start();
-    let status = std::process::Command::new("xsetroot")
-        .args(["-display", &x.display, "-solid", "#C83214"])
-        .status()
-        .expect("xsetroot is missing (apt-get install x11-xserver-utils)");
-    assert!(status.success(), "xsetroot failed: {status}");
+    set_root(&x.display, "#C83214");
 
     let probe = crate::init().unwrap();
     let (tx, mut rx) = mpsc::channel(64);
@@ -261,10 +281,23 @@ async fn x11_capture_of_an_xvfb_screen_shows_its_root_colour() {
     )
     .unwrap();
     enc.set_stream(StreamKind::Thumb, Some(params(320, 180, 5)));
-    let frames = frames_of(&mut rx, StreamKind::Thumb, 4).await;
-    assert!(frames[0].keyframe);
-    let aus: Vec<Bytes> = frames.into_iter().map(|f| f.data).collect();
-    let pics = decode(&aus);
+    let first = frames_of(&mut rx, StreamKind::Thumb, 1).await.remove(0);
+    assert!(first.keyframe);
+    // At 5 fps, 1.5 s of a still screen is 7 pictures: none may be sent (a picture captured
+    // before the first one was encoded may still follow it).
+    let early = frames_until_quiet(&mut rx, Duration::from_millis(1500)).await;
+    assert!(
+        early.len() <= 1,
+        "a still screen sent {} frames",
+        early.len()
+    );
+    let (skipped, encoded) = enc.still_skipped(StreamKind::Thumb);
+    assert!(
+        skipped >= 5,
+        "still pictures skipped: {skipped}, encoded: {encoded}"
+    );
+
+    let pics = decode(std::slice::from_ref(&first.data));
     let p = pics.last().unwrap();
     assert_eq!((p.width, p.height), (320, 180));
     // The whole root window is the colour; the pointer sits somewhere as a few pixels.
@@ -275,6 +308,50 @@ async fn x11_capture_of_an_xvfb_screen_shows_its_root_colour() {
             "X11 capture at ({x0},{y0}) shows {c:?}"
         );
     }
+
+    // A viewer needs a keyframe: it comes although nothing changed.
+    enc.request_keyframe(StreamKind::Thumb);
+    let key = frames_of(&mut rx, StreamKind::Thumb, 1).await.remove(0);
+    assert!(
+        key.keyframe,
+        "the answer to a keyframe request is not a keyframe"
+    );
+    assert!(idr_with_parameter_sets(&key.data));
+    let quiet = frames_until_quiet(&mut rx, Duration::from_millis(1500)).await;
+    assert!(
+        quiet.iter().all(|f| !f.keyframe) && quiet.len() <= 1,
+        "after the keyframe a still screen sent {} more frames",
+        quiet.len()
+    );
+
+    // A small change (the pointer moves): an inter frame, since no keyframe was asked.
+    let moved = std::process::Command::new("xdotool")
+        .args(["mousemove", "200", "100"])
+        .env("DISPLAY", &x.display)
+        .status()
+        .expect("xdotool is missing (apt-get install xdotool)");
+    assert!(moved.success(), "xdotool failed: {moved}");
+    let change = frames_of(&mut rx, StreamKind::Thumb, 1).await.remove(0);
+    assert!(!change.keyframe, "a small change was sent as a keyframe");
+    assert!(
+        change.data.len() < key.data.len(),
+        "the change is larger than a keyframe: {} bytes (keyframe {})",
+        change.data.len(),
+        key.data.len()
+    );
+    let mut aus = vec![key.data.clone()];
+    aus.extend(quiet.into_iter().map(|f| f.data));
+    aus.push(change.data.clone());
+    assert_eq!(decode(&aus).len(), aus.len(), "the change does not decode");
+
+    // The whole screen changes: it is sent (x264 may make it a keyframe: a scene cut) and
+    // shows the new colour.
+    set_root(&x.display, "#1E3CB4");
+    let next = frames_of(&mut rx, StreamKind::Thumb, 1).await.remove(0);
+    aus.push(next.data.clone());
+    let pics = decode(&aus);
+    let c = pics.last().unwrap().dominant(10, 10, 60, 40);
+    assert!(close(c, [0x1e, 0x3c, 0xb4], 24), "after the change: {c:?}");
     assert!(enc.errors().borrow().is_none());
 }
 

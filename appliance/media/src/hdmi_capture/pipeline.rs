@@ -127,7 +127,7 @@ impl HdmiCapture {
             ..self.params
         };
         params.validate()?;
-        probe::set_bitrate(self.encoder_kind, &self.encoder, &params);
+        probe::set_bitrate(self.encoder_kind, &self.encoder, &params, probe::Gop::SHORT);
         self.params = params;
         Ok(())
     }
@@ -347,7 +347,13 @@ fn build_encode(
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build(),
     )?);
-    let encoder = probe::make_encoder(encoder_kind, params, false)?;
+    let encoder = probe::make_encoder(
+        encoder_kind,
+        params,
+        false,
+        probe::Gop::SHORT,
+        probe::RateMode::Bitrate,
+    )?;
     elems.push(encoder.clone());
     elems.push(capsfilter(probe::encoder_output_caps(encoder_kind))?);
     elems.push(built(

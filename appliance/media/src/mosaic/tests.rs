@@ -121,7 +121,7 @@ async fn tiles_show_their_station_colour_offline_is_dark_grey_and_updates_carry_
         tokio::spawn(async move {
             while let Some((_, f)) = rx.recv().await {
                 sent.lock().unwrap().insert((id, f.capture_us));
-                m.push(id, f);
+                let _ = m.push(id, f);
             }
         });
         encoders.push(enc);
@@ -231,9 +231,12 @@ async fn push_never_waits_for_the_decoder_and_drops_until_a_keyframe_when_behind
     let (mosaic, _rx) = Mosaic::start(MosaicConfig::default(), &probe).unwrap();
     mosaic.set_tiles(vec![TileInfo { id: 7 }]);
     let t0 = Instant::now();
+    let mut asked = 0u32;
     for _ in 0..50 {
         for f in &gop {
-            mosaic.push(7, f.clone());
+            if mosaic.push(7, f.clone()) == TileFeedback::WantKeyframe {
+                asked += 1;
+            }
         }
     }
     let took = t0.elapsed();
@@ -245,8 +248,66 @@ async fn push_never_waits_for_the_decoder_and_drops_until_a_keyframe_when_behind
         took < Duration::from_millis(300),
         "push waited: {took:?} for 400 frames"
     );
+    // Stations make keyframes only when asked: the tile that lost its place asks, and asks
+    // at most once per TILE_KEYFRAME_GAP however many frames it throws away.
+    assert!(
+        asked >= 1,
+        "the tile dropped frames but never asked for a keyframe"
+    );
+    let allowed = 1 + (took.as_millis() / TILE_KEYFRAME_GAP.as_millis()) as u32;
+    assert!(asked <= allowed, "{asked} keyframe requests in {took:?}");
     // Unknown stations are ignored, not panics.
-    mosaic.push(99, gop[0].clone());
+    assert_eq!(mosaic.push(99, gop[0].clone()), TileFeedback::Ok);
+}
+
+/// Regression for still screens: stations send no periodic keyframes any more, so a tile
+/// whose first frame is not a keyframe (it joined a stream already running) must ask for one
+/// instead of waiting for the encoder's own GOP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tile_joining_a_running_stream_asks_for_a_keyframe_and_stops_asking_once_it_has_one() {
+    tracing();
+    let probe = crate::init().unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let enc = ScreenEncoder::start(
+        CaptureSource::Synthetic {
+            label: "join".into(),
+            rgb: COLOURS[1],
+        },
+        &probe,
+        tx,
+    )
+    .unwrap();
+    enc.set_stream(StreamKind::Thumb, Some(thumb()));
+    let mut gop = Vec::new();
+    while gop.len() < 3 {
+        let (_, f) = recv_within(&mut rx, 10, "encoded frame").await;
+        gop.push(f);
+    }
+    drop(enc);
+    assert!(gop[0].keyframe && !gop[1].keyframe && !gop[2].keyframe);
+
+    let (mosaic, _rx) = Mosaic::start(MosaicConfig::default(), &probe).unwrap();
+    mosaic.set_tiles(vec![TileInfo { id: 4 }]);
+    let t0 = Instant::now();
+    assert_eq!(mosaic.push(4, gop[1].clone()), TileFeedback::WantKeyframe);
+    let mut again = 0u32;
+    for _ in 0..20 {
+        if mosaic.push(4, gop[2].clone()) == TileFeedback::WantKeyframe {
+            again += 1;
+        }
+    }
+    let allowed = (t0.elapsed().as_millis() / TILE_KEYFRAME_GAP.as_millis()) as u32;
+    assert!(
+        again <= allowed,
+        "asked {again} more times in {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(mosaic.stats().tiles[0].frames_shown, 0);
+    // The keyframe arrives: the tile decodes and asks for nothing more.
+    assert_eq!(mosaic.push(4, gop[0].clone()), TileFeedback::Ok);
+    for f in &gop[1..] {
+        assert_eq!(mosaic.push(4, f.clone()), TileFeedback::Ok);
+    }
 }
 
 /// The design target: 32 stations' 480×270 thumbnails composed into 1280×720 at ≥ 5 fps on
@@ -297,7 +358,7 @@ async fn mosaic_32_replayed_stations_sustain_the_configured_rate() {
         let m = mosaic.clone();
         tokio::spawn(async move {
             while let Some(f) = frames.recv().await {
-                m.push(id, f);
+                let _ = m.push(id, f);
             }
         });
     }
@@ -376,7 +437,7 @@ async fn a_failed_tile_decoder_is_counted_restarted_and_recovers_at_the_next_key
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             for f in &gop {
-                m.push(3, f.clone());
+                let _ = m.push(3, f.clone());
             }
             let s = m.stats().tiles[0];
             if s.frames_shown > before {
@@ -391,8 +452,8 @@ async fn a_failed_tile_decoder_is_counted_restarted_and_recovers_at_the_next_key
     // libav conceals damaged slices silently, so a real decoder failure cannot be provoked
     // reliably from bitstream garbage; post the error a failing decoder would post.
     let feed = mosaic.grid().by_id[&3].clone();
-    let dec = feed
-        .pipeline
+    let pipeline = feed.decoding().pipe.as_ref().unwrap().pipeline.clone();
+    let dec = pipeline
         .iterate_elements()
         .into_iter()
         .filter_map(Result::ok)
@@ -474,5 +535,82 @@ async fn an_idle_mosaic_encodes_nothing_and_resumes_at_a_keyframe() {
     assert!(
         first.keyframe && crate::h264::idr_with_parameter_sets(&first.data),
         "the first frame after a pause is a keyframe with SPS/PPS"
+    );
+}
+
+/// Memory at scale: a tile decodes only while its station sends. A new tile holds no decoder,
+/// the first keyframe starts it, a silent station's decoder is stopped (its picture stays on
+/// the canvas), and the next change comes back through a keyframe the tile asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_station_s_tile_stops_its_decoder_and_restarts_it_on_a_keyframe() {
+    tracing();
+    let probe = crate::init().unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let enc = ScreenEncoder::start(
+        CaptureSource::Synthetic {
+            label: "idle".into(),
+            rgb: COLOURS[2],
+        },
+        &probe,
+        tx,
+    )
+    .unwrap();
+    enc.set_stream(StreamKind::Thumb, Some(thumb()));
+    let mut gop = Vec::new();
+    while gop.len() < 3 {
+        let (_, f) = recv_within(&mut rx, 10, "encoded frame").await;
+        gop.push(f);
+    }
+    drop(enc);
+
+    let (mosaic, _rx) = Mosaic::start(MosaicConfig::default(), &probe).unwrap();
+    mosaic.set_tiles(vec![TileInfo { id: 5 }]);
+    let tile = |m: &Mosaic| m.stats().tiles[0];
+    assert!(
+        !tile(&mosaic).decoding,
+        "a tile that got nothing holds a decoder"
+    );
+
+    for f in &gop {
+        assert_eq!(mosaic.push(5, f.clone()), TileFeedback::Ok);
+    }
+    assert!(tile(&mosaic).decoding);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tile(&mosaic).frames_shown == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing shown: {:?}",
+            tile(&mosaic)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Silence: the composer stops the decoder once TILE_RELEASE_AFTER has passed.
+    let deadline = Instant::now() + TILE_RELEASE_AFTER + Duration::from_secs(10);
+    while tile(&mosaic).decoding {
+        assert!(
+            Instant::now() < deadline,
+            "the silent tile kept its decoder"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shown = tile(&mosaic).frames_shown;
+
+    // The station sends a change (an inter frame): the tile cannot decode it and asks.
+    assert_eq!(mosaic.push(5, gop[1].clone()), TileFeedback::WantKeyframe);
+    assert!(!tile(&mosaic).decoding);
+    // The keyframe comes: the decoder starts again and pictures show again.
+    assert_eq!(mosaic.push(5, gop[0].clone()), TileFeedback::Ok);
+    let s = tile(&mosaic);
+    assert!(s.decoding && s.decoder_starts == 2, "{s:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tile(&mosaic).frames_shown == shown {
+        assert!(Instant::now() < deadline, "nothing shown after the restart");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        tile(&mosaic).restarts,
+        0,
+        "stopping an idle decoder is not a failure"
     );
 }

@@ -134,8 +134,23 @@ fn rejects_bad_files_with_precise_errors() {
     bad[0] = b'X';
     assert_eq!(parse(&bad).unwrap_err(), ReplayError::BadMagic);
     let mut bad = good.clone();
-    bad[8] = 2;
-    assert_eq!(parse(&bad).unwrap_err(), ReplayError::UnsupportedVersion(2));
+    bad[8] = 3;
+    assert_eq!(parse(&bad).unwrap_err(), ReplayError::UnsupportedVersion(3));
+    // Version 1 files still read, and their last header field must be 0.
+    let mut v1 = good.clone();
+    v1[8] = 1;
+    assert_eq!(
+        parse(&v1).unwrap().duration(),
+        parse(&good).unwrap().duration()
+    );
+    v1[30..34].copy_from_slice(&5000u32.to_le_bytes());
+    assert!(matches!(
+        parse(&v1).unwrap_err(),
+        ReplayError::BadHeader {
+            field: "reserved",
+            ..
+        }
+    ));
     let mut bad = good.clone();
     bad[10..14].copy_from_slice(&0u32.to_le_bytes());
     assert!(matches!(
@@ -284,4 +299,89 @@ fn survives_thousands_of_mutations() {
     }
     // Both outcomes must occur, or the mutations are not exercising the parser.
     assert!(ok > 50 && rejected > 1000, "ok {ok}, rejected {rejected}");
+}
+
+#[test]
+fn the_recorded_pass_length_is_kept_and_checked() {
+    let frames: Vec<ReplayFrame> = (0..6)
+        .map(|i| ReplayFrame {
+            pts_us: i as u64 * 100_000,
+            keyframe: i == 0,
+            data: Bytes::from(vec![0, 0, 0, 1, 0x65, i as u8]),
+        })
+        .collect();
+    // A still screen: six frames in the first half second, then 2.5 s of nothing.
+    let f = parse(&encode_looped(small_params(), &frames, 3000)).unwrap();
+    assert_eq!(f.duration(), Duration::from_secs(3));
+    assert_eq!(f.payload_bytes(), 36);
+    // Without a length: last pts + one frame interval (10 fps).
+    let f = parse(&encode(small_params(), &frames)).unwrap();
+    assert_eq!(f.duration(), Duration::from_millis(600));
+    // A pass shorter than the recording is refused.
+    assert!(matches!(
+        parse(&encode_looped(small_params(), &frames, 500)).unwrap_err(),
+        ReplayError::BadHeader {
+            field: "loop_ms",
+            ..
+        }
+    ));
+}
+
+/// A real recording of both streams at once keeps its length, starts each file at a
+/// keyframe and keeps every frame inside the pass.
+#[test]
+fn record_for_writes_both_streams_with_the_recorded_length() {
+    tracing();
+    let probe = crate::init().unwrap();
+    let dir = std::env::temp_dir().join(format!("lanterne-record-for-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let targets = [
+        RecordTarget {
+            kind: StreamKind::Thumb,
+            params: small_params(),
+            path: dir.join("thumb.lrp"),
+        },
+        RecordTarget {
+            kind: StreamKind::Full,
+            params: StreamParams {
+                width: 640,
+                height: 360,
+                fps: 15,
+                bitrate_kbps: 500,
+            },
+            path: dir.join("full.lrp"),
+        },
+    ];
+    let source = CaptureSource::Synthetic {
+        label: "record".into(),
+        rgb: TEAL,
+    };
+    let summaries = record_for(source, &probe, &targets, Duration::from_millis(1500)).unwrap();
+    assert_eq!(summaries.len(), 2);
+    for (t, s) in targets.iter().zip(&summaries) {
+        let f = ReplayFile::open(&t.path).unwrap();
+        assert_eq!(f.duration(), Duration::from_millis(1500));
+        assert_eq!(f.frames().len() as u32, s.frames);
+        assert_eq!(
+            (f.params.width, f.params.height),
+            (t.params.width, t.params.height)
+        );
+        assert!(f.frames().next().unwrap().keyframe);
+        assert!(f.frames().all(|fr| fr.pts_us < 1_500_000));
+        // The synthetic picture moves: more than the keyframe was recorded.
+        assert!(s.frames > 3, "{:?}: {s:?}", t.kind);
+    }
+    assert!(matches!(
+        record_for(
+            CaptureSource::Synthetic {
+                label: "x".into(),
+                rgb: TEAL
+            },
+            &probe,
+            &targets,
+            Duration::ZERO
+        ),
+        Err(MediaError::InvalidParams(_))
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
 }
