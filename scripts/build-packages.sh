@@ -9,6 +9,7 @@
 #
 #   sudo scripts/build-packages.sh              # both architectures
 #   sudo scripts/build-packages.sh amd64        # or only one
+#   sudo scripts/build-packages.sh --no-build amd64   # package binaries built before
 #
 # Output: target/packages/<name>_<version>_<arch>.deb. The arm64 binaries come from
 # scripts/cross-build.sh (Raspberry Pi features on); the amd64 box has V4L2 capture for USB
@@ -17,6 +18,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
+build=1
+if [ "${1:-}" = "--no-build" ]; then
+  build=0
+  shift
+fi
 ARCHES=("$@")
 [ ${#ARCHES[@]} -gt 0 ] || ARCHES=(amd64 arm64)
 OUT=target/packages
@@ -157,7 +163,7 @@ package_station() { # arch
 }
 
 for arch in "${ARCHES[@]}"; do
-  build_binaries "$arch"
+  [ $build -eq 0 ] || build_binaries "$arch"
   package_box "$arch"
   package_station "$arch"
 done

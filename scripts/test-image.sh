@@ -51,10 +51,12 @@ FAT="$WORK/card.img@@$boot_offset"
 
 # Debian's kernel and initrd, as raspi-firmware put them on the boot partition.
 export MTOOLS_SKIP_CHECK=1
-mcopy -n -i "$FAT" ::vmlinuz "$WORK/vmlinuz" 2>/dev/null &&
-  mcopy -n -i "$FAT" ::initrd.img "$WORK/initrd.img" 2>/dev/null ||
+kernel=$(mdir -b -i "$FAT" :: 2>/dev/null | sed -n 's|^::/\(vmlinuz-.*\)|\1|p' | sort -V | tail -1)
+initrd=${kernel/vmlinuz-/initrd.img-}
+[ -n "$kernel" ] && mcopy -n -i "$FAT" "::$kernel" "$WORK/vmlinuz" 2>/dev/null &&
+  mcopy -n -i "$FAT" "::$initrd" "$WORK/initrd.img" 2>/dev/null ||
   { bad "the boot partition holds vmlinuz and initrd.img"; mdir -i "$FAT" ::; finish; }
-ok "Debian's arm64 kernel and initrd read from the image's boot partition"
+ok "Debian's arm64 kernel and initrd read from the image's boot partition ($kernel)"
 if mdir -i "$FAT" ::lanterne-ssh.pub >/dev/null 2>&1; then
   bad "a fresh card carries no SSH key"
 else
@@ -128,7 +130,7 @@ check_ssh "the first password file is gone once replaced" 'test ! -e /var/lib/la
 
 # Enrolment: a code made on the box (as the technician does over SSH), used by a simulated
 # station on this machine.
-"${SSH[@]}" lanterne-box enrol-codes --data-dir /var/lib/lanterne --count 1 > "$WORK/tokens.txt"
+"${SSH[@]}" runuser -u lanterne -- lanterne-box enrol-codes --data-dir /var/lib/lanterne --count 1 > "$WORK/tokens.txt"
 if grep -qE '^[A-Z0-9-]+@[0-9a-f]+$' "$WORK/tokens.txt"; then
   ok "the box made an enrolment code over SSH"
 else
@@ -156,6 +158,6 @@ else
   bad "$(tail -1 "$WORK/tile.out")"
   tail -n 20 "$WORK/station.log"
 fi
-check_ssh "the box lists the station as enrolled" "lanterne-box stations --data-dir /var/lib/lanterne | grep -qw '$name'"
+check_ssh "the box lists the station as enrolled" "runuser -u lanterne -- lanterne-box stations --data-dir /var/lib/lanterne | grep -qw '$name'"
 echo "test-image: $(($(date +%s) - start)) s"
 finish

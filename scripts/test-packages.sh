@@ -72,6 +72,8 @@ if dpkg-query -W -f='${Status}' lanterne-box 2>/dev/null | grep -q installed; th
   finish
 fi
 WORK=$(mktemp -d)
+# The box's user reaches the notify socket inside.
+chmod 0755 "$WORK"
 box_pid=
 cleanup() {
   [ -n "$box_pid" ] && kill "$box_pid" 2>/dev/null && wait "$box_pid" 2>/dev/null

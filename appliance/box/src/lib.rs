@@ -264,7 +264,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         };
         write_private_file(path, serde_json::to_string_pretty(&ready)?.as_bytes())?;
     }
-    notifier.ready(&status)?;
+    // A service manager that cannot be told will time the start out and say so; the box
+    // itself serves either way.
+    if let Err(e) = notifier.ready(&status) {
+        tracing::error!("telling the service manager the box is ready: {e}");
+    }
     tokio::spawn(notifier.clone().feed_watchdog());
 
     let redirect = async move {

@@ -1,10 +1,10 @@
 #!/bin/sh
-# Second stage of scripts/build-image.sh, run as PID 1 of the arm64 image booted once under
+# Second stage of scripts/build-image.sh, run as PID 1 of the arm64 system booted under
 # qemu-system-aarch64 (this machine cannot run arm64 programs in a chroot: no binfmt_misc).
-# It configures the packages debootstrap unpacked, installs lanterne-box, sets the box's
-# services, and leaves nothing that must differ between boxes (machine id, SSH host keys).
-# Ends by powering the virtual machine off; the build reads "LANTERNE-STAGE2-OK" on the
-# serial console.
+# It configures the Debian packages debootstrap unpacked and sets up the box's services.
+# The result is cached: lanterne-box is installed over it by stage2-box.sh, in a second,
+# short boot. Ends by powering the virtual machine off; the build reads "LANTERNE-BASE-OK"
+# on the serial console.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8
 # PID 1 ending makes the kernel panic, and with panic=-1 restart at once, which ends QEMU
@@ -35,9 +35,6 @@ deb http://deb.debian.org/debian bookworm-updates main non-free-firmware
 deb http://security.debian.org/debian-security bookworm-security main non-free-firmware
 SOURCES
 
-dpkg -i /var/cache/lanterne/*.deb || fail "dpkg -i lanterne-box"
-rm -rf /var/cache/lanterne
-
 # Where the Pi's kernel finds its root, and its consoles (HDMI, then the UART), for the
 # cmdline.txt raspi-firmware writes.
 cat >> /etc/default/raspi-firmware <<'DEFAULTS'
@@ -62,13 +59,9 @@ ln -sfn /run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
 # Root has no password: nobody signs in at the console; SSH takes only keys.
 passwd -l root
 apt-get clean
-rm -f /var/lib/apt/lists/*_Packages /var/lib/apt/lists/*_InRelease
 rm -rf /debootstrap /usr/local/sbin/lanterne-stage2
-# systemd makes a fresh machine id at the box's first boot.
-: > /etc/machine-id
-rm -f /var/lib/dbus/machine-id
 sync
 umount /boot/firmware || fail "unmounting /boot/firmware"
 mount -o remount,ro / || fail "remounting / read-only"
-echo "LANTERNE-STAGE2-OK"
+echo "LANTERNE-BASE-OK"
 off
