@@ -49,8 +49,8 @@ start=$(date +%s)
 # --- 1. unpack --------------------------------------------------------------------------
 deps=$(dpkg-deb -f "$BOX_DEB" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep -v '^$' | sort -u)
 include=$(printf '%s\n' "${BASE[@]}" $deps | sort -u | paste -sd,)
-key=$( { echo "$include $ROOT_MB $BOOT_MB"; cat images/image/stage2-base.sh images/image/initrd-init.sh;
-  find images/image/rootfs -type f | sort | xargs cat; } | sha256sum | cut -c1-16)
+key=$( { echo "$include $ROOT_MB $BOOT_MB"; cat images/image/stage2-base.sh images/image/initrd-init.sh; } |
+  sha256sum | cut -c1-16)
 BASE_ROOT=$WORK/base-$key.root.fs
 BASE_BOOT=$WORK/base-$key.boot.fs
 KDIR=$WORK/kernel
@@ -82,7 +82,6 @@ else
   # container): the booted system needs a plain directory there.
   [ -L "$ROOT/proc" ] && rm "$ROOT/proc"
   mkdir -p -m 0555 "$ROOT/proc"
-  cp -a images/image/rootfs/. "$ROOT/"
   install -D -m 0755 images/image/stage2-base.sh "$ROOT/usr/local/sbin/lanterne-stage2"
   mkdir -p "$ROOT/boot/firmware" "$ROOT/var/lib/lanterne"
 
@@ -126,12 +125,24 @@ fi
 echo "build-image: installing $(basename "$BOX_DEB") under qemu-system-aarch64 (log: $WORK/stage2-box.log)"
 cp --sparse=always "$BASE_ROOT" "$WORK/root.fs"
 cp --sparse=always "$BASE_BOOT" "$WORK/boot.fs"
-debugfs -w -f - "$WORK/root.fs" >/dev/null 2>&1 <<CMDS
-mkdir /var/cache/lanterne
-write $BOX_DEB /var/cache/lanterne/$(basename "$BOX_DEB")
-write images/image/stage2-box.sh /usr/local/sbin/lanterne-stage2
-sif /usr/local/sbin/lanterne-stage2 mode 0100755
-CMDS
+# The Lanterne files (images/image/rootfs), the package and the stage script, written into
+# the file system without mounting it. The files are root's, with their modes from the tree.
+{
+  (cd images/image/rootfs && find . -mindepth 1 -type d | sort | sed 's|^\.|mkdir |')
+  (cd images/image/rootfs && find . -type f | sort) | while read -r f; do
+    echo "rm ${f#.}"
+    echo "write images/image/rootfs/${f#./} ${f#.}"
+    echo "sif ${f#.} mode 0100$(stat -c %a "images/image/rootfs/$f")"
+  done
+  echo "mkdir /var/cache/lanterne"
+  echo "write $BOX_DEB /var/cache/lanterne/$(basename "$BOX_DEB")"
+  echo "rm /usr/local/sbin/lanterne-stage2"
+  echo "write images/image/stage2-box.sh /usr/local/sbin/lanterne-stage2"
+  echo "sif /usr/local/sbin/lanterne-stage2 mode 0100755"
+} > "$WORK/debugfs.cmds"
+debugfs -w -f "$WORK/debugfs.cmds" "$WORK/root.fs" >"$WORK/debugfs.log" 2>&1
+debugfs -R "cat /usr/local/sbin/lanterne-console" "$WORK/root.fs" 2>/dev/null | cmp -s - images/image/rootfs/usr/local/sbin/lanterne-console ||
+  { echo "build-image: writing the Lanterne files into the root file system failed" >&2; cat "$WORK/debugfs.log" >&2; exit 1; }
 boot_stage "$WORK/root.fs" "$WORK/boot.fs" "$WORK/stage2-box.log" LANTERNE-BOX-OK
 e2fsck -fy "$WORK/root.fs" >/dev/null 2>&1 || true
 e2fsck -fn "$WORK/root.fs" >/dev/null

@@ -36,7 +36,7 @@ mkdir -p "$OUT"
 # GStreamer core and base libraries), as dpkg-shlibdeps computes them for amd64. The arm64
 # binaries are built from the same sources against the same Debian release's libraries,
 # which the check below confirms by their NEEDED entries.
-LIB_DEPENDS="libc6 (>= 2.34), libgcc-s1 (>= 4.2), libglib2.0-0 (>= 2.74), libgstreamer1.0-0 (>= 1.22), libgstreamer-plugins-base1.0-0 (>= 1.22)"
+LIB_DEPENDS="libc6 (>= 2.34), libgcc-s1 (>= 4.2), libglib2.0-0 (>= 2.53.1), libgstreamer1.0-0 (>= 1.20.0), libgstreamer-plugins-base1.0-0 (>= 1.20.0)"
 KNOWN_NEEDED="libc.so.6 libm.so.6 libgcc_s.so.1 ld-linux-x86-64.so.2 ld-linux-aarch64.so.1 libglib-2.0.so.0 libgobject-2.0.so.0 libgio-2.0.so.0 libgstreamer-1.0.so.0 libgstbase-1.0.so.0 libgstvideo-1.0.so.0 libgstapp-1.0.so.0"
 # The GStreamer elements the pipelines make (appliance/media): videoconvert, videoscale,
 # compositor, textoverlay, appsrc/appsink (base); v4l2src, the V4L2 hardware codecs, jpeg,
@@ -61,9 +61,11 @@ build_binaries() { # arch
   esac
 }
 
-check_needed() { # binary: every library it needs is one LIB_DEPENDS covers
-  local lib
-  for lib in $(objdump -p "$1" | awk '/NEEDED/ { print $2 }'); do
+check_needed() { # arch, binary: every library it needs is one LIB_DEPENDS covers
+  local lib objdump=objdump
+  [ "$1" = arm64 ] && objdump=aarch64-linux-gnu-objdump
+  shift
+  for lib in $("$objdump" -p "$1" | awk '/NEEDED/ { print $2 }'); do
     if ! grep -qw -- "$lib" <<<"$KNOWN_NEEDED"; then
       echo "build-packages: $1 needs $lib, which no declared dependency provides" >&2
       exit 1
@@ -123,7 +125,7 @@ package_box() { # arch
   local arch=$1 root
   root=$(mktemp -d)
   chmod 0755 "$root"
-  check_needed "$(binary_dir "$arch")/lanterne-box"
+  check_needed "$arch" "$(binary_dir "$arch")/lanterne-box"
   install_bin "$arch" "$(binary_dir "$arch")/lanterne-box" "$root/usr/bin/lanterne-box"
   install -D -m 0644 images/systemd/lanterne-box.service "$root/lib/systemd/system/lanterne-box.service"
   install -D -m 0644 images/udev/99-lanterne-panel.rules "$root/lib/udev/rules.d/99-lanterne-panel.rules"
@@ -145,7 +147,7 @@ package_station() { # arch
   local arch=$1 root
   root=$(mktemp -d)
   chmod 0755 "$root"
-  check_needed "$(binary_dir "$arch")/lanterne-station"
+  check_needed "$arch" "$(binary_dir "$arch")/lanterne-station"
   install_bin "$arch" "$(binary_dir "$arch")/lanterne-station" "$root/usr/bin/lanterne-station"
   install -D -m 0644 images/station/lanterne-station.service "$root/lib/systemd/system/lanterne-station.service"
   install -D -m 0644 images/station/lanterne-station-session.service "$root/usr/lib/systemd/user/lanterne-station-session.service"

@@ -100,6 +100,14 @@ until "${SSH[@]}" systemctl is-active --quiet lanterne-box.service 2>/dev/null; 
   sleep 2
 done
 ok "the image boots; lanterne-box.service is active ($(($(date +%s) - start)) s)"
+# The rest of the first boot (the console greeting runs after the box) ends before the checks.
+state=$(timeout 300 "${SSH[@]}" systemctl is-system-running --wait)
+if [ "$state" = running ]; then
+  ok "the first boot finished with every unit started (systemctl is-system-running: running)"
+else
+  bad "the first boot finished with every unit started (systemctl is-system-running: $state)"
+  "${SSH[@]}" systemctl --failed --no-legend
+fi
 check_ssh() { # description, remote command
   if "${SSH[@]}" "$2"; then ok "$1"; else bad "$1"; fi
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Second stage of scripts/build-image.sh, run as PID 1 of the arm64 system booted under
 # qemu-system-aarch64 (this machine cannot run arm64 programs in a chroot: no binfmt_misc).
-# It configures the Debian packages debootstrap unpacked and sets up the box's services.
+# It configures the Debian packages debootstrap unpacked and sets up the system's services
+# (the Lanterne files of images/image/rootfs come in the last stage).
 # The result is cached: lanterne-box is installed over it by stage2-box.sh, in a second,
 # short boot. Ends by powering the virtual machine off; the build reads "LANTERNE-BASE-OK"
 # on the serial console.
@@ -51,7 +52,7 @@ ls /boot/firmware/vmlinuz* /boot/firmware/initrd.img* /boot/firmware/bcm2711-rpi
   /boot/firmware/cmdline.txt /boot/firmware/config.txt >/dev/null || fail "raspi-firmware left /boot/firmware incomplete"
 
 systemctl enable systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
-  lanterne-card-ssh.service lanterne-console.service || fail "systemctl enable"
+  || fail "systemctl enable"
 # SSH stays off until a technician asks for it with a key on the card.
 systemctl disable ssh.service || true
 rm -f /etc/ssh/ssh_host_*

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Last stage of scripts/build-image.sh, run as PID 1 of the configured arm64 system under
-# qemu-system-aarch64: installs the lanterne-box package the build put in
+# qemu-system-aarch64, after the build wrote images/image/rootfs over it: enables the
+# Lanterne units of rootfs, installs the lanterne-box package the build put in
 # /var/cache/lanterne (its postinst makes the lanterne user and enables the unit), then
 # removes what must differ between boxes (machine id, SSH host keys) so each box makes its
 # own at first boot. Ends by powering the virtual machine off; the build reads
@@ -25,6 +26,8 @@ mountpoint -q /sys || mount -t sysfs sysfs /sys
 dpkg -i /var/cache/lanterne/*.deb || fail "dpkg -i lanterne-box"
 rm -rf /var/cache/lanterne /usr/local/sbin/lanterne-stage2
 systemctl is-enabled lanterne-box.service || fail "lanterne-box.service is not enabled"
+# The build wrote images/image/rootfs over the system just before this boot.
+systemctl enable lanterne-card-ssh.service lanterne-console.service || fail "systemctl enable"
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id /etc/ssh/ssh_host_*
 sync
