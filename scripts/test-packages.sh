@@ -89,7 +89,7 @@ if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommen
   finish
 fi
 ok "apt-get install $deb"
-check "postinst made the system user 'lanterne'" getent passwd lanterne
+check "postinst made the system user 'lanterne'" bash -c 'getent passwd lanterne >/dev/null'
 check "/var/lib/lanterne is the box user's, mode 700" \
   test "$(stat -c '%U %a' /var/lib/lanterne)" = "lanterne 700"
 check "/etc/lanterne/lanterne.toml is root:lanterne, mode 640" \
