@@ -46,8 +46,11 @@ CONSOLES="ttyS1,115200 tty0"
 DEFAULTS
 # The kernel hooks of raspi-firmware fill /boot/firmware (mounted from the card's FAT
 # partition by the build's initrd): kernel, initrd, device trees, config.txt, cmdline.txt.
-kver=$(ls /lib/modules | sort -V | tail -1)
-update-initramfs -u -k "$kver" || fail "update-initramfs"
+# The kernel's own configuration made its initrd already; only raspi-firmware's hook runs
+# again, for cmdline.txt with the settings above (update-initramfs would make the initrd a
+# second time, minutes under emulation, then call this same hook).
+DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware || fail "raspi-firmware's kernel hook"
+grep -q 'root=LABEL=RASPIROOT' /boot/firmware/cmdline.txt || fail "cmdline.txt does not name LABEL=RASPIROOT"
 ls /boot/firmware/vmlinuz* /boot/firmware/initrd.img* /boot/firmware/bcm2711-rpi-4-b.dtb \
   /boot/firmware/cmdline.txt /boot/firmware/config.txt >/dev/null || fail "raspi-firmware left /boot/firmware incomplete"
 
