@@ -18,6 +18,10 @@ APT_PACKAGES=(
   python3-tk
   chromium fonts-dejavu-core
   webkit2gtk-driver
+  # Packages, the aarch64 cross-build and the SD-card image (scripts/build-packages.sh,
+  # cross-build.sh, build-image.sh, test-image.sh).
+  lintian file mmdebstrap debootstrap gcc-aarch64-linux-gnu libc6-dev-arm64-cross libclang-dev
+  qemu-user qemu-system-arm dosfstools fdisk mtools kmod cpio e2fsprogs openssh-client python3
 )
 # Node.js may come from elsewhere than Debian (with its own npm, which conflicts with
 # Debian's npm package): install Debian's only when there is no node or npm at all.
@@ -48,6 +52,7 @@ if command -v rustup >/dev/null 2>&1; then
     grep -q "^$c" <<<"$installed_components" || rustup component add "$c"
   done
   rustup target list --installed | grep -q '^thumbv6m-none-eabi$' || rustup target add thumbv6m-none-eabi
+  rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
 fi
 
 if [ -f tests/e2e/package-lock.json ]; then

@@ -19,6 +19,7 @@ pub mod pki;
 pub mod retention;
 pub mod room;
 pub mod screenshots;
+pub mod service;
 pub mod station_link;
 pub mod stations;
 pub mod store;
@@ -63,6 +64,8 @@ struct Ready<'a> {
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let cfg = &opts.config;
+    // Read first: a malformed NOTIFY_SOCKET is a start-up error, not a silent never-ready box.
+    let notifier = service::Notifier::from_env()?;
     let open_files = listener::raise_open_file_limit();
     let limits = listener::Plan::new(&cfg.limits, open_files);
     info!(
@@ -247,6 +250,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     };
     let https_url = format!("https://{url_host}:{}", https_addr.port());
     info!(%https_url, station_link = %link_addr, encoder = ?probe.encoder, decoder = ?probe.decoder, "box ready");
+    let status = format!("serving {https_url}");
     if let Some(path) = &opts.ready_file {
         let ready = Ready {
             https_url,
@@ -261,6 +265,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         };
         write_private_file(path, serde_json::to_string_pretty(&ready)?.as_bytes())?;
     }
+    // A service manager that cannot be told will time the start out and say so; the box
+    // itself serves either way.
+    if let Err(e) = notifier.ready(&status) {
+        tracing::error!("telling the service manager the box is ready: {e}");
+    }
+    tokio::spawn(notifier.clone().feed_watchdog());
 
     let redirect = async move {
         match redirect_listener {
@@ -279,6 +289,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         ) => match never {},
         never = web::serve(https_listener, https_cfg, app, limits.https()) => match never {},
         _ = shutdown_signal() => info!("shutting down"),
+    }
+    if let Err(e) = notifier.stopping() {
+        tracing::warn!("{e}");
     }
     Ok(())
 }
