@@ -27,8 +27,10 @@ ARCHES=("$@")
 [ ${#ARCHES[@]} -gt 0 ] || ARCHES=(amd64 arm64)
 OUT=target/packages
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-# Reproducible dates: the last commit's, not the build's.
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+# Reproducible dates in the packages: the last commit's, not the build's. Not exported:
+# some build scripts rerun when SOURCE_DATE_EPOCH changes, and cargo would then rebuild half
+# the workspace at every commit.
+SDE=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 MAINTAINER="Lanterne maintainers <lanterne@example.invalid>"
 mkdir -p "$OUT"
 
@@ -90,7 +92,7 @@ docs() { # package, root
     echo
     echo "  * Built from the Lanterne source tree, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
     echo
-    echo " -- $MAINTAINER  $(date -R -u -d "@$SOURCE_DATE_EPOCH")"
+    echo " -- $MAINTAINER  $(date -R -u -d "@$SDE")"
   } | gzip -9n > "$d/changelog.gz"
 }
 
@@ -115,9 +117,9 @@ finish() { # package, arch, root, depends, description...
     printf '%s\n' "$@"
   } > "$root/DEBIAN/control"
   (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
-  find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  find "$root" -exec touch -h -d "@$SDE" {} +
   local deb="$OUT/${pkg}_${VERSION}_${arch}.deb"
-  dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+  SOURCE_DATE_EPOCH=$SDE dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
   echo "$deb"
 }
 
