@@ -139,7 +139,15 @@ pub fn process_cpu() -> Duration {
 pub struct Xvfb {
     child: std::process::Child,
     pub display: String,
+    /// This process's one X display at a time (see [`ONE_DISPLAY`]); released after the
+    /// server is gone.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+/// X clients of two displays on two threads of one process (`ximagesrc` capturing one,
+/// a video sink drawing on the other) can deadlock inside libXext's process-wide display
+/// list; the tests that start an Xvfb take turns.
+static ONE_DISPLAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Xvfb {
     /// Starts `Xvfb` on a display number it picks itself (`-displayfd`: printed once the
@@ -149,6 +157,7 @@ impl Xvfb {
     /// its only client, disconnects.
     pub fn start() -> Xvfb {
         use std::io::BufRead;
+        let turn = ONE_DISPLAY.lock().unwrap_or_else(|p| p.into_inner());
         let mut child = match std::process::Command::new("Xvfb")
             .args([
                 "-displayfd",
@@ -187,6 +196,7 @@ impl Xvfb {
         Xvfb {
             child,
             display: format!(":{n}"),
+            _turn: turn,
         }
     }
 }

@@ -13,6 +13,12 @@ use lanterne_station::{spawn_station, SourceSpec};
 
 /// Covers the screen with a window of one colour (xlogo with equal fore- and background) and
 /// waits until it is mapped.
+/// One X11 capture at a time in this process. Two `ximagesrc` elements capturing two
+/// displays from two threads can deadlock inside libXext's process-wide display list (seen
+/// in a clean-clone run: one capture thread waited for that lock for good, and the station
+/// being shut down waited for that thread), so these tests take turns.
+static ONE_CAPTURE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn colour_window(display: &str, hex: &str) -> Xvfb {
     let window = Xvfb(
         Command::new("xlogo")
@@ -76,6 +82,7 @@ async fn focus_picture(
 
 #[tokio::test]
 async fn a_real_x11_station_shows_the_lock_overlay_when_the_room_is_locked() {
+    let _turn = ONE_CAPTURE.lock().await;
     let (_xvfb, display) = start_xvfb();
     let _window = colour_window(&display, "#28A03C");
     let b = BoxProcess::start().await.unwrap();
@@ -159,6 +166,7 @@ fn lanterne_overlay_background() -> [u8; 3] {
 
 #[tokio::test]
 async fn x11_screen_content_arrives_at_the_box() {
+    let _turn = ONE_CAPTURE.lock().await;
     let (_xvfb, display) = start_xvfb();
     let painted = [200u8, 50, 20];
     let _window = colour_window(&display, "#C83214");
@@ -266,6 +274,7 @@ async fn x11_screen_content_arrives_at_the_box() {
 /// student's.
 #[tokio::test]
 async fn a_full_screen_demo_fills_a_real_x11_screen_and_blocks_its_input() {
+    let _turn = ONE_CAPTURE.lock().await;
     let (_xvfb, display) = start_xvfb();
     let _window = colour_window(&display, "#28A03C");
     // A source smaller than the screen, so full screen and windowed look different.
