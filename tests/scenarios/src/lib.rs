@@ -458,37 +458,10 @@ impl Https {
         body: Option<serde_json::Value>,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<Response> {
-        let stream = self.connect().await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", format!("{}:{}", self.host, self.port));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let body = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Bytes::from(serde_json::to_vec(&v)?)
-            }
-            None => Bytes::new(),
-        };
-        let res = sender.send_request(req.body(Full::new(body))?).await?;
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let body = Limited::new(res.into_body(), 4 << 20)
-            .collect()
+        self.keep_alive()
+            .await?
+            .request(method, path, body, headers)
             .await
-            .map_err(|e| anyhow!("{e}"))?
-            .to_bytes();
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
     }
 
     /// One connection kept open for many requests, as a browser keeps one to the box.
