@@ -6,6 +6,9 @@
 #
 #   sudo scripts/cross-sysroot.sh            # /var/cache/lanterne-sysroot/bookworm-arm64
 #   LANTERNE_SYSROOT=/some/dir scripts/cross-sysroot.sh
+#   sudo scripts/cross-sysroot.sh --runtime  # .../bookworm-arm64-runtime: what the box runs
+#                                            # with (its GStreamer plugins), for running the
+#                                            # arm64 box under qemu-aarch64 -L (bench-aarch64.sh)
 #
 # The arm64 -dev packages are not installed through dpkg multiarch on purpose:
 # libgstreamer-plugins-base1.0-dev is not multi-arch on bookworm and would replace the amd64
@@ -13,13 +16,23 @@
 # package list it was made from, and only a changed list makes it again.
 set -euo pipefail
 
-SYSROOT=${LANTERNE_SYSROOT:-/var/cache/lanterne-sysroot/bookworm-arm64}
 MIRROR=${LANTERNE_MIRROR:-http://deb.debian.org/debian}
-# What the box, the station agent and the arm64 test binaries link against or run with.
-PACKAGES=(
-  libc6-dev linux-libc-dev libgcc-s1 libstdc++6
-  libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
-)
+if [ "${1:-}" = "--runtime" ]; then
+  SYSROOT=${LANTERNE_SYSROOT:-/var/cache/lanterne-sysroot/bookworm-arm64-runtime}
+  # The lanterne-box package's run-time dependencies (scripts/build-packages.sh).
+  PACKAGES=(
+    libc6 libgcc-s1 libglib2.0-0 libgstreamer1.0-0 libgstreamer-plugins-base1.0-0
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  )
+else
+  SYSROOT=${LANTERNE_SYSROOT:-/var/cache/lanterne-sysroot/bookworm-arm64}
+  # What the box, the station agent and the arm64 test binaries link against or run with.
+  PACKAGES=(
+    libc6-dev linux-libc-dev libgcc-s1 libstdc++6
+    libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  )
+fi
 
 want="bookworm arm64 ${PACKAGES[*]}"
 stamp="$SYSROOT/.lanterne-sysroot"

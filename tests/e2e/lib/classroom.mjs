@@ -24,6 +24,9 @@
 //
 // Needs the binaries built first (`cargo build --workspace --bins`, which scripts/test.sh
 // does); LANTERNE_BIN_DIR overrides where they are (default: target/debug).
+// LANTERNE_BOX_BIN runs another box binary, and LANTERNE_BOX_WRAPPER runs it through a
+// command (space-separated), e.g. an aarch64 build under `qemu-aarch64 -L SYSROOT`
+// (scripts/bench-aarch64.sh); the stations stay this machine's own.
 import { spawn, execFile } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
 import { existsSync, openSync } from 'node:fs';
@@ -36,6 +39,12 @@ import https from 'node:https';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
 const binDir = process.env.LANTERNE_BIN_DIR || path.join(root, 'target', 'debug');
+const boxBin = process.env.LANTERNE_BOX_BIN || path.join(binDir, 'lanterne-box');
+const boxWrapper = (process.env.LANTERNE_BOX_WRAPPER || '').split(' ').filter(Boolean);
+/** The command and arguments that run the box with `args`. */
+const boxCommand = (args) => (boxWrapper.length
+  ? [boxWrapper[0], [...boxWrapper.slice(1), boxBin, ...args]]
+  : [boxBin, args]);
 
 /** What the box runs without --config: the development room (appliance/box config.rs). */
 const DEVELOPMENT_ROOM = `[room]
@@ -90,9 +99,9 @@ export async function startClassroom({
   stations = 8, replay = null, config = null, autologin = [], schedule = true, stationConfig = null,
   keepFirstPassword = false,
 } = {}) {
-  for (const b of ['lanterne-box', 'lanterne-station']) {
-    if (!existsSync(path.join(binDir, b))) {
-      throw new Error(`${b} not found in ${binDir}: run cargo build --workspace --bins first`);
+  for (const b of [boxBin, path.join(binDir, 'lanterne-station')]) {
+    if (!existsSync(b)) {
+      throw new Error(`${b} not found: run cargo build --workspace --bins first`);
     }
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'lanterne-e2e-'));
@@ -104,8 +113,7 @@ export async function startClassroom({
   if (schedule && !toml.includes('[schedule]')) toml = `${toml.replace(/\n?$/, '\n')}${scheduleIncludingNow()}`;
   await writeFile(path.join(dir, 'box.toml'), toml);
   boxArgs.push('--config', path.join(dir, 'box.toml'));
-  let box = spawn(path.join(binDir, 'lanterne-box'), boxArgs,
-    { env, stdio: ['ignore', 'ignore', boxLog] });
+  let box = spawn(...boxCommand(boxArgs), { env, stdio: ['ignore', 'ignore', boxLog] });
   const procs = [box];
   const stop = async () => {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
@@ -116,8 +124,7 @@ export async function startClassroom({
   try {
     const ready = await waitForFile(path.join(dir, 'ready.json'), box, 'lanterne-box', 60_000);
     const enrolCodes = async (count) => (await promisify(execFile)(
-      path.join(binDir, 'lanterne-box'),
-      ['enrol-codes', '--data-dir', path.join(dir, 'box'), '--count', String(count)],
+      ...boxCommand(['enrol-codes', '--data-dir', path.join(dir, 'box'), '--count', String(count)]),
       { env, timeout: 60_000 },
     )).stdout;
     // The generated first password must be replaced at the first sign-in; the harness does
@@ -152,7 +159,7 @@ export async function startClassroom({
         args[args.indexOf('--https') + 1] = new URL(ready.https_url).host;
         args[args.indexOf('--station-link') + 1] = ready.station_link;
         const log = openSync(path.join(dir, 'box.log'), 'a');
-        box = spawn(path.join(binDir, 'lanterne-box'), args, { env, stdio: ['ignore', 'ignore', log] });
+        box = spawn(...boxCommand(args), { env, stdio: ['ignore', 'ignore', log] });
         procs.push(box);
         this.boxPid = box.pid;
         await waitForFile(readyFile, box, 'lanterne-box (restarted)', 60_000);
