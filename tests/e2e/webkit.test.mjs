@@ -49,6 +49,17 @@ describe('the tablet page in WebKit (Safari\'s engine)', { timeout: 420_000, ski
     return seen;
   };
 
+  // The page's video statistics, for a failure message: what the decoder did and dropped.
+  const pageStats = () => wk.exec(`const { latencyMs, decodeMs, ...rest } = window.lanterneStats; return rest;`);
+  const explained = async (promise) => {
+    try {
+      return await promise;
+    } catch (e) {
+      const st = await pageStats().catch((err) => `unreadable: ${err.message}`);
+      throw new Error(`${e.message}\npage video stats: ${JSON.stringify(st)}`);
+    }
+  };
+
   before(async () => {
     await mkdir(results, { recursive: true });
     room = await startClassroom({ stations: 2 });
@@ -78,11 +89,11 @@ describe('the tablet page in WebKit (Safari\'s engine)', { timeout: 420_000, ski
   it('decodes the live mosaic, each tile in its station\'s colour', async (t) => {
     await wk.waitFor(`(n) => document.querySelectorAll('#tiles .tile:not(.offline)').length === n`,
       { args: [room.stations.length], timeoutMs: 60_000, what: 'every station online' });
-    const first = await wk.waitFor('() => window.lanterneStats.view === "mosaic" && window.lanterneStats.framesDecoded', { timeoutMs: 30_000 });
+    const first = await explained(wk.waitFor('() => window.lanterneStats.view === "mosaic" && window.lanterneStats.framesDecoded', { timeoutMs: 30_000 }));
     const t0 = Date.now();
     // Frames keep coming: counted over time, not a single picture.
-    const later = await wk.waitFor(`(above) => window.lanterneStats.framesDecoded > above + 20 && window.lanterneStats.framesDecoded`,
-      { args: [first], timeoutMs: 30_000, what: '20 more mosaic frames' });
+    const later = await explained(wk.waitFor(`(above) => window.lanterneStats.framesDecoded > above + 20 && window.lanterneStats.framesDecoded`,
+      { args: [first], timeoutMs: 30_000, what: '20 more mosaic frames' }));
     const seconds = (Date.now() - t0) / 1000;
     t.diagnostic(`WebKit decoded ${later - first} mosaic frames in ${seconds.toFixed(1)} s`);
     const stats = await wk.exec('return { errors: window.lanterneStats.decodeErrors, state: document.getElementById("conn").dataset.state };');
@@ -96,12 +107,13 @@ describe('the tablet page in WebKit (Safari\'s engine)', { timeout: 420_000, ski
     await wk.screenshot(path.join(results, 'webkit-mosaic.png'));
   });
 
-  it('opens one station full size in its own colour, and goes back', async () => {
+  it('opens one station full size in its own colour, and goes back', async (t) => {
     const s = room.stations[1];
     await wk.click(await wk.find(`#tiles .tile[data-station-id="${s.id}"]`));
     await wk.waitFor(`(id) => document.body.dataset.view === 'focus' && location.hash === '#station/' + id`, { args: [s.id] });
-    await wk.waitFor('() => window.lanterneStats.view === "focus" && window.lanterneStats.framesDecoded > 5', { timeoutMs: 30_000, what: 'focus frames' });
-    await waitColour('#focus-canvas', 0.5, 0.7, s.rgb, `${s.name} full size in its colour`);
+    await explained(wk.waitFor('() => window.lanterneStats.view === "focus" && window.lanterneStats.framesDecoded > 5', { timeoutMs: 30_000, what: 'focus frames' }));
+    await explained(waitColour('#focus-canvas', 0.5, 0.7, s.rgb, `${s.name} full size in its colour`));
+    t.diagnostic(`focus view: ${JSON.stringify(await pageStats())}`);
     assert.equal(await wk.exec('return document.getElementById("focus-title").textContent;'), `Écran de ${s.name}`);
     await wk.screenshot(path.join(results, 'webkit-focus.png'));
     await wk.click(await wk.find('#back'));

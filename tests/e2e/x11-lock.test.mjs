@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startClassroom } from './lib/classroom.mjs';
 import { launch, TABLET } from './lib/browser.mjs';
+import { startXvfb } from './lib/x11.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const results = path.join(here, 'test-results');
@@ -31,20 +32,6 @@ const LOCK_BACKGROUND = [0x0b, 0x14, 0x26];
 const BADGE = [0xb9, 0x1c, 0x1c];
 /** The OK button of a message card (theme.rs MESSAGE_BUTTON). */
 const MESSAGE_BUTTON = [0x25, 0x63, 0xeb];
-
-/** Starts Xvfb on a display it picks itself and resolves with the display name. */
-function startXvfb() {
-  const proc = spawn('Xvfb', ['-displayfd', '1', '-screen', '0', `${WIDTH}x${HEIGHT}x24`,
-    '-nolisten', 'tcp'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('Xvfb gave no display within 30 s')), 30_000);
-    proc.on('error', (e) => reject(new Error(`Xvfb: ${e.message} (run scripts/setup.sh)`)));
-    proc.stdout.once('data', (d) => {
-      clearTimeout(timer);
-      resolve({ proc, display: `:${String(d).trim()}` });
-    });
-  });
-}
 
 /** Covers the screen with one colour (xlogo with equal fore- and background). */
 async function studentWindow(display) {
@@ -114,7 +101,7 @@ describe('the lock overlay on a real X display', { timeout: 300_000 }, () => {
 
   before(async () => {
     await mkdir(results, { recursive: true });
-    xvfb = await startXvfb();
+    xvfb = await startXvfb(WIDTH, HEIGHT);
     xlogo = await studentWindow(xvfb.display);
     room = await startClassroom({ stations: 0 });
     await room.runStation('poste-x11', ['--source', 'x11', '--display', xvfb.display]);

@@ -15,6 +15,12 @@ const BACKOFF_MIN_MS = 500;
 // A box that restarts is back within seconds, and the teacher is waiting for the class to
 // come back: one tablet trying every 3 s at most costs the box nothing.
 const BACKOFF_MAX_MS = 3_000;
+/**
+ * Least time between two keyframe requests to the box. A station's full stream carries a
+ * keyframe only every minute unless one is asked for, so a decoder that dropped frames asks;
+ * the box rate-limits too.
+ */
+const KEYFRAME_REQUEST_GAP_MS = 500;
 
 /** The stats object tests and the benchmark read; one per page, describing the current view. */
 export const stats = (window.lanterneStats = {
@@ -23,6 +29,7 @@ export const stats = (window.lanterneStats = {
   keyframesDecoded: 0,
   decodeErrors: 0,
   droppedFrames: 0,
+  keyframeRequests: 0,
   reconnects: 0,
   connection: 'connecting',
   latencyMs: [],
@@ -37,6 +44,7 @@ export function resetStats(view) {
     keyframesDecoded: 0,
     decodeErrors: 0,
     droppedFrames: 0,
+    keyframeRequests: 0,
     reconnects: 0,
     latencyMs: [],
     decodeMs: [],
@@ -114,6 +122,7 @@ export class VideoStream {
     this.retryTimer = null;
     this.liveSinceConnect = false;
     this.state = null;
+    this.lastKeyframeRequest = -Infinity;
   }
 
   start() {
@@ -288,6 +297,20 @@ export class VideoStream {
     this.openDecoder();
   }
 
+  /**
+   * Asks the box for a keyframe: this decoder dropped frames and can only resume at one.
+   * At most every KEYFRAME_REQUEST_GAP_MS; a request on a closed socket is simply lost (a
+   * new connection starts at a keyframe anyway).
+   */
+  requestKeyframe() {
+    const now = performance.now();
+    if (now - this.lastKeyframeRequest < KEYFRAME_REQUEST_GAP_MS) return;
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    this.lastKeyframeRequest = now;
+    stats.keyframeRequests++;
+    this.ws.send(JSON.stringify({ type: 'keyframe' }));
+  }
+
   decode(frame) {
     const decoder = this.decoder;
     if (!decoder || decoder.state !== 'configured') {
@@ -296,13 +319,16 @@ export class VideoStream {
     }
     if (!frame.keyframe) {
       if (this.needKeyframe) {
+        // Waiting for a keyframe (after a lag or a decoder error): make sure one comes.
         stats.droppedFrames++;
+        this.requestKeyframe();
         return;
       }
       if (decoder.decodeQueueSize > MAX_DECODE_QUEUE) {
         // The device cannot keep up: skip to the next keyframe rather than fall behind.
         this.needKeyframe = true;
         stats.droppedFrames++;
+        this.requestKeyframe();
         return;
       }
     } else if (decoder.decodeQueueSize > HARD_DECODE_QUEUE) {

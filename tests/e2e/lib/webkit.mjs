@@ -41,7 +41,7 @@ function freePort() {
 /** Starts Xvfb on a display it picks itself; resolves with { proc, display }. */
 function startXvfb(width, height) {
   const proc = spawn('Xvfb', ['-displayfd', '1', '-screen', '0', `${Math.max(width, 1920)}x${Math.max(height, 1200)}x24`,
-    '-nolisten', 'tcp'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    '-nolisten', 'tcp', '-noreset'], { stdio: ['ignore', 'pipe', 'ignore'] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('Xvfb gave no display within 30 s')), 30_000);
     proc.on('error', (e) => reject(new Error(`Xvfb: ${e.message} (run scripts/setup.sh)`)));

@@ -8,10 +8,15 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** Starts Xvfb (width × height) on a display it picks itself; resolves { proc, display }. */
+/**
+ * Starts Xvfb (width × height) on a display it picks itself; resolves { proc, display }.
+ * `-noreset`: without it the server resets whenever its last client leaves, and a client
+ * connecting meanwhile is refused ("Can't open display"). Polling the display (xwininfo,
+ * screenshots) while a program starts made that happen: the program died at once.
+ */
 export function startXvfb(width, height) {
   const proc = spawn('Xvfb', ['-displayfd', '1', '-screen', '0', `${width}x${height}x24`,
-    '-nolisten', 'tcp'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    '-nolisten', 'tcp', '-noreset'], { stdio: ['ignore', 'pipe', 'ignore'] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('Xvfb gave no display within 30 s')), 30_000);
     proc.on('error', (e) => reject(new Error(`Xvfb: ${e.message} (run scripts/setup.sh)`)));

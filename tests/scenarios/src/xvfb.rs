@@ -29,6 +29,10 @@ pub fn start_xvfb() -> (Xvfb, String) {
             "1280x720x24",
             "-nolisten",
             "tcp",
+            // Without it the server resets whenever its last client leaves and refuses
+            // connections meanwhile: a program started while a test polled the display
+            // (xwininfo) was refused and died ("the xlogo window never appeared").
+            "-noreset",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -4,7 +4,7 @@ use super::*;
 
 // ---- video WebSockets ----
 
-/// Largest message a tablet may send us; it only sends pings and closes.
+/// Largest message a tablet may send us: pings, closes and keyframe requests.
 pub(super) const WS_MAX_IN: usize = 4 * 1024;
 /// Minimum time between keyframe requests caused by one slow viewer.
 pub(super) const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
@@ -88,6 +88,23 @@ impl ViewerGate {
         }
         due
     }
+}
+
+/// Whether a message from the tablet asks for a keyframe: its decoder dropped frames (it fell
+/// behind, or a frame failed to decode) and can only resume at one. A station's full stream
+/// has a keyframe only every minute unless one is asked for, so without this a tablet that
+/// dropped a frame would stay frozen for up to that long. Anything else a page sends is
+/// ignored; requests are rate-limited by [`ViewerGate::lagged`].
+pub(super) fn asks_for_keyframe(msg: &Message) -> bool {
+    let Message::Text(text) = msg else {
+        return false;
+    };
+    #[derive(serde::Deserialize)]
+    struct Request<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+    }
+    serde_json::from_str::<Request>(text.as_str()).is_ok_and(|r| r.kind == "keyframe")
 }
 
 pub(super) fn config_message(codec: &str) -> Message {
@@ -210,7 +227,11 @@ pub(super) async fn mosaic_session(
             },
             m = rx.next() => match m {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                Some(Ok(_)) => {}
+                Some(Ok(m)) => {
+                    if asks_for_keyframe(&m) && gate.lagged() {
+                        state.mosaic.request_keyframe();
+                    }
+                }
             },
         }
     }
@@ -314,7 +335,11 @@ pub(super) async fn focus_session(
             },
             m = rx.next() => match m {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                Some(Ok(_)) => {}
+                Some(Ok(m)) => {
+                    if asks_for_keyframe(&m) && gate.lagged() {
+                        sub.request_keyframe();
+                    }
+                }
             },
         }
     }
@@ -363,5 +388,20 @@ mod tests {
         assert!(!g.lagged(), "but not again right away");
         assert!(matches!(g.admit(false, &p), Admit::Skip));
         assert!(matches!(g.admit(true, &idr), Admit::Send { config: None }));
+    }
+
+    #[test]
+    fn only_a_keyframe_request_asks_for_a_keyframe() {
+        let text = |t: &str| Message::Text(t.to_string().into());
+        assert!(asks_for_keyframe(&text(r#"{"type":"keyframe"}"#)));
+        assert!(asks_for_keyframe(&text(
+            r#"{"type":"keyframe","why":"decoder lagging"}"#
+        )));
+        assert!(!asks_for_keyframe(&text(r#"{"type":"config"}"#)));
+        assert!(!asks_for_keyframe(&text("keyframe")));
+        assert!(!asks_for_keyframe(&text(r#"{"kind":"keyframe"}"#)));
+        assert!(!asks_for_keyframe(&Message::Binary(
+            br#"{"type":"keyframe"}"#.to_vec().into()
+        )));
     }
 }
