@@ -58,6 +58,16 @@ find "$tmp" -type l -lname '/*' -print0 | while IFS= read -r -d '' link; do
   ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$tmp$target")" "$link"
 done
 
+# Libraries that Debian provides through update-alternatives (the reference BLAS and LAPACK
+# that libav's filters load) get their links from maintainer scripts, which an extracted root
+# never runs: make the links the default alternatives would.
+for alt in blas/libblas.so.3 lapack/liblapack.so.3; do
+  dir="$tmp/usr/lib/aarch64-linux-gnu"
+  if [ -e "$dir/$alt" ] && [ ! -e "$dir/$(basename "$alt")" ]; then
+    ln -s "$alt" "$dir/$(basename "$alt")"
+  fi
+done
+
 rm -rf "$SYSROOT"
 mv "$tmp" "$SYSROOT"
 echo "$want" > "$stamp"
