@@ -20,7 +20,7 @@ done
 if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
 fi
-cargo build --release -p lanterne-box -p lanterne-station
+cargo build --release -p lanterne-box -p lanterne-station -p lanterne-scenarios --bins
 content=target/bench-content
 scripts/bench/record-content.sh "$content" 30
 LANTERNE_BIN_DIR=$PWD/target/release RUST_LOG=warn node scripts/bench/scale.mjs \

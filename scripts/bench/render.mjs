@@ -185,7 +185,10 @@ runs) serves it to M receivers that speak enough RFB 3.8 to do what a view-only 
 update is complete) and count bytes and updates without drawing (\`scripts/bench/rfb.mjs\`);
 x11vnc's CPU is divided by M. Lanterne's fan-out forwards the station's full stream unchanged to
 each receiver, so its bytes per receiver are that stream's rate; the ratio is VNC's bytes per
-receiver over Lanterne's. The receivers do not get the same picture size: x11vnc sends the
+receiver over Lanterne's. Its CPU, in the same run: the fan-out benchmark's program
+(\`bench-fanout\`) has a station replay the scene's full stream as a demo to M receiving stations
+through a real box; the relay's CPU is the box's CPU during the demo minus before it, per
+receiver. The receivers do not get the same picture size: x11vnc sends the
 1920×1080 screen as it is, while the focus stream is scaled to 1280×720, the box's default for
 the focus view (and what a tablet shows), which favours Lanterne in this ratio. Everything (Chromium, x11vnc, the stations, the box) shares the
 machine's two cores, with other engineers' builds running.`,
@@ -210,10 +213,15 @@ machine's two cores, with other engineers' builds running.`,
       rows.push([`VNC, ${scene}: kB/s per receiver (${v.receivers} receivers), updates/s`, `${v.vnc_kbytes_per_s_per_receiver}, ${v.vnc_updates_per_s_per_receiver}`, '—']);
       rows.push([`VNC, ${scene}: x11vnc CPU, total / per receiver (% of a core)`, `${v.vnc_server_cpu_pct} / ${v.vnc_server_cpu_pct_per_receiver}`, 'reported']);
       rows.push([`Lanterne fan-out, ${scene}: kB/s per receiver, frames/s`, `${v.lanterne_kbytes_per_s_per_receiver}, ${v.lanterne_fps}`, '—']);
+      if (v.lanterne_relay_cpu_pct_per_receiver !== undefined) {
+        rows.push([`Lanterne fan-out, ${scene}: box CPU before / with the demo (% of a core), relay CPU per receiver, frames lost`,
+          `${v.lanterne_box_cpu_pct_before_demo} / ${v.lanterne_box_cpu_pct_with_demo}, ${v.lanterne_relay_cpu_pct_per_receiver}, ${v.lanterne_frames_lost}`, 'reported']);
+        rows.push([`ratio VNC / Lanterne CPU per receiver, ${scene}`, v.cpu_ratio ?? 'n/a (no relay CPU measurable)', 'reported']);
+      }
       rows.push([`ratio VNC / Lanterne bytes per receiver, ${scene}`, v.bytes_ratio, '≥ 10']);
     }
     rows.push(['VNC / Lanterne bytes ratio (the smaller of the scenes)', r.vnc_bytes_ratio, '≥ 10']);
-    if (r.lanterne_relay_cpu_pct_per_receiver !== null) {
+    if (r.lanterne_relay_cpu_pct_per_receiver !== null && !Object.values(r.vnc).some((v) => v.lanterne_relay_cpu_pct_per_receiver !== undefined)) {
       rows.push([`Lanterne relay CPU per receiver (% of a core; fan-out benchmark of ${r.lanterne_relay_cpu_measured}, not this run)`, r.lanterne_relay_cpu_pct_per_receiver, 'reported']);
     }
     return rows;

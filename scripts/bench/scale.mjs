@@ -17,7 +17,10 @@
 //  4. VNC: for each motion scene, the same program runs on a fresh Xvfb screen, x11vnc
 //     serves it to M receivers (scripts/bench/rfb.mjs); bytes and updates per receiver and
 //     x11vnc's CPU per receiver, against the bytes per receiver of Lanterne's fan-out, which
-//     forwards the station's full stream of that scene unchanged to each receiver.
+//     forwards the station's full stream of that scene unchanged to each receiver, and, in
+//     the same run, the box's relay CPU per receiver for that stream: bench-fanout (the
+//     fan-out benchmark's program) shows the scene's full stream to the same number of
+//     receiving stations through a real box.
 // Box RSS is sampled every 500 ms over the whole run.
 //
 // With LANTERNE_BENCH_AARCH64 set (scripts/bench-aarch64.sh), the box is the aarch64 build run
@@ -46,6 +49,8 @@ const WINDOW_S = Number(secondsArg || 10);
 const AARCH64 = Boolean(process.env.LANTERNE_BENCH_AARCH64);
 const VNC_RECEIVERS = AARCH64 ? 0 : Number(vncArg || 10);
 const CONTENT = contentArg || path.join(root, 'target/bench-content');
+// Where the release binaries are (bench-fanout of the VNC phase); scripts/bench-scale.sh sets it.
+const BIN_DIR = process.env.LANTERNE_BIN_DIR || path.join(root, 'target', 'release');
 const SCENES = ['editor', 'browser', 'video', 'slide', 'idle'];
 const MOTION_SCENES = ['video', 'browser'];
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -280,6 +285,7 @@ async function vncRun(scene) {
       lanterne_kbytes_per_s_per_receiver: lanterneKBps,
       lanterne_fps: content[scene].full.frames_per_s,
       bytes_ratio: round(vncKBps / lanterneKBps, 1),
+      ...await fanoutRun(scene, serverCpu / VNC_RECEIVERS),
     };
   } finally {
     for (const p of procs.reverse()) {
@@ -288,6 +294,31 @@ async function vncRun(scene) {
     await sleep(1000);
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The box's fan-out of the scene's full stream to VNC_RECEIVERS receiving stations, measured
+ * by bench-fanout (relay CPU = box CPU during the demo − before it, per receiver), next to
+ * x11vnc's CPU per receiver.
+ */
+async function fanoutRun(scene, vncCpuPerReceiver) {
+  const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'lanterne-fanout-')), 'fanout.json');
+  const windows = Math.min(WINDOWS, 3);
+  const child = spawn(path.join(BIN_DIR, 'bench-fanout'),
+    ['run', String(VNC_RECEIVERS), String(windows), String(WINDOW_S),
+      path.join(CONTENT, `${scene}-thumb.lrp`), path.join(CONTENT, `${scene}-full.lrp`), out],
+    { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const code = await new Promise((r) => child.once('exit', r));
+  if (code !== 0) throw new Error(`bench-fanout on the ${scene} scene exited with ${code}`);
+  const f = JSON.parse(readFileSync(out, 'utf8')).results;
+  rmSync(path.dirname(out), { recursive: true, force: true });
+  return {
+    lanterne_relay_cpu_pct_per_receiver: f.relay_cpu_pct_per_receiver,
+    lanterne_box_cpu_pct_with_demo: f.box_cpu_pct_median,
+    lanterne_box_cpu_pct_before_demo: f.box_cpu_idle_pct_median,
+    lanterne_frames_lost: f.healthy_frames_lost,
+    cpu_ratio: f.relay_cpu_pct_per_receiver > 0 ? round(vncCpuPerReceiver / f.relay_cpu_pct_per_receiver, 1) : null,
+  };
 }
 
 // ── report ───────────────────────────────────────────────────────────────────────────────
@@ -301,6 +332,7 @@ let fanout = null;
 try {
   fanout = JSON.parse(readFileSync(path.join(root, 'docs/bench/fanout.json'), 'utf8'));
 } catch { /* not measured on this checkout */ }
+// The 1080p30 figure of the fan-out benchmark, for reference (another run).
 results.lanterne_relay_cpu_pct_per_receiver = fanout?.results?.relay_cpu_pct_per_receiver ?? null;
 results.lanterne_relay_cpu_measured = fanout?.date ?? null;
 

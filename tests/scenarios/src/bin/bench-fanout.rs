@@ -3,7 +3,9 @@
 //!
 //! Run through `scripts/bench-fanout.sh` (builds release binaries, records the streams):
 //!   target/release/bench-fanout run [receivers=60] [windows=5] [window_s=10] \
-//!       [thumb=run/bench/thumb.lrp] [full=run/bench/full-1080p30.lrp]
+//!       [thumb=run/bench/thumb.lrp] [full=run/bench/full-1080p30.lrp] \
+//!       [out=docs/bench/fanout.json]
+//! (The scale benchmark runs it on its recorded screens with an `out` of its own.)
 //!   target/release/bench-fanout record run/bench/full-1080p30.lrp
 //!
 //! What runs: a real `lanterne-box` process; in this process, the source station (a real
@@ -505,6 +507,7 @@ struct Args {
     window: Duration,
     thumb: PathBuf,
     full: PathBuf,
+    out: PathBuf,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Args> {
@@ -521,6 +524,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         window: Duration::from_secs(window_s),
         thumb: get(3).unwrap_or("run/bench/thumb.lrp").into(),
         full: get(4).unwrap_or("run/bench/full-1080p30.lrp").into(),
+        out: get(5).unwrap_or("docs/bench/fanout.json").into(),
     })
 }
 
@@ -767,18 +771,19 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Some("run") => {
-            let result = run(parse_args(&args[1..])?).await?;
+            let args = parse_args(&args[1..])?;
+            let out = args.out.clone();
+            let result = run(args).await?;
             println!("{}", serde_json::to_string_pretty(&result)?);
-            std::fs::create_dir_all("docs/bench")?;
-            std::fs::write(
-                "docs/bench/fanout.json",
-                serde_json::to_string_pretty(&result)? + "\n",
-            )?;
-            println!("wrote docs/bench/fanout.json");
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&out, serde_json::to_string_pretty(&result)? + "\n")?;
+            println!("wrote {}", out.display());
             Ok(())
         }
         _ => bail!(
-            "usage: bench-fanout run [receivers] [windows] [window_s] [thumb] [full] | record PATH"
+            "usage: bench-fanout run [receivers] [windows] [window_s] [thumb] [full] [out] | record PATH"
         ),
     }
 }
