@@ -169,8 +169,9 @@ unchanged pictures, x264) as two replay files: the thumbnail a 40-station mosaic
 rate is its access units plus the station link's framing and TLS record overhead, per second of
 recording (a file loops at its recorded length, so each pass starts with one keyframe).
 The recordings' frame rates are what the capture achieved on this shared machine while the
-program ran (Chromium scrolling or animating at 1920×1080 in software): motion scenes reach
-7–17 fps at full size, not 30, so their full-size rates are lower than a fast PC would send.
+program ran (Chromium scrolling or animating at 1920×1080 in software): motion scenes may
+reach fewer than 30 fps at full size (the table gives each scene's rate), and then their
+full-size rates are lower than a fast PC would send.
 Then N stations (station i replays scene i mod 5; stations sharing a scene start spread over
 its 30 s, as real screens never change in step) connect over their own mutually authenticated
 TLS links to a real box (release build). Idle room: nobody watches; box CPU is utime+stime of the
