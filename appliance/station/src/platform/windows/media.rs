@@ -116,8 +116,12 @@ fn new_encoder(p: StreamParams) -> Result<Encoder, MediaError> {
         .rate_control_mode(RateControlMode::Bitrate)
         .bitrate(BitRate::from_bps(p.bitrate_kbps.saturating_mul(1000)))
         .max_frame_rate(FrameRate::from_hz(p.fps as f32))
-        // Rate control must not drop pictures on its own: the change gate decides.
-        .skip_frames(false);
+        // OpenH264 holds the bit rate only when it may skip a picture now and then (a skipped
+        // picture is simply not sent, and is encoded again when it next changes).
+        .skip_frames(true)
+        // Neither is supported for screen content (OpenH264 turns them off, with a warning).
+        .adaptive_quantization(false)
+        .background_detection(false);
     Encoder::with_api_config(OpenH264API::from_source(), config)
         .map_err(|e| MediaError::Encoder(e.to_string()))
 }
