@@ -18,6 +18,10 @@ pub use media::{
     init, CaptureSource, CodecProbe, DemoPlayer, LiveSource, MediaError, PlayerConfig, PlayerOutput,
 };
 
+/// Tests that paint and read the one desktop take turns.
+#[cfg(test)]
+pub(crate) static DESKTOP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Where the agent reads its configuration unless told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = r"C:\ProgramData\Lanterne\station.toml";
 /// Where the identity lives unless told otherwise.
