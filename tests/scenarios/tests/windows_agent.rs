@@ -1,7 +1,9 @@
 //! The Windows station agent, under Wine on Xvfb, with a real box: the agent enrols itself
 //! (`lanterne-station.exe enrol`), a Windows program covers the Wine desktop with one colour,
 //! the agent runs (`lanterne-station.exe desktop`: GDI capture, OpenH264), and the box's focus
-//! view, opened like a tablet, decodes that colour.
+//! view, opened like a tablet, decodes that colour. Then the room lock puts the lock screen
+//! up (seen through the same focus view) and takes it down, and a command the box approved
+//! but the PC's own allow-list does not list is refused by the station.
 //!
 //! Run by `scripts/test-windows.sh`, which cross-builds the Windows programs, makes the Wine
 //! prefix and the display, and passes them in the environment: `LANTERNE_WINDOWS_BIN_DIR`
@@ -14,7 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lanterne_scenarios::{close_to, decode_last_rgb, mean_rgb, next_item, BoxProcess, WsItem};
+use lanterne_scenarios::{
+    close_to, decode_last_rgb, development_config, mean_rgb, next_item, BoxProcess, Https, WsItem,
+};
+
+/// The Windows lock screen's night blue (`platform::windows::screen::LOCK_RGB`).
+const LOCK_RGB: [u8; 3] = [0x0b, 0x14, 0x26];
 
 /// A process under Wine, ended with the test.
 struct WineProcess(Child);
@@ -45,13 +52,25 @@ fn wine(exe: &Path) -> Command {
 
 #[tokio::test]
 #[ignore = "needs the cross-built Windows agent, Wine and Xvfb: run by scripts/test-windows.sh"]
-async fn a_windows_agent_under_wine_enrols_and_its_screen_reaches_the_focus_view() {
+async fn a_windows_agent_under_wine_enrols_streams_its_screen_locks_and_refuses_unlisted_commands() {
     let bins = windows_bin_dir();
     let agent = bins.join("lanterne-station.exe");
     let painter = bins.join("examples").join("colour-window.exe");
-    let b = BoxProcess::start().await.unwrap();
+    // The box approves a command that this PC's own list does not have.
+    let b = BoxProcess::start_with_config(&format!(
+        "{}\n[[commands]]\nname = \"marque\"\nprogram = \"/usr/bin/touch\"\nargs = [\"x\"]\n",
+        development_config()
+    ))
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("station");
+    let station_toml = dir.path().join("station.toml");
+    std::fs::write(
+        &station_toml,
+        "[[commands]]\nprogram = 'C:\\windows\\system32\\cmd.exe'\nargs = ['/c', 'echo', 'bonjour']\n",
+    )
+    .unwrap();
 
     // The agent enrols itself with a one-time code, as an admin would at install time.
     let token = b.enrol_tokens(1).unwrap().remove(0);
@@ -99,7 +118,7 @@ async fn a_windows_agent_under_wine_enrols_and_its_screen_reaches_the_focus_view
     let _agent = WineProcess(
         wine(&agent)
             .args(["desktop", "--data-dir", &wine_path(&data)])
-            .args(["--config", &wine_path(&dir.path().join("station.toml"))])
+            .args(["--config", &wine_path(&station_toml)])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -111,36 +130,7 @@ async fn a_windows_agent_under_wine_enrols_and_its_screen_reaches_the_focus_view
         .login("admin", b.ready.admin_password.as_deref().unwrap())
         .await
         .unwrap();
-    // The focus view is refused until the station is online.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut ws = loop {
-        match https
-            .websocket(&format!("/api/stations/{station_id}/focus"), &cookie)
-            .await
-        {
-            Ok(ws) => break ws,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "focus view never opened: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    };
-    let mut aus: Vec<Bytes> = Vec::new();
-    while aus.len() < 30 {
-        // A still screen sends its keyframe and then nothing: two quiet seconds after a
-        // frame mean the picture is complete.
-        let wait = Duration::from_secs(if aus.is_empty() { 30 } else { 2 });
-        match next_item(&mut ws, wait).await {
-            Ok(WsItem::Video(v)) => {
-                assert!(!aus.is_empty() || v.keyframe, "viewers start at a keyframe");
-                aus.push(v.au);
-            }
-            Ok(WsItem::Json(j)) => assert_ne!(j["type"], "ended", "focus ended early: {j}"),
-            Err(_) if !aus.is_empty() => break,
-            Err(e) => panic!("no video from the Windows agent: {e}"),
-        }
-    }
-    let img = decode_last_rgb(&aus).unwrap();
+    let img = focus_picture(&https, &cookie, station_id).await;
     let (w, h, _) = img;
     // Left of the centre, away from the watched badge (top right).
     let seen = mean_rgb(&img, w / 4, h / 2, 8);
@@ -154,5 +144,122 @@ async fn a_windows_agent_under_wine_enrols_and_its_screen_reaches_the_focus_view
     )
     .await
     .unwrap();
+
+    // The room lock: the station reports the lock screen up, and its stream shows it.
+    let origin = https.origin();
+    let lock = |locked: bool| {
+        let (https, cookie, origin) = (&https, &cookie, &origin);
+        async move {
+            let res = https
+                .request(
+                    "POST",
+                    "/api/room/lock",
+                    Some(serde_json::json!({ "locked": locked })),
+                    &[("cookie", cookie), ("origin", origin)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(res.status, 200);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let room = https
+                    .request("GET", "/api/room", None, &[("cookie", cookie)])
+                    .await
+                    .unwrap()
+                    .json();
+                if room["mosaic"]["tiles"][0]["locked"] == locked {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the station never reported locked = {locked}: {room}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    lock(true).await;
+    let img = focus_picture(&https, &cookie, station_id).await;
+    let seen = mean_rgb(&img, img.0 / 4, img.1 / 2, 8);
+    assert!(
+        close_to(seen, LOCK_RGB, 30),
+        "the locked Windows screen shows {seen:?}, expected the lock screen {LOCK_RGB:?}"
+    );
+    lock(false).await;
+    let img = focus_picture(&https, &cookie, station_id).await;
+    let seen = mean_rgb(&img, img.0 / 4, img.1 / 2, 8);
+    assert!(
+        close_to(seen, painted, 30),
+        "after the lock the Windows screen shows {seen:?}, expected {painted:?}"
+    );
+
+    // A command the box approved but this PC's own list lacks is refused by the station.
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/commands/run",
+            serde_json::json!({ "name": "marque", "stations": null }),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.json()["sent_to"], serde_json::json!(["poste-wine"]));
+    let run_id = res.json()["id"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let result = loop {
+        let run = https
+            .request(
+                "GET",
+                &format!("/api/commands/runs/{run_id}"),
+                None,
+                &[("cookie", &cookie)],
+            )
+            .await
+            .unwrap()
+            .json();
+        if run["results"][0]["done"] == true {
+            break run["results"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "no result in time: {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(result["exit_code"], serde_json::Value::Null, "{result}");
+    let error = result["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("'/usr/bin/touch' is not in this station's allow-list")
+            && error.contains("station.toml"),
+        "{result}"
+    );
     drop(painter);
+}
+
+/// Opens the station's focus view (retrying until the station is online) and returns its
+/// picture once the stream goes quiet (a still screen sends a keyframe, then nothing).
+async fn focus_picture(https: &Https, cookie: &str, station_id: u32) -> (u32, u32, Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ws = loop {
+        match https
+            .websocket(&format!("/api/stations/{station_id}/focus"), cookie)
+            .await
+        {
+            Ok(ws) => break ws,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "focus view never opened: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let mut aus: Vec<Bytes> = Vec::new();
+    while aus.len() < 30 {
+        let wait = Duration::from_secs(if aus.is_empty() { 30 } else { 2 });
+        match next_item(&mut ws, wait).await {
+            Ok(WsItem::Video(v)) => {
+                assert!(!aus.is_empty() || v.keyframe, "viewers start at a keyframe");
+                aus.push(v.au);
+            }
+            Ok(WsItem::Json(j)) => assert_ne!(j["type"], "ended", "focus ended early: {j}"),
+            Err(_) if !aus.is_empty() => break,
+            Err(e) => panic!("no video from the Windows agent: {e}"),
+        }
+    }
+    decode_last_rgb(&aus).unwrap()
 }
