@@ -2,13 +2,15 @@
 //!
 //! The station crate itself forbids `unsafe`; what it needs from Windows that no well-kept
 //! safe crate offers lives here, small and reviewed: [`capture`] copies the desktop with GDI
-//! (`BitBlt` from the screen's device context), [`window`] opens a plain window filled with
-//! one colour (the test program the Windows scenario draws with).
+//! (`BitBlt` from the screen's device context), [`window`] opens topmost windows of one
+//! colour (the watched badge, the lock screen on every monitor with input blocked, the test
+//! program the Windows scenario draws with), [`message`] shows a teacher's message.
 //!
 //! On other platforms this crate is empty.
 #![cfg(windows)]
 
 pub mod capture;
+pub mod message;
 pub mod window;
 
 /// A Win32 call that failed: which one, and the thread's last error code.

@@ -2,12 +2,15 @@
 //! window in the top-right corner of the desktop while video leaves the station), the lock
 //! screen (a topmost window on every monitor, keyboard and mouse swallowed by low-level hooks;
 //! see `lanterne_winsys::window` for what Windows never lets a program block), and input
-//! blocking for full-screen demos. Teachers' messages are not there yet: they are refused
-//! with a clear error. Colours and words are the X11 overlay's (`lanterne_overlay::theme`).
+//! blocking for full-screen demos, and teachers' messages (a standard Windows message box;
+//! its OK is the read receipt). Colours and words are the X11 overlay's
+//! (`lanterne_overlay::theme`).
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use lanterne_winsys::capture::desktop_rect;
+use lanterne_winsys::message::MessageBox;
 use lanterne_winsys::window::{monitors, ColourWindow, Rect, TopWindows};
 use lanterne_wire::Shown;
 
@@ -21,7 +24,8 @@ const BADGE_RGB: [u8; 3] = [0xb9, 0x1c, 0x1c];
 pub const LOCK_RGB: [u8; 3] = [0x0b, 0x14, 0x26];
 /// Shown when the teacher locks without a message of their own.
 pub const DEFAULT_LOCK_MESSAGE: &str = "Écrans verrouillés — regardez le tableau";
-const NOT_YET: &str = "not available on Windows stations yet";
+/// Most messages on screen at once; more are refused until some are read.
+const MAX_OPEN_MESSAGES: usize = 16;
 
 /// The desktop of the Windows session the agent runs in.
 pub struct WindowsScreen {
@@ -29,6 +33,7 @@ pub struct WindowsScreen {
     lock: Mutex<Option<TopWindows>>,
     /// Input blocked without a lock (full-screen demo).
     blocked: Mutex<Option<TopWindows>>,
+    messages: Mutex<HashMap<u64, MessageBox>>,
     dismissed: tokio::sync::broadcast::Sender<u64>,
 }
 
@@ -38,7 +43,8 @@ impl WindowsScreen {
             badge: Mutex::new(None),
             lock: Mutex::new(None),
             blocked: Mutex::new(None),
-            dismissed: tokio::sync::broadcast::channel(1).0,
+            messages: Mutex::new(HashMap::new()),
+            dismissed: tokio::sync::broadcast::channel(crate::screen::DISMISSALS).0,
         }
     }
 }
@@ -98,8 +104,28 @@ impl Screen for WindowsScreen {
         Ok(())
     }
 
-    fn show_message(&self, _id: u64, _from: &str, _text: &str) -> Result<(), String> {
-        Err(format!("messages are {NOT_YET}"))
+    fn show_message(&self, id: u64, from: &str, text: &str) -> Result<(), String> {
+        let mut messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        messages.retain(|_, m| m.is_open());
+        if messages.contains_key(&id) {
+            return Ok(());
+        }
+        if messages.len() >= MAX_OPEN_MESSAGES {
+            return Err(format!(
+                "{MAX_OPEN_MESSAGES} messages are already waiting to be read on this screen"
+            ));
+        }
+        let dismissed = self.dismissed.clone();
+        let shown = MessageBox::show(
+            &format!("Message de {from}"),
+            text,
+            Box::new(move || {
+                let _ = dismissed.send(id);
+            }),
+        )
+        .map_err(|e| format!("cannot show the message: {e}"))?;
+        messages.insert(id, shown);
+        Ok(())
     }
 
     fn dismissals(&self) -> tokio::sync::broadcast::Receiver<u64> {
@@ -203,9 +229,37 @@ mod tests {
         assert!(close(seen, BADGE_RGB), "badge corner shows {seen:?}");
         screen.set_watched(false).unwrap();
         assert!(close(wait_for(bx, by, teal), teal));
+    }
 
-        // Messages are refused plainly.
-        let err = screen.show_message(1, "M. Martin", "Bonjour").unwrap_err();
-        assert!(err.contains("not available on Windows"), "{err}");
+    #[test]
+    fn a_message_stays_until_the_student_presses_ok_and_that_is_the_receipt() {
+        let _turn = crate::platform::windows::DESKTOP
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let screen = WindowsScreen::new();
+        let mut dismissals = screen.dismissals();
+        screen
+            .show_message(7, "M. Martin", "Enregistrez votre travail.")
+            .unwrap();
+        // The same message again is not a second box.
+        screen
+            .show_message(7, "M. Martin", "Enregistrez votre travail.")
+            .unwrap();
+        assert!(dismissals.try_recv().is_err(), "nothing read yet");
+        let messages = screen.messages.lock().unwrap();
+        assert_eq!(messages.len(), 1);
+        assert!(messages[&7].press_ok());
+        drop(messages);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let read = rt
+            .block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(10), dismissals.recv()).await
+            })
+            .expect("the receipt within 10 s")
+            .unwrap();
+        assert_eq!(read, 7);
     }
 }
