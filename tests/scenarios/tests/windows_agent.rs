@@ -2,8 +2,10 @@
 //! (`lanterne-station.exe enrol`), a Windows program covers the Wine desktop with one colour,
 //! the agent runs (`lanterne-station.exe desktop`: GDI capture, OpenH264), and the box's focus
 //! view, opened like a tablet, decodes that colour. Then the room lock puts the lock screen
-//! up (seen through the same focus view) and takes it down, and a command the box approved
-//! but the PC's own allow-list does not list is refused by the station.
+//! up (seen through the same focus view) and takes it down, a command the box approved but
+//! the PC's own allow-list does not list is refused by the station, and a teacher's message
+//! appears on the Wine screen, is acknowledged with the Enter key (through the X server, as a
+//! student's keyboard would) and the box records it as read.
 //!
 //! Run by `scripts/test-windows.sh`, which cross-builds the Windows programs, makes the Wine
 //! prefix and the display, and passes them in the environment: `LANTERNE_WINDOWS_BIN_DIR`
@@ -52,7 +54,8 @@ fn wine(exe: &Path) -> Command {
 
 #[tokio::test]
 #[ignore = "needs the cross-built Windows agent, Wine and Xvfb: run by scripts/test-windows.sh"]
-async fn a_windows_agent_under_wine_enrols_streams_its_screen_locks_and_refuses_unlisted_commands() {
+async fn a_windows_agent_under_wine_streams_locks_refuses_unlisted_commands_and_acknowledges_messages(
+) {
     let bins = windows_bin_dir();
     let agent = bins.join("lanterne-station.exe");
     let painter = bins.join("examples").join("colour-window.exe");
@@ -229,7 +232,66 @@ async fn a_windows_agent_under_wine_enrols_streams_its_screen_locks_and_refuses_
             && error.contains("station.toml"),
         "{result}"
     );
+
+    // A teacher's message: on the Wine screen, read with Enter, recorded by the box.
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/messages",
+            serde_json::json!({ "text": "Enregistrez votre travail.", "stations": null }),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let message_id = res.json()["id"].as_u64().unwrap();
+    let window = x_window_named("Message de admin");
+    let status = Command::new("xdotool")
+        .args(["windowfocus", "--sync", &window, "key", "Return"])
+        .status()
+        .expect("xdotool (scripts/setup.sh installs it)");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = https
+            .request("GET", "/api/messages", None, &[("cookie", &cookie)])
+            .await
+            .unwrap()
+            .json();
+        let m = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == message_id)
+            .cloned()
+            .unwrap();
+        if m["targets"][0]["read"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the read never reached the box: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(painter);
+}
+
+/// The X window (id) with this exact title on the display, waiting up to 20 s for it.
+fn x_window_named(title: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", &format!("^{title}$")])
+            .output()
+            .expect("xdotool (scripts/setup.sh installs it)");
+        if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
+            return id.trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no window titled '{title}' on the Wine screen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Opens the station's focus view (retrying until the station is online) and returns its
