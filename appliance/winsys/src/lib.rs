@@ -4,13 +4,15 @@
 //! safe crate offers lives here, small and reviewed: [`capture`] copies the desktop with GDI
 //! (`BitBlt` from the screen's device context), [`window`] opens topmost windows of one
 //! colour (the watched badge, the lock screen on every monitor with input blocked, the test
-//! program the Windows scenario draws with), [`message`] shows a teacher's message.
+//! program the Windows scenario draws with), [`message`] shows a teacher's message,
+//! [`network`] reads the PC's MAC address for Wake-on-LAN.
 //!
 //! On other platforms this crate is empty.
 #![cfg(windows)]
 
 pub mod capture;
 pub mod message;
+pub mod network;
 pub mod window;
 
 /// A Win32 call that failed: which one, and the thread's last error code.

@@ -141,6 +141,24 @@ async fn a_windows_agent_under_wine_streams_locks_refuses_unlisted_commands_and_
         close_to(seen, painted, 30),
         "the Windows screen arrives as {seen:?}, expected about {painted:?}"
     );
+    // It enrolled with one of this PC's MAC addresses (Wine lists the host's adapters, in
+    // its own order, so not necessarily the one the Linux agent would pick).
+    let stations = https
+        .request("GET", "/api/stations", None, &[("cookie", &cookie)])
+        .await
+        .unwrap()
+        .json();
+    let mac = stations[0]["mac"].as_str().unwrap_or_default().to_string();
+    let host_macs: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("address")).ok())
+        .map(|a| a.trim().to_string())
+        .collect();
+    assert!(
+        mac != "00:00:00:00:00:00" && host_macs.contains(&mac),
+        "enrolled with {mac:?}; this machine's are {host_macs:?}"
+    );
     b.wait_log_line(
         &["station online", "poste-wine", "capture=gdi"],
         Duration::from_secs(5),

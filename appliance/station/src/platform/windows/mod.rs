@@ -5,7 +5,7 @@
 //! blocking (refused with a clear error); the Windows service and its session helper (the agent runs as one process in the user's session,
 //! `lanterne-station desktop`); the ACL on `%ProgramData%\Lanterne` (files are written with
 //! the folder's inherited permissions); the ownership check of the configuration file; the
-//! MAC address for Wake-on-LAN; the demo player.
+//! demo player.
 
 pub mod media;
 pub mod picture;
@@ -58,7 +58,7 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "station".into())
 }
 
-/// Not read on Windows yet: the station enrols without a MAC address (no Wake-on-LAN).
+/// The MAC address of the first Ethernet (else Wi-Fi) adapter, for Wake-on-LAN.
 pub fn primary_mac() -> Option<String> {
-    None
+    lanterne_winsys::network::primary_mac()
 }
