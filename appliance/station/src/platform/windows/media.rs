@@ -500,9 +500,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_desktop_streams_as_the_box_asks_keyframes_first_and_on_request() {
-        let _turn = crate::platform::windows::DESKTOP
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _turn = crate::platform::windows::DESKTOP.lock().await;
         let (left, top, width, height) = desktop_rect();
         let _window = ColourWindow::open(
             Rect {

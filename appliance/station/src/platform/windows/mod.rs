@@ -20,7 +20,7 @@ pub use media::{
 
 /// Tests that paint and read the one desktop take turns.
 #[cfg(test)]
-pub(crate) static DESKTOP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static DESKTOP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Where the agent reads its configuration unless told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = r"C:\ProgramData\Lanterne\station.toml";

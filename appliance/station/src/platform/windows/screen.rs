@@ -189,9 +189,7 @@ mod tests {
 
     #[test]
     fn the_lock_covers_the_screen_and_goes_and_the_badge_shows_while_watched() {
-        let _turn = crate::platform::windows::DESKTOP
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _turn = crate::platform::windows::DESKTOP.blocking_lock();
         let (left, top, width, height) = desktop_rect();
         let teal = [20, 160, 150];
         let _background = ColourWindow::open(
@@ -233,9 +231,7 @@ mod tests {
 
     #[test]
     fn a_message_stays_until_the_student_presses_ok_and_that_is_the_receipt() {
-        let _turn = crate::platform::windows::DESKTOP
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _turn = crate::platform::windows::DESKTOP.blocking_lock();
         let screen = WindowsScreen::new();
         let mut dismissals = screen.dismissals();
         screen
