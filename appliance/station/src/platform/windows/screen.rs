@@ -148,6 +148,15 @@ impl Screen for WindowsScreen {
         }
     }
 
+    fn set_shown_to_class(&self, on: bool) -> Result<(), String> {
+        if on {
+            return Err(
+                "the \"shown to the class\" banner is not available on Windows stations yet".into(),
+            );
+        }
+        Ok(())
+    }
+
     fn block_input(&self, on: bool) -> Result<(), String> {
         let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
         if !on {
