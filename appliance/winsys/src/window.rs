@@ -312,3 +312,59 @@ impl Drop for TopWindows {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
+        GetAsyncKeyState, SendInput, INPUT, INPUT_0, INPUT_KEYBOARD, KEYBDINPUT, KEYEVENTF_KEYUP,
+        VK_F13, VK_F14,
+    };
+
+    /// Presses or releases `vk` as a keyboard would (injected input goes through the same
+    /// low-level hooks).
+    fn key(vk: u16, up: bool) {
+        let input = INPUT {
+            r#type: INPUT_KEYBOARD,
+            Anonymous: INPUT_0 {
+                ki: KEYBDINPUT {
+                    wVk: vk,
+                    wScan: 0,
+                    dwFlags: if up { KEYEVENTF_KEYUP } else { 0 },
+                    time: 0,
+                    dwExtraInfo: 0,
+                },
+            },
+        };
+        // SAFETY: one INPUT, its size given; nothing is kept after the call.
+        let sent = unsafe { SendInput(1, &input, std::mem::size_of::<INPUT>() as i32) };
+        assert_eq!(sent, 1);
+    }
+
+    fn is_down(vk: u16) -> bool {
+        // SAFETY: reads the keyboard state; no pointer.
+        (unsafe { GetAsyncKeyState(i32::from(vk)) } as u16) & 0x8000 != 0
+    }
+
+    #[test]
+    fn keys_pressed_while_input_is_blocked_never_reach_the_pc() {
+        let blocked = TopWindows::show(&[], [0, 0, 0], "", true).unwrap();
+        key(VK_F13, false);
+        drop(blocked);
+        // Input is processed in order: once a key pressed after the block is seen, the one
+        // pressed during it would have been seen too.
+        key(VK_F14, false);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_down(VK_F14) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a key pressed without the block is never seen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let swallowed = !is_down(VK_F13);
+        key(VK_F14, true);
+        key(VK_F13, true);
+        assert!(swallowed, "a key pressed during the block reached the PC");
+    }
+}
