@@ -37,32 +37,52 @@
 //! The HDMI capture's device tests need real hardware and the `v4l2-capture` feature:
 //! see `docs/hardware.md`.
 //! The replay parser's fuzz target lives in `fuzz/` (cargo-fuzz).
+//!
+//! # Features
+//!
+//! `gstreamer` (default) is everything that runs a GStreamer pipeline: capture, encoders,
+//! the mosaic, the demo player, recording replay files. Without it the crate is the
+//! platform-neutral part only (the frame and stream types, replay files' format and playback,
+//! [`codec_string`]), which is what the Windows station agent uses: it captures and encodes
+//! by its own means (see `appliance/station/src/platform/windows`).
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "gstreamer")]
 mod bus;
+#[cfg(feature = "gstreamer")]
 mod encoder;
 mod h264;
+#[cfg(feature = "gstreamer")]
 pub mod hdmi_capture;
+#[cfg(feature = "gstreamer")]
 mod mosaic;
+#[cfg(feature = "gstreamer")]
 mod player;
+#[cfg(feature = "gstreamer")]
 mod probe;
 pub mod replay;
+#[cfg(feature = "gstreamer")]
 pub mod still;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "gstreamer"))]
 mod testutil;
 
 use bytes::Bytes;
 
+#[cfg(feature = "gstreamer")]
 pub use bus::PipelineError;
+#[cfg(feature = "gstreamer")]
 pub use encoder::{CaptureSource, ScreenEncoder};
 pub use h264::codec_string;
+#[cfg(feature = "gstreamer")]
 pub use mosaic::{
     Mosaic, MosaicConfig, MosaicFrame, MosaicLayout, MosaicStats, TileFeedback, TileInfo, TileRect,
     TileStats,
 };
+#[cfg(feature = "gstreamer")]
 pub use player::{DemoPlayer, PlayerConfig, PlayerOutput, PlayerStats};
+#[cfg(feature = "gstreamer")]
 pub use probe::{init, CodecProbe, DecoderKind, EncoderKind};
 
 /// One H.264 access unit, Annex B byte stream, with SPS/PPS in front of every IDR.
@@ -134,6 +154,7 @@ pub enum MediaError {
     Build { what: &'static str, detail: String },
     #[error("the {what} pipeline refused to start: {detail}")]
     Start { what: &'static str, detail: String },
+    #[cfg(feature = "gstreamer")]
     #[error("{0}")]
     Pipeline(#[from] PipelineError),
     #[error("unsupported: {0}")]

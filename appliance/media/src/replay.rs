@@ -28,6 +28,7 @@
 //! recording of one is a keyframe and a few small frames, and only the recorded length says
 //! how long the stillness lasted.
 
+#[cfg(feature = "gstreamer")]
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,9 +37,9 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use tokio::sync::mpsc;
 
-use crate::{
-    CaptureSource, CodecProbe, EncodedFrame, MediaError, ScreenEncoder, StreamKind, StreamParams,
-};
+#[cfg(feature = "gstreamer")]
+use crate::{CaptureSource, CodecProbe, ScreenEncoder};
+use crate::{EncodedFrame, MediaError, StreamKind, StreamParams};
 
 pub const MAGIC: &[u8; 8] = b"LNTRPLAY";
 pub const VERSION: u16 = 2;
@@ -310,6 +311,7 @@ pub struct RecordSummary {
     pub bytes: u64,
 }
 
+#[cfg(feature = "gstreamer")]
 /// Captures `source`, encodes `frames` thumbnail-stream frames with `params` (starting at a
 /// keyframe) and writes them to `path` (atomically: a temporary file is renamed over it).
 ///
@@ -361,6 +363,7 @@ pub fn record(
     Ok(summary)
 }
 
+#[cfg(feature = "gstreamer")]
 fn capture_frames(
     source: CaptureSource,
     probe: &CodecProbe,
@@ -419,6 +422,7 @@ pub struct RecordTarget {
 /// Longest recording [`record_for`] makes (`loop_ms` is a u32, and a benchmark needs less).
 pub const MAX_RECORD: Duration = Duration::from_secs(600);
 
+#[cfg(feature = "gstreamer")]
 /// Captures `source` for `length` through the station's own encoder, rate control included
 /// (a still screen records as a keyframe and nothing more), every target stream at once, and
 /// writes each stream to its file with `length` as the pass length. Blocking, on its own
@@ -475,6 +479,7 @@ pub fn record_for(
     Ok(summaries)
 }
 
+#[cfg(feature = "gstreamer")]
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MediaError> {
     let io = |source| MediaError::Io {
         path: path.display().to_string(),
@@ -489,6 +494,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MediaError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
+#[cfg(feature = "gstreamer")]
 /// Frames of each target (in order) whose capture falls within `length` of the first one.
 fn capture_for(
     source: CaptureSource,
@@ -566,6 +572,7 @@ fn capture_for(
     Ok(out)
 }
 
+#[cfg(feature = "gstreamer")]
 /// `blocking_recv` with a timeout, for a thread outside any runtime.
 fn blocking_recv_timeout<T>(rx: &mut mpsc::Receiver<T>, timeout: Duration) -> Option<T> {
     let deadline = std::time::Instant::now() + timeout;
@@ -636,5 +643,5 @@ pub async fn play(file: Arc<ReplayFile>, out: mpsc::Sender<EncodedFrame>, looped
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "gstreamer"))]
 mod tests;

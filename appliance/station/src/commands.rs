@@ -118,7 +118,7 @@ pub async fn run_ordered(
 
 /// Runs `program args…` for at most `timeout`.
 pub async fn run(program: &str, args: &[String], timeout: Duration) -> Outcome {
-    if !program.starts_with('/') {
+    if !std::path::Path::new(program).is_absolute() {
         return Outcome::failed(format!("'{program}' is not an absolute path"));
     }
     if args.len() > 64 || args.iter().any(|a| a.len() > 4096) {
@@ -191,7 +191,8 @@ async fn capture(stream: Option<impl AsyncRead + Unpin>) -> String {
     s
 }
 
-#[cfg(test)]
+/// These run Unix programs (`/bin/sh`, `/bin/echo`); `windows_tests` covers Windows.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
@@ -333,5 +334,70 @@ mod tests {
         assert!(o.error.unwrap().contains("cannot start"));
         let o = run("sh", &[], Duration::from_secs(1)).await;
         assert!(o.error.unwrap().contains("absolute"));
+    }
+}
+
+#[cfg(all(test, windows))]
+mod windows_tests {
+    use super::*;
+
+    const CONFIG: &str = r"C:\ProgramData\Lanterne\station.toml";
+
+    fn cmd() -> String {
+        let root = std::env::var("SystemRoot").unwrap_or_else(|_| r"C:\windows".into());
+        format!(r"{root}\System32\cmd.exe")
+    }
+
+    fn list() -> AllowList {
+        let text = format!(
+            "[[commands]]\nprogram = '{}'\nargs = ['/c', 'echo', 'bonjour']\n",
+            cmd()
+        );
+        let cfg = crate::config::StationConfig::parse(&text, Path::new(CONFIG)).unwrap();
+        AllowList::new(Path::new(CONFIG), cfg.commands)
+    }
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn only_listed_commands_run_and_others_are_refused_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let o = run_ordered(
+            &list(),
+            &cmd(),
+            &strings(&["/c", "echo", "x", ">", &marker.display().to_string()]),
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(o.exit_code, None);
+        let err = o.error.unwrap();
+        assert!(
+            err.contains("not in this station's allow-list") && err.contains(CONFIG),
+            "{err}"
+        );
+        assert!(!marker.exists(), "the program never ran");
+        let o = run_ordered(
+            &list(),
+            r"C:\windows\notepad.exe",
+            &[],
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(o
+            .error
+            .unwrap()
+            .contains("is not in this station's allow-list"));
+        let o = run_ordered(
+            &list(),
+            &cmd(),
+            &strings(&["/c", "echo", "bonjour"]),
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(o.exit_code, Some(0), "{o:?}");
+        assert_eq!(o.stdout.trim_end(), "bonjour");
     }
 }

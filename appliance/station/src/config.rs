@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 
 /// Where `lanterne-station run` reads its configuration unless told otherwise.
-pub const DEFAULT_PATH: &str = "/etc/lanterne/station.toml";
+pub const DEFAULT_PATH: &str = crate::platform::DEFAULT_CONFIG_PATH;
 
 /// Largest file accepted; a real one is a few KiB.
 const MAX_CONFIG_BYTES: u64 = 256 * 1024;
@@ -75,7 +75,7 @@ pub struct SessionHelper {
 
 impl SessionHelper {
     fn default_socket() -> PathBuf {
-        PathBuf::from(crate::session_socket::DEFAULT_SOCKET)
+        PathBuf::from(crate::platform::DEFAULT_SESSION_SOCKET)
     }
 }
 
@@ -228,27 +228,13 @@ impl StationConfig {
     }
 }
 
-/// The file decides what runs as root: refuse one that another account could have written.
+/// The file decides what runs as root: refuse one that another account could have written
+/// (the platform decides what that means: mode and owner on Linux).
 fn check_ownership(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
-    use std::os::unix::fs::MetadataExt;
-    let unsafe_file = |problem: String| ConfigError::Unsafe {
+    crate::platform::check_config_ownership(meta).map_err(|problem| ConfigError::Unsafe {
         path: path.to_path_buf(),
         problem,
-    };
-    if meta.mode() & 0o022 != 0 {
-        return Err(unsafe_file(format!(
-            "is writable by its group or by every user (mode {:o})",
-            meta.mode() & 0o7777
-        )));
-    }
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != 0 && meta.uid() != me {
-        return Err(unsafe_file(format!(
-            "belongs to uid {}, neither root nor this agent's account (uid {me})",
-            meta.uid()
-        )));
-    }
-    Ok(())
+    })
 }
 
 /// toml's messages already name the key and the line; keep them on one line, since they end
@@ -266,10 +252,13 @@ fn describe_toml_error(e: &toml::de::Error) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     fn parse(text: &str) -> Result<StationConfig, ConfigError> {
         StationConfig::parse(text, Path::new("station.toml"))
     }
 
+    /// Unix paths.
+    #[cfg(unix)]
     #[test]
     fn the_shipped_sample_parses_and_lists_absolute_programs() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../images/config/station.toml");
@@ -283,6 +272,8 @@ mod tests {
         );
     }
 
+    /// Unix paths.
+    #[cfg(unix)]
     #[test]
     fn the_session_section_is_checked_by_field() {
         let cfg = parse("").unwrap();
@@ -313,6 +304,8 @@ mod tests {
         assert!(cfg.commands.is_empty());
     }
 
+    /// Unix paths.
+    #[cfg(unix)]
     #[test]
     fn bad_entries_are_named_by_field() {
         let err = parse("[[commands]]\nprogram = \"df\"\n")
@@ -339,6 +332,8 @@ mod tests {
         assert!(err.contains("station.toml"), "{err}");
     }
 
+    /// Unix modes and owners; Windows ACLs are not checked yet.
+    #[cfg(unix)]
     #[test]
     fn a_file_others_may_write_is_refused() {
         use std::os::unix::fs::PermissionsExt;

@@ -9,7 +9,10 @@
 //! The session helper (`lanterne-station session`, started in each interactive session as
 //! the student) does everything the student sees or uses: capture and encoding
 //! ([`sources`]), the overlay ([`screen`]), the demo player, opening URLs ([`session`]).
-//! [`session_socket`] joins them over a local socket that checks each peer's credentials.
+//! `session_socket` joins them over a local socket that checks each peer's credentials.
+//!
+//! What differs between Linux and Windows (capture and encoding, the overlay, system actions,
+//! the session socket, file permissions) is in [`platform`]; everything else is shared.
 //!
 //! [`enrol`] makes the identity. [`spawn_station`] runs one whole station in this process
 //! (link and session joined by channels instead of the socket); the `classroom` command runs
@@ -22,23 +25,26 @@ pub mod config;
 pub mod enrol;
 pub mod identity;
 pub mod link;
+pub mod platform;
 pub mod screen;
 pub mod session;
-pub mod session_socket;
 pub mod sources;
 pub mod system;
+
+#[cfg(unix)]
+pub use platform::linux::session_socket;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use lanterne_media::replay::ReplayFile;
-use lanterne_media::{CaptureSource, CodecProbe};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::commands::AllowList;
 use crate::identity::Identity;
 use crate::link::{Link, LinkStatus};
+use crate::platform::{CaptureSource, CodecProbe};
 use crate::screen::Screen;
 use crate::session::{Session, SessionConn, UrlOpener, MEDIA_QUEUE};
 use crate::sources::VideoSource;
@@ -182,20 +188,7 @@ pub fn spawn_service(
 
 /// The MAC address of the first real network interface, for Wake-on-LAN.
 pub fn primary_mac() -> Option<String> {
-    let mut entries: Vec<_> = std::fs::read_dir("/sys/class/net")
-        .ok()?
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    entries.into_iter().find_map(|e| {
-        let name = e.file_name().to_string_lossy().to_string();
-        if name == "lo" || !e.path().join("device").exists() {
-            return None;
-        }
-        let mac = std::fs::read_to_string(e.path().join("address")).ok()?;
-        let mac = mac.trim().to_string();
-        (mac.len() == 17 && mac != "00:00:00:00:00:00").then_some(mac)
-    })
+    platform::primary_mac()
 }
 
 /// Distinct colours for simulated stations, far apart so a pixel check can tell them apart

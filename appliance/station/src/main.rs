@@ -8,23 +8,37 @@
 //!     [--station-config station.toml]
 //! lanterne-station record --out thumb.lrp --frames 150                     # replay file
 //! lanterne-station record --display :5 --seconds 30 --out t.lrp --full-out f.lrp  # an X11 screen
+//! lanterne-station desktop                          # Windows: the whole station, in the session
 //! ```
+//! On Windows only `enrol` and `desktop` exist so far (see `platform::windows`).
 //! `RUST_LOG` sets the log filter (default `info`).
 
 use std::path::PathBuf;
+#[cfg(unix)]
 use std::sync::Arc;
 
+#[cfg(unix)]
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+#[cfg(unix)]
+use clap::ValueEnum;
+use clap::{Parser, Subcommand};
+#[cfg(unix)]
 use lanterne_media::{CaptureSource, StreamParams};
+#[cfg(unix)]
 use lanterne_station::classroom::{self, SimulatedStation};
 use lanterne_station::commands::AllowList;
 use lanterne_station::config::StationConfig;
 use lanterne_station::enrol::Token;
+#[cfg(unix)]
 use lanterne_station::identity::Identity;
+use lanterne_station::platform::{hostname, DEFAULT_DATA_DIR};
+#[cfg(unix)]
 use lanterne_station::screen::{NoScreen, Screen, SimulatedScreen, X11Screen};
+#[cfg(unix)]
 use lanterne_station::session_socket::{self, HelperPolicy};
+#[cfg(unix)]
 use lanterne_station::system::{LinuxSystem, SimulatedSystem, XdgOpener};
+#[cfg(unix)]
 use lanterne_station::{spawn_service, spawn_station_allowing, SourceSpec, PALETTE};
 
 #[derive(Parser)]
@@ -34,6 +48,7 @@ struct Cli {
     cmd: Cmd,
 }
 
+#[cfg(unix)]
 #[derive(Clone, Copy, ValueEnum)]
 enum Source {
     /// The X11 display in $DISPLAY (or --display).
@@ -48,7 +63,7 @@ enum Source {
 enum Cmd {
     /// Enrol this station with a box, using a one-time token from the box's admin.
     Enrol {
-        #[arg(long, default_value = "/var/lib/lanterne-station")]
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
         /// The box's HTTPS address, e.g. https://lanterne-salle12.lycee.local
         #[arg(long = "box")]
@@ -59,6 +74,7 @@ enum Cmd {
         #[arg(long)]
         hostname: Option<String>,
     },
+    #[cfg(unix)]
     /// Run the system service (as root): the link to the box, power, log out, open a
     /// session, commands from this PC's allow-list. What the student sees and uses is done by
     /// the session helper (`session`), which connects to it.
@@ -76,6 +92,7 @@ enum Cmd {
         #[arg(long)]
         autologin_user: Option<String>,
     },
+    #[cfg(unix)]
     /// Run the session helper in the student's session, as the student: screen capture, the
     /// lock, message and watched overlay, the demo player, opening links. It connects to the
     /// system service's socket and serves it until the service goes, then waits for it.
@@ -100,6 +117,7 @@ enum Cmd {
         #[arg(long, default_value = "/usr/bin/xdg-open")]
         opener: PathBuf,
     },
+    #[cfg(unix)]
     /// Run a simulated classroom: many stations in this one process, each enrolled with one
     /// token from --tokens on first start.
     Classroom {
@@ -132,6 +150,7 @@ enum Cmd {
         #[arg(long)]
         station_config: Option<PathBuf>,
     },
+    #[cfg(unix)]
     /// Record a synthetic thumbnail stream to a replay file, or (--display) an X11 screen's
     /// thumbnail and full streams through the station's own capture, encoder and rate control.
     Record {
@@ -169,8 +188,20 @@ enum Cmd {
         #[arg(long, default_value_t = 250)]
         bitrate_kbps: u32,
     },
+    /// Run the whole station in this process, in the user's Windows session: the link to the
+    /// box, capture and encoding, the watched badge, system actions. What a Windows PC runs
+    /// until the agent is split into a service and a session helper.
+    #[cfg(windows)]
+    Desktop {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// This PC's own configuration: the commands the box may run here (none without it).
+        #[arg(long, default_value = lanterne_station::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
 }
 
+#[cfg(unix)]
 fn parse_rgb(s: &str) -> Result<[u8; 3], String> {
     let s = s.trim_start_matches('#');
     if s.len() != 6 {
@@ -178,14 +209,6 @@ fn parse_rgb(s: &str) -> Result<[u8; 3], String> {
     }
     let v = u32::from_str_radix(s, 16).map_err(|e| e.to_string())?;
     Ok([(v >> 16) as u8, (v >> 8) as u8, v as u8])
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "station".into())
 }
 
 #[tokio::main]
@@ -218,6 +241,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        #[cfg(unix)]
         Cmd::Run {
             data_dir,
             config,
@@ -253,6 +277,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        #[cfg(unix)]
         Cmd::Session {
             socket,
             service_user,
@@ -275,6 +300,7 @@ async fn main() -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }
+        #[cfg(unix)]
         Cmd::Classroom {
             data_dir,
             box_url,
@@ -297,6 +323,7 @@ async fn main() -> anyhow::Result<()> {
             };
             classroom(data_dir, box_url, tokens, count, replay, outputs, setup).await
         }
+        #[cfg(unix)]
         Cmd::Record {
             out,
             display,
@@ -314,7 +341,7 @@ async fn main() -> anyhow::Result<()> {
             fps,
             bitrate_kbps,
         } => {
-            let probe = lanterne_media::init()?;
+            let probe = lanterne_station::platform::init()?;
             let source = match display {
                 Some(d) => CaptureSource::X11 { display: Some(d) },
                 None => CaptureSource::Synthetic { label, rgb },
@@ -365,9 +392,42 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        #[cfg(windows)]
+        Cmd::Desktop { data_dir, config } => desktop(&data_dir, &config).await,
     }
 }
 
+/// The whole Windows station in this process, until the link ends or Ctrl+C.
+#[cfg(windows)]
+async fn desktop(data_dir: &std::path::Path, config: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use lanterne_station::platform::screen::WindowsScreen;
+    use lanterne_station::platform::CaptureSource;
+    use lanterne_station::system::WindowsSystem;
+    use lanterne_station::{spawn_station_allowing, SourceSpec};
+    use std::sync::Arc;
+
+    let station_config = StationConfig::load(config)?;
+    let commands = Arc::new(allow_list(config, &station_config));
+    let probe = lanterne_station::platform::init()?;
+    let st = spawn_station_allowing(
+        data_dir,
+        SourceSpec::Live(CaptureSource::Gdi),
+        Arc::new(WindowsScreen::new()),
+        Arc::new(WindowsSystem),
+        &probe,
+        hostname(),
+        commands,
+    )?;
+    tracing::info!(name = %st.name, "station running in this session");
+    tokio::select! {
+        r = st.task => r.context("station link task")?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
 #[derive(serde::Serialize)]
 struct ManifestEntry {
     id: u32,
@@ -375,12 +435,14 @@ struct ManifestEntry {
     rgb: [u8; 3],
 }
 
+#[cfg(unix)]
 /// Files the simulated classroom keeps up to date for the tests that drive it.
 struct ClassroomOutputs {
     manifest: Option<PathBuf>,
     status: Option<PathBuf>,
 }
 
+#[cfg(unix)]
 /// How the simulated PCs are set up, as an admin would set real ones.
 struct ClassroomSetup {
     /// Stations (by name) whose display manager opens a session on order.
@@ -406,6 +468,7 @@ fn allow_list(path: &std::path::Path, config: &StationConfig) -> AllowList {
     AllowList::new(path, config.commands.clone())
 }
 
+#[cfg(unix)]
 /// The uid of an account given by name or number.
 fn account_uid(account: &str) -> anyhow::Result<u32> {
     if let Ok(uid) = account.parse() {
@@ -417,6 +480,7 @@ fn account_uid(account: &str) -> anyhow::Result<u32> {
     }
 }
 
+#[cfg(unix)]
 /// The session helper: starts what the student sees and uses, then serves the station
 /// service, connecting again (with backoff) whenever it is not there. Ends with an error
 /// when the service refuses this helper or is not the expected account.
@@ -431,7 +495,7 @@ async fn session_helper(
     use lanterne_station::session_socket::SocketError;
     use std::time::Duration;
 
-    let probe = lanterne_media::init()?;
+    let probe = lanterne_station::platform::init()?;
     let screen: Arc<dyn Screen> = match X11Screen::connect(display.as_deref()) {
         Ok(s) => Arc::new(s),
         Err(reason) => {
@@ -478,6 +542,7 @@ async fn session_helper(
     }
 }
 
+#[cfg(unix)]
 async fn classroom(
     data_dir: PathBuf,
     box_url: String,
@@ -504,7 +569,7 @@ async fn classroom(
             .collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
-    let probe = lanterne_media::init()?;
+    let probe = lanterne_station::platform::init()?;
     let replay = replay
         .iter()
         .map(|p| {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lanterne_media::{CodecProbe, DemoPlayer, EncodedFrame, PlayerConfig, StreamKind};
+use lanterne_media::{EncodedFrame, StreamKind};
 use lanterne_wire::{
     Capabilities, Control, DemoHealth, DemoMode, DemoStart, HelpState, InputEvent, MediaHeader,
     Stream,
@@ -41,6 +41,7 @@ use lanterne_wire::{
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::platform::{CodecProbe, DemoPlayer, PlayerConfig};
 use crate::screen::{Screen, StudentEvent};
 use crate::sources::VideoSource;
 
@@ -703,7 +704,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_carries_out_orders_and_takes_down_what_it_showed_when_the_service_goes() {
-        let probe = lanterne_media::init().unwrap();
+        let probe = crate::platform::init().unwrap();
         let screen = Arc::new(SimulatedScreen::default());
         let source = Arc::new(Streams::default());
         let system = Arc::new(SimulatedSystem::default());

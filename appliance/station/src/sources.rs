@@ -1,14 +1,12 @@
-//! The two kinds of video source a station session can drive: the live screen (through
-//! `lanterne_media::ScreenEncoder`) and a replayed pre-encoded file (for simulated classrooms
-//! of 30+ stations on one machine, where encoding every screen would measure the encoders
-//! instead of the box).
+//! The two kinds of video source a station session can drive: the live screen
+//! ([`LiveSource`], from the platform: GStreamer on Linux, GDI and OpenH264 on Windows) and a
+//! replayed pre-encoded file (for simulated classrooms of 30+ stations on one machine, where
+//! encoding every screen would measure the encoders instead of the box).
 
 use std::sync::{Arc, Mutex};
 
 use lanterne_media::replay::ReplayFile;
-use lanterne_media::{
-    CaptureSource, CodecProbe, EncodedFrame, ScreenEncoder, StreamKind, StreamParams,
-};
+use lanterne_media::{EncodedFrame, StreamKind, StreamParams};
 use lanterne_wire::{Capabilities, Stream, StreamSettings};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -39,65 +37,15 @@ pub fn media_kind(stream: Stream) -> Option<StreamKind> {
     }
 }
 
-fn params(s: StreamSettings) -> StreamParams {
+pub use crate::platform::LiveSource;
+
+/// The encoder's parameters for the box's settings of a stream.
+pub fn params(s: StreamSettings) -> StreamParams {
     StreamParams {
         width: s.width,
         height: s.height,
         fps: s.fps,
         bitrate_kbps: s.bitrate_kbps,
-    }
-}
-
-/// The real screen (or the synthetic test pattern), encoded on this station.
-pub struct LiveSource {
-    encoder: ScreenEncoder,
-    capture: &'static str,
-    encoder_name: String,
-}
-
-impl LiveSource {
-    pub fn start(
-        capture: CaptureSource,
-        probe: &CodecProbe,
-        out: mpsc::Sender<(StreamKind, EncodedFrame)>,
-    ) -> Result<Self, lanterne_media::MediaError> {
-        let name = match &capture {
-            CaptureSource::Synthetic { .. } => "synthetic",
-            CaptureSource::X11 { .. } => "x11",
-            CaptureSource::PipeWire => "pipewire",
-        };
-        let encoder = ScreenEncoder::start(capture, probe, out)?;
-        Ok(LiveSource {
-            encoder,
-            capture: name,
-            encoder_name: format!("{:?}", probe.encoder).to_lowercase(),
-        })
-    }
-
-    pub fn encoder(&self) -> &ScreenEncoder {
-        &self.encoder
-    }
-}
-
-impl VideoSource for LiveSource {
-    fn set_stream(&self, stream: Stream, settings: Option<StreamSettings>) -> Result<(), String> {
-        let kind = media_kind(stream).ok_or("a station does not send the demo stream")?;
-        self.encoder.set_stream(kind, settings.map(params));
-        Ok(())
-    }
-
-    fn request_keyframe(&self, stream: Stream) {
-        if let Some(kind) = media_kind(stream) {
-            self.encoder.request_keyframe(kind);
-        }
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            capture: self.capture.to_string(),
-            encoder: self.encoder_name.clone(),
-            screen: None,
-        }
     }
 }
 

@@ -1,15 +1,10 @@
 //! What a station does to its own computer on the teacher's order: shut down, restart, log
 //! the user out, open a session ([`SystemActions`], in the system service), and open a web
-//! page ([`UrlOpener`], in the student's session). [`LinuxSystem`] and [`XdgOpener`] run the
-//! standard systemd/freedesktop tools; [`SimulatedSystem`] records the orders of
-//! display-less simulated stations.
-//!
-//! On a real station the service runs as root, which `systemctl poweroff`, `reboot` and
-//! `loginctl terminate-user` need. Opening a URL runs `xdg-open` in the session helper, as
-//! the student (its own `DISPLAY`): a web browser started by root would be the student's
-//! way to root.
+//! page ([`UrlOpener`], in the student's session). On Linux, `LinuxSystem` and `XdgOpener`
+//! (`platform::linux::system`) run the standard systemd/freedesktop tools; on Windows,
+//! `WindowsSystem` and `ShellOpener` (`platform::windows::system`) run Windows' own;
+//! [`SimulatedSystem`] records the orders of display-less simulated stations.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,26 +12,24 @@ use lanterne_wire::PowerAction;
 
 pub use crate::session::UrlOpener;
 
+#[cfg(unix)]
+pub use crate::platform::linux::system::{LinuxSystem, XdgOpener};
+#[cfg(windows)]
+pub use crate::platform::windows::system::{ShellOpener, WindowsSystem};
+
 pub trait SystemActions: Send + Sync {
     /// Carries out `action`; `session_uid` is the account of the connected student session,
     /// whose session "log out" ends when no user is configured.
     fn power(&self, action: PowerAction, session_uid: Option<u32>) -> Result<(), String>;
 }
 
-const NO_AUTOLOGIN: &str = "this station is not set up to open sessions: configure automatic \
+pub(crate) const NO_AUTOLOGIN: &str =
+    "this station is not set up to open sessions: configure automatic \
      login in its display manager and start the agent with --autologin-user";
 
-/// The tools of a systemd Linux desktop.
-pub struct LinuxSystem {
-    /// The user whose session "log out" ends; None: the account of the connected session
-    /// helper (the student logged in at the screen).
-    pub session_user: Option<String>,
-    /// Set when the display manager logs this account in automatically: "open a session"
-    /// then restarts the display manager, which opens it (see docs/operations.md).
-    pub autologin_user: Option<String>,
-}
-
-fn run_blocking(program: &str, args: &[String]) -> Result<(), String> {
+/// Runs `program` with `args` (no shell) from a thread outside the runtime, within 30 s; Err
+/// with its standard error when it fails.
+pub(crate) fn run_blocking(program: &str, args: &[String]) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,54 +42,6 @@ fn run_blocking(program: &str, args: &[String]) -> Result<(), String> {
             "{program} exited with {code:?}: {}",
             o.stderr.trim()
         )),
-    }
-}
-
-impl SystemActions for LinuxSystem {
-    fn power(&self, action: PowerAction, session_uid: Option<u32>) -> Result<(), String> {
-        match action {
-            PowerAction::Shutdown => run_blocking("/usr/bin/systemctl", &["poweroff".into()]),
-            PowerAction::Restart => run_blocking("/usr/bin/systemctl", &["reboot".into()]),
-            PowerAction::Logout => match (&self.session_user, session_uid) {
-                (Some(user), _) => run_blocking(
-                    "/usr/bin/loginctl",
-                    &["terminate-user".into(), user.clone()],
-                ),
-                (None, Some(uid)) => run_blocking(
-                    "/usr/bin/loginctl",
-                    &["terminate-user".into(), uid.to_string()],
-                ),
-                (None, None) => Err("no user session is known on this station".into()),
-            },
-            PowerAction::OpenSession => match &self.autologin_user {
-                Some(_) => run_blocking(
-                    "/usr/bin/systemctl",
-                    &["restart".into(), "display-manager.service".into()],
-                ),
-                None => Err(NO_AUTOLOGIN.into()),
-            },
-        }
-    }
-}
-
-/// Opens web pages with the desktop's opener (`xdg-open`), as the account running it.
-pub struct XdgOpener {
-    /// The opener program; `/usr/bin/xdg-open` unless the helper is told otherwise.
-    pub program: PathBuf,
-}
-
-impl Default for XdgOpener {
-    fn default() -> Self {
-        XdgOpener {
-            program: PathBuf::from("/usr/bin/xdg-open"),
-        }
-    }
-}
-
-impl UrlOpener for XdgOpener {
-    fn open_url(&self, url: &str) -> Result<(), String> {
-        lanterne_wire::validate_url(url).map_err(|e| format!("the URL {e}"))?;
-        run_blocking(&self.program.to_string_lossy(), &[url.to_string()])
     }
 }
 
@@ -152,24 +97,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn opening_a_session_is_refused_clearly_where_not_set_up() {
-        let s = LinuxSystem {
-            session_user: None,
-            autologin_user: None,
-        };
-        let err = s.power(PowerAction::OpenSession, None).unwrap_err();
-        assert!(err.contains("not set up to open sessions"), "{err}");
-        let err = s.power(PowerAction::Logout, None).unwrap_err();
-        assert!(err.contains("no user session"), "{err}");
-    }
-
-    #[test]
-    fn urls_are_checked_before_anything_runs() {
-        let s = XdgOpener::default();
-        assert!(s
-            .open_url("file:///etc/passwd")
-            .unwrap_err()
-            .contains("http"));
+    fn simulated_urls_are_checked_before_anything_is_recorded() {
         let sim = SimulatedSystem::default();
         assert!(sim.open_url("javascript:x").is_err());
         assert!(sim.done().is_empty());

@@ -1,0 +1,24 @@
+//! What differs between the platforms a station runs on, one module per platform with the
+//! same names in each: [`linux`] (X11 or the synthetic pattern through GStreamer, the X11
+//! overlay, systemd and freedesktop tools, the Unix-socket session helper) and `windows`
+//! (GDI capture and OpenH264, Windows' own tools). The link, enrolment, the schedule, the
+//! allow-list and the session logic are shared and never look here except through these
+//! names:
+//!
+//! * media: `CaptureSource`, `CodecProbe`, `init` (the codec probe), `LiveSource` (the live
+//!   screen as a [`crate::sources::VideoSource`]), `DemoPlayer`, `PlayerConfig`,
+//!   `PlayerOutput`;
+//! * files: `write_file` (private files readable by the agent's account only), `sync_dir`,
+//!   `check_config_ownership`, `DEFAULT_CONFIG_PATH`, `DEFAULT_DATA_DIR`,
+//!   `DEFAULT_SESSION_SOCKET`;
+//! * the PC: `hostname`, `primary_mac`.
+
+#[cfg(unix)]
+pub mod linux;
+#[cfg(unix)]
+pub use linux::*;
+
+#[cfg(windows)]
+pub mod windows;
+#[cfg(windows)]
+pub use windows::*;

@@ -1,0 +1,567 @@
+//! The live screen on Windows: the desktop copied with GDI (`lanterne_winsys::capture`),
+//! scaled and converted per stream ([`super::picture`]), encoded by OpenH264 (built from
+//! source into the agent: nothing to install on the PC), on one capture thread.
+//!
+//! The stream rules are the Linux encoder's (`lanterne_media::ScreenEncoder`): each stream
+//! (thumbnail, full) is off until the box switches it on and costs nothing while off; a
+//! stream starts with a keyframe; a picture identical to the last one encoded is not encoded
+//! (a still screen sends nothing); a keyframe is made on request, after a frame the receiver
+//! could not take (then nothing but the keyframe is sent), and at least every
+//! [`KEYFRAME_EVERY`] of encoded frames. Every access unit is Annex B, baseline profile (no
+//! B-frames), with SPS and PPS in front of each IDR.
+//!
+//! Not here yet: DXGI Desktop Duplication (faster on real PCs) and the Media Foundation
+//! hardware encoder; the demo player ([`DemoPlayer`] cannot be opened on Windows).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lanterne_media::{EncodedFrame, StreamKind, StreamParams};
+use lanterne_wire::{Capabilities, Stream, StreamSettings};
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, Profile, RateControlMode, UsageType,
+};
+use openh264::formats::YUVSlices;
+use openh264::OpenH264API;
+use tokio::sync::mpsc;
+
+use super::picture::{bgra_to_i420, I420};
+use crate::sources::{media_kind, params, VideoSource};
+
+/// Longest run of encoded frames without a keyframe (a still screen encodes none, so it
+/// makes none either): bounds how long a decoder that lost its place stays wrong.
+pub const KEYFRAME_EVERY: Duration = Duration::from_secs(60);
+
+/// Why the media side cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("the OpenH264 encoder cannot start: {0}")]
+    Encoder(String),
+    #[error("cannot start the capture thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What [`init`] found: the software encoder works on this PC.
+#[derive(Clone, Copy, Debug)]
+pub struct CodecProbe {
+    _checked: (),
+}
+
+/// Checks that an OpenH264 encoder can be made here (it is built into the agent).
+pub fn init() -> Result<CodecProbe, MediaError> {
+    new_encoder(StreamParams {
+        width: 64,
+        height: 64,
+        fps: 10,
+        bitrate_kbps: 100,
+    })?;
+    Ok(CodecProbe { _checked: () })
+}
+
+/// What a Windows station's live screen is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaptureSource {
+    /// The whole desktop (every monitor) through GDI.
+    Gdi,
+}
+
+/// Where a demo would be shown. The demo player does not run on Windows yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlayerOutput {
+    /// Decode only, report health.
+    Probe,
+}
+
+/// What the session asks a demo player for (the same fields as on Linux).
+#[derive(Clone, Debug)]
+pub struct PlayerConfig {
+    pub label: String,
+    pub region: Option<(u32, u32, u32, u32)>,
+    pub output: PlayerOutput,
+}
+
+/// A demo player's counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlayerStats {
+    pub frames_decoded: u64,
+    pub frames_dropped: u64,
+    pub centre_rgb: Option<[u8; 3]>,
+}
+
+/// The demo player on Windows: none can be opened yet (no value of this type exists), so a
+/// demo order is answered with a clear station error.
+#[derive(Debug)]
+pub enum DemoPlayer {}
+
+impl DemoPlayer {
+    pub fn start(_config: &PlayerConfig, _probe: &CodecProbe) -> Result<DemoPlayer, String> {
+        Err("the demo player does not run on Windows stations yet".into())
+    }
+
+    pub fn stats(&self) -> PlayerStats {
+        match *self {}
+    }
+
+    pub fn push(&self, _frame: EncodedFrame) {
+        match *self {}
+    }
+}
+
+fn new_encoder(p: StreamParams) -> Result<Encoder, MediaError> {
+    let config = EncoderConfig::new()
+        .profile(Profile::Baseline)
+        .usage_type(UsageType::ScreenContentRealTime)
+        .rate_control_mode(RateControlMode::Bitrate)
+        .bitrate(BitRate::from_bps(p.bitrate_kbps.saturating_mul(1000)))
+        .max_frame_rate(FrameRate::from_hz(p.fps as f32))
+        // OpenH264 holds the bit rate only when it may skip a picture now and then (a skipped
+        // picture is simply not sent, and is encoded again when it next changes).
+        .skip_frames(true)
+        // Neither is supported for screen content (OpenH264 turns them off, with a warning).
+        .adaptive_quantization(false)
+        .background_detection(false);
+    Encoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| MediaError::Encoder(e.to_string()))
+}
+
+/// One stream's switch and requests, shared with the capture thread.
+#[derive(Debug, Default)]
+struct StreamOrder {
+    params: Option<StreamParams>,
+    /// Bumped at each switch: the thread then starts the stream afresh (new encoder).
+    generation: u64,
+    keyframe_asked: bool,
+}
+
+#[derive(Debug, Default)]
+struct Orders {
+    streams: [StreamOrder; 2],
+    stop: bool,
+}
+
+struct Shared {
+    orders: Mutex<Orders>,
+    wake: Condvar,
+    dropped: [AtomicU64; 2],
+    /// The last capture failed (logged once per run of failures).
+    failing: AtomicBool,
+}
+
+fn slot(kind: StreamKind) -> usize {
+    match kind {
+        StreamKind::Thumb => 0,
+        StreamKind::Full => 1,
+    }
+}
+
+const KINDS: [StreamKind; 2] = [StreamKind::Thumb, StreamKind::Full];
+
+/// The desktop, encoded on this station.
+pub struct LiveSource {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveSource {
+    pub fn start(
+        capture: CaptureSource,
+        _probe: &CodecProbe,
+        out: mpsc::Sender<(StreamKind, EncodedFrame)>,
+    ) -> Result<Self, MediaError> {
+        let CaptureSource::Gdi = capture;
+        let shared = Arc::new(Shared {
+            orders: Mutex::new(Orders::default()),
+            wake: Condvar::new(),
+            dropped: [AtomicU64::new(0), AtomicU64::new(0)],
+            failing: AtomicBool::new(false),
+        });
+        let thread = std::thread::Builder::new()
+            .name("screen capture".into())
+            .spawn({
+                let shared = shared.clone();
+                move || capture_loop(&shared, &out)
+            })
+            .map_err(MediaError::Thread)?;
+        Ok(LiveSource {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Switches `kind` on with `params`, or off.
+    pub fn set(&self, kind: StreamKind, params: Option<StreamParams>) {
+        let mut o = self.orders();
+        let s = &mut o.streams[slot(kind)];
+        s.params = params;
+        s.generation += 1;
+        s.keyframe_asked = false;
+        self.shared.wake.notify_all();
+    }
+
+    /// Frames of `kind` the receiver could not take.
+    pub fn dropped(&self, kind: StreamKind) -> u64 {
+        self.shared.dropped[slot(kind)].load(Ordering::Relaxed)
+    }
+
+    fn orders(&self) -> std::sync::MutexGuard<'_, Orders> {
+        self.shared.orders.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl VideoSource for LiveSource {
+    fn set_stream(&self, stream: Stream, settings: Option<StreamSettings>) -> Result<(), String> {
+        let kind = media_kind(stream).ok_or("a station does not send the demo stream")?;
+        let p = settings.map(params);
+        if let Some(p) = &p {
+            p.validate().map_err(|e| e.to_string())?;
+        }
+        self.set(kind, p);
+        Ok(())
+    }
+
+    fn request_keyframe(&self, stream: Stream) {
+        if let Some(kind) = media_kind(stream) {
+            self.orders().streams[slot(kind)].keyframe_asked = true;
+            self.shared.wake.notify_all();
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            capture: "gdi".into(),
+            encoder: "openh264".into(),
+            screen: None,
+        }
+    }
+}
+
+impl Drop for LiveSource {
+    fn drop(&mut self) {
+        self.orders().stop = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One running stream on the capture thread.
+struct Running {
+    generation: u64,
+    params: StreamParams,
+    encoder: Encoder,
+    /// The last picture encoded (the change gate).
+    last: Option<I420>,
+    /// A keyframe is owed: the first frame, a request, a frame the receiver missed.
+    need_key: bool,
+    last_key: Instant,
+    next_due: Instant,
+    seq: u64,
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn capture_loop(shared: &Shared, out: &mpsc::Sender<(StreamKind, EncodedFrame)>) {
+    let mut desktop = lanterne_winsys::capture::DesktopCapture::new();
+    let mut running: [Option<Running>; 2] = [None, None];
+    loop {
+        // Take the orders: start, restart or stop streams; wait while none is on.
+        let mut asked = [false; 2];
+        {
+            let mut o = shared.orders.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if o.stop || out.is_closed() {
+                    return;
+                }
+                if o.streams.iter().any(|s| s.params.is_some()) {
+                    break;
+                }
+                running = [None, None];
+                o = shared.wake.wait(o).unwrap_or_else(|p| p.into_inner());
+            }
+            for (i, order) in o.streams.iter_mut().enumerate() {
+                asked[i] = std::mem::take(&mut order.keyframe_asked);
+                let current = running[i].as_ref().map(|r| r.generation);
+                match order.params {
+                    None => running[i] = None,
+                    Some(p) if current != Some(order.generation) => {
+                        running[i] = match new_encoder(p) {
+                            Ok(encoder) => Some(Running {
+                                generation: order.generation,
+                                params: p,
+                                encoder,
+                                last: None,
+                                need_key: true,
+                                last_key: Instant::now(),
+                                next_due: Instant::now(),
+                                seq: 0,
+                            }),
+                            Err(e) => {
+                                tracing::warn!(kind = ?KINDS[i], "{e}");
+                                order.params = None;
+                                None
+                            }
+                        };
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for (r, asked) in running.iter_mut().zip(asked) {
+            if let Some(r) = r {
+                r.need_key |= asked;
+            }
+        }
+        let now = Instant::now();
+        let due: Vec<usize> = (0..2)
+            .filter(|&i| running[i].as_ref().is_some_and(|r| r.next_due <= now))
+            .collect();
+        if !due.is_empty() {
+            match desktop.grab() {
+                Ok(picture) => {
+                    if shared.failing.swap(false, Ordering::Relaxed) {
+                        tracing::info!("screen capture works again");
+                    }
+                    let capture_us = now_us();
+                    for i in due {
+                        let r = running[i].as_mut().expect("due streams run");
+                        r.next_due = now + Duration::from_secs(1) / r.params.fps.max(1);
+                        encode_one(shared, out, KINDS[i], r, &picture, capture_us);
+                    }
+                }
+                Err(e) => {
+                    if !shared.failing.swap(true, Ordering::Relaxed) {
+                        tracing::warn!("screen capture failed: {e}");
+                    }
+                    for r in running.iter_mut().flatten() {
+                        r.next_due = now + Duration::from_millis(200);
+                    }
+                }
+            }
+        }
+        // Sleep until the next stream is due, or an order comes.
+        let next = running
+            .iter()
+            .flatten()
+            .map(|r| r.next_due)
+            .min()
+            .unwrap_or(now + Duration::from_secs(1));
+        let o = shared.orders.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = o.stop || o.streams.iter().any(|s| s.keyframe_asked);
+        let wait = next.saturating_duration_since(Instant::now());
+        if !pending && !wait.is_zero() {
+            let _ = shared.wake.wait_timeout(o, wait);
+        }
+    }
+}
+
+/// Scales, gates, encodes and sends one picture of one stream.
+fn encode_one(
+    shared: &Shared,
+    out: &mpsc::Sender<(StreamKind, EncodedFrame)>,
+    kind: StreamKind,
+    r: &mut Running,
+    picture: &lanterne_winsys::capture::Bgra,
+    capture_us: u64,
+) {
+    let Some(pic) = bgra_to_i420(
+        &picture.data,
+        picture.width as usize,
+        picture.height as usize,
+        r.params.width as usize,
+        r.params.height as usize,
+    ) else {
+        return;
+    };
+    if r.last_key.elapsed() > KEYFRAME_EVERY {
+        r.need_key = true;
+    }
+    if !r.need_key && r.last.as_ref() == Some(&pic) {
+        return;
+    }
+    if r.need_key {
+        r.encoder.force_intra_frame();
+    }
+    let (y, u, v) = pic.planes();
+    let (w, h) = (pic.width, pic.height);
+    let source = YUVSlices::new((y, u, v), (w, h), (w, w / 2, w / 2));
+    let (data, keyframe) = match r.encoder.encode(&source) {
+        Ok(bits) => match bits.frame_type() {
+            FrameType::Skip | FrameType::Invalid => return,
+            t => (bits.to_vec(), matches!(t, FrameType::IDR | FrameType::I)),
+        },
+        Err(e) => {
+            tracing::warn!(?kind, "encoding failed: {e}");
+            r.need_key = true;
+            return;
+        }
+    };
+    r.last = Some(pic);
+    if data.is_empty() || (r.need_key && !keyframe) {
+        return;
+    }
+    if keyframe {
+        r.last_key = Instant::now();
+    }
+    let frame = EncodedFrame {
+        data: Bytes::from(data),
+        keyframe,
+        capture_us,
+        seq: r.seq,
+    };
+    match out.try_send((kind, frame)) {
+        Ok(()) => {
+            r.seq += 1;
+            if keyframe {
+                r.need_key = false;
+            }
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let n = shared.dropped[slot(kind)].fetch_add(1, Ordering::Relaxed) + 1;
+            if !r.need_key {
+                tracing::warn!(
+                    ?kind,
+                    dropped_total = n,
+                    "receiver full; dropping until the next keyframe"
+                );
+            }
+            r.need_key = true;
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! These run under Wine on Xvfb (scripts/test-windows.sh) or on a real Windows PC: they
+    //! cover the whole desktop with a window of a known colour and read the streams back
+    //! through OpenH264's decoder.
+
+    use super::*;
+    use lanterne_winsys::capture::desktop_rect;
+    use lanterne_winsys::window::{ColourWindow, Rect};
+    use openh264::decoder::Decoder;
+    use openh264::formats::YUVSource;
+
+    const TEAL: [u8; 3] = [20, 160, 150];
+
+    fn nal_types(au: &[u8]) -> Vec<u8> {
+        let mut types = Vec::new();
+        let mut i = 0;
+        while i + 3 < au.len() {
+            if au[i..i + 3] == [0, 0, 1] {
+                types.push(au[i + 3] & 0x1f);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        types
+    }
+
+    /// The decoded picture's size and the colour at its centre.
+    fn centre(decoder: &mut Decoder, au: &[u8]) -> Option<((usize, usize), [u8; 3])> {
+        let yuv = decoder.decode(au).ok()??;
+        let (w, h) = yuv.dimensions();
+        let mut rgb = vec![0u8; w * h * 3];
+        yuv.write_rgb8(&mut rgb);
+        let i = ((h / 2) * w + w / 2) * 3;
+        Some(((w, h), [rgb[i], rgb[i + 1], rgb[i + 2]]))
+    }
+
+    fn close(a: [u8; 3], b: [u8; 3]) -> bool {
+        a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 16)
+    }
+
+    fn settings(width: u32, height: u32) -> Option<StreamSettings> {
+        Some(StreamSettings {
+            width,
+            height,
+            fps: 10,
+            bitrate_kbps: 500,
+        })
+    }
+
+    async fn next(
+        rx: &mut mpsc::Receiver<(StreamKind, EncodedFrame)>,
+    ) -> (StreamKind, EncodedFrame) {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a frame within 20 s")
+            .expect("the source is running")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_desktop_streams_as_the_box_asks_keyframes_first_and_on_request() {
+        let _turn = crate::platform::windows::DESKTOP.lock().await;
+        let (left, top, width, height) = desktop_rect();
+        let _window = ColourWindow::open(
+            Rect {
+                x: left,
+                y: top,
+                width,
+                height,
+            },
+            TEAL,
+        )
+        .expect("a window over the desktop");
+        let probe = init().expect("OpenH264 starts");
+        let (tx, mut rx) = mpsc::channel(8);
+        let src = LiveSource::start(CaptureSource::Gdi, &probe, tx).unwrap();
+        assert_eq!(src.capabilities().capture, "gdi");
+        assert!(src.set_stream(Stream::Demo, settings(320, 180)).is_err());
+        assert!(src.set_stream(Stream::Thumb, settings(321, 180)).is_err());
+
+        // The thumbnail starts with a keyframe carrying its parameter sets, and shows the
+        // window's colour once the window has been drawn.
+        src.set_stream(Stream::Thumb, settings(320, 180)).unwrap();
+        let (kind, first) = next(&mut rx).await;
+        assert_eq!(kind, StreamKind::Thumb);
+        assert!(first.keyframe);
+        let types = nal_types(&first.data);
+        assert!(
+            types.starts_with(&[7, 8]) && types.contains(&5),
+            "SPS, PPS, IDR: {types:?}"
+        );
+        let mut decoder = Decoder::new().unwrap();
+        let mut seen = centre(&mut decoder, &first.data);
+        while !seen.is_some_and(|(_, c)| close(c, TEAL)) {
+            let (_, f) = next(&mut rx).await;
+            seen = centre(&mut decoder, &f.data);
+        }
+        assert_eq!(seen.unwrap().0, (320, 180));
+
+        // The screen is still: the next frame is the keyframe asked for, nothing before it.
+        src.request_keyframe(Stream::Thumb);
+        let (kind, f) = next(&mut rx).await;
+        assert_eq!(kind, StreamKind::Thumb);
+        assert!(
+            f.keyframe,
+            "a still screen sends nothing but the keyframe asked for"
+        );
+
+        // The full stream on request, at its own size, starting with a keyframe.
+        src.set_stream(Stream::Thumb, None).unwrap();
+        src.set_stream(Stream::Full, settings(1280, 720)).unwrap();
+        let (kind, f) = loop {
+            let (kind, f) = next(&mut rx).await;
+            if kind == StreamKind::Full {
+                break (kind, f);
+            }
+        };
+        assert_eq!(kind, StreamKind::Full);
+        assert!(f.keyframe);
+        let mut decoder = Decoder::new().unwrap();
+        let (size, colour) = centre(&mut decoder, &f.data).expect("a decodable keyframe");
+        assert_eq!(size, (1280, 720));
+        assert!(close(colour, TEAL), "{colour:?}");
+        assert_eq!(src.dropped(StreamKind::Full), 0);
+    }
+}

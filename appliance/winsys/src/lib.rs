@@ -1,0 +1,33 @@
+//! The Win32 calls of the Lanterne station agent on Windows, each behind a safe function.
+//!
+//! The station crate itself forbids `unsafe`; what it needs from Windows that no well-kept
+//! safe crate offers lives here, small and reviewed: [`capture`] copies the desktop with GDI
+//! (`BitBlt` from the screen's device context), [`window`] opens topmost windows of one
+//! colour (the watched badge, the lock screen on every monitor with input blocked, the test
+//! program the Windows scenario draws with), [`message`] shows a teacher's message,
+//! [`network`] reads the PC's MAC address for Wake-on-LAN.
+//!
+//! On other platforms this crate is empty.
+#![cfg(windows)]
+
+pub mod capture;
+pub mod message;
+pub mod network;
+pub mod window;
+
+/// A Win32 call that failed: which one, and the thread's last error code.
+#[derive(Debug, thiserror::Error)]
+#[error("{call} failed (Windows error {code})")]
+pub struct Win32Error {
+    pub call: &'static str,
+    pub code: u32,
+}
+
+impl Win32Error {
+    /// The failure of `call`, with `GetLastError`'s code.
+    pub(crate) fn last(call: &'static str) -> Self {
+        // SAFETY: GetLastError only reads the calling thread's last-error value.
+        let code = unsafe { windows_sys::Win32::Foundation::GetLastError() };
+        Win32Error { call, code }
+    }
+}

@@ -1,0 +1,345 @@
+//! The Windows station agent, under Wine on Xvfb, with a real box: the agent enrols itself
+//! (`lanterne-station.exe enrol`), a Windows program covers the Wine desktop with one colour,
+//! the agent runs (`lanterne-station.exe desktop`: GDI capture, OpenH264), and the box's focus
+//! view, opened like a tablet, decodes that colour. Then the room lock puts the lock screen
+//! up (seen through the same focus view) and takes it down, a command the box approved but
+//! the PC's own allow-list does not list is refused by the station, and a teacher's message
+//! appears on the Wine screen, is acknowledged with the Enter key (through the X server, as a
+//! student's keyboard would) and the box records it as read.
+//!
+//! Run by `scripts/test-windows.sh`, which cross-builds the Windows programs, makes the Wine
+//! prefix and the display, and passes them in the environment: `LANTERNE_WINDOWS_BIN_DIR`
+//! (the folder of `lanterne-station.exe` and `examples/colour-window.exe`), `WINEPREFIX`,
+//! `DISPLAY`. Ignored in a plain `cargo test`, which has none of them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lanterne_scenarios::{
+    close_to, decode_last_rgb, development_config, mean_rgb, next_item, BoxProcess, Https, WsItem,
+};
+
+/// The Windows lock screen's night blue (`platform::windows::screen::LOCK_RGB`).
+const LOCK_RGB: [u8; 3] = [0x0b, 0x14, 0x26];
+
+/// A process under Wine, ended with the test.
+struct WineProcess(Child);
+
+impl Drop for WineProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn windows_bin_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("LANTERNE_WINDOWS_BIN_DIR").expect(
+        "LANTERNE_WINDOWS_BIN_DIR is not set: run this scenario through scripts/test-windows.sh",
+    ))
+}
+
+/// A Linux path as the Windows program sees it (Wine maps Z: to /).
+fn wine_path(p: &Path) -> String {
+    format!("Z:{}", p.display())
+}
+
+fn wine(exe: &Path) -> Command {
+    let mut c = Command::new("wine");
+    c.arg(exe);
+    c
+}
+
+#[tokio::test]
+#[ignore = "needs the cross-built Windows agent, Wine and Xvfb: run by scripts/test-windows.sh"]
+async fn a_windows_agent_under_wine_streams_locks_refuses_unlisted_commands_and_acknowledges_messages(
+) {
+    let bins = windows_bin_dir();
+    let agent = bins.join("lanterne-station.exe");
+    let painter = bins.join("examples").join("colour-window.exe");
+    // The box approves a command that this PC's own list does not have.
+    let b = BoxProcess::start_with_config(&format!(
+        "{}\n[[commands]]\nname = \"marque\"\nprogram = \"/usr/bin/touch\"\nargs = [\"x\"]\n",
+        development_config()
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("station");
+    let station_toml = dir.path().join("station.toml");
+    std::fs::write(
+        &station_toml,
+        "[[commands]]\nprogram = 'C:\\windows\\system32\\cmd.exe'\nargs = ['/c', 'echo', 'bonjour']\n",
+    )
+    .unwrap();
+
+    // The agent enrols itself with a one-time code, as an admin would at install time.
+    let token = b.enrol_tokens(1).unwrap().remove(0);
+    let out = wine(&agent)
+        .args(["enrol", "--data-dir", &wine_path(&data)])
+        .args(["--box", &b.ready.https_url, "--hostname", "poste-wine"])
+        .args([
+            "--token",
+            &format!("{}@{}", token.code, token.ca_fingerprint),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "enrolment failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Enrolled as 'poste-wine'"), "{said}");
+    let station_id: u32 = said
+        .split("(station ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no station id in: {said}"));
+
+    // A Windows program paints the desktop.
+    let painted = [200u8, 50, 20];
+    let mut painter = WineProcess(
+        wine(&painter)
+            .arg("C83214")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(painter.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "shown", "the colour window did not open");
+
+    // The agent runs in the session: link, capture, encoder, watched badge.
+    let _agent = WineProcess(
+        wine(&agent)
+            .args(["desktop", "--data-dir", &wine_path(&data)])
+            .args(["--config", &wine_path(&station_toml)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+
+    let https = b.https().unwrap();
+    let cookie = https
+        .login("admin", b.ready.admin_password.as_deref().unwrap())
+        .await
+        .unwrap();
+    let img = focus_picture(&https, &cookie, station_id).await;
+    let (w, h, _) = img;
+    // Left of the centre, away from the watched badge (top right).
+    let seen = mean_rgb(&img, w / 4, h / 2, 8);
+    assert!(
+        close_to(seen, painted, 30),
+        "the Windows screen arrives as {seen:?}, expected about {painted:?}"
+    );
+    // It enrolled with one of this PC's MAC addresses (Wine lists the host's adapters, in
+    // its own order, so not necessarily the one the Linux agent would pick).
+    let stations = https
+        .request("GET", "/api/stations", None, &[("cookie", &cookie)])
+        .await
+        .unwrap()
+        .json();
+    let mac = stations[0]["mac"].as_str().unwrap_or_default().to_string();
+    let host_macs: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("address")).ok())
+        .map(|a| a.trim().to_string())
+        .collect();
+    assert!(
+        mac != "00:00:00:00:00:00" && host_macs.contains(&mac),
+        "enrolled with {mac:?}; this machine's are {host_macs:?}"
+    );
+    b.wait_log_line(
+        &["station online", "poste-wine", "capture=gdi"],
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+
+    // The room lock: the station reports the lock screen up, and its stream shows it.
+    let origin = https.origin();
+    let lock = |locked: bool| {
+        let (https, cookie, origin) = (&https, &cookie, &origin);
+        async move {
+            let res = https
+                .request(
+                    "POST",
+                    "/api/room/lock",
+                    Some(serde_json::json!({ "locked": locked })),
+                    &[("cookie", cookie), ("origin", origin)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(res.status, 200);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let room = https
+                    .request("GET", "/api/room", None, &[("cookie", cookie)])
+                    .await
+                    .unwrap()
+                    .json();
+                if room["mosaic"]["tiles"][0]["locked"] == locked {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the station never reported locked = {locked}: {room}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    lock(true).await;
+    let img = focus_picture(&https, &cookie, station_id).await;
+    let seen = mean_rgb(&img, img.0 / 4, img.1 / 2, 8);
+    assert!(
+        close_to(seen, LOCK_RGB, 30),
+        "the locked Windows screen shows {seen:?}, expected the lock screen {LOCK_RGB:?}"
+    );
+    lock(false).await;
+    let img = focus_picture(&https, &cookie, station_id).await;
+    let seen = mean_rgb(&img, img.0 / 4, img.1 / 2, 8);
+    assert!(
+        close_to(seen, painted, 30),
+        "after the lock the Windows screen shows {seen:?}, expected {painted:?}"
+    );
+
+    // A command the box approved but this PC's own list lacks is refused by the station.
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/commands/run",
+            serde_json::json!({ "name": "marque", "stations": null }),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.json()["sent_to"], serde_json::json!(["poste-wine"]));
+    let run_id = res.json()["id"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let result = loop {
+        let run = https
+            .request(
+                "GET",
+                &format!("/api/commands/runs/{run_id}"),
+                None,
+                &[("cookie", &cookie)],
+            )
+            .await
+            .unwrap()
+            .json();
+        if run["results"][0]["done"] == true {
+            break run["results"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "no result in time: {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(result["exit_code"], serde_json::Value::Null, "{result}");
+    let error = result["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("'/usr/bin/touch' is not in this station's allow-list")
+            && error.contains("station.toml"),
+        "{result}"
+    );
+
+    // A teacher's message: on the Wine screen, read with Enter, recorded by the box.
+    let res = https
+        .post_json(
+            &cookie,
+            "/api/messages",
+            serde_json::json!({ "text": "Enregistrez votre travail.", "stations": null }),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let message_id = res.json()["id"].as_u64().unwrap();
+    let window = x_window_named("Message de admin");
+    let status = Command::new("xdotool")
+        .args(["windowfocus", "--sync", &window, "key", "Return"])
+        .status()
+        .expect("xdotool (scripts/setup.sh installs it)");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = https
+            .request("GET", "/api/messages", None, &[("cookie", &cookie)])
+            .await
+            .unwrap()
+            .json();
+        let m = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == message_id)
+            .cloned()
+            .unwrap();
+        if m["targets"][0]["read"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the read never reached the box: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(painter);
+}
+
+/// The X window (id) with this exact title on the display, waiting up to 20 s for it.
+fn x_window_named(title: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", &format!("^{title}$")])
+            .output()
+            .expect("xdotool (scripts/setup.sh installs it)");
+        if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
+            return id.trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no window titled '{title}' on the Wine screen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Opens the station's focus view (retrying until the station is online) and returns its
+/// picture once the stream goes quiet (a still screen sends a keyframe, then nothing).
+async fn focus_picture(https: &Https, cookie: &str, station_id: u32) -> (u32, u32, Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ws = loop {
+        match https
+            .websocket(&format!("/api/stations/{station_id}/focus"), cookie)
+            .await
+        {
+            Ok(ws) => break ws,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "focus view never opened: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let mut aus: Vec<Bytes> = Vec::new();
+    while aus.len() < 30 {
+        let wait = Duration::from_secs(if aus.is_empty() { 30 } else { 2 });
+        match next_item(&mut ws, wait).await {
+            Ok(WsItem::Video(v)) => {
+                assert!(!aus.is_empty() || v.keyframe, "viewers start at a keyframe");
+                aus.push(v.au);
+            }
+            Ok(WsItem::Json(j)) => assert_ne!(j["type"], "ended", "focus ended early: {j}"),
+            Err(_) if !aus.is_empty() => break,
+            Err(e) => panic!("no video from the Windows agent: {e}"),
+        }
+    }
+    decode_last_rgb(&aus).unwrap()
+}
