@@ -22,6 +22,9 @@ APT_PACKAGES=(
   # cross-build.sh, build-image.sh, test-image.sh).
   lintian file mmdebstrap debootstrap gcc-aarch64-linux-gnu libc6-dev-arm64-cross libclang-dev
   qemu-user qemu-system-arm dosfstools fdisk mtools kmod cpio e2fsprogs openssh-client python3
+  # The Windows station agent: cross-built with mingw-w64, tested under Wine
+  # (scripts/test-windows.sh).
+  mingw-w64 wine64
 )
 # Node.js may come from elsewhere than Debian (with its own npm, which conflicts with
 # Debian's npm package): install Debian's only when there is no node or npm at all.
@@ -53,6 +56,7 @@ if command -v rustup >/dev/null 2>&1; then
   done
   rustup target list --installed | grep -q '^thumbv6m-none-eabi$' || rustup target add thumbv6m-none-eabi
   rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
+  rustup target list --installed | grep -q '^x86_64-pc-windows-gnu$' || rustup target add x86_64-pc-windows-gnu
 fi
 
 if [ -f tests/e2e/package-lock.json ]; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Lanterne test on this machine: formatting and lints, the Rust unit and scenario
 # tests (station link, enrolment, X11 capture under Xvfb, bad input), the firmware build and
-# its host-side logic tests, the systemd units' exposure, and the browser tests in headless
-# Chromium. With LANTERNE_TEST_PACKAGES=1 also the aarch64 cross-build with its tests under
+# its host-side logic tests, the systemd units' exposure, the Windows station agent under
+# Wine, and the browser tests in headless Chromium. With LANTERNE_TEST_PACKAGES=1 also the aarch64 cross-build with its tests under
 # qemu and the Debian packages (built, installed, run): two release builds, ~50 min cold.
 #
 #   sudo scripts/test.sh
@@ -66,6 +66,9 @@ counted_step() {
   count_cargo "$LOG_DIR/$log"
 }
 counted_step "systemd units" units.log scripts/test-units.sh
+# The Windows station agent: cross-built for Windows, its unit tests under Wine, and the Wine
+# scenario against a real box (about 4 to 5 minutes cold).
+counted_step "Windows agent under Wine" windows.log scripts/test-windows.sh
 # The aarch64 cross-build (wire, privacy and panel tests under qemu-aarch64) and the Debian
 # packages each need a release build of the workspace: about 30 and 20 minutes on a cold
 # 2-core machine, which would take the whole command past its 60-minute budget. They run
