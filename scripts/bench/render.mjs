@@ -287,6 +287,56 @@ box under emulation"), which checks that it works and measures nothing about a P
 `;
 };
 
+ABOUT.windows = {
+  title: 'The Windows agent under Wine, next to the Linux agent',
+  what: `**Wine figures are indicative only.** The Windows agent runs here under Wine 8 on Linux, not
+on Windows: Wine's GDI, its wineserver and its socket layer are not Windows', so these numbers say
+how the agent behaves on this machine, not what it costs on a school's Windows PC (which would
+also use DXGI capture and the Media Foundation encoder when it has them; under Wine it uses GDI
+and OpenH264). One Xvfb display (1280×720) shows a moving picture drawn by a Windows program
+under Wine (a 320×180 red square bouncing over blue, 25 steps a second). Both agents, release
+builds, capture that same display one after the other and stream to a real box on loopback: the
+Windows agent (\`lanterne-station.exe desktop\`, one process under Wine), then the Linux agent as
+deployed (the \`run\` service as root and its \`session\` helper as the student, X11 capture,
+GStreamer; their CPU and RSS summed). Three phases each: nobody watching, the mosaic open (the
+agent sends its thumbnail) and the station's focus view open (it sends its full stream). For
+each phase, after a 3 s warm-up, several windows: agent CPU is utime+stime of its processes over
+the window (100 % = one core), RSS is VmRSS at the end of the window; medians over the windows.
+"Sent" is what the agent's TCP connection to the box's station link sent (the kernel's
+\`bytes_sent\`, TLS and control messages included); frames are the thumbnail frames the mosaic
+took in, or the access units the focus view received. The wineserver's CPU is Wine's own cost
+outside the agent's process, shared with the painter.`,
+  rows: (r) => {
+    const w = r.windows;
+    const l = r.linux;
+    const both = (f) => `${f(w)} / ${f(l)}`;
+    return [
+      ['nobody watching: agent CPU (% of a core), Windows under Wine / Linux', both((a) => a.idle.cpu_pct_median), 'reported'],
+      ['nobody watching: agent RSS (MB)', both((a) => a.idle.rss_mb_median), 'reported'],
+      ['nobody watching: sent (kB/s)', both((a) => a.idle.sent_kB_per_s_median), 'reported'],
+      ['thumbnail: agent CPU (% of a core)', both((a) => a.thumbnail.cpu_pct_median), 'reported'],
+      ['thumbnail: agent RSS (MB)', both((a) => a.thumbnail.rss_mb_median), 'reported'],
+      ['thumbnail: sent (kB/s)', both((a) => a.thumbnail.sent_kB_per_s_median), 'reported'],
+      ['thumbnail: frames/s taken in by the mosaic', both((a) => a.thumbnail.thumbnail_frames_per_s_median), 'reported'],
+      ['full stream: agent CPU (% of a core)', both((a) => a.full.cpu_pct_median), 'reported'],
+      ['full stream: agent RSS (MB)', both((a) => a.full.rss_mb_median), 'reported'],
+      ['full stream: sent (kB/s)', both((a) => a.full.sent_kB_per_s_median), 'reported'],
+      ['full stream: frames/s at the focus view', both((a) => a.full.focus_frames_per_s_median), 'reported'],
+      ['full stream: video at the focus view (kB/s)', both((a) => a.full.focus_video_kB_per_s_median), 'reported'],
+      ['wineserver CPU (% of a core) while nobody watches / thumbnail / full stream', `${w.idle.wineserver_cpu_pct_median} / ${w.thumbnail.wineserver_cpu_pct_median} / ${w.full.wineserver_cpu_pct_median}`, '—'],
+    ];
+  },
+  after: (r, params) => {
+    const a = params.agents || {};
+    const who = (k) => (a[k] ? `${a[k].capture} capture, ${a[k].encoder} encoder` : 'unknown');
+    return `
+What each agent told the box it uses: Windows under Wine ${who('windows')}; Linux ${who('linux')}.
+Different encoders (OpenH264 under Wine, GStreamer on Linux) explain part of any difference, as
+does Wine itself; neither figure is a measurement on Windows.
+`;
+  },
+};
+
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 let md = `# Benchmarks
 

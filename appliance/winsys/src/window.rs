@@ -23,8 +23,9 @@ use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::System::Threading::GetCurrentThreadId;
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     CallNextHookEx, CreateWindowExW, DefWindowProcW, DestroyWindow, DispatchMessageW,
-    GetClientRect, GetMessageW, PostThreadMessageW, RegisterClassW, SetWindowsHookExW, ShowWindow,
-    TranslateMessage, UnhookWindowsHookEx, HC_ACTION, MSG, SW_SHOW, WH_KEYBOARD_LL, WH_MOUSE_LL,
+    GetClientRect, GetMessageW, PostThreadMessageW, RegisterClassW, SetWindowPos,
+    SetWindowsHookExW, ShowWindow, TranslateMessage, UnhookWindowsHookEx, HC_ACTION, MSG,
+    SWP_NOACTIVATE, SWP_NOSIZE, SWP_NOZORDER, SW_SHOW, WH_KEYBOARD_LL, WH_MOUSE_LL, WM_APP,
     WM_PAINT, WM_QUIT, WNDCLASSW, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_POPUP, WS_VISIBLE,
 };
 
@@ -82,6 +83,9 @@ pub struct TopWindows {
 
 /// A single colour window (see [`TopWindows`]).
 pub type ColourWindow = TopWindows;
+
+/// The thread message that moves the first window (`wParam` x, `lParam` y).
+const MOVE_FIRST: u32 = WM_APP + 1;
 
 /// Makes each window class's name unique: the class carries the background brush.
 static CLASSES: AtomicU32 = AtomicU32::new(0);
@@ -295,10 +299,39 @@ fn run(
         let _ = ready.send(Ok(GetCurrentThreadId()));
         let mut msg: MSG = std::mem::zeroed();
         while GetMessageW(&mut msg, null_mut(), 0, 0) > 0 {
+            if msg.hwnd.is_null() && msg.message == MOVE_FIRST {
+                if let Some(&first) = made.windows.first() {
+                    SetWindowPos(
+                        first,
+                        null_mut(),
+                        msg.wParam as i32,
+                        msg.lParam as i32,
+                        0,
+                        0,
+                        SWP_NOSIZE | SWP_NOZORDER | SWP_NOACTIVATE,
+                    );
+                }
+                continue;
+            }
             TranslateMessage(&msg);
             DispatchMessageW(&msg);
         }
         drop(made);
+    }
+}
+
+impl TopWindows {
+    /// Moves the first window's top left corner to (`x`, `y`) on the desktop (done on the
+    /// windows' own thread; returns without waiting for it).
+    pub fn move_first(&self, x: i32, y: i32) -> Result<(), Win32Error> {
+        // SAFETY: posting a message to a thread takes no pointer; the values are plain
+        // integers read back by the window thread's loop.
+        let ok =
+            unsafe { PostThreadMessageW(self.thread_id, MOVE_FIRST, x as WPARAM, y as LPARAM) };
+        if ok == 0 {
+            return Err(Win32Error::last("PostThreadMessageW"));
+        }
+        Ok(())
     }
 }
 
