@@ -330,9 +330,11 @@ outside the agent's process, shared with the painter.`,
     const a = params.agents || {};
     const who = (k) => (a[k] ? `${a[k].capture} capture, ${a[k].encoder} encoder` : 'unknown');
     return `
-What each agent told the box it uses: Windows under Wine ${who('windows')}; Linux ${who('linux')}.
-Different encoders (OpenH264 under Wine, GStreamer on Linux) explain part of any difference, as
-does Wine itself; neither figure is a measurement on Windows.
+Capture and encoder: the Windows agent under Wine ${who('windows')} (as it told the box); the
+Linux agent ${who('linux')} (its session helper's log). Different encoders explain part of any
+difference, as does Wine itself; no figure here is a measurement on Windows. The picture changes
+25 times a second, so about 25 frames/s is the most a full stream can carry (the focus view
+asks for 30); a full stream below that is the agent not keeping up on this machine's shared cores.
 `;
   },
 };

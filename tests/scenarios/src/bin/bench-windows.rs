@@ -490,6 +490,7 @@ async fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(&home)?;
         let (uid, gid) = (id(&["-u", "nobody"])?, id(&["-g", "nobody"])?);
         std::os::unix::fs::chown(&home, Some(uid), Some(gid))?;
+        let helper_log = dir.path().join("helper.log");
         let helper = Child(
             Command::new(bin("lanterne-station"))
                 .arg("session")
@@ -497,19 +498,34 @@ async fn main() -> anyhow::Result<()> {
                 .arg(&socket)
                 .args(["--source", "x11", "--display", &display])
                 .env("HOME", &home)
-                .env("RUST_LOG", "warn")
+                // Info: its "screen encoder started" line names its source and encoder (the
+                // box's "station online" line is the service's, before the helper joins).
+                .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&helper_log)?)
                 .uid(uid)
                 .gid(gid)
                 .spawn()?,
         );
-        let line = online(&b, "poste-linux").await?;
+        online(&b, "poste-linux").await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let line = loop {
+            let log = std::fs::read_to_string(&helper_log).unwrap_or_default();
+            if let Some(l) = log.lines().find(|l| l.contains("screen encoder started")) {
+                break l.to_string();
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the session helper never started its encoder: {log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let pids = vec![service.0.id(), helper.0.id()];
         agents_seen.insert(
             "linux".into(),
             serde_json::json!({
                 "how": "lanterne-station run (root) + lanterne-station session --source x11 (nobody), CPU and RSS summed",
-                "capture": log_field(&line, "capture"),
+                "capture": log_field(&line, "source"),
                 "encoder": log_field(&line, "encoder"),
                 "processes": pids.len(),
             }),
