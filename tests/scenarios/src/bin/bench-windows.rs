@@ -548,7 +548,7 @@ async fn main() -> anyhow::Result<()> {
 
     let report = serde_json::json!({
         "benchmark": "windows",
-        "command": "sudo scripts/bench-windows.sh",
+        "command": format!("sudo scripts/bench-windows.sh {window_s} {windows}"),
         "date": now_iso(),
         "params": {
             "window_seconds": window_s,
