@@ -73,12 +73,12 @@ counted_step "systemd units" units.log scripts/test-units.sh
 if [ "${LANTERNE_TEST_PACKAGES:-0}" = 1 ]; then
   counted_step "aarch64 cross-build" cross.log scripts/cross-build.sh
   counted_step "Debian packages" packages.log bash -c 'scripts/build-packages.sh && scripts/test-packages.sh'
+  # The SD-card image from the arm64 package just built, booted under qemu-system-aarch64
+  # (sign-in over HTTPS, a simulated station from target/debug enrolled, its tile online).
+  counted_step "SD-card image" image.log bash -c 'scripts/build-image.sh && scripts/test-image.sh'
 else
-  echo "==> aarch64 cross-build and Debian packages: skipped (LANTERNE_TEST_PACKAGES=1 runs them)"
+  echo "==> aarch64 cross-build, Debian packages and SD-card image: skipped (LANTERNE_TEST_PACKAGES=1 runs them)"
 fi
-# Not yet here: the SD-card image (scripts/build-image.sh + scripts/test-image.sh); its first
-# build has not finished under emulation on these machines yet (README, "Install on a
-# Raspberry Pi").
 
 if [ -f tests/e2e/package.json ]; then
   echo "==> browser tests"
