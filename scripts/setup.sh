@@ -21,7 +21,7 @@ APT_PACKAGES=(
   # Packages, the aarch64 cross-build and the SD-card image (scripts/build-packages.sh,
   # cross-build.sh, build-image.sh, test-image.sh).
   lintian file mmdebstrap debootstrap gcc-aarch64-linux-gnu libc6-dev-arm64-cross libclang-dev
-  qemu-user qemu-system-arm dosfstools fdisk mtools kmod cpio e2fsprogs openssh-client python3
+  qemu-user qemu-system-arm proot gcc dosfstools fdisk mtools e2fsprogs openssh-client python3
 )
 # Node.js may come from elsewhere than Debian (with its own npm, which conflicts with
 # Debian's npm package): install Debian's only when there is no node or npm at all.

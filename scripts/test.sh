@@ -3,7 +3,9 @@
 # tests (station link, enrolment, X11 capture under Xvfb, bad input), the firmware build and
 # its host-side logic tests, the systemd units' exposure, and the browser tests in headless
 # Chromium. With LANTERNE_TEST_PACKAGES=1 also the aarch64 cross-build with its tests under
-# qemu and the Debian packages (built, installed, run): two release builds, ~50 min cold.
+# qemu, the Debian packages (built, installed, run): two release builds, ~50 min cold, and
+# the SD-card image (built under emulation, then booted under qemu-system-aarch64: README,
+# "Install on a Raspberry Pi", has its times).
 #
 #   sudo scripts/test.sh
 #

@@ -13,6 +13,10 @@ dpkg -i /var/cache/lanterne/*.deb
 rm -rf /var/cache/lanterne
 systemctl is-enabled lanterne-box.service
 systemctl enable lanterne-card-ssh.service lanterne-console.service
+# The first boot below would otherwise start systemd's first-boot wizard, which waits at the
+# console for a locale, a time zone and a root password: the card comes configured (UTC,
+# C.UTF-8, root locked) and must boot with no one at the keyboard.
+systemctl mask systemd-firstboot.service
 # systemd makes the machine id at first boot ("uninitialized": and runs the first-boot units).
 echo uninitialized > /etc/machine-id
 rm -f /var/lib/dbus/machine-id /etc/ssh/ssh_host_*
