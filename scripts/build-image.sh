@@ -10,9 +10,8 @@
 #   1. debootstrap --foreign unpacks the packages into a directory (the .deb files are kept
 #      in /var/cache/lanterne-image/debs between runs);
 #   2. the packages are configured in that directory under proot with qemu-aarch64 (user-mode
-#      emulation: proot runs each arm64 program through qemu-aarch64, so no kernel is
-#      emulated): debootstrap --second-stage, which makes the kernel's initrd, then
-#      images/image/configure-base.sh (raspi-firmware fills /boot/firmware). This is the
+#      emulated): debootstrap --second-stage, then images/image/configure-base.sh (the
+#      kernel's initrd, made once; raspi-firmware fills /boot/firmware). This is the
 #      long part; its result is cached in /var/cache/lanterne-image, keyed by the package
 #      list and the recipe, so the next builds skip steps 1 and 2;
 #   3. images/image/rootfs is copied over a copy of it and lanterne-box installed, the same
@@ -109,18 +108,22 @@ else
   step "$(ls "$ROOT/var/cache/apt/archives" | grep -c '\.deb$') packages downloaded and unpacked"
 
   echo "build-image: configuring the packages under proot + qemu-aarch64 (log: $WORK/configure-base.log)"
-  if ! in_image "$ROOT" /bin/sh -c 'DEBOOTSTRAP_DIR=/debootstrap /debootstrap/debootstrap --second-stage' \
+  # INITRD=No: the kernel's hook makes no initrd while the packages are configured. Made
+  # then, the initrd was made twice (again when initramfs-tools' trigger ran for the packages
+  # configured after the kernel), over 30 minutes each under emulation; configure-base.sh
+  # makes it once, with every package in place.
+  if ! in_image "$ROOT" /bin/sh -c 'INITRD=No DEBOOTSTRAP_DIR=/debootstrap /debootstrap/debootstrap --second-stage' \
     >"$WORK/configure-base.log" 2>&1; then
     tail -n 30 "$ROOT/debootstrap/debootstrap.log" 2>/dev/null || tail -n 30 "$WORK/configure-base.log"
     echo "build-image: debootstrap --second-stage failed" >&2
     exit 1
   fi
-  step "packages configured (debootstrap --second-stage, with the initrd)"
+  step "packages configured (debootstrap --second-stage)"
   install -m 0755 images/image/configure-base.sh "$ROOT/configure-base"
   in_image "$ROOT" /configure-base >>"$WORK/configure-base.log" 2>&1 ||
     { tail -n 30 "$WORK/configure-base.log"; echo "build-image: configure-base.sh failed" >&2; exit 1; }
   rm -f "$ROOT/configure-base"
-  step "base system set up (configure-base.sh)"
+  step "initrd made and base system set up (configure-base.sh)"
   touch "$ROOT/.lanterne-base"
   mv "$ROOT" "$BASE_DIR"
 fi

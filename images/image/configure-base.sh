@@ -28,9 +28,14 @@ ROOTPART=LABEL=RASPIROOT
 CONSOLES="ttyS1,115200 tty0"
 CMA=0
 DEFAULTS
+# The kernel's initrd, made once now that every package (udev, zstd, ...) is in place: the
+# build configured the packages with INITRD=No. initramfs-tools' own hook for raspi-firmware
+# copies it to /boot/firmware.
+update-initramfs -c -k all
+ls /boot/initrd.img-* >/dev/null
 # raspi-firmware's kernel hook fills /boot/firmware (the card's FAT partition, made from
-# this directory by the build): kernel, initrd, device trees, config.txt, cmdline.txt. It ran
-# when the kernel was configured; it runs again for cmdline.txt with the settings above.
+# this directory by the build): kernel, initrd, device trees, config.txt, cmdline.txt with
+# the settings above.
 DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware
 grep -q 'root=LABEL=RASPIROOT' /boot/firmware/cmdline.txt
 ls /boot/firmware/vmlinuz-* /boot/firmware/initrd.img-* /boot/firmware/bcm2711-rpi-4-b.dtb \
