@@ -7,18 +7,20 @@
 #
 # How, without arm64 emulation in a chroot (no binfmt_misc here) and without mounting
 # anything on this machine:
-#   1. debootstrap --foreign unpacks the packages into a directory (cached between runs in
-#      /var/cache/lanterne-image);
-#   2. the directory becomes an ext4 file system (mkfs.ext4 -d), and that system boots under
-#      qemu-system-aarch64 with its own kernel and a small initrd made here
-#      (images/image/initrd-init.sh), to configure every package and let raspi-firmware
-#      fill the FAT boot partition (images/image/stage2-base.sh). This is the long part
-#      (tens of minutes of emulation); its result is cached in /var/cache/lanterne-image,
-#      keyed by the package list and the recipe, so the next builds skip steps 1 and 2;
-#   3. a second, short boot installs the lanterne-box package (images/image/stage2-box.sh);
-#   4. the boot, root and data partitions are put together into one disk image.
+#   1. debootstrap --foreign unpacks the packages into a directory (the .deb files are kept
+#      in /var/cache/lanterne-image/debs between runs);
+#   2. the packages are configured in that directory under proot with qemu-aarch64 (user-mode
+#      emulated): debootstrap --second-stage, then images/image/configure-base.sh (the
+#      kernel's initrd, made once; raspi-firmware fills /boot/firmware). This is the
+#      long part; its result is cached in /var/cache/lanterne-image, keyed by the package
+#      list and the recipe, so the next builds skip steps 1 and 2;
+#   3. images/image/rootfs is copied over a copy of it and lanterne-box installed, the same
+#      way (images/image/configure-box.sh);
+#   4. /boot/firmware becomes the FAT boot partition (mtools), the rest the ext4 root
+#      (mkfs.ext4 -d), an empty ext4 the data partition, all put together into one disk image.
 # The card: RASPIFIRM (FAT, 256 MiB), RASPIROOT (ext4, the system), LANTERNE (ext4, the box's
-# state in /var/lib/lanterne). Flash it with dd or bmaptool (docs/operations.md).
+# state in /var/lib/lanterne). Flash it with dd or bmaptool (docs/operations.md). Each step's
+# time is printed; scripts/test-image.sh boots the image under qemu-system-aarch64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,47 +36,58 @@ DATA_MB=512
 # What the box runs on (besides what lanterne-box itself depends on, added below): systemd
 # with its network, name and time services (a Pi has no clock battery: TLS certificates and
 # the monitoring schedule need the time), the Pi's firmware and Debian's arm64 kernel, and
-# an SSH server that stays off unless a technician turns it on (lanterne-card-ssh.service).
+# an SSH server that stays off unless a technician turns it on (lanterne-card-ssh.service),
+# zstd for initramfs-tools' default compression (without it the initrd falls back to gzip),
+# procps for the technician (ps, top, free), and dbus-user-session: GStreamer's plugins
+# pull in dconf, which needs a D-Bus session bus that debootstrap does not pick by itself
+# (it resolves no virtual package; without one, 15 packages stay unconfigured).
 BASE=(systemd-sysv udev kmod dbus linux-image-arm64 raspi-firmware initramfs-tools
   systemd-resolved systemd-timesyncd ca-certificates iproute2 netbase openssh-server
-  busybox-static)
+  dbus-user-session zstd procps)
 
-for tool in debootstrap qemu-system-aarch64 mkfs.ext4 mkfs.vfat sfdisk depmod cpio; do
+for tool in debootstrap proot qemu-aarch64 cc mkfs.ext4 mkfs.vfat mcopy sfdisk; do
   command -v "$tool" >/dev/null || { echo "build-image: $tool is missing (scripts/setup.sh)" >&2; exit 1; }
 done
+[ "$(id -u)" = 0 ] || { echo "build-image: run as root (the image's files are root's)" >&2; exit 1; }
 [ -f "$BOX_DEB" ] || scripts/build-packages.sh arm64
 mkdir -p "$OUT" "$WORK/debs"
 start=$(date +%s)
-
-# --- 1. unpack --------------------------------------------------------------------------
-deps=$(dpkg-deb -f "$BOX_DEB" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep -v '^$' | sort -u)
-include=$(printf '%s\n' "${BASE[@]}" $deps | sort -u | paste -sd,)
-key=$( { echo "$include $ROOT_MB $BOOT_MB"; cat images/image/stage2-base.sh images/image/initrd-init.sh; } |
-  sha256sum | cut -c1-16)
-BASE_ROOT=$WORK/base-$key.root.fs
-BASE_BOOT=$WORK/base-$key.boot.fs
-KDIR=$WORK/kernel
-INITRD=$WORK/stage2-initrd
-
-boot_stage() { # root fs, boot fs, log, marker: one boot of the image under emulation
-  timeout 5400 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 2048 -nographic -no-reboot \
-    -kernel "$KDIR/boot/vmlinuz-$(ls "$KDIR/lib/modules")" -initrd "$INITRD.cpio.gz" \
-    -append "console=ttyAMA0 panic=-1 rw" \
-    -drive "file=$1,format=raw,if=virtio" -drive "file=$2,format=raw,if=virtio" -nic none \
-    </dev/null >"$3" 2>&1 || true
-  if ! grep -q "^$4" "$3"; then
-    echo "build-image: the boot that should print $4 failed; the end of its console:" >&2
-    grep -v '^\[' "$3" | tail -n 40 >&2
-    exit 1
-  fi
+step_start=$start
+step() { # what was just done: its time, and the time so far
+  local now
+  now=$(date +%s)
+  echo "build-image: $1 in $((now - step_start)) s ($((now - start)) s so far)"
+  step_start=$now
 }
 
-if [ -f "$BASE_ROOT" ] && [ -f "$BASE_BOOT" ] && [ -f "$INITRD.cpio.gz" ] && [ -d "$KDIR" ]; then
-  echo "build-image: configured base system from the cache ($BASE_ROOT)"
+# Runs a command inside an arm64 system directory: proot makes the directory look like the
+# root, and runs each arm64 program it starts through qemu-aarch64 (user-mode emulation).
+# The host's /dev, /proc and /sys are visible inside; nothing runs as a service there
+# (/run/systemd/system does not exist inside, so maintainer scripts only enable units).
+# qemu-aarch64 runs through images/image/qemu-under-proot.c, which keeps the system calls
+# Debian 12's proot cannot translate from reaching this machine's own files.
+QEMU_WRAP=$PWD/$OUT/qemu-under-proot
+cc -O2 -Wall -o "$QEMU_WRAP" images/image/qemu-under-proot.c
+in_image() { # root dir, command...
+  local root=$1
+  shift
+  proot -q "$QEMU_WRAP /host-rootfs$(command -v qemu-aarch64)" -r "$root" -b /dev -b /proc -b /sys -w / \
+    /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+# --- 1. unpack, 2. configure --------------------------------------------------------------
+deps=$(dpkg-deb -f "$BOX_DEB" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep -v '^$' | sort -u)
+include=$(printf '%s\n' "${BASE[@]}" $deps | sort -u | paste -sd,)
+key=$( { echo "$include"; cat images/image/configure-base.sh images/image/qemu-under-proot.c; } | sha256sum | cut -c1-16)
+BASE_DIR=$WORK/base-$key
+ROOT=$WORK/root
+
+if [ -f "$BASE_DIR/.lanterne-base" ]; then
+  echo "build-image: configured base system from the cache ($BASE_DIR)"
 else
-  ROOT=$WORK/root
-  rm -rf "$ROOT"
-  echo "build-image: debootstrap (stage 1) into $ROOT"
+  rm -rf "$WORK"/base-* "$ROOT"
+  echo "build-image: debootstrap --foreign into $ROOT (log: $WORK/debootstrap.log)"
   debootstrap --foreign --arch=arm64 --variant=minbase --components=main,non-free-firmware \
     --cache-dir="$WORK/debs" --include="$include" bookworm "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
     { tail -20 "$WORK/debootstrap.log"; exit 1; }
@@ -82,74 +95,67 @@ else
   # container): the booted system needs a plain directory there.
   [ -L "$ROOT/proc" ] && rm "$ROOT/proc"
   mkdir -p -m 0555 "$ROOT/proc"
-  install -D -m 0755 images/image/stage2-base.sh "$ROOT/usr/local/sbin/lanterne-stage2"
   mkdir -p "$ROOT/boot/firmware" "$ROOT/var/lib/lanterne"
+  # proot aborts (an assertion in its path translation, killing every process under it) when
+  # systemd-tmpfiles makes the symbolic links of tmpfiles.d ("L" lines), which maintainer
+  # scripts run it for. While the packages are configured, a stand-in found first in PATH
+  # (/usr/sbin before /usr/bin, where Debian's is) does nothing instead: the box's
+  # systemd-tmpfiles-setup.service applies every tmpfiles.d file at each boot anyway. The
+  # stand-in is removed before the file systems are made.
+  printf '%s\n' '#!/bin/sh' '# scripts/build-image.sh: removed once the image is configured.' 'exit 0' \
+    > "$ROOT/usr/sbin/systemd-tmpfiles"
+  chmod 0755 "$ROOT/usr/sbin/systemd-tmpfiles"
+  step "$(ls "$ROOT/var/cache/apt/archives" | grep -c '\.deb$') packages downloaded and unpacked"
 
-  # The image's own kernel, from its package, for the configuring boots.
-  kdeb=$(ls "$ROOT"/var/cache/apt/archives/linux-image-[0-9]*-arm64_*.deb | head -1)
-  rm -rf "$KDIR"
-  dpkg-deb -x "$kdeb" "$KDIR"
-  KVER=$(ls "$KDIR/lib/modules")
-
-  # A small initrd: busybox, the modules for a virtio disk, ext4 and vfat, and their order.
-  rm -rf "$INITRD" "$INITRD.cpio.gz"
-  mkdir -p "$INITRD/bin"
-  dpkg-deb --fsys-tarfile "$(ls "$ROOT"/var/cache/apt/archives/busybox-static_*.deb)" |
-    tar -xO ./bin/busybox > "$INITRD/bin/busybox"
-  chmod 755 "$INITRD/bin/busybox"
-  mkdir -p "$INITRD/lib/modules"
-  cp -a "$KDIR/lib/modules/$KVER" "$INITRD/lib/modules/"
-  depmod -b "$INITRD" "$KVER"
-  for m in virtio_pci virtio_blk ext4 vfat nls_cp437 nls_ascii; do
-    modprobe -d "$INITRD" -S "$KVER" --show-depends "$m" 2>/dev/null | awk '/^insmod/ { print $2 }'
-  done | sed "s|^$INITRD/lib/modules/$KVER/||" | awk '!seen[$0]++' > "$WORK/modules.list"
-  # Keep only those modules (the initrd stays a few MB), then the names busybox loads.
-  (cd "$INITRD/lib/modules/$KVER" && find kernel -name '*.ko*' | grep -vxF -f "$WORK/modules.list" | xargs rm -f)
-  depmod -b "$INITRD" "$KVER"
-  sed 's|.*/||; s|\.ko.*||' "$WORK/modules.list" > "$INITRD/modules.order"
-  install -m 0755 images/image/initrd-init.sh "$INITRD/init"
-  (cd "$INITRD" && find . | cpio -o -H newc --quiet | gzip -1) > "$INITRD.cpio.gz"
-
-  # --- 2. configure under emulation -------------------------------------------------------
-  rm -f "$WORK"/base-*.fs "$WORK/stage.root.fs" "$WORK/stage.boot.fs"
-  mkfs.ext4 -q -L RASPIROOT -d "$ROOT" "$WORK/stage.root.fs" "${ROOT_MB}M"
-  mkfs.vfat -n RASPIFIRM -F 32 -C "$WORK/stage.boot.fs" $((BOOT_MB * 1024)) >/dev/null
-  echo "build-image: configuring the packages under qemu-system-aarch64 (log: $WORK/stage2-base.log)"
-  boot_stage "$WORK/stage.root.fs" "$WORK/stage.boot.fs" "$WORK/stage2-base.log" LANTERNE-BASE-OK
-  mv "$WORK/stage.root.fs" "$BASE_ROOT"
-  mv "$WORK/stage.boot.fs" "$BASE_BOOT"
-  rm -rf "$ROOT"
+  echo "build-image: configuring the packages under proot + qemu-aarch64 (log: $WORK/configure-base.log)"
+  # INITRD=No: the kernel's hook makes no initrd while the packages are configured. Made
+  # then, the initrd was made twice (again when initramfs-tools' trigger ran for the packages
+  # configured after the kernel), over 30 minutes each under emulation; configure-base.sh
+  # makes it once, with every package in place.
+  if ! in_image "$ROOT" /bin/sh -c 'INITRD=No DEBOOTSTRAP_DIR=/debootstrap /debootstrap/debootstrap --second-stage' \
+    >"$WORK/configure-base.log" 2>&1; then
+    tail -n 30 "$ROOT/debootstrap/debootstrap.log" 2>/dev/null || tail -n 30 "$WORK/configure-base.log"
+    echo "build-image: debootstrap --second-stage failed" >&2
+    exit 1
+  fi
+  step "packages configured (debootstrap --second-stage)"
+  install -m 0755 images/image/configure-base.sh "$ROOT/configure-base"
+  in_image "$ROOT" /configure-base >>"$WORK/configure-base.log" 2>&1 ||
+    { tail -n 30 "$WORK/configure-base.log"; echo "build-image: configure-base.sh failed" >&2; exit 1; }
+  rm -f "$ROOT/configure-base"
+  step "initrd made and base system set up (configure-base.sh)"
+  touch "$ROOT/.lanterne-base"
+  mv "$ROOT" "$BASE_DIR"
 fi
 
 # --- 3. install lanterne-box --------------------------------------------------------------
-echo "build-image: installing $(basename "$BOX_DEB") under qemu-system-aarch64 (log: $WORK/stage2-box.log)"
-cp --sparse=always "$BASE_ROOT" "$WORK/root.fs"
-cp --sparse=always "$BASE_BOOT" "$WORK/boot.fs"
-# The Lanterne files (images/image/rootfs), the package and the stage script, written into
-# the file system without mounting it. The files are root's, with their modes from the tree.
-{
-  (cd images/image/rootfs && find . -mindepth 1 -type d | sort | sed 's|^\.|mkdir |')
-  (cd images/image/rootfs && find . -type f | sort) | while read -r f; do
-    echo "rm ${f#.}"
-    echo "write images/image/rootfs/${f#./} ${f#.}"
-    echo "sif ${f#.} mode 0100$(stat -c %a "images/image/rootfs/$f")"
-  done
-  echo "mkdir /var/cache/lanterne"
-  echo "write $BOX_DEB /var/cache/lanterne/$(basename "$BOX_DEB")"
-  echo "rm /usr/local/sbin/lanterne-stage2"
-  echo "write images/image/stage2-box.sh /usr/local/sbin/lanterne-stage2"
-  echo "sif /usr/local/sbin/lanterne-stage2 mode 0100755"
-} > "$WORK/debugfs.cmds"
-debugfs -w -f "$WORK/debugfs.cmds" "$WORK/root.fs" >"$WORK/debugfs.log" 2>&1
-debugfs -R "cat /usr/local/sbin/lanterne-console" "$WORK/root.fs" 2>/dev/null | cmp -s - images/image/rootfs/usr/local/sbin/lanterne-console ||
-  { echo "build-image: writing the Lanterne files into the root file system failed" >&2; cat "$WORK/debugfs.log" >&2; exit 1; }
-boot_stage "$WORK/root.fs" "$WORK/boot.fs" "$WORK/stage2-box.log" LANTERNE-BOX-OK
-e2fsck -fy "$WORK/root.fs" >/dev/null 2>&1 || true
-e2fsck -fn "$WORK/root.fs" >/dev/null
-rm -f "$WORK/data.fs"
-mkfs.ext4 -q -L LANTERNE -m 0 "$WORK/data.fs" "${DATA_MB}M"
+rm -rf "$ROOT"
+cp -a "$BASE_DIR" "$ROOT"
+rm "$ROOT/.lanterne-base"
+# The Lanterne files (images/image/rootfs): root's (copied as root), with their modes from the tree.
+cp -r --preserve=mode images/image/rootfs/. "$ROOT/"
+install -D -m 0644 "$BOX_DEB" "$ROOT/var/cache/lanterne/$(basename "$BOX_DEB")"
+install -m 0755 images/image/configure-box.sh "$ROOT/configure-box"
+echo "build-image: installing $(basename "$BOX_DEB") (log: $WORK/configure-box.log)"
+in_image "$ROOT" /configure-box >"$WORK/configure-box.log" 2>&1 ||
+  { tail -n 30 "$WORK/configure-box.log"; echo "build-image: configure-box.sh failed" >&2; exit 1; }
+rm -f "$ROOT/configure-box" "$ROOT/usr/sbin/systemd-tmpfiles"
+[ -x "$ROOT/usr/bin/systemd-tmpfiles" ] || { echo "build-image: systemd-tmpfiles is missing" >&2; exit 1; }
+step "lanterne-box installed (configure-box.sh)"
 
 # --- 4. the card --------------------------------------------------------------------------
+# The boot partition: what raspi-firmware put in /boot/firmware, which becomes its mount point.
+rm -f "$WORK/boot.fs" "$WORK/root.fs" "$WORK/data.fs"
+mkfs.vfat -n RASPIFIRM -F 32 -C "$WORK/boot.fs" $((BOOT_MB * 1024)) >/dev/null
+MTOOLS_SKIP_CHECK=1 mcopy -s -p -m -i "$WORK/boot.fs" "$ROOT"/boot/firmware/* ::/
+find "$ROOT/boot/firmware" -mindepth 1 -delete
+used_mb=$(du -sm "$ROOT" | cut -f1)
+[ "$used_mb" -lt $((ROOT_MB * 85 / 100)) ] ||
+  { echo "build-image: the system takes $used_mb MB, too much for a $ROOT_MB MB root" >&2; exit 1; }
+mkfs.ext4 -q -L RASPIROOT -d "$ROOT" "$WORK/root.fs" "${ROOT_MB}M"
+mkfs.ext4 -q -L LANTERNE -m 0 "$WORK/data.fs" "${DATA_MB}M"
+rm -rf "$ROOT"
+
 echo "build-image: assembling $IMAGE"
 rm -f "$IMAGE"
 total_mb=$((4 + BOOT_MB + ROOT_MB + DATA_MB + 1))
@@ -163,4 +169,6 @@ PARTS
 dd if="$WORK/boot.fs" of="$IMAGE" bs=1M seek=4 conv=notrunc,sparse status=none
 dd if="$WORK/root.fs" of="$IMAGE" bs=1M seek=$((4 + BOOT_MB)) conv=notrunc,sparse status=none
 dd if="$WORK/data.fs" of="$IMAGE" bs=1M seek=$((4 + BOOT_MB + ROOT_MB)) conv=notrunc,sparse status=none
+rm -f "$WORK/boot.fs" "$WORK/root.fs" "$WORK/data.fs"
+step "partitions made and put together"
 echo "build-image: $IMAGE ($(du -h --apparent-size "$IMAGE" | cut -f1), $(du -h "$IMAGE" | cut -f1) used) in $(($(date +%s) - start)) s"

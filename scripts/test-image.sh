@@ -99,11 +99,11 @@ until "${SSH[@]}" systemctl is-active --quiet lanterne-box.service 2>/dev/null; 
   fi
   sleep 2
 done
-ok "the image boots; lanterne-box.service is active ($(($(date +%s) - start)) s)"
+ok "the image boots; lanterne-box.service is active ($(($(date +%s) - start)) s after the start)"
 # The rest of the first boot (the console greeting runs after the box) ends before the checks.
 state=$(timeout 300 "${SSH[@]}" systemctl is-system-running --wait)
 if [ "$state" = running ]; then
-  ok "the first boot finished with every unit started (systemctl is-system-running: running)"
+  ok "the first boot finished with every unit started (systemctl is-system-running: running; $(($(date +%s) - start)) s)"
 else
   bad "the first boot finished with every unit started (systemctl is-system-running: $state)"
   "${SSH[@]}" systemctl --failed --no-legend
@@ -134,6 +134,7 @@ else
   failed=$((failed + 1))
 fi
 cat "$WORK/sign-in.out"
+echo "test-image: signed in at $(($(date +%s) - start)) s"
 check_ssh "the first password file is gone once replaced" 'test ! -e /var/lib/lanterne/first-admin-password'
 
 # Enrolment: a code made on the box (as the technician does over SSH), used by a simulated
@@ -158,10 +159,10 @@ if [ ! -s "$WORK/stations.json" ]; then
   tail -n 20 "$WORK/station.log"
   finish
 fi
-ok "the simulated station enrolled with the box"
+ok "the simulated station enrolled with the box ($(($(date +%s) - start)) s)"
 name=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); m=m if isinstance(m,list) else m["stations"]; print(m[0]["name"])' "$WORK/stations.json")
 if python3 images/image/check-box.py tile "$URL" "$WORK/ca.pem" "$WORK/session.json" "$name" 120 >"$WORK/tile.out"; then
-  ok "$(grep '^ok.*tile' "$WORK/tile.out" | sed 's/^ok   //')"
+  ok "$(grep '^ok.*tile' "$WORK/tile.out" | sed 's/^ok   //') ($(($(date +%s) - start)) s)"
 else
   bad "$(tail -1 "$WORK/tile.out")"
   tail -n 20 "$WORK/station.log"

@@ -2,8 +2,10 @@
 # Runs every Lanterne test on this machine: formatting and lints, the Rust unit and scenario
 # tests (station link, enrolment, X11 capture under Xvfb, bad input), the firmware build and
 # its host-side logic tests, the systemd units' exposure, the Windows station agent under
-# Wine, and the browser tests in headless Chromium. With LANTERNE_TEST_PACKAGES=1 also the aarch64 cross-build with its tests under
-# qemu and the Debian packages (built, installed, run): two release builds, ~50 min cold.
+# Wine, and the browser tests in headless Chromium. With LANTERNE_TEST_PACKAGES=1 also the
+# aarch64 cross-build with its tests under qemu, the Debian packages (built, installed, run):
+# two release builds, ~50 min cold, and the SD-card image (built under emulation, then booted
+# under qemu-system-aarch64: README, "Install on a Raspberry Pi", has its times).
 #
 #   sudo scripts/test.sh
 #
@@ -76,12 +78,12 @@ counted_step "Windows agent under Wine" windows.log scripts/test-windows.sh
 if [ "${LANTERNE_TEST_PACKAGES:-0}" = 1 ]; then
   counted_step "aarch64 cross-build" cross.log scripts/cross-build.sh
   counted_step "Debian packages" packages.log bash -c 'scripts/build-packages.sh && scripts/test-packages.sh'
+  # The SD-card image from the arm64 package just built, booted under qemu-system-aarch64
+  # (sign-in over HTTPS, a simulated station from target/debug enrolled, its tile online).
+  counted_step "SD-card image" image.log bash -c 'scripts/build-image.sh && scripts/test-image.sh'
 else
-  echo "==> aarch64 cross-build and Debian packages: skipped (LANTERNE_TEST_PACKAGES=1 runs them)"
+  echo "==> aarch64 cross-build, Debian packages and SD-card image: skipped (LANTERNE_TEST_PACKAGES=1 runs them)"
 fi
-# Not yet here: the SD-card image (scripts/build-image.sh + scripts/test-image.sh); its first
-# build has not finished under emulation on these machines yet (README, "Install on a
-# Raspberry Pi").
 
 if [ -f tests/e2e/package.json ]; then
   echo "==> browser tests"
