@@ -62,8 +62,11 @@ step() { # what was just done: its time, and the time so far
 
 # Runs a command inside an arm64 system directory: proot makes the directory look like the
 # root, and runs each arm64 program it starts through qemu-aarch64 (user-mode emulation).
-# The host's /dev, /proc and /sys are visible inside; nothing runs as a service there
-# (/run/systemd/system does not exist inside, so maintainer scripts only enable units).
+# The host's /proc and /sys are visible inside, and a few harmless device nodes; the image's
+# /dev is its own (debootstrap makes its nodes there), so nothing done inside can replace
+# this machine's device nodes, and mounts and unmounts are refused (qemu-under-proot.c).
+# Nothing runs as a service there (/run/systemd/system does not exist inside, so maintainer
+# scripts only enable units).
 # qemu-aarch64 runs through images/image/qemu-under-proot.c, which keeps the system calls
 # Debian 12's proot cannot translate from reaching this machine's own files.
 QEMU_WRAP=$PWD/$OUT/qemu-under-proot
@@ -71,7 +74,8 @@ cc -O2 -Wall -o "$QEMU_WRAP" images/image/qemu-under-proot.c
 in_image() { # root dir, command...
   local root=$1
   shift
-  proot -q "$QEMU_WRAP /host-rootfs$(command -v qemu-aarch64)" -r "$root" -b /dev -b /proc -b /sys -w / \
+  proot -q "$QEMU_WRAP /host-rootfs$(command -v qemu-aarch64)" -r "$root" \
+    -b /dev/null -b /dev/zero -b /dev/full -b /dev/random -b /dev/urandom -b /proc -b /sys -w / \
     /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
     DEBIAN_FRONTEND=noninteractive "$@"
 }

@@ -13,6 +13,12 @@
  * glibc and qemu then fall back to the older calls (faccessat, newfstatat, openat), which
  * proot translates.
  *
+ * It also refuses mount and umount2 (EPERM). proot is no namespace: run as root, a mount
+ * or unmount by an emulated program acts on this machine. debootstrap's second stage
+ * unmounts /dev/pts, /dev/shm and /proc when it exits, and with the build machine's /dev
+ * bound into the image that unmounted the build machine's own /dev/pts (no pseudo-terminal
+ * could be opened afterwards). Nothing the image's packages do at build time needs a mount.
+ *
  *   cc -O2 -o qemu-under-proot qemu-under-proot.c
  *   proot -q "qemu-under-proot /usr/bin/qemu-aarch64" ...
  */
@@ -30,9 +36,10 @@
 #error "qemu-under-proot: written for an x86-64 build machine"
 #endif
 
-#define REFUSE(nr)                                              \
+#define REFUSE_WITH(nr, err)                                    \
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1),            \
-    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA))
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((err) & SECCOMP_RET_DATA))
+#define REFUSE(nr) REFUSE_WITH(nr, ENOSYS)
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -49,6 +56,8 @@ int main(int argc, char **argv) {
         REFUSE(332), /* statx */
         REFUSE(437), /* openat2 */
         REFUSE(322), /* execveat */
+        REFUSE_WITH(165, EPERM), /* mount */
+        REFUSE_WITH(166, EPERM), /* umount2 */
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     struct sock_fprog prog = {
