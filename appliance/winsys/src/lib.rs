@@ -5,7 +5,8 @@
 //! (`BitBlt` from the screen's device context), [`window`] opens topmost windows of one
 //! colour (the watched badge, the lock screen on every monitor with input blocked, the test
 //! program the Windows scenario draws with), [`message`] shows a teacher's message,
-//! [`network`] reads the PC's MAC address for Wake-on-LAN.
+//! [`network`] reads the PC's MAC address for Wake-on-LAN, [`security`] keeps students out
+//! of the agent's folder and key (access lists).
 //!
 //! On other platforms this crate is empty.
 #![cfg(windows)]
@@ -13,6 +14,7 @@
 pub mod capture;
 pub mod message;
 pub mod network;
+pub mod security;
 pub mod window;
 
 /// A Win32 call that failed: which one, and the thread's last error code.

@@ -5,11 +5,10 @@
 //!
 //! What this platform does not have yet, said plainly: the Windows service and its session
 //! helper (the agent runs as one process in the user's session, `lanterne-station desktop`,
-//! so "open a session" is refused and "log out" ends that session); the ACL on
-//! `%ProgramData%\Lanterne` (files are written with the folder's inherited permissions); the
-//! ownership check of the configuration file; the demo player, remote help, the raised hand
+//! so "open a session" is refused and "log out" ends that session); the demo player, remote help, the raised hand
 //! and the "shown to the class" banner; DXGI capture and the Media Foundation encoder.
 
+pub mod acl;
 pub mod media;
 pub mod picture;
 pub mod screen;
@@ -32,12 +31,15 @@ pub const DEFAULT_DATA_DIR: &str = r"C:\ProgramData\Lanterne";
 /// Where a service would wait for its session helper (named pipe; not used yet).
 pub const DEFAULT_SESSION_SOCKET: &str = r"\\.\pipe\lanterne-station";
 
-/// Writes `data` to `path` (created or truncated) and flushes it. The file takes its
-/// folder's permissions: `private` cannot be enforced here yet (no ACL is set), which is
-/// why the identity must live in a folder only administrators can read.
-pub fn write_file(path: &Path, data: &[u8], _private: bool) -> std::io::Result<()> {
+/// Writes `data` to `path` (created or truncated) and flushes it. A `private` file (the
+/// station's key) gets an access list of its own before anything is written to it: full
+/// control for LocalSystem and Administrators, nobody else, nothing inherited.
+pub fn write_file(path: &Path, data: &[u8], private: bool) -> std::io::Result<()> {
     use std::io::Write;
     let mut f = std::fs::File::create(path)?;
+    if private {
+        lanterne_winsys::security::restrict_to_admins(path).map_err(std::io::Error::other)?;
+    }
     f.write_all(data)?;
     f.sync_all()
 }
@@ -47,9 +49,22 @@ pub fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The configuration file's owner and ACL are not checked on Windows yet: nothing is refused.
-pub fn check_config_ownership(_meta: &std::fs::Metadata) -> Result<(), String> {
-    Ok(())
+/// Keeps students out of the agent's folder (`%ProgramData%\Lanterne`, whose default access
+/// list lets every user read and create files): a protected access list with full control
+/// for LocalSystem and Administrators only, which Windows also applies to what the folder
+/// holds and what is made in it later.
+pub fn secure_dir(dir: &Path) -> std::io::Result<()> {
+    lanterne_winsys::security::restrict_to_admins(dir).map_err(std::io::Error::other)
+}
+
+/// Err (the problem) when the configuration file could have been written by an account other
+/// than LocalSystem, the Administrators group, TrustedInstaller or the agent's own: owned by
+/// another account, or an access-list entry lets another account write it.
+pub fn check_config_ownership(path: &Path, _meta: &std::fs::Metadata) -> Result<(), String> {
+    let sddl = lanterne_winsys::security::describe(path)
+        .map_err(|e| format!("its access list cannot be read: {e}"))?;
+    let me = lanterne_winsys::security::current_user_sid().ok();
+    acl::check_writers(&sddl, me.as_deref())
 }
 
 /// This PC's name (`COMPUTERNAME`), or "station".
