@@ -1,7 +1,8 @@
 //! The Windows station agent, under Wine on Xvfb, with a real box: the agent enrols itself
 //! (`lanterne-station.exe enrol`), a Windows program covers the Wine desktop with one colour,
-//! the agent runs (`lanterne-station.exe desktop`: GDI capture, OpenH264), and the box's focus
-//! view, opened like a tablet, decodes that colour. Then the room lock puts the lock screen
+//! the agent runs split as on a real PC, two processes joined by the named pipe (`run`: the
+//! service's link; `session`: GDI capture, OpenH264, the screen), and the box's focus view,
+//! opened like a tablet, decodes that colour. Then the room lock puts the lock screen
 //! up (seen through the same focus view) and takes it down, a command the box approved but
 //! the PC's own allow-list does not list is refused by the station, and a teacher's message
 //! appears on the Wine screen, is acknowledged with the Enter key (through the X server, as a
@@ -24,6 +25,10 @@ use lanterne_scenarios::{
 
 /// The Windows lock screen's night blue (`platform::windows::screen::LOCK_RGB`).
 const LOCK_RGB: [u8; 3] = [0x0b, 0x14, 0x26];
+
+/// The named pipe of the station under test (not the default, to show the configuration
+/// is followed by the service; the helper is told the same).
+const PIPE: &str = r"\\.\pipe\lanterne-station-scenario";
 
 /// A process under Wine, ended with the test.
 struct WineProcess(Child);
@@ -71,7 +76,8 @@ async fn a_windows_agent_under_wine_streams_locks_refuses_unlisted_commands_and_
     let station_toml = dir.path().join("station.toml");
     std::fs::write(
         &station_toml,
-        "[[commands]]\nprogram = 'C:\\windows\\system32\\cmd.exe'\nargs = ['/c', 'echo', 'bonjour']\n",
+        format!("[[commands]]\nprogram = 'C:\\windows\\system32\\cmd.exe'\nargs = ['/c', 'echo', 'bonjour']\n\
+         [session]\nsocket = '{PIPE}'\n"),
     )
     .unwrap();
 
@@ -117,11 +123,24 @@ async fn a_windows_agent_under_wine_streams_locks_refuses_unlisted_commands_and_
         .unwrap();
     assert_eq!(line.trim(), "shown", "the colour window did not open");
 
-    // The agent runs in the session: link, capture, encoder, watched badge.
-    let _agent = WineProcess(
+    // The agent runs split: the service (link, commands) and the session helper (capture,
+    // encoder, watched badge, lock, messages) on the named pipe. Under Wine both run as the
+    // one Wine user, so the helper is told to trust that account instead of LocalSystem.
+    let _service = WineProcess(
         wine(&agent)
-            .args(["desktop", "--data-dir", &wine_path(&data)])
+            .args(["run", "--data-dir", &wine_path(&data)])
             .args(["--config", &wine_path(&station_toml)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    // Wine's account is the Unix user's.
+    let id = Command::new("id").arg("-un").output().unwrap();
+    let wine_user = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    let _helper = WineProcess(
+        wine(&agent)
+            .args(["session", "--socket", PIPE, "--service-user", &wine_user])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

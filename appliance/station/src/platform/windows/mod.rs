@@ -3,16 +3,26 @@
 //! input blocking for full-screen demos, teachers' messages with their read receipt; Windows'
 //! own tools for system actions ([`system`]). The Win32 calls are in `lanterne-winsys`.
 //!
-//! What this platform does not have yet, said plainly: the Windows service and its session
-//! helper (the agent runs as one process in the user's session, `lanterne-station desktop`,
-//! so "open a session" is refused and "log out" ends that session); the ACL on
-//! `%ProgramData%\Lanterne` (files are written with the folder's inherited permissions); the
-//! ownership check of the configuration file; the demo player, remote help, the raised hand
-//! and the "shown to the class" banner; DXGI capture and the Media Foundation encoder.
+//! As on Linux the agent is two processes: the service ([`service`]: `lanterne-station.exe
+//! service` under the service control manager as LocalSystem, or `run` in an administrator's
+//! console) holds the identity and the link, and the session helper (`lanterne-station.exe
+//! session`, in the user's session, as the user) does what the student sees. They meet on the
+//! named pipe `\\.\pipe\lanterne-station` ([`session_pipe`]), each checking the other's
+//! account. The service starts the helper in the console session itself. `desktop` still
+//! runs the whole station in one process in the user's session.
+//!
+//! What this platform does not have yet, said plainly: the ACL on `%ProgramData%\Lanterne`
+//! (files are written with the folder's inherited permissions); the ownership check of the
+//! configuration file; "open a session" (refused: Windows needs the user's password); the
+//! service's own log goes to `service.log` in the data folder, not to the Event Log; the
+//! demo player, remote help, the raised hand and the "shown to the class" banner; DXGI
+//! capture and the Media Foundation encoder.
 
 pub mod media;
 pub mod picture;
 pub mod screen;
+pub mod service;
+pub mod session_pipe;
 pub mod system;
 
 use std::path::Path;
@@ -29,8 +39,8 @@ pub(crate) static DESKTOP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_ne
 pub const DEFAULT_CONFIG_PATH: &str = r"C:\ProgramData\Lanterne\station.toml";
 /// Where the identity lives unless told otherwise.
 pub const DEFAULT_DATA_DIR: &str = r"C:\ProgramData\Lanterne";
-/// Where a service would wait for its session helper (named pipe; not used yet).
-pub const DEFAULT_SESSION_SOCKET: &str = r"\\.\pipe\lanterne-station";
+/// Where the service waits for its session helper (a named pipe).
+pub const DEFAULT_SESSION_SOCKET: &str = session_pipe::DEFAULT_PIPE;
 
 /// Writes `data` to `path` (created or truncated) and flushes it. The file takes its
 /// folder's permissions: `private` cannot be enforced here yet (no ACL is set), which is
