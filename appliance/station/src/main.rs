@@ -192,8 +192,8 @@ enum Cmd {
         bitrate_kbps: u32,
     },
     /// Run the whole station in this process, in the user's Windows session: the link to the
-    /// box, capture and encoding, the watched badge, system actions. What a Windows PC runs
-    /// until the agent is split into a service and a session helper.
+    /// box, capture and encoding, the watched badge, system actions (log off ends this
+    /// session). For trying the agent without installing the service; a PC runs `service`.
     #[cfg(windows)]
     Desktop {
         #[arg(long, default_value = DEFAULT_DATA_DIR)]

@@ -26,6 +26,8 @@ pub const LOCAL_SYSTEM_SID: &str = "S-1-5-18";
 pub const LOCAL_SERVICE_SID: &str = "S-1-5-19";
 /// NetworkService.
 pub const NETWORK_SERVICE_SID: &str = "S-1-5-20";
+/// The local Administrators group.
+pub const ADMINISTRATORS_SID: &str = "S-1-5-32-544";
 
 /// Longest SID in bytes (`SECURITY_MAX_SID_SIZE`).
 const MAX_SID_BYTES: usize = 68;
@@ -180,7 +182,7 @@ fn principal(sid: PSID) -> Result<Principal, Win32Error> {
     })
 }
 
-fn sid_string(sid: PSID) -> Result<String, Win32Error> {
+pub(crate) fn sid_string(sid: PSID) -> Result<String, Win32Error> {
     let mut text = null_mut();
     // SAFETY: `sid` is a valid SID; `text` receives a LocalAlloc'd NUL-terminated string.
     if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {

@@ -15,9 +15,12 @@ use std::ptr::null_mut;
 use tokio::net::windows::named_pipe::{NamedPipeServer, PipeMode, ServerOptions};
 use windows_sys::Win32::Foundation::LocalFree;
 use windows_sys::Win32::Security::Authorization::{
-    ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+    ConvertStringSecurityDescriptorToSecurityDescriptorW, GetSecurityInfo, SDDL_REVISION_1,
+    SE_KERNEL_OBJECT,
 };
-use windows_sys::Win32::Security::{PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES};
+use windows_sys::Win32::Security::{
+    OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES,
+};
 use windows_sys::Win32::System::Pipes::{GetNamedPipeClientProcessId, GetNamedPipeServerProcessId};
 
 use crate::Win32Error;
@@ -110,6 +113,39 @@ pub fn server_process_id(pipe: &impl AsHandle) -> Result<u32, Win32Error> {
     Ok(pid)
 }
 
+/// The SID (string form) of the owner of the pipe object: the account whose process created
+/// it (for LocalSystem, SYSTEM or the Administrators group, by Windows' default-owner
+/// policy). Readable with the `READ_CONTROL` that [`SERVICE_PIPE_SDDL`] gives interactive
+/// users, where the service's process token may not be.
+pub fn owner_sid(pipe: &impl AsHandle) -> Result<String, Win32Error> {
+    let mut owner = null_mut();
+    let mut sd = null_mut();
+    // SAFETY: the handle is valid while borrowed; `owner` points into `sd`, which Windows
+    // LocalAlloc'd and we free once, after reading the owner.
+    let code = unsafe {
+        GetSecurityInfo(
+            pipe.as_handle().as_raw_handle(),
+            SE_KERNEL_OBJECT,
+            OWNER_SECURITY_INFORMATION,
+            &mut owner,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            &mut sd,
+        )
+    };
+    if code != 0 {
+        return Err(Win32Error {
+            call: "GetSecurityInfo",
+            code,
+        });
+    }
+    let sd = SecurityDescriptor(sd);
+    let sid = crate::account::sid_string(owner);
+    drop(sd);
+    sid
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +171,7 @@ mod tests {
         let me = std::process::id();
         assert_eq!(client_process_id(&server).unwrap(), me);
         assert_eq!(server_process_id(&client).unwrap(), me);
+        assert!(owner_sid(&client).unwrap().starts_with("S-1-"));
         // A file is not a pipe.
         let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
         assert!(client_process_id(&file).is_err());

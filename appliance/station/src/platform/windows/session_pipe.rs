@@ -16,7 +16,11 @@
 //! process id, that process's access token), never from what the peer says. The pipe's DACL
 //! ([`lanterne_winsys::pipe::SERVICE_PIPE_SDDL`]) keeps students from creating instances of
 //! it, and the service creates the first instance, so another program cannot take the name
-//! before it; the helper's account check is the second lock.
+//! before it; the helper's account check is the second lock. A standard user may not be
+//! allowed to read a LocalSystem process's token: the helper then checks the owner of the
+//! pipe object instead (SYSTEM, or the Administrators group that Windows makes the owner of
+//! what LocalSystem creates), which no student's program can be. Which of the two a real PC
+//! uses is not verified yet (Wine lets any process read any token).
 //!
 //! What "log out" ends is the helper's Windows session (its id goes to the link where Linux
 //! puts the account's uid). Who is at the station is the account's name, without its domain.
@@ -165,6 +169,41 @@ pub fn service_sid(account: &str) -> Result<String, String> {
     account::sid_of_name(account).map_err(|e| format!("no account named '{account}' here: {e}"))
 }
 
+/// The account serving a pipe, as the helper could find it.
+#[derive(Debug)]
+enum ServerAccount {
+    /// From the serving process's access token.
+    Token { sid: String, name: Option<String> },
+    /// From the owner of the pipe object.
+    PipeOwner { sid: String },
+}
+
+impl ServerAccount {
+    /// Whether this is the account `expected`. An owner check accepts the Administrators
+    /// group for LocalSystem, which Windows' default-owner policy puts as the owner of what
+    /// LocalSystem creates; a student's program cannot make an object owned by either.
+    fn is(&self, expected: &str) -> bool {
+        match self {
+            ServerAccount::Token { sid, .. } => sid == expected,
+            ServerAccount::PipeOwner { sid } => {
+                sid == expected
+                    || (expected == LOCAL_SYSTEM_SID && sid == account::ADMINISTRATORS_SID)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ServerAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerAccount::Token { sid, name } => {
+                write!(f, "{} ({sid})", name.as_deref().unwrap_or("?"))
+            }
+            ServerAccount::PipeOwner { sid } => write!(f, "a pipe owned by {sid}"),
+        }
+    }
+}
+
 /// Creates the pipe `name` (failing if any instance exists) and hands each admitted helper
 /// to the link as a [`SessionConn`] on the returned channel.
 pub fn listen(
@@ -297,22 +336,30 @@ pub async fn connect(
     };
     let pid = pipe::server_process_id(&client)
         .map_err(|e| unavailable(std::io::Error::other(e.to_string())))?;
+    // The serving process's token, or, when this account may not read it (a standard user
+    // and a LocalSystem service), the owner of the pipe object that process created.
     let account = tokio::task::spawn_blocking(move || account::of_process(pid))
         .await
-        .map_err(|e| unavailable(std::io::Error::other(e.to_string())))?
-        .map_err(|e| PipeError::WrongService {
-            name: text.clone(),
-            account: format!("process {pid}, whose account cannot be read ({e})"),
-            expected: service_sid.to_string(),
-        })?;
-    if account.user.sid != service_sid {
+        .map_err(|e| unavailable(std::io::Error::other(e.to_string())))?;
+    let found = match account {
+        Ok(a) => ServerAccount::Token {
+            sid: a.user.sid,
+            name: a.user.name,
+        },
+        Err(token_error) => ServerAccount::PipeOwner {
+            sid: pipe::owner_sid(&client).map_err(|e| PipeError::WrongService {
+                name: text.clone(),
+                account: format!(
+                    "process {pid}, whose account cannot be read ({token_error}; {e})"
+                ),
+                expected: service_sid.to_string(),
+            })?,
+        },
+    };
+    if !found.is(service_sid) {
         return Err(PipeError::WrongService {
             name: text,
-            account: format!(
-                "{} ({})",
-                account.user.name.as_deref().unwrap_or("?"),
-                account.user.sid
-            ),
+            account: found.to_string(),
             expected: service_sid.to_string(),
         });
     }
@@ -487,6 +534,30 @@ mod tests {
         assert_eq!(service_sid("SYSTEM").unwrap(), LOCAL_SYSTEM_SID);
         assert_eq!(service_sid("S-1-5-18").unwrap(), LOCAL_SYSTEM_SID);
         assert!(service_sid("personne-ici").is_err());
+    }
+
+    #[test]
+    fn a_pipe_owned_by_the_administrators_passes_for_localsystem_only() {
+        let owner = |sid: &str| ServerAccount::PipeOwner { sid: sid.into() };
+        let admins = account::ADMINISTRATORS_SID;
+        assert!(owner(admins).is(LOCAL_SYSTEM_SID));
+        assert!(owner(LOCAL_SYSTEM_SID).is(LOCAL_SYSTEM_SID));
+        assert!(
+            !owner("S-1-5-21-1-2-3-1001").is(LOCAL_SYSTEM_SID),
+            "a student's pipe"
+        );
+        assert!(
+            !owner(admins).is("S-1-5-21-1-2-3-500"),
+            "only for LocalSystem"
+        );
+        let token = ServerAccount::Token {
+            sid: admins.into(),
+            name: None,
+        };
+        assert!(
+            !token.is(LOCAL_SYSTEM_SID),
+            "a token must be the account itself"
+        );
     }
 
     #[tokio::test]
