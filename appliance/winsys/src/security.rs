@@ -12,18 +12,16 @@ use std::os::windows::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::null_mut;
 
-use windows_sys::Win32::Foundation::{CloseHandle, LocalFree, ERROR_SUCCESS, HANDLE};
+use windows_sys::Win32::Foundation::{LocalFree, ERROR_SUCCESS};
 use windows_sys::Win32::Security::Authorization::{
-    ConvertSecurityDescriptorToStringSecurityDescriptorW, ConvertSidToStringSidW,
+    ConvertSecurityDescriptorToStringSecurityDescriptorW,
     ConvertStringSecurityDescriptorToSecurityDescriptorW, GetNamedSecurityInfoW,
     SetNamedSecurityInfoW, SDDL_REVISION_1, SE_FILE_OBJECT,
 };
 use windows_sys::Win32::Security::{
-    GetSecurityDescriptorDacl, GetTokenInformation, TokenUser, ACL, DACL_SECURITY_INFORMATION,
-    OWNER_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
-    TOKEN_QUERY, TOKEN_USER,
+    GetSecurityDescriptorDacl, ACL, DACL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION,
+    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
 };
-use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
 use crate::Win32Error;
 
@@ -31,8 +29,10 @@ use crate::Win32Error;
 /// inside (`OICI`), nothing inherited from above (`P`).
 pub const ADMINS_ONLY: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
 
-fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
-    s.encode_wide().chain(Some(0)).collect()
+/// A path as a NUL-terminated UTF-16 string (paths may hold unpaired surrogates, which
+/// `wide::to_wide`, for `str`, cannot carry).
+fn wide_path(p: &Path) -> Vec<u16> {
+    p.as_os_str().encode_wide().chain(Some(0)).collect()
 }
 
 /// A security descriptor made by `ConvertStringSecurityDescriptorToSecurityDescriptorW`,
@@ -48,7 +48,7 @@ impl Drop for Descriptor {
 
 impl Descriptor {
     fn from_sddl(sddl: &str) -> Result<Self, Win32Error> {
-        let text = wide(std::ffi::OsStr::new(sddl));
+        let text = crate::wide::to_wide(sddl);
         let mut sd: PSECURITY_DESCRIPTOR = null_mut();
         // SAFETY: `text` is NUL-terminated and outlives the call; `sd` receives an allocation
         // owned by the returned Descriptor.
@@ -87,7 +87,7 @@ impl Descriptor {
 pub fn set_access(path: &Path, sddl: &str) -> Result<(), Win32Error> {
     let sd = Descriptor::from_sddl(sddl)?;
     let dacl = sd.dacl()?;
-    let name = wide(path.as_os_str());
+    let name = wide_path(path);
     // SAFETY: `name` is NUL-terminated; `dacl` points into `sd`, alive for the call; the
     // owner and group are left alone (null).
     let status = unsafe {
@@ -117,7 +117,7 @@ pub fn restrict_to_admins(path: &Path) -> Result<(), Win32Error> {
 
 /// The owner and access list of `path` in SDDL, e.g. `O:BAD:P(A;;FA;;;SY)(A;;FA;;;BA)`.
 pub fn describe(path: &Path) -> Result<String, Win32Error> {
-    let name = wide(path.as_os_str());
+    let name = wide_path(path);
     let info = OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION;
     let mut sd: PSECURITY_DESCRIPTOR = null_mut();
     // SAFETY: `name` is NUL-terminated; the owner and ACL out-pointers are not asked for
@@ -143,8 +143,8 @@ pub fn describe(path: &Path) -> Result<String, Win32Error> {
     let sd = Descriptor(sd);
     let mut text: *mut u16 = null_mut();
     let mut len: u32 = 0;
-    // SAFETY: sd.0 is the descriptor just read; `text` receives a LocalAlloc'd string of
-    // `len` UTF-16 units, freed below.
+    // SAFETY: sd.0 is the descriptor just read; `text` receives a LocalAlloc'd,
+    // NUL-terminated string, freed below.
     let ok = unsafe {
         ConvertSecurityDescriptorToStringSecurityDescriptorW(
             sd.0,
@@ -159,59 +159,9 @@ pub fn describe(path: &Path) -> Result<String, Win32Error> {
             "ConvertSecurityDescriptorToStringSecurityDescriptorW",
         ));
     }
-    // SAFETY: `text` points to `len` units (the count includes the final NUL on Windows;
-    // it is trimmed below).
-    let units = unsafe { std::slice::from_raw_parts(text, len as usize) };
-    let s = String::from_utf16_lossy(units)
-        .trim_end_matches('\0')
-        .to_string();
+    // SAFETY: the call returned a NUL-terminated string at `text`.
+    let s = unsafe { crate::wide::from_wide_ptr(text) };
     // SAFETY: allocated by the call above, documented to be released with LocalFree.
-    unsafe { LocalFree(text.cast()) };
-    Ok(s)
-}
-
-/// The SID string (`S-1-5-18` for LocalSystem) of the account this process runs as.
-pub fn current_user_sid() -> Result<String, Win32Error> {
-    let mut token: HANDLE = null_mut();
-    // SAFETY: GetCurrentProcess returns a pseudo-handle; `token` receives a handle closed below.
-    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
-        return Err(Win32Error::last("OpenProcessToken"));
-    }
-    // TOKEN_USER and its SID, in u64s for the structure's alignment (a SID is at most 68 bytes).
-    let mut buffer = [0u64; 32];
-    let mut len = 0u32;
-    // SAFETY: `buffer` holds size_of_val(&buffer) bytes; `token` is open for querying.
-    let ok = unsafe {
-        GetTokenInformation(
-            token,
-            TokenUser,
-            buffer.as_mut_ptr().cast(),
-            std::mem::size_of_val(&buffer) as u32,
-            &mut len,
-        )
-    };
-    let err = (ok == 0).then(|| Win32Error::last("GetTokenInformation"));
-    // SAFETY: `token` was opened above and is closed once.
-    unsafe { CloseHandle(token) };
-    if let Some(e) = err {
-        return Err(e);
-    }
-    // SAFETY: the call filled `buffer` with a TOKEN_USER whose SID pointer points into it.
-    let user = unsafe { &*(buffer.as_ptr() as *const TOKEN_USER) };
-    let mut text: *mut u16 = null_mut();
-    // SAFETY: the SID is valid while `buffer` lives; `text` is LocalAlloc'd, freed below.
-    if unsafe { ConvertSidToStringSidW(user.User.Sid, &mut text) } == 0 || text.is_null() {
-        return Err(Win32Error::last("ConvertSidToStringSidW"));
-    }
-    // SAFETY: `text` is a NUL-terminated UTF-16 string.
-    let s = unsafe {
-        let mut n = 0;
-        while *text.add(n) != 0 {
-            n += 1;
-        }
-        String::from_utf16_lossy(std::slice::from_raw_parts(text, n))
-    };
-    // SAFETY: allocated by ConvertSidToStringSidW, released with LocalFree as documented.
     unsafe { LocalFree(text.cast()) };
     Ok(s)
 }
@@ -270,12 +220,6 @@ mod tests {
         );
         assert!(!inherited.contains(";BU)"), "{inherited}");
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn the_current_account_has_a_sid() {
-        let sid = current_user_sid().unwrap();
-        assert!(sid.starts_with("S-1-5-"), "{sid}");
     }
 
     #[test]
