@@ -10,7 +10,7 @@
 //! a plain `cargo test`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use lanterne_scenarios::BoxProcess;
@@ -44,13 +44,30 @@ fn table(msi: &Path, name: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// `wine msiexec` with these arguments; its exit code is Windows' installer result (low byte).
-fn msiexec(args: &[&str]) -> Output {
-    Command::new("wine")
-        .arg("msiexec")
+/// Runs `wine` with `args` and returns its exit status and what it printed. The output goes
+/// through a file, not a pipe: the first Wine program in a prefix starts the Wine server and
+/// services (here: the station service the installer starts), which inherit its output and
+/// keep a pipe open long after the program itself has ended.
+fn wine(args: &[&str]) -> (ExitStatus, String) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let status = Command::new("wine")
         .args(args)
-        .output()
-        .unwrap()
+        .stdin(Stdio::null())
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap())
+        .status()
+        .unwrap();
+    (
+        status,
+        std::fs::read_to_string(log.path()).unwrap_or_default(),
+    )
+}
+
+/// `wine msiexec` with these arguments; its exit code is Windows' installer result (low byte).
+fn msiexec(args: &[&str]) -> (ExitStatus, String) {
+    let mut all = vec!["msiexec"];
+    all.extend_from_slice(args);
+    wine(&all)
 }
 
 fn wine_msi_path(p: &Path) -> String {
@@ -59,14 +76,8 @@ fn wine_msi_path(p: &Path) -> String {
 
 /// What `sc query` says about the service (Windows' own service control tool, under Wine).
 fn sc_query() -> (bool, String) {
-    let out = Command::new("wine")
-        .args(["sc", "query", SERVICE])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (status, said) = wine(&["sc", "query", SERVICE]);
+    (status.success(), said)
 }
 
 #[test]
@@ -123,9 +134,10 @@ async fn the_msi_enrols_starts_the_service_and_uninstalls_cleanly_under_wine() {
     let token = b.enrol_tokens(1).unwrap().remove(0);
     let box_arg = format!("BOX={}", b.ready.https_url);
     let wrong = format!("ENROL=0000000000@{}", token.ca_fingerprint);
-    let out = msiexec(&["/i", &msi_arg, "/qn", &box_arg, &wrong]);
+    let (status, _) = msiexec(&["/i", &msi_arg, "/qn", &box_arg, &wrong]);
+    // Wine's installer says 1627 (function failed) where Windows says 1603 (fatal error).
     assert!(
-        !out.status.success(),
+        !status.success(),
         "an installation with a wrong enrolment code succeeded"
     );
     assert!(
@@ -137,12 +149,11 @@ async fn the_msi_enrols_starts_the_service_and_uninstalls_cleanly_under_wine() {
 
     // The right code: installed, enrolled, the service started and online at the box.
     let right = format!("ENROL={}@{}", token.code, token.ca_fingerprint);
-    let out = msiexec(&["/i", &msi_arg, "/qn", &box_arg, &right]);
+    let (status, said) = msiexec(&["/i", &msi_arg, "/qn", &box_arg, &right]);
     assert!(
-        out.status.success(),
-        "msiexec /i failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+        status.success(),
+        "msiexec /i failed ({:?}): {said}",
+        status.code()
     );
     assert!(exe.is_file(), "{} is missing", exe.display());
     assert!(
@@ -164,12 +175,11 @@ async fn the_msi_enrols_starts_the_service_and_uninstalls_cleanly_under_wine() {
     // The school edits its allow-list; uninstalling keeps it and removes everything else.
     let toml = data.join("station.toml");
     std::fs::write(&toml, "# edited by the school\n").unwrap();
-    let out = msiexec(&["/x", &msi_arg, "/qn"]);
+    let (status, said) = msiexec(&["/x", &msi_arg, "/qn"]);
     assert!(
-        out.status.success(),
-        "msiexec /x failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+        status.success(),
+        "msiexec /x failed ({:?}): {said}",
+        status.code()
     );
     assert!(!exe.exists(), "uninstalling left {}", exe.display());
     let (known, said) = sc_query();
