@@ -16,6 +16,7 @@
 
 pub mod account;
 pub mod capture;
+pub mod job;
 pub mod message;
 pub mod network;
 pub mod pipe;

@@ -11,14 +11,15 @@ use std::path::Path;
 use std::ptr::{null, null_mut};
 use std::time::Duration;
 
-use windows_sys::Win32::Foundation::{CloseHandle, WAIT_OBJECT_0, WAIT_TIMEOUT};
+use windows_sys::Win32::Foundation::{WAIT_OBJECT_0, WAIT_TIMEOUT};
 use windows_sys::Win32::System::Environment::{CreateEnvironmentBlock, DestroyEnvironmentBlock};
 use windows_sys::Win32::System::RemoteDesktop::{
     WTSGetActiveConsoleSessionId, WTSLogoffSession, WTSQueryUserToken, WTS_CURRENT_SERVER_HANDLE,
 };
 use windows_sys::Win32::System::Threading::{
-    CreateProcessAsUserW, GetExitCodeProcess, TerminateProcess, WaitForSingleObject,
-    CREATE_NO_WINDOW, CREATE_UNICODE_ENVIRONMENT, PROCESS_INFORMATION, STARTUPINFOW,
+    CreateProcessAsUserW, GetExitCodeProcess, ResumeThread, TerminateProcess, WaitForSingleObject,
+    CREATE_NO_WINDOW, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, PROCESS_INFORMATION,
+    STARTUPINFOW,
 };
 
 use crate::Win32Error;
@@ -119,11 +120,13 @@ pub fn command_line(program: &Path, args: &[&str]) -> String {
 }
 
 /// Starts `program args` in session `id` as the user logged in there, on their interactive
-/// desktop (`winsta0\default`), with their environment and no console window.
+/// desktop (`winsta0\default`), with their environment and no console window, inside `job`
+/// (put there before it runs its first instruction, so it can never be outside it).
 pub fn start_as_session_user(
     id: u32,
     program: &Path,
     args: &[&str],
+    job: &crate::job::KillOnCloseJob,
 ) -> Result<SessionProcess, Win32Error> {
     let mut token = null_mut();
     // SAFETY: `token` receives a primary token handle we then own.
@@ -159,7 +162,7 @@ pub fn start_as_session_user(
             null(),
             null(),
             0,
-            CREATE_UNICODE_ENVIRONMENT | CREATE_NO_WINDOW,
+            CREATE_UNICODE_ENVIRONMENT | CREATE_NO_WINDOW | CREATE_SUSPENDED,
             environment,
             null(),
             &startup,
@@ -172,14 +175,29 @@ pub fn start_as_session_user(
     if let Some(e) = failed {
         return Err(e);
     }
-    // SAFETY: CreateProcessAsUserW succeeded: both handles are ours; the thread's is not
-    // needed.
-    unsafe { CloseHandle(info.hThread) };
-    Ok(SessionProcess {
-        // SAFETY: as above.
-        process: unsafe { OwnedHandle::from_raw_handle(info.hProcess) },
+    // SAFETY: CreateProcessAsUserW succeeded: both handles are ours.
+    let (process, thread) = unsafe {
+        (
+            OwnedHandle::from_raw_handle(info.hProcess),
+            OwnedHandle::from_raw_handle(info.hThread),
+        )
+    };
+    let started = SessionProcess {
+        process,
         pid: info.dwProcessId,
-    })
+    };
+    if let Err(e) = job.assign(started.process.as_raw_handle()) {
+        // Never let it run outside the job: it could outlive the service.
+        let _ = started.kill();
+        return Err(e);
+    }
+    // SAFETY: the suspended process's first thread, ours until dropped.
+    if unsafe { ResumeThread(thread.as_raw_handle()) } == u32::MAX {
+        let e = Win32Error::last("ResumeThread");
+        let _ = started.kill();
+        return Err(e);
+    }
+    Ok(started)
 }
 
 #[cfg(test)]

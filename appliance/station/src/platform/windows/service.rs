@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use lanterne_winsys::job::KillOnCloseJob;
 use lanterne_winsys::session::{self as wts, SessionProcess};
 use tracing::{info, warn};
 use windows_service::service::{
@@ -134,6 +135,18 @@ impl HelperSupervisor {
 
 fn supervise(program: &Path, pipe: &str, service_sid: &str, stop: &AtomicBool) {
     let args = ["session", "--socket", pipe, "--service-user", service_sid];
+    // Every helper runs in this job, closed with this process however it ends: a helper
+    // never outlives the service (nor keeps its program file in use after an uninstall).
+    let job = match KillOnCloseJob::new() {
+        Ok(job) => job,
+        Err(e) => {
+            tracing::error!(
+                "cannot make the job that ties the session helper to the service ({e}): \
+                 no session helper is started"
+            );
+            return;
+        }
+    };
     let mut running: Option<(SessionProcess, u32, Instant)> = None;
     let mut delay = FIRST_RESTART;
     let mut not_before = Instant::now();
@@ -172,7 +185,7 @@ fn supervise(program: &Path, pipe: &str, service_sid: &str, stop: &AtomicBool) {
         // Session 0 is the services': no one logs in there.
         match console.filter(|&s| s != 0) {
             Some(session) if Instant::now() >= not_before => {
-                match wts::start_as_session_user(session, program, &args) {
+                match wts::start_as_session_user(session, program, &args, &job) {
                     Ok(p) => {
                         info!(session, pid = p.pid, "session helper started");
                         last_error.clear();
@@ -193,8 +206,15 @@ fn supervise(program: &Path, pipe: &str, service_sid: &str, stop: &AtomicBool) {
         }
     }
     if let Some((helper, _, _)) = running {
-        if let Err(e) = helper.kill() {
-            warn!("cannot end the session helper: {e}");
+        // Ended before the service says it has stopped, so that whoever stopped it (an
+        // uninstall) finds no process of ours left.
+        match helper
+            .kill()
+            .and_then(|()| helper.wait(Duration::from_secs(5)))
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => warn!("the session helper did not end within 5 s"),
+            Err(e) => warn!("cannot end the session helper: {e}"),
         }
     }
 }
