@@ -58,7 +58,9 @@ pub struct StationConfig {
     pub session: SessionHelper,
 }
 
-/// The local socket of the session helper (see `session_socket`).
+/// Where the session helper meets the service: a Unix socket on Linux (`session_socket`), a
+/// named pipe (`\\.\pipe\name`) on Windows (`session_pipe`). Account names in `users` and
+/// `groups` are Windows account names there (`eleve` or `PC\eleve`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SessionHelper {

@@ -351,6 +351,23 @@ async fn a_windows_service_under_wine_starts_restarts_and_stops_its_session_help
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Wine shuts its prefix down (services included) once no program but its own services
+    // runs: a Windows program stays open throughout, as the user's desktop would on a PC.
+    let mut painter = WineProcess(
+        wine(&windows_bin_dir().join("examples").join("colour-window.exe"))
+            .arg("3C64C8")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(painter.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "shown", "the colour window did not open");
+
     let bin_path = format!(
         "{} service --data-dir {} --config {}",
         wine_path(&agent),
@@ -358,14 +375,19 @@ async fn a_windows_service_under_wine_starts_restarts_and_stops_its_session_help
         wine_path(&station_toml)
     )
     .replace('/', "\\");
+    // To a file, not a pipe: the service and Wine's own processes that these commands
+    // start inherit the output and would hold a pipe open.
+    let sc_out = dir.path().join("sc.txt");
     let sc = |args: &[&str]| {
-        let out = Command::new("wine").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "wine {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = std::fs::File::create(&sc_out).unwrap();
+        let status = Command::new("wine")
+            .args(args)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .status()
+            .unwrap();
+        let said = std::fs::read_to_string(&sc_out).unwrap_or_default();
+        assert!(status.success(), "wine {args:?}: {said}");
     };
     sc(&["sc", "create", "LanterneStation", "binPath=", &bin_path]);
     let _installed = Uninstall;
@@ -382,12 +404,16 @@ async fn a_windows_service_under_wine_starts_restarts_and_stops_its_session_help
     let first = helper_pids();
     assert_eq!(first.len(), 1, "one session helper: {first:?}");
 
-    // A helper that dies is started again, and connects again.
-    assert!(Command::new("kill")
-        .args(["-9", &first[0].to_string()])
-        .status()
-        .unwrap()
-        .success());
+    // A helper that is ended (as from Task Manager) is started again, and connects again.
+    let started = std::fs::read_to_string(&log).unwrap();
+    let windows_pid = started
+        .lines()
+        .find(|l| l.contains("session helper started"))
+        .and_then(|l| l.split("pid=").nth(1))
+        .and_then(|p| p.split_whitespace().next())
+        .expect("the service logs the helper's process id")
+        .to_string();
+    sc(&["taskkill", "/f", "/pid", &windows_pid]);
     wait_for(&log, &["the session helper exited"], 1);
     wait_for(&log, &["session connected", "capture=gdi"], 2);
 
@@ -402,6 +428,7 @@ async fn a_windows_service_under_wine_starts_restarts_and_stops_its_session_help
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    drop(painter);
 }
 
 /// Removes the test's service from Wine's service manager, whatever the test's outcome.
@@ -409,12 +436,14 @@ struct Uninstall;
 
 impl Drop for Uninstall {
     fn drop(&mut self) {
-        let _ = Command::new("wine")
-            .args(["net", "stop", "LanterneStation"])
-            .output();
-        let _ = Command::new("wine")
-            .args(["sc", "delete", "LanterneStation"])
-            .output();
+        for args in [["net", "stop"], ["sc", "delete"]] {
+            let _ = Command::new("wine")
+                .args(args)
+                .arg("LanterneStation")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -440,13 +469,20 @@ fn wait_for(path: &Path, needles: &[&str], count: usize) {
 }
 
 /// The Linux processes of session helpers the service started (Wine shows their Windows
-/// command line as the process's).
+/// command line as the process's), in this test's Wine prefix only: other Wine programs on
+/// the machine are none of its business.
 fn helper_pids() -> Vec<u32> {
+    let prefix = std::env::var("WINEPREFIX").expect("WINEPREFIX is set by test-windows.sh");
+    let ours = format!("WINEPREFIX={prefix}");
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(e.path().join("environ")).ok()?;
+            if !environ.split(|&b| b == 0).any(|v| v == ours.as_bytes()) {
+                return None;
+            }
             let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             (cmdline.contains("lanterne-station.exe")
