@@ -77,7 +77,11 @@ in_image() { # root dir, command...
   proot -q "$QEMU_WRAP /host-rootfs$(command -v qemu-aarch64)" -r "$root" \
     -b /dev/null -b /dev/zero -b /dev/full -b /dev/random -b /dev/urandom -b /proc -b /sys -w / \
     /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    DEBIAN_FRONTEND=noninteractive "$@"
+    DEBIAN_FRONTEND=noninteractive PKGSYSTEM_ENABLE_FSYNC=0 "$@"
+}
+stamped() { # each line of the input with the time it came, for the logs of the long steps
+  local line
+  while IFS= read -r line; do printf '%(%T)T %s\n' -1 "$line"; done
 }
 
 # --- 1. unpack, 2. configure --------------------------------------------------------------
@@ -121,14 +125,14 @@ else
   # configured after the kernel), over 30 minutes each under emulation; configure-base.sh
   # makes it once, with every package in place.
   if ! in_image "$ROOT" /bin/sh -c 'INITRD=No DEBOOTSTRAP_DIR=/debootstrap /debootstrap/debootstrap --second-stage' \
-    >"$WORK/configure-base.log" 2>&1; then
+    2>&1 | stamped >"$WORK/configure-base.log"; then
     tail -n 30 "$ROOT/debootstrap/debootstrap.log" 2>/dev/null || tail -n 30 "$WORK/configure-base.log"
     echo "build-image: debootstrap --second-stage failed" >&2
     exit 1
   fi
   step "packages configured (debootstrap --second-stage)"
   install -m 0755 images/image/configure-base.sh "$ROOT/configure-base"
-  in_image "$ROOT" /configure-base >>"$WORK/configure-base.log" 2>&1 ||
+  in_image "$ROOT" /configure-base 2>&1 | stamped >>"$WORK/configure-base.log" ||
     { tail -n 30 "$WORK/configure-base.log"; echo "build-image: configure-base.sh failed" >&2; exit 1; }
   rm -f "$ROOT/configure-base"
   step "initrd made and base system set up (configure-base.sh)"
