@@ -3,7 +3,9 @@
 //! PC with the box (as LocalSystem, before the service starts), installs and starts the
 //! `LanterneStation` service, whose link then comes online at the box; `msiexec /x` stops and
 //! removes the service and the program and keeps the school's `station.toml`. A wrong
-//! enrolment code fails the whole installation and leaves no program behind.
+//! enrolment code fails the whole installation and leaves no program behind. Installed
+//! without a code (as by Group Policy), the service runs and waits until an administrator
+//! enrols the PC, then comes online.
 //!
 //! Run by `scripts/test-windows.sh`, which builds the MSI (`scripts/build-msi.sh`) and passes
 //! it as `LANTERNE_WINDOWS_MSI`, with the Wine prefix (`WINEPREFIX`) and display. Ignored in
@@ -70,6 +72,32 @@ fn msiexec(args: &[&str]) -> (ExitStatus, String) {
     wine(&all)
 }
 
+/// A program open on the Wine desktop for as long as it lives: Wine shuts its prefix down,
+/// services included, once no program but its own services runs, where Windows keeps a
+/// service running whether anyone is logged in or not. Notepad stands for the user's desktop.
+struct Desktop(std::process::Child);
+
+impl Desktop {
+    fn open() -> Self {
+        Desktop(
+            Command::new("wine")
+                .arg("notepad")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wine_msi_path(p: &Path) -> String {
     format!("Z:{}", p.display()).replace('/', "\\")
 }
@@ -129,6 +157,7 @@ async fn the_msi_enrols_starts_the_service_and_uninstalls_cleanly_under_wine() {
     let exe = c.join("Program Files/Lanterne/lanterne-station.exe");
     let data = c.join("ProgramData/Lanterne");
     let b = BoxProcess::start().await.unwrap();
+    let _desktop = Desktop::open();
 
     // A code the box never issued: the enrolment fails, and with it the installation.
     let token = b.enrol_tokens(1).unwrap().remove(0);
@@ -164,11 +193,9 @@ async fn the_msi_enrols_starts_the_service_and_uninstalls_cleanly_under_wine() {
         data.join("station.toml").is_file(),
         "no allow-list installed"
     );
-    let line = b
-        .wait_log_line(&["station online"], Duration::from_secs(90))
+    b.wait_log_line(&["station online", "id=1"], Duration::from_secs(90))
         .await
         .unwrap();
-    assert!(!line.is_empty());
     let (known, said) = sc_query();
     assert!(known && said.contains("RUNNING"), "sc query: {said}");
 
@@ -189,4 +216,52 @@ async fn the_msi_enrols_starts_the_service_and_uninstalls_cleanly_under_wine() {
         "# edited by the school\n",
         "uninstalling must keep the school's allow-list"
     );
+
+    // As a Group Policy installs it: no enrolment at install time (the PC is retired first,
+    // as docs/operations.md says). The service runs and waits; `enrol`, run afterwards by an
+    // administrator, brings it online without restarting anything.
+    for f in [
+        "station.json",
+        "station.key.pem",
+        "station.cert.pem",
+        "box-ca.pem",
+    ] {
+        std::fs::remove_file(data.join(f)).unwrap();
+    }
+    let (status, said) = msiexec(&["/i", &msi_arg, "/qn"]);
+    assert!(
+        status.success(),
+        "msiexec /i without enrolment failed ({:?}): {said}",
+        status.code()
+    );
+    let (known, said) = sc_query();
+    assert!(known && said.contains("RUNNING"), "sc query: {said}");
+    assert!(!data.join("station.json").exists());
+    let token = b.enrol_tokens(1).unwrap().remove(0);
+    let exe_arg = r"C:\Program Files\Lanterne\lanterne-station.exe";
+    let (status, said) = wine(&[
+        exe_arg,
+        "enrol",
+        "--box",
+        &b.ready.https_url,
+        "--token",
+        &format!("{}@{}", token.code, token.ca_fingerprint),
+    ]);
+    assert!(status.success(), "enrol failed: {said}");
+    if let Err(e) = b
+        .wait_log_line(&["station online", "id=2"], Duration::from_secs(90))
+        .await
+    {
+        let log = std::fs::read_to_string(data.join("service.log")).unwrap_or_default();
+        let files: Vec<_> = std::fs::read_dir(&data)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        panic!(
+            "{e:#}\nin {}: {files:?}\nthe service's log:\n{log}",
+            data.display()
+        );
+    }
+    let (status, said) = msiexec(&["/x", &msi_arg, "/qn"]);
+    assert!(status.success(), "msiexec /x failed: {said}");
+    assert!(!exe.exists(), "uninstalling left {}", exe.display());
 }

@@ -56,11 +56,35 @@ pub struct ServiceSetup {
     pub start_helpers: bool,
 }
 
-/// The station service until the link ends or `stop` completes.
+/// How often a service installed without enrolment looks for it.
+const ENROLMENT_POLL: Duration = Duration::from_secs(5);
+
+/// The station service until the link ends or `stop` completes. First keeps other accounts
+/// out of the data folder; a PC not enrolled yet (installed without `ENROL`, e.g. by Group
+/// Policy) waits for `lanterne-station.exe enrol` instead of failing.
 pub async fn run(
     setup: &ServiceSetup,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    tokio::pin!(stop);
+    std::fs::create_dir_all(&setup.data_dir)
+        .with_context(|| format!("making {}", setup.data_dir.display()))?;
+    super::secure_dir(&setup.data_dir)
+        .with_context(|| format!("keeping other accounts out of {}", setup.data_dir.display()))?;
+    if !Identity::is_enrolled(&setup.data_dir) {
+        info!(
+            "this PC is not enrolled yet: waiting for `lanterne-station.exe enrol --box URL \
+             --token CODE@FINGERPRINT` (run as an administrator) to write {}",
+            setup.data_dir.display()
+        );
+        while !Identity::is_enrolled(&setup.data_dir) {
+            tokio::select! {
+                _ = tokio::time::sleep(ENROLMENT_POLL) => {}
+                _ = &mut stop => return Ok(()),
+            }
+        }
+        info!("enrolled: starting");
+    }
     let station_config = StationConfig::load(&setup.config)?;
     let commands = Arc::new(AllowList::new(
         &setup.config,
@@ -100,7 +124,7 @@ pub async fn run(
     };
     let result = tokio::select! {
         r = st.task => r.context("station link task"),
-        _ = stop => Ok(()),
+        _ = &mut stop => Ok(()),
     };
     if let Some(s) = supervisor {
         tokio::task::spawn_blocking(move || s.stop()).await?;
