@@ -27,9 +27,10 @@ name=test-windows
 . scripts/wine-env.sh
 wine_check
 
-echo "==> cross-build for Windows (warnings as errors)"
+echo "==> cross-build for Windows (warnings as errors) and clippy"
 RUSTFLAGS="-D warnings" cargo build -p lanterne-station -p lanterne-winsys --target "$WINDOWS_TARGET" --bins --examples
 RUSTFLAGS="-D warnings" cargo test -p lanterne-station -p lanterne-winsys --target "$WINDOWS_TARGET" --no-run
+cargo clippy -p lanterne-station -p lanterne-winsys --target "$WINDOWS_TARGET" --all-targets -- -D warnings
 
 wine_display
 echo "==> fresh Wine prefix"

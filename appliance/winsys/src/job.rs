@@ -4,7 +4,7 @@
 //! job with it and the helper ends too, so no helper outlives its service or keeps the
 //! program file in use.
 
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
+use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle};
 use std::ptr::null;
 
 use windows_sys::Win32::System::JobObjects::{
@@ -48,9 +48,11 @@ impl KillOnCloseJob {
 
     /// Puts the process behind `process` (a handle with PROCESS_SET_QUOTA and
     /// PROCESS_TERMINATE rights, as CreateProcess returns) in the job.
-    pub fn assign(&self, process: RawHandle) -> Result<(), Win32Error> {
-        // SAFETY: both handles are valid for the call; the caller keeps `process` open.
-        if unsafe { AssignProcessToJobObject(self.0.as_raw_handle(), process) } == 0 {
+    pub fn assign(&self, process: BorrowedHandle<'_>) -> Result<(), Win32Error> {
+        // SAFETY: both handles are open for the call: the job's is ours, `process` is
+        // borrowed for it.
+        if unsafe { AssignProcessToJobObject(self.0.as_raw_handle(), process.as_raw_handle()) } == 0
+        {
             return Err(Win32Error::last("AssignProcessToJobObject"));
         }
         Ok(())
@@ -60,7 +62,7 @@ impl KillOnCloseJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::windows::io::AsRawHandle;
+    use std::os::windows::io::AsHandle;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -74,7 +76,7 @@ mod tests {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        job.assign(child.as_raw_handle()).unwrap();
+        job.assign(child.as_handle()).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         assert!(
             child.try_wait().unwrap().is_none(),

@@ -6,7 +6,7 @@
 //! `WTSQueryUserToken` needs the `SeTcbPrivilege` that LocalSystem holds: from an
 //! administrator's console these calls fail with error 1314.
 
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::os::windows::io::{AsHandle, AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::Path;
 use std::ptr::{null, null_mut};
 use std::time::Duration;
@@ -186,7 +186,7 @@ pub fn start_as_session_user(
         process,
         pid: info.dwProcessId,
     };
-    if let Err(e) = job.assign(started.process.as_raw_handle()) {
+    if let Err(e) = job.assign(started.process.as_handle()) {
         // Never let it run outside the job: it could outlive the service.
         let _ = started.kill();
         return Err(e);
