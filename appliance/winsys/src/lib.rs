@@ -5,14 +5,21 @@
 //! (`BitBlt` from the screen's device context), [`window`] opens topmost windows of one
 //! colour (the watched badge, the lock screen on every monitor with input blocked, the test
 //! program the Windows scenario draws with), [`message`] shows a teacher's message,
-//! [`network`] reads the PC's MAC address for Wake-on-LAN.
+//! [`network`] reads the PC's MAC address for Wake-on-LAN, [`input`] plays remote help's
+//! pointer and keys (`SendInput`), [`panel`] shows the consent prompt and the help banner
+//! (text and buttons), [`hotkey`] registers Ctrl+Alt+H and Ctrl+Alt+End, [`video`] paints
+//! the demo player's pictures.
 //!
 //! On other platforms this crate is empty.
 #![cfg(windows)]
 
 pub mod capture;
+pub mod hotkey;
+pub mod input;
 pub mod message;
 pub mod network;
+pub mod panel;
+pub mod video;
 pub mod window;
 
 /// A Win32 call that failed: which one, and the thread's last error code.

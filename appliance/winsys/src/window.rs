@@ -381,6 +381,7 @@ mod tests {
 
     #[test]
     fn keys_pressed_while_input_is_blocked_never_reach_the_pc() {
+        let _turn = crate::input::desktop_turn();
         let blocked = TopWindows::show(&[], [0, 0, 0], "", true).unwrap();
         key(VK_F13, false);
         drop(blocked);
