@@ -1,14 +1,15 @@
-//! The station on Windows: GDI capture and OpenH264 ([`media`], [`picture`]); the screen
-//! ([`screen`]): the watched badge, the lock on every monitor with keyboard and mouse blocked,
-//! input blocking for full-screen demos, teachers' messages with their read receipt; Windows'
-//! own tools for system actions ([`system`]). The Win32 calls are in `lanterne-winsys`.
+//! The station on Windows: GDI capture and OpenH264, and the demo player ([`media`],
+//! [`picture`]); the screen ([`screen`]): the watched badge, the lock on every monitor with
+//! keyboard and mouse blocked, input blocking for full-screen demos, teachers' messages with
+//! their read receipt, remote help with the student's consent, the raised hand, the "shown to
+//! the class" banner; Windows' own tools for system actions ([`system`]). The Win32 calls are
+//! in `lanterne-winsys`.
 //!
 //! What this platform does not have yet, said plainly: the Windows service and its session
 //! helper (the agent runs as one process in the user's session, `lanterne-station desktop`,
 //! so "open a session" is refused and "log out" ends that session); the ACL on
 //! `%ProgramData%\Lanterne` (files are written with the folder's inherited permissions); the
-//! ownership check of the configuration file; the demo player, remote help, the raised hand
-//! and the "shown to the class" banner; DXGI capture and the Media Foundation encoder.
+//! ownership check of the configuration file; DXGI capture and the Media Foundation encoder.
 
 pub mod media;
 pub mod picture;
