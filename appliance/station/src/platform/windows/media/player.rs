@@ -418,6 +418,47 @@ mod tests {
     }
 
     #[test]
+    fn a_windowed_demo_paints_in_a_window_of_its_own() {
+        let _turn = crate::platform::windows::DESKTOP.blocking_lock();
+        let player = DemoPlayer::start(
+            &PlayerConfig {
+                label: "poste-02".into(),
+                region: None,
+                output: PlayerOutput::Window { fullscreen: false },
+            },
+            &init().unwrap(),
+        )
+        .unwrap();
+        for f in stream(PURPLE, ORANGE, 2) {
+            player.push(f);
+        }
+        let r = windowed_rect();
+        let m = primary_monitor();
+        assert!(
+            r.width < m.width && r.height < m.height,
+            "not full screen: {r:?}"
+        );
+        let (lx, rx, y) = (
+            (r.x + r.width as i32 / 4) as u32,
+            (r.x + r.width as i32 * 3 / 4) as u32,
+            (r.y + r.height as i32 / 2) as u32,
+        );
+        let mut capture = DesktopCapture::new();
+        wait_until("the demo in its window", || {
+            let shot = capture.grab().unwrap();
+            let (l, r) = (shot.rgb_at(lx, y).unwrap(), shot.rgb_at(rx, y).unwrap());
+            close(l, PURPLE) && close(r, ORANGE)
+        });
+        // Outside the window, the desktop is not covered.
+        let shot = capture.grab().unwrap();
+        let corner = shot.rgb_at(2, m.height - 2).unwrap();
+        assert!(
+            !close(corner, PURPLE) && !close(corner, ORANGE),
+            "{corner:?}"
+        );
+    }
+
+    #[test]
     fn a_region_shows_only_that_part_and_a_gap_waits_for_the_next_keyframe() {
         let probe = init().unwrap();
         let player = DemoPlayer::start(
