@@ -436,11 +436,24 @@ mod tests {
                 .clamp(0, 65535) as u16
         };
         let (cx, cy) = (r.x + r.width as i32 / 2, r.y + r.height as i32 / 2);
+        send(&[Synth::MoveTo {
+            x: frac(cx, left, width),
+            y: frac(cy, top, height),
+        }])
+        .unwrap();
+        // Under Wine a late pointer event from the X server can move the pointer back: the
+        // button is pressed once the pointer is seen on the button.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !crate::input::cursor_pos()
+            .is_some_and(|(x, y)| (x - cx).abs() <= 2 && (y - cy).abs() <= 2)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pointer never came"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         send(&[
-            Synth::MoveTo {
-                x: frac(cx, left, width),
-                y: frac(cy, top, height),
-            },
             Synth::Button {
                 button: MouseButton::Left,
                 down: true,

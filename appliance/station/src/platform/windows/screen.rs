@@ -423,11 +423,25 @@ mod tests {
     fn click(r: Rect) {
         use lanterne_winsys::input::{send, MouseButton, Synth};
         let (left, top, width, height) = desktop_rect();
+        let (cx, cy) = (r.x + r.width as i32 / 2, r.y + r.height as i32 / 2);
+        send(&[Synth::MoveTo {
+            x: frac(cx, left, width),
+            y: frac(cy, top, height),
+        }])
+        .unwrap();
+        // Under Wine a late pointer event from the X server can move the pointer back: the
+        // button is pressed once the pointer is seen on the button.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !lanterne_winsys::input::cursor_pos()
+            .is_some_and(|(x, y)| (x - cx).abs() <= 2 && (y - cy).abs() <= 2)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pointer never came"
+            );
+            std::thread::yield_now();
+        }
         send(&[
-            Synth::MoveTo {
-                x: frac(r.x + r.width as i32 / 2, left, width),
-                y: frac(r.y + r.height as i32 / 2, top, height),
-            },
             Synth::Button {
                 button: MouseButton::Left,
                 down: true,
