@@ -8,7 +8,9 @@
 //! student's keyboard would) and the box records it as read. Last, remote help: the consent
 //! prompt appears on the Wine screen and the student accepts it with the mouse, the helper's
 //! click (played by the agent with SendInput) presses the banner's "Arrêter", the box records
-//! that the help ended, and input after that is refused.
+//! that the help ended, and input after that is refused. Then a demo of another station (a
+//! Linux agent with a synthetic screen, in this process) is played full screen by the Windows
+//! agent, which reports to the box the colour its OpenH264 player decoded.
 //!
 //! Run by `scripts/test-windows.sh`, which cross-builds the Windows programs, makes the Wine
 //! prefix and the display, and passes them in the environment: `LANTERNE_WINDOWS_BIN_DIR`
@@ -364,6 +366,71 @@ async fn a_windows_agent_under_wine_streams_locks_refuses_unlisted_commands_and_
         )
         .await;
     assert_eq!(res.status, 409, "input after the end is refused");
+
+    // A demo: a Linux station's synthetic screen, relayed by the box, played full screen by
+    // the Windows agent, whose OpenH264 player reports the colour it decoded.
+    let source_colour = lanterne_station::PALETTE[2];
+    let source_dir = dir.path().join("source");
+    let source_id = b
+        .enrol(&source_dir, "poste-source")
+        .await
+        .unwrap()
+        .station_id;
+    let _source = lanterne_station::spawn_station(
+        &source_dir,
+        lanterne_station::SourceSpec::Live(lanterne_media::CaptureSource::Synthetic {
+            label: "poste-source".into(),
+            rgb: source_colour,
+        }),
+        std::sync::Arc::new(lanterne_station::screen::SimulatedScreen::default()),
+        std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
+        &lanterne_media::init().unwrap(),
+        "poste-source".into(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = https
+            .post_json(
+                &cookie,
+                "/api/demo",
+                serde_json::json!({ "source": source_id, "targets": [station_id], "mode": "fullscreen" }),
+            )
+            .await;
+        if res.status == 200 {
+            break;
+        }
+        // The source may still be connecting.
+        assert!(
+            Instant::now() < deadline,
+            "the demo never started: {} {}",
+            res.status,
+            String::from_utf8_lossy(&res.body)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let room = get_json(&https, &cookie, "/api/room").await;
+        let health = &room["demo"]["receivers"][0]["health"];
+        let centre: Option<[u8; 3]> = serde_json::from_value(health["centre_rgb"].clone()).ok();
+        if health["frames_decoded"].as_u64() > Some(10)
+            && centre.is_some_and(|c| close_to(c, source_colour, 40))
+        {
+            assert_eq!(room["demo"]["receivers"][0]["name"], "poste-wine");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Windows agent never decoded the demo in the source's colour: {}",
+            room["demo"]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let res = https
+        .post_json(&cookie, "/api/demo/stop", serde_json::json!({}))
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     drop(painter);
 }
 

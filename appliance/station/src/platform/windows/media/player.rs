@@ -4,7 +4,7 @@
 //! second for the health report, with or without a window.
 //!
 //! ```text
-//! push(AU) ─▶ [8 queued at most] ─▶ decode ─▶ [region] ─┬─▶ centre colour (every 250 ms)
+//! push(AU) ─▶ [32 queued at most] ─▶ decode ─▶ [region] ─┬─▶ centre colour (every 250 ms)
 //!                                                       └─▶ BGRX ─▶ window (latest only)
 //! ```
 //!
@@ -12,7 +12,7 @@
 //! dropped (and counted) when the decoder falls behind, after a gap in the sequence or a
 //! frame that does not decode, until the next keyframe.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,12 +27,17 @@ use openh264::OpenH264API;
 
 use super::CodecProbe;
 
-/// Access units waiting for the decoder; beyond that the player is behind and drops.
-const MAX_QUEUED: usize = 8;
+/// Access units waiting for the decoder (about a second of a 30 fps demo, a few megabytes at
+/// most): enough to ride out the window's first paint; beyond that the player is behind and
+/// drops until the next keyframe.
+const MAX_QUEUED: usize = 32;
 /// Largest decoded picture shown (beyond it, frames are dropped): 4K UHD.
 pub const MAX_PICTURE: (usize, usize) = (3840, 2160);
 /// Least time between two samples of the centre colour.
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+/// While the decoder is behind (access units waiting), a picture is painted at least this
+/// often; the others are decoded (the next ones refer to them) but not converted nor painted.
+const PAINT_WHEN_BEHIND: Duration = Duration::from_millis(200);
 /// A windowed demo's window, at most (it is smaller on a smaller monitor).
 const WINDOW_SIZE: (u32, u32) = (1024, 600);
 
@@ -77,6 +82,8 @@ struct Shared {
     picture: AtomicU32,
     /// Nothing but a keyframe may go to the decoder.
     need_key: AtomicBool,
+    /// Access units waiting for the decoder.
+    queued: AtomicUsize,
 }
 
 /// A running demo player. Dropping it closes the window and stops decoding.
@@ -169,13 +176,18 @@ impl DemoPlayer {
         let Some(queue) = &self.queue else {
             return dropped();
         };
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
         match queue.try_send(frame.data) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                self.shared.queued.fetch_sub(1, Ordering::Relaxed);
                 need_key.store(true, Ordering::Relaxed);
                 dropped();
             }
-            Err(TrySendError::Disconnected(_)) => dropped(),
+            Err(TrySendError::Disconnected(_)) => {
+                self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+                dropped();
+            }
         }
     }
 
@@ -220,21 +232,34 @@ fn clip(
     (x, y, w, h)
 }
 
-/// The median of each channel over a 5 × 5 grid around the centre of an RGBA picture.
-fn centre_colour(
-    rgba: &[u8],
-    stride: usize,
-    (x, y, w, h): (usize, usize, usize, usize),
-) -> [u8; 3] {
+/// BT.601 limited range, what decoders assume for H.264 without colour information.
+fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let (c, d, e) = (i32::from(y) - 16, i32::from(u) - 128, i32::from(v) - 128);
+    let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
+    [
+        clamp(298 * c + 409 * e),
+        clamp(298 * c - 100 * d - 208 * e),
+        clamp(298 * c + 516 * d),
+    ]
+}
+
+/// The median of each channel over a 5 × 5 grid around the centre of the shown part of a
+/// decoded picture, read from its planes (no conversion of the whole picture).
+fn centre_colour(yuv: &impl YUVSource, (x, y, w, h): (usize, usize, usize, usize)) -> [u8; 3] {
+    let (ys, us, vs) = yuv.strides();
     let (cx, cy) = (x + w / 2, y + h / 2);
     let mut samples: [Vec<u8>; 3] = Default::default();
     for dy in -2i64..=2 {
         for dx in -2i64..=2 {
             let sx = (cx as i64 + dx * 2).clamp(x as i64, (x + w - 1) as i64) as usize;
             let sy = (cy as i64 + dy * 2).clamp(y as i64, (y + h - 1) as i64) as usize;
-            let i = (sy * stride + sx) * 4;
+            let rgb = yuv_to_rgb(
+                yuv.y()[sy * ys + sx],
+                yuv.u()[(sy / 2) * us + sx / 2],
+                yuv.v()[(sy / 2) * vs + sx / 2],
+            );
             for (c, s) in samples.iter_mut().enumerate() {
-                s.push(rgba[i + c]);
+                s.push(rgb[c]);
             }
         }
     }
@@ -253,8 +278,10 @@ fn decode_loop(
 ) {
     let mut rgba = Vec::new();
     let mut last_sample: Option<Instant> = None;
+    let mut last_paint: Option<Instant> = None;
     let mut warned_size = false;
     while let Ok(au) = queue.recv() {
+        shared.queued.fetch_sub(1, Ordering::Relaxed);
         let yuv = match decoder.decode(&au) {
             Ok(Some(yuv)) => yuv,
             // Parameter sets alone, or a picture still being assembled.
@@ -279,14 +306,12 @@ fn decode_loop(
             }
             continue;
         }
-        rgba.resize(width * height * 4, 0);
-        yuv.write_rgba8(&mut rgba);
         let cut = clip(region, width, height);
         shared
             .picture
             .store(((cut.2 as u32) << 16) | cut.3 as u32, Ordering::Relaxed);
         if last_sample.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY) {
-            let [r, g, b] = centre_colour(&rgba, width, cut);
+            let [r, g, b] = centre_colour(&yuv, cut);
             shared.centre.store(
                 0x0100_0000 | (u32::from(r) << 16) | (u32::from(g) << 8) | u32::from(b),
                 Ordering::Relaxed,
@@ -294,6 +319,14 @@ fn decode_loop(
             last_sample = Some(Instant::now());
         }
         let Some(window) = &window else { continue };
+        // Behind: newer pictures are waiting, paint only now and then.
+        let behind = shared.queued.load(Ordering::Relaxed) > 0;
+        if behind && last_paint.is_some_and(|t| t.elapsed() < PAINT_WHEN_BEHIND) {
+            continue;
+        }
+        last_paint = Some(Instant::now());
+        rgba.resize(width * height * 4, 0);
+        yuv.write_rgba8(&mut rgba);
         let (x, y, w, h) = cut;
         let mut bgrx = Vec::with_capacity(w * h * 4);
         for row in y..y + h {
