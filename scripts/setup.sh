@@ -23,8 +23,9 @@ APT_PACKAGES=(
   lintian file mmdebstrap debootstrap gcc-aarch64-linux-gnu libc6-dev-arm64-cross libclang-dev
   qemu-user qemu-system-arm proot gcc dosfstools fdisk mtools e2fsprogs openssh-client python3
   # The Windows station agent: cross-built with mingw-w64, tested under Wine
-  # (scripts/test-windows.sh); its benchmark reads the link's bytes with ss (iproute2).
-  mingw-w64 wine64 iproute2
+  # (scripts/test-windows.sh); its benchmark reads the link's bytes with ss (iproute2); its
+  # installer is made with wixl and checked with msiinfo (scripts/build-msi.sh).
+  mingw-w64 wine64 iproute2 wixl msitools
 )
 # Node.js may come from elsewhere than Debian (with its own npm, which conflicts with
 # Debian's npm package): install Debian's only when there is no node or npm at all.

@@ -4,7 +4,12 @@
 # lanterne-winsys) and runs them under Wine on a private Xvfb display, in a fresh Wine prefix
 # under the cargo target directory; then the scenario tests/scenarios/tests/windows_agent.rs:
 # the Windows agent under Wine enrols with a real box built here for Linux, a Windows program
-# paints the Wine desktop, and the box's focus view decodes that colour.
+# paints the Wine desktop, and the box's focus view decodes that colour (the agent split in
+# two processes on a named pipe, as on a real PC); and the Windows service under Wine's
+# service manager starts, restarts and stops its session helper. The scenarios share the
+# Wine prefix and display: one at a time. Then the installer
+# (scripts/build-msi.sh) and tests/scenarios/tests/windows_msi.rs: its tables, and an install
+# with Wine's msiexec that enrols with a real box and starts the service, then an uninstall.
 #
 #   scripts/test-windows.sh
 #
@@ -40,7 +45,14 @@ echo "==> scenario: the Windows agent under Wine with a real box"
 unset CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER
 cargo build -p lanterne-box --bins
 LANTERNE_WINDOWS_BIN_DIR=$target_dir/$WINDOWS_TARGET/debug \
-  cargo test -p lanterne-scenarios --test windows_agent -- --ignored 2>&1 | tee -a "$wine_work/tests.log" \
+  cargo test -p lanterne-scenarios --test windows_agent -- --ignored --test-threads=1 2>&1 | tee -a "$wine_work/tests.log" \
+  || status=1
+
+echo "==> the installer: built, then installed, enrolled and removed under Wine"
+scripts/build-msi.sh
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+LANTERNE_WINDOWS_MSI=$PWD/target/packages/lanterne-station_${version}_x64.msi \
+  cargo test -p lanterne-scenarios --test windows_msi -- --ignored 2>&1 | tee -a "$wine_work/tests.log" \
   || status=1
 
 ran=$(awk '/^test result:/ { for (i = 1; i < NF; i++) if ($(i+1) ~ /^passed/) p += $i } END { print p + 0 }' "$wine_work/tests.log")

@@ -413,13 +413,46 @@ impl Default for Privacy {
     }
 }
 
+/// Whether `program` may be an approved command's program: an absolute path on the
+/// stations, so it runs without a shell or a PATH lookup. Either a Unix path (`/usr/bin/df`)
+/// or a Windows drive path (`C:\Windows\System32\ipconfig.exe`). Windows network (`\\server\…`)
+/// and device (`\\?\…`) paths are refused: a program on a share is not the PC's own, and
+/// whoever controls the share would choose what runs. At most 256 bytes, no control
+/// character. Each station still runs only what its own allow-list names.
+pub fn program_path_ok(program: &str) -> Result<(), &'static str> {
+    const WHY: &str = "must be an absolute path on the stations (no shell, no PATH lookup): \
+                       /usr/bin/… for Linux, C:\\…\\program.exe for Windows";
+    if program.is_empty() || program.len() > 256 {
+        return Err("must be an absolute path of at most 256 bytes");
+    }
+    if program.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    if program.starts_with("\\\\") || program.starts_with("//") {
+        return Err(
+            "must be a program on the station itself, not on a network share or device path",
+        );
+    }
+    let b = program.as_bytes();
+    if b[0] == b'/' {
+        return Ok(());
+    }
+    let drive = b.len() > 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\';
+    if drive && !program.contains('/') {
+        return Ok(());
+    }
+    Err(WHY)
+}
+
 /// One admin-approved command.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovedCommand {
     /// What the teacher picks (lower-case letters, digits and dashes).
     pub name: String,
-    /// Absolute path of the program on the stations; run without a shell.
+    /// Absolute path of the program on the stations, run without a shell: a Unix path
+    /// (`/usr/bin/df`) for Linux PCs, a drive path (`C:\Windows\System32\ipconfig.exe`) for
+    /// Windows PCs (see [`program_path_ok`]).
     pub program: String,
     #[serde(default)]
     pub args: Vec<String>,
@@ -840,11 +873,8 @@ impl Config {
             if !names.insert(c.name.as_str()) {
                 return Err((f("name"), format!("'{}' is used twice", c.name)));
             }
-            if !c.program.starts_with('/') || c.program.len() > 256 {
-                return Err((
-                    f("program"),
-                    "must be an absolute path (no shell, no PATH lookup)".into(),
-                ));
+            if let Err(why) = program_path_ok(&c.program) {
+                return Err((f("program"), why.into()));
             }
             for (what, list) in [("args", &c.args), ("allowed_args", &c.allowed_args)] {
                 if list.len() > 32 || list.iter().any(|a| a.len() > 256 || a.contains('\0')) {
@@ -1063,6 +1093,26 @@ mod tests {
         assert!(err.contains("'commands[0].name'"), "{err}");
         let twice =
             format!("{ok}[[commands]]\nname = \"espace-disque\"\nprogram = \"/bin/true\"\n");
+        // A Windows program by its drive path is accepted (TOML literal string: no escapes).
+        let windows = "[room]\nname = \"A\"\n[[commands]]\nname = \"ip\"\n\
+                       program = 'C:\\Windows\\System32\\ipconfig.exe'\nargs = ['/all']\n";
+        assert_eq!(
+            parse(windows).unwrap().commands[0].program,
+            "C:\\Windows\\System32\\ipconfig.exe"
+        );
+        for bad in [
+            "ipconfig.exe",
+            "\\\\server\\share\\tool.exe",
+            "\\\\?\\C:\\tool.exe",
+            "C:tool.exe",
+            "C:/Windows/tool.exe",
+            "//server/share/tool",
+        ] {
+            let err = parse(&windows.replace("C:\\Windows\\System32\\ipconfig.exe", bad))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("'commands[0].program'"), "{bad}: {err}");
+        }
         let err = parse(&twice).unwrap_err().to_string();
         assert!(err.contains("'commands[1].name'"), "{err}");
     }

@@ -229,9 +229,10 @@ impl StationConfig {
 }
 
 /// The file decides what runs as root: refuse one that another account could have written
-/// (the platform decides what that means: mode and owner on Linux).
+/// (the platform decides what that means: mode and owner on Linux, owner and access list on
+/// Windows).
 fn check_ownership(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
-    crate::platform::check_config_ownership(meta).map_err(|problem| ConfigError::Unsafe {
+    crate::platform::check_config_ownership(path, meta).map_err(|problem| ConfigError::Unsafe {
         path: path.to_path_buf(),
         problem,
     })

@@ -111,6 +111,10 @@ impl Identity {
             path: dir.into(),
             source,
         })?;
+        crate::platform::secure_dir(dir).map_err(|source| IdentityError::Io {
+            path: dir.into(),
+            source,
+        })?;
         write(&dir.join(KEY), key_pem.as_bytes(), true)?;
         write(&dir.join(CERT), cert_pem.as_bytes(), false)?;
         write(&dir.join(CA), ca_pem.as_bytes(), false)?;

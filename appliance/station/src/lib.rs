@@ -9,7 +9,8 @@
 //! The session helper (`lanterne-station session`, started in each interactive session as
 //! the student) does everything the student sees or uses: capture and encoding
 //! ([`sources`]), the overlay ([`screen`]), the demo player, opening URLs ([`session`]).
-//! `session_socket` joins them over a local socket that checks each peer's credentials.
+//! [`session_link`] joins them over a local stream whose ends check each other's account:
+//! the Unix socket `session_socket` on Linux, the named pipe `session_pipe` on Windows.
 //!
 //! What differs between Linux and Windows (capture and encoding, the overlay, system actions,
 //! the session socket, file permissions) is in [`platform`]; everything else is shared.
@@ -28,6 +29,7 @@ pub mod link;
 pub mod platform;
 pub mod screen;
 pub mod session;
+pub mod session_link;
 pub mod sources;
 pub mod system;
 

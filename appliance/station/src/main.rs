@@ -8,9 +8,12 @@
 //!     [--station-config station.toml]
 //! lanterne-station record --out thumb.lrp --frames 150                     # replay file
 //! lanterne-station record --display :5 --seconds 30 --out t.lrp --full-out f.lrp  # an X11 screen
-//! lanterne-station desktop                          # Windows: the whole station, in the session
+//! lanterne-station.exe run                         # Windows: the service, in an admin console
+//! lanterne-station.exe service                     # Windows: the same, as the LanterneStation service
+//! lanterne-station.exe session                     # Windows: the session helper
+//! lanterne-station.exe desktop                     # Windows: the whole station, in the session
 //! ```
-//! On Windows only `enrol` and `desktop` exist so far (see `platform::windows`).
+//! On Windows `classroom` and `record` do not exist (see `platform::windows`).
 //! `RUST_LOG` sets the log filter (default `info`).
 
 use std::path::PathBuf;
@@ -189,8 +192,8 @@ enum Cmd {
         bitrate_kbps: u32,
     },
     /// Run the whole station in this process, in the user's Windows session: the link to the
-    /// box, capture and encoding, the watched badge, system actions. What a Windows PC runs
-    /// until the agent is split into a service and a session helper.
+    /// box, capture and encoding, the watched badge, system actions (log off ends this
+    /// session). For trying the agent without installing the service; a PC runs `service`.
     #[cfg(windows)]
     Desktop {
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
@@ -198,6 +201,40 @@ enum Cmd {
         /// This PC's own configuration: the commands the box may run here (none without it).
         #[arg(long, default_value = lanterne_station::config::DEFAULT_PATH)]
         config: PathBuf,
+    },
+    /// Run the station service in this console (as an administrator) until Ctrl+C: the link
+    /// to the box, power, log off, commands from this PC's allow-list. What the student sees
+    /// is done by the session helper (`session`), which connects to its named pipe.
+    #[cfg(windows)]
+    Run {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// This PC's own configuration: the commands the box may run here (none without it)
+        /// and the session helper's pipe.
+        #[arg(long, default_value = lanterne_station::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// What `run` does, as the Windows service LanterneStation (started by the service
+    /// control manager only), which also starts the session helper in the console session
+    /// as the user logged in there. Its log is `service.log` in the data folder.
+    #[cfg(windows)]
+    Service {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        #[arg(long, default_value = lanterne_station::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Run the session helper in the user's session, as the user: screen capture, the lock,
+    /// messages and the watched badge, opening links. It connects to the service's named pipe
+    /// and serves it until the service goes, then waits for it.
+    #[cfg(windows)]
+    Session {
+        /// The service's pipe (`[session] socket` in its configuration).
+        #[arg(long, default_value = lanterne_station::platform::DEFAULT_SESSION_SOCKET)]
+        socket: PathBuf,
+        /// The account the service runs as (name or SID); the helper talks to nobody else.
+        #[arg(long, default_value = "SYSTEM")]
+        service_user: String,
     },
 }
 
@@ -213,17 +250,17 @@ fn parse_rgb(s: &str) -> Result<[u8; 3], String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    // Logs go to standard error (journald under systemd); standard output is for what a
-    // person asked for (the first-start password, enrolment tokens).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    // Under the service control manager there is no console: the log goes to a file.
+    #[cfg(windows)]
+    let service_log = match &cli.cmd {
+        Cmd::Service { data_dir, .. } => Some(data_dir.join("service.log")),
+        _ => None,
+    };
+    #[cfg(not(windows))]
+    let service_log: Option<PathBuf> = None;
+    init_logs(service_log.as_deref())?;
+    match cli.cmd {
         Cmd::Enrol {
             data_dir,
             box_url,
@@ -394,6 +431,127 @@ async fn main() -> anyhow::Result<()> {
         }
         #[cfg(windows)]
         Cmd::Desktop { data_dir, config } => desktop(&data_dir, &config).await,
+        #[cfg(windows)]
+        Cmd::Run { data_dir, config } => {
+            use lanterne_station::platform::service::{self, ServiceSetup};
+            let setup = ServiceSetup {
+                data_dir,
+                config,
+                start_helpers: false,
+            };
+            service::run(&setup, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+        }
+        #[cfg(windows)]
+        Cmd::Service { data_dir, config } => {
+            use lanterne_station::platform::service::{self, ServiceSetup};
+            let setup = ServiceSetup {
+                data_dir,
+                config,
+                start_helpers: true,
+            };
+            tokio::task::spawn_blocking(move || service::run_under_service_manager(setup)).await?
+        }
+        #[cfg(windows)]
+        Cmd::Session {
+            socket,
+            service_user,
+        } => {
+            let sid = lanterne_station::platform::session_pipe::service_sid(&service_user)
+                .map_err(anyhow::Error::msg)?;
+            tokio::select! {
+                r = windows_session_helper(socket.into_os_string(), sid) => r,
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+    }
+}
+
+/// Logs go to standard error (journald under systemd), or to `file` (appended) for the
+/// Windows service; standard output is for what a person asked for (the first-start
+/// password, enrolment tokens).
+fn init_logs(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open the log {}: {e}", path.display()))?;
+            builder
+                .with_writer(std::sync::Mutex::new(f))
+                .with_ansi(false)
+                .init();
+        }
+        None => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+    }
+    Ok(())
+}
+
+/// The Windows session helper: starts what the student sees and uses, then serves the
+/// station service, connecting again (with backoff) whenever it is not there. Ends with an
+/// error when the service refuses this helper or is not the expected account.
+#[cfg(windows)]
+async fn windows_session_helper(
+    pipe: std::ffi::OsString,
+    service_sid: String,
+) -> anyhow::Result<()> {
+    use lanterne_station::platform::screen::WindowsScreen;
+    use lanterne_station::platform::session_pipe::{self, PipeError};
+    use lanterne_station::platform::CaptureSource;
+    use lanterne_station::session::{self, Session, MEDIA_QUEUE};
+    use lanterne_station::system::ShellOpener;
+    use lanterne_station::SourceSpec;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let probe = lanterne_station::platform::init()?;
+    let (tx, mut media) = tokio::sync::mpsc::channel(MEDIA_QUEUE);
+    let source = SourceSpec::Live(CaptureSource::Gdi).start(&probe, tx)?;
+    let mut session = Session::new(
+        source,
+        Arc::new(WindowsScreen::new()),
+        Arc::new(ShellOpener::default()),
+        probe,
+    );
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match session_pipe::connect(&pipe, &service_sid, session.capabilities()).await {
+            Ok((framed, greeting)) => {
+                tracing::info!(station = %greeting.name, "connected to the station service");
+                backoff = Duration::from_millis(200);
+                let (conn, end) = session::pair(
+                    "station service".into(),
+                    None,
+                    session.capabilities(),
+                    media,
+                );
+                let (_, (why, back)) = tokio::join!(
+                    session.serve(end),
+                    session_pipe::bridge_to_service(framed, conn)
+                );
+                tracing::info!("disconnected from the station service: {why}");
+                media = back;
+            }
+            Err(
+                e
+                @ (PipeError::Refused(_) | PipeError::WrongService { .. } | PipeError::BadName(_)),
+            ) => return Err(e.into()),
+            Err(e) => {
+                tracing::info!("{e}; trying again in {} ms", backoff.as_millis());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
     }
 }
 

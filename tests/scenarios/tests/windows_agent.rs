@@ -1,7 +1,8 @@
 //! The Windows station agent, under Wine on Xvfb, with a real box: the agent enrols itself
 //! (`lanterne-station.exe enrol`), a Windows program covers the Wine desktop with one colour,
-//! the agent runs (`lanterne-station.exe desktop`: GDI capture, OpenH264), and the box's focus
-//! view, opened like a tablet, decodes that colour. Then the room lock puts the lock screen
+//! the agent runs split as on a real PC, two processes joined by the named pipe (`run`: the
+//! service's link; `session`: GDI capture, OpenH264, the screen), and the box's focus view,
+//! opened like a tablet, decodes that colour. Then the room lock puts the lock screen
 //! up (seen through the same focus view) and takes it down, a command the box approved but
 //! the PC's own allow-list does not list is refused by the station, and a teacher's message
 //! appears on the Wine screen, is acknowledged with the Enter key (through the X server, as a
@@ -29,6 +30,10 @@ use lanterne_scenarios::{
 
 /// The Windows lock screen's night blue (`platform::windows::screen::LOCK_RGB`).
 const LOCK_RGB: [u8; 3] = [0x0b, 0x14, 0x26];
+
+/// The named pipe of the station under test (not the default, to show the configuration
+/// is followed by the service; the helper is told the same).
+const PIPE: &str = r"\\.\pipe\lanterne-station-scenario";
 
 /// A process under Wine, ended with the test.
 struct WineProcess(Child);
@@ -76,7 +81,8 @@ async fn a_windows_agent_under_wine_streams_locks_refuses_unlisted_commands_and_
     let station_toml = dir.path().join("station.toml");
     std::fs::write(
         &station_toml,
-        "[[commands]]\nprogram = 'C:\\windows\\system32\\cmd.exe'\nargs = ['/c', 'echo', 'bonjour']\n",
+        format!("[[commands]]\nprogram = 'C:\\windows\\system32\\cmd.exe'\nargs = ['/c', 'echo', 'bonjour']\n\
+         [session]\nsocket = '{PIPE}'\n"),
     )
     .unwrap();
 
@@ -122,11 +128,24 @@ async fn a_windows_agent_under_wine_streams_locks_refuses_unlisted_commands_and_
         .unwrap();
     assert_eq!(line.trim(), "shown", "the colour window did not open");
 
-    // The agent runs in the session: link, capture, encoder, watched badge.
-    let _agent = WineProcess(
+    // The agent runs split: the service (link, commands) and the session helper (capture,
+    // encoder, watched badge, lock, messages) on the named pipe. Under Wine both run as the
+    // one Wine user, so the helper is told to trust that account instead of LocalSystem.
+    let _service = WineProcess(
         wine(&agent)
-            .args(["desktop", "--data-dir", &wine_path(&data)])
+            .args(["run", "--data-dir", &wine_path(&data)])
             .args(["--config", &wine_path(&station_toml)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    // Wine's account is the Unix user's.
+    let id = Command::new("id").arg("-un").output().unwrap();
+    let wine_user = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    let _helper = WineProcess(
+        wine(&agent)
+            .args(["session", "--socket", PIPE, "--service-user", &wine_user])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -164,12 +183,11 @@ async fn a_windows_agent_under_wine_streams_locks_refuses_unlisted_commands_and_
         mac != "00:00:00:00:00:00" && host_macs.contains(&mac),
         "enrolled with {mac:?}; this machine's are {host_macs:?}"
     );
-    b.wait_log_line(
-        &["station online", "poste-wine", "capture=gdi"],
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    // The service may reach the box before its helper connects (then it says "no session"):
+    // the colour above is what proves the helper's GDI capture.
+    b.wait_log_line(&["station online", "poste-wine"], Duration::from_secs(5))
+        .await
+        .unwrap();
 
     // The room lock: the station reports the lock screen up, and its stream shows it.
     let origin = https.origin();
@@ -467,6 +485,152 @@ fn x_display_size() -> (i64, i64) {
     let text = String::from_utf8_lossy(&out.stdout);
     let mut it = text.split_whitespace().map(|v| v.parse::<i64>().unwrap());
     (it.next().unwrap(), it.next().unwrap())
+}
+
+/// The Windows service under Wine's service control manager: installed with `sc create` as
+/// the MSI does (`lanterne-station.exe service`), started with `net start`, it starts the
+/// session helper in the console session through `WTSQueryUserToken` and
+/// `CreateProcessAsUserW` (Wine hands out the one Wine user's token), the helper connects on
+/// the default pipe, and the box sees the station. A helper that dies is started again; when
+/// the service stops, its helper ends.
+///
+/// What Wine cannot show: LocalSystem (every Wine process runs as the one Wine user, so the
+/// helper is told to trust that account, as the service always tells it its own), sessions
+/// and logons (Wine has one session), the pipe's DACL (not enforced by Wine). On a real PC,
+/// as an administrator: `sc create LanterneStation binPath= "C:\Program Files\Lanterne\
+/// lanterne-station.exe service" start= auto obj= LocalSystem`, `net start LanterneStation`,
+/// then in Task Manager's Details tab `lanterne-station.exe` runs twice: as SYSTEM in session
+/// 0 and as the logged-in user in their session; logging off and on again starts a new
+/// helper; `%ProgramData%\Lanterne\service.log` says each step.
+#[tokio::test]
+#[ignore = "needs the cross-built Windows agent, Wine and Xvfb: run by scripts/test-windows.sh"]
+async fn a_windows_service_under_wine_starts_restarts_and_stops_its_session_helper() {
+    let agent = windows_bin_dir().join("lanterne-station.exe");
+    let b = BoxProcess::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("station");
+    let station_toml = dir.path().join("station.toml");
+    std::fs::write(&station_toml, "").unwrap();
+    let token = b.enrol_tokens(1).unwrap().remove(0);
+    let out = wine(&agent)
+        .args(["enrol", "--data-dir", &wine_path(&data)])
+        .args(["--box", &b.ready.https_url, "--hostname", "poste-service"])
+        .args([
+            "--token",
+            &format!("{}@{}", token.code, token.ca_fingerprint),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "enrolment failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bin_path = format!(
+        "{} service --data-dir {} --config {}",
+        wine_path(&agent),
+        wine_path(&data),
+        wine_path(&station_toml)
+    )
+    .replace('/', "\\");
+    let sc = |args: &[&str]| {
+        let out = Command::new("wine").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "wine {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sc(&["sc", "create", "LanterneStation", "binPath=", &bin_path]);
+    let _installed = Uninstall;
+    sc(&["net", "start", "LanterneStation"]);
+
+    let log = data.join("service.log");
+    wait_for(&log, &["session connected", "capture=gdi"], 1);
+    b.wait_log_line(
+        &["station online", "poste-service"],
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let first = helper_pids();
+    assert_eq!(first.len(), 1, "one session helper: {first:?}");
+
+    // A helper that dies is started again, and connects again.
+    assert!(Command::new("kill")
+        .args(["-9", &first[0].to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(&log, &["the session helper exited"], 1);
+    wait_for(&log, &["session connected", "capture=gdi"], 2);
+
+    // Stopping the service ends its helper.
+    sc(&["net", "stop", "LanterneStation"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !helper_pids().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the session helper outlived the service: {:?}",
+            helper_pids()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Removes the test's service from Wine's service manager, whatever the test's outcome.
+struct Uninstall;
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        let _ = Command::new("wine")
+            .args(["net", "stop", "LanterneStation"])
+            .output();
+        let _ = Command::new("wine")
+            .args(["sc", "delete", "LanterneStation"])
+            .output();
+    }
+}
+
+/// Waits up to 60 s until `count` lines of the file contain all of `needles`.
+fn wait_for(path: &Path, needles: &[&str], count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let found = text
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .count();
+        if found >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} line(s) with {needles:?} never appeared in {}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The Linux processes of session helpers the service started (Wine shows their Windows
+/// command line as the process's).
+fn helper_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.contains("lanterne-station.exe")
+                && cmdline.contains(" session ")
+                && cmdline.contains("--service-user"))
+            .then_some(pid)
+        })
+        .collect()
 }
 
 /// The X window (id) with this exact title on the display, waiting up to 20 s for it.

@@ -9,6 +9,7 @@
 //!   screen as a [`crate::sources::VideoSource`]), `DemoPlayer`, `PlayerConfig`,
 //!   `PlayerOutput`;
 //! * files: `write_file` (private files readable by the agent's account only), `sync_dir`,
+//!   `secure_dir` (the data folder kept from other accounts),
 //!   `check_config_ownership`, `DEFAULT_CONFIG_PATH`, `DEFAULT_DATA_DIR`,
 //!   `DEFAULT_SESSION_SOCKET`;
 //! * the PC: `hostname`, `primary_mac`.

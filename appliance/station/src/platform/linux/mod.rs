@@ -39,9 +39,15 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Nothing more than the key's own mode (0600, [`write_file`]): the folder is the service's
+/// state directory, made by systemd (`StateDirectory=`, mode 0700 in its unit).
+pub fn secure_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Err (the problem) when the configuration file could have been written by an account other
 /// than root or the agent's own: writable by its group or others, or owned by someone else.
-pub fn check_config_ownership(meta: &std::fs::Metadata) -> Result<(), String> {
+pub fn check_config_ownership(_path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     if meta.mode() & 0o022 != 0 {
         return Err(format!(

@@ -19,38 +19,26 @@
 //! station's configuration. The helper talks only to a service running as root (or the
 //! account it is told), so another user's program on the PC cannot pose as the service.
 //!
-//! One helper at a time: while one is connected (or in its handshake, at most
-//! [`HANDSHAKE_TIMEOUT`]), another is refused with the reason and exits; the first keeps its
-//! place until it disconnects. A student who kills their helper only takes down what it
-//! showed: the service tells the box nothing is shown and sends no video until a helper (e.g.
-//! restarted by its user unit) connects again and gets the room's state.
-//!
-//! Frames are the station link's (`lanterne_wire::FrameCodec`: every length checked before
-//! anything is buffered, fuzzed by `appliance/wire/fuzz`), so this adds no decoder. What a
-//! helper sends is checked again by the link: only the reports a session may make, at a
-//! bounded rate, and video only of the streams the box asked for.
+//! The handshake, the one-helper-at-a-time rule and the frames are the same on every
+//! platform: [`crate::session_link`].
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use lanterne_media::EncodedFrame;
-use lanterne_wire::{Capabilities, Control, Frame, FrameCodec, Stream, PROTOCOL_VERSION};
+use lanterne_wire::{Capabilities, FrameCodec};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tracing::{info, warn};
 
-use crate::session::{self, ServiceConn, SessionConn, VideoFrame, MEDIA_QUEUE};
+use crate::session::SessionConn;
+use crate::session_link::{self, HelloError, HelperPeer, HelperPlace};
+pub use crate::session_link::{bridge_to_service, Greeting, HANDSHAKE_TIMEOUT};
 
 /// Where the service listens unless its configuration says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/lanterne-station/session.sock";
-/// Time a connecting peer has to say hello and be answered.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest capture or encoder name a helper may announce.
-const MAX_CAPABILITY_CHARS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
@@ -76,6 +64,15 @@ pub enum SocketError {
     Refused(String),
     #[error("the station service did not answer: {0}")]
     Handshake(String),
+}
+
+impl From<HelloError> for SocketError {
+    fn from(e: HelloError) -> Self {
+        match e {
+            HelloError::Refused(r) => SocketError::Refused(r),
+            HelloError::Handshake(r) => SocketError::Handshake(r),
+        }
+    }
 }
 
 /// Who may be this station's session helper.
@@ -138,13 +135,6 @@ impl HelperPolicy {
     }
 }
 
-/// What the service tells a helper it accepts.
-#[derive(Debug, Clone)]
-pub struct Greeting {
-    pub station_id: u32,
-    pub name: String,
-}
-
 /// Listens at `path` (replacing a stale socket) and hands each admitted helper to the link
 /// as a [`SessionConn`] on the returned channel.
 pub fn listen(
@@ -188,11 +178,7 @@ async fn accept_loop(
     greeting: Greeting,
     sessions: mpsc::Sender<SessionConn>,
 ) {
-    // The helper's place: held by a connection from its admission until its bridge is done
-    // (released before the link sees it go, so a helper that reconnects at once finds it
-    // free).
-    let place = Arc::new(tokio::sync::Semaphore::new(1));
-    let mut holder = String::new();
+    let mut place = HelperPlace::default();
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -218,32 +204,28 @@ async fn accept_loop(
             Some(pid) => format!("uid {uid}, pid {pid}"),
             None => format!("uid {uid}"),
         };
+        // NSS may block on a directory server: off the async threads.
         let admitted = {
             let policy = policy.clone();
-            tokio::task::spawn_blocking(move || policy.admit(uid))
+            tokio::task::spawn_blocking(move || policy.admit(uid).map(|()| display_name(uid)))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()))
         };
-        let permit = match admitted {
-            Err(reason) => Err(reason),
-            Ok(()) => place.clone().try_acquire_owned().map_err(|_| {
-                format!(
-                    "another session helper ({holder}) is connected to this station; it keeps \
-                     its place until it disconnects"
-                )
-            }),
-        };
+        let permit = admitted.and_then(|user| place.take(&peer).map(|p| (p, user)));
         match permit {
             Err(reason) => {
                 warn!(%peer, "session helper refused: {reason}");
-                tokio::spawn(refuse(stream, reason));
+                tokio::spawn(session_link::refuse(stream, reason));
             }
-            Ok(permit) => {
-                holder = peer.clone();
-                tokio::spawn(serve_helper(
+            Ok((permit, user)) => {
+                let peer = HelperPeer {
+                    describe: peer,
+                    session_key: uid,
+                    user,
+                };
+                tokio::spawn(session_link::serve_helper(
                     stream,
                     peer,
-                    uid,
                     greeting.clone(),
                     sessions.clone(),
                     permit,
@@ -251,75 +233,6 @@ async fn accept_loop(
             }
         }
     }
-}
-
-/// Tells a refused peer why, then closes.
-async fn refuse(stream: UnixStream, reason: String) {
-    let mut framed = Framed::new(stream, FrameCodec);
-    let _ = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        framed.send(Frame::Control(Control::Refused { reason })),
-    )
-    .await;
-}
-
-/// One admitted helper: handshake, then frames both ways until either end closes.
-async fn serve_helper(
-    stream: UnixStream,
-    peer: String,
-    uid: u32,
-    greeting: Greeting,
-    sessions: mpsc::Sender<SessionConn>,
-    place: tokio::sync::OwnedSemaphorePermit,
-) {
-    let mut framed = Framed::new(stream, FrameCodec);
-    let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next()).await {
-        Err(_) => Err("no hello in time".to_string()),
-        Ok(None) => Err("closed before its hello".to_string()),
-        Ok(Some(Err(e))) => Err(e.to_string()),
-        Ok(Some(Ok(Frame::Control(Control::Hello {
-            protocol,
-            capabilities,
-            ..
-        })))) => check_hello(protocol, capabilities),
-        Ok(Some(Ok(other))) => Err(format!("sent {} before its hello", frame_name(&other))),
-    };
-    let capabilities = match hello {
-        Ok(c) => c,
-        Err(reason) => {
-            warn!(%peer, "session helper refused: {reason}");
-            let _ = tokio::time::timeout(
-                HANDSHAKE_TIMEOUT,
-                framed.send(Frame::Control(Control::Refused { reason })),
-            )
-            .await;
-            return;
-        }
-    };
-    let welcome = Frame::Control(Control::Welcome {
-        protocol: PROTOCOL_VERSION,
-        station_id: greeting.station_id,
-        name: greeting.name,
-    });
-    if !matches!(
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.send(welcome)).await,
-        Ok(Ok(()))
-    ) {
-        return;
-    }
-    let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
-    let (mut conn, end) = session::pair(peer.clone(), Some(uid), capabilities, media_rx);
-    // Who is at the station, as the account database says (NSS may block: off the async
-    // threads); never what the helper says about itself.
-    conn.user = tokio::task::spawn_blocking(move || display_name(uid))
-        .await
-        .ok()
-        .flatten();
-    if sessions.send(conn).await.is_err() {
-        return;
-    }
-    let why = bridge_to_helper(framed, end, media_tx, place).await;
-    info!(%peer, "session helper disconnected: {why}");
 }
 
 /// The display name of account `uid`: the first field of its GECOS ("Élise Martin,,,"), or
@@ -332,99 +245,6 @@ pub fn display_name(uid: u32) -> Option<String> {
     [full, user.name]
         .into_iter()
         .find(|n| lanterne_wire::validate_display_name(n).is_ok())
-}
-
-fn check_hello(protocol: u16, c: Capabilities) -> Result<Capabilities, String> {
-    if protocol != PROTOCOL_VERSION {
-        return Err(format!(
-            "protocol {protocol} not supported; this station service speaks {PROTOCOL_VERSION}"
-        ));
-    }
-    let long = |s: &str| s.chars().count() > MAX_CAPABILITY_CHARS;
-    if long(&c.capture) || long(&c.encoder) {
-        return Err(format!(
-            "capability names longer than {MAX_CAPABILITY_CHARS} characters"
-        ));
-    }
-    Ok(c)
-}
-
-fn frame_name(f: &Frame) -> &'static str {
-    match f {
-        Frame::Control(_) => "a control message",
-        Frame::Media { .. } => "media",
-    }
-}
-
-/// The service's side of a connected helper: orders and demo frames out (orders first),
-/// reports and video in. Reading and writing run side by side, so neither end can block
-/// the other by writing while the other writes. Returns why it ended.
-async fn bridge_to_helper(
-    framed: Framed<UnixStream, FrameCodec>,
-    end: ServiceConn,
-    media: mpsc::Sender<VideoFrame>,
-    place: tokio::sync::OwnedSemaphorePermit,
-) -> String {
-    let (mut sink, mut stream) = framed.split();
-    let ServiceConn {
-        mut orders,
-        mut demo,
-        reports,
-    } = end;
-    let write = async {
-        loop {
-            let frame = tokio::select! {
-                biased;
-                o = orders.recv() => match o {
-                    Some(c) => Frame::Control(c),
-                    None => return "the link let it go".to_string(),
-                },
-                d = demo.recv() => match d {
-                    Some((header, data)) => Frame::Media { header, data },
-                    None => return "the link let it go".to_string(),
-                },
-            };
-            if let Err(e) = sink.send(frame).await {
-                return format!("write failed: {e}");
-            }
-        }
-    };
-    let read = async {
-        loop {
-            match stream.next().await {
-                None => return "it closed the connection".to_string(),
-                Some(Err(e)) => return format!("bad frame: {e}"),
-                Some(Ok(Frame::Control(c))) => {
-                    if reports.send(c).await.is_err() {
-                        return "the link let it go".to_string();
-                    }
-                }
-                Some(Ok(Frame::Media { header, data })) => {
-                    let Some(kind) = crate::sources::media_kind(header.stream) else {
-                        return "it sent demo media, which only the box sends".to_string();
-                    };
-                    // Lossy like the encoder's own queue: the link resyncs at a keyframe.
-                    let _ = media.try_send((
-                        kind,
-                        EncodedFrame {
-                            data,
-                            keyframe: header.keyframe,
-                            capture_us: header.capture_us,
-                            seq: header.seq,
-                        },
-                    ));
-                }
-            }
-        }
-    };
-    let why = tokio::select! {
-        why = write => why,
-        why = read => why,
-    };
-    // Free the place before the link learns the helper is gone (its reports close).
-    drop(place);
-    drop(reports);
-    why
 }
 
 /// The helper's side: connects to the service at `path`, checks that it runs as
@@ -454,109 +274,15 @@ pub async fn connect(
             expected: service_uid,
         });
     }
-    let mut framed = Framed::new(stream, FrameCodec);
-    let hello = Frame::Control(Control::Hello {
-        protocol: PROTOCOL_VERSION,
-        agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        hostname: format!("session helper (uid {})", nix::unistd::getuid()),
-        capabilities,
-    });
-    let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        // A refused helper may find the connection closed before its hello is written;
-        // the refusal is still there to read.
-        let _ = framed.send(hello).await;
-        framed.next().await
-    })
-    .await
-    .map_err(|_| SocketError::Handshake("no answer in time".into()))?;
-    match answer {
-        Some(Ok(Frame::Control(Control::Welcome {
-            station_id, name, ..
-        }))) => Ok((framed, Greeting { station_id, name })),
-        Some(Ok(Frame::Control(Control::Refused { reason }))) => {
-            Err(SocketError::Refused(lanterne_wire::bounded_text(&reason)))
-        }
-        Some(Ok(other)) => Err(SocketError::Handshake(format!(
-            "answered with {}",
-            frame_name(&other)
-        ))),
-        Some(Err(e)) => Err(SocketError::Handshake(e.to_string())),
-        None => Err(SocketError::Handshake("closed the connection".into())),
-    }
-}
-
-/// The helper's side of a connection: orders and demo frames in, reports and video out
-/// (reports first). `conn` is the service's end of a [`session::pair`] whose other end the
-/// [`session::Session`] serves. Ends when either side closes; gives the video queue back
-/// for the next connection.
-pub async fn bridge_to_service(
-    framed: Framed<UnixStream, FrameCodec>,
-    conn: SessionConn,
-) -> (String, mpsc::Receiver<VideoFrame>) {
-    let SessionConn {
-        orders,
-        demo,
-        mut reports,
-        mut media,
-        ..
-    } = conn;
-    let (mut sink, mut stream) = framed.split();
-    let write = async {
-        loop {
-            let frame = tokio::select! {
-                biased;
-                r = reports.recv() => match r {
-                    Some(c) => Frame::Control(c),
-                    None => return "the session ended".to_string(),
-                },
-                m = media.recv() => match m {
-                    Some((kind, f)) => Frame::Media {
-                        header: lanterne_wire::MediaHeader {
-                            stream: crate::sources::wire_stream(kind),
-                            keyframe: f.keyframe,
-                            seq: f.seq,
-                            capture_us: f.capture_us,
-                        },
-                        data: f.data,
-                    },
-                    None => return "the encoder stopped".to_string(),
-                },
-            };
-            if let Err(e) = sink.send(frame).await {
-                return format!("write failed: {e}");
-            }
-        }
-    };
-    let read = async {
-        loop {
-            match stream.next().await {
-                None => return "the service closed the connection".to_string(),
-                Some(Err(e)) => return format!("bad frame from the service: {e}"),
-                Some(Ok(Frame::Control(c))) => {
-                    if orders.send(c).await.is_err() {
-                        return "the session ended".to_string();
-                    }
-                }
-                Some(Ok(Frame::Media { header, data })) => {
-                    if header.stream != Stream::Demo {
-                        return "the service sent video that is not a demo".to_string();
-                    }
-                    // Lossy: the player drops and resyncs at a keyframe.
-                    let _ = demo.try_send((header, data));
-                }
-            }
-        }
-    };
-    let why = tokio::select! {
-        why = write => why,
-        why = read => why,
-    };
-    (why, media)
+    let who = format!("session helper (uid {})", nix::unistd::getuid());
+    Ok(session_link::say_hello(stream, who, capabilities).await?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session;
+    use lanterne_wire::Control;
 
     #[test]
     fn the_display_name_comes_from_the_account_database() {

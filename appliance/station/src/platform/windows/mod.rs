@@ -5,15 +5,27 @@
 //! the class" banner; Windows' own tools for system actions ([`system`]). The Win32 calls are
 //! in `lanterne-winsys`.
 //!
-//! What this platform does not have yet, said plainly: the Windows service and its session
-//! helper (the agent runs as one process in the user's session, `lanterne-station desktop`,
-//! so "open a session" is refused and "log out" ends that session); the ACL on
-//! `%ProgramData%\Lanterne` (files are written with the folder's inherited permissions); the
-//! ownership check of the configuration file; DXGI capture and the Media Foundation encoder.
+//! As on Linux the agent is two processes: the service ([`service`]: `lanterne-station.exe
+//! service` under the service control manager as LocalSystem, or `run` in an administrator's
+//! console) holds the identity and the link, and the session helper (`lanterne-station.exe
+//! session`, in the user's session, as the user) does what the student sees. They meet on the
+//! named pipe `\\.\pipe\lanterne-station` ([`session_pipe`]), each checking the other's
+//! account. The service starts the helper in the console session itself. `desktop` still
+//! runs the whole station in one process in the user's session.
+//!
+//! The data folder and the key are for LocalSystem and Administrators only, and the service
+//! refuses a configuration file another account owns or may write ([`acl`]).
+//!
+//! What this platform does not have yet, said plainly: "open a session" (refused: Windows needs the user's password); the
+//! service's own log goes to `service.log` in the data folder, not to the Event Log; DXGI
+//! capture and the Media Foundation encoder.
 
+pub mod acl;
 pub mod media;
 pub mod picture;
 pub mod screen;
+pub mod service;
+pub mod session_pipe;
 pub mod system;
 
 use std::path::Path;
@@ -30,15 +42,18 @@ pub(crate) static DESKTOP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_ne
 pub const DEFAULT_CONFIG_PATH: &str = r"C:\ProgramData\Lanterne\station.toml";
 /// Where the identity lives unless told otherwise.
 pub const DEFAULT_DATA_DIR: &str = r"C:\ProgramData\Lanterne";
-/// Where a service would wait for its session helper (named pipe; not used yet).
-pub const DEFAULT_SESSION_SOCKET: &str = r"\\.\pipe\lanterne-station";
+/// Where the service waits for its session helper (a named pipe).
+pub const DEFAULT_SESSION_SOCKET: &str = session_pipe::DEFAULT_PIPE;
 
-/// Writes `data` to `path` (created or truncated) and flushes it. The file takes its
-/// folder's permissions: `private` cannot be enforced here yet (no ACL is set), which is
-/// why the identity must live in a folder only administrators can read.
-pub fn write_file(path: &Path, data: &[u8], _private: bool) -> std::io::Result<()> {
+/// Writes `data` to `path` (created or truncated) and flushes it. A `private` file (the
+/// station's key) gets an access list of its own before anything is written to it: full
+/// control for LocalSystem and Administrators, nobody else, nothing inherited.
+pub fn write_file(path: &Path, data: &[u8], private: bool) -> std::io::Result<()> {
     use std::io::Write;
     let mut f = std::fs::File::create(path)?;
+    if private {
+        lanterne_winsys::security::restrict_to_admins(path).map_err(std::io::Error::other)?;
+    }
     f.write_all(data)?;
     f.sync_all()
 }
@@ -48,9 +63,24 @@ pub fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The configuration file's owner and ACL are not checked on Windows yet: nothing is refused.
-pub fn check_config_ownership(_meta: &std::fs::Metadata) -> Result<(), String> {
-    Ok(())
+/// Keeps students out of the agent's folder (`%ProgramData%\Lanterne`, whose default access
+/// list lets every user read and create files): a protected access list with full control
+/// for LocalSystem and Administrators only, which Windows also applies to what the folder
+/// holds and what is made in it later.
+pub fn secure_dir(dir: &Path) -> std::io::Result<()> {
+    lanterne_winsys::security::restrict_to_admins(dir).map_err(std::io::Error::other)
+}
+
+/// Err (the problem) when the configuration file could have been written by an account other
+/// than LocalSystem, the Administrators group, TrustedInstaller or the agent's own: owned by
+/// another account, or an access-list entry lets another account write it.
+pub fn check_config_ownership(path: &Path, _meta: &std::fs::Metadata) -> Result<(), String> {
+    let sddl = lanterne_winsys::security::describe(path)
+        .map_err(|e| format!("its access list cannot be read: {e}"))?;
+    let me = lanterne_winsys::account::of_current_process()
+        .ok()
+        .map(|a| a.user.sid);
+    acl::check_writers(&sddl, me.as_deref())
 }
 
 /// This PC's name (`COMPUTERNAME`), or "station".

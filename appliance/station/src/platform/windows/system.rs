@@ -1,12 +1,19 @@
 //! Windows' own tools for the station's system actions, and opening a URL in the user's
-//! browser. The agent runs in the user's session for now (no service yet), so "log out"
-//! ends this session and "open a session" is refused.
+//! browser. "Log out" ends the Windows session of the connected session helper
+//! (`WTSLogoffSession`), or, for the whole station in one process (`desktop`), the session
+//! it runs in. "Open a session" is refused: Windows opens a session only with the user's
+//! password, which the agent does not hold.
 
 use std::path::PathBuf;
 
 use lanterne_wire::PowerAction;
 
-use crate::system::{run_blocking, SystemActions, UrlOpener, NO_AUTOLOGIN};
+use crate::system::{run_blocking, SystemActions, UrlOpener};
+
+/// Why "open a session" is refused on Windows.
+pub(crate) const NO_SESSION_OPENING: &str =
+    "this station is not set up to open sessions: the Windows agent cannot log a user in \
+     (Windows opens a session only with its user's password, which Lanterne does not hold)";
 
 /// `%SystemRoot%\System32\<program>`.
 fn system32(program: &str) -> PathBuf {
@@ -14,12 +21,14 @@ fn system32(program: &str) -> PathBuf {
     PathBuf::from(root).join("System32").join(program)
 }
 
-/// Shut down, restart and log off with `shutdown.exe`.
+/// Shut down and restart with `shutdown.exe`; log off with `WTSLogoffSession`.
 #[derive(Debug, Default)]
 pub struct WindowsSystem;
 
 impl SystemActions for WindowsSystem {
-    fn power(&self, action: PowerAction, _session_uid: Option<u32>) -> Result<(), String> {
+    /// `session`: the Windows session of the connected helper (None in `desktop`, where
+    /// the station runs in the session itself).
+    fn power(&self, action: PowerAction, session: Option<u32>) -> Result<(), String> {
         let shutdown = system32("shutdown.exe");
         let shutdown = shutdown.to_string_lossy();
         match action {
@@ -29,13 +38,17 @@ impl SystemActions for WindowsSystem {
             PowerAction::Restart => {
                 run_blocking(&shutdown, &["/r".into(), "/t".into(), "0".into()])
             }
-            PowerAction::Logout => run_blocking(&shutdown, &["/l".into()]),
-            PowerAction::OpenSession => Err(NO_AUTOLOGIN.into()),
+            PowerAction::Logout => match session {
+                Some(id) => lanterne_winsys::session::log_off(id)
+                    .map_err(|e| format!("cannot log session {id} off: {e}")),
+                None => run_blocking(&shutdown, &["/l".into()]),
+            },
+            PowerAction::OpenSession => Err(NO_SESSION_OPENING.into()),
         }
     }
 }
 
-/// The agent runs in the user's session: it opens pages itself.
+/// In `desktop` the agent runs in the user's session: it opens pages itself.
 impl UrlOpener for WindowsSystem {
     fn open_url(&self, url: &str) -> Result<(), String> {
         ShellOpener::default().open_url(url)
