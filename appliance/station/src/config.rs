@@ -17,9 +17,6 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
-/// Where `lanterne-station run` reads its configuration unless told otherwise.
-pub const DEFAULT_PATH: &str = crate::platform::DEFAULT_CONFIG_PATH;
-
 /// Largest file accepted; a real one is a few KiB.
 const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 /// Bounds of one entry, the same as the box applies to its approved commands.

@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[cfg(unix)]
-use anyhow::{bail, Context};
+use anyhow::bail;
+use anyhow::Context;
 #[cfg(unix)]
 use clap::ValueEnum;
 use clap::{Parser, Subcommand};
@@ -34,7 +35,7 @@ use lanterne_station::config::StationConfig;
 use lanterne_station::enrol::Token;
 #[cfg(unix)]
 use lanterne_station::identity::Identity;
-use lanterne_station::platform::{hostname, DEFAULT_DATA_DIR};
+use lanterne_station::platform::{default_config_path, default_data_dir, hostname};
 #[cfg(unix)]
 use lanterne_station::screen::{NoScreen, Screen, SimulatedScreen, X11Screen};
 #[cfg(unix)]
@@ -66,7 +67,7 @@ enum Source {
 enum Cmd {
     /// Enrol this station with a box, using a one-time token from the box's admin.
     Enrol {
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        #[arg(long, default_value_os_t = default_data_dir())]
         data_dir: PathBuf,
         /// The box's HTTPS address, e.g. https://lanterne-salle12.lycee.local
         #[arg(long = "box")]
@@ -86,7 +87,7 @@ enum Cmd {
         data_dir: PathBuf,
         /// This PC's own configuration: the commands the box may run here (none without it)
         /// and the session helper's socket.
-        #[arg(long, default_value = lanterne_station::config::DEFAULT_PATH)]
+        #[arg(long, default_value_os_t = default_config_path())]
         config: PathBuf,
         /// The user whose session "log out" ends (default: the session helper's account).
         #[arg(long)]
@@ -196,10 +197,10 @@ enum Cmd {
     /// session). For trying the agent without installing the service; a PC runs `service`.
     #[cfg(windows)]
     Desktop {
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        #[arg(long, default_value_os_t = default_data_dir())]
         data_dir: PathBuf,
         /// This PC's own configuration: the commands the box may run here (none without it).
-        #[arg(long, default_value = lanterne_station::config::DEFAULT_PATH)]
+        #[arg(long, default_value_os_t = default_config_path())]
         config: PathBuf,
     },
     /// Run the station service in this console (as an administrator) until Ctrl+C: the link
@@ -207,11 +208,11 @@ enum Cmd {
     /// is done by the session helper (`session`), which connects to its named pipe.
     #[cfg(windows)]
     Run {
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        #[arg(long, default_value_os_t = default_data_dir())]
         data_dir: PathBuf,
         /// This PC's own configuration: the commands the box may run here (none without it)
         /// and the session helper's pipe.
-        #[arg(long, default_value = lanterne_station::config::DEFAULT_PATH)]
+        #[arg(long, default_value_os_t = default_config_path())]
         config: PathBuf,
     },
     /// What `run` does, as the Windows service LanterneStation (started by the service
@@ -219,9 +220,9 @@ enum Cmd {
     /// as the user logged in there. Its log is `service.log` in the data folder.
     #[cfg(windows)]
     Service {
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        #[arg(long, default_value_os_t = default_data_dir())]
         data_dir: PathBuf,
-        #[arg(long, default_value = lanterne_station::config::DEFAULT_PATH)]
+        #[arg(long, default_value_os_t = default_config_path())]
         config: PathBuf,
     },
     /// Run the session helper in the user's session, as the user: screen capture, the lock,
@@ -254,7 +255,14 @@ async fn main() -> anyhow::Result<()> {
     // Under the service control manager there is no console: the log goes to a file.
     #[cfg(windows)]
     let service_log = match &cli.cmd {
-        Cmd::Service { data_dir, .. } => Some(data_dir.join("service.log")),
+        Cmd::Service { data_dir, .. } => {
+            // The log goes in the data folder: made and kept from other accounts first.
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("making {}", data_dir.display()))?;
+            lanterne_station::platform::secure_dir(data_dir)
+                .with_context(|| format!("securing {}", data_dir.display()))?;
+            Some(data_dir.join("service.log"))
+        }
         _ => None,
     };
     #[cfg(not(windows))]

@@ -6,23 +6,31 @@
 //! colour (the watched badge, the lock screen on every monitor with input blocked, the test
 //! program the Windows scenario draws with), [`message`] shows a teacher's message,
 //! [`network`] reads the PC's MAC address for Wake-on-LAN, [`security`] keeps students out
-//! of the agent's folder and key (access lists); for the station service and its
+//! of the agent's folder and key (access lists) and [`folders`] says where that folder is; for the station service and its
 //! session helper, [`pipe`] makes the service's named pipe and names the process at its other
 //! end, [`account`] says which account runs a process, [`session`] starts the helper in the
-//! user's session, and [`service`] is the service control manager's entry point.
+//! user's session, [`job`] ends it with the service, and [`service`] is the service control
+//! manager's entry point; [`input`] plays remote help's pointer and keys (`SendInput`),
+//! [`panel`] shows the consent prompt and the help banner (text and buttons), [`hotkey`]
+//! registers Ctrl+Alt+H and Ctrl+Alt+End, [`video`] paints the demo player's pictures.
 //!
 //! On other platforms this crate is empty.
 #![cfg(windows)]
 
 pub mod account;
 pub mod capture;
+pub mod folders;
+pub mod hotkey;
+pub mod input;
 pub mod job;
 pub mod message;
 pub mod network;
+pub mod panel;
 pub mod pipe;
 pub mod security;
 pub mod service;
 pub mod session;
+pub mod video;
 mod wide;
 pub mod window;
 pub mod wine;

@@ -23,10 +23,10 @@ use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::System::Threading::GetCurrentThreadId;
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     CallNextHookEx, CreateWindowExW, DefWindowProcW, DestroyWindow, DispatchMessageW,
-    GetClientRect, GetMessageW, PostThreadMessageW, RegisterClassW, SetWindowPos,
+    GetClientRect, GetMessageW, PeekMessageW, PostThreadMessageW, RegisterClassW, SetWindowPos,
     SetWindowsHookExW, ShowWindow, TranslateMessage, UnhookWindowsHookEx, HC_ACTION, MSG,
-    SWP_NOACTIVATE, SWP_NOSIZE, SWP_NOZORDER, SW_SHOW, WH_KEYBOARD_LL, WH_MOUSE_LL, WM_APP,
-    WM_PAINT, WM_QUIT, WNDCLASSW, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_POPUP, WS_VISIBLE,
+    PM_NOREMOVE, SWP_NOACTIVATE, SWP_NOSIZE, SWP_NOZORDER, SW_SHOW, WH_KEYBOARD_LL, WH_MOUSE_LL,
+    WM_APP, WM_PAINT, WM_QUIT, WNDCLASSW, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_POPUP, WS_VISIBLE,
 };
 
 use crate::Win32Error;
@@ -287,6 +287,11 @@ fn run(
             UpdateWindow(hwnd);
         }
         if block_input {
+            // The hooks are called through this thread's message queue: without one (no
+            // window made it, as when only input is blocked), Wine skips them until the
+            // thread first asks for a message, and input pressed meanwhile gets through.
+            let mut msg: MSG = std::mem::zeroed();
+            PeekMessageW(&mut msg, null_mut(), WM_APP, WM_APP, PM_NOREMOVE);
             for kind in [WH_KEYBOARD_LL, WH_MOUSE_LL] {
                 let hook = SetWindowsHookExW(kind, Some(swallow_input), instance, 0);
                 if hook.is_null() {
@@ -381,6 +386,7 @@ mod tests {
 
     #[test]
     fn keys_pressed_while_input_is_blocked_never_reach_the_pc() {
+        let _turn = crate::input::desktop_turn();
         let blocked = TopWindows::show(&[], [0, 0, 0], "", true).unwrap();
         key(VK_F13, false);
         drop(blocked);

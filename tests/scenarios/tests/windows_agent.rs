@@ -6,7 +6,12 @@
 //! up (seen through the same focus view) and takes it down, a command the box approved but
 //! the PC's own allow-list does not list is refused by the station, and a teacher's message
 //! appears on the Wine screen, is acknowledged with the Enter key (through the X server, as a
-//! student's keyboard would) and the box records it as read.
+//! student's keyboard would) and the box records it as read. Last, remote help: the consent
+//! prompt appears on the Wine screen and the student accepts it with the mouse, the helper's
+//! click (played by the agent with SendInput) presses the banner's "Arrêter", the box records
+//! that the help ended, and input after that is refused. Then a demo of another station (a
+//! Linux agent with a synthetic screen, in this process) is played full screen by the Windows
+//! agent, which reports to the box the colour its OpenH264 player decoded.
 //!
 //! Run by `scripts/test-windows.sh`, which cross-builds the Windows programs, makes the Wine
 //! prefix and the display, and passes them in the environment: `LANTERNE_WINDOWS_BIN_DIR`
@@ -308,7 +313,178 @@ async fn a_windows_agent_under_wine_streams_locks_refuses_unlisted_commands_and_
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Remote help: the consent prompt on the Wine screen, accepted with the student's mouse
+    // (through the X server); then the helper's input, played by the agent with SendInput,
+    // clicks the banner's "Arrêter", and the box hears that the student's side ended it.
+    let help_path = format!("/api/stations/{station_id}/help");
+    let res = https
+        .post_json(&cookie, &help_path, serde_json::json!({}))
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let prompt = x_window_named("Lanterne — demande de prise en main");
+    let (_, _, pw, ph) = x_geometry(&prompt);
+    // The prompt's bottom-right corner is its "Accepter" button. Clicks in the prompt's
+    // first 0.7 s do not count (they were meant for what was under it): click until it takes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = get_json(&https, &cookie, &help_path).await;
+        if view["help"]["state"] == "active" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never accepted: {view}");
+        // The prompt may be gone by the time xdotool runs: only the state counts.
+        let _ = Command::new("xdotool")
+            .args(["mousemove", "--window", &prompt])
+            .args([(pw - 20).to_string(), (ph - 20).to_string()])
+            .args(["click", "1"])
+            .status();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let banner = x_window_named("Lanterne — prise en main en cours");
+    let (bx, by, bw, bh) = x_geometry(&banner);
+    let (sw, sh) = x_display_size();
+    // "Arrêter" is at the banner's right end, as a fraction of the whole screen.
+    let frac = |v: i64, size: i64| (v * 65535 / (size - 1)).clamp(0, 65535);
+    let (fx, fy) = (frac(bx + bw - 20, sw), frac(by + bh / 2, sh));
+    let res = https
+        .post_json(
+            &cookie,
+            &format!("{help_path}/input"),
+            serde_json::json!({ "events": [
+                { "PointerMove": { "x": fx, "y": fy } },
+                { "Button": { "button": "Left", "pressed": true } },
+                { "Button": { "button": "Left", "pressed": false } },
+            ] }),
+        )
+        .await;
+    assert_eq!(res.status, 204, "{}", String::from_utf8_lossy(&res.body));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = get_json(&https, &cookie, &help_path).await;
+        let ended = view["steps"].as_array().is_some_and(|steps| {
+            steps
+                .iter()
+                .any(|s| s["step"] == "ended" && s["by"] == "student")
+        });
+        if ended && view["help"].is_null() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the helper's click on \"Arrêter\" never ended the help: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = https
+        .post_json(
+            &cookie,
+            &format!("{help_path}/input"),
+            serde_json::json!({ "events": [{ "PointerMove": { "x": 0, "y": 0 } }] }),
+        )
+        .await;
+    assert_eq!(res.status, 409, "input after the end is refused");
+
+    // A demo: a Linux station's synthetic screen, relayed by the box, played full screen by
+    // the Windows agent, whose OpenH264 player reports the colour it decoded.
+    let source_colour = lanterne_station::PALETTE[2];
+    let source_dir = dir.path().join("source");
+    let source_id = b
+        .enrol(&source_dir, "poste-source")
+        .await
+        .unwrap()
+        .station_id;
+    let _source = lanterne_station::spawn_station(
+        &source_dir,
+        lanterne_station::SourceSpec::Live(lanterne_media::CaptureSource::Synthetic {
+            label: "poste-source".into(),
+            rgb: source_colour,
+        }),
+        std::sync::Arc::new(lanterne_station::screen::SimulatedScreen::default()),
+        std::sync::Arc::new(lanterne_station::system::SimulatedSystem::default()),
+        &lanterne_media::init().unwrap(),
+        "poste-source".into(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = https
+            .post_json(
+                &cookie,
+                "/api/demo",
+                serde_json::json!({ "source": source_id, "targets": [station_id], "mode": "fullscreen" }),
+            )
+            .await;
+        if res.status == 200 {
+            break;
+        }
+        // The source may still be connecting.
+        assert!(
+            Instant::now() < deadline,
+            "the demo never started: {} {}",
+            res.status,
+            String::from_utf8_lossy(&res.body)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let room = get_json(&https, &cookie, "/api/room").await;
+        let health = &room["demo"]["receivers"][0]["health"];
+        let centre: Option<[u8; 3]> = serde_json::from_value(health["centre_rgb"].clone()).ok();
+        if health["frames_decoded"].as_u64() > Some(10)
+            && centre.is_some_and(|c| close_to(c, source_colour, 40))
+        {
+            assert_eq!(room["demo"]["receivers"][0]["name"], "poste-wine");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Windows agent never decoded the demo in the source's colour: {}",
+            room["demo"]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let res = https
+        .post_json(&cookie, "/api/demo/stop", serde_json::json!({}))
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     drop(painter);
+}
+
+async fn get_json(https: &Https, cookie: &str, path: &str) -> serde_json::Value {
+    https
+        .request("GET", path, None, &[("cookie", cookie)])
+        .await
+        .unwrap()
+        .json()
+}
+
+/// (x, y, width, height) of an X window.
+fn x_geometry(window: &str) -> (i64, i64, i64, i64) {
+    let out = Command::new("xdotool")
+        .args(["getwindowgeometry", "--shell", window])
+        .output()
+        .expect("xdotool (scripts/setup.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let get = |key: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in xdotool's answer: {text}"))
+    };
+    (get("X"), get("Y"), get("WIDTH"), get("HEIGHT"))
+}
+
+/// The X display's size in pixels.
+fn x_display_size() -> (i64, i64) {
+    let out = Command::new("xdotool")
+        .arg("getdisplaygeometry")
+        .output()
+        .expect("xdotool (scripts/setup.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|v| v.parse::<i64>().unwrap());
+    (it.next().unwrap(), it.next().unwrap())
 }
 
 /// The Windows service under Wine's service control manager: installed with `sc create` as

@@ -10,7 +10,7 @@
 //!   `PlayerOutput`;
 //! * files: `write_file` (private files readable by the agent's account only), `sync_dir`,
 //!   `secure_dir` (the data folder kept from other accounts),
-//!   `check_config_ownership`, `DEFAULT_CONFIG_PATH`, `DEFAULT_DATA_DIR`,
+//!   `check_config_ownership`, `default_config_path`, `default_data_dir`,
 //!   `DEFAULT_SESSION_SOCKET`;
 //! * the PC: `hostname`, `primary_mac`.
 

@@ -13,9 +13,13 @@ pub use lanterne_media::{CaptureSource, CodecProbe};
 pub use media::{init, DemoPlayer, LiveSource, PlayerConfig, PlayerOutput};
 
 /// Where `lanterne-station run` reads its configuration unless told otherwise.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/lanterne/station.toml";
+pub fn default_config_path() -> std::path::PathBuf {
+    "/etc/lanterne/station.toml".into()
+}
 /// Where the identity lives unless told otherwise.
-pub const DEFAULT_DATA_DIR: &str = "/var/lib/lanterne-station";
+pub fn default_data_dir() -> std::path::PathBuf {
+    "/var/lib/lanterne-station".into()
+}
 /// Where the service waits for the session helper unless configured otherwise.
 pub const DEFAULT_SESSION_SOCKET: &str = session_socket::DEFAULT_SOCKET;
 

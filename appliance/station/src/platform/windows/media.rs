@@ -10,8 +10,13 @@
 //! [`KEYFRAME_EVERY`] of encoded frames. Every access unit is Annex B, baseline profile (no
 //! B-frames), with SPS and PPS in front of each IDR.
 //!
+//! The demo player ([`DemoPlayer`]) decodes the box's demo access units with OpenH264's
+//! decoder on a thread of its own and paints them in a window (`lanterne_winsys::video`):
+//! full screen on the primary monitor (topmost; the session blocks input as the lock does),
+//! or an ordinary window.
+//!
 //! Not here yet: DXGI Desktop Duplication (faster on real PCs) and the Media Foundation
-//! hardware encoder; the demo player ([`DemoPlayer`] cannot be opened on Windows).
+//! hardware encoder.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -67,47 +72,8 @@ pub enum CaptureSource {
     Gdi,
 }
 
-/// Where a demo would be shown. The demo player does not run on Windows yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PlayerOutput {
-    /// Decode only, report health.
-    Probe,
-}
-
-/// What the session asks a demo player for (the same fields as on Linux).
-#[derive(Clone, Debug)]
-pub struct PlayerConfig {
-    pub label: String,
-    pub region: Option<(u32, u32, u32, u32)>,
-    pub output: PlayerOutput,
-}
-
-/// A demo player's counters.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PlayerStats {
-    pub frames_decoded: u64,
-    pub frames_dropped: u64,
-    pub centre_rgb: Option<[u8; 3]>,
-}
-
-/// The demo player on Windows: none can be opened yet (no value of this type exists), so a
-/// demo order is answered with a clear station error.
-#[derive(Debug)]
-pub enum DemoPlayer {}
-
-impl DemoPlayer {
-    pub fn start(_config: &PlayerConfig, _probe: &CodecProbe) -> Result<DemoPlayer, String> {
-        Err("the demo player does not run on Windows stations yet".into())
-    }
-
-    pub fn stats(&self) -> PlayerStats {
-        match *self {}
-    }
-
-    pub fn push(&self, _frame: EncodedFrame) {
-        match *self {}
-    }
-}
+mod player;
+pub use player::{DemoPlayer, PlayerConfig, PlayerOutput, PlayerStats};
 
 fn new_encoder(p: StreamParams) -> Result<Encoder, MediaError> {
     let config = EncoderConfig::new()

@@ -1,7 +1,9 @@
-//! The station on Windows: GDI capture and OpenH264 ([`media`], [`picture`]); the screen
-//! ([`screen`]): the watched badge, the lock on every monitor with keyboard and mouse blocked,
-//! input blocking for full-screen demos, teachers' messages with their read receipt; Windows'
-//! own tools for system actions ([`system`]). The Win32 calls are in `lanterne-winsys`.
+//! The station on Windows: GDI capture and OpenH264, and the demo player ([`media`],
+//! [`picture`]); the screen ([`screen`]): the watched badge, the lock on every monitor with
+//! keyboard and mouse blocked, input blocking for full-screen demos, teachers' messages with
+//! their read receipt, remote help with the student's consent, the raised hand, the "shown to
+//! the class" banner; Windows' own tools for system actions ([`system`]). The Win32 calls are
+//! in `lanterne-winsys`.
 //!
 //! As on Linux the agent is two processes: the service ([`service`]: `lanterne-station.exe
 //! service` under the service control manager as LocalSystem, or `run` in an administrator's
@@ -14,10 +16,9 @@
 //! The data folder and the key are for LocalSystem and Administrators only, and the service
 //! refuses a configuration file another account owns or may write ([`acl`]).
 //!
-//! What this platform does not have yet, said plainly: "open a session" (refused: Windows needs the user's password); the
-//! service's own log goes to `service.log` in the data folder, not to the Event Log; the
-//! demo player, remote help, the raised hand and the "shown to the class" banner; DXGI
-//! capture and the Media Foundation encoder.
+//! What this platform does not have yet, said plainly: "open a session" (refused: Windows
+//! needs the user's password); the Event Log (the service's own log goes to `service.log` in
+//! the data folder); DXGI capture and the Media Foundation encoder.
 
 pub mod acl;
 pub mod media;
@@ -27,7 +28,7 @@ pub mod service;
 pub mod session_pipe;
 pub mod system;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use media::{
     init, CaptureSource, CodecProbe, DemoPlayer, LiveSource, MediaError, PlayerConfig, PlayerOutput,
@@ -37,10 +38,24 @@ pub use media::{
 #[cfg(test)]
 pub(crate) static DESKTOP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Where the agent reads its configuration unless told otherwise.
-pub const DEFAULT_CONFIG_PATH: &str = r"C:\ProgramData\Lanterne\station.toml";
-/// Where the identity lives unless told otherwise.
-pub const DEFAULT_DATA_DIR: &str = r"C:\ProgramData\Lanterne";
+/// Where the agent reads its configuration unless told otherwise: `station.toml` in the data
+/// folder, where the MSI installs it.
+pub fn default_config_path() -> PathBuf {
+    default_data_dir().join("station.toml")
+}
+/// Where the identity lives unless told otherwise: `Lanterne` in the machine's application
+/// data folder (the MSI's `CommonAppDataFolder`; `C:\ProgramData` on a standard
+/// installation), asked of Windows when the agent starts.
+pub fn default_data_dir() -> PathBuf {
+    program_data(lanterne_winsys::folders::program_data().ok()).join("Lanterne")
+}
+
+/// The shell's answer if it gave a full path, else Windows' standard place.
+fn program_data(from_shell: Option<PathBuf>) -> PathBuf {
+    from_shell
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
+}
 /// Where the service waits for its session helper (a named pipe).
 pub const DEFAULT_SESSION_SOCKET: &str = session_pipe::DEFAULT_PIPE;
 
@@ -94,4 +109,28 @@ pub fn hostname() -> String {
 /// The MAC address of the first Ethernet (else Wi-Fi) adapter, for Wake-on-LAN.
 pub fn primary_mac() -> Option<String> {
     lanterne_winsys::network::primary_mac()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_folder_follows_the_machines_program_data() {
+        assert_eq!(
+            program_data(Some(r"D:\ProgramData".into())),
+            PathBuf::from(r"D:\ProgramData")
+        );
+        // No answer, or not a full path: Windows' standard place.
+        assert_eq!(program_data(None), PathBuf::from(r"C:\ProgramData"));
+        assert_eq!(
+            program_data(Some("ProgramData".into())),
+            PathBuf::from(r"C:\ProgramData")
+        );
+        assert_eq!(
+            default_config_path(),
+            default_data_dir().join("station.toml")
+        );
+        assert!(default_data_dir().ends_with("Lanterne"));
+    }
 }
