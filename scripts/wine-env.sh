@@ -6,6 +6,7 @@
 #   wine_check                # mingw-w64, wine, Xvfb and the rustup target are there
 #   wine_display              # exports DISPLAY (1280x720x24), killed on exit
 #   wine_prefix               # exports WINEPREFIX, WINEARCH, WINEDEBUG, WINEDLLOVERRIDES
+#                             # (the prefix: $LANTERNE_WINEPREFIX if set, for runs side by side)
 #
 # Rust's standard library imports ProcessPrng, which Wine 8.0 lacks: the prefix gets a
 # test-only bcryptprimitives.dll built from tests/windows/ (never shipped).
@@ -39,7 +40,7 @@ wine_display() {
 }
 
 wine_prefix() {
-  export WINEPREFIX=$CARGO_TARGET_DIR/wine-prefix
+  export WINEPREFIX=${LANTERNE_WINEPREFIX:-$CARGO_TARGET_DIR/wine-prefix}
   export WINEARCH=win64 WINEDEBUG=-all
   # Neither Mono nor Gecko (they would be downloaded): the agent needs neither.
   export WINEDLLOVERRIDES="mscoree,mshtml=;bcryptprimitives=n,b"
