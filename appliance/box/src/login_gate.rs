@@ -24,6 +24,15 @@
 //!   after a burst of sign-ins (measured by the hostile-network benchmark), while two threads
 //!   that reuse their own arena keep it to two runs' worth.
 //!
+//! - **A known teacher is not queued behind a storm.** An account name that signed in from
+//!   an address in the last [`KNOWN_FOR`] has a lane of its own there: [`KNOWN_LANE`] more
+//!   argon2 permits, on the same threads, so its check waits for at most the run in progress
+//!   instead of every attacker's in the queue (a storm of sign-ins with random names from
+//!   sixteen addresses kept a teacher waiting past [`ARGON2_WAIT`] on a loaded machine). The
+//!   lane is keyed by name *and* address, like the lock-outs: guessing `admin` from another
+//!   PC never gets it, and what it speeds up is a check of a password that already worked
+//!   there. A teacher at a new address waits in the common queue.
+//!
 //! Memory is bounded: each map keeps at most [`MAX_TRACKED`] keys, dropping expired ones first
 //! and then the oldest.
 
@@ -43,6 +52,10 @@ pub const ADDR_LOCKOUT: Duration = Duration::from_secs(5 * 60);
 pub const ADDR_MAX_IN_FLIGHT: u32 = 2;
 pub const ARGON2_PARALLEL: usize = 2;
 pub const ARGON2_WAIT: Duration = Duration::from_millis(1500);
+/// Argon2 permits kept for known (name, address) pairs, on top of [`ARGON2_PARALLEL`].
+pub const KNOWN_LANE: usize = 1;
+/// How long a successful sign-in makes its (name, address) pair known.
+pub const KNOWN_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 const MAX_TRACKED: usize = 20_000;
 
 /// Why an attempt may not even start.
@@ -79,6 +92,8 @@ struct State {
     by_addr: HashMap<IpAddr, Failures>,
     by_name: HashMap<(String, IpAddr), Failures>,
     in_flight: HashMap<IpAddr, u32>,
+    /// When each (name, address) pair last signed in successfully.
+    known: HashMap<(String, IpAddr), Instant>,
 }
 
 fn add_failure<K: Eq + Hash + Clone>(
@@ -134,6 +149,8 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct LoginGate {
     state: Arc<Mutex<State>>,
     argon2: Arc<Semaphore>,
+    /// The known pairs' lane (see the module's rules).
+    known_lane: Arc<Semaphore>,
     jobs: std::sync::mpsc::SyncSender<Job>,
 }
 
@@ -145,8 +162,9 @@ impl Default for LoginGate {
 
 impl LoginGate {
     pub fn new() -> Self {
-        // The semaphore admits at most ARGON2_PARALLEL jobs, so the queue never holds more.
-        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(ARGON2_PARALLEL);
+        // The two semaphores admit at most ARGON2_PARALLEL + KNOWN_LANE jobs, so the queue
+        // never holds more.
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(ARGON2_PARALLEL + KNOWN_LANE);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..ARGON2_PARALLEL {
             let rx = rx.clone();
@@ -165,6 +183,7 @@ impl LoginGate {
         LoginGate {
             state: Arc::new(Mutex::new(State::default())),
             argon2: Arc::new(Semaphore::new(ARGON2_PARALLEL)),
+            known_lane: Arc::new(Semaphore::new(KNOWN_LANE)),
             jobs,
         }
     }
@@ -218,7 +237,23 @@ impl LoginGate {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
-        let permit = tokio::time::timeout(ARGON2_WAIT, self.argon2.clone().acquire_owned())
+        self.run_argon2_in(&self.argon2, f).await
+    }
+
+    /// Whether `name` signed in successfully from `addr` within [`KNOWN_FOR`].
+    fn is_known(&self, name: &str, addr: IpAddr, now: Instant) -> bool {
+        self.lock()
+            .known
+            .get(&(name.to_string(), addr))
+            .is_some_and(|&at| now.saturating_duration_since(at) < KNOWN_FOR)
+    }
+
+    async fn run_argon2_in<T: Send + 'static>(
+        &self,
+        lane: &Arc<Semaphore>,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let permit = tokio::time::timeout(ARGON2_WAIT, lane.clone().acquire_owned())
             .await
             .ok()?
             .ok()?;
@@ -244,9 +279,40 @@ impl Attempt {
     /// The password was right: the provisional failure is given back and the name's count
     /// from this address starts again.
     pub fn succeeded(self) {
+        let now = Instant::now();
         let mut s = self.gate.lock();
         remove_failure(&mut s.by_addr, &self.addr);
-        s.by_name.remove(&(self.name.clone(), self.addr));
+        let key = (self.name.clone(), self.addr);
+        s.by_name.remove(&key);
+        if s.known.len() >= MAX_TRACKED && !s.known.contains_key(&key) {
+            s.known
+                .retain(|_, at| now.saturating_duration_since(*at) < KNOWN_FOR);
+            if s.known.len() >= MAX_TRACKED {
+                if let Some(oldest) = s
+                    .known
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone())
+                {
+                    s.known.remove(&oldest);
+                }
+            }
+        }
+        s.known.insert(key, now);
+    }
+
+    /// Runs `f` (this attempt's password check) like [`LoginGate::run_argon2`], in the known
+    /// pairs' lane when this name signed in from this address before.
+    pub async fn run_argon2<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let lane = if self.gate.is_known(&self.name, self.addr, Instant::now()) {
+            &self.gate.known_lane
+        } else {
+            &self.gate.argon2
+        };
+        self.gate.run_argon2_in(lane, f).await
     }
 
     /// Not a failure after all (the password was right and a second factor is asked for,
@@ -409,6 +475,80 @@ mod tests {
         assert_eq!(g.run_argon2(|| 2).await, Some(2));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_known_at_its_address_is_checked_before_a_storm_of_others() {
+        let g = LoginGate::new();
+        // "prof" signed in from the tablet (.5) before; the storm comes from elsewhere.
+        g.begin(ip(5), "prof", Instant::now()).unwrap().succeeded();
+        let order = Arc::new(Mutex::new(Vec::<String>::new()));
+        // Every argon2 thread busy with a run that waits for a signal.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = Arc::new(Mutex::new(hold));
+        let mut runs = Vec::new();
+        for _ in 0..ARGON2_PARALLEL {
+            let (g, hold) = (g.clone(), hold.clone());
+            runs.push(tokio::spawn(async move {
+                g.run_argon2(move || {
+                    let _ = hold.lock().unwrap().recv();
+                })
+                .await
+                .is_some()
+            }));
+        }
+        while g.argon2.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // Ten guesses from other addresses queue for the common lane, among them "prof"
+        // guessed from a student's PC (.9): not known there.
+        for i in 0..10u8 {
+            let (g, order) = (g.clone(), order.clone());
+            let (addr, name) = if i == 0 {
+                (ip(9), "prof".to_string())
+            } else {
+                (ip(100 + i), format!("guess{i}"))
+            };
+            runs.push(tokio::spawn(async move {
+                let a = g.begin(addr, &name, Instant::now()).unwrap();
+                let r = a.run_argon2(move || order.lock().unwrap().push(name)).await;
+                a.failed();
+                r.is_some()
+            }));
+        }
+        // (They wait on the common lane's permits; give them time to get in line.)
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The teacher, last to ask, from the tablet.
+        let teacher = {
+            let (g, order) = (g.clone(), order.clone());
+            tokio::spawn(async move {
+                let a = g.begin(ip(5), "prof", Instant::now()).unwrap();
+                let r = a
+                    .run_argon2(move || order.lock().unwrap().push("teacher".into()))
+                    .await;
+                a.succeeded();
+                r.is_some()
+            })
+        };
+        // Its run is queued for the threads before any of theirs can be.
+        while g.known_lane.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for _ in 0..ARGON2_PARALLEL {
+            release.send(()).unwrap();
+        }
+        assert!(teacher.await.unwrap(), "the teacher's check ran");
+        for r in runs {
+            assert!(r.await.unwrap(), "every queued run ran in time");
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order.len(), 11, "{order:?}");
+        assert_eq!(order[0], "teacher", "{order:?}");
+        // Never the lane for the same name from another address.
+        assert!(!g.is_known("prof", ip(9), Instant::now()));
+        assert!(g.is_known("prof", ip(5), Instant::now()));
+        assert!(!g.is_known("prof", ip(5), Instant::now() + KNOWN_FOR));
+    }
+
     #[test]
     fn tracked_keys_are_bounded() {
         let g = LoginGate::new();
@@ -417,8 +557,13 @@ mod tests {
             let addr = IpAddr::from(std::net::Ipv6Addr::from(i as u128));
             g.begin(addr, "x", t0).unwrap().failed();
         }
+        for i in 0..(MAX_TRACKED as u32 + 100) {
+            let addr = IpAddr::from(std::net::Ipv6Addr::from(i as u128));
+            g.begin(addr, "y", t0).unwrap().succeeded();
+        }
         let s = g.lock();
         assert!(s.by_addr.len() <= MAX_TRACKED && s.by_name.len() <= MAX_TRACKED);
+        assert!(s.known.len() <= MAX_TRACKED);
         assert!(s.in_flight.is_empty());
     }
 }

@@ -321,13 +321,12 @@ fn argon2_busy() -> Response {
 /// timing does not reveal which names exist) on one of the argon2 threads. `None`: none
 /// came free in time.
 pub(super) async fn verify_bounded(
-    state: &AppState,
+    attempt: &login_gate::Attempt,
     password: &str,
     hash: Option<&str>,
 ) -> Result<Option<bool>, ApiError> {
     let (pw, hash) = (password.to_string(), hash.map(str::to_string));
-    Ok(state
-        .login_gate
+    Ok(attempt
         .run_argon2(move || match hash {
             Some(h) => accounts::verify_password(&pw, &h),
             None => {
@@ -408,7 +407,7 @@ pub(super) async fn login(
         .await?
         .filter(|a| !a.disabled);
     let hash = account.as_ref().map(|a| a.password_hash.as_str());
-    let Some(ok) = verify_bounded(&state, &req.password, hash).await? else {
+    let Some(ok) = verify_bounded(&attempt, &req.password, hash).await? else {
         attempt.not_a_failure();
         return Ok(argon2_busy());
     };
@@ -581,7 +580,7 @@ pub(super) async fn check_current_password(
                 ApiError::TooManyRequests("a password check is already running; try again".into())
             }
         })?;
-    match verify_bounded(state, password, Some(&acc.password_hash)).await? {
+    match verify_bounded(&attempt, password, Some(&acc.password_hash)).await? {
         None => {
             attempt.not_a_failure();
             Err(ApiError::TooManyRequests(
