@@ -171,10 +171,15 @@ mod tests {
         }
     }
 
-    /// A `w` × `h` picture of one colour, through the agent's own BGRA-to-I420 path.
-    fn picture(w: usize, h: usize, rgb: [u8; 3]) -> I420 {
+    /// A `w` × `h` picture of `rgb` with a 64 × 64 square of `square` in the middle, through
+    /// the agent's own BGRA-to-I420 path.
+    fn picture(w: usize, h: usize, rgb: [u8; 3], square: [u8; 3]) -> I420 {
+        let inside = |x: usize, y: usize| x.abs_diff(w / 2) < 32 && y.abs_diff(h / 2) < 32;
         let bgra: Vec<u8> = (0..w * h)
-            .flat_map(|_| [rgb[2], rgb[1], rgb[0], 255])
+            .flat_map(|i| {
+                let c = if inside(i % w, i / w) { square } else { rgb };
+                [c[2], c[1], c[0], 255]
+            })
             .collect();
         super::super::picture::bgra_to_i420(&bgra, w, h, w, h).expect("a picture")
     }
@@ -204,11 +209,12 @@ mod tests {
 
     /// What the stream rules ask of any encoder, checked through OpenH264's decoder: the
     /// first unit is an IDR with SPS and PPS in front and shows the picture's colour; an
-    /// unforced change is not a keyframe; a forced one is, with its parameter sets.
+    /// unforced change (a small one: a whole new picture may be taken for a scene change) is
+    /// not a keyframe; a forced one is, with its parameter sets.
     fn follows_the_stream_rules(enc: &mut H264Encoder) {
         let (w, h) = (320, 180);
-        let teal = picture(w, h, TEAL);
-        let orange = picture(w, h, ORANGE);
+        let teal = picture(w, h, TEAL, TEAL);
+        let orange = picture(w, h, TEAL, ORANGE);
         let mut decoder = Decoder::new().unwrap();
 
         let (first, key) = encode(enc, &teal, true);
