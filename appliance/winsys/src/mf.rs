@@ -25,9 +25,10 @@
 //! once), and whether a unit is a keyframe (`MFSampleExtension_CleanPoint`, or an IDR slice
 //! in it). The byte-level rules live in [`annexb`], which needs no MFT and is tested here.
 //!
-//! Tested only on a real Windows PC, by hand (the ignored test in the station's
-//! `platform/windows/encoder.rs` says how): Wine 8, where the automatic tests run, has no
-//! H.264 encoder MFT, and the agent uses OpenH264 there.
+//! It can be tested only on a real Windows PC, by hand (the ignored test in the station's
+//! `platform/windows/encoder.rs` says how), and has not been run on one yet: Wine 8, where
+//! the automatic tests run, has no H.264 encoder MFT (`MFTEnumEx` lists none), and the agent
+//! uses OpenH264 there.
 
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;

@@ -18,7 +18,8 @@
 //! or an ordinary window.
 //!
 //! Not here yet: DXGI Desktop Duplication (faster on real PCs). The Media Foundation encoder
-//! is tested only on a real PC, by hand; the automatic tests (under Wine) use OpenH264.
+//! can be tested only on a real PC, by hand, and has not been yet; the automatic tests (under
+//! Wine, which has none) use OpenH264.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

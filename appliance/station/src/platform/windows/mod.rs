@@ -18,8 +18,8 @@
 //!
 //! What this platform does not have yet, said plainly: "open a session" (refused: Windows
 //! needs the user's password); the Event Log (the service's own log goes to `service.log` in
-//! the data folder); DXGI capture. The Media Foundation encoder is tested only by hand on a
-//! real PC (Wine 8 has none: the automatic tests use OpenH264).
+//! the data folder); DXGI capture. The Media Foundation encoder can be tested only by hand on
+//! a real PC and has not been yet (Wine 8 has none: the automatic tests use OpenH264).
 
 pub mod acl;
 pub mod encoder;
