@@ -5,7 +5,9 @@
 //! Both follow the stream rules of [`super::media`]: an IDR when asked, Annex B, baseline
 //! profile, SPS and PPS in front of every IDR. Why Media Foundation could not be used is
 //! logged once per process (it is the same reason at every stream start), and so is the
-//! encoder it gave.
+//! encoder it gave. A Media Foundation encoder that starts but then fails to encode (a
+//! hardware MFT that wants video memory, say) is dropped for OpenH264 at once, and not tried
+//! again in this process.
 //!
 //! Media Foundation can be tested only on a real Windows PC, by hand (the ignored test
 //! `media_foundation_encodes_keyframes_that_openh264_decodes` below says how), and has not
@@ -13,6 +15,7 @@
 //! (`MFTEnumEx` lists none), so there the agent (and every test) uses OpenH264.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use lanterne_media::StreamParams;
 use lanterne_winsys::mf::MfEncoder;
@@ -44,14 +47,17 @@ impl EncoderKind {
 
 /// One stream's encoder.
 pub enum H264Encoder {
-    MediaFoundation(MfEncoder),
+    /// With the stream's parameters, to go on with OpenH264 if it fails.
+    MediaFoundation(MfEncoder, StreamParams),
     OpenH264(Box<Encoder>),
 }
 
 impl std::fmt::Debug for H264Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            H264Encoder::MediaFoundation(mf) => f.debug_tuple("MediaFoundation").field(mf).finish(),
+            H264Encoder::MediaFoundation(mf, _) => {
+                f.debug_tuple("MediaFoundation").field(mf).finish()
+            }
             H264Encoder::OpenH264(_) => f.write_str("OpenH264"),
         }
     }
@@ -59,16 +65,21 @@ impl std::fmt::Debug for H264Encoder {
 
 static MF_LOGGED: AtomicBool = AtomicBool::new(false);
 static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
+/// Set when a Media Foundation encoder failed to encode: why. It is not tried again.
+static MF_BROKEN: OnceLock<String> = OnceLock::new();
 
 impl H264Encoder {
     /// Media Foundation's encoder for `p`, else OpenH264's; an error only when neither starts.
     pub fn new(p: StreamParams) -> Result<Self, String> {
+        if MF_BROKEN.get().is_some() {
+            return Self::openh264(p);
+        }
         match MfEncoder::new(p.width, p.height, p.fps, p.bitrate_kbps) {
             Ok(mf) => {
                 if !MF_LOGGED.swap(true, Ordering::Relaxed) {
                     tracing::info!("H.264 encoder: Media Foundation, {}", mf.name());
                 }
-                Ok(H264Encoder::MediaFoundation(mf))
+                Ok(H264Encoder::MediaFoundation(mf, p))
             }
             Err(e) => {
                 let openh264 = Self::openh264(p)?;
@@ -103,7 +114,7 @@ impl H264Encoder {
 
     pub fn kind(&self) -> EncoderKind {
         match self {
-            H264Encoder::MediaFoundation(mf) => EncoderKind::MediaFoundation {
+            H264Encoder::MediaFoundation(mf, _) => EncoderKind::MediaFoundation {
                 hardware: mf.name().hardware,
             },
             H264Encoder::OpenH264(_) => EncoderKind::OpenH264,
@@ -119,13 +130,16 @@ impl H264Encoder {
         force_key: bool,
     ) -> Result<Option<(Vec<u8>, bool)>, String> {
         match self {
-            H264Encoder::MediaFoundation(mf) => {
-                let len = pic.width * pic.height * 3 / 2;
-                let units = mf
-                    .encode(&pic.data[..len], force_key)
-                    .map_err(|e| e.to_string())?;
-                Ok(join(units))
-            }
+            H264Encoder::MediaFoundation(mf, p) => match mf.encode(&pic.data, force_key) {
+                Ok(units) => Ok(join(units)),
+                Err(e) => {
+                    let reason = format!("{} cannot encode: {e}", mf.name());
+                    tracing::warn!("{reason}; going on with OpenH264 (starting with a keyframe)");
+                    let _ = MF_BROKEN.set(reason);
+                    *self = Self::openh264(*p)?;
+                    self.encode(pic, true)
+                }
+            },
             H264Encoder::OpenH264(encoder) => {
                 if force_key {
                     encoder.force_intra_frame();
@@ -288,8 +302,13 @@ mod tests {
         let mf = MfEncoder::new(p.width, p.height, p.fps, p.bitrate_kbps)
             .expect("a Media Foundation encoder takes the stream");
         eprintln!("using {}", mf.name());
-        let mut enc = H264Encoder::MediaFoundation(mf);
+        let mut enc = H264Encoder::MediaFoundation(mf, p);
         follows_the_stream_rules(&mut enc);
+        // Still Media Foundation: a failed encode would have given way to OpenH264.
+        assert!(
+            matches!(enc.kind(), EncoderKind::MediaFoundation { .. }),
+            "{enc:?}"
+        );
         // And through the constructor the agent uses, Media Foundation is chosen.
         let chosen = H264Encoder::new(p).unwrap();
         assert!(

@@ -59,15 +59,23 @@ impl CodecProbe {
     }
 }
 
-/// Finds the encoder this PC uses: Media Foundation's if one takes a small stream, else
-/// OpenH264 (built into the agent).
+/// Finds the encoder this PC uses: Media Foundation's if one encodes a small grey picture,
+/// else OpenH264 (built into the agent).
 pub fn init() -> Result<CodecProbe, MediaError> {
-    let encoder = new_encoder(StreamParams {
-        width: 320,
-        height: 180,
+    let (width, height) = (320, 180);
+    let mut encoder = new_encoder(StreamParams {
+        width,
+        height,
         fps: 10,
         bitrate_kbps: 250,
     })?;
+    let grey = I420 {
+        width: width as usize,
+        height: height as usize,
+        data: vec![128; (width * height * 3 / 2) as usize],
+    };
+    // A Media Foundation encoder that fails here gives way to OpenH264 (see `encoder`).
+    encoder.encode(&grey, true).map_err(MediaError::Encoder)?;
     Ok(CodecProbe {
         encoder: encoder.kind(),
     })
