@@ -272,6 +272,10 @@ mod tests {
         let mut enc = H264Encoder::new(params()).expect("an encoder");
         if found.is_empty() {
             assert_eq!(enc.kind(), EncoderKind::OpenH264);
+            // And the probe, hence what the box is told, says so.
+            let probe = super::super::media::init().expect("an encoder starts");
+            assert_eq!(probe.encoder(), EncoderKind::OpenH264);
+            assert_eq!(probe.encoder().wire_name(), "openh264");
         }
         if lanterne_winsys::wine::detected() && enc.kind() != EncoderKind::OpenH264 {
             eprintln!("this Wine has a working H.264 encoder MFT: {enc:?}");
