@@ -25,6 +25,9 @@
 //! once), and whether a unit is a keyframe (`MFSampleExtension_CleanPoint`, or an IDR slice
 //! in it). The byte-level rules live in [`annexb`], which needs no MFT and is tested here.
 //!
+//! mfplat.dll is loaded at run time, not linked: Windows "N" editions without the Media
+//! Feature Pack have none, and there the agent must still start (and use OpenH264).
+//!
 //! It can be tested only on a real Windows PC, by hand (the ignored test in the station's
 //! `platform/windows/encoder.rs` says how), and has not been run on one yet: Wine 8, where
 //! the automatic tests run, has no H.264 encoder MFT (`MFTEnumEx` lists none), and the agent
@@ -36,14 +39,13 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use windows::core::{Interface, GUID, HRESULT};
-use windows::Win32::Foundation::{RPC_E_CHANGED_MODE, VARIANT_TRUE};
+use windows::Win32::Foundation::{E_POINTER, RPC_E_CHANGED_MODE, VARIANT_TRUE};
 use windows::Win32::Media::MediaFoundation::{
     eAVEncCommonRateControlMode_CBR, eAVEncH264VProfile_Base, CODECAPI_AVEncCommonRateControlMode,
     CODECAPI_AVEncMPVDefaultBPictureCount, CODECAPI_AVEncMPVGOPSize,
     CODECAPI_AVEncVideoForceKeyFrame, CODECAPI_AVLowLatencyMode, ICodecAPI, IMFActivate,
-    IMFMediaEventGenerator, IMFMediaType, IMFSample, IMFTransform, MEError, METransformHaveOutput,
-    METransformNeedInput, MFCreateMediaType, MFCreateMemoryBuffer, MFCreateSample,
-    MFMediaType_Video, MFSampleExtension_CleanPoint, MFStartup, MFTEnumEx,
+    IMFMediaBuffer, IMFMediaEventGenerator, IMFMediaType, IMFSample, IMFTransform, MEError,
+    METransformHaveOutput, METransformNeedInput, MFMediaType_Video, MFSampleExtension_CleanPoint,
     MFT_FRIENDLY_NAME_Attribute, MFVideoFormat_H264, MFVideoFormat_NV12,
     MFVideoInterlace_Progressive, MFSTARTUP_FULL, MFT_CATEGORY_VIDEO_ENCODER, MFT_ENUM_FLAG,
     MFT_ENUM_FLAG_HARDWARE, MFT_ENUM_FLAG_SORTANDFILTER, MFT_ENUM_FLAG_SYNCMFT,
@@ -61,6 +63,9 @@ use windows::Win32::System::Com::{
     CoInitializeEx, CoTaskMemFree, CoUninitialize, COINIT_MULTITHREADED,
 };
 use windows::Win32::System::Variant::{VARIANT, VT_BOOL, VT_UI4};
+use windows_sys::Win32::System::LibraryLoader::{
+    GetProcAddress, LoadLibraryExW, LOAD_LIBRARY_SEARCH_SYSTEM32,
+};
 
 /// Longest wait for an asynchronous MFT to ask for a picture or hand one back. A hardware
 /// encoder in low-latency mode answers in milliseconds; one that keeps a picture until the
@@ -79,6 +84,8 @@ pub enum MfError {
         call: &'static str,
         source: windows::core::Error,
     },
+    #[error("Media Foundation is not installed (no mfplat.dll: a Windows \"N\" edition without the Media Feature Pack?)")]
+    NotInstalled,
     #[error("COM cannot start on this thread ({0})")]
     Com(HRESULT),
     #[error("no Media Foundation H.264 encoder on this PC")]
@@ -158,19 +165,114 @@ thread_local! {
     static APARTMENT: Apartment = Apartment(unsafe { CoInitializeEx(None, COINIT_MULTITHREADED) });
 }
 
+type OutPtr = *mut *mut c_void;
+type EnumEx = unsafe extern "system" fn(
+    GUID,
+    u32,
+    *const MFT_REGISTER_TYPE_INFO,
+    *const MFT_REGISTER_TYPE_INFO,
+    *mut *mut *mut c_void,
+    *mut u32,
+) -> HRESULT;
+type Proc = unsafe extern "system" fn() -> isize;
+type Startup = unsafe extern "system" fn(u32, u32) -> HRESULT;
+type Create = unsafe extern "system" fn(OutPtr) -> HRESULT;
+type CreateBuffer = unsafe extern "system" fn(u32, OutPtr) -> HRESULT;
+
+/// The mfplat.dll functions used here, with the signatures the `windows` crate declares.
+struct Mfplat {
+    startup: Startup,
+    enum_ex: EnumEx,
+    create_media_type: Create,
+    create_memory_buffer: CreateBuffer,
+    create_sample: Create,
+}
+
+/// mfplat.dll from System32 (never from the program's folder), loaded once and kept.
+fn mfplat() -> Result<&'static Mfplat, MfError> {
+    static MFPLAT: OnceLock<Option<Mfplat>> = OnceLock::new();
+    MFPLAT
+        .get_or_init(|| {
+            let name = crate::wide::to_wide("mfplat.dll");
+            // SAFETY: the name ends with NUL; the module is never freed, so the function
+            // pointers taken from it stay valid for the life of the process.
+            let module = unsafe {
+                LoadLibraryExW(
+                    name.as_ptr(),
+                    std::ptr::null_mut(),
+                    LOAD_LIBRARY_SEARCH_SYSTEM32,
+                )
+            };
+            if module.is_null() {
+                return None;
+            }
+            // SAFETY: the symbol names end with NUL; `module` stays loaded.
+            let get =
+                |symbol: &std::ffi::CStr| unsafe { GetProcAddress(module, symbol.as_ptr().cast()) };
+            // SAFETY: each pointer is cast to the signature Windows' SDK (and the `windows`
+            // crate's own declaration) gives that function.
+            unsafe {
+                Some(Mfplat {
+                    startup: std::mem::transmute::<Proc, Startup>(get(c"MFStartup")?),
+                    enum_ex: std::mem::transmute::<Proc, EnumEx>(get(c"MFTEnumEx")?),
+                    create_media_type: std::mem::transmute::<Proc, Create>(get(
+                        c"MFCreateMediaType",
+                    )?),
+                    create_memory_buffer: std::mem::transmute::<Proc, CreateBuffer>(get(
+                        c"MFCreateMemoryBuffer",
+                    )?),
+                    create_sample: std::mem::transmute::<Proc, Create>(get(c"MFCreateSample")?),
+                })
+            }
+        })
+        .as_ref()
+        .ok_or(MfError::NotInstalled)
+}
+
+/// The interface an mfplat.dll function wrote to `out` (one reference, now owned).
+fn created<T: Interface>(call: &'static str, hr: HRESULT, out: *mut c_void) -> Result<T, MfError> {
+    hr.ok().call(call)?;
+    if out.is_null() {
+        return Err(MfError::Call {
+            call,
+            source: E_POINTER.into(),
+        });
+    }
+    // SAFETY: on success the function wrote a new reference to a `T` into `out`; it is
+    // taken over here, once.
+    Ok(unsafe { T::from_raw(out) })
+}
+
+fn create_media_type() -> Result<IMFMediaType, MfError> {
+    let mut out = std::ptr::null_mut();
+    // SAFETY: `out` is a valid place for the new object's pointer.
+    let hr = unsafe { (mfplat()?.create_media_type)(&mut out) };
+    created("MFCreateMediaType", hr, out)
+}
+
+fn create_memory_buffer(len: u32) -> Result<IMFMediaBuffer, MfError> {
+    let mut out = std::ptr::null_mut();
+    // SAFETY: as in create_media_type.
+    let hr = unsafe { (mfplat()?.create_memory_buffer)(len, &mut out) };
+    created("MFCreateMemoryBuffer", hr, out)
+}
+
+fn create_sample() -> Result<IMFSample, MfError> {
+    let mut out = std::ptr::null_mut();
+    // SAFETY: as in create_media_type.
+    let hr = unsafe { (mfplat()?.create_sample)(&mut out) };
+    created("MFCreateSample", hr, out)
+}
+
 /// COM on this thread and Media Foundation in this process (started once, never shut down:
 /// the agent encodes until it exits).
 fn start() -> Result<(), MfError> {
+    let api = mfplat()?;
     APARTMENT.with(Apartment::usable)?;
-    static STARTED: OnceLock<Result<(), HRESULT>> = OnceLock::new();
-    let started = STARTED.get_or_init(|| {
-        // SAFETY: MFStartup takes two numbers; MF_VERSION is the SDK version it checks.
-        unsafe { MFStartup(MF_VERSION, MFSTARTUP_FULL) }.map_err(|e| e.code())
-    });
-    (*started).map_err(|code| MfError::Call {
-        call: "MFStartup",
-        source: code.into(),
-    })
+    static STARTED: OnceLock<HRESULT> = OnceLock::new();
+    // SAFETY: MFStartup takes two numbers; MF_VERSION is the SDK version it checks.
+    let started = *STARTED.get_or_init(|| unsafe { (api.startup)(MF_VERSION, MFSTARTUP_FULL) });
+    started.ok().call("MFStartup")
 }
 
 /// The H.264 encoder MFTs that take NV12, as `MFTEnumEx` lists them with `flags`.
@@ -183,27 +285,30 @@ fn enumerate(flags: MFT_ENUM_FLAG) -> Result<Vec<IMFActivate>, MfError> {
         guidMajorType: MFMediaType_Video,
         guidSubtype: MFVideoFormat_H264,
     };
-    let mut array: *mut Option<IMFActivate> = std::ptr::null_mut();
+    let mut array: *mut *mut c_void = std::ptr::null_mut();
     let mut count = 0u32;
     // SAFETY: the type infos live across the call; MFTEnumEx writes a CoTaskMemAlloc'd array
     // of `count` activation objects (one reference each) into `array`.
     unsafe {
-        MFTEnumEx(
+        (mfplat()?.enum_ex)(
             MFT_CATEGORY_VIDEO_ENCODER,
-            flags,
-            Some(&input),
-            Some(&output),
+            flags.0 as u32,
+            &input,
+            &output,
             &mut array,
             &mut count,
         )
     }
+    .ok()
     .call("MFTEnumEx")?;
+    let array = array.cast::<Option<IMFActivate>>();
     if array.is_null() {
         return Ok(Vec::new());
     }
     let activates = (0..count as usize)
-        // SAFETY: `array` holds `count` initialised entries; each is read (moved out) once,
-        // so each reference is released once, by the Vec.
+        // SAFETY: `array` holds `count` interface pointers (Option<IMFActivate> has their
+        // layout, null being None); each is read (moved out) once, so each reference is
+        // released once, by the Vec.
         .filter_map(|i| unsafe { std::ptr::read(array.add(i)) })
         .collect();
     // SAFETY: the array came from MFTEnumEx's CoTaskMemAlloc; its entries were moved out above.
@@ -411,7 +516,7 @@ impl MfEncoder {
             );
 
             // The output type first (encoders check the input against it), then the input.
-            let output: IMFMediaType = MFCreateMediaType().call("MFCreateMediaType")?;
+            let output: IMFMediaType = create_media_type()?;
             output
                 .SetGUID(&MF_MT_MAJOR_TYPE, &MFMediaType_Video)
                 .call("output MF_MT_MAJOR_TYPE")?;
@@ -440,7 +545,7 @@ impl MfEncoder {
                 .SetOutputType(0, &output, 0)
                 .call("IMFTransform::SetOutputType")?;
 
-            let input: IMFMediaType = MFCreateMediaType().call("MFCreateMediaType")?;
+            let input: IMFMediaType = create_media_type()?;
             input
                 .SetGUID(&MF_MT_MAJOR_TYPE, &MFMediaType_Video)
                 .call("input MF_MT_MAJOR_TYPE")?;
@@ -576,7 +681,7 @@ impl MfEncoder {
         // SAFETY: COM calls on live objects; between Lock and Unlock the buffer's memory is
         // ours, `max` bytes long (at least `len`, as asked of MFCreateMemoryBuffer).
         unsafe {
-            let buffer = MFCreateMemoryBuffer(len).call("MFCreateMemoryBuffer")?;
+            let buffer = create_memory_buffer(len)?;
             let mut data: *mut u8 = std::ptr::null_mut();
             let mut max = 0u32;
             buffer
@@ -595,7 +700,7 @@ impl MfEncoder {
             buffer
                 .SetCurrentLength(len)
                 .call("IMFMediaBuffer::SetCurrentLength")?;
-            let sample = MFCreateSample().call("MFCreateSample")?;
+            let sample = create_sample()?;
             sample.AddBuffer(&buffer).call("IMFSample::AddBuffer")?;
             let elapsed = (self.started.elapsed().as_nanos() / 100) as i64;
             let time = elapsed.max(self.last_time + 1);
@@ -777,8 +882,8 @@ impl MfEncoder {
     fn output_sample(&self, size: u32) -> Result<IMFSample, MfError> {
         // SAFETY: COM calls creating and joining two new objects.
         unsafe {
-            let buffer = MFCreateMemoryBuffer(size).call("MFCreateMemoryBuffer")?;
-            let sample = MFCreateSample().call("MFCreateSample")?;
+            let buffer = create_memory_buffer(size)?;
+            let sample = create_sample()?;
             sample.AddBuffer(&buffer).call("IMFSample::AddBuffer")?;
             Ok(sample)
         }
