@@ -859,6 +859,11 @@ impl MfEncoder {
                             .call("IMFTransform::SetOutputType")?;
                     }
                     self.output_changed()?;
+                    if self.events.is_some() {
+                        // An asynchronous MFT says with another METransformHaveOutput when
+                        // the unit is ready in the new type.
+                        return Ok(None);
+                    }
                     continue;
                 }
                 Err(source) => {
@@ -873,6 +878,11 @@ impl MfEncoder {
             };
             let (data, clean) = sample_bytes(&sample)?;
             if data.is_empty() {
+                // Nothing in it: a synchronous MFT may have more; an asynchronous one says so
+                // with another event.
+                if self.events.is_some() {
+                    return Ok(None);
+                }
                 continue;
             }
             return self.finish(data, clean).map(Some);
