@@ -60,24 +60,35 @@ impl CodecProbe {
 }
 
 /// Finds the encoder this PC uses: Media Foundation's if one encodes a small grey picture,
-/// else OpenH264 (built into the agent).
+/// else OpenH264 (built into the agent). On a thread of its own, so that the caller's
+/// thread is left out of COM.
 pub fn init() -> Result<CodecProbe, MediaError> {
-    let (width, height) = (320, 180);
-    let mut encoder = new_encoder(StreamParams {
-        width,
-        height,
-        fps: 10,
-        bitrate_kbps: 250,
-    })?;
-    let grey = I420 {
-        width: width as usize,
-        height: height as usize,
-        data: vec![128; (width * height * 3 / 2) as usize],
+    let probe = || {
+        let (width, height) = (320, 180);
+        let mut encoder = new_encoder(StreamParams {
+            width,
+            height,
+            fps: 10,
+            bitrate_kbps: 250,
+        })?;
+        let grey = I420 {
+            width: width as usize,
+            height: height as usize,
+            data: vec![128; (width * height * 3 / 2) as usize],
+        };
+        // A Media Foundation encoder that fails here gives way to OpenH264 (see `encoder`).
+        encoder.encode(&grey, true).map_err(MediaError::Encoder)?;
+        Ok(CodecProbe {
+            encoder: encoder.kind(),
+        })
     };
-    // A Media Foundation encoder that fails here gives way to OpenH264 (see `encoder`).
-    encoder.encode(&grey, true).map_err(MediaError::Encoder)?;
-    Ok(CodecProbe {
-        encoder: encoder.kind(),
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("codec probe".into())
+            .spawn_scoped(s, probe)
+            .map_err(|e| MediaError::Encoder(format!("cannot start the codec probe: {e}")))?
+            .join()
+            .unwrap_or_else(|_| Err(MediaError::Encoder("the codec probe panicked".into())))
     })
 }
 
