@@ -287,16 +287,17 @@ mod tests {
     /// Media Foundation's own encoder, which Wine 8 does not have. To run it on a real
     /// Windows 10/11 PC (it picks the hardware encoder if there is one; the output names it):
     ///
-    /// 1. Here: `export CARGO_TARGET_DIR=/work/main/target` (or your own), then
-    ///    `cargo test -p lanterne-station --target x86_64-pc-windows-gnu --no-run`; cargo
-    ///    prints the test program's path, `.../x86_64-pc-windows-gnu/debug/deps/lanterne_station-<hash>.exe`.
-    /// 2. Copy that .exe to the PC (it needs no other file: OpenH264 and the C runtime are
-    ///    linked in; `x86_64-w64-mingw32-objdump -p FILE | grep 'DLL Name'` lists only
-    ///    Windows' own DLLs).
-    /// 3. On the PC, in a console: `lanterne_station-<hash>.exe --ignored --nocapture media_foundation`.
-    ///    It prints the MFTs found and the one used, then `test result: ok. 1 passed`.
-    ///    To test Microsoft's software encoder on a PC that has a hardware one, disable the
-    ///    GPU's driver in Device Manager for the run.
+    /// 1. On the Linux machine set up for `scripts/test-windows.sh` (rustup target
+    ///    `x86_64-pc-windows-gnu`, mingw-w64), from the repository's root:
+    ///    `cargo test -p lanterne-station --target x86_64-pc-windows-gnu --no-run`. Cargo
+    ///    prints the test program as `Executable unittests src/lib.rs
+    ///    (.../x86_64-pc-windows-gnu/debug/deps/lanterne_station-<hash>.exe)`.
+    /// 2. Copy that .exe to the PC. It needs no other file: OpenH264 and the C runtime are
+    ///    linked in, and `x86_64-w64-mingw32-objdump -p FILE | grep 'DLL Name'` lists only
+    ///    Windows' own DLLs (mfplat.dll is loaded when needed).
+    /// 3. On the PC, in a console (cmd or PowerShell) in that folder:
+    ///    `.\lanterne_station-<hash>.exe --ignored --nocapture media_foundation`. It prints the
+    ///    MFTs found and the one used, then `test result: ok. 1 passed`.
     #[test]
     #[ignore = "needs a Media Foundation H.264 encoder: a real Windows 10/11 PC, see this test's doc comment"]
     fn media_foundation_encodes_keyframes_that_openh264_decodes() {
