@@ -291,9 +291,10 @@ ABOUT.windows = {
   title: 'The Windows agent under Wine, next to the Linux agent',
   what: `**Wine figures are indicative only.** The Windows agent runs here under Wine 8 on Linux, not
 on Windows: Wine's GDI, its wineserver and its socket layer are not Windows', so these numbers say
-how the agent behaves on this machine, not what it costs on a school's Windows PC (which would
-also use DXGI capture and the Media Foundation encoder when it has them; under Wine it uses GDI
-and OpenH264). One Xvfb display (1280×720) shows a moving picture drawn by a Windows program
+how the agent behaves on this machine, not what it costs on a school's Windows PC (which
+encodes with Media Foundation, in hardware when the PC has it, and would capture with DXGI once
+that is written; under Wine, which has no Media Foundation H.264 encoder, it uses GDI and
+OpenH264). One Xvfb display (1280×720) shows a moving picture drawn by a Windows program
 under Wine (a 320×180 red square bouncing over blue, 25 steps a second). Both agents, release
 builds, capture that same display one after the other and stream to a real box on loopback: the
 Windows agent (\`lanterne-station.exe desktop\`, one process under Wine), then the Linux agent as

@@ -12,7 +12,8 @@
 //! user's session, [`job`] ends it with the service, and [`service`] is the service control
 //! manager's entry point; [`input`] plays remote help's pointer and keys (`SendInput`),
 //! [`panel`] shows the consent prompt and the help banner (text and buttons), [`hotkey`]
-//! registers Ctrl+Alt+H and Ctrl+Alt+End, [`video`] paints the demo player's pictures.
+//! registers Ctrl+Alt+H and Ctrl+Alt+End, [`video`] paints the demo player's pictures, and [`mf`]
+//! encodes H.264 with Media Foundation (the PC's hardware encoder when it has one).
 //!
 //! On other platforms this crate is empty.
 #![cfg(windows)]
@@ -24,6 +25,7 @@ pub mod hotkey;
 pub mod input;
 pub mod job;
 pub mod message;
+pub mod mf;
 pub mod network;
 pub mod panel;
 pub mod pipe;

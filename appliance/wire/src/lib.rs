@@ -149,7 +149,8 @@ impl StreamSettings {
 pub struct Capabilities {
     /// Name of the capture path in use ("x11", "pipewire", "synthetic", "replay").
     pub capture: String,
-    /// Name of the H.264 encoder in use ("x264", "vaapi", "v4l2", "openh264", "replay").
+    /// Name of the H.264 encoder in use ("x264", "vaapi", "v4l2", "openh264", "mediafoundation",
+    /// "mediafoundation-hw", "replay").
     pub encoder: String,
     /// Native screen size, when known.
     pub screen: Option<(u32, u32)>,

@@ -1,6 +1,8 @@
 //! The live screen on Windows: the desktop copied with GDI (`lanterne_winsys::capture`),
-//! scaled and converted per stream ([`super::picture`]), encoded by OpenH264 (built from
-//! source into the agent: nothing to install on the PC), on one capture thread.
+//! scaled and converted per stream ([`super::picture`]), encoded ([`super::encoder`]) by
+//! Media Foundation's H.264 encoder (the PC's hardware one when it has one) or, where none
+//! starts (under Wine, for one), by OpenH264 (built from source into the agent: nothing to
+//! install on the PC), on one capture thread.
 //!
 //! The stream rules are the Linux encoder's (`lanterne_media::ScreenEncoder`): each stream
 //! (thumbnail, full) is off until the box switches it on and costs nothing while off; a
@@ -8,15 +10,16 @@
 //! (a still screen sends nothing); a keyframe is made on request, after a frame the receiver
 //! could not take (then nothing but the keyframe is sent), and at least every
 //! [`KEYFRAME_EVERY`] of encoded frames. Every access unit is Annex B, baseline profile (no
-//! B-frames), with SPS and PPS in front of each IDR.
+//! B-frames), with SPS and PPS in front of each IDR, whichever encoder made it.
 //!
 //! The demo player ([`DemoPlayer`]) decodes the box's demo access units with OpenH264's
 //! decoder on a thread of its own and paints them in a window (`lanterne_winsys::video`):
 //! full screen on the primary monitor (topmost; the session blocks input as the lock does),
 //! or an ordinary window.
 //!
-//! Not here yet: DXGI Desktop Duplication (faster on real PCs) and the Media Foundation
-//! hardware encoder.
+//! Not here yet: DXGI Desktop Duplication (faster on real PCs). The Media Foundation encoder
+//! can be tested only on a real PC, by hand, and has not been yet; the automatic tests (under
+//! Wine, which has none) use OpenH264.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -25,13 +28,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use lanterne_media::{EncodedFrame, StreamKind, StreamParams};
 use lanterne_wire::{Capabilities, Stream, StreamSettings};
-use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, Profile, RateControlMode, UsageType,
-};
-use openh264::formats::YUVSlices;
-use openh264::OpenH264API;
 use tokio::sync::mpsc;
 
+use super::encoder::{EncoderKind, H264Encoder};
 use super::picture::{bgra_to_i420, I420};
 use crate::sources::{media_kind, params, VideoSource};
 
@@ -48,21 +47,49 @@ pub enum MediaError {
     Thread(std::io::Error),
 }
 
-/// What [`init`] found: the software encoder works on this PC.
+/// What [`init`] found: the encoder this PC uses.
 #[derive(Clone, Copy, Debug)]
 pub struct CodecProbe {
-    _checked: (),
+    encoder: EncoderKind,
 }
 
-/// Checks that an OpenH264 encoder can be made here (it is built into the agent).
+impl CodecProbe {
+    pub fn encoder(&self) -> EncoderKind {
+        self.encoder
+    }
+}
+
+/// Finds the encoder this PC uses: Media Foundation's if one encodes a small grey picture,
+/// else OpenH264 (built into the agent). On a thread of its own, so that the caller's
+/// thread is left out of COM.
 pub fn init() -> Result<CodecProbe, MediaError> {
-    new_encoder(StreamParams {
-        width: 64,
-        height: 64,
-        fps: 10,
-        bitrate_kbps: 100,
-    })?;
-    Ok(CodecProbe { _checked: () })
+    let probe = || {
+        let (width, height) = (320, 180);
+        let mut encoder = new_encoder(StreamParams {
+            width,
+            height,
+            fps: 10,
+            bitrate_kbps: 250,
+        })?;
+        let grey = I420 {
+            width: width as usize,
+            height: height as usize,
+            data: vec![128; (width * height * 3 / 2) as usize],
+        };
+        // A Media Foundation encoder that fails here gives way to OpenH264 (see `encoder`).
+        encoder.encode(&grey, true).map_err(MediaError::Encoder)?;
+        Ok(CodecProbe {
+            encoder: encoder.kind(),
+        })
+    };
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("codec probe".into())
+            .spawn_scoped(s, probe)
+            .map_err(|e| MediaError::Encoder(format!("cannot start the codec probe: {e}")))?
+            .join()
+            .unwrap_or_else(|_| Err(MediaError::Encoder("the codec probe panicked".into())))
+    })
 }
 
 /// What a Windows station's live screen is.
@@ -75,21 +102,8 @@ pub enum CaptureSource {
 mod player;
 pub use player::{DemoPlayer, PlayerConfig, PlayerOutput, PlayerStats};
 
-fn new_encoder(p: StreamParams) -> Result<Encoder, MediaError> {
-    let config = EncoderConfig::new()
-        .profile(Profile::Baseline)
-        .usage_type(UsageType::ScreenContentRealTime)
-        .rate_control_mode(RateControlMode::Bitrate)
-        .bitrate(BitRate::from_bps(p.bitrate_kbps.saturating_mul(1000)))
-        .max_frame_rate(FrameRate::from_hz(p.fps as f32))
-        // OpenH264 holds the bit rate only when it may skip a picture now and then (a skipped
-        // picture is simply not sent, and is encoded again when it next changes).
-        .skip_frames(true)
-        // Neither is supported for screen content (OpenH264 turns them off, with a warning).
-        .adaptive_quantization(false)
-        .background_detection(false);
-    Encoder::with_api_config(OpenH264API::from_source(), config)
-        .map_err(|e| MediaError::Encoder(e.to_string()))
+fn new_encoder(p: StreamParams) -> Result<H264Encoder, MediaError> {
+    H264Encoder::new(p).map_err(MediaError::Encoder)
 }
 
 /// One stream's switch and requests, shared with the capture thread.
@@ -127,13 +141,14 @@ const KINDS: [StreamKind; 2] = [StreamKind::Thumb, StreamKind::Full];
 /// The desktop, encoded on this station.
 pub struct LiveSource {
     shared: Arc<Shared>,
+    encoder: EncoderKind,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LiveSource {
     pub fn start(
         capture: CaptureSource,
-        _probe: &CodecProbe,
+        probe: &CodecProbe,
         out: mpsc::Sender<(StreamKind, EncodedFrame)>,
     ) -> Result<Self, MediaError> {
         let CaptureSource::Gdi = capture;
@@ -152,6 +167,7 @@ impl LiveSource {
             .map_err(MediaError::Thread)?;
         Ok(LiveSource {
             shared,
+            encoder: probe.encoder,
             thread: Some(thread),
         })
     }
@@ -197,7 +213,7 @@ impl VideoSource for LiveSource {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             capture: "gdi".into(),
-            encoder: "openh264".into(),
+            encoder: self.encoder.wire_name().into(),
             screen: None,
         }
     }
@@ -217,7 +233,7 @@ impl Drop for LiveSource {
 struct Running {
     generation: u64,
     params: StreamParams,
-    encoder: Encoder,
+    encoder: H264Encoder,
     /// The last picture encoded (the change gate).
     last: Option<I420>,
     /// A keyframe is owed: the first frame, a request, a frame the receiver missed.
@@ -352,17 +368,9 @@ fn encode_one(
     if !r.need_key && r.last.as_ref() == Some(&pic) {
         return;
     }
-    if r.need_key {
-        r.encoder.force_intra_frame();
-    }
-    let (y, u, v) = pic.planes();
-    let (w, h) = (pic.width, pic.height);
-    let source = YUVSlices::new((y, u, v), (w, h), (w, w / 2, w / 2));
-    let (data, keyframe) = match r.encoder.encode(&source) {
-        Ok(bits) => match bits.frame_type() {
-            FrameType::Skip | FrameType::Invalid => return,
-            t => (bits.to_vec(), matches!(t, FrameType::IDR | FrameType::I)),
-        },
+    let (data, keyframe) = match r.encoder.encode(&pic, r.need_key) {
+        Ok(Some(unit)) => unit,
+        Ok(None) => return,
         Err(e) => {
             tracing::warn!(?kind, "encoding failed: {e}");
             r.need_key = true;
@@ -478,7 +486,7 @@ mod tests {
             TEAL,
         )
         .expect("a window over the desktop");
-        let probe = init().expect("OpenH264 starts");
+        let probe = init().expect("an encoder starts");
         let (tx, mut rx) = mpsc::channel(8);
         let src = LiveSource::start(CaptureSource::Gdi, &probe, tx).unwrap();
         assert_eq!(src.capabilities().capture, "gdi");
