@@ -1,5 +1,5 @@
-//! The live screen on Windows: the desktop copied with GDI (`lanterne_winsys::capture`),
-//! scaled and converted per stream ([`super::picture`]), encoded by OpenH264 (built from
+//! The live screen on Windows: the desktop copied with DXGI Desktop Duplication, or GDI where
+//! Windows refuses it ([`super::capture`]), scaled and converted per stream ([`super::picture`]), encoded by OpenH264 (built from
 //! source into the agent: nothing to install on the PC), on one capture thread.
 //!
 //! The stream rules are the Linux encoder's (`lanterne_media::ScreenEncoder`): each stream
@@ -15,8 +15,7 @@
 //! full screen on the primary monitor (topmost; the session blocks input as the lock does),
 //! or an ordinary window.
 //!
-//! Not here yet: DXGI Desktop Duplication (faster on real PCs) and the Media Foundation
-//! hardware encoder.
+//! Not here yet: the Media Foundation hardware encoder.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -32,6 +31,7 @@ use openh264::formats::YUVSlices;
 use openh264::OpenH264API;
 use tokio::sync::mpsc;
 
+use super::capture::ScreenCapture;
 use super::picture::{bgra_to_i420, I420};
 use crate::sources::{media_kind, params, VideoSource};
 
@@ -68,7 +68,10 @@ pub fn init() -> Result<CodecProbe, MediaError> {
 /// What a Windows station's live screen is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CaptureSource {
-    /// The whole desktop (every monitor) through GDI.
+    /// The whole desktop (every monitor): DXGI Desktop Duplication where Windows allows it,
+    /// else GDI ([`ScreenCapture::open`]).
+    Desktop,
+    /// The whole desktop (every monitor) through GDI only.
     Gdi,
 }
 
@@ -113,6 +116,8 @@ struct Shared {
     dropped: [AtomicU64; 2],
     /// The last capture failed (logged once per run of failures).
     failing: AtomicBool,
+    /// The capture in use is DXGI Desktop Duplication (else GDI), as the box is told.
+    duplicating: AtomicBool,
 }
 
 fn slot(kind: StreamKind) -> usize {
@@ -136,20 +141,33 @@ impl LiveSource {
         _probe: &CodecProbe,
         out: mpsc::Sender<(StreamKind, EncodedFrame)>,
     ) -> Result<Self, MediaError> {
-        let CaptureSource::Gdi = capture;
         let shared = Arc::new(Shared {
             orders: Mutex::new(Orders::default()),
             wake: Condvar::new(),
             dropped: [AtomicU64::new(0), AtomicU64::new(0)],
             failing: AtomicBool::new(false),
+            duplicating: AtomicBool::new(false),
         });
+        // The capture is opened on the thread that uses it (a Direct3D device's immediate
+        // context belongs to one thread), before `capabilities` can be asked.
+        let (opened_tx, opened) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("screen capture".into())
             .spawn({
                 let shared = shared.clone();
-                move || capture_loop(&shared, &out)
+                move || {
+                    let desktop = match capture {
+                        CaptureSource::Desktop => ScreenCapture::open(),
+                        CaptureSource::Gdi => ScreenCapture::gdi_only(),
+                    };
+                    let dxgi = desktop.kind() == "dxgi";
+                    shared.duplicating.store(dxgi, Ordering::Relaxed);
+                    let _ = opened_tx.send(());
+                    capture_loop(&shared, &out, desktop)
+                }
             })
             .map_err(MediaError::Thread)?;
+        let _ = opened.recv();
         Ok(LiveSource {
             shared,
             thread: Some(thread),
@@ -195,8 +213,9 @@ impl VideoSource for LiveSource {
     }
 
     fn capabilities(&self) -> Capabilities {
+        let duplicating = self.shared.duplicating.load(Ordering::Relaxed);
         Capabilities {
-            capture: "gdi".into(),
+            capture: if duplicating { "dxgi" } else { "gdi" }.into(),
             encoder: "openh264".into(),
             screen: None,
         }
@@ -234,8 +253,11 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-fn capture_loop(shared: &Shared, out: &mpsc::Sender<(StreamKind, EncodedFrame)>) {
-    let mut desktop = lanterne_winsys::capture::DesktopCapture::new();
+fn capture_loop(
+    shared: &Shared,
+    out: &mpsc::Sender<(StreamKind, EncodedFrame)>,
+    mut desktop: ScreenCapture,
+) {
     let mut running: [Option<Running>; 2] = [None, None];
     loop {
         // Take the orders: start, restart or stop streams; wait while none is on.
@@ -290,7 +312,10 @@ fn capture_loop(shared: &Shared, out: &mpsc::Sender<(StreamKind, EncodedFrame)>)
             .filter(|&i| running[i].as_ref().is_some_and(|r| r.next_due <= now))
             .collect();
         if !due.is_empty() {
-            match desktop.grab() {
+            let grabbed = desktop.grab();
+            let dxgi = desktop.kind() == "dxgi";
+            shared.duplicating.store(dxgi, Ordering::Relaxed);
+            match grabbed {
                 Ok(picture) => {
                     if shared.failing.swap(false, Ordering::Relaxed) {
                         tracing::info!("screen capture works again");
