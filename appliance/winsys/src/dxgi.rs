@@ -7,8 +7,8 @@
 //!
 //! Why both: duplication hands over only what changed on the GPU and costs far less than
 //! GDI's `BitBlt` on a real PC (Windows 8 and later), but it is refused in places GDI works:
-//! remote sessions on some versions, the secure desktop (UAC prompts, Ctrl+Alt+Del), some
-//! hybrid-graphics laptops, and Wine (whose `DuplicateOutput` is not implemented). The station
+//! a disconnected session, the secure desktop (UAC prompts, Ctrl+Alt+Del), some
+//! hybrid-graphics laptops, and Wine (whose `DuplicateOutput` answers E_NOTIMPL). The station
 //! prefers this path and falls back to GDI (`lanterne-station`'s `ScreenCapture`).
 //!
 //! Like the GDI copy, the picture has no mouse pointer: duplicated frames never contain it

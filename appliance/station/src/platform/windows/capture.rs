@@ -4,7 +4,7 @@
 //! one made it; only the box is told ([`ScreenCapture::kind`], in the station's
 //! capabilities).
 //!
-//! Duplication is refused in places GDI works (Wine, some remote sessions, some
+//! Duplication is refused in places GDI works (Wine, a disconnected session, some
 //! hybrid-graphics laptops, rotated monitors) and can be lost at run time: a switch to the
 //! secure desktop (UAC, Ctrl+Alt+Del), a display mode change. Then the capture goes on with
 //! GDI in the same grab (no frame is missed) and tries duplication again later: 30 s after
