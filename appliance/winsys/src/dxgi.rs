@@ -3,7 +3,11 @@
 //! on a Direct3D 11 device of its adapter), its frames are copied on the GPU into a staging
 //! texture, mapped and written at the output's place on the desktop. The result is the same
 //! picture as [`crate::capture`]'s GDI copy: a [`Bgra`] of the virtual desktop, top row first,
-//! (0, 0) at its top-left corner (the leftmost, topmost point of any monitor).
+//! (0, 0) at its top-left corner (the leftmost, topmost point of any monitor). One
+//! difference: duplication gives physical pixels, while GDI gives a process that is not
+//! DPI-aware (the agent is not) the desktop scaled as Windows shows it to that process; with
+//! display scaling above 100 % the duplicated picture is larger, showing the same desktop.
+//! The streams are scaled to the box's sizes anyway.
 //!
 //! Why both: duplication hands over only what changed on the GPU and costs far less than
 //! GDI's `BitBlt` on a real PC (Windows 8 and later), but it is refused in places GDI works:
@@ -112,6 +116,8 @@ struct Duplicated {
     staging: Option<Staging>,
     /// A frame of this output is in the picture already.
     seen: bool,
+    /// The first frame was waited for (once only: an output whose monitor sleeps sends none).
+    waited: bool,
 }
 
 /// Releases the acquired frame on drop, whatever happened to it (a frame kept acquired makes
@@ -225,11 +231,12 @@ impl DuplicationCapture {
     fn update(&mut self) -> Result<(), DxgiError> {
         let (left, top) = (self.left, self.top);
         for out in &mut self.outputs {
-            let timeout = if out.seen {
+            let timeout = if out.waited {
                 NEXT_FRAME_TIMEOUT_MS
             } else {
                 FIRST_FRAME_TIMEOUT_MS
             };
+            out.waited = true;
             let mut info = DXGI_OUTDUPL_FRAME_INFO::default();
             let mut resource: Option<IDXGIResource> = None;
             // SAFETY: both out-pointers are to locals that live through the call; the frame
@@ -314,6 +321,7 @@ fn duplicate_outputs(
             duplication,
             staging: None,
             seen: false,
+            waited: false,
         });
     }
     Ok(())
@@ -550,8 +558,14 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let picture = capture.grab().expect("a frame");
-            assert_eq!((picture.width, picture.height), (width, height));
-            let centre = picture.rgb_at(width / 2, height / 2);
+            // Physical pixels: as large as GDI's copy, larger with display scaling.
+            assert!(
+                picture.width >= width && picture.height >= height,
+                "{}x{} against GDI's {width}x{height}",
+                picture.width,
+                picture.height
+            );
+            let centre = picture.rgb_at(picture.width / 2, picture.height / 2);
             if centre == Some(TEAL) {
                 break;
             }

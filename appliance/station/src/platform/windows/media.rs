@@ -1,6 +1,7 @@
 //! The live screen on Windows: the desktop copied with DXGI Desktop Duplication, or GDI where
-//! Windows refuses it ([`super::capture`]), scaled and converted per stream ([`super::picture`]), encoded by OpenH264 (built from
-//! source into the agent: nothing to install on the PC), on one capture thread.
+//! Windows refuses it ([`super::capture`]), scaled and converted per stream
+//! ([`super::picture`]), encoded by OpenH264 (built from source into the agent: nothing to
+//! install on the PC), on one capture thread.
 //!
 //! The stream rules are the Linux encoder's (`lanterne_media::ScreenEncoder`): each stream
 //! (thumbnail, full) is off until the box switches it on and costs nothing while off; a
