@@ -90,6 +90,12 @@ impl DxgiError {
         }
     }
 
+    /// Trying again cannot help: this Windows (or Wine) does not implement duplication
+    /// (E_NOTIMPL).
+    pub fn is_permanent(&self) -> bool {
+        self.hresult() == Some(windows::Win32::Foundation::E_NOTIMPL.0)
+    }
+
     fn is_access_lost(&self) -> bool {
         self.hresult() == Some(DXGI_ERROR_ACCESS_LOST.0)
     }
@@ -595,7 +601,8 @@ mod tests {
                     call: "DuplicateOutput",
                     ..
                 }
-            ) && err.hresult() == Some(windows::Win32::Foundation::E_NOTIMPL.0),
+            ) && err.hresult() == Some(windows::Win32::Foundation::E_NOTIMPL.0)
+                && err.is_permanent(),
             "{err:?}"
         );
     }

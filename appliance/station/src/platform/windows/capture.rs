@@ -12,7 +12,8 @@
 //! 30 s once duplication has worked for 10 minutes. So a PC where duplication never works
 //! tries it a handful of times an hour, and one where it keeps breaking does not flap
 //! between the two. Each switch is logged once; a retry that fails again is logged at
-//! debug level only.
+//! debug level only. Where duplication is not implemented at all (E_NOTIMPL: Wine), it is
+//! never tried again.
 
 use std::time::{Duration, Instant};
 
@@ -138,12 +139,13 @@ impl ScreenCapture {
             }
             Err(e) => {
                 let mut backoff = Backoff::default();
-                let retry_at = backoff.next_try(now, Duration::ZERO);
+                // Not implemented here (Wine): never tried again.
+                let retry_at = (!e.is_permanent()).then(|| backoff.next_try(now, Duration::ZERO));
                 tracing::info!("screen capture: GDI, as DXGI Desktop Duplication is refused: {e}");
                 ScreenCapture::Gdi(Fallback {
                     capture: DesktopCapture::new(),
                     reason: e.to_string(),
-                    retry_at: Some(retry_at),
+                    retry_at,
                     backoff,
                 })
             }
@@ -189,7 +191,8 @@ impl ScreenCapture {
                         });
                     }
                     Err(e) => {
-                        f.retry_at = Some(f.backoff.next_try(now, Duration::ZERO));
+                        f.retry_at =
+                            (!e.is_permanent()).then(|| f.backoff.next_try(now, Duration::ZERO));
                         tracing::debug!("DXGI Desktop Duplication still refused: {e}");
                         f.reason = e.to_string();
                     }
@@ -249,6 +252,26 @@ mod tests {
             "{reason}"
         );
         assert_eq!(capture.retry_at(), Some(t0 + FIRST_RETRY));
+    }
+
+    #[test]
+    fn duplication_not_implemented_is_never_tried_again() {
+        let t0 = Instant::now();
+        let not_implemented = || {
+            Err(DxgiError::Call {
+                call: "DuplicateOutput",
+                source: windows_core::Error::from_hresult(windows_core::HRESULT(
+                    0x8000_4001_u32 as i32,
+                )),
+            })
+        };
+        let mut capture = ScreenCapture::open_with(not_implemented, t0);
+        assert_eq!(capture.kind(), "gdi");
+        assert_eq!(capture.retry_at(), None);
+        capture
+            .grab_with(|| panic!("tried again"), t0 + LAST_RETRY * 10)
+            .expect("GDI copies the desktop");
+        assert_eq!(capture.kind(), "gdi");
     }
 
     #[test]
