@@ -218,10 +218,18 @@ impl DuplicationCapture {
     /// A lost duplication (`DXGI_ERROR_ACCESS_LOST`: a switch to another desktop, a display
     /// mode change, a monitor plugged in) is made anew once, from the desktop's new layout;
     /// lost again at once, the grab fails with [`DxgiError::AccessLost`]. So does anything
-    /// that fails while the new one is made (the secure desktop refuses duplication).
+    /// that fails while the new one is made (the secure desktop refuses duplication), and
+    /// every grab after that: the caller starts afresh with [`DuplicationCapture::new`].
     pub fn grab(&mut self) -> Result<Bgra, DxgiError> {
+        // A remake that failed leaves nothing to grab from: still lost.
+        if self.outputs.is_empty() {
+            return Err(DxgiError::AccessLost);
+        }
         match self.update() {
             Err(e) if e.is_access_lost() => {
+                // The lost duplications go before new ones are asked for: Windows lets an
+                // output be duplicated only a few times at once.
+                self.outputs.clear();
                 *self = DuplicationCapture::new()?;
                 match self.update() {
                     Err(e) if e.is_access_lost() => return Err(DxgiError::AccessLost),
