@@ -524,7 +524,7 @@ async fn windows_session_helper(
 
     let probe = lanterne_station::platform::init()?;
     let (tx, mut media) = tokio::sync::mpsc::channel(MEDIA_QUEUE);
-    let source = SourceSpec::Live(CaptureSource::Gdi).start(&probe, tx)?;
+    let source = SourceSpec::Live(CaptureSource::Desktop).start(&probe, tx)?;
     let mut session = Session::new(
         source,
         Arc::new(WindowsScreen::new()),
@@ -578,7 +578,7 @@ async fn desktop(data_dir: &std::path::Path, config: &std::path::Path) -> anyhow
     let probe = lanterne_station::platform::init()?;
     let st = spawn_station_allowing(
         data_dir,
-        SourceSpec::Live(CaptureSource::Gdi),
+        SourceSpec::Live(CaptureSource::Desktop),
         Arc::new(WindowsScreen::new()),
         Arc::new(WindowsSystem),
         &probe,

@@ -2,8 +2,9 @@
 //! context into a memory bitmap, then `GetDIBits` as top-down 32-bit BGRA.
 //!
 //! GDI works everywhere (any Windows since XP, remote sessions, Wine), at the cost of a copy
-//! through the CPU each frame; DXGI Desktop Duplication is the faster path on real Windows 8+
-//! PCs and is not used yet.
+//! through the CPU each frame; DXGI Desktop Duplication ([`crate::dxgi`]) is the faster path
+//! on real Windows 8+ PCs, and this the fallback where it is refused. `CAPTUREBLT` brings in
+//! layered windows; the mouse pointer is not drawn (nor is it in duplicated frames).
 
 use std::ffi::c_void;
 use std::ptr::null_mut;

@@ -1,8 +1,9 @@
 //! The Win32 calls of the Lanterne station agent on Windows, each behind a safe function.
 //!
 //! The station crate itself forbids `unsafe`; what it needs from Windows that no well-kept
-//! safe crate offers lives here, small and reviewed: [`capture`] copies the desktop with GDI
-//! (`BitBlt` from the screen's device context), [`window`] opens topmost windows of one
+//! safe crate offers lives here, small and reviewed: [`dxgi`] copies the desktop with DXGI
+//! Desktop Duplication (every monitor, through Direct3D 11) and [`capture`] with GDI
+//! (`BitBlt` from the screen's device context), the fallback; [`window`] opens topmost windows of one
 //! colour (the watched badge, the lock screen on every monitor with input blocked, the test
 //! program the Windows scenario draws with), [`message`] shows a teacher's message,
 //! [`network`] reads the PC's MAC address for Wake-on-LAN, [`security`] keeps students out
@@ -20,6 +21,7 @@
 
 pub mod account;
 pub mod capture;
+pub mod dxgi;
 pub mod folders;
 pub mod hotkey;
 pub mod input;

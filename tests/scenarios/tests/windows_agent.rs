@@ -570,6 +570,7 @@ async fn a_windows_service_under_wine_starts_restarts_and_stops_its_session_help
     sc(&["net", "start", "LanterneStation"]);
 
     let log = data.join("service.log");
+    // The helper tries DXGI Desktop Duplication first; Wine refuses it, so GDI is reported.
     wait_for(&log, &["session connected", "capture=gdi"], 1);
     b.wait_log_line(
         &["station online", "poste-service"],

@@ -1,7 +1,8 @@
-//! The live screen on Windows: the desktop copied with GDI (`lanterne_winsys::capture`),
-//! scaled and converted per stream ([`super::picture`]), encoded ([`super::encoder`]) by
-//! Media Foundation's H.264 encoder (the PC's hardware one when it has one) or, where none
-//! starts (under Wine, for one), by OpenH264 (built from source into the agent: nothing to
+//! The live screen on Windows: the desktop copied with DXGI Desktop Duplication, or GDI where
+//! Windows refuses it ([`super::capture`]), scaled and converted per stream
+//! ([`super::picture`]), encoded ([`super::encoder`]) by Media Foundation's H.264 encoder
+//! (the PC's hardware one when it has one) or, where none starts (under Wine, for one), by
+//! OpenH264 (built from source into the agent: nothing to
 //! install on the PC), on one capture thread.
 //!
 //! The stream rules are the Linux encoder's (`lanterne_media::ScreenEncoder`): each stream
@@ -17,9 +18,9 @@
 //! full screen on the primary monitor (topmost; the session blocks input as the lock does),
 //! or an ordinary window.
 //!
-//! Not here yet: DXGI Desktop Duplication (faster on real PCs). The Media Foundation encoder
-//! can be tested only on a real PC, by hand, and has not been yet; the automatic tests (under
-//! Wine, which has none) use OpenH264.
+//! DXGI duplication and the Media Foundation encoder can be tested only on a real PC, by
+//! hand, and have not been yet; the automatic tests (under Wine, which has neither) use GDI
+//! and OpenH264.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -30,6 +31,7 @@ use lanterne_media::{EncodedFrame, StreamKind, StreamParams};
 use lanterne_wire::{Capabilities, Stream, StreamSettings};
 use tokio::sync::mpsc;
 
+use super::capture::ScreenCapture;
 use super::encoder::{EncoderKind, H264Encoder};
 use super::picture::{bgra_to_i420, I420};
 use crate::sources::{media_kind, params, VideoSource};
@@ -95,7 +97,10 @@ pub fn init() -> Result<CodecProbe, MediaError> {
 /// What a Windows station's live screen is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CaptureSource {
-    /// The whole desktop (every monitor) through GDI.
+    /// The whole desktop (every monitor): DXGI Desktop Duplication where Windows allows it,
+    /// else GDI ([`ScreenCapture::open`]).
+    Desktop,
+    /// The whole desktop (every monitor) through GDI only.
     Gdi,
 }
 
@@ -127,6 +132,8 @@ struct Shared {
     dropped: [AtomicU64; 2],
     /// The last capture failed (logged once per run of failures).
     failing: AtomicBool,
+    /// The capture in use is DXGI Desktop Duplication (else GDI), as the box is told.
+    duplicating: AtomicBool,
 }
 
 fn slot(kind: StreamKind) -> usize {
@@ -151,20 +158,33 @@ impl LiveSource {
         probe: &CodecProbe,
         out: mpsc::Sender<(StreamKind, EncodedFrame)>,
     ) -> Result<Self, MediaError> {
-        let CaptureSource::Gdi = capture;
         let shared = Arc::new(Shared {
             orders: Mutex::new(Orders::default()),
             wake: Condvar::new(),
             dropped: [AtomicU64::new(0), AtomicU64::new(0)],
             failing: AtomicBool::new(false),
+            duplicating: AtomicBool::new(false),
         });
+        // The capture is opened on the thread that uses it (a Direct3D device's immediate
+        // context belongs to one thread), before `capabilities` can be asked.
+        let (opened_tx, opened) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("screen capture".into())
             .spawn({
                 let shared = shared.clone();
-                move || capture_loop(&shared, &out)
+                move || {
+                    let desktop = match capture {
+                        CaptureSource::Desktop => ScreenCapture::open(),
+                        CaptureSource::Gdi => ScreenCapture::gdi_only(),
+                    };
+                    let dxgi = desktop.kind() == "dxgi";
+                    shared.duplicating.store(dxgi, Ordering::Relaxed);
+                    let _ = opened_tx.send(());
+                    capture_loop(&shared, &out, desktop)
+                }
             })
             .map_err(MediaError::Thread)?;
+        let _ = opened.recv();
         Ok(LiveSource {
             shared,
             encoder: probe.encoder,
@@ -211,8 +231,9 @@ impl VideoSource for LiveSource {
     }
 
     fn capabilities(&self) -> Capabilities {
+        let duplicating = self.shared.duplicating.load(Ordering::Relaxed);
         Capabilities {
-            capture: "gdi".into(),
+            capture: if duplicating { "dxgi" } else { "gdi" }.into(),
             encoder: self.encoder.wire_name().into(),
             screen: None,
         }
@@ -250,8 +271,11 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-fn capture_loop(shared: &Shared, out: &mpsc::Sender<(StreamKind, EncodedFrame)>) {
-    let mut desktop = lanterne_winsys::capture::DesktopCapture::new();
+fn capture_loop(
+    shared: &Shared,
+    out: &mpsc::Sender<(StreamKind, EncodedFrame)>,
+    mut desktop: ScreenCapture,
+) {
     let mut running: [Option<Running>; 2] = [None, None];
     loop {
         // Take the orders: start, restart or stop streams; wait while none is on.
@@ -306,7 +330,10 @@ fn capture_loop(shared: &Shared, out: &mpsc::Sender<(StreamKind, EncodedFrame)>)
             .filter(|&i| running[i].as_ref().is_some_and(|r| r.next_due <= now))
             .collect();
         if !due.is_empty() {
-            match desktop.grab() {
+            let grabbed = desktop.grab();
+            let dxgi = desktop.kind() == "dxgi";
+            shared.duplicating.store(dxgi, Ordering::Relaxed);
+            match grabbed {
                 Ok(picture) => {
                     if shared.failing.swap(false, Ordering::Relaxed) {
                         tracing::info!("screen capture works again");

@@ -1,9 +1,10 @@
-//! The station on Windows: GDI capture, H.264 by Media Foundation (hardware when the PC has
-//! it) or OpenH264 ([`encoder`]), and the demo player ([`media`], [`picture`]); the screen ([`screen`]): the watched badge, the lock on every monitor with
-//! keyboard and mouse blocked, input blocking for full-screen demos, teachers' messages with
-//! their read receipt, remote help with the student's consent, the raised hand, the "shown to
-//! the class" banner; Windows' own tools for system actions ([`system`]). The Win32 calls are
-//! in `lanterne-winsys`.
+//! The station on Windows: the desktop copied with DXGI Desktop Duplication, GDI its fallback
+//! ([`capture`]), encoded by Media Foundation (hardware when the PC has it) or OpenH264
+//! ([`encoder`]), and the demo player ([`media`], [`picture`]); the screen ([`screen`]): the
+//! watched badge, the lock on every monitor with keyboard and mouse blocked, input blocking
+//! for full-screen demos, teachers' messages with their read receipt, remote help with the
+//! student's consent, the raised hand, the "shown to the class" banner; Windows' own tools
+//! for system actions ([`system`]). The Win32 calls are in `lanterne-winsys`.
 //!
 //! As on Linux the agent is two processes: the service ([`service`]: `lanterne-station.exe
 //! service` under the service control manager as LocalSystem, or `run` in an administrator's
@@ -18,10 +19,12 @@
 //!
 //! What this platform does not have yet, said plainly: "open a session" (refused: Windows
 //! needs the user's password); the Event Log (the service's own log goes to `service.log` in
-//! the data folder); DXGI capture. The Media Foundation encoder can be tested only by hand on
-//! a real PC and has not been yet (Wine 8 has none: the automatic tests use OpenH264).
+//! the data folder). DXGI duplication and the Media Foundation encoder can be tested only by
+//! hand on a real PC and have not been yet (Wine 8 has neither: the automatic tests use GDI
+//! and OpenH264).
 
 pub mod acl;
+pub mod capture;
 pub mod encoder;
 pub mod media;
 pub mod picture;
