@@ -3,11 +3,13 @@
 //! on a Direct3D 11 device of its adapter), its frames are copied on the GPU into a staging
 //! texture, mapped and written at the output's place on the desktop. The result is the same
 //! picture as [`crate::capture`]'s GDI copy: a [`Bgra`] of the virtual desktop, top row first,
-//! (0, 0) at its top-left corner (the leftmost, topmost point of any monitor). One
-//! difference: duplication gives physical pixels, while GDI gives a process that is not
-//! DPI-aware (the agent is not) the desktop scaled as Windows shows it to that process; with
-//! display scaling above 100 % the duplicated picture is larger, showing the same desktop.
-//! The streams are scaled to the box's sizes anyway.
+//! (0, 0) at its top-left corner (the leftmost, topmost point of any monitor). Duplicated
+//! frames are in physical pixels, while Windows describes the outputs' places
+//! (`DesktopCoordinates`) to a thread that is not DPI-aware in scaled units: with display
+//! scaling above 100 % (most laptops) the frames would not fit their places. So
+//! [`DuplicationCapture::new`] makes its thread per-monitor DPI-aware first, and a frame whose
+//! size differs from its output's place is an error (the station then falls back to GDI),
+//! never a cropped picture. GDI, on that thread afterwards, sees physical pixels too.
 //!
 //! Why both: duplication hands over only what changed on the GPU and costs far less than
 //! GDI's `BitBlt` on a real PC (Windows 8 and later), but it is refused in places GDI works:
@@ -69,6 +71,14 @@ pub enum DxgiError {
     Rotated { output: String, degrees: u32 },
     #[error("display {output} gives frames in DXGI format {format}, not B8G8R8A8")]
     Format { output: String, format: i32 },
+    /// The output's frames and its place on the desktop differ in size: Windows describes the
+    /// desktop scaled (display scaling, and the thread could not be made DPI-aware).
+    #[error("display {output} gives {}x{} frames for a {}x{} place on the desktop (display scaling)", frame.0, frame.1, place.0, place.1)]
+    Scaled {
+        output: String,
+        frame: (u32, u32),
+        place: (i64, i64),
+    },
     #[error("the desktop ({width}x{height}) is empty or larger than {MAX_SIDE} pixels a side")]
     Size { width: i64, height: i64 },
     /// The duplication was lost (desktop switch, mode change, secure desktop), made anew, and
@@ -165,8 +175,11 @@ pub struct DuplicationCapture {
 }
 
 impl DuplicationCapture {
-    /// Duplicates every output attached to the desktop, on every adapter.
+    /// Duplicates every output attached to the desktop, on every adapter. Makes the calling
+    /// thread per-monitor DPI-aware (see the module's documentation): call it on the thread
+    /// that captures.
     pub fn new() -> Result<Self, DxgiError> {
+        per_monitor_dpi_aware_thread();
         // SAFETY: CreateDXGIFactory1 returns a new factory or an error; no pointer of ours.
         let factory: IDXGIFactory1 =
             unsafe { CreateDXGIFactory1() }.map_err(DxgiError::call("CreateDXGIFactory1"))?;
@@ -370,6 +383,34 @@ fn new_device(adapter: &IDXGIAdapter1) -> Result<(ID3D11Device, ID3D11DeviceCont
     }
 }
 
+/// Makes the calling thread per-monitor DPI-aware (v2), so that Windows describes the
+/// outputs in physical pixels, as duplication delivers them. Looked up at run time: Windows 10
+/// before version 1607 has no `SetThreadDpiAwarenessContext` (there the frame-size check in
+/// [`copy_frame`] catches a scaled desktop).
+fn per_monitor_dpi_aware_thread() {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+    // DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2, a pseudo-handle Windows defines as -4.
+    const PER_MONITOR_AWARE_V2: isize = -4;
+    type SetContext = unsafe extern "system" fn(isize) -> isize;
+    let user32 = crate::wide::to_wide("user32.dll");
+    // SAFETY: the name ends with NUL; user32 stays loaded in a process that uses windows.
+    let module = unsafe { GetModuleHandleW(user32.as_ptr()) };
+    if module.is_null() {
+        return;
+    }
+    // SAFETY: `module` is user32's handle; the symbol name ends with NUL.
+    let Some(f) =
+        (unsafe { GetProcAddress(module, c"SetThreadDpiAwarenessContext".as_ptr().cast()) })
+    else {
+        return;
+    };
+    // SAFETY: the exported function has this signature (DPI_AWARENESS_CONTEXT is a
+    // pointer-sized handle); it returns the previous context, or null when it refused.
+    let set: SetContext = unsafe { std::mem::transmute(f) };
+    // SAFETY: a documented pseudo-handle; the call only changes this thread's awareness.
+    unsafe { set(PER_MONITOR_AWARE_V2) };
+}
+
 /// Copies one acquired frame of `out` into `picture`, whose top-left corner is at
 /// (`left`, `top`) on the desktop.
 fn copy_frame(
@@ -386,6 +427,17 @@ fn copy_frame(
         return Err(DxgiError::Format {
             output: out.name.clone(),
             format: desc.Format.0,
+        });
+    }
+    let place_size = (
+        i64::from(out.rect.right) - i64::from(out.rect.left),
+        i64::from(out.rect.bottom) - i64::from(out.rect.top),
+    );
+    if place_size != (i64::from(desc.Width), i64::from(desc.Height)) {
+        return Err(DxgiError::Scaled {
+            output: out.name.clone(),
+            frame: (desc.Width, desc.Height),
+            place: place_size,
         });
     }
     let staging = match &out.staging {

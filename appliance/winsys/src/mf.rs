@@ -489,10 +489,14 @@ impl MfEncoder {
                 let _ = a.SetUINT32(&MF_LOW_LATENCY, 1);
             }
             let codec: ICodecAPI = transform.cast().call("ICodecAPI")?;
-            if codec
-                .IsSupported(&CODECAPI_AVEncVideoForceKeyFrame)
-                .is_err()
-            {
+            // IsSupported answers S_FALSE for "not supported", which the binding's Result
+            // turns into Ok: only S_OK counts (the method's documentation says to test for
+            // it), so an MFT without forced keyframes is skipped for the next one.
+            let supported: HRESULT = (Interface::vtable(&codec).IsSupported)(
+                Interface::as_raw(&codec),
+                &CODECAPI_AVEncVideoForceKeyFrame,
+            );
+            if supported != windows::Win32::Foundation::S_OK {
                 return Err(MfError::NoForcedKeyframe);
             }
             // Before the media types: Microsoft's encoder takes the rate control mode only

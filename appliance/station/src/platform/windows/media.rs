@@ -134,6 +134,9 @@ struct Shared {
     failing: AtomicBool,
     /// The capture in use is DXGI Desktop Duplication (else GDI), as the box is told.
     duplicating: AtomicBool,
+    /// The encoder the latest stream used (a Media Foundation encoder that failed for one
+    /// stream gives way to OpenH264), as the box is told.
+    encoder: Mutex<EncoderKind>,
 }
 
 fn slot(kind: StreamKind) -> usize {
@@ -148,7 +151,6 @@ const KINDS: [StreamKind; 2] = [StreamKind::Thumb, StreamKind::Full];
 /// The desktop, encoded on this station.
 pub struct LiveSource {
     shared: Arc<Shared>,
-    encoder: EncoderKind,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -164,6 +166,7 @@ impl LiveSource {
             dropped: [AtomicU64::new(0), AtomicU64::new(0)],
             failing: AtomicBool::new(false),
             duplicating: AtomicBool::new(false),
+            encoder: Mutex::new(probe.encoder),
         });
         // The capture is opened on the thread that uses it (a Direct3D device's immediate
         // context belongs to one thread), before `capabilities` can be asked.
@@ -187,7 +190,6 @@ impl LiveSource {
         let _ = opened.recv();
         Ok(LiveSource {
             shared,
-            encoder: probe.encoder,
             thread: Some(thread),
         })
     }
@@ -234,7 +236,13 @@ impl VideoSource for LiveSource {
         let duplicating = self.shared.duplicating.load(Ordering::Relaxed);
         Capabilities {
             capture: if duplicating { "dxgi" } else { "gdi" }.into(),
-            encoder: self.encoder.wire_name().into(),
+            encoder: self
+                .shared
+                .encoder
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .wire_name()
+                .into(),
             screen: None,
         }
     }
@@ -257,6 +265,10 @@ struct Running {
     encoder: H264Encoder,
     /// The last picture encoded (the change gate).
     last: Option<I420>,
+    /// Encode the last picture once more although it did not change: a Media Foundation
+    /// encoder may hand a picture out only when the next one goes in, and on a screen that
+    /// then stays still no next one would come.
+    repeat: bool,
     /// A keyframe is owed: the first frame, a request, a frame the receiver missed.
     need_key: bool,
     last_key: Instant,
@@ -304,6 +316,7 @@ fn capture_loop(
                                 params: p,
                                 encoder,
                                 last: None,
+                                repeat: false,
                                 need_key: true,
                                 last_key: Instant::now(),
                                 next_due: Instant::now(),
@@ -392,10 +405,15 @@ fn encode_one(
     if r.last_key.elapsed() > KEYFRAME_EVERY {
         r.need_key = true;
     }
-    if !r.need_key && r.last.as_ref() == Some(&pic) {
+    let unchanged = r.last.as_ref() == Some(&pic);
+    if !r.need_key && unchanged && !r.repeat {
         return;
     }
-    let (data, keyframe) = match r.encoder.encode(&pic, r.need_key) {
+    r.repeat = false;
+    let result = r.encoder.encode(&pic, r.need_key);
+    let kind_now = r.encoder.kind();
+    *shared.encoder.lock().unwrap_or_else(|p| p.into_inner()) = kind_now;
+    let (data, keyframe) = match result {
         Ok(Some(unit)) => unit,
         Ok(None) => return,
         Err(e) => {
@@ -404,6 +422,9 @@ fn encode_one(
             return;
         }
     };
+    if !unchanged {
+        r.repeat = matches!(kind_now, EncoderKind::MediaFoundation { .. });
+    }
     r.last = Some(pic);
     if data.is_empty() || (r.need_key && !keyframe) {
         return;
