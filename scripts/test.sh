@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 scripts/setup.sh || exit 1
+setup_s=$SECONDS
 
 LOG_DIR=$(mktemp -d)
 passed=0
@@ -31,9 +32,19 @@ count_cargo() { # adds up the "test result:" lines of a cargo test log
   failed=$((failed + f))
 }
 
+# step name: prints the step's heading and notes when it started (the summary at the end
+# says how long each step took, so that the README can say which parts take longest).
+step_names=()
+step_starts=()
+step() {
+  step_names+=("$1")
+  step_starts+=("$SECONDS")
+  echo "==> $1"
+}
+
 run_step() { # name, command...
   local name=$1; shift
-  echo "==> $name"
+  step "$name"
   if ! "$@"; then
     problems+=("$name")
     return 1
@@ -45,13 +56,13 @@ run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 # The scenario tests and the browser tests start the real binaries.
 run_step "cargo build" cargo build --workspace --bins
 
-echo "==> cargo test"
+step "cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/cargo.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || problems+=("cargo test")
 count_cargo "$LOG_DIR/cargo.log"
 
 if [ -x scripts/test-firmware.sh ]; then
-  echo "==> firmware"
+  step "firmware"
   # Host-side panel tests share this build's target directory.
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" scripts/test-firmware.sh 2>&1 | tee "$LOG_DIR/firmware.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || problems+=("firmware")
@@ -62,14 +73,14 @@ fi
 # lines and adds them to the totals.
 counted_step() {
   local name=$1 log=$2; shift 2
-  echo "==> $name"
+  step "$name"
   "$@" 2>&1 | tee "$LOG_DIR/$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || problems+=("$name")
   count_cargo "$LOG_DIR/$log"
 }
 counted_step "systemd units" units.log scripts/test-units.sh
 # The Windows station agent: cross-built for Windows, its unit tests under Wine, and the Wine
-# scenario against a real box (about 4 to 5 minutes cold).
+# scenarios against a real box, and the MSI installed under Wine (about 5 to 6 minutes cold).
 counted_step "Windows agent under Wine" windows.log scripts/test-windows.sh
 # The aarch64 cross-build (wire, privacy and panel tests under qemu-aarch64) and the Debian
 # packages each need a release build of the workspace: about 30 and 20 minutes on a cold
@@ -86,7 +97,7 @@ else
 fi
 
 if [ -f tests/e2e/package.json ]; then
-  echo "==> browser tests"
+  step "browser tests"
   (cd tests/e2e && node --test --test-reporter=tap) 2>&1 | tee "$LOG_DIR/e2e.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || problems+=("browser tests")
   p=$(grep -E '^# pass [0-9]+' "$LOG_DIR/e2e.log" | tail -1 | awk '{print $3}')
@@ -96,6 +107,12 @@ if [ -f tests/e2e/package.json ]; then
 fi
 
 echo
+echo "time per step:"
+printf '  %5d s  %s\n' "$setup_s" "setup (scripts/setup.sh)"
+for i in "${!step_names[@]}"; do
+  next=${step_starts[$((i + 1))]:-$SECONDS}
+  printf '  %5d s  %s\n' "$((next - step_starts[i]))" "${step_names[i]}"
+done
 if [ ${#problems[@]} -gt 0 ]; then
   echo "failed steps: ${problems[*]}"
 fi
