@@ -80,7 +80,7 @@ counted_step() {
 }
 counted_step "systemd units" units.log scripts/test-units.sh
 # The Windows station agent: cross-built for Windows, its unit tests under Wine, and the Wine
-# scenarios against a real box, and the MSI installed under Wine (about 5 to 6 minutes cold).
+# scenarios against a real box, and the MSI installed under Wine (about 10 minutes cold).
 counted_step "Windows agent under Wine" windows.log scripts/test-windows.sh
 # The aarch64 cross-build (wire, privacy and panel tests under qemu-aarch64) and the Debian
 # packages each need a release build of the workspace: about 30 and 20 minutes on a cold
