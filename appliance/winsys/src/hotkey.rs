@@ -14,7 +14,7 @@ use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
     MOD_SHIFT,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{
-    GetMessageW, PeekMessageW, PostThreadMessageW, MSG, PM_NOREMOVE, WM_HOTKEY, WM_QUIT, WM_USER,
+    GetMessageW, PeekMessageW, MSG, PM_NOREMOVE, WM_HOTKEY, WM_USER,
 };
 
 use crate::Win32Error;
@@ -31,8 +31,7 @@ pub struct Combo {
 /// Registered combinations; unregistered (and their thread ended) on drop.
 #[derive(Debug)]
 pub struct HotKeys {
-    thread_id: u32,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _ui: crate::ui_thread::UiThread,
 }
 
 /// Most combinations one [`HotKeys`] holds.
@@ -52,31 +51,14 @@ impl HotKeys {
             });
         }
         let combos = combos.to_vec();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("hot keys".into())
-            .spawn(move || run(&combos, on_press, ready_tx))
-            .map_err(|_| Win32Error {
-                call: "spawning the hot-key thread",
-                code: 0,
-            })?;
-        match ready_rx.recv() {
-            Ok(Ok(thread_id)) => Ok(HotKeys {
-                thread_id,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(Win32Error {
-                    call: "the hot-key thread ended early",
-                    code: 0,
-                })
-            }
-        }
+        let (ui, _) = crate::ui_thread::UiThread::start(
+            "hot keys",
+            "spawning the hot-key thread",
+            "the hot-key thread ended early",
+            |id| *id,
+            move |ready_tx| run(&combos, on_press, ready_tx),
+        )?;
+        Ok(HotKeys { _ui: ui })
     }
 }
 
@@ -128,16 +110,6 @@ fn run(
         }
         for id in registered {
             UnregisterHotKey(null_mut(), id);
-        }
-    }
-}
-
-impl Drop for HotKeys {
-    fn drop(&mut self) {
-        // SAFETY: posting to a thread takes no pointer; fails harmlessly if it already ended.
-        unsafe { PostThreadMessageW(self.thread_id, WM_QUIT, 0, 0) };
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }

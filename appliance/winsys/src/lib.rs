@@ -34,6 +34,7 @@ pub mod pipe;
 pub mod security;
 pub mod service;
 pub mod session;
+mod ui_thread;
 pub mod video;
 mod wide;
 pub mod window;

@@ -20,10 +20,9 @@ use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::System::Threading::GetCurrentThreadId;
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     CreateWindowExW, DefWindowProcW, DestroyWindow, DispatchMessageW, GetMessageW, GetWindowRect,
-    IsDialogMessageW, PostMessageW, PostThreadMessageW, RegisterClassW, SendMessageW, ShowWindow,
-    BN_CLICKED, BS_PUSHBUTTON, HMENU, MSG, SW_SHOWNOACTIVATE, WM_CLOSE, WM_COMMAND, WM_PAINT,
-    WM_QUIT, WM_SETFONT, WNDCLASSW, WS_CHILD, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_POPUP,
-    WS_TABSTOP, WS_VISIBLE,
+    IsDialogMessageW, PostMessageW, RegisterClassW, SendMessageW, ShowWindow, BN_CLICKED,
+    BS_PUSHBUTTON, HMENU, MSG, SW_SHOWNOACTIVATE, WM_CLOSE, WM_COMMAND, WM_PAINT, WM_SETFONT,
+    WNDCLASSW, WS_CHILD, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_POPUP, WS_TABSTOP, WS_VISIBLE,
 };
 
 use crate::window::Rect;
@@ -55,10 +54,9 @@ pub struct PanelSpec {
 /// A panel on screen; taken down (window closed, thread ended) on drop.
 #[derive(Debug)]
 pub struct Panel {
-    thread_id: u32,
+    _ui: crate::ui_thread::UiThread,
     window: usize,
     buttons: Vec<usize>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The first button's control id; the others follow.
@@ -151,33 +149,18 @@ impl Panel {
                 code: 0,
             });
         }
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("panel".into())
-            .spawn(move || run(spec, on_click, ready_tx))
-            .map_err(|_| Win32Error {
-                call: "spawning the panel thread",
-                code: 0,
-            })?;
-        match ready_rx.recv() {
-            Ok(Ok((thread_id, window, buttons))) => Ok(Panel {
-                thread_id,
-                window,
-                buttons,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(Win32Error {
-                    call: "the panel thread ended early",
-                    code: 0,
-                })
-            }
-        }
+        let (ui, (_, window, buttons)) = crate::ui_thread::UiThread::start(
+            "panel",
+            "spawning the panel thread",
+            "the panel thread ended early",
+            |ready: &(u32, usize, Vec<usize>)| ready.0,
+            move |ready_tx| run(spec, on_click, ready_tx),
+        )?;
+        Ok(Panel {
+            _ui: ui,
+            window,
+            buttons,
+        })
     }
 
     /// Button `index`'s rectangle on the desktop (where a click lands on it).
@@ -231,16 +214,6 @@ impl Panel {
         // SAFETY: posting to a window handle is allowed from any thread; a stale handle makes
         // the call fail.
         unsafe { PostMessageW(self.window as HWND, WM_COMMAND, wp, button as LPARAM) != 0 }
-    }
-}
-
-impl Drop for Panel {
-    fn drop(&mut self) {
-        // SAFETY: posting to a thread takes no pointer; fails harmlessly if it already ended.
-        unsafe { PostThreadMessageW(self.thread_id, WM_QUIT, 0, 0) };
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -26,7 +26,7 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
     CreateWindowExW, DefWindowProcW, DestroyWindow, DispatchMessageW, GetClientRect, GetMessageW,
     GetSystemMetrics, PostThreadMessageW, RegisterClassW, ShowWindow, TranslateMessage, MSG,
     SM_CXSCREEN, SM_CYSCREEN, SW_SHOWNOACTIVATE, WM_APP, WM_CLOSE, WM_ERASEBKGND, WM_PAINT,
-    WM_QUIT, WNDCLASSW, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_OVERLAPPEDWINDOW, WS_POPUP, WS_VISIBLE,
+    WNDCLASSW, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_OVERLAPPEDWINDOW, WS_POPUP, WS_VISIBLE,
 };
 
 use crate::window::Rect;
@@ -68,9 +68,8 @@ pub fn primary_monitor() -> Rect {
 /// A window showing pictures; closed (and its thread ended) on drop.
 #[derive(Debug)]
 pub struct VideoWindow {
-    thread_id: u32,
+    ui: crate::ui_thread::UiThread,
     latest: Arc<Mutex<Option<Picture>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The thread message that asks for a repaint with the latest picture.
@@ -239,33 +238,15 @@ impl VideoWindow {
     pub fn open(placement: Placement, title: &str, label: &str) -> Result<VideoWindow, Win32Error> {
         let latest = Arc::new(Mutex::new(None));
         let (title, label) = (wide(title), wide(label));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let shared = latest.clone();
-        let thread = std::thread::Builder::new()
-            .name("video window".into())
-            .spawn(move || run(placement, &title, label, shared, ready_tx))
-            .map_err(|_| Win32Error {
-                call: "spawning the video window thread",
-                code: 0,
-            })?;
-        match ready_rx.recv() {
-            Ok(Ok(thread_id)) => Ok(VideoWindow {
-                thread_id,
-                latest,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(Win32Error {
-                    call: "the video window thread ended early",
-                    code: 0,
-                })
-            }
-        }
+        let (ui, _) = crate::ui_thread::UiThread::start(
+            "video window",
+            "spawning the video window thread",
+            "the video window thread ended early",
+            |id| *id,
+            move |ready_tx| run(placement, &title, label, shared, ready_tx),
+        )?;
+        Ok(VideoWindow { ui, latest })
     }
 
     /// Hands the next picture over (replacing one not painted yet); never waits for the
@@ -284,20 +265,10 @@ impl VideoWindow {
         }
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(picture);
         // SAFETY: posting to a thread takes no pointer.
-        if unsafe { PostThreadMessageW(self.thread_id, REPAINT, 0, 0) } == 0 {
+        if unsafe { PostThreadMessageW(self.ui.id(), REPAINT, 0, 0) } == 0 {
             return Err(Win32Error::last("PostThreadMessageW"));
         }
         Ok(())
-    }
-}
-
-impl Drop for VideoWindow {
-    fn drop(&mut self) {
-        // SAFETY: posting to a thread takes no pointer; fails harmlessly if it already ended.
-        unsafe { PostThreadMessageW(self.thread_id, WM_QUIT, 0, 0) };
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -26,7 +26,7 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
     GetClientRect, GetMessageW, PeekMessageW, PostThreadMessageW, RegisterClassW, SetWindowPos,
     SetWindowsHookExW, ShowWindow, TranslateMessage, UnhookWindowsHookEx, HC_ACTION, MSG,
     PM_NOREMOVE, SWP_NOACTIVATE, SWP_NOSIZE, SWP_NOZORDER, SW_SHOW, WH_KEYBOARD_LL, WH_MOUSE_LL,
-    WM_APP, WM_PAINT, WM_QUIT, WNDCLASSW, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_POPUP, WS_VISIBLE,
+    WM_APP, WM_PAINT, WNDCLASSW, WS_EX_TOOLWINDOW, WS_EX_TOPMOST, WS_POPUP, WS_VISIBLE,
 };
 
 use crate::Win32Error;
@@ -77,8 +77,7 @@ pub fn monitors() -> Vec<Rect> {
 /// thread ended) on drop.
 #[derive(Debug)]
 pub struct TopWindows {
-    thread_id: u32,
-    thread: Option<std::thread::JoinHandle<()>>,
+    ui: crate::ui_thread::UiThread,
 }
 
 /// A single colour window (see [`TopWindows`]).
@@ -164,34 +163,17 @@ impl TopWindows {
     ) -> Result<TopWindows, Win32Error> {
         let text: Vec<u16> = text.encode_utf16().take(512).collect();
         let rects = rects.to_vec();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("top windows".into())
-            .spawn(move || {
+        let (ui, _) = crate::ui_thread::UiThread::start(
+            "top windows",
+            "spawning the window thread",
+            "the window thread ended early",
+            |id| *id,
+            move |ready_tx| {
                 TEXT.with(|t| *t.borrow_mut() = text);
                 run(&rects, rgb, block_input, ready_tx)
-            })
-            .map_err(|_| Win32Error {
-                call: "spawning the window thread",
-                code: 0,
-            })?;
-        match ready_rx.recv() {
-            Ok(Ok(thread_id)) => Ok(TopWindows {
-                thread_id,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(Win32Error {
-                    call: "the window thread ended early",
-                    code: 0,
-                })
-            }
-        }
+            },
+        )?;
+        Ok(TopWindows { ui })
     }
 }
 
@@ -331,23 +313,11 @@ impl TopWindows {
     pub fn move_first(&self, x: i32, y: i32) -> Result<(), Win32Error> {
         // SAFETY: posting a message to a thread takes no pointer; the values are plain
         // integers read back by the window thread's loop.
-        let ok =
-            unsafe { PostThreadMessageW(self.thread_id, MOVE_FIRST, x as WPARAM, y as LPARAM) };
+        let ok = unsafe { PostThreadMessageW(self.ui.id(), MOVE_FIRST, x as WPARAM, y as LPARAM) };
         if ok == 0 {
             return Err(Win32Error::last("PostThreadMessageW"));
         }
         Ok(())
-    }
-}
-
-impl Drop for TopWindows {
-    fn drop(&mut self) {
-        // SAFETY: posting a message to a thread takes no pointer; if the thread already
-        // ended the call fails harmlessly.
-        unsafe { PostThreadMessageW(self.thread_id, WM_QUIT, 0, 0) };
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
