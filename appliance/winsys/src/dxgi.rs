@@ -539,7 +539,7 @@ fn place(rows: &[u8], pitch: usize, size: (u32, u32), at: (i32, i32), picture: &
 mod tests {
     use super::*;
     use crate::capture::desktop_rect;
-    use crate::window::{ColourWindow, Rect};
+    use crate::window::ColourWindow;
 
     fn black(width: u32, height: u32) -> Bgra {
         Bgra {
@@ -608,23 +608,15 @@ mod tests {
     fn duplication_shows_a_window_of_a_known_colour() {
         const TEAL: [u8; 3] = [20, 160, 150];
         let _turn = crate::input::desktop_turn();
-        let (left, top, width, height) = desktop_rect();
-        let _window = ColourWindow::open(
-            Rect {
-                x: left,
-                y: top,
-                width,
-                height,
-            },
-            TEAL,
-        )
-        .expect("a window over the desktop");
+        let (_, _, width, height) = desktop_rect();
+        let _window = ColourWindow::cover_desktop(TEAL).expect("a window over the desktop");
         let mut capture = DuplicationCapture::new().expect("the desktop is duplicated");
         assert!(capture.outputs() >= 1);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let picture = capture.grab().expect("a frame");
-            // Physical pixels: as large as GDI's copy, larger with display scaling.
+            // Physical pixels: as large as GDI's size read above (before this thread became
+            // DPI-aware), larger with display scaling.
             assert!(
                 picture.width >= width && picture.height >= height,
                 "{}x{} against GDI's {width}x{height}",

@@ -147,6 +147,20 @@ impl TopWindows {
         Self::show(&[rect], rgb, "", false)
     }
 
+    /// [`TopWindows::open`] over the whole virtual desktop (every monitor).
+    pub fn cover_desktop(rgb: [u8; 3]) -> Result<TopWindows, Win32Error> {
+        let (x, y, width, height) = crate::capture::desktop_rect();
+        Self::open(
+            Rect {
+                x,
+                y,
+                width,
+                height,
+            },
+            rgb,
+        )
+    }
+
     /// [`TopWindows::open`] with `text` (one line, white) in the middle.
     pub fn open_with_text(rect: Rect, rgb: [u8; 3], text: &str) -> Result<TopWindows, Win32Error> {
         Self::show(&[rect], rgb, text, false)

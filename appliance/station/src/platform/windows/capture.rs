@@ -230,7 +230,7 @@ mod tests {
 
     use super::*;
     use lanterne_winsys::capture::desktop_rect;
-    use lanterne_winsys::window::{ColourWindow, Rect};
+    use lanterne_winsys::window::ColourWindow;
 
     const ORANGE: [u8; 3] = [230, 120, 20];
 
@@ -339,17 +339,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_capture_opened_shows_a_window_of_a_known_colour() {
         let _turn = crate::platform::windows::DESKTOP.lock().await;
-        let (left, top, width, height) = desktop_rect();
-        let _window = ColourWindow::open(
-            Rect {
-                x: left,
-                y: top,
-                width,
-                height,
-            },
-            ORANGE,
-        )
-        .expect("a window over the desktop");
+        let (_, _, width, height) = desktop_rect();
+        let _window = ColourWindow::cover_desktop(ORANGE).expect("a window over the desktop");
         let mut capture = ScreenCapture::open();
         if lanterne_winsys::wine::detected() {
             // What Wine 8 returns for DuplicateOutput: E_NOTIMPL.

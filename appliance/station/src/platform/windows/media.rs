@@ -467,8 +467,7 @@ mod tests {
     //! through OpenH264's decoder.
 
     use super::*;
-    use lanterne_winsys::capture::desktop_rect;
-    use lanterne_winsys::window::{ColourWindow, Rect};
+    use lanterne_winsys::window::ColourWindow;
     use openh264::decoder::Decoder;
     use openh264::formats::YUVSource;
 
@@ -523,17 +522,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_desktop_streams_as_the_box_asks_keyframes_first_and_on_request() {
         let _turn = crate::platform::windows::DESKTOP.lock().await;
-        let (left, top, width, height) = desktop_rect();
-        let _window = ColourWindow::open(
-            Rect {
-                x: left,
-                y: top,
-                width,
-                height,
-            },
-            TEAL,
-        )
-        .expect("a window over the desktop");
+        let _window = ColourWindow::cover_desktop(TEAL).expect("a window over the desktop");
         let probe = init().expect("an encoder starts");
         let (tx, mut rx) = mpsc::channel(8);
         let src = LiveSource::start(CaptureSource::Gdi, &probe, tx).unwrap();

@@ -375,18 +375,9 @@ mod tests {
     #[test]
     fn the_lock_covers_the_screen_and_goes_and_the_badge_shows_while_watched() {
         let _turn = crate::platform::windows::DESKTOP.blocking_lock();
-        let (left, top, width, height) = desktop_rect();
+        let (_, _, width, height) = desktop_rect();
         let teal = [20, 160, 150];
-        let _background = ColourWindow::open(
-            Rect {
-                x: left,
-                y: top,
-                width,
-                height,
-            },
-            teal,
-        )
-        .unwrap();
+        let _background = ColourWindow::cover_desktop(teal).unwrap();
         let (x, y) = (width / 4, height / 2);
         assert_eq!(wait_for(x, y, teal), teal);
 
@@ -653,18 +644,8 @@ mod tests {
     #[test]
     fn the_shown_to_the_class_banner_is_up_while_asked() {
         let _turn = crate::platform::windows::DESKTOP.blocking_lock();
-        let (left, top, width, height) = desktop_rect();
         let teal = [20, 160, 150];
-        let _background = ColourWindow::open(
-            Rect {
-                x: left,
-                y: top,
-                width,
-                height,
-            },
-            teal,
-        )
-        .unwrap();
+        let _background = ColourWindow::cover_desktop(teal).unwrap();
         let screen = WindowsScreen::new();
         screen.set_shown_to_class(true).unwrap();
         let seen = wait_for(20, 16, CLASS_BANNER_RGB);
