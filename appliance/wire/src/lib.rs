@@ -371,6 +371,21 @@ impl HelpAsk {
     }
 }
 
+/// The consent prompt's title and text, as the student reads them: one wording for the X11
+/// overlay and the Windows agent.
+pub fn help_consent_text(from: &str, timeout_s: u32) -> (String, String) {
+    (
+        "Demande de prise en main".to_string(),
+        format!(
+            "{from} demande à prendre la main sur cet ordinateur pour vous aider : cette \
+             personne verra votre écran et pourra utiliser la souris et le clavier.\n\n\
+             Vous pourrez arrêter à tout moment avec le bouton « Arrêter » ou les touches \
+             Ctrl+Alt+Fin.\nSans réponse de votre part, la demande est refusée dans \
+             {timeout_s} secondes."
+        ),
+    )
+}
+
 /// Where one remote help session stands, as the station reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HelpState {

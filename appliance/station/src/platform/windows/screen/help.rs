@@ -69,19 +69,8 @@ fn mouse_button(b: PointerButton) -> MouseButton {
     }
 }
 
-/// The consent prompt's title and text, as the student reads it (the X11 overlay's words).
-pub fn consent_text(from: &str, timeout_s: u32) -> (String, String) {
-    (
-        "Demande de prise en main".to_string(),
-        format!(
-            "{from} demande à prendre la main sur cet ordinateur pour vous aider : cette \
-             personne verra votre écran et pourra utiliser la souris et le clavier.\n\n\
-             Vous pourrez arrêter à tout moment avec le bouton « Arrêter » ou les touches \
-             Ctrl+Alt+Fin.\nSans réponse de votre part, la demande est refusée dans \
-             {timeout_s} secondes."
-        ),
-    )
-}
+/// The consent prompt's title and text (the same words on every platform).
+pub use lanterne_wire::help_consent_text as consent_text;
 
 /// The banner's line while `from` helps.
 pub fn banner_text(from: &str) -> String {
