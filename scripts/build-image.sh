@@ -3,7 +3,9 @@
 # Debian's own packages (linux-image-arm64, raspi-firmware), with the lanterne-box package
 # installed and enabled.
 #
-#   sudo scripts/build-image.sh        # -> target/image/lanterne-box-arm64.img
+#   sudo scripts/build-image.sh              # -> target/image/lanterne-box-arm64.img
+#   sudo scripts/build-image.sh --base-only  # steps 1 and 2 only (needs no package yet:
+#                                            # scripts/test.sh starts it early, in the background)
 #
 # How, without arm64 emulation in a chroot (no binfmt_misc here) and without mounting
 # anything on this machine:
@@ -23,6 +25,12 @@
 # time is printed; scripts/test-image.sh boots the image under qemu-system-aarch64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+base_only=0
+case "${1:-}" in
+  "") ;;
+  --base-only) base_only=1 ;;
+  *) echo "build-image: unknown option '$1' (--base-only)" >&2; exit 2 ;;
+esac
 
 WORK=${LANTERNE_IMAGE_WORK:-/var/cache/lanterne-image}
 MIRROR=${LANTERNE_MIRROR:-http://deb.debian.org/debian}
@@ -49,8 +57,15 @@ for tool in debootstrap proot qemu-aarch64 cc mkfs.ext4 mkfs.vfat mcopy sfdisk; 
   command -v "$tool" >/dev/null || { echo "build-image: $tool is missing (scripts/setup.sh)" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "build-image: run as root (the image's files are root's)" >&2; exit 1; }
-[ -f "$BOX_DEB" ] || scripts/build-packages.sh arm64
 mkdir -p "$OUT" "$WORK/debs"
+# One build at a time: a second one (scripts/test.sh's image step while its early base build
+# still runs) waits here, then finds the base system in the cache.
+exec 9>"$WORK/.build-lock"
+if ! flock -n 9; then
+  echo "build-image: waiting for the other image build that holds $WORK/.build-lock"
+  flock 9
+fi
+[ $base_only -eq 1 ] || [ -f "$BOX_DEB" ] || scripts/build-packages.sh arm64
 start=$(date +%s)
 step_start=$start
 step() { # what was just done: its time, and the time so far
@@ -85,7 +100,11 @@ stamped() { # each line of the input with the time it came, for the logs of the 
 }
 
 # --- 1. unpack, 2. configure --------------------------------------------------------------
-deps=$(dpkg-deb -f "$BOX_DEB" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep -v '^$' | sort -u)
+# The box package's dependencies, from the declaration the package is made from (so that
+# this part needs no package yet); checked against the package itself below.
+. scripts/package-depends.sh
+package_names() { tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep -v '^$' | sort -u; }
+deps=$(package_names <<<"$BOX_DEPENDS")
 include=$(printf '%s\n' "${BASE[@]}" $deps | sort -u | paste -sd,)
 key=$( { echo "$include"; cat images/image/configure-base.sh images/image/qemu-under-proot.c; } | sha256sum | cut -c1-16)
 BASE_DIR=$WORK/base-$key
@@ -140,7 +159,13 @@ else
   mv "$ROOT" "$BASE_DIR"
 fi
 
+[ $base_only -eq 0 ] || exit 0
+
 # --- 3. install lanterne-box --------------------------------------------------------------
+if [ "$(dpkg-deb -f "$BOX_DEB" Depends | package_names)" != "$deps" ]; then
+  echo "build-image: $BOX_DEB depends on other packages than scripts/package-depends.sh says" >&2
+  exit 1
+fi
 rm -rf "$ROOT"
 cp -a "$BASE_DIR" "$ROOT"
 rm "$ROOT/.lanterne-base"

@@ -2,15 +2,17 @@
 # Runs every Lanterne test on this machine: formatting and lints, the Rust unit and scenario
 # tests (station link, enrolment, X11 capture under Xvfb, bad input), the firmware build and
 # its host-side logic tests, the systemd units' exposure, the Windows station agent under
-# Wine, and the browser tests in headless Chromium. With LANTERNE_TEST_PACKAGES=1 also the
-# aarch64 cross-build with its tests under qemu, the Debian packages (built, installed, run):
-# two release builds, ~50 min cold, and the SD-card image (built under emulation, then booted
-# under qemu-system-aarch64: README, "Install on a Raspberry Pi", has its times).
+# Wine, the aarch64 cross-build with its tests under qemu-aarch64, the four Debian packages
+# (built, checked, the amd64 box installed and run), the SD-card image (built under
+# emulation, then booted under qemu-system-aarch64), and the browser tests in headless
+# Chromium.
 #
 #   sudo scripts/test.sh
+#   sudo LANTERNE_TEST_PACKAGES=0 scripts/test.sh   # without the aarch64, package and image
+#                                                   # steps (a quicker run while developing)
 #
-# Installs what it needs first (scripts/setup.sh). Ends with "N passed, M failed" and fails
-# if any test failed or if no test ran at all.
+# Installs what it needs first (scripts/setup.sh). Ends with "N passed, M failed" and each
+# step's time, and fails if any test failed or if no test ran at all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -19,6 +21,19 @@ scripts/setup.sh || exit 1
 setup_s=$SECONDS
 
 LOG_DIR=$(mktemp -d)
+PACKAGES=${LANTERNE_TEST_PACKAGES:-1}
+
+# The SD-card image's base system (Debian's arm64 packages configured under emulation, the
+# longest part of the image: about 17 minutes of one core) needs none of the builds below,
+# so it starts now, in the background, at the lowest CPU and I/O priority: it runs in the
+# time the other steps leave idle and does not slow them down. The image step waits for it.
+image_base_pid=
+if [ "$PACKAGES" = 1 ]; then
+  # In a session of its own, so that an interrupted run stops it with everything it started.
+  setsid nice -n 19 ionice -c 3 scripts/build-image.sh --base-only >"$LOG_DIR/image-base.log" 2>&1 &
+  image_base_pid=$!
+  trap '[ -z "$image_base_pid" ] || kill -- "-$image_base_pid" 2>/dev/null' EXIT
+fi
 passed=0
 failed=0
 problems=()
@@ -82,20 +97,6 @@ counted_step "systemd units" units.log scripts/test-units.sh
 # The Windows station agent: cross-built for Windows, its unit tests under Wine, and the Wine
 # scenarios against a real box, and the MSI installed under Wine (about 10 minutes cold).
 counted_step "Windows agent under Wine" windows.log scripts/test-windows.sh
-# The aarch64 cross-build (wire, privacy and panel tests under qemu-aarch64) and the Debian
-# packages each need a release build of the workspace: about 30 and 20 minutes on a cold
-# 2-core machine, which would take the whole command past its 60-minute budget. They run
-# when asked: LANTERNE_TEST_PACKAGES=1 scripts/test.sh (README, "Packages and the Pi").
-if [ "${LANTERNE_TEST_PACKAGES:-0}" = 1 ]; then
-  counted_step "aarch64 cross-build" cross.log scripts/cross-build.sh
-  counted_step "Debian packages" packages.log bash -c 'scripts/build-packages.sh && scripts/test-packages.sh'
-  # The SD-card image from the arm64 package just built, booted under qemu-system-aarch64
-  # (sign-in over HTTPS, a simulated station from target/debug enrolled, its tile online).
-  counted_step "SD-card image" image.log bash -c 'scripts/build-image.sh && scripts/test-image.sh'
-else
-  echo "==> aarch64 cross-build, Debian packages and SD-card image: skipped (LANTERNE_TEST_PACKAGES=1 runs them)"
-fi
-
 if [ -f tests/e2e/package.json ]; then
   step "browser tests"
   (cd tests/e2e && node --test --test-reporter=tap) 2>&1 | tee "$LOG_DIR/e2e.log"
@@ -104,6 +105,31 @@ if [ -f tests/e2e/package.json ]; then
   f=$(grep -E '^# fail [0-9]+' "$LOG_DIR/e2e.log" | tail -1 | awk '{print $3}')
   passed=$((passed + ${p:-0}))
   failed=$((failed + ${f:-0}))
+fi
+
+# Release builds, as people install them: the box and the agent for both architectures. Last,
+# so that the image's base system has had as much idle time as possible.
+if [ "$PACKAGES" = 1 ]; then
+  # The box and the agent for aarch64 (Raspberry Pi features on), the wire, privacy and panel
+  # tests under qemu-aarch64.
+  counted_step "aarch64 cross-build" cross.log scripts/cross-build.sh
+  counted_step "Debian packages" packages.log bash -c 'scripts/build-packages.sh && scripts/test-packages.sh'
+  step "SD-card image: rest of the base system (started first, in the background)"
+  wait "$image_base_pid"
+  base_status=$?
+  image_base_pid=
+  if [ $base_status -eq 0 ]; then
+    tail -n 4 "$LOG_DIR/image-base.log"
+    # The image from the arm64 package just built, booted under qemu-system-aarch64 (sign-in
+    # over HTTPS, a simulated station from target/debug enrolled, its tile online).
+    counted_step "SD-card image" image.log bash -c 'scripts/build-image.sh && scripts/test-image.sh'
+  else
+    tail -n 30 "$LOG_DIR/image-base.log"
+    echo "the image's base system failed to build (its log is above)"
+    problems+=("SD-card image")
+  fi
+else
+  echo "==> aarch64 cross-build, Debian packages and SD-card image: skipped (LANTERNE_TEST_PACKAGES=0)"
 fi
 
 echo
