@@ -21,7 +21,7 @@ APT_PACKAGES=(
   # Packages, the aarch64 cross-build and the SD-card image (scripts/build-packages.sh,
   # cross-build.sh, build-image.sh, test-image.sh).
   lintian file mmdebstrap debootstrap gcc-aarch64-linux-gnu libc6-dev-arm64-cross libclang-dev
-  qemu-user qemu-system-arm proot gcc dosfstools fdisk mtools e2fsprogs openssh-client python3
+  qemu-user qemu-system-arm proot gcc dosfstools fdisk mtools e2fsprogs openssh-client python3 curl
   # The Windows station agent: cross-built with mingw-w64, tested under Wine
   # (scripts/test-windows.sh); its benchmark reads the link's bytes with ss (iproute2); its
   # installer is made with wixl and checked with msiinfo (scripts/build-msi.sh).

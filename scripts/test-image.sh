@@ -121,6 +121,8 @@ check_ssh "the box runs as its own user with only CAP_NET_BIND_SERVICE" \
   'pid=$(systemctl show -p MainPID --value lanterne-box); test "$(ps -o user= -p $pid)" = lanterne && grep -q "^CapEff:.*0000000000000400" /proc/$pid/status'
 check_ssh "systemd gets READY and watchdog from the box (Type=notify, WatchdogSec=30)" \
   'test "$(systemctl show -p Type --value lanterne-box)" = notify && test "$(systemctl show -p WatchdogUSec --value lanterne-box)" = 30s && journalctl -u lanterne-box -o cat | grep -q "box ready"'
+check_ssh "the box logs to journald with its events' fields (LANTERNE_HTTPS_URL on \"box ready\")" \
+  'journalctl -u lanterne-box -o verbose --no-pager | grep -q "^ *LANTERNE_HTTPS_URL=https://" && journalctl -u lanterne-box -o verbose --no-pager | grep -q "^ *SYSLOG_IDENTIFIER=lanterne-box$"'
 check_ssh "first boot made the box's CAs and first password on the data partition" \
   'findmnt -n -o SOURCE /var/lib/lanterne | grep -q . && test -s /var/lib/lanterne/https-ca.cert.pem && test -s /var/lib/lanterne/first-admin-password && test "$(stat -c "%U %a" /var/lib/lanterne/first-admin-password)" = "lanterne 600"'
 check_ssh "the machine has its own id (not one baked into the image)" \
@@ -131,6 +133,14 @@ check_ssh "the console greeting names the box's address and shows the first pass
 "${SSH[@]}" cat /var/lib/lanterne/https-ca.cert.pem > "$WORK/ca.pem"
 first=$("${SSH[@]}" cat /var/lib/lanterne/first-admin-password)
 URL="https://127.0.0.1:$HTTPS_PORT"
+# The health check answers anyone, with nothing but "ok"; metrics are off on a fresh card.
+if [ "$(curl -s --cacert "$WORK/ca.pem" "$URL/healthz")" = ok ]; then
+  ok "GET /healthz answers ok without a sign-in"
+else
+  bad "GET /healthz answers ok without a sign-in"
+fi
+status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/ca.pem" "$URL/metrics")
+if [ "$status" = 404 ]; then ok "metrics are off on a fresh card (GET /metrics: 404)"; else bad "metrics are off on a fresh card (GET /metrics: $status)"; fi
 if python3 images/image/check-box.py sign-in "$URL" "$WORK/ca.pem" "$first" "Lanterne-image-test-$RANDOM-passe" "$WORK/session.json" >"$WORK/sign-in.out"; then
   passed=$((passed + $(grep -c '^ok' "$WORK/sign-in.out")))
 else

@@ -148,6 +148,19 @@ impl AuditLog {
             tracing::error!(action = e.action, "audit write failed: {err}");
             return false;
         }
+        // The same line, bounded the same way, to the service's log (journald under systemd,
+        // where it is selected with TARGET=lanterne_audit), so that a school collects the
+        // record of all its rooms with the log forwarding it already runs.
+        tracing::info!(
+            target: "lanterne_audit",
+            actor = %bounded(e.actor, MAX_ACTOR),
+            action = %bounded(e.action, MAX_ACTION),
+            audit_target = %bounded(e.target, MAX_TARGET),
+            result = %bounded(e.result, MAX_RESULT),
+            detail = %bounded(e.detail, MAX_DETAIL),
+            suppressed,
+            "audit"
+        );
         true
     }
 
@@ -338,6 +351,73 @@ mod tests {
         assert_eq!(anon.len(), SOURCE_BURST as usize, "the rest was left out");
         assert!(anon.iter().all(|r| r.actor.chars().count() == MAX_ACTOR));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Each line written also goes to the service's log, under the target `lanterne_audit`,
+    /// bounded like the database's copy; lines left out by the rate limit go nowhere.
+    #[test]
+    fn each_line_written_goes_to_the_log_too_and_only_those() {
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let store = Store::in_memory().unwrap();
+        let log = AuditLog::new(store);
+        let ip: IpAddr = "192.0.2.10".parse().unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    log.account("prof", "focus_view", "poste-03", "ok", "")
+                        .await;
+                    for _ in 0..SOURCE_BURST as usize + 3 {
+                        log.record(
+                            Source::Anonymous(ip),
+                            Entry {
+                                actor: &"y".repeat(1000),
+                                action: "login",
+                                target: "192.0.2.10",
+                                result: "refused",
+                                detail: "bad credentials",
+                            },
+                        )
+                        .await;
+                    }
+                })
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("lanterne_audit"))
+            .collect();
+        assert_eq!(lines.len(), 1 + SOURCE_BURST as usize, "{text}");
+        assert!(
+            lines[0].contains("actor=prof")
+                && lines[0].contains("action=focus_view")
+                && lines[0].contains("audit_target=poste-03")
+                && lines[0].contains("result=ok"),
+            "{}",
+            lines[0]
+        );
+        let cut = format!("actor={}…", "y".repeat(MAX_ACTOR - 1));
+        assert!(lines[1].contains(&cut), "{}", lines[1]);
+        assert!(!lines[1].contains(&"y".repeat(MAX_ACTOR + 1)));
     }
 
     /// The audit table has one writer: this module.

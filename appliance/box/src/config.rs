@@ -72,6 +72,18 @@ pub struct Config {
     /// Who may ask a student for remote help (always with the student's consent).
     #[serde(default)]
     pub remote_help: RemoteHelp,
+    /// Prometheus metrics (counts only, nothing about a person): off unless enabled.
+    #[serde(default)]
+    pub metrics: Metrics,
+}
+
+/// `[metrics]`: when enabled, `GET /metrics` answers programs on the box itself (loopback)
+/// without a sign-in, and `GET /api/metrics` answers admins' sessions from anywhere.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 /// Remote help: the school decides which roles may ask for it. The student's explicit
@@ -711,6 +723,7 @@ impl Config {
                 idle_timeout_minutes: Accounts::idle_default(),
             },
             remote_help: RemoteHelp::default(),
+            metrics: Metrics::default(),
             schedule: None,
             hdmi: Hdmi::default(),
             stations: Stations::default(),

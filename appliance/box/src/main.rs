@@ -131,17 +131,71 @@ fn main() -> anyhow::Result<()> {
         .block_on(run_cli())
 }
 
-async fn run_cli() -> anyhow::Result<()> {
+/// Where the log goes. Under systemd, standard error is the journal: the box then speaks
+/// journald's own protocol, so that each event's fields (the peer, the station, the error…)
+/// stay separate journal fields, named `LANTERNE_<FIELD>`, which `journalctl -o verbose`
+/// shows, `journalctl LANTERNE_PEER=…` selects and forwarders keep. Anywhere else, formatted
+/// lines on standard error. Standard output is for what a person asked for (the first-start
+/// password, enrolment codes).
+fn init_logging() {
     use std::io::IsTerminal;
-    // Logs go to standard error (journald under systemd); standard output is for what a
-    // person asked for (the first-start password, enrolment tokens).
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter =
+        || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if stderr_is_the_journal() {
+        match tracing_journald::layer() {
+            Ok(journal) => {
+                let journal = journal
+                    .with_field_prefix(Some("LANTERNE".into()))
+                    .with_syslog_identifier("lanterne-box".into());
+                tracing_subscriber::registry()
+                    .with(filter())
+                    .with(journal)
+                    .init();
+                return;
+            }
+            Err(e) => eprintln!(
+                "lanterne-box: cannot write to journald's socket ({e}); logging lines to standard error"
+            ),
+        }
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter())
         .init();
+}
+
+/// Standard error is the journal when it is the stream systemd names in `JOURNAL_STREAM`
+/// ("device:inode"), as systemd.exec(5) says to check.
+fn stderr_is_the_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(named) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(meta) = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+    else {
+        return false;
+    };
+    journal_stream_is(&named, meta.dev(), meta.ino())
+}
+
+/// `JOURNAL_STREAM`'s "device:inode" names this device and inode.
+fn journal_stream_is(named: &str, dev: u64, ino: u64) -> bool {
+    let Some((d, i)) = named.split_once(':') else {
+        return false;
+    };
+    d.parse::<u64>().ok() == Some(dev) && i.parse::<u64>().ok() == Some(ino)
+}
+
+async fn run_cli() -> anyhow::Result<()> {
+    init_logging();
     match Cli::parse().cmd {
         Cmd::Run {
             data_dir,
@@ -208,6 +262,21 @@ async fn run_cli() -> anyhow::Result<()> {
                 d.id, d.name, d.pseudonym
             );
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::journal_stream_is;
+
+    #[test]
+    fn the_journal_is_used_only_for_the_stream_systemd_names() {
+        assert!(journal_stream_is("64:123456", 64, 123456));
+        assert!(!journal_stream_is("64:123456", 64, 123457));
+        assert!(!journal_stream_is("65:123456", 64, 123456));
+        for bad in ["", "64", "64:", ":123456", "x:y", "64:123456:7", "-1:2"] {
+            assert!(!journal_stream_is(bad, 64, 123456), "{bad:?}");
         }
     }
 }

@@ -573,6 +573,11 @@ pub struct RoomHandle {
 }
 
 impl RoomHandle {
+    /// The room's task still runs (`/healthz`).
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Registers a station's new link. A station revoked or deleted while its link was
     /// being checked is refused here; a station that already has a link gets this one
     /// instead, and the old one is cut (one live link per certificate).

@@ -16,6 +16,7 @@
 //! | `enrol` | station enrolment |
 //! | `account` | "my account": two-factor, recovery codes |
 //! | `admin` | accounts, audit export, documents, room link, developer panel |
+//! | `metrics` | `/healthz` and the Prometheus metrics |
 //!
 //! **Authorization.** [`ROUTES`] lists every route with what it needs: public (with the
 //! reason), or a session plus one [`Action`] of the policy module. A route layer looks the
@@ -65,6 +66,7 @@ pub mod authz;
 mod demo;
 mod enrol;
 mod help;
+pub mod metrics;
 mod orders;
 mod screenshots;
 mod server;
@@ -79,6 +81,7 @@ use demo::*;
 use enrol::enrol;
 pub use enrol::{EnrolRequest, EnrolResponse};
 use help::*;
+use metrics::{healthz, metrics_admin, metrics_local};
 use orders::*;
 use screenshots::*;
 use server::*;
@@ -131,6 +134,8 @@ pub struct AppState {
     pub audit: crate::audit::AuditLog,
     /// What the authorization path decides with: the schedule, the policy settings, the clock.
     pub policy: authz::Policy,
+    /// `[metrics]` and the counters only the web side sees.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// One error type for every handler: 4xx carry a precise message, 5xx a generic one (the
@@ -187,6 +192,7 @@ pub const ROUTES: &[(&str, &str, &str, Action)] = &[
     ("GET", "/account", "/account", Action::OwnAccount),
     ("GET", "/api/me", "/api/me", Action::OwnAccount),
     ("GET", "/api/room", "/api/room", Action::ViewRoom),
+    ("GET", "/api/metrics", "/api/metrics", Action::AdminConfig),
     ("POST", "/api/logout", "/api/logout", Action::OwnAccount),
     (
         "DELETE",
@@ -492,14 +498,18 @@ pub fn session_routes() -> impl Iterator<Item = (&'static str, &'static str)> {
 }
 
 /// Routes reachable without a session, each for a reason: the login page and its API, the
-/// static assets, the room link (leads to the login) and station enrolment (authenticated
-/// by its one-time code).
+/// static assets, the room link (leads to the login), station enrolment (authenticated
+/// by its one-time code), the health check (answers "ok" and nothing else) and the metrics
+/// for programs on the box itself (off by default; refused to any peer but loopback:
+/// [`metrics::local_access`]).
 pub const PUBLIC_ROUTES: &[&str] = &[
     "/login",
     "/assets/{*path}",
     "/api/login",
     "/r/{token}",
     "/api/enrol",
+    "/healthz",
+    "/metrics",
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -521,6 +531,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/me", get(me))
         .route("/api/room", get(room_view))
+        .route("/api/metrics", get(metrics_admin))
         .route("/api/logout", post(logout))
         .route("/api/accounts", get(list_accounts).post(create_account))
         .route("/api/accounts/{name}/disabled", post(disable_account))
@@ -581,7 +592,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/login", post(login))
         .route("/r/{token}", get(follow_room_link))
-        .route("/api/enrol", post(enrol));
+        .route("/api/enrol", post(enrol))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_local));
     Router::new()
         .merge(pages)
         .merge(api)

@@ -341,6 +341,10 @@ pub(super) async fn verify_bounded(
 /// through the per-address rate limit.
 async fn audit_refusal(state: &AppState, peer: SocketAddr, name: &str, result: &str, detail: &str) {
     state
+        .metrics
+        .login_failures
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state
         .audit
         .record(
             crate::audit::Source::Anonymous(peer.ip()),
