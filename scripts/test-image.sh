@@ -150,6 +150,10 @@ fi
 cat "$WORK/sign-in.out"
 echo "test-image: signed in at $(($(date +%s) - start)) s"
 check_ssh "the first password file is gone once replaced" 'test ! -e /var/lib/lanterne/first-admin-password'
+# The audit lines of those sign-ins are in the journal too, with their fields, for a school
+# that forwards its boxes' journals (docs/operations.md, "Health, metrics and thirty boxes").
+check_ssh "the audit trail's sign-in lines are in the journal (TARGET=lanterne_audit, LANTERNE_ACTION=login)" \
+  'journalctl -u lanterne-box TARGET=lanterne_audit LANTERNE_ACTION=login -o verbose --no-pager | grep -q "^ *LANTERNE_ACTOR=admin$"'
 
 # Enrolment: a code made on the box (as the technician does over SSH), used by a simulated
 # station on this machine.
