@@ -2,10 +2,10 @@
 # Runs every Lanterne test on this machine: formatting and lints, the Rust unit and scenario
 # tests (station link, enrolment, X11 capture under Xvfb, bad input), the firmware build and
 # its host-side logic tests, the systemd units' exposure, the Windows station agent under
-# Wine, the aarch64 cross-build with its tests under qemu-aarch64, the four Debian packages
-# (built, checked, the amd64 box installed and run), the SD-card image (built under
-# emulation, then booted under qemu-system-aarch64), and the browser tests in headless
-# Chromium.
+# Wine, the browser tests in headless Chromium (and WebKit), then release builds: the aarch64
+# cross-build with its tests under qemu-aarch64, the four Debian packages (built, checked, the
+# amd64 box installed and run), and the SD-card image (built under emulation, then booted
+# under qemu-system-aarch64).
 #
 #   sudo scripts/test.sh
 #   sudo LANTERNE_TEST_PACKAGES=0 scripts/test.sh   # without the aarch64, package and image
