@@ -25,12 +25,18 @@ PACKAGES=${LANTERNE_TEST_PACKAGES:-1}
 
 # The SD-card image's base system (Debian's arm64 packages configured under emulation, the
 # longest part of the image: about 17 minutes of one core) needs none of the builds below,
-# so it starts now, in the background, at the lowest CPU and I/O priority: it runs in the
-# time the other steps leave idle and does not slow them down. The image step waits for it.
+# so it starts now, in the background, at the lowest CPU priority (and the idle I/O class,
+# where the I/O scheduler has one): it runs in the time the other steps leave idle and does
+# not slow them down. The image step waits for it.
 image_base_pid=
 if [ "$PACKAGES" = 1 ]; then
   # In a session of its own, so that an interrupted run stops it with everything it started.
-  setsid nice -n 19 ionice -c 3 scripts/build-image.sh --base-only >"$LOG_DIR/image-base.log" 2>&1 &
+  # A new session is also a new scheduler autogroup, which competes with this one as an
+  # equal whatever its processes' nice values (sched(7), "The autogroup feature"): the
+  # group's own nice value is set too, or the job would take a whole core from the tests.
+  # shellcheck disable=SC2016
+  setsid bash -c '{ echo 19 > /proc/self/autogroup; } 2>/dev/null
+    exec nice -n 19 ionice -c 3 scripts/build-image.sh --base-only' >"$LOG_DIR/image-base.log" 2>&1 &
   image_base_pid=$!
   trap '[ -z "$image_base_pid" ] || kill -- "-$image_base_pid" 2>/dev/null' EXIT
 fi
