@@ -240,7 +240,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         screenshots: Arc::new(screenshot_settings),
         audit: audit.clone(),
         policy,
-        metrics: Arc::new(web::metrics::Metrics::new(cfg.metrics.enabled)),
+        metrics: Arc::new(web::metrics::Metrics {
+            enabled: cfg.metrics.enabled,
+            ..Default::default()
+        }),
     });
     let https_cfg = pki::https_config(&https_identity, &link_identity)?;
 

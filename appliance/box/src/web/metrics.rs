@@ -29,15 +29,6 @@ pub struct Metrics {
     pub login_failures: AtomicU64,
 }
 
-impl Metrics {
-    pub fn new(enabled: bool) -> Self {
-        Metrics {
-            enabled,
-            login_failures: AtomicU64::new(0),
-        }
-    }
-}
-
 /// Who may read `GET /metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum LocalAccess {
@@ -104,11 +95,12 @@ pub(super) async fn metrics_admin(State(state): State<AppState>) -> Response {
 }
 
 fn exposition(state: &AppState) -> Response {
-    let view = state.room.view().borrow().clone();
     let mosaic = state.mosaic.stats();
     let process = ProcessStats::read();
+    // Rendered under the room view's read borrow: no copy of the view, and nothing awaited.
+    let room = state.room.view();
     let text = render(&Sample {
-        view: &view,
+        view: &room.borrow(),
         mosaic: &mosaic,
         login_failures: state.metrics.login_failures.load(Ordering::Relaxed),
         process,
