@@ -288,8 +288,8 @@ pub fn gdpr_record_on(config: &DocumentConfig, lang: Lang, date: time::Date) -> 
         kept_while(
             t("Journal technique du boîtier", "The box's technical log"),
             t(
-                "Noms et noms d'hôte des postes, adresses réseau des postes et des tablettes, identifiant du compte qui verrouille ou lance une démonstration ; jamais de mot de passe, de jeton ni de code.",
-                "Computer names and host names, network addresses of computers and tablets, the name of the account that locks or starts a demo; never a password, token or code.",
+                "Noms et noms d'hôte des postes, adresses réseau des postes et des tablettes, identifiant du compte qui verrouille ou lance une démonstration, et une copie de chaque ligne du journal des accès (qui, quoi, sur quel poste, le résultat) ; jamais de mot de passe, de jeton ni de code.",
+                "Computer names and host names, network addresses of computers and tablets, the name of the account that locks or starts a demo, and a copy of each audit-log line (who, what, on which computer, the result); never a password, token or code.",
             ),
             t(
                 "Selon la configuration du journal système (journald) du boîtier : limité en taille, sans durée fixée par Lanterne",
