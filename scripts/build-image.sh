@@ -109,6 +109,10 @@ include=$(printf '%s\n' "${BASE[@]}" $deps | sort -u | paste -sd,)
 key=$( { echo "$include"; cat images/image/configure-base.sh images/image/qemu-under-proot.c; } | sha256sum | cut -c1-16)
 BASE_DIR=$WORK/base-$key
 ROOT=$WORK/root
+# What a build leaves in $WORK while it works (a system tree and the file systems, a few GB):
+# removed when it ends, failed or not, so that a failed build does not keep the disk full.
+# The configured base system is kept (moved to $BASE_DIR) and so are the logs.
+trap 'rm -rf "$ROOT" "$WORK/boot.fs" "$WORK/root.fs" "$WORK/data.fs"' EXIT
 
 if [ -f "$BASE_DIR/.lanterne-base" ]; then
   echo "build-image: configured base system from the cache ($BASE_DIR)"
@@ -189,6 +193,15 @@ find "$ROOT/boot/firmware" -mindepth 1 -delete
 used_mb=$(du -sm "$ROOT" | cut -f1)
 [ "$used_mb" -lt $((ROOT_MB * 85 / 100)) ] ||
   { echo "build-image: the system takes $used_mb MB, too much for a $ROOT_MB MB root" >&2; exit 1; }
+# The file systems and the card are sparse files: the root file system takes about what the
+# system does, and so does the card that copies it. Said plainly here rather than as
+# mkfs.ext4's "No space left on device" halfway through.
+need_mb=$((2 * used_mb + 2 * BOOT_MB + 256))
+for dir in "$WORK" "$OUT"; do
+  free_mb=$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')
+  [ "$free_mb" -ge "$need_mb" ] ||
+    { echo "build-image: $free_mb MB free on the disk of $dir; making the card needs about $need_mb MB" >&2; exit 1; }
+done
 mkfs.ext4 -q -L RASPIROOT -d "$ROOT" "$WORK/root.fs" "${ROOT_MB}M"
 mkfs.ext4 -q -L LANTERNE -m 0 "$WORK/data.fs" "${DATA_MB}M"
 rm -rf "$ROOT"

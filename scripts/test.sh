@@ -16,6 +16,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# The build directories of one run (debug, Windows, aarch64 release, firmware) and the SD-card
+# image share one disk; a CI run once filled it at the last step. Two settings that change
+# no test keep them small: no incremental compilation caches (this is one build, not an
+# edit-compile loop; they were 17 GB of a developer's target/), and debug builds with line
+# tables only (panics and backtraces keep their file and line; a developer's own
+# `cargo build` keeps full debug information, these apply to this script only).
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
 
 scripts/setup.sh || exit 1
 setup_s=$SECONDS
@@ -57,9 +65,12 @@ count_cargo() { # adds up the "test result:" lines of a cargo test log
 # says how long each step took, so that the README can say which parts take longest).
 step_names=()
 step_starts=()
+step_free=()
+free_gb() { df -Pm . | awk 'NR == 2 { printf "%.1f", $4 / 1024 }'; }
 step() {
   step_names+=("$1")
   step_starts+=("$SECONDS")
+  step_free+=("$(free_gb)")
   echo "==> $1"
 }
 
@@ -139,12 +150,13 @@ else
 fi
 
 echo
-echo "time per step:"
-printf '  %5d s  %s\n' "$setup_s" "setup (scripts/setup.sh)"
+echo "time per step (and the disk space free when it started):"
+printf '  %5d s  %7s  %s\n' "$setup_s" "" "setup (scripts/setup.sh)"
 for i in "${!step_names[@]}"; do
   next=${step_starts[$((i + 1))]:-$SECONDS}
-  printf '  %5d s  %s\n' "$((next - step_starts[i]))" "${step_names[i]}"
+  printf '  %5d s  %5s GB  %s\n' "$((next - step_starts[i]))" "${step_free[i]}" "${step_names[i]}"
 done
+printf '  %7s  %5s GB  %s\n' "" "$(free_gb)" "at the end"
 if [ ${#problems[@]} -gt 0 ]; then
   echo "failed steps: ${problems[*]}"
 fi
