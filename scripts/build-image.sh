@@ -18,8 +18,9 @@
 #      list and the recipe, so the next builds skip steps 1 and 2;
 #   3. images/image/rootfs is copied over a copy of it and lanterne-box installed, the same
 #      way (images/image/configure-box.sh);
-#   4. /boot/firmware becomes the FAT boot partition (mtools), the rest the ext4 root
-#      (mkfs.ext4 -d), an empty ext4 the data partition, all put together into one disk image.
+#   4. the card: its partition table, /boot/firmware copied into a FAT file system (mtools)
+#      for the boot partition, and the ext4 root (mkfs.ext4 -d) and empty ext4 data
+#      partition made in place, at their offsets in the card.
 # The card: RASPIFIRM (FAT, 256 MiB), RASPIROOT (ext4, the system), LANTERNE (ext4, the box's
 # state in /var/lib/lanterne). Flash it with dd or bmaptool (docs/operations.md). Each step's
 # time is printed; scripts/test-image.sh boots the image under qemu-system-aarch64.
@@ -109,10 +110,10 @@ include=$(printf '%s\n' "${BASE[@]}" $deps | sort -u | paste -sd,)
 key=$( { echo "$include"; cat images/image/configure-base.sh images/image/qemu-under-proot.c; } | sha256sum | cut -c1-16)
 BASE_DIR=$WORK/base-$key
 ROOT=$WORK/root
-# What a build leaves in $WORK while it works (a system tree and the file systems, a few GB):
-# removed when it ends, failed or not, so that a failed build does not keep the disk full.
-# The configured base system is kept (moved to $BASE_DIR) and so are the logs.
-trap 'rm -rf "$ROOT" "$WORK/boot.fs" "$WORK/root.fs" "$WORK/data.fs"' EXIT
+# What a build leaves while it works (a system tree, the boot file system, the unfinished
+# card: a few GB): removed when it ends, failed or not, so that a failed build does not keep
+# the disk full. The configured base system is kept (moved to $BASE_DIR) and so are the logs.
+trap 'rm -rf "$ROOT" "$WORK/boot.fs" "$IMAGE.part"' EXIT
 
 if [ -f "$BASE_DIR/.lanterne-base" ]; then
   echo "build-image: configured base system from the cache ($BASE_DIR)"
@@ -185,40 +186,50 @@ rm -f "$ROOT/configure-box" "$ROOT/usr/sbin/systemd-tmpfiles" "$ROOT/etc/dpkg/dp
 step "lanterne-box installed (configure-box.sh)"
 
 # --- 4. the card --------------------------------------------------------------------------
-# The boot partition: what raspi-firmware put in /boot/firmware, which becomes its mount point.
-rm -f "$WORK/boot.fs" "$WORK/root.fs" "$WORK/data.fs"
-mkfs.vfat -n RASPIFIRM -F 32 -C "$WORK/boot.fs" $((BOOT_MB * 1024)) >/dev/null
-MTOOLS_SKIP_CHECK=1 mcopy -s -p -m -i "$WORK/boot.fs" "$ROOT"/boot/firmware/* ::/
-find "$ROOT/boot/firmware" -mindepth 1 -delete
-used_mb=$(du -sm "$ROOT" | cut -f1)
+# Made in $IMAGE.part, renamed when complete, so that a failed build leaves no card that looks
+# finished. The partition table first; the ext4 file systems are then made in place, at their
+# partitions' offsets (mke2fs -E offset), which needs no separate file system file of the
+# system's size beside the card (the disk is fullest at this step of a test run).
+boot_start_mb=4
+root_start_mb=$((boot_start_mb + BOOT_MB))
+data_start_mb=$((root_start_mb + ROOT_MB))
+total_mb=$((data_start_mb + DATA_MB + 1))
+find "$ROOT/boot/firmware" -mindepth 1 | grep -q . ||
+  { echo "build-image: /boot/firmware is empty (raspi-firmware did not fill it)" >&2; exit 1; }
+boot_mb=$(du -sm "$ROOT/boot/firmware" | cut -f1)
+used_mb=$(( $(du -sm "$ROOT" | cut -f1) - boot_mb ))
 [ "$used_mb" -lt $((ROOT_MB * 85 / 100)) ] ||
   { echo "build-image: the system takes $used_mb MB, too much for a $ROOT_MB MB root" >&2; exit 1; }
-# The file systems and the card are sparse files: the root file system takes about what the
-# system does, and so does the card that copies it. Said plainly here rather than as
-# mkfs.ext4's "No space left on device" halfway through.
-need_mb=$((2 * used_mb + 2 * BOOT_MB + 256))
+# The card is a sparse file holding about what the system takes, and the boot partition is
+# made beside it first. Said plainly here rather than as mkfs's "No space left on device"
+# halfway through.
+need_mb=$((used_mb + 2 * boot_mb + 256))
 for dir in "$WORK" "$OUT"; do
   free_mb=$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')
   [ "$free_mb" -ge "$need_mb" ] ||
     { echo "build-image: $free_mb MB free on the disk of $dir; making the card needs about $need_mb MB" >&2; exit 1; }
 done
-mkfs.ext4 -q -L RASPIROOT -d "$ROOT" "$WORK/root.fs" "${ROOT_MB}M"
-mkfs.ext4 -q -L LANTERNE -m 0 "$WORK/data.fs" "${DATA_MB}M"
-rm -rf "$ROOT"
 
-echo "build-image: assembling $IMAGE"
-rm -f "$IMAGE"
-total_mb=$((4 + BOOT_MB + ROOT_MB + DATA_MB + 1))
-truncate -s "${total_mb}M" "$IMAGE"
-sfdisk --quiet "$IMAGE" <<PARTS
+echo "build-image: making $IMAGE"
+rm -f "$IMAGE" "$IMAGE.part"
+truncate -s "${total_mb}M" "$IMAGE.part"
+sfdisk --quiet "$IMAGE.part" <<PARTS
 label: dos
-start=4MiB, size=${BOOT_MB}MiB, type=c, bootable
+start=${boot_start_mb}MiB, size=${BOOT_MB}MiB, type=c, bootable
 size=${ROOT_MB}MiB, type=83
 size=${DATA_MB}MiB, type=83
 PARTS
-dd if="$WORK/boot.fs" of="$IMAGE" bs=1M seek=4 conv=notrunc,sparse status=none
-dd if="$WORK/root.fs" of="$IMAGE" bs=1M seek=$((4 + BOOT_MB)) conv=notrunc,sparse status=none
-dd if="$WORK/data.fs" of="$IMAGE" bs=1M seek=$((4 + BOOT_MB + ROOT_MB)) conv=notrunc,sparse status=none
-rm -f "$WORK/boot.fs" "$WORK/root.fs" "$WORK/data.fs"
+# The boot partition: what raspi-firmware put in /boot/firmware, which becomes its mount point.
+rm -f "$WORK/boot.fs"
+mkfs.vfat -n RASPIFIRM -F 32 -C "$WORK/boot.fs" $((BOOT_MB * 1024)) >/dev/null
+MTOOLS_SKIP_CHECK=1 mcopy -s -p -m -i "$WORK/boot.fs" "$ROOT"/boot/firmware/* ::/
+dd if="$WORK/boot.fs" of="$IMAGE.part" bs=1M seek=$boot_start_mb conv=notrunc,sparse status=none
+rm -f "$WORK/boot.fs"
+find "$ROOT/boot/firmware" -mindepth 1 -delete
+# The root and the data partitions, in place.
+mkfs.ext4 -q -F -L RASPIROOT -d "$ROOT" -E offset=$((root_start_mb * 1024 * 1024)) "$IMAGE.part" "${ROOT_MB}M"
+mkfs.ext4 -q -F -L LANTERNE -m 0 -E offset=$((data_start_mb * 1024 * 1024)) "$IMAGE.part" "${DATA_MB}M"
+rm -rf "$ROOT"
+mv "$IMAGE.part" "$IMAGE"
 step "partitions made and put together"
 echo "build-image: $IMAGE ($(du -h --apparent-size "$IMAGE" | cut -f1), $(du -h "$IMAGE" | cut -f1) used) in $(($(date +%s) - start)) s"

@@ -29,6 +29,13 @@ scripts/setup.sh || exit 1
 setup_s=$SECONDS
 
 LOG_DIR=$(mktemp -d)
+# A run from a clean clone took about 14 GB at its fullest (the build directories, 12.6 GB,
+# and the image's work files); said first, rather than as "No space left on device" at the
+# end.
+free_mb=$(df -Pm . | awk 'NR == 2 { print $4 }')
+if [ "$free_mb" -lt 15360 ]; then
+  echo "warning: $((free_mb / 1024)) GB free on this disk; a run from a clean clone needs about 15 GB" >&2
+fi
 PACKAGES=${LANTERNE_TEST_PACKAGES:-1}
 
 # The SD-card image's base system (Debian's arm64 packages configured under emulation, the
